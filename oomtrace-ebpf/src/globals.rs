@@ -1,0 +1,123 @@
+//! Load-time constants. Userspace overwrites each with an offset resolved
+//! from the running kernel's BTF or a tracefs `format` file
+//! (`EbpfLoader::set_global`); the names are part of the loader's contract.
+//! Read them through [`get`]: a plain read would let the compiler fold the
+//! zero initializer into the code.
+
+#[inline(always)]
+pub fn get(v: &'static u32) -> usize {
+    unsafe { core::ptr::read_volatile(v) as usize }
+}
+
+/// Non-zero once userspace resolved every BTF offset below.
+#[no_mangle]
+pub static BTF_READY: u32 = 0;
+// Struct member offsets (BTF).
+#[no_mangle]
+pub static TASK_TGID: u32 = 0;
+#[no_mangle]
+pub static TASK_PID: u32 = 0;
+#[no_mangle]
+pub static TASK_COMM: u32 = 0;
+#[no_mangle]
+pub static TASK_CGROUPS: u32 = 0;
+#[no_mangle]
+pub static TASK_SIGNAL: u32 = 0;
+#[no_mangle]
+pub static TASK_MM: u32 = 0;
+#[no_mangle]
+pub static SIGNAL_OOM_SCORE_ADJ: u32 = 0;
+#[no_mangle]
+pub static MM_TOTAL_VM: u32 = 0;
+#[no_mangle]
+pub static MM_RSS_BASE: u32 = 0;
+#[no_mangle]
+pub static MM_RSS_STRIDE: u32 = 0;
+#[no_mangle]
+pub static MM_RSS_INNER: u32 = 0;
+#[no_mangle]
+pub static RSS_FILE_IDX: u32 = 0;
+#[no_mangle]
+pub static RSS_ANON_IDX: u32 = 0;
+#[no_mangle]
+pub static RSS_SHMEM_IDX: u32 = 0;
+#[no_mangle]
+pub static CSS_SET_SUBSYS: u32 = 0;
+#[no_mangle]
+pub static MEMORY_CGRP_ID: u32 = 0;
+#[no_mangle]
+pub static CSS_CGROUP: u32 = 0;
+#[no_mangle]
+pub static CSS_PARENT: u32 = 0;
+#[no_mangle]
+pub static CGROUP_KN: u32 = 0;
+#[no_mangle]
+pub static KN_ID: u32 = 0;
+#[no_mangle]
+pub static MEMCG_CSS: u32 = 0;
+#[no_mangle]
+pub static MEMCG_MEMORY: u32 = 0;
+#[no_mangle]
+pub static PC_USAGE: u32 = 0;
+#[no_mangle]
+pub static PC_MAX: u32 = 0;
+
+// struct oom_control.
+#[no_mangle]
+pub static OC_MEMCG: u32 = 0;
+#[no_mangle]
+pub static OC_CHOSEN: u32 = 0;
+#[no_mangle]
+pub static OC_CONSTRAINT: u32 = 0;
+#[no_mangle]
+pub static OC_TOTALPAGES: u32 = 0;
+#[no_mangle]
+pub static OC_ORDER: u32 = 0;
+
+// Tracepoint field offsets (tracefs `format`).
+#[no_mangle]
+pub static TP_MV_PID: u32 = 0;
+#[no_mangle]
+pub static TP_MV_COMM: u32 = 0;
+#[no_mangle]
+pub static TP_MV_COMM_IS_LOC: u32 = 0;
+#[no_mangle]
+pub static TP_MV_TOTAL_VM: u32 = 0;
+#[no_mangle]
+pub static TP_MV_ANON_RSS: u32 = 0;
+#[no_mangle]
+pub static TP_MV_FILE_RSS: u32 = 0;
+#[no_mangle]
+pub static TP_MV_SHMEM_RSS: u32 = 0;
+#[no_mangle]
+pub static TP_MV_OOM_SCORE_ADJ: u32 = 0;
+#[no_mangle]
+pub static TP_CG_ROOT: u32 = 0;
+#[no_mangle]
+pub static TP_CG_ID: u32 = 0;
+#[no_mangle]
+pub static TP_CG_LEVEL: u32 = 0;
+#[no_mangle]
+pub static TP_CG_PATH: u32 = 0;
+#[no_mangle]
+pub static TP_AT_DST_ROOT: u32 = 0;
+#[no_mangle]
+pub static TP_AT_DST_ID: u32 = 0;
+#[no_mangle]
+pub static TP_AT_DST_LEVEL: u32 = 0;
+#[no_mangle]
+pub static TP_AT_PID: u32 = 0;
+#[no_mangle]
+pub static TP_AT_DST_PATH: u32 = 0;
+#[no_mangle]
+pub static TP_AT_COMM: u32 = 0;
+#[no_mangle]
+pub static TP_SG_SIG: u32 = 0;
+#[no_mangle]
+pub static TP_SG_CODE: u32 = 0;
+#[no_mangle]
+pub static TP_SG_COMM: u32 = 0;
+#[no_mangle]
+pub static TP_SG_PID: u32 = 0;
+#[no_mangle]
+pub static TP_SG_RESULT: u32 = 0;

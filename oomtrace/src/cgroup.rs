@@ -1,0 +1,277 @@
+//! The node's memory-cgroup tree: scanned from cgroupfs at start, then kept
+//! current from the kernel's cgroup events. A cgroup id is its kernfs node
+//! id (the directory's inode number), the key the OOM hooks report. Removed
+//! cgroups stay as tombstones for a while: a container's cgroup is often
+//! gone milliseconds after its last process was killed.
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+
+use crate::event::{self, Event};
+
+/// How long a removed cgroup keeps its identity.
+pub const TOMBSTONE_NS: u64 = 10 * 60 * 1_000_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CgroupId(pub u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// Where the memory controller lives on this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub version: Version,
+    /// The memory hierarchy's mount: `<root>/memory` on v1, `<root>` on v2.
+    pub memory_root: PathBuf,
+    /// The hierarchy id the cgroup tracepoints report for it (0 on v2).
+    pub hierarchy_id: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("cgroup root {0} does not exist (set --cgroup-root)")]
+    Missing(PathBuf),
+    #[error("no memory controller under {0}: neither cgroup v2 with `memory` in cgroup.controllers nor a v1 `memory` hierarchy")]
+    NoMemory(PathBuf),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Layout {
+    /// Detects v1 (a `memory` hierarchy) or v2 (memory in the root's
+    /// cgroup.controllers). A hybrid host with v2 mounted but without the
+    /// memory controller counts as v1.
+    pub fn detect(root: &Path) -> Result<Layout, LayoutError> {
+        if !root.is_dir() {
+            return Err(LayoutError::Missing(root.to_path_buf()));
+        }
+        let controllers = root.join("cgroup.controllers");
+        if let Ok(text) = fs::read_to_string(&controllers) {
+            if text.split_whitespace().any(|c| c == "memory") {
+                return Ok(Layout {
+                    version: Version::V2,
+                    memory_root: root.to_path_buf(),
+                    hierarchy_id: 0,
+                });
+            }
+        }
+        let v1 = root.join("memory");
+        if v1.join("memory.limit_in_bytes").exists() {
+            let hierarchy_id = memory_hierarchy_id()?;
+            return Ok(Layout {
+                version: Version::V1,
+                memory_root: v1,
+                hierarchy_id,
+            });
+        }
+        Err(LayoutError::NoMemory(root.to_path_buf()))
+    }
+}
+
+/// The v1 memory hierarchy's id, from /proc/cgroups.
+fn memory_hierarchy_id() -> Result<u32, LayoutError> {
+    let path = PathBuf::from("/proc/cgroups");
+    let controllers = procfs::cgroups().map_err(|e| LayoutError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    controllers
+        .0
+        .into_iter()
+        .find(|c| c.name == "memory")
+        .map(|c| c.hierarchy)
+        .ok_or(LayoutError::NoMemory(path))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Relative to the hierarchy root, as the kernel prints it: `/a/b`.
+    pub path: String,
+    /// boot-time ns of its rmdir, for tombstone expiry.
+    pub removed_ns: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CgroupTree {
+    nodes: HashMap<CgroupId, Node>,
+    /// Last memory cgroup each pid was attached to (from attach events).
+    pids: HashMap<u32, CgroupId>,
+    hierarchy_id: u32,
+}
+
+impl CgroupTree {
+    pub fn new(hierarchy_id: u32) -> Self {
+        CgroupTree {
+            hierarchy_id,
+            ..Default::default()
+        }
+    }
+
+    /// Walks the memory hierarchy. Directories that vanish mid-walk are
+    /// skipped: the tree is racing a live node.
+    pub fn scan(layout: &Layout) -> Result<Self, LayoutError> {
+        let mut tree = CgroupTree::new(layout.hierarchy_id);
+        let root = &layout.memory_root;
+        let meta = fs::metadata(root).map_err(|source| LayoutError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        tree.insert(CgroupId(meta.ino()), "/".into());
+        let mut stack = vec![(root.clone(), String::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(ft) = entry.file_type() else { continue };
+                if !ft.is_dir() {
+                    continue;
+                }
+                let Ok(meta) = entry.metadata() else { continue };
+                let name = entry.file_name();
+                let child_rel = format!("{rel}/{}", name.to_string_lossy());
+                tree.insert(CgroupId(meta.ino()), child_rel.clone());
+                stack.push((entry.path(), child_rel));
+            }
+        }
+        Ok(tree)
+    }
+
+    pub fn insert(&mut self, id: CgroupId, path: String) {
+        self.nodes.insert(
+            id,
+            Node {
+                path,
+                removed_ns: None,
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn get(&self, id: CgroupId) -> Option<&Node> {
+        self.nodes.get(&id)
+    }
+
+    pub fn path(&self, id: CgroupId) -> Option<&str> {
+        self.nodes.get(&id).map(|n| n.path.as_str())
+    }
+
+    pub fn cgroup_of_pid(&self, pid: u32) -> Option<CgroupId> {
+        self.pids.get(&pid).copied()
+    }
+
+    /// Live (not removed) cgroups, for comparisons with a fresh walk.
+    pub fn live_paths(&self) -> impl Iterator<Item = &str> {
+        self.nodes
+            .values()
+            .filter(|n| n.removed_ns.is_none())
+            .map(|n| n.path.as_str())
+    }
+
+    /// Applies a cgroup event of the memory hierarchy; other hierarchies and
+    /// other events are ignored. Purges expired tombstones as time advances.
+    pub fn apply(&mut self, ev: &Event) {
+        match ev {
+            Event::Mkdir(c) if c.root == self.hierarchy_id => {
+                self.insert(CgroupId(c.id), event::path(&c.path, c.path_len));
+            }
+            Event::Rmdir(c) if c.root == self.hierarchy_id => {
+                let path = event::path(&c.path, c.path_len);
+                let node = self.nodes.entry(CgroupId(c.id)).or_insert(Node {
+                    path,
+                    removed_ns: None,
+                });
+                node.removed_ns = Some(c.header.boot_ns);
+                self.expire(c.header.boot_ns);
+            }
+            Event::Attach(a) if a.dst_root == self.hierarchy_id => {
+                let id = CgroupId(a.dst_id);
+                self.nodes.entry(id).or_insert_with(|| Node {
+                    path: event::path(&a.path, a.path_len),
+                    removed_ns: None,
+                });
+                self.pids.insert(a.pid, id);
+            }
+            _ => {}
+        }
+    }
+
+    fn expire(&mut self, now_ns: u64) {
+        self.nodes.retain(|_, n| {
+            n.removed_ns
+                .is_none_or(|t| now_ns.saturating_sub(t) < TOMBSTONE_NS)
+        });
+        let nodes = &self.nodes;
+        self.pids.retain(|_, id| nodes.contains_key(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oomtrace_common::{CgroupEvent, Header, Kind, PATH_LEN, WIRE_VERSION};
+
+    fn cg(kind: Kind, root: u32, id: u64, path: &str, ns: u64) -> Event {
+        let mut p = [0u8; PATH_LEN];
+        p[..path.len()].copy_from_slice(path.as_bytes());
+        let c = CgroupEvent {
+            header: Header {
+                version: WIRE_VERSION,
+                kind: kind as u16,
+                cpu: 0,
+                boot_ns: ns,
+            },
+            root,
+            level: 1,
+            id,
+            path_len: path.len() as u32,
+            _pad: 0,
+            path: p,
+        };
+        match kind {
+            Kind::CgroupMkdir => Event::Mkdir(c),
+            _ => Event::Rmdir(c),
+        }
+    }
+
+    #[test]
+    fn removed_cgroups_keep_identity_until_expiry() {
+        let mut t = CgroupTree::new(5);
+        t.apply(&cg(Kind::CgroupMkdir, 5, 10, "/kubepods/pod1", 1));
+        t.apply(&cg(Kind::CgroupMkdir, 3, 11, "/other-hierarchy", 1));
+        assert_eq!(t.path(CgroupId(10)), Some("/kubepods/pod1"));
+        assert_eq!(t.path(CgroupId(11)), None, "other hierarchies are ignored");
+        t.apply(&cg(Kind::CgroupRmdir, 5, 10, "/kubepods/pod1", 2));
+        assert_eq!(t.path(CgroupId(10)), Some("/kubepods/pod1"), "tombstone");
+        assert_eq!(t.live_paths().count(), 0);
+        t.apply(&cg(Kind::CgroupRmdir, 5, 12, "/x", 2 + TOMBSTONE_NS));
+        assert_eq!(t.path(CgroupId(10)), None, "expired");
+    }
+
+    #[test]
+    fn missing_root_is_named() {
+        let err = Layout::detect(Path::new("/nonexistent/cgroup")).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/cgroup"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Command line: flags parsed by clap, then turned into a validated config
+//! (`daemon::Config`) before anything starts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::probe::HookRequests;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "oomtrace",
+    version,
+    about = "Explains every memory kill on a Kubernetes node, from the kernel"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The daemon: one JSON object per line on stdout (a verdict per killed process).
+    Run(RunArgs),
+    /// Readable verdict lines for a terminal (colour on a TTY unless NO_COLOR is set).
+    Tail(TailArgs),
+    /// What this node offers oomtrace: kernel, BTF, tracefs, cgroups, privileges, hooks.
+    Doctor(TailArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Where cgroupfs is mounted.
+    #[arg(long, value_name = "PATH", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// The kubelet's pod log directory (`<namespace>_<pod>_<uid>/` → pod names).
+    #[arg(long, value_name = "PATH", default_value = "/var/log/pods")]
+    pub pods_log_dir: PathBuf,
+    /// The kubelet's container log symlinks (`<pod>_<ns>_<container>-<id>.log` → container names).
+    #[arg(long, value_name = "PATH", default_value = "/var/log/containers")]
+    pub containers_log_dir: PathBuf,
+    /// Force a hook per family, e.g. `oom=kprobe,victim=tracepoint` (kinds: oom:
+    /// fentry|kprobe|off; victim: tp_btf|raw_tp|tracepoint; cgroup, signal: tracepoint|off).
+    #[arg(long, value_name = "FAMILY=KIND,...", default_value = "auto")]
+    pub hooks: HookRequests,
+    /// Name of this node in every JSON object (default: the hostname).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Kernel BTF to read struct offsets from.
+    #[arg(long, value_name = "PATH", default_value = "/sys/kernel/btf/vmlinux")]
+    pub btf: PathBuf,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 22)]
+    pub ring_buffer_bytes: u32,
+}

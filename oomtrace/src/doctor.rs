@@ -1,0 +1,158 @@
+//! `oomtrace doctor`: what this node offers and which hook each family
+//! takes, with the reason every other candidate was skipped. It loads and
+//! attaches exactly as `run` does, then detaches.
+
+use std::{fs, process::ExitCode};
+
+use crate::{
+    cgroup::{CgroupTree, Layout},
+    cli::Common,
+    daemon::kernel_release,
+    loader,
+    probe::Family,
+};
+
+pub fn run(common: Common) -> anyhow::Result<ExitCode> {
+    let mut problems: Vec<String> = Vec::new();
+    println!("oomtrace {} doctor", env!("CARGO_PKG_VERSION"));
+    println!("kernel      {}", kernel_release());
+    let lockdown = fs::read_to_string("/sys/kernel/security/lockdown")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    println!("lockdown    {lockdown}");
+
+    let euid = rustix::process::geteuid();
+    let caps = effective_caps();
+    println!(
+        "privileges  euid {}, CAP_BPF {}, CAP_PERFMON {}, CAP_SYS_ADMIN {}",
+        euid.as_raw(),
+        yes(caps.is_some_and(|c| c & (1 << 39) != 0)),
+        yes(caps.is_some_and(|c| c & (1 << 38) != 0)),
+        yes(caps.is_some_and(|c| c & (1 << 21) != 0)),
+    );
+
+    match Layout::detect(&common.cgroup_root) {
+        Ok(layout) => {
+            let count = CgroupTree::scan(&layout).map(|t| t.len()).unwrap_or(0);
+            println!(
+                "cgroups     {:?}, memory controller at {} ({} cgroups){}",
+                layout.version,
+                layout.memory_root.display(),
+                count,
+                if layout.version == crate::cgroup::Version::V1 {
+                    format!(", hierarchy id {}", layout.hierarchy_id)
+                } else {
+                    String::new()
+                }
+            );
+            let kube = ["kubepods", "kubepods.slice"]
+                .iter()
+                .find(|k| layout.memory_root.join(k).is_dir());
+            println!("kubelet     {}", match kube {
+                Some(k) => format!("{k} present (cgroup driver: {})", if k.ends_with(".slice") { "systemd" } else { "cgroupfs" }),
+                None => "no kubepods cgroup: not a Kubernetes node (host processes still get verdicts)".into(),
+            });
+        }
+        Err(e) => {
+            println!("cgroups     ERROR {e}");
+            problems.push(e.to_string());
+        }
+    }
+    println!(
+        "pod names   {} {}",
+        common.pods_log_dir.display(),
+        if common.pods_log_dir.is_dir() {
+            "present"
+        } else {
+            "missing: pod namespace/name will be null"
+        }
+    );
+    println!(
+        "kernel log  /dev/kmsg {}",
+        match fs::File::open("/dev/kmsg") {
+            Ok(_) => "readable".to_string(),
+            Err(e) => format!("unreadable: {e}"),
+        }
+    );
+
+    match loader::load(&common.btf, &common.hooks, common.ring_buffer_bytes) {
+        Ok(loaded) => {
+            let f = &loaded.facts;
+            println!(
+                "tracefs     {}",
+                match &f.tracefs {
+                    Ok(p) => format!(
+                        "{p}{}",
+                        if f.tracefs_mounted_by_us {
+                            " (mounted by oomtrace)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Err(e) => format!("ERROR {e}"),
+                }
+            );
+            println!(
+                "btf         {}",
+                match &f.btf {
+                    Ok(p) => format!("{p}: every offset resolved"),
+                    Err(e) => format!("ERROR {e}"),
+                }
+            );
+            println!(
+                "kprobes     {}",
+                if f.kprobes {
+                    "available"
+                } else {
+                    "not in this kernel"
+                }
+            );
+            println!("hooks");
+            for c in &loaded.choices {
+                println!(
+                    "  {:<7} {}",
+                    c.family.name(),
+                    c.chosen.map(|k| k.name()).unwrap_or("NONE")
+                );
+                for s in &c.skipped {
+                    println!("          skipped {:<10} {}", s.kind.name(), s.reason);
+                }
+                if c.chosen.is_none() && c.family == Family::Victim {
+                    problems
+                        .push("no hook on oom:mark_victim attaches: no kill can be seen".into());
+                }
+                if c.chosen.is_none() && c.family == Family::Oom {
+                    println!("          (constraint and OOMing cgroup come from the memcg counters read at each kill, then the kernel log)");
+                }
+            }
+        }
+        Err(e) => {
+            println!("hooks       ERROR {e:#}");
+            problems.push(format!("{e:#}"));
+        }
+    }
+    if problems.is_empty() {
+        println!("verdict     oomtrace can run here");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("verdict     oomtrace cannot run here:");
+        for p in problems {
+            println!("  - {p}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn effective_caps() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+}

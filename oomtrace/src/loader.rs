@@ -1,0 +1,141 @@
+//! Everything between the built eBPF object and attached hooks: tracefs
+//! (mounted when missing), kernel BTF, load-time globals, the probe table.
+//! Shared by `run` and `doctor`, so doctor reports exactly what run would do.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context as _;
+use aya::{Ebpf, EbpfLoader};
+use serde::Serialize;
+
+use crate::{
+    btf::Btf as KernelBtf,
+    offsets,
+    probe::{self, Choice, Family, HookRequests},
+    tracefs,
+};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
+
+/// What the node offered, kept for `doctor` and the status line.
+#[derive(Clone, Debug, Serialize)]
+pub struct Facts {
+    pub tracefs: Result<String, String>,
+    /// Whether oomtrace mounted tracefs itself.
+    pub tracefs_mounted_by_us: bool,
+    pub btf: Result<String, String>,
+    pub kprobes: bool,
+}
+
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub choices: Vec<Choice>,
+    pub facts: Facts,
+}
+
+pub fn load(
+    btf_path: &Path,
+    requests: &HookRequests,
+    ring_buffer_bytes: u32,
+) -> anyhow::Result<Loaded> {
+    if OBJECT.is_empty() {
+        anyhow::bail!("this oomtrace was built with AYA_BUILD_SKIP=1 and holds no eBPF object; build it with `cargo xtask build`");
+    }
+    let (tracefs_dir, tracefs_mounted_by_us) = match ensure_tracefs() {
+        Ok((p, m)) => (Ok(p), m),
+        Err(e) => (Err(e), false),
+    };
+    let mut globals: Vec<offsets::Global> = Vec::new();
+    let mut tracefs_problem = BTreeMap::new();
+    match &tracefs_dir {
+        Ok(dir) => {
+            let fams: [(Family, Result<Vec<offsets::Global>, tracefs::FormatError>); 3] = [
+                (Family::Victim, offsets::mark_victim(Path::new(dir))),
+                (Family::Cgroup, offsets::cgroup(Path::new(dir))),
+                (Family::Signal, offsets::signal(Path::new(dir))),
+            ];
+            for (fam, r) in fams {
+                match r {
+                    Ok(g) => globals.extend(g),
+                    Err(e) => {
+                        tracefs_problem.insert(fam, e.to_string());
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            for fam in [Family::Victim, Family::Cgroup, Family::Signal] {
+                tracefs_problem.insert(fam, e.clone());
+            }
+        }
+    }
+    let kernel_btf = KernelBtf::from_file(btf_path).map_err(|e| e.to_string());
+    let btf_problem = match &kernel_btf {
+        Ok(b) => match offsets::from_btf(b) {
+            Ok(g) => {
+                globals.extend(g);
+                None
+            }
+            Err(e) => Some(format!("BTF of this kernel lacks what oomtrace reads: {e}")),
+        },
+        Err(e) => Some(format!("no usable kernel BTF: {e}")),
+    };
+    let aya_btf = if btf_problem.is_none() {
+        aya::Btf::parse_file(btf_path, aya::Endianness::Little).ok()
+    } else {
+        None
+    };
+
+    let mut loader = EbpfLoader::new();
+    loader.btf(aya_btf.as_ref());
+    loader.map_max_entries("EVENTS", ring_buffer_bytes);
+    for (name, value) in &globals {
+        loader.override_global(*name, value, true);
+    }
+    let mut ebpf = loader
+        .load(OBJECT)
+        .map_err(|e| anyhow::anyhow!(probe::chain(e)))
+        .context("loading the eBPF object (are you root, with CAP_BPF and CAP_PERFMON?)")?;
+
+    let env = probe::Env {
+        btf: aya_btf.as_ref(),
+        btf_problem: btf_problem.clone(),
+        tracefs_problem,
+        has_kprobes: has_kprobes(tracefs_dir.as_ref().ok().map(PathBuf::from).as_deref()),
+    };
+    let choices = probe::attach_all(&mut ebpf, requests, &env);
+    let facts = Facts {
+        tracefs: tracefs_dir,
+        tracefs_mounted_by_us,
+        btf: match btf_problem {
+            None => Ok(btf_path.display().to_string()),
+            Some(p) => Err(p),
+        },
+        kprobes: env.has_kprobes,
+    };
+    Ok(Loaded {
+        ebpf,
+        choices,
+        facts,
+    })
+}
+
+/// The tracefs mount, mounting it at /sys/kernel/tracing when the node has
+/// none (the host here boots without it).
+fn ensure_tracefs() -> Result<(String, bool), String> {
+    if let Some(p) = tracefs::find_tracefs() {
+        return Ok((p.display().to_string(), false));
+    }
+    let target = Path::new("/sys/kernel/tracing");
+    rustix::mount::mount("nodev", target, "tracefs", rustix::mount::MountFlags::empty(), None)
+        .map_err(|e| format!("tracefs is not mounted and mounting it at {} failed: {e} (mount it: mount -t tracefs nodev {})", target.display(), target.display()))?;
+    Ok((target.display().to_string(), true))
+}
+
+fn has_kprobes(tracefs: Option<&Path>) -> bool {
+    Path::new("/sys/bus/event_source/devices/kprobe").exists()
+        || tracefs.is_some_and(|t| t.join("kprobe_events").exists())
+}

@@ -1,0 +1,99 @@
+//! The load-time globals of the eBPF object: struct offsets from the running
+//! kernel's BTF and tracepoint field offsets from tracefs `format` files.
+//! Kernel differences are handled here, by data, never by version checks.
+
+use std::path::Path;
+
+use crate::{btf::Btf, tracefs};
+
+/// One global, named as in `oomtrace-ebpf/src/globals.rs`.
+pub type Global = (&'static str, u32);
+
+/// Struct offsets the BTF-reading programs need. `Err` names what the
+/// kernel's BTF lacked; the programs then run without memcg ancestry.
+pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::btf::BtfError> {
+    let m = |s: &str, p: &str| btf.member_offset(s, p);
+    let rss = btf.rss_layout()?;
+    let e = |v: &str| -> Result<u32, crate::btf::BtfError> { Ok(btf.enum_value("", v)? as u32) };
+    let memcg_css = m("mem_cgroup", "css")?;
+    Ok(vec![
+        ("TASK_TGID", m("task_struct", "tgid")?),
+        ("TASK_PID", m("task_struct", "pid")?),
+        ("TASK_COMM", m("task_struct", "comm")?),
+        ("TASK_CGROUPS", m("task_struct", "cgroups")?),
+        ("TASK_SIGNAL", m("task_struct", "signal")?),
+        ("TASK_MM", m("task_struct", "mm")?),
+        ("SIGNAL_OOM_SCORE_ADJ", m("signal_struct", "oom_score_adj")?),
+        ("MM_TOTAL_VM", m("mm_struct", "total_vm")?),
+        ("MM_RSS_BASE", rss.base),
+        ("MM_RSS_STRIDE", rss.stride),
+        ("MM_RSS_INNER", rss.inner),
+        ("RSS_FILE_IDX", e("MM_FILEPAGES")?),
+        ("RSS_ANON_IDX", e("MM_ANONPAGES")?),
+        ("RSS_SHMEM_IDX", e("MM_SHMEMPAGES")?),
+        ("CSS_SET_SUBSYS", m("css_set", "subsys")?),
+        (
+            "MEMORY_CGRP_ID",
+            btf.enum_value("cgroup_subsys_id", "memory_cgrp_id")? as u32,
+        ),
+        ("CSS_CGROUP", m("cgroup_subsys_state", "cgroup")?),
+        ("CSS_PARENT", m("cgroup_subsys_state", "parent")?),
+        ("CGROUP_KN", m("cgroup", "kn")?),
+        ("KN_ID", m("kernfs_node", "id")?),
+        ("MEMCG_CSS", memcg_css),
+        ("MEMCG_MEMORY", m("mem_cgroup", "memory")?),
+        ("PC_USAGE", m("page_counter", "usage")?),
+        ("PC_MAX", m("page_counter", "max")?),
+        ("OC_MEMCG", m("oom_control", "memcg")?),
+        ("OC_CHOSEN", m("oom_control", "chosen")?),
+        ("OC_CONSTRAINT", m("oom_control", "constraint")?),
+        ("OC_TOTALPAGES", m("oom_control", "totalpages")?),
+        ("OC_ORDER", m("oom_control", "order")?),
+        ("BTF_READY", 1),
+    ])
+}
+
+/// Field offsets of one tracepoint family, from tracefs.
+pub fn mark_victim(tracefs: &Path) -> Result<Vec<Global>, tracefs::FormatError> {
+    let f = tracefs::read_format(tracefs, "oom", "mark_victim")?;
+    let comm = f.field("comm")?;
+    Ok(vec![
+        ("TP_MV_PID", f.field("pid")?.offset),
+        ("TP_MV_COMM", comm.offset),
+        ("TP_MV_COMM_IS_LOC", u32::from(comm.data_loc)),
+        ("TP_MV_TOTAL_VM", f.field("total_vm")?.offset),
+        ("TP_MV_ANON_RSS", f.field("anon_rss")?.offset),
+        ("TP_MV_FILE_RSS", f.field("file_rss")?.offset),
+        ("TP_MV_SHMEM_RSS", f.field("shmem_rss")?.offset),
+        ("TP_MV_OOM_SCORE_ADJ", f.field("oom_score_adj")?.offset),
+    ])
+}
+
+pub fn cgroup(tracefs: &Path) -> Result<Vec<Global>, tracefs::FormatError> {
+    // mkdir, rmdir and release share the `cgroup` event class.
+    let f = tracefs::read_format(tracefs, "cgroup", "cgroup_mkdir")?;
+    let a = tracefs::read_format(tracefs, "cgroup", "cgroup_attach_task")?;
+    Ok(vec![
+        ("TP_CG_ROOT", f.field("root")?.offset),
+        ("TP_CG_ID", f.field("id")?.offset),
+        ("TP_CG_LEVEL", f.field("level")?.offset),
+        ("TP_CG_PATH", f.field("path")?.offset),
+        ("TP_AT_DST_ROOT", a.field("dst_root")?.offset),
+        ("TP_AT_DST_ID", a.field("dst_id")?.offset),
+        ("TP_AT_DST_LEVEL", a.field("dst_level")?.offset),
+        ("TP_AT_PID", a.field("pid")?.offset),
+        ("TP_AT_DST_PATH", a.field("dst_path")?.offset),
+        ("TP_AT_COMM", a.field("comm")?.offset),
+    ])
+}
+
+pub fn signal(tracefs: &Path) -> Result<Vec<Global>, tracefs::FormatError> {
+    let f = tracefs::read_format(tracefs, "signal", "signal_generate")?;
+    Ok(vec![
+        ("TP_SG_SIG", f.field("sig")?.offset),
+        ("TP_SG_CODE", f.field("code")?.offset),
+        ("TP_SG_COMM", f.field("comm")?.offset),
+        ("TP_SG_PID", f.field("pid")?.offset),
+        ("TP_SG_RESULT", f.field("result")?.offset),
+    ])
+}

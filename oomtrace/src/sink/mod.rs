@@ -1,0 +1,51 @@
+//! Output lines: one `Record` per line, JSON for pipelines or text for
+//! people. The record types are the contract in docs/schema.md.
+
+pub mod json;
+pub mod text;
+
+use serde::Serialize;
+
+use crate::{probe::Choice, verdict::Verdict};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Status(Status),
+    Verdict(Box<Verdict>),
+    Lost(Lost),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub state: &'static str,
+    pub version: &'static str,
+    pub kernel: String,
+    pub cgroup: CgroupStatus,
+    pub hooks: Vec<Choice>,
+    /// Kernel-log reader state: "reading" or why not.
+    pub kernel_log: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CgroupStatus {
+    pub version: crate::cgroup::Version,
+    pub memory_root: String,
+    pub cgroups: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Lost {
+    pub hook: &'static str,
+    /// Events lost since the previous `lost` line for this hook.
+    pub count: u64,
+    pub total: u64,
+}
+
+/// Where records go. Errors are I/O errors of the output: a closed pipe
+/// ends the daemon cleanly.
+pub trait Sink {
+    fn write(&mut self, record: &Record) -> std::io::Result<()>;
+}

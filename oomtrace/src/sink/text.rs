@@ -1,0 +1,91 @@
+//! Readable lines for a terminal: one per verdict, colour only on a TTY and
+//! never with NO_COLOR set.
+
+use std::io::Write;
+
+use super::{Record, Sink};
+use crate::verdict::VerdictKind;
+
+pub struct TextSink<W: Write> {
+    out: W,
+    color: bool,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(out: W, color: bool) -> Self {
+        TextSink { out, color }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn write(&mut self, record: &Record) -> std::io::Result<()> {
+        let line = match record {
+            Record::Status(s) => {
+                let hooks: Vec<String> = s
+                    .hooks
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}={}",
+                            c.family.name(),
+                            c.chosen.map(|k| k.name()).unwrap_or("none")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{} oomtrace {} on {} (cgroup {:?}, {} cgroups) hooks: {}",
+                    self.paint("2", "ready"),
+                    s.version,
+                    s.kernel,
+                    s.cgroup.version,
+                    s.cgroup.cgroups,
+                    hooks.join(" ")
+                )
+            }
+            Record::Verdict(v) => {
+                let (label, code) = match v.verdict {
+                    VerdictKind::PodLimit => ("POD_LIMIT", "1;33"),
+                    VerdictKind::NodePressure => ("NODE_PRESSURE", "1;31"),
+                    VerdictKind::EscapedProcess => ("ESCAPED_PROCESS", "1;35"),
+                    VerdictKind::System => ("SYSTEM", "1;36"),
+                };
+                let kind = v
+                    .kind
+                    .map(|k| {
+                        format!(
+                            "/{}",
+                            serde_json::to_value(k)
+                                .ok()
+                                .and_then(|j| j.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{} {}{} {}",
+                    v.time,
+                    self.paint(code, label),
+                    kind,
+                    v.summary
+                )
+            }
+            Record::Lost(l) => format!(
+                "{} {} events lost on hook {} ({} in all)",
+                self.paint("1;31", "LOST"),
+                l.count,
+                l.hook,
+                l.total
+            ),
+        };
+        writeln!(self.out, "{line}")?;
+        self.out.flush()
+    }
+}

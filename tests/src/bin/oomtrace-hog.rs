@@ -1,0 +1,44 @@
+//! A process that joins a cgroup and then allocates memory, touching every
+//! page, until it holds `--mib` MiB (or the OOM killer ends it). With
+//! `--hold` it then waits for stdin to close.
+//!
+//! Joining itself (rather than being moved by the test) guarantees no byte is
+//! charged before the process sits in the cgroup under test.
+
+use std::io::Read;
+
+fn main() -> std::process::ExitCode {
+    let mut join: Vec<String> = Vec::new();
+    let mut mib: usize = 0;
+    let mut hold = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--join" => join.extend(args.next()),
+            "--mib" => mib = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "--hold" => hold = true,
+            other => {
+                eprintln!("oomtrace-hog: unknown argument {other}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    for procs in &join {
+        if let Err(e) = std::fs::write(procs, std::process::id().to_string()) {
+            eprintln!("oomtrace-hog: joining {procs}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    let mut held: Vec<Vec<u8>> = Vec::with_capacity(mib);
+    for i in 0..mib {
+        // Distinct bytes per chunk so no page can be shared or deduplicated.
+        held.push(vec![(i % 251) as u8 + 1; 1 << 20]);
+    }
+    println!("allocated {mib}");
+    if hold {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+    }
+    std::hint::black_box(&held);
+    std::process::ExitCode::SUCCESS
+}

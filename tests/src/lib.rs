@@ -1,0 +1,358 @@
+//! The end-to-end harness: start the real oomtrace, shape cgroups like a
+//! kubelet node, run real processes into real OOM kills, and read the JSON
+//! lines back as values. Everything is waited for with a deadline; every
+//! cgroup and process is cleaned up by RAII guards, even on a failed assert.
+//!
+//! These tests need root (BPF, cgroups). `cargo xtask test` runs them as
+//! root; run directly without root they fail saying so, never skip.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Condvar, Mutex,
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::Value;
+
+pub type Json = Value;
+
+/// Generous: a TCG VM or a loaded CI machine is slow; the wait ends as soon
+/// as the condition holds.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn require_root() {
+    let uid = rustix::process::geteuid();
+    assert!(
+        uid.is_root(),
+        "this end-to-end test loads eBPF programs and creates cgroups: run it as root (cargo xtask test)"
+    );
+}
+
+/// The workspace's target directory holding the built binaries
+/// (`target/debug`), found from this test executable (`target/debug/deps/..`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build first with `cargo build --workspace --bins` (cargo xtask test does)",
+        p.display()
+    );
+    p
+}
+
+/// A pod uid unique to this test process and call, uuid-shaped.
+pub fn unique_uid() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0) as u64;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        std::process::id(),
+        n & 0xffff,
+        (t >> 12) & 0xfff,
+        t & 0xfff,
+        (t >> 24) & 0xffff_ffff_ffff
+    )
+}
+
+/// A 64-hex container id unique to this call.
+pub fn unique_container_id() -> String {
+    let uid = unique_uid().replace('-', "");
+    format!(
+        "{uid}{}",
+        &"c0ffee00c0ffee00c0ffee00c0ffee00"[..64 - uid.len()]
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// The memory controller's mount on this machine.
+pub fn memory_root() -> (PathBuf, CgroupVersion) {
+    let v1 = PathBuf::from("/sys/fs/cgroup/memory");
+    if v1.join("memory.limit_in_bytes").exists() {
+        return (v1, CgroupVersion::V1);
+    }
+    (PathBuf::from("/sys/fs/cgroup"), CgroupVersion::V2)
+}
+
+/// A cgroup path (relative to the memory root) created with its parents;
+/// removed with everything inside when dropped.
+pub struct Cgroup {
+    pub rel: String,
+    pub dir: PathBuf,
+    created: Vec<PathBuf>,
+    version: CgroupVersion,
+}
+
+impl Cgroup {
+    pub fn create(rel: &str) -> Cgroup {
+        let (root, version) = memory_root();
+        let mut created = Vec::new();
+        let mut dir = root.clone();
+        for part in rel.trim_matches('/').split('/') {
+            if version == CgroupVersion::V2 {
+                // Children get a memory controller only if the parent enables it.
+                let _ = fs::write(dir.join("cgroup.subtree_control"), "+memory");
+            }
+            dir = dir.join(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+                created.push(dir.clone());
+            }
+        }
+        Cgroup {
+            rel: format!("/{}", rel.trim_matches('/')),
+            dir,
+            created,
+            version,
+        }
+    }
+
+    pub fn set_limit(&self, bytes: u64) {
+        let file = match self.version {
+            CgroupVersion::V1 => "memory.limit_in_bytes",
+            CgroupVersion::V2 => "memory.max",
+        };
+        let path = self.dir.join(file);
+        fs::write(&path, bytes.to_string())
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        if self.version == CgroupVersion::V2 {
+            // No swap escape hatch: the limit must end in an OOM kill.
+            let _ = fs::write(self.dir.join("memory.swap.max"), "0");
+        }
+    }
+
+    pub fn procs(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        fs::read_to_string(self.procs())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Removes this cgroup now (the parents stay until drop).
+    pub fn remove_leaf(&mut self) -> std::io::Result<()> {
+        kill_all(&self.dir);
+        wait_until(Duration::from_secs(10), || self.pids().is_empty());
+        fs::remove_dir(&self.dir)?;
+        self.created.retain(|d| d != &self.dir);
+        Ok(())
+    }
+}
+
+fn kill_all(dir: &Path) {
+    for pid in fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+    {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for dir in self.created.iter().rev() {
+            kill_all(dir);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+                kill_all(dir);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A process that joins `cgroup` and allocates `mib` MiB.
+pub fn spawn_hog(cgroup: &Cgroup, mib: u32) -> Child {
+    Command::new(bin("oomtrace-hog"))
+        .args([
+            "--join",
+            &cgroup.procs().display().to_string(),
+            "--mib",
+            &mib.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning oomtrace-hog")
+}
+
+/// Runs a hog into its cgroup's limit and waits for it to die.
+pub fn oom_hog(cgroup: &Cgroup, mib: u32) -> u32 {
+    let mut child = spawn_hog(cgroup, mib);
+    let pid = child.id();
+    let status = child.wait().expect("waiting for the hog");
+    assert!(
+        !status.success(),
+        "the hog in {} survived: no OOM kill happened",
+        cgroup.rel
+    );
+    pid
+}
+
+struct Lines {
+    lines: Mutex<Vec<Value>>,
+    changed: Condvar,
+}
+
+/// The oomtrace daemon, JSON lines collected as they come.
+pub struct Daemon {
+    child: Child,
+    lines: Arc<Lines>,
+}
+
+impl Daemon {
+    /// Starts `oomtrace run` with `args` and waits for the `ready` line.
+    pub fn start(args: &[&str]) -> Daemon {
+        require_root();
+        let mut child = Command::new(bin("oomtrace"))
+            .arg("run")
+            .args(["--node-name", "e2e-node"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning oomtrace");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Lines {
+            lines: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+        });
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("oomtrace printed a line that is not JSON ({e}): {line}")
+                });
+                let mut all = sink.lines.lock().expect("lines");
+                all.push(value);
+                sink.changed.notify_all();
+            }
+        });
+        let d = Daemon { child, lines };
+        let ready = d.wait_for("the ready status line", |l| {
+            l["type"] == "status" && l["state"] == "ready"
+        });
+        assert_eq!(ready["schema_version"], 1);
+        assert_eq!(ready["node"], "e2e-node");
+        d
+    }
+
+    /// The first line matching `pred`, waiting up to [`DEADLINE`].
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        let mut all = self.lines.lines.lock().expect("lines");
+        loop {
+            if let Some(v) = all.iter().find(|l| pred(l)) {
+                return v.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "timed out waiting for {what}; lines so far:\n{}",
+                dump(&all)
+            );
+            all = self
+                .lines
+                .changed
+                .wait_timeout(all, deadline - now)
+                .expect("lines")
+                .0;
+        }
+    }
+
+    /// Every line so far matching `pred`.
+    pub fn all(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.lines
+            .lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| pred(l))
+            .cloned()
+            .collect()
+    }
+
+    /// A barrier: causes an OOM kill in a fresh host cgroup and waits for its
+    /// verdict. Events are delivered in order, so every verdict caused
+    /// before this call has been printed once it returns.
+    pub fn barrier(&self) {
+        let cg = Cgroup::create(&format!("oomtrace-barrier-{}", unique_uid()));
+        cg.set_limit(16 << 20);
+        let pid = oom_hog(&cg, 64);
+        self.wait_for("the barrier's verdict", |l| {
+            l["type"] == "verdict" && l["victim"]["pid"] == pid
+        });
+    }
+}
+
+fn dump(lines: &[Value]) -> String {
+    lines
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Verdicts about a given victim pid.
+pub fn is_verdict_for(pid: u32) -> impl Fn(&Value) -> bool {
+    move |l: &Value| l["type"] == "verdict" && l["victim"]["pid"] == pid
+}

@@ -1,0 +1,180 @@
+//! A real OOM kill in the kernel becomes one verdict line: real BPF programs,
+//! real kubelet-shaped cgroups, real processes. Needs root (cargo xtask test).
+
+use oomtrace_e2e::{
+    is_verdict_for, oom_hog, unique_container_id, unique_uid, Cgroup, Daemon, Json,
+};
+
+const LIMIT: u64 = 64 << 20;
+
+fn assert_pod_limit(v: &Json, pid: u32, uid: &str, cid: &str, limit_cgroup: &str, qos: &str) {
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["kind"], Json::Null, "{v}");
+    assert_eq!(v["victim"]["pid"], pid, "{v}");
+    assert_eq!(v["victim"]["comm"], "oomtrace-hog", "{v}");
+    assert_eq!(v["pod"]["uid"], uid, "{v}");
+    assert_eq!(v["pod"]["qos"], qos, "{v}");
+    assert_eq!(v["container"]["id"], cid, "{v}");
+    assert_eq!(v["limit"]["cgroup"], limit_cgroup, "{v}");
+    assert_eq!(v["limit"]["limit_bytes"], LIMIT, "{v}");
+    let usage = v["limit"]["usage_bytes"].as_u64().expect("usage_bytes");
+    assert!(
+        usage + (4 << 20) >= LIMIT,
+        "usage {usage} should be at the limit: {v}"
+    );
+    assert!(
+        v["victim"]["rss_bytes"].as_u64().expect("rss") > 32 << 20,
+        "{v}"
+    );
+    assert_eq!(v["node"], "e2e-node");
+    assert_eq!(v["schema_version"], 1);
+    assert!(
+        v["time"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.len() >= 20),
+        "{v}"
+    );
+    assert!(v["incident"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("oomtrace-hog")),
+        "{v}"
+    );
+}
+
+#[test]
+fn pod_limit_cgroupfs_driver() {
+    let daemon = Daemon::start(&[]);
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+    container.set_limit(LIMIT);
+    let pid = oom_hog(&container, 256);
+    let v = daemon.wait_for("the pod_limit verdict", is_verdict_for(pid));
+    assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "Burstable");
+    daemon.barrier();
+    assert_eq!(
+        daemon
+            .all(|l| l["type"] == "verdict" && l["pod"]["uid"] == uid.as_str())
+            .len(),
+        1,
+        "exactly one verdict per kill"
+    );
+}
+
+#[test]
+fn pod_limit_systemd_driver() {
+    let daemon = Daemon::start(&[]);
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let rel = format!(
+        "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{cid}.scope",
+        uid.replace('-', "_")
+    );
+    let container = Cgroup::create(&rel);
+    container.set_limit(LIMIT);
+    let pid = oom_hog(&container, 256);
+    let v = daemon.wait_for("the pod_limit verdict", is_verdict_for(pid));
+    assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "BestEffort");
+    assert_eq!(v["container"]["runtime"], "containerd", "{v}");
+}
+
+#[test]
+fn pod_level_limit_guaranteed() {
+    // The pod cgroup's limit fires, not the container's.
+    let daemon = Daemon::start(&[]);
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let pod = Cgroup::create(&format!("kubepods/pod{uid}"));
+    pod.set_limit(LIMIT);
+    let container = Cgroup::create(&format!("kubepods/pod{uid}/{cid}"));
+    let pid = oom_hog(&container, 256);
+    let v = daemon.wait_for("the pod_limit verdict", is_verdict_for(pid));
+    assert_pod_limit(&v, pid, &uid, &cid, &pod.rel, "Guaranteed");
+    assert_eq!(v["victim"]["cgroup"], container.rel.as_str(), "{v}");
+}
+
+#[test]
+fn host_service_gets_system_verdict() {
+    let daemon = Daemon::start(&[]);
+    let service = Cgroup::create(&format!("system.slice/demo-{}.service", unique_uid()));
+    service.set_limit(LIMIT);
+    let pid = oom_hog(&service, 256);
+    let v = daemon.wait_for("the system verdict", is_verdict_for(pid));
+    assert_eq!(v["verdict"], "system", "{v}");
+    assert_eq!(v["pod"], Json::Null, "{v}");
+    assert_eq!(v["container"], Json::Null, "{v}");
+    assert_eq!(v["victim"]["cgroup"], service.rel.as_str(), "{v}");
+    assert_eq!(v["limit"]["cgroup"], service.rel.as_str(), "{v}");
+    assert_eq!(v["limit"]["limit_bytes"], LIMIT, "{v}");
+}
+
+#[test]
+fn verdict_names_pod_after_container_cgroup_is_removed() {
+    let daemon = Daemon::start(&[]);
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let mut container = Cgroup::create(&format!("kubepods/besteffort/pod{uid}/{cid}"));
+    container.set_limit(LIMIT);
+    let pid = oom_hog(&container, 256);
+    // Gone before oomtrace necessarily printed anything about it.
+    container.remove_leaf().expect("rmdir the container cgroup");
+    let v = daemon.wait_for("the verdict", is_verdict_for(pid));
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
+    assert_eq!(v["container"]["id"], cid.as_str(), "{v}");
+    assert_eq!(v["victim"]["cgroup"], container.rel.as_str(), "{v}");
+}
+
+#[test]
+fn cgroup_churn_without_oom_gives_no_verdict() {
+    let daemon = Daemon::start(&[]);
+    let mut uids = Vec::new();
+    for _ in 0..100 {
+        let uid = unique_uid();
+        let cid = unique_container_id();
+        let c = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+        c.set_limit(LIMIT);
+        // Used, within its limit.
+        let mut hog = oomtrace_e2e::spawn_hog(&c, 4);
+        assert!(
+            hog.wait().expect("hog").success(),
+            "a 4 MiB process under a 64 MiB limit must live"
+        );
+        uids.push(uid);
+        drop(c);
+    }
+    daemon.barrier();
+    let about_churn = daemon
+        .all(|l| l["type"] == "verdict" && uids.iter().any(|u| l["pod"]["uid"] == u.as_str()));
+    assert!(
+        about_churn.is_empty(),
+        "verdicts without an OOM: {about_churn:?}"
+    );
+}
+
+#[test]
+fn forced_tracepoint_fallback_still_attributes() {
+    // The classic tracepoint cannot read the victim's task_struct: the
+    // trigger's memcg counters and /proc must still find the pod and limit.
+    let daemon = Daemon::start(&["--hooks", "victim=tracepoint"]);
+    let status = daemon.wait_for("status", |l| l["type"] == "status");
+    let victim = status["hooks"]
+        .as_array()
+        .and_then(|h| h.iter().find(|c| c["family"] == "victim"))
+        .cloned();
+    assert_eq!(
+        victim.as_ref().map(|v| &v["chosen"]),
+        Some(&Json::from("tracepoint")),
+        "{status}"
+    );
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+    container.set_limit(LIMIT);
+    let pid = oom_hog(&container, 256);
+    let v = daemon.wait_for("the verdict", is_verdict_for(pid));
+    assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "Burstable");
+    assert_eq!(v["evidence"]["victim_hook"], "tracepoint", "{v}");
+}

@@ -1,0 +1,134 @@
+//! Set-up, build, run and test orchestration. `cargo xtask run` and
+//! `cargo xtask test` are the README's two commands; both set the machine up
+//! first, idempotently (seconds when everything is there).
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "oomtrace's set-up, build and test tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and running oomtrace needs (Debian packages, bpf-linker, tracefs).
+    Setup,
+    /// Set up, then build oomtrace (release).
+    Build,
+    /// Set up, build, and run oomtrace with the given arguments (default: `tail`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, and run the whole test suite (unit and end-to-end, as root).
+    Test {
+        /// Extra arguments for `cargo test` after `--` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.task {
+        Task::Setup => {
+            setup::ensure()?;
+        }
+        Task::Build => {
+            let env = setup::ensure()?;
+            cargo(
+                &root,
+                &env,
+                &["build", "--release", "--package", "oomtrace"],
+            )?;
+        }
+        Task::Run { args } => {
+            let env = setup::ensure()?;
+            cargo(
+                &root,
+                &env,
+                &["build", "--release", "--package", "oomtrace"],
+            )?;
+            let args = if args.is_empty() {
+                vec!["tail".to_string()]
+            } else {
+                args
+            };
+            let bin = root.join("target/release/oomtrace");
+            let status = Command::new(&bin)
+                .args(&args)
+                .status()
+                .with_context(|| format!("running {}", bin.display()))?;
+            if !status.success() {
+                bail!("oomtrace exited with {status}");
+            }
+        }
+        Task::Test { args } => {
+            let env = setup::ensure()?;
+            if !rustix_is_root() {
+                bail!("the end-to-end tests load eBPF programs, create cgroups and cause OOM kills: run `cargo xtask test` as root");
+            }
+            // The end-to-end tests start the built binaries.
+            cargo(&root, &env, &["build", "--workspace", "--bins"])?;
+            let mut test = vec!["test", "--workspace", "--no-fail-fast", "--"];
+            test.extend(args.iter().map(String::as_str));
+            cargo(&root, &env, &test)?;
+        }
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn rustix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn cargo(root: &Path, env: &setup::BuildEnv, args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .current_dir(root)
+        .args(args)
+        .env("PATH", &env.path)
+        .env("OOMTRACE_EBPF_TOOLCHAIN", &env.ebpf_toolchain)
+        .status()
+        .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
