@@ -46,7 +46,7 @@ pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(
         p.exists(),
-        "{} is missing: build first with `cargo build --workspace --bins` (cargo xtask test does)",
+        "{} is missing: build first with `cargo build --bins` (cargo xtask test does)",
         p.display()
     );
     p
