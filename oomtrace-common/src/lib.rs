@@ -10,7 +10,7 @@
 use core::mem::size_of;
 
 /// Bumped whenever any wire layout below changes.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 
 /// Depth of the memory-cgroup ancestry carried per task (leaf first). A
 /// kubelet node needs five levels (root, kubepods, QoS, pod, container).
@@ -106,7 +106,13 @@ pub struct TaskInfo {
     pub comm: [u8; COMM_LEN],
     /// Number of valid entries in `memcg`; 0 when the hook could not read it.
     pub memcg_depth: u32,
-    pub _pad: u32,
+    /// The task's pid in its own pid namespace: 1 for a container's init.
+    /// 0 when unread.
+    pub ns_pid: u32,
+    /// Inode numbers of its pid and mount namespaces (as in /proc/PID/ns/*):
+    /// how a process outside its pod's cgroup is still tied to the pod.
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
     pub memcg: [MemcgLevel; MEMCG_DEPTH],
 }
 
@@ -194,9 +200,9 @@ pub struct SignalEvent {
 
 const _: () = assert!(size_of::<Header>() == 16);
 const _: () = assert!(size_of::<MemcgLevel>() == 24);
-const _: () = assert!(size_of::<TaskInfo>() == 32 + 24 * MEMCG_DEPTH);
-const _: () = assert!(size_of::<VictimEvent>() == 16 + 2 * 224 + 32 + 8);
-const _: () = assert!(size_of::<OomEvent>() == 16 + 224 + 24 + 8 + 16);
+const _: () = assert!(size_of::<TaskInfo>() == 40 + 24 * MEMCG_DEPTH);
+const _: () = assert!(size_of::<VictimEvent>() == 16 + 2 * 232 + 32 + 8);
+const _: () = assert!(size_of::<OomEvent>() == 16 + 232 + 24 + 8 + 16);
 const _: () = assert!(size_of::<CgroupEvent>() == 16 + 24 + PATH_LEN);
 const _: () = assert!(size_of::<AttachEvent>() == 16 + 24 + COMM_LEN + PATH_LEN);
 const _: () = assert!(size_of::<SignalEvent>() == 16 + 24 + 2 * COMM_LEN);
@@ -208,11 +214,4 @@ mod pod {
     use super::*;
     unsafe impl aya::Pod for Header {}
     unsafe impl aya::Pod for MemcgLevel {}
-}
-
-/// Offsets of tracepoint fields (tracefs `format`) and kernel struct
-/// members (BTF), resolved in userspace and written into the eBPF object's
-/// globals before load. The names are the globals' names.
-pub mod globals {
-    pub const SELF_TGID: &str = "SELF_TGID";
 }

@@ -26,6 +26,26 @@ pub static TASK_SIGNAL: u32 = 0;
 #[no_mangle]
 pub static TASK_MM: u32 = 0;
 #[no_mangle]
+pub static TASK_THREAD_PID: u32 = 0;
+#[no_mangle]
+pub static TASK_NSPROXY: u32 = 0;
+#[no_mangle]
+pub static PID_LEVEL: u32 = 0;
+#[no_mangle]
+pub static PID_NUMBERS: u32 = 0;
+#[no_mangle]
+pub static UPID_SIZE: u32 = 0;
+#[no_mangle]
+pub static UPID_NR: u32 = 0;
+#[no_mangle]
+pub static UPID_NS: u32 = 0;
+#[no_mangle]
+pub static PIDNS_INUM: u32 = 0;
+#[no_mangle]
+pub static NSPROXY_MNT_NS: u32 = 0;
+#[no_mangle]
+pub static MNTNS_INUM: u32 = 0;
+#[no_mangle]
 pub static SIGNAL_OOM_SCORE_ADJ: u32 = 0;
 #[no_mangle]
 pub static MM_TOTAL_VM: u32 = 0;

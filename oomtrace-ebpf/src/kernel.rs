@@ -47,8 +47,8 @@ pub unsafe fn current_task_info(out: *mut TaskInfo) {
     (*out).tgid = (id >> 32) as u32;
     (*out).tid = id as u32;
     (*out).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-    (*out)._pad = 0;
     let task = aya_ebpf::helpers::generated::bpf_get_current_task() as *const u8;
+    fill_namespaces(task, out);
     fill_memcg(task, out);
 }
 
@@ -58,8 +58,34 @@ pub unsafe fn task_info(task: *const u8, out: *mut TaskInfo) {
     (*out).tgid = read::<u32>(task, get(&g::TASK_TGID)).unwrap_or(0);
     (*out).tid = read::<u32>(task, get(&g::TASK_PID)).unwrap_or(0);
     (*out).comm = read::<[u8; 16]>(task, get(&g::TASK_COMM)).unwrap_or([0; 16]);
-    (*out)._pad = 0;
+    fill_namespaces(task, out);
     fill_memcg(task, out);
+}
+
+/// The task's pid as its own pid namespace sees it, and its pid and mount
+/// namespace ids: `thread_pid->numbers[thread_pid->level]` and
+/// `nsproxy->mnt_ns->ns.inum`.
+#[inline(always)]
+unsafe fn fill_namespaces(task: *const u8, out: *mut TaskInfo) {
+    (*out).ns_pid = 0;
+    (*out).pid_ns = 0;
+    (*out).mnt_ns = 0;
+    if get(&g::BTF_READY) == 0 || task.is_null() {
+        return;
+    }
+    if let Ok(pid) = read::<*const u8>(task, get(&g::TASK_THREAD_PID)) {
+        let level = read::<u32>(pid, get(&g::PID_LEVEL)).unwrap_or(0) as usize;
+        // Bounded for the verifier; pid namespaces nest at most 32 deep.
+        if level < 32 {
+            let upid = get(&g::PID_NUMBERS) + level * get(&g::UPID_SIZE);
+            (*out).ns_pid = read::<u32>(pid, upid + get(&g::UPID_NR)).unwrap_or(0);
+            let ns = read::<*const u8>(pid, upid + get(&g::UPID_NS)).unwrap_or(core::ptr::null());
+            (*out).pid_ns = read::<u32>(ns, get(&g::PIDNS_INUM)).unwrap_or(0);
+        }
+    }
+    let nsproxy = read::<*const u8>(task, get(&g::TASK_NSPROXY)).unwrap_or(core::ptr::null());
+    let mnt_ns = read::<*const u8>(nsproxy, get(&g::NSPROXY_MNT_NS)).unwrap_or(core::ptr::null());
+    (*out).mnt_ns = read::<u32>(mnt_ns, get(&g::MNTNS_INUM)).unwrap_or(0);
 }
 
 /// The task's memory cgroup and its ancestors, leaf first, each with its

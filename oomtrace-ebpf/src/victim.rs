@@ -95,7 +95,9 @@ fn emit_from_record(rec: *const u8) {
         };
         read_str(comm_src, v.comm.as_mut_ptr(), 16);
         v.memcg_depth = 0;
-        v._pad = 0;
+        v.ns_pid = 0;
+        v.pid_ns = 0;
+        v.mnt_ns = 0;
         let mut i = 0;
         while i < oomtrace_common::MEMCG_DEPTH {
             v.memcg[i] = Default::default();

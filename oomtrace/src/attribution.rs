@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use oomtrace_common::{MemcgLevel, OomEvent, TaskInfo, VictimEvent, VictimSource};
+use oomtrace_common::{MemcgLevel, OomEvent, SignalEvent, TaskInfo, VictimEvent, VictimSource};
 
 use crate::{
     cgroup::{CgroupId, CgroupTree},
@@ -12,8 +12,8 @@ use crate::{
     kmsg::{Constraint as KmsgConstraint, OomSummary},
     pods::{self, KubeCgroup, Level},
     verdict::{
-        Constraint, ConstraintSource, Container, Evidence, Limit, Pod, PressureKind, Trigger,
-        Verdict, VerdictKind, Victim,
+        Constraint, ConstraintSource, Container, Evidence, Limit, NodeMemory, Pod, PressureKind,
+        Process, Signal, Stopped, Trigger, Verdict, VerdictKind, Victim,
     },
 };
 
@@ -37,10 +37,17 @@ pub struct Snapshot<'a> {
     pub kmsg: &'a HashMap<u32, OomSummary>,
 }
 
-/// Where the victim's cgroup came from when the hook could not read it
-/// (classic tracepoint): the daemon's /proc read or the attach history.
+/// What the engine learned at the edge for this victim.
+#[derive(Default)]
 pub struct Hints<'a> {
+    /// The victim's cgroup when the hook could not read it (classic
+    /// tracepoint): /proc or the attach history.
     pub victim_cgroup: Option<&'a str>,
+    /// The container cgroup whose process first lived in the victim's pid
+    /// namespace: ties a process to its pod whatever cgroup it sits in.
+    pub victim_owner: Option<&'a str>,
+    /// The same for the trigger.
+    pub trigger_owner: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -107,13 +114,27 @@ impl Attributor {
             .as_ref()
             .and_then(|l| l.path.as_deref())
             .and_then(pods::parse_cgroup_path);
-        let (verdict, kind) = decide(&scope, victim_kube.as_ref(), limit_kube.as_ref());
+        let escape = escape(victim_cgroup.as_deref(), hints.victim_owner).or_else(|| {
+            escape(trigger_cgroup.as_deref(), hints.trigger_owner)
+                .filter(|_| victim_kube.as_ref().is_none_or(|k| k.pod.is_none()))
+        });
+        let limit_outside_pods = limit_kube.as_ref().is_none_or(|k| k.pod.is_none());
+        let (verdict, kind) = match &escape {
+            Some(_) if scope.constraint == Some(Constraint::Memcg) && limit_outside_pods => {
+                (VerdictKind::EscapedProcess, None)
+            }
+            _ => decide(&scope, victim_kube.as_ref(), limit_kube.as_ref()),
+        };
         // The pod is the victim's; a kill at the kubepods or QoS level names
-        // the victim's pod too, while the limit names the level.
-        let identity = victim_kube
-            .as_ref()
-            .filter(|k| k.pod.is_some())
-            .or(limit_kube.as_ref().filter(|k| k.pod.is_some()));
+        // the victim's pod too, while the limit names the level. An escaped
+        // process is named by the pod its namespaces belong to.
+        let identity = match (&escape, verdict) {
+            (Some(owner), VerdictKind::EscapedProcess) => Some(owner),
+            _ => victim_kube
+                .as_ref()
+                .filter(|k| k.pod.is_some())
+                .or(limit_kube.as_ref().filter(|k| k.pod.is_some())),
+        };
         let pod = identity.and_then(|k| {
             k.pod.clone().map(|uid| Pod {
                 uid,
@@ -134,13 +155,14 @@ impl Attributor {
         let victim = Victim {
             pid: ev.victim.tgid,
             comm: event::comm(&ev.victim.comm),
-            oom_score_adj: ev.oom_score_adj,
-            rss_bytes: (ev.anon_rss_pages + ev.file_rss_pages + ev.shmem_rss_pages) * page,
-            anon_rss_bytes: ev.anon_rss_pages * page,
-            file_rss_bytes: ev.file_rss_pages * page,
-            shmem_rss_bytes: ev.shmem_rss_pages * page,
-            total_vm_bytes: ev.total_vm_pages * page,
+            oom_score_adj: Some(ev.oom_score_adj),
+            rss_bytes: Some((ev.anon_rss_pages + ev.file_rss_pages + ev.shmem_rss_pages) * page),
+            anon_rss_bytes: Some(ev.anon_rss_pages * page),
+            file_rss_bytes: Some(ev.file_rss_pages * page),
+            shmem_rss_bytes: Some(ev.shmem_rss_pages * page),
+            total_vm_bytes: Some(ev.total_vm_pages * page),
             cgroup: victim_cgroup,
+            ns_pid: (ev.victim.ns_pid != 0).then_some(ev.victim.ns_pid),
         };
         let trigger = Trigger {
             pid: ev.trigger.tgid,
@@ -165,6 +187,11 @@ impl Attributor {
             limit,
             pod,
             container,
+            kubelet_reports: None,
+            memory: None,
+            node_memory: None,
+            signal: None,
+            top_consumers: None,
             evidence: Evidence {
                 constraint: scope.constraint,
                 constraint_source: scope.source,
@@ -172,6 +199,15 @@ impl Attributor {
                     s if s == VictimSource::TpBtf as u32 => "tp_btf",
                     s if s == VictimSource::RawTp as u32 => "raw_tp",
                     _ => "tracepoint",
+                },
+                pid_ns: (ev.victim.pid_ns != 0).then_some(ev.victim.pid_ns),
+                mnt_ns: (ev.victim.mnt_ns != 0).then_some(ev.victim.mnt_ns),
+                pod_cgroup: match verdict {
+                    VerdictKind::EscapedProcess => hints
+                        .victim_owner
+                        .or(hints.trigger_owner)
+                        .map(str::to_owned),
+                    _ => None,
                 },
             },
             summary: String::new(),
@@ -201,6 +237,36 @@ impl Attributor {
             incident: incident.clone(),
         });
         incident
+    }
+}
+
+/// A process whose namespaces tie it to a container (`owner`, the
+/// container's cgroup) while its own cgroup is outside that pod.
+fn escape(cgroup: Option<&str>, owner: Option<&str>) -> Option<KubeCgroup> {
+    let owner_kube = pods::parse_cgroup_path(owner?)?;
+    let owner_pod = owner_kube.pod.as_ref()?;
+    let here = cgroup.and_then(pods::parse_cgroup_path);
+    let same_pod = here.as_ref().and_then(|k| k.pod.as_ref()) == Some(owner_pod);
+    (!same_pod && cgroup.is_some()).then_some(owner_kube)
+}
+
+/// The kubelet reports `OOMKilled` only when the container's init process
+/// died (kubernetes#78973): the victim is pid 1 of its namespace, or an
+/// oom.group kill took the whole container.
+/// Null when the victim shares the host's pid namespace (a hostPID pod, or
+/// no container at all): there pid 1 says nothing about the container.
+pub fn kubelet_reports(v: &Verdict, oom_group: Option<bool>, host_pid_ns: bool) -> Option<bool> {
+    v.container.as_ref()?;
+    if host_pid_ns {
+        return oom_group.filter(|&g| g);
+    }
+    if v.verdict == VerdictKind::EscapedProcess {
+        return Some(v.victim.ns_pid == Some(1));
+    }
+    match (v.victim.ns_pid, oom_group) {
+        (Some(1), _) | (_, Some(true)) => Some(true),
+        (Some(_), _) => Some(false),
+        (None, _) => None,
     }
 }
 
@@ -304,9 +370,8 @@ fn decide(
                 VerdictKind::NodePressure,
                 Some(PressureKind::AllocatableOom),
             ),
-            // A limit outside kubepods: a host cgroup's own limit.
-            None if !victim_in_pod => (VerdictKind::System, None),
-            // TODO(verdicts issue): a pod's process under a non-pod limit is an escape.
+            // A limit outside kubepods: a host cgroup's own limit (an
+            // escaped pod process is caught before this).
             None => (VerdictKind::System, None),
         },
         // Constraint unreadable: say only what the victim's place tells.
@@ -342,55 +407,205 @@ pub fn human_bytes(b: u64) -> String {
 }
 
 pub fn summary(v: &Verdict) -> String {
-    let who = format!(
-        "{} (pid {}, rss {})",
-        v.victim.comm,
-        v.victim.pid,
-        human_bytes(v.victim.rss_bytes)
-    );
-    let limit = v.limit.as_ref();
-    let limit_text = match (
-        limit.and_then(|l| l.cgroup.as_deref()),
-        limit.and_then(|l| l.limit_bytes),
-    ) {
-        (Some(c), Some(b)) => format!("{c} hit its limit of {}", human_bytes(b)),
-        (Some(c), None) => format!("{c} hit its limit"),
-        _ => "a memory limit was hit".to_string(),
+    let who = match v.victim.rss_bytes {
+        Some(rss) => format!(
+            "{} (pid {}, rss {})",
+            v.victim.comm,
+            v.victim.pid,
+            human_bytes(rss)
+        ),
+        None => format!("{} (pid {})", v.victim.comm, v.victim.pid),
     };
-    let pod = v.pod.as_ref().map(|p| match (&p.namespace, &p.name) {
-        (Some(ns), Some(n)) => format!("pod {ns}/{n}"),
-        _ => format!("pod {}", p.uid),
-    });
-    let container = v.container.as_ref().map(|c| match &c.name {
-        Some(n) => format!("container {n}"),
-        None => format!("container {}", c.id.short()),
-    });
-    let place = match (container, pod) {
-        (Some(c), Some(p)) => format!("{c} of {p}"),
-        (None, Some(p)) => p,
-        _ => String::new(),
+    let limit = v.limit.as_ref();
+    let limit_bytes = limit
+        .and_then(|l| l.limit_bytes)
+        .map(|b| format!(" of {}", human_bytes(b)))
+        .unwrap_or_default();
+    let limit_at = limit
+        .and_then(|l| l.cgroup.as_deref())
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    let place = place(v);
+    let reports = match v.kubelet_reports {
+        Some(true) => " The kubelet reports OOMKilled.",
+        Some(false) => " The kubelet will not report it: the container's init survived.",
+        None => "",
     };
     match (v.verdict, v.kind) {
         (VerdictKind::PodLimit, _) => {
-            format!("{place} reached its own memory limit: {limit_text}; the kernel killed {who}.")
+            let level = match limit.and_then(|l| l.cgroup.as_deref()).and_then(pods::parse_cgroup_path).map(|k| k.level) {
+                Some(Level::Pod) => "the pod's memory limit",
+                _ => "its memory limit",
+            };
+            format!("{place} hit {level}{limit_bytes}; the kernel killed {who}.{reports}")
         }
-        (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => {
-            format!("Pods together exceeded node allocatable: {limit_text}; the kernel killed {who} in {place}.")
-        }
-        (VerdictKind::NodePressure, _) => format!(
-            "The node ran out of memory (global OOM); the kernel killed {who}{}.",
-            if place.is_empty() {
-                String::new()
-            } else {
-                format!(" in {place}")
-            }
+        (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => format!(
+            "Pods together exceeded node allocatable: the kubepods limit{limit_bytes}{limit_at} was hit; the kernel killed {who} in {place}.{reports}"
         ),
-        (VerdictKind::EscapedProcess, _) => {
-            format!("{who} escaped its pod's cgroup; {limit_text}.")
+        (VerdictKind::NodePressure, Some(PressureKind::Eviction)) => {
+            let by = v.signal.as_ref().map(|s| format!("{} from {} (pid {})", s.name, s.sender.comm, s.sender.pid)).unwrap_or_default();
+            let avail = v.node_memory.as_ref().map(|n| format!(" with memory.available at {}", human_bytes(n.memory_available_bytes))).unwrap_or_default();
+            format!("The node was under memory pressure{avail}: {place} was evicted, {who} ended by {by}.")
         }
+        (VerdictKind::NodePressure, _) => {
+            let place = if place.is_empty() { String::new() } else { format!(" in {place}") };
+            format!("The node ran out of memory (global OOM); the kernel killed {who}{place}.")
+        }
+        (VerdictKind::EscapedProcess, _) => format!(
+            "{who} belongs to {place} but runs in {}, outside the pod's cgroup, so the pod's limit never held it; the limit{limit_bytes}{limit_at} was hit.",
+            v.victim.cgroup.as_deref().unwrap_or("another cgroup")
+        ),
         (VerdictKind::System, _) => format!(
-            "Host process {who} in {} was killed: {limit_text}.",
+            "Host process {who} in {} was killed: the limit{limit_bytes}{limit_at} was hit.",
             v.victim.cgroup.as_deref().unwrap_or("an unknown cgroup")
         ),
     }
+}
+
+/// "container c of pod ns/name", or as much of it as is known.
+pub fn place(v: &Verdict) -> String {
+    describe(v.pod.as_ref(), v.container.as_ref())
+}
+
+pub fn describe(pod: Option<&Pod>, container: Option<&Container>) -> String {
+    let pod = pod.map(|p| match (&p.namespace, &p.name) {
+        (Some(ns), Some(n)) => format!("pod {ns}/{n}"),
+        _ => format!("pod {}", p.uid),
+    });
+    let container = container.map(|c| match &c.name {
+        Some(n) => format!("container {n}"),
+        None => format!("container {}", c.id.short()),
+    });
+    match (container, pod) {
+        (Some(c), Some(p)) => format!("{c} of {p}"),
+        (None, Some(p)) => p,
+        _ => "a process outside any pod".to_string(),
+    }
+}
+
+/// A kill by signal from userspace, judged: an eviction when the node is
+/// under the kubelet's threshold, else a plain stop.
+pub enum SignalOutcome {
+    Eviction(Box<Verdict>),
+    Stopped(Stopped),
+}
+
+/// si_code values of a signal sent from userspace: kill(2), tgkill(2),
+/// sigqueue(2). The OOM killer's SIGKILL carries SI_KERNEL and is left to
+/// the OOM hooks.
+const SI_USER: i32 = 0;
+const SI_QUEUE: i32 = -1;
+const SI_TKILL: i32 = -6;
+
+pub struct SignalContext<'a> {
+    pub target_cgroup: Option<&'a str>,
+    pub node: Option<&'a crate::observe::NodeMemory>,
+    pub threshold: &'a crate::kubelet::Threshold,
+    pub boot_to_wall_ns: i128,
+}
+
+pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutcome> {
+    let name = match ev.sig {
+        9 => "SIGKILL",
+        15 => "SIGTERM",
+        _ => return None,
+    };
+    if !matches!(ev.code, SI_USER | SI_QUEUE | SI_TKILL) || ev.result != 0 {
+        return None;
+    }
+    let kube = cx.target_cgroup.and_then(pods::parse_cgroup_path)?;
+    let uid = kube.pod.clone()?;
+    let pod = Some(Pod {
+        uid,
+        namespace: None,
+        name: None,
+        qos: kube.qos,
+    });
+    let container = kube.container.clone().map(|c| Container {
+        id: c.id,
+        name: None,
+        runtime: c.runtime,
+    });
+    let signal = Signal {
+        name,
+        number: ev.sig,
+        sender: Process {
+            pid: ev.sender_tgid,
+            comm: event::comm(&ev.sender_comm),
+        },
+    };
+    let process = Process {
+        pid: ev.target_pid,
+        comm: event::comm(&ev.target_comm),
+    };
+    let time = wall_time(ev.header.boot_ns, cx.boot_to_wall_ns);
+    let threshold = cx.node.map(|n| cx.threshold.bytes(n.capacity_bytes));
+    let node_memory = cx.node.map(|n| NodeMemory {
+        capacity_bytes: n.capacity_bytes,
+        mem_available_bytes: n.mem_available_bytes,
+        memory_available_bytes: n.memory_available_bytes,
+        eviction_threshold_bytes: threshold,
+        eviction_threshold_source: Some(cx.threshold.source.clone()),
+    });
+    let pressure =
+        matches!((cx.node, threshold), (Some(n), Some(t)) if n.memory_available_bytes < t);
+    if !pressure {
+        let mut s = Stopped {
+            time,
+            process,
+            cgroup: cx.target_cgroup.map(str::to_owned),
+            pod,
+            container,
+            signal,
+            node_memory,
+            summary: String::new(),
+        };
+        s.summary = format!(
+            "{} (pid {}) of {} was sent {} by {} (pid {}) while the node was not under memory pressure: not an OOM.",
+            s.process.comm, s.process.pid, describe(s.pod.as_ref(), s.container.as_ref()), s.signal.name, s.signal.sender.comm, s.signal.sender.pid
+        );
+        return Some(SignalOutcome::Stopped(s));
+    }
+    let mut v = Verdict {
+        verdict: VerdictKind::NodePressure,
+        kind: Some(PressureKind::Eviction),
+        incident: format!("evict-{}", ev.header.boot_ns),
+        time,
+        victim: Victim {
+            pid: ev.target_pid,
+            comm: process.comm,
+            oom_score_adj: None,
+            rss_bytes: None,
+            anon_rss_bytes: None,
+            file_rss_bytes: None,
+            shmem_rss_bytes: None,
+            total_vm_bytes: None,
+            cgroup: cx.target_cgroup.map(str::to_owned),
+            ns_pid: None,
+        },
+        trigger: Trigger {
+            pid: ev.sender_tgid,
+            comm: event::comm(&ev.sender_comm),
+            cgroup: None,
+        },
+        limit: None,
+        pod,
+        container,
+        kubelet_reports: None,
+        memory: None,
+        node_memory,
+        signal: Some(signal),
+        top_consumers: None,
+        evidence: Evidence {
+            constraint: None,
+            constraint_source: None,
+            victim_hook: "signal",
+            pid_ns: None,
+            mnt_ns: None,
+            pod_cgroup: None,
+        },
+        summary: String::new(),
+    };
+    v.summary = summary(&v);
+    Some(SignalOutcome::Eviction(Box::new(v)))
 }

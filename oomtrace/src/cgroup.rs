@@ -21,7 +21,7 @@ pub const TOMBSTONE_NS: u64 = 10 * 60 * 1_000_000_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct CgroupId(pub u64);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Version {
     V1,
@@ -29,7 +29,7 @@ pub enum Version {
 }
 
 /// Where the memory controller lives on this node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Layout {
     pub version: Version,
     /// The memory hierarchy's mount: `<root>/memory` on v1, `<root>` on v2.
@@ -187,6 +187,28 @@ impl CgroupTree {
             .values()
             .filter(|n| n.removed_ns.is_none())
             .map(|n| n.path.as_str())
+    }
+
+    pub fn live(&self) -> impl Iterator<Item = (CgroupId, &Node)> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.removed_ns.is_none())
+            .map(|(id, n)| (*id, n))
+    }
+
+    /// Every live (id, path), sorted: the snapshot a recording starts from.
+    pub fn entries(&self) -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = self.live().map(|(id, n)| (id.0, n.path.clone())).collect();
+        v.sort();
+        v
+    }
+
+    pub fn from_entries(hierarchy_id: u32, entries: &[(u64, String)]) -> Self {
+        let mut t = CgroupTree::new(hierarchy_id);
+        for (id, path) in entries {
+            t.insert(CgroupId(*id), path.clone());
+        }
+        t
     }
 
     /// Applies a cgroup event of the memory hierarchy; other hierarchies and

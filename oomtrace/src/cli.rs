@@ -26,6 +26,28 @@ pub enum Command {
     Tail(TailArgs),
     /// What this node offers oomtrace: kernel, BTF, tracefs, cgroups, privileges, hooks.
     Doctor(TailArgs),
+    /// `run`, also saving everything the verdicts were made from to FILE (for `replay` and bug reports).
+    Record(RecordArgs),
+    /// Reproduce the verdicts of a recording offline, without the kernel.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Where to write the recording.
+    pub file: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// A file written by `oomtrace record`.
+    pub file: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +92,16 @@ pub struct Common {
     /// Kernel BTF to read struct offsets from.
     #[arg(long, value_name = "PATH", default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
+    /// The kubelet's config file, for its hard eviction threshold (`evictionHard`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/kubelet/config.yaml"
+    )]
+    pub kubelet_config: PathBuf,
+    /// How long a pod cgroup may stay empty before it is reported as leaked.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub leak_grace: std::time::Duration,
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 22)]
     pub ring_buffer_bytes: u32,

@@ -1,41 +1,38 @@
-//! `oomtrace run` / `tail`: the live pipeline. Ring buffer (tokio AsyncFd) →
-//! decode → node model → attribution → names → sink. The kernel log is read
-//! on a thread beside it; a verdict never waits for it unless the kernel
-//! side could read nothing about the constraint.
+//! `oomtrace run` / `tail` / `record` / `replay`: the live edge around the
+//! engine. Ring buffer (tokio AsyncFd), kernel log (a thread), ticks and
+//! drop counters become engine inputs; its records go to the sink and,
+//! when recording, every input and answer to the recording file.
 
 use std::{
-    collections::{HashMap, VecDeque},
     io::IsTerminal,
+    path::{Path, PathBuf},
+    process::ExitCode,
     time::Duration,
 };
 
 use anyhow::Context as _;
 use aya::maps::{PerCpuArray, RingBuf};
-use oomtrace_common::{Hook, VictimEvent};
+use oomtrace_common::{Hook, HOOK_COUNT};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
-    attribution::{self, Attributor, Hints, Snapshot},
-    cgroup::{CgroupTree, Layout},
+    cgroup::{CgroupTree, Layout, Version},
     cli::{Common, Format},
-    event::{self, Event},
+    engine::{Engine, Input, Start},
     kernel_log,
     kmsg::OomSummary,
     loader,
-    names::Names,
+    observe::{self, Live, Observe, Sources},
+    pods::{self, Level},
     probe::Family,
-    sink::{json::JsonSink, text::TextSink, CgroupStatus, Lost, Record, Sink, Status},
+    record::{self, Recorder},
+    sink::{json::JsonSink, text::TextSink, CgroupStatus, Record, Sink, Status},
 };
-
-/// How long a victim with no kernel-side constraint data waits for the
-/// kernel log's summary line before it is attributed without it.
-const KMSG_WAIT: Duration = Duration::from_millis(300);
 
 /// Flags validated into what the daemon runs with.
 pub struct Config {
     pub layout: Layout,
     pub node: String,
-    pub names: Names,
     pub common: Common,
 }
 
@@ -55,35 +52,43 @@ impl Config {
                 common.ring_buffer_bytes
             );
         }
-        let names = Names::new(
-            common.pods_log_dir.clone(),
-            common.containers_log_dir.clone(),
-        );
         Ok(Config {
             layout,
             node,
-            names,
             common,
         })
     }
 }
 
-pub fn run(common: Common, format: Format) -> anyhow::Result<std::process::ExitCode> {
-    let config = Config::from_args(common)?;
+fn make_sink(format: Format, node: String) -> Box<dyn Sink> {
     let stdout = std::io::stdout().lock();
-    let sink: Box<dyn Sink> = match format {
-        Format::Json => Box::new(JsonSink::new(stdout, config.node.clone())),
+    match format {
+        Format::Json => Box::new(JsonSink::new(stdout, node)),
         Format::Text => {
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             Box::new(TextSink::new(stdout, color))
         }
-    };
+    }
+}
+
+pub fn run(common: Common, format: Format, record: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = Config::from_args(common)?;
+    let sink = make_sink(format, config.node.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(pipeline(config, sink))?;
-    Ok(std::process::ExitCode::SUCCESS)
+    rt.block_on(pipeline(config, sink, record))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn replay(file: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let mut sink: Option<Box<dyn Sink>> = None;
+    record::replay(file, |start, rec| {
+        let s = sink.get_or_insert_with(|| make_sink(format, start.node.clone()));
+        s.write(&rec)
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn kernel_release() -> String {
@@ -95,13 +100,41 @@ pub fn kernel_release() -> String {
 
 pub fn boot_to_wall_ns() -> i128 {
     let wall = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    let boot = rustix::time::clock_gettime_dynamic(rustix::time::DynamicClockId::Boottime)
-        .unwrap_or_else(|_| rustix::time::clock_gettime(rustix::time::ClockId::Monotonic));
-    let ns = |t: rustix::time::Timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
-    ns(wall) - ns(boot)
+    let wall = wall.tv_sec as i128 * 1_000_000_000 + wall.tv_nsec as i128;
+    wall - observe::boot_ns() as i128
 }
 
-async fn pipeline(config: Config, mut sink: Box<dyn Sink>) -> anyhow::Result<()> {
+/// Containers already running: the pid namespace of one process of each
+/// container cgroup, so their processes are known wherever they go.
+fn running_containers(tree: &CgroupTree, live: &mut Live, host_pid_ns: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for (_, node) in tree.live() {
+        if !pods::parse_cgroup_path(&node.path).is_some_and(|k| k.level == Level::Container) {
+            continue;
+        }
+        let procs = live
+            .sources
+            .memory_root
+            .join(node.path.trim_start_matches('/'))
+            .join("cgroup.procs");
+        let first = std::fs::read_to_string(procs)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
+        if let Some(ns) = first.and_then(|pid| live.namespaces(pid)) {
+            if ns.pid_ns != host_pid_ns {
+                out.push((ns.pid_ns, node.path.clone()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn pipeline(
+    config: Config,
+    mut sink: Box<dyn Sink>,
+    record_to: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut loaded = loader::load(
         &config.common.btf,
         &config.common.hooks,
@@ -125,154 +158,128 @@ async fn pipeline(config: Config, mut sink: Box<dyn Sink>) -> anyhow::Result<()>
     )?;
     let drops: PerCpuArray<_, u64> =
         PerCpuArray::try_from(loaded.ebpf.take_map("DROPS").context("DROPS map missing")?)?;
-    // SAFETY: the ring buffer owns its fd and outlives the registration (both
-    // live in this function and the AsyncFd owns the map).
+    // SAFETY: the ring buffer owns its fd, and the AsyncFd owns the ring
+    // buffer: the fd stays open for as long as it is registered.
     let mut ring = unsafe { AsyncFd::register(ring) }
         .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?;
 
+    let mut live = Live {
+        sources: Sources {
+            memory_root: config.layout.memory_root.clone(),
+            v2: config.layout.version == Version::V2,
+            pods_log_dir: config.common.pods_log_dir.clone(),
+            containers_log_dir: config.common.containers_log_dir.clone(),
+            kubelet_config: config.common.kubelet_config.clone(),
+        },
+        recorded: None,
+    };
     // Attached first, scanned second: a cgroup made in between arrives as
     // an event and simply overwrites its scanned entry.
-    let mut tree = CgroupTree::scan(&config.layout)?;
+    let tree = CgroupTree::scan(&config.layout)?;
+    let host_pid_ns = live
+        .namespaces(std::process::id())
+        .map(|n| n.pid_ns)
+        .unwrap_or(0);
+    let start = Start {
+        node: config.node.clone(),
+        kernel: kernel_release(),
+        layout: config.layout.clone(),
+        cgroups: tree.entries(),
+        page_size: rustix::param::page_size() as u64,
+        boot_to_wall_ns: boot_to_wall_ns(),
+        host_pid_ns,
+        containers: running_containers(&tree, &mut live, host_pid_ns),
+        leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
+    };
+    let mut recorder = match &record_to {
+        Some(p) => Some(
+            Recorder::create(p, &start)
+                .with_context(|| format!("creating the recording {}", p.display()))?,
+        ),
+        None => None,
+    };
+    live.recorded = recorder.as_ref().map(|_| Vec::new());
+    let cgroups = start.cgroups.len();
+    let mut engine = Engine::new(start);
+
     let (kmsg_tx, mut kmsg_rx) = mpsc::channel::<OomSummary>(1024);
     let kmsg_state = match kernel_log::spawn_reader(kmsg_tx) {
         Ok(()) => "reading".to_string(),
         Err(e) => format!("unavailable: {e}"),
     };
-    sink.write(&Record::Status(Status {
-        state: "ready",
+    let status = |state| Status {
+        state,
         version: env!("CARGO_PKG_VERSION"),
         kernel: kernel_release(),
         cgroup: CgroupStatus {
             version: config.layout.version,
             memory_root: config.layout.memory_root.display().to_string(),
-            cgroups: tree.len(),
+            cgroups,
         },
         hooks: loaded.choices.clone(),
-        kernel_log: kmsg_state,
-    }))?;
+        kernel_log: kmsg_state.clone(),
+    };
+    sink.write(&Record::Status(status("ready")))?;
 
-    let page_size = rustix::param::page_size() as u64;
-    let boot_to_wall = boot_to_wall_ns();
-    let mut attributor = Attributor::default();
-    let mut kmsg_facts: HashMap<u32, OomSummary> = HashMap::new();
-    let mut waiting: VecDeque<(tokio::time::Instant, VictimEvent, Option<String>)> =
-        VecDeque::new();
-    let mut lost_seen = [0u64; Hook::ALL.len()];
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut feed = |input: Input,
+                    engine: &mut Engine,
+                    live: &mut Live,
+                    sink: &mut Box<dyn Sink>|
+     -> anyhow::Result<()> {
+        let records = engine.handle(input.clone(), live);
+        if let Some(r) = recorder.as_mut() {
+            let answers = live.recorded.replace(Vec::new()).unwrap_or_default();
+            r.input(&input, answers).context("writing the recording")?;
+        }
+        for rec in records {
+            sink.write(&rec)?;
+        }
+        Ok(())
+    };
+
+    let mut drops_sent = [0u64; HOOK_COUNT as usize];
     let mut drops_tick = tokio::time::interval(Duration::from_secs(1));
     let mut shutdown = std::pin::pin!(shutdown_signal());
-
     loop {
+        let tick = if engine.waiting() {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_secs(1)
+        };
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                let rb = guard.get_inner_mut();
-                while let Some(item) = rb.next() {
-                    let ev = match event::decode(&item) {
-                        Ok(ev) => ev,
-                        Err(e) => { tracing::warn!("dropping a ring-buffer record: {e}"); continue; }
-                    };
-                    match ev {
-                        Event::Oom(o) => attributor.on_oom(&o),
-                        Event::Victim(v) => {
-                            let hint = victim_hint(&v, &tree);
-                            let blind = v.victim.memcg_depth == 0 && v.trigger.memcg_depth == 0;
-                            if blind && !kmsg_facts.contains_key(&v.victim.tgid) {
-                                waiting.push_back((tokio::time::Instant::now() + KMSG_WAIT, v, hint));
-                            } else {
-                                let snap = Snapshot { tree: &tree, page_size, boot_to_wall_ns: boot_to_wall, kmsg: &kmsg_facts };
-                                emit(&mut *sink, &config, attributor.on_victim(&v, &snap, &Hints { victim_cgroup: hint.as_deref() }))?;
-                            }
-                        }
-                        other => tree.apply(&other),
+                let mut batch = Vec::new();
+                {
+                    let rb = guard.get_inner_mut();
+                    while let Some(item) = rb.next() {
+                        batch.push(item.to_vec());
                     }
                 }
                 guard.clear_ready();
-            }
-            Some(summary) = kmsg_rx.recv() => {
-                kmsg_facts.insert(summary.pid, summary);
-                if kmsg_facts.len() > 4096 {
-                    kmsg_facts.clear();
+                for bytes in batch {
+                    feed(Input::Kernel(bytes), &mut engine, &mut live, &mut sink)?;
                 }
             }
-            _ = tick.tick(), if !waiting.is_empty() => {}
+            Some(summary) = kmsg_rx.recv() => feed(Input::Kmsg(summary), &mut engine, &mut live, &mut sink)?,
+            _ = tokio::time::sleep(tick) => feed(Input::Tick(observe::boot_ns()), &mut engine, &mut live, &mut sink)?,
             _ = drops_tick.tick() => {
+                let mut totals = [0u64; HOOK_COUNT as usize];
                 for hook in Hook::ALL {
-                    let total: u64 = drops.get(&(hook as u32), 0).map(|v| v.iter().sum()).unwrap_or(0);
-                    let seen = &mut lost_seen[hook as usize];
-                    if total > *seen {
-                        sink.write(&Record::Lost(Lost { hook: hook.name(), count: total - *seen, total }))?;
-                        *seen = total;
-                    }
+                    totals[hook as usize] = drops.get(&(hook as u32), 0).map(|v| v.iter().sum()).unwrap_or(0);
+                }
+                if totals != drops_sent {
+                    drops_sent = totals;
+                    feed(Input::Drops(totals), &mut engine, &mut live, &mut sink)?;
                 }
             }
             _ = &mut shutdown => break,
         }
-        // Victims that waited for the kernel log: attribute those whose line
-        // came or whose time is up, in arrival order.
-        while let Some((deadline, v, _)) = waiting.front() {
-            if !kmsg_facts.contains_key(&v.victim.tgid) && tokio::time::Instant::now() < *deadline {
-                break;
-            }
-            let Some((_, v, hint)) = waiting.pop_front() else {
-                break;
-            };
-            let snap = Snapshot {
-                tree: &tree,
-                page_size,
-                boot_to_wall_ns: boot_to_wall,
-                kmsg: &kmsg_facts,
-            };
-            emit(
-                &mut *sink,
-                &config,
-                attributor.on_victim(
-                    &v,
-                    &snap,
-                    &Hints {
-                        victim_cgroup: hint.as_deref(),
-                    },
-                ),
-            )?;
-        }
     }
-    Ok(())
-}
-
-/// The victim's cgroup when the hook could not read it: /proc while the
-/// dying process is still there, else the last attach the tree saw.
-fn victim_hint(v: &VictimEvent, tree: &CgroupTree) -> Option<String> {
-    if v.victim.memcg_depth > 0 {
-        return None;
+    sink.write(&Record::Status(status("stopping")))?;
+    if let Some(r) = recorder {
+        r.end().context("finishing the recording")?;
     }
-    let pid = v.victim.tgid as i32;
-    let from_proc = procfs::process::Process::new(pid)
-        .ok()
-        .and_then(|p| p.cgroups().ok())
-        .and_then(|groups| {
-            groups
-                .0
-                .into_iter()
-                .find(|g| {
-                    g.controllers.iter().any(|c| c == "memory")
-                        || (g.hierarchy == 0 && g.controllers.is_empty())
-                })
-                .map(|g| g.pathname)
-        });
-    from_proc.or_else(|| {
-        tree.cgroup_of_pid(v.victim.tgid)
-            .and_then(|id| tree.path(id).map(str::to_owned))
-    })
-}
-
-fn emit(
-    sink: &mut dyn Sink,
-    config: &Config,
-    mut verdict: crate::verdict::Verdict,
-) -> anyhow::Result<()> {
-    config.names.fill(&mut verdict);
-    verdict.summary = attribution::summary(&verdict);
-    sink.write(&Record::Verdict(Box::new(verdict)))?;
     Ok(())
 }
 

@@ -121,7 +121,9 @@ mod tests {
             tid: tgid + 1,
             comm,
             memcg_depth: 2,
-            _pad: 0,
+            ns_pid: 1,
+            pid_ns: 4026531836,
+            mnt_ns: 4026531841,
             memcg: {
                 let mut m = [MemcgLevel::default(); MEMCG_DEPTH];
                 m[0] = MemcgLevel {

@@ -117,7 +117,7 @@ fn unescape(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Constraint {
     /// A memory cgroup hit its limit.
     Memcg,
@@ -142,7 +142,7 @@ impl Constraint {
 
 /// The one-line `oom-kill:` summary (4.19+). The kernel rate-limits the OOM
 /// report, so a kill may come without one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OomSummary {
     pub constraint: Constraint,
     /// The cgroup whose limit was hit; absent for global OOMs.

@@ -7,14 +7,17 @@ mod cgroup;
 mod cli;
 mod daemon;
 mod doctor;
+mod engine;
 mod event;
 mod kernel_log;
 mod kmsg;
+mod kubelet;
 mod loader;
-mod names;
+mod observe;
 mod offsets;
 mod pods;
 mod probe;
+mod record;
 mod sink;
 mod tracefs;
 mod verdict;
@@ -45,12 +48,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    use cli::{Command, Format};
     match cli.command {
-        cli::Command::Run(args) => {
-            daemon::run(args.common, args.format.unwrap_or(cli::Format::Json))
-        }
-        cli::Command::Tail(args) => daemon::run(args.common, cli::Format::Text),
-        cli::Command::Doctor(args) => doctor::run(args.common),
+        Command::Run(a) => daemon::run(a.common, a.format.unwrap_or(Format::Json), None),
+        Command::Tail(a) => daemon::run(a.common, Format::Text, None),
+        Command::Doctor(a) => doctor::run(a.common),
+        Command::Record(a) => daemon::run(a.common, a.format.unwrap_or(Format::Json), Some(a.file)),
+        Command::Replay(a) => daemon::replay(&a.file, a.format.unwrap_or(Format::Json)),
     }
 }
 

@@ -47,34 +47,84 @@ pub enum ConstraintSource {
     KernelLog,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Victim {
     pub pid: u32,
     pub comm: String,
-    pub oom_score_adj: i16,
-    pub rss_bytes: u64,
-    pub anon_rss_bytes: u64,
-    pub file_rss_bytes: u64,
-    pub shmem_rss_bytes: u64,
-    pub total_vm_bytes: u64,
+    pub oom_score_adj: Option<i16>,
+    pub rss_bytes: Option<u64>,
+    pub anon_rss_bytes: Option<u64>,
+    pub file_rss_bytes: Option<u64>,
+    pub shmem_rss_bytes: Option<u64>,
+    pub total_vm_bytes: Option<u64>,
     pub cgroup: Option<String>,
+    /// Its pid inside its own pid namespace: 1 is a container's init.
+    pub ns_pid: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// The victim cgroup's memory, read from its files just after the kill.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Memory {
+    pub cgroup: String,
+    pub usage_bytes: Option<u64>,
+    pub anon_bytes: Option<u64>,
+    pub file_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_file_bytes: Option<u64>,
+    pub slab_bytes: Option<u64>,
+    /// usage − inactive_file, as the kubelet and `kubectl top` compute it.
+    pub working_set_bytes: Option<u64>,
+    /// How long after the kill the files were read.
+    pub read_delay_ms: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeMemory {
+    pub capacity_bytes: u64,
+    pub mem_available_bytes: u64,
+    /// The kubelet's memory.available: capacity − the root cgroup's working set.
+    pub memory_available_bytes: u64,
+    pub eviction_threshold_bytes: Option<u64>,
+    pub eviction_threshold_source: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// A kill by signal from userspace (eviction).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Signal {
+    pub name: &'static str,
+    pub number: u32,
+    pub sender: Process,
+}
+
+/// A large memory user at the time of a global OOM.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Consumer {
+    pub cgroup: String,
+    pub usage_bytes: u64,
+    pub pod: Option<Pod>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Trigger {
     pub pid: u32,
     pub comm: String,
     pub cgroup: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Limit {
     pub cgroup: Option<String>,
     pub limit_bytes: Option<u64>,
     pub usage_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Pod {
     pub uid: PodUid,
     pub namespace: Option<String>,
@@ -82,22 +132,27 @@ pub struct Pod {
     pub qos: Option<Qos>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Container {
     pub id: ContainerId,
     pub name: Option<String>,
     pub runtime: Option<Runtime>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evidence {
     pub constraint: Option<Constraint>,
     pub constraint_source: Option<ConstraintSource>,
-    /// Which hook saw the victim (tp_btf, raw_tp, tracepoint).
+    /// Which hook saw the victim (tp_btf, raw_tp, tracepoint, signal).
     pub victim_hook: &'static str,
+    /// The victim's pid and mount namespace ids (as in /proc/PID/ns).
+    pub pid_ns: Option<u32>,
+    pub mnt_ns: Option<u32>,
+    /// For escaped_process: the pod cgroup the process belongs to by its namespaces.
+    pub pod_cgroup: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
     pub verdict: VerdictKind,
     /// Only for `node_pressure`.
@@ -111,6 +166,54 @@ pub struct Verdict {
     pub limit: Option<Limit>,
     pub pod: Option<Pod>,
     pub container: Option<Container>,
+    /// Whether the kubelet will report this kill as `OOMKilled`: only when
+    /// the container's init died in the incident. Null outside containers.
+    pub kubelet_reports: Option<bool>,
+    pub memory: Option<Memory>,
+    pub node_memory: Option<NodeMemory>,
+    /// Eviction only: the signal and who sent it.
+    pub signal: Option<Signal>,
+    /// Global OOM only: the largest memory users at the kill.
+    pub top_consumers: Option<Vec<Consumer>>,
     pub evidence: Evidence,
+    pub summary: String,
+}
+
+/// Something worth knowing before any kill.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    EscapeDetected,
+    CgroupLeak,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub finding: FindingKind,
+    pub time: String,
+    pub pod: Option<Pod>,
+    pub container: Option<Container>,
+    /// escape_detected: the process that left its pod's cgroup.
+    pub process: Option<Process>,
+    /// escape_detected: the cgroup it moved to; cgroup_leak: the leaked pod cgroup.
+    pub cgroup: String,
+    /// escape_detected: the pod cgroup it belongs to by its namespaces.
+    pub pod_cgroup: Option<String>,
+    /// cgroup_leak: how long it has been empty.
+    pub empty_for_s: Option<f64>,
+    pub summary: String,
+}
+
+/// A pod's process ended by SIGKILL/SIGTERM from userspace while the node
+/// was not under memory pressure: not an OOM, said so that nothing is hidden.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stopped {
+    pub time: String,
+    pub process: Process,
+    pub cgroup: Option<String>,
+    pub pod: Option<Pod>,
+    pub container: Option<Container>,
+    pub signal: Signal,
+    pub node_memory: Option<NodeMemory>,
     pub summary: String,
 }

@@ -20,6 +20,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod container;
+
 pub type Json = Value;
 
 /// Generous: a TCG VM or a loaded CI machine is slow; the wait ends as soon
@@ -235,19 +237,37 @@ struct Lines {
     changed: Condvar,
 }
 
-/// The oomtrace daemon, JSON lines collected as they come.
+/// The oomtrace daemon (`oomtrace record`), JSON lines collected as they
+/// come. [`Daemon::finish`] stops it and checks that replaying its recording
+/// gives the same lines.
 pub struct Daemon {
     child: Child,
     lines: Arc<Lines>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    recording: PathBuf,
 }
 
 impl Daemon {
     /// Starts `oomtrace run` with `args` and waits for the `ready` line.
+    /// When the test passes no `--hooks` of its own, `OOMTRACE_E2E_HOOKS`
+    /// (e.g. `oom=off,victim=tracepoint`) forces the hooks, so the same
+    /// scenarios run on each fallback (`cargo xtask vm-test` does), and
+    /// `OOMTRACE_E2E_EXPECT_HOOKS` (same shape) asserts which hook each named
+    /// family took (`none` for a family that must not attach).
     pub fn start(args: &[&str]) -> Daemon {
         require_root();
+        let own_hooks = args
+            .iter()
+            .any(|a| *a == "--hooks" || a.starts_with("--hooks="));
+        let env_hooks = std::env::var("OOMTRACE_E2E_HOOKS")
+            .ok()
+            .filter(|h| !own_hooks && !h.trim().is_empty());
+        let recording = std::env::temp_dir().join(format!("oomtrace-e2e-{}.rec", unique_uid()));
         let mut child = Command::new(bin("oomtrace"))
-            .arg("run")
+            .arg("record")
+            .arg(&recording)
             .args(["--node-name", "e2e-node"])
+            .args(env_hooks.iter().flat_map(|h| ["--hooks", h.as_str()]))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -259,7 +279,7 @@ impl Daemon {
             changed: Condvar::new(),
         });
         let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
@@ -270,13 +290,58 @@ impl Daemon {
                 sink.changed.notify_all();
             }
         });
-        let d = Daemon { child, lines };
+        let d = Daemon {
+            child,
+            lines,
+            reader: Some(reader),
+            recording,
+        };
         let ready = d.wait_for("the ready status line", |l| {
             l["type"] == "status" && l["state"] == "ready"
         });
         assert_eq!(ready["schema_version"], 1);
         assert_eq!(ready["node"], "e2e-node");
+        if let Some(expect) = std::env::var("OOMTRACE_E2E_EXPECT_HOOKS")
+            .ok()
+            .filter(|_| !own_hooks)
+        {
+            for pair in expect.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (family, kind) = pair.split_once('=').unwrap_or_else(|| {
+                    panic!("OOMTRACE_E2E_EXPECT_HOOKS: `{pair}` is not FAMILY=KIND")
+                });
+                assert_eq!(
+                    d.hook(family).as_deref().unwrap_or("none"),
+                    kind,
+                    "OOMTRACE_E2E_EXPECT_HOOKS wants {family}={kind}; status line: {ready}"
+                );
+            }
+        }
         d
+    }
+
+    /// The hook `family` took, from the ready status line (None: no hook
+    /// of that family attached).
+    pub fn hook(&self, family: &str) -> Option<String> {
+        let ready = self.wait_for("the ready status line", |l| {
+            l["type"] == "status" && l["state"] == "ready"
+        });
+        let choice = ready["hooks"]
+            .as_array()
+            .and_then(|h| h.iter().find(|c| c["family"] == family))
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{family}` family in the status line: {ready}"));
+        choice["chosen"].as_str().map(str::to_owned)
+    }
+
+    /// Where a memcg verdict's constraint must come from with the hooks this
+    /// kernel gave: `struct oom_control` when the per-OOM hook attached,
+    /// else the memcg page counters read at the kill (BTF is present on
+    /// every kernel tested here).
+    pub fn expected_constraint_source(&self) -> &'static str {
+        match self.hook("oom") {
+            Some(_) => "oom_control",
+            None => "memcg_counters",
+        }
     }
 
     /// The first line matching `pred`, waiting up to [`DEADLINE`].
@@ -314,6 +379,56 @@ impl Daemon {
             .collect()
     }
 
+    /// Stops the daemon with SIGTERM (it must exit 0 and say `stopping`),
+    /// then replays its recording: the replay must print exactly the lines
+    /// the live daemon printed after its status line.
+    pub fn finish(mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let mut status = None;
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                status = self.child.try_wait().ok().flatten();
+                status.is_some()
+            }),
+            "oomtrace did not exit within 20 s of SIGTERM"
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "oomtrace exited with {status:?} on SIGTERM"
+        );
+        if let Some(r) = self.reader.take() {
+            r.join().expect("reader thread");
+        }
+        let live: Vec<Value> = self.all(|l| l["type"] != "status");
+        let stopping = self.all(|l| l["type"] == "status" && l["state"] == "stopping");
+        assert_eq!(stopping.len(), 1, "one stopping status line on SIGTERM");
+        let out = Command::new(bin("oomtrace"))
+            .arg("replay")
+            .arg(&self.recording)
+            .output()
+            .expect("oomtrace replay");
+        assert!(
+            out.status.success(),
+            "replay failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("replay printed a non-JSON line ({e}): {l}"))
+            })
+            .collect();
+        assert_eq!(
+            replayed,
+            live,
+            "the replay of {} differs from the live run",
+            self.recording.display()
+        );
+        let _ = fs::remove_file(&self.recording);
+    }
+
     /// A barrier: causes an OOM kill in a fresh host cgroup and waits for its
     /// verdict. Events are delivered in order, so every verdict caused
     /// before this call has been printed once it returns.
@@ -337,6 +452,9 @@ fn dump(lines: &[Value]) -> String {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }

@@ -43,6 +43,19 @@ fn assert_pod_limit(v: &Json, pid: u32, uid: &str, cid: &str, limit_cgroup: &str
     );
 }
 
+/// The constraint's source follows from the hooks the kernel gave this
+/// daemon (read from its status line): `oom_control` wherever the per-OOM
+/// hook attached, else the memcg counters. Asserted on every run, never skipped.
+fn assert_constraint_source(daemon: &Daemon, v: &Json) {
+    assert_eq!(v["evidence"]["constraint"], "memcg", "{v}");
+    assert_eq!(
+        v["evidence"]["constraint_source"],
+        daemon.expected_constraint_source(),
+        "oom hook: {:?}; {v}",
+        daemon.hook("oom")
+    );
+}
+
 #[test]
 fn pod_limit_cgroupfs_driver() {
     let daemon = Daemon::start(&[]);
@@ -53,6 +66,7 @@ fn pod_limit_cgroupfs_driver() {
     let pid = oom_hog(&container, 256);
     let v = daemon.wait_for("the pod_limit verdict", is_verdict_for(pid));
     assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "Burstable");
+    assert_constraint_source(&daemon, &v);
     daemon.barrier();
     assert_eq!(
         daemon
@@ -61,6 +75,7 @@ fn pod_limit_cgroupfs_driver() {
         1,
         "exactly one verdict per kill"
     );
+    daemon.finish();
 }
 
 #[test]
@@ -77,7 +92,9 @@ fn pod_limit_systemd_driver() {
     let pid = oom_hog(&container, 256);
     let v = daemon.wait_for("the pod_limit verdict", is_verdict_for(pid));
     assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "BestEffort");
+    assert_constraint_source(&daemon, &v);
     assert_eq!(v["container"]["runtime"], "containerd", "{v}");
+    daemon.finish();
 }
 
 #[test]
@@ -92,7 +109,9 @@ fn pod_level_limit_guaranteed() {
     let pid = oom_hog(&container, 256);
     let v = daemon.wait_for("the pod_limit verdict", is_verdict_for(pid));
     assert_pod_limit(&v, pid, &uid, &cid, &pod.rel, "Guaranteed");
+    assert_constraint_source(&daemon, &v);
     assert_eq!(v["victim"]["cgroup"], container.rel.as_str(), "{v}");
+    daemon.finish();
 }
 
 #[test]
@@ -108,6 +127,8 @@ fn host_service_gets_system_verdict() {
     assert_eq!(v["victim"]["cgroup"], service.rel.as_str(), "{v}");
     assert_eq!(v["limit"]["cgroup"], service.rel.as_str(), "{v}");
     assert_eq!(v["limit"]["limit_bytes"], LIMIT, "{v}");
+    assert_constraint_source(&daemon, &v);
+    daemon.finish();
 }
 
 #[test]
@@ -125,6 +146,8 @@ fn verdict_names_pod_after_container_cgroup_is_removed() {
     assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
     assert_eq!(v["container"]["id"], cid.as_str(), "{v}");
     assert_eq!(v["victim"]["cgroup"], container.rel.as_str(), "{v}");
+    assert_constraint_source(&daemon, &v);
+    daemon.finish();
 }
 
 #[test]
@@ -152,6 +175,7 @@ fn cgroup_churn_without_oom_gives_no_verdict() {
         about_churn.is_empty(),
         "verdicts without an OOM: {about_churn:?}"
     );
+    daemon.finish();
 }
 
 #[test]
@@ -176,5 +200,7 @@ fn forced_tracepoint_fallback_still_attributes() {
     let pid = oom_hog(&container, 256);
     let v = daemon.wait_for("the verdict", is_verdict_for(pid));
     assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "Burstable");
+    assert_constraint_source(&daemon, &v);
     assert_eq!(v["evidence"]["victim_hook"], "tracepoint", "{v}");
+    daemon.finish();
 }

@@ -3,6 +3,7 @@
 //! first, idempotently (seconds when everything is there).
 
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -30,9 +31,20 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, build, and run the whole test suite (unit and end-to-end, as root).
+    /// Set up, build, and run the whole test suite (unit and end-to-end, as root),
+    /// then the end-to-end scenarios again inside Debian's 6.1 kernel (vm-test).
     Test {
+        /// Skip the VM run (local iteration only; CI runs it).
+        #[arg(long)]
+        no_vm: bool,
         /// Extra arguments for `cargo test` after `--` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build, then run the end-to-end scenarios inside Debian's 6.1 kernel
+    /// (cgroup v2, fentry/kprobes) in a TCG VM: best hooks and each fallback.
+    VmTest {
+        /// Extra arguments for the test executable (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -84,7 +96,7 @@ fn run() -> anyhow::Result<()> {
                 bail!("oomtrace exited with {status}");
             }
         }
-        Task::Test { args } => {
+        Task::Test { no_vm, args } => {
             let env = setup::ensure()?;
             if !rustix_is_root() {
                 bail!("the end-to-end tests load eBPF programs, create cgroups and cause OOM kills: run `cargo xtask test` as root");
@@ -96,6 +108,19 @@ fn run() -> anyhow::Result<()> {
             let mut test = vec!["test", "--no-fail-fast", "--"];
             test.extend(args.iter().map(String::as_str));
             cargo(&root, &env, &test)?;
+            if no_vm {
+                eprintln!("xtask: --no-vm: skipping the 6.1 VM run");
+            } else {
+                vm::test(&root, &env, &args)?;
+            }
+        }
+        Task::VmTest { args } => {
+            let env = setup::ensure()?;
+            if !rustix_is_root() {
+                bail!("the VM run needs root (apt-get, and the guest runs the tests as root): run `cargo xtask vm-test` as root");
+            }
+            cargo(&root, &env, &["build", "--bins"])?;
+            vm::test(&root, &env, &args)?;
         }
     }
     Ok(())

@@ -41,7 +41,7 @@ pub fn ensure() -> anyhow::Result<BuildEnv> {
     })
 }
 
-fn output(cmd: &str, args: &[&str]) -> Option<String> {
+pub fn output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
     out.status
         .success()
@@ -60,7 +60,12 @@ fn nightly_with_rust_src() -> Option<String> {
 }
 
 fn missing_packages() -> Vec<&'static str> {
-    PACKAGES
+    missing(PACKAGES)
+}
+
+/// The Debian packages of `packages` that are not installed.
+pub fn missing(packages: &[&'static str]) -> Vec<&'static str> {
+    packages
         .iter()
         .copied()
         .filter(|p| {
@@ -75,14 +80,19 @@ fn ensure_packages() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let what = missing.join(" ");
     if Command::new("apt-get").arg("--version").output().is_err() {
-        bail!("missing {what}, and this is not a Debian system: install a Rust nightly with rust-src (`rustup toolchain install nightly --component rust-src`) and LLVM 22, then rerun");
+        bail!("missing {}, and this is not a Debian system: install a Rust nightly with rust-src (`rustup toolchain install nightly --component rust-src`) and LLVM 22, then rerun", missing.join(" "));
     }
+    apt_install(&missing)
+}
+
+/// `apt-get update` then `apt-get install -y` of `missing`.
+pub fn apt_install(missing: &[&str]) -> anyhow::Result<()> {
+    let what = missing.join(" ");
     eprintln!("setup: installing {what}");
     run("apt-get", &["update", "-q"])?;
     let mut args = vec!["install", "-y", "-q"];
-    args.extend(&missing);
+    args.extend(missing);
     run_env("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
         .with_context(|| format!("installing {what}: as root, run `apt-get install -y {what}`"))
 }
@@ -139,7 +149,7 @@ fn ensure_tracefs() {
     }
 }
 
-fn run(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
+pub fn run(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
     run_env(cmd, args, &[])
 }
 

@@ -6,7 +6,10 @@ pub mod text;
 
 use serde::Serialize;
 
-use crate::{probe::Choice, verdict::Verdict};
+use crate::{
+    probe::Choice,
+    verdict::{Finding, Stopped, Verdict},
+};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -15,11 +18,26 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum Record {
     Status(Status),
     Verdict(Box<Verdict>),
+    Finding(Finding),
+    Stopped(Stopped),
     Lost(Lost),
+    Heartbeat(Heartbeat),
+}
+
+/// Proof of life for pipelines: a quiet node and a dead agent look alike
+/// without it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Heartbeat {
+    pub uptime_s: u64,
+    pub events: u64,
+    pub verdicts: u64,
+    pub findings: u64,
+    pub lost: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
+    /// "ready" once every hook is attached; "stopping" on SIGTERM/SIGINT.
     pub state: &'static str,
     pub version: &'static str,
     pub kernel: String,

@@ -77,6 +77,25 @@ impl<W: Write> Sink for TextSink<W> {
                     v.summary
                 )
             }
+            Record::Finding(f) => {
+                let label = match f.finding {
+                    crate::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
+                    crate::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
+                };
+                format!("{} {} {}", f.time, self.paint("1;35", label), f.summary)
+            }
+            Record::Stopped(s) => {
+                format!("{} {} {}", s.time, self.paint("2", "STOPPED"), s.summary)
+            }
+            Record::Heartbeat(h) => format!(
+                "{} up {} s, {} events, {} verdicts, {} findings, {} lost",
+                self.paint("2", "heartbeat"),
+                h.uptime_s,
+                h.events,
+                h.verdicts,
+                h.findings,
+                h.lost
+            ),
             Record::Lost(l) => format!(
                 "{} {} events lost on hook {} ({} in all)",
                 self.paint("1;31", "LOST"),

@@ -1,0 +1,531 @@
+//! The engine: inputs (kernel records, kernel-log summaries, ticks, drop
+//! counters) in, output records out. It owns the node model and calls
+//! attribution; every read of the machine goes through [`Observe`], so the
+//! live daemon and a replay of a recording run this same code.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use oomtrace_common::{Hook, HOOK_COUNT};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    attribution::{self, Attributor, Hints, SignalContext, SignalOutcome, Snapshot},
+    cgroup::{CgroupId, CgroupTree, Layout},
+    event::{self, Event},
+    kmsg::OomSummary,
+    observe::{MemoryStat, Observe},
+    pods::{self, Level},
+    sink::{Lost, Record},
+    verdict::{
+        Consumer, Container, Finding, FindingKind, Memory, NodeMemory, Pod, PressureKind, Process,
+    },
+};
+
+/// How long a victim with no kernel-side constraint data waits for the
+/// kernel log's summary line before it is attributed without it.
+const KMSG_WAIT_NS: u64 = 300_000_000;
+/// One verdict per process: a later SIGKILL after a SIGTERM is the same stop.
+const SIGNAL_DEDUP_NS: u64 = 60_000_000_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Input {
+    /// A raw ring-buffer record.
+    Kernel(#[serde(with = "b64")] Vec<u8>),
+    Kmsg(OomSummary),
+    /// Time passes (CLOCK_BOOTTIME ns).
+    Tick(u64),
+    /// Per-hook totals of ring-buffer reservation failures.
+    Drops([u64; HOOK_COUNT as usize]),
+}
+
+mod b64 {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Everything the engine starts from; a recording's header holds it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Start {
+    pub node: String,
+    pub kernel: String,
+    pub layout: Layout,
+    pub cgroups: Vec<(u64, String)>,
+    pub page_size: u64,
+    /// CLOCK_REALTIME − CLOCK_BOOTTIME at start, ns.
+    pub boot_to_wall_ns: i128,
+    /// The pid namespace of the host (oomtrace's own, run with hostPID):
+    /// processes in it belong to no container.
+    pub host_pid_ns: u32,
+    /// Pid namespace → container cgroup, for containers already running.
+    pub containers: Vec<(u32, String)>,
+    pub leak_grace_ns: u64,
+}
+
+pub struct Engine {
+    start: Start,
+    tree: CgroupTree,
+    attributor: Attributor,
+    kmsg: HashMap<u32, OomSummary>,
+    waiting: VecDeque<(u64, oomtrace_common::VictimEvent, Option<String>)>,
+    /// Pid namespace → the container cgroup its first process joined.
+    owners: HashMap<u32, String>,
+    signalled: HashMap<u32, u64>,
+    lost_seen: [u64; HOOK_COUNT as usize],
+    /// Pod cgroups seen empty, since when (boot ns).
+    empty_since: HashMap<CgroupId, u64>,
+    leaks_reported: HashSet<CgroupId>,
+    last_leak_check: u64,
+    now: u64,
+}
+
+impl Engine {
+    pub fn new(start: Start) -> Engine {
+        let tree = CgroupTree::from_entries(start.layout.hierarchy_id, &start.cgroups);
+        let owners = start.containers.iter().cloned().collect();
+        Engine {
+            tree,
+            attributor: Attributor::default(),
+            kmsg: HashMap::new(),
+            waiting: VecDeque::new(),
+            owners,
+            signalled: HashMap::new(),
+            lost_seen: [0; HOOK_COUNT as usize],
+            empty_since: HashMap::new(),
+            leaks_reported: HashSet::new(),
+            last_leak_check: 0,
+            now: 0,
+            start,
+        }
+    }
+
+    pub fn tree(&self) -> &CgroupTree {
+        &self.tree
+    }
+
+    /// Whether victims wait for the kernel log: the caller then ticks faster.
+    pub fn waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    pub fn handle(&mut self, input: Input, obs: &mut dyn Observe) -> Vec<Record> {
+        let mut out = Vec::new();
+        match input {
+            Input::Kernel(bytes) => match event::decode(&bytes) {
+                Ok(ev) => {
+                    self.now = self.now.max(ev.header().boot_ns);
+                    self.on_event(ev, obs, &mut out);
+                }
+                Err(e) => tracing::warn!("dropping a ring-buffer record: {e}"),
+            },
+            Input::Kmsg(s) => {
+                if self.kmsg.len() > 4096 {
+                    self.kmsg.clear();
+                }
+                self.kmsg.insert(s.pid, s);
+            }
+            Input::Tick(now) => {
+                self.now = self.now.max(now);
+                self.check_leaks(obs, &mut out);
+            }
+            Input::Drops(totals) => {
+                for hook in Hook::ALL {
+                    let (total, seen) = (totals[hook as usize], &mut self.lost_seen[hook as usize]);
+                    if total > *seen {
+                        out.push(Record::Lost(Lost {
+                            hook: hook.name(),
+                            count: total - *seen,
+                            total,
+                        }));
+                        *seen = total;
+                    }
+                }
+            }
+        }
+        self.flush_waiting(obs, &mut out);
+        out
+    }
+
+    fn on_event(&mut self, ev: Event, obs: &mut dyn Observe, out: &mut Vec<Record>) {
+        match ev {
+            Event::Oom(o) => self.attributor.on_oom(&o),
+            Event::Victim(v) => {
+                let hint = if v.victim.memcg_depth == 0 {
+                    obs.proc_cgroup(v.victim.tgid).or_else(|| {
+                        self.tree
+                            .cgroup_of_pid(v.victim.tgid)
+                            .and_then(|id| self.tree.path(id).map(str::to_owned))
+                    })
+                } else {
+                    None
+                };
+                let blind = v.victim.memcg_depth == 0 && v.trigger.memcg_depth == 0;
+                if blind && !self.kmsg.contains_key(&v.victim.tgid) {
+                    self.waiting
+                        .push_back((v.header.boot_ns + KMSG_WAIT_NS, v, hint));
+                } else {
+                    self.victim(&v, hint, obs, out);
+                }
+            }
+            Event::Attach(a) => {
+                self.tree.apply(&ev);
+                if a.dst_root == self.start.layout.hierarchy_id {
+                    self.on_attach(
+                        a.pid,
+                        &event::comm(&a.comm),
+                        &event::path(&a.path, a.path_len),
+                        a.header.boot_ns,
+                        obs,
+                        out,
+                    );
+                }
+            }
+            Event::Signal(s) => self.on_signal(&s, obs, out),
+            Event::Mkdir(_) | Event::Rmdir(_) | Event::Release(_) => {
+                if let Event::Rmdir(c) = &ev {
+                    self.empty_since.remove(&CgroupId(c.id));
+                    self.leaks_reported.remove(&CgroupId(c.id));
+                }
+                self.tree.apply(&ev);
+            }
+        }
+    }
+
+    fn flush_waiting(&mut self, obs: &mut dyn Observe, out: &mut Vec<Record>) {
+        while let Some((deadline, v, _)) = self.waiting.front() {
+            if !self.kmsg.contains_key(&v.victim.tgid) && self.now < *deadline {
+                break;
+            }
+            let Some((_, v, hint)) = self.waiting.pop_front() else {
+                break;
+            };
+            self.victim(&v, hint, obs, out);
+        }
+    }
+
+    fn owner_of(&self, pid_ns: u32) -> Option<&str> {
+        (pid_ns != 0 && pid_ns != self.start.host_pid_ns)
+            .then(|| self.owners.get(&pid_ns).map(String::as_str))
+            .flatten()
+    }
+
+    fn victim(
+        &mut self,
+        v: &oomtrace_common::VictimEvent,
+        hint: Option<String>,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Record>,
+    ) {
+        let snap = Snapshot {
+            tree: &self.tree,
+            page_size: self.start.page_size,
+            boot_to_wall_ns: self.start.boot_to_wall_ns,
+            kmsg: &self.kmsg,
+        };
+        let victim_owner = self.owner_of(v.victim.pid_ns).map(str::to_owned);
+        let trigger_owner = self.owner_of(v.trigger.pid_ns).map(str::to_owned);
+        let hints = Hints {
+            victim_cgroup: hint.as_deref(),
+            victim_owner: victim_owner.as_deref(),
+            trigger_owner: trigger_owner.as_deref(),
+        };
+        let mut verdict = self.attributor.on_victim(v, &snap, &hints);
+        let oom_group = verdict
+            .limit
+            .as_ref()
+            .and_then(|l| l.cgroup.clone())
+            .and_then(|c| obs.oom_group(&c));
+        let host_pid_ns = v.victim.pid_ns == 0 || v.victim.pid_ns == self.start.host_pid_ns;
+        verdict.kubelet_reports = attribution::kubelet_reports(&verdict, oom_group, host_pid_ns);
+        if let Some(cgroup) = verdict.victim.cgroup.clone() {
+            let stat = obs.memory_stat(&cgroup);
+            let read_at = obs.now_boot_ns();
+            verdict.memory =
+                stat.map(|s| memory(cgroup, s, read_at.saturating_sub(v.header.boot_ns)));
+        }
+        verdict.node_memory = obs.node_memory().map(|n| NodeMemory {
+            capacity_bytes: n.capacity_bytes,
+            mem_available_bytes: n.mem_available_bytes,
+            memory_available_bytes: n.memory_available_bytes,
+            eviction_threshold_bytes: None,
+            eviction_threshold_source: None,
+        });
+        if verdict.kind == Some(PressureKind::SystemOom) {
+            verdict.top_consumers = Some(self.top_consumers(obs));
+        }
+        self.name(&mut verdict.pod, &mut verdict.container, obs);
+        verdict.summary = attribution::summary(&verdict);
+        out.push(Record::Verdict(Box::new(verdict)));
+    }
+
+    fn name(
+        &self,
+        pod: &mut Option<Pod>,
+        container: &mut Option<Container>,
+        obs: &mut dyn Observe,
+    ) {
+        if let Some(p) = pod.as_mut() {
+            if let Some((ns, name)) = obs.pod_name(&p.uid) {
+                p.namespace = Some(ns);
+                p.name = Some(name);
+            }
+        }
+        if let Some(c) = container.as_mut() {
+            c.name = obs.container_name(&c.id);
+        }
+    }
+
+    /// The largest pod cgroups and top-level host cgroups by usage.
+    fn top_consumers(&self, obs: &mut dyn Observe) -> Vec<Consumer> {
+        let candidates: Vec<String> = self
+            .tree
+            .live()
+            .filter(|(_, n)| match pods::parse_cgroup_path(&n.path) {
+                Some(k) => k.level == Level::Pod,
+                None => n.path != "/" && n.path.matches('/').count() == 1,
+            })
+            .map(|(_, n)| n.path.clone())
+            .collect();
+        let mut sized: Vec<Consumer> = candidates
+            .into_iter()
+            .filter_map(|cgroup| {
+                let usage_bytes = obs.memory_stat(&cgroup)?.usage_bytes?;
+                let pod = pods::parse_cgroup_path(&cgroup).and_then(|k| {
+                    k.pod.map(|uid| Pod {
+                        uid,
+                        namespace: None,
+                        name: None,
+                        qos: k.qos,
+                    })
+                });
+                Some(Consumer {
+                    cgroup,
+                    usage_bytes,
+                    pod,
+                })
+            })
+            .collect();
+        sized.sort_by(|a, b| {
+            b.usage_bytes
+                .cmp(&a.usage_bytes)
+                .then(a.cgroup.cmp(&b.cgroup))
+        });
+        sized.truncate(5);
+        sized
+    }
+
+    fn on_attach(
+        &mut self,
+        pid: u32,
+        comm: &str,
+        path: &str,
+        boot_ns: u64,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Record>,
+    ) {
+        let kube = pods::parse_cgroup_path(path);
+        let in_container = kube.as_ref().is_some_and(|k| k.level == Level::Container);
+        let in_pod = kube.as_ref().is_some_and(|k| k.pod.is_some());
+        // Only two cases need the namespaces: a process joining a container
+        // (learn its pid namespace) and one leaving every pod (an escape?).
+        if in_pod && !in_container {
+            return;
+        }
+        let Some(ns) = obs.namespaces(pid) else {
+            return;
+        };
+        if ns.pid_ns == self.start.host_pid_ns {
+            return;
+        }
+        if in_container {
+            self.owners
+                .entry(ns.pid_ns)
+                .or_insert_with(|| path.to_string());
+            return;
+        }
+        let Some(owner) = self.owners.get(&ns.pid_ns).cloned() else {
+            return;
+        };
+        let owner_kube = pods::parse_cgroup_path(&owner);
+        let pod = owner_kube.as_ref().and_then(|k| {
+            k.pod.clone().map(|uid| Pod {
+                uid,
+                namespace: None,
+                name: None,
+                qos: k.qos,
+            })
+        });
+        let container = owner_kube.and_then(|k| k.container).map(|c| Container {
+            id: c.id,
+            name: None,
+            runtime: c.runtime,
+        });
+        let mut f = Finding {
+            finding: FindingKind::EscapeDetected,
+            time: attribution::wall_time(boot_ns, self.start.boot_to_wall_ns),
+            pod,
+            container,
+            process: Some(Process {
+                pid,
+                comm: comm.to_string(),
+            }),
+            cgroup: path.to_string(),
+            pod_cgroup: Some(owner),
+            empty_for_s: None,
+            summary: String::new(),
+        };
+        let (mut pod, mut container) = (f.pod.take(), f.container.take());
+        self.name(&mut pod, &mut container, obs);
+        f.pod = pod;
+        f.container = container;
+        f.summary = format!(
+            "{comm} (pid {pid}) of {} moved to {path}, outside its pod's cgroup: the pod's memory limit no longer applies to it.",
+            attribution::describe(f.pod.as_ref(), f.container.as_ref())
+        );
+        out.push(Record::Finding(f));
+    }
+
+    fn on_signal(
+        &mut self,
+        s: &oomtrace_common::SignalEvent,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Record>,
+    ) {
+        // Cheap filters first: most SIGKILL/SIGTERM on a node are not ours.
+        if s.result != 0 || s.code > 0 {
+            return;
+        }
+        if self
+            .signalled
+            .get(&s.target_pid)
+            .is_some_and(|&t| s.header.boot_ns.saturating_sub(t) < SIGNAL_DEDUP_NS)
+        {
+            return;
+        }
+        let target_cgroup = obs.proc_cgroup(s.target_pid).or_else(|| {
+            self.tree
+                .cgroup_of_pid(s.target_pid)
+                .and_then(|id| self.tree.path(id).map(str::to_owned))
+        });
+        if target_cgroup
+            .as_deref()
+            .and_then(pods::parse_cgroup_path)
+            .is_none_or(|k| k.pod.is_none())
+        {
+            return;
+        }
+        let node = obs.node_memory();
+        let threshold = obs.eviction_threshold();
+        let cx = SignalContext {
+            target_cgroup: target_cgroup.as_deref(),
+            node: node.as_ref(),
+            threshold: &threshold,
+            boot_to_wall_ns: self.start.boot_to_wall_ns,
+        };
+        let Some(outcome) = attribution::on_signal(s, &cx) else {
+            return;
+        };
+        self.signalled.insert(s.target_pid, s.header.boot_ns);
+        if self.signalled.len() > 65_536 {
+            let now = s.header.boot_ns;
+            self.signalled
+                .retain(|_, t| now.saturating_sub(*t) < SIGNAL_DEDUP_NS);
+        }
+        match outcome {
+            SignalOutcome::Eviction(mut v) => {
+                self.name(&mut v.pod, &mut v.container, obs);
+                v.summary = attribution::summary(&v);
+                out.push(Record::Verdict(v));
+            }
+            SignalOutcome::Stopped(mut st) => {
+                self.name(&mut st.pod, &mut st.container, obs);
+                out.push(Record::Stopped(st));
+            }
+        }
+    }
+
+    /// Pod cgroups with no process left that outlive the grace period
+    /// (kubernetes#106957): reported once each.
+    fn check_leaks(&mut self, obs: &mut dyn Observe, out: &mut Vec<Record>) {
+        let grace = self.start.leak_grace_ns;
+        let every = (grace / 4).clamp(500_000_000, 30_000_000_000);
+        if self.now.saturating_sub(self.last_leak_check) < every {
+            return;
+        }
+        self.last_leak_check = self.now;
+        let pods: Vec<(CgroupId, String)> = self
+            .tree
+            .live()
+            .filter(|(id, n)| {
+                !self.leaks_reported.contains(id)
+                    && pods::parse_cgroup_path(&n.path).is_some_and(|k| k.level == Level::Pod)
+            })
+            .map(|(id, n)| (id, n.path.clone()))
+            .collect();
+        for (id, path) in pods {
+            match obs.populated(&path) {
+                Some(false) => {
+                    let since = *self.empty_since.entry(id).or_insert(self.now);
+                    let empty_for = self.now.saturating_sub(since);
+                    if empty_for >= grace {
+                        self.leaks_reported.insert(id);
+                        let kube = pods::parse_cgroup_path(&path);
+                        let mut pod = kube.and_then(|k| {
+                            k.pod.map(|uid| Pod {
+                                uid,
+                                namespace: None,
+                                name: None,
+                                qos: k.qos,
+                            })
+                        });
+                        let mut container = None;
+                        self.name(&mut pod, &mut container, obs);
+                        let summary = format!(
+                            "{} has had no process for {:.0} s but its cgroup {path} remains: a leaked pod cgroup (kubernetes#106957) the kubelet and runtime keep paying for.",
+                            attribution::describe(pod.as_ref(), None),
+                            empty_for as f64 / 1e9
+                        );
+                        out.push(Record::Finding(Finding {
+                            finding: FindingKind::CgroupLeak,
+                            time: attribution::wall_time(self.now, self.start.boot_to_wall_ns),
+                            pod,
+                            container: None,
+                            process: None,
+                            cgroup: path,
+                            pod_cgroup: None,
+                            empty_for_s: Some(empty_for as f64 / 1e9),
+                            summary,
+                        }));
+                    }
+                }
+                _ => {
+                    self.empty_since.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+fn memory(cgroup: String, s: MemoryStat, delay_ns: u64) -> Memory {
+    Memory {
+        cgroup,
+        working_set_bytes: s
+            .usage_bytes
+            .map(|u| u.saturating_sub(s.inactive_file_bytes.unwrap_or(0))),
+        usage_bytes: s.usage_bytes,
+        anon_bytes: s.anon_bytes,
+        file_bytes: s.file_bytes,
+        active_file_bytes: s.active_file_bytes,
+        inactive_file_bytes: s.inactive_file_bytes,
+        slab_bytes: s.slab_bytes,
+        read_delay_ms: (delay_ns as f64 / 1e4).round() / 100.0,
+    }
+}

@@ -1,0 +1,400 @@
+//! The engine's window on the node: every read of /proc, cgroupfs, the
+//! kubelet's files and the clock goes through [`Observe`]. Live, the answers
+//! come from the machine (and are written to a recording when asked); in a
+//! replay they come back from the recording in the same order, so the same
+//! events give the same verdicts bit for bit.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    kubelet::Threshold,
+    pods::{parse_container_log_name, parse_pod_log_dir, ContainerId, PodUid},
+};
+
+/// A cgroup's memory as its own files say, read after the kill.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStat {
+    pub usage_bytes: Option<u64>,
+    pub anon_bytes: Option<u64>,
+    pub file_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_file_bytes: Option<u64>,
+    pub slab_bytes: Option<u64>,
+}
+
+/// What the kubelet would compute for the node, plus MemAvailable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeMemory {
+    pub capacity_bytes: u64,
+    pub mem_available_bytes: u64,
+    /// capacity − the root cgroup's working set (usage − inactive_file).
+    pub memory_available_bytes: u64,
+}
+
+/// The pid and mount namespaces of a live process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespaces {
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
+}
+
+/// One answer, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", content = "value", rename_all = "snake_case")]
+pub enum Answer {
+    ProcCgroup(Option<String>),
+    Namespaces(Option<Namespaces>),
+    MemoryStat(Option<MemoryStat>),
+    NodeMemory(Option<NodeMemory>),
+    Threshold(Threshold),
+    PodName(Option<(String, String)>),
+    ContainerName(Option<String>),
+    Populated(Option<bool>),
+    OomGroup(Option<bool>),
+    NowBootNs(u64),
+}
+
+pub trait Observe {
+    /// The memory-hierarchy cgroup of a live process.
+    fn proc_cgroup(&mut self, pid: u32) -> Option<String>;
+    fn namespaces(&mut self, pid: u32) -> Option<Namespaces>;
+    fn memory_stat(&mut self, cgroup: &str) -> Option<MemoryStat>;
+    fn node_memory(&mut self) -> Option<NodeMemory>;
+    fn eviction_threshold(&mut self) -> Threshold;
+    /// (namespace, name) of a pod, from the kubelet's pod log directory.
+    fn pod_name(&mut self, uid: &PodUid) -> Option<(String, String)>;
+    fn container_name(&mut self, id: &ContainerId) -> Option<String>;
+    /// Whether a cgroup or any descendant holds a process.
+    fn populated(&mut self, cgroup: &str) -> Option<bool>;
+    /// v2 `memory.oom.group`: the whole cgroup dies with one victim.
+    fn oom_group(&mut self, cgroup: &str) -> Option<bool>;
+    fn now_boot_ns(&mut self) -> u64;
+}
+
+/// Paths and settings the live observer reads from.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub memory_root: PathBuf,
+    pub v2: bool,
+    pub pods_log_dir: PathBuf,
+    pub containers_log_dir: PathBuf,
+    pub kubelet_config: PathBuf,
+}
+
+/// Reads the machine; every answer is also pushed to `recorded` when recording.
+pub struct Live {
+    pub sources: Sources,
+    pub recorded: Option<Vec<Answer>>,
+}
+
+impl Live {
+    fn keep(&mut self, a: Answer) {
+        if let Some(r) = self.recorded.as_mut() {
+            r.push(a);
+        }
+    }
+
+    fn cgroup_dir(&self, cgroup: &str) -> PathBuf {
+        self.sources
+            .memory_root
+            .join(cgroup.trim_start_matches('/'))
+    }
+}
+
+pub fn boot_ns() -> u64 {
+    let t = rustix::time::clock_gettime_dynamic(rustix::time::DynamicClockId::Boottime)
+        .unwrap_or_else(|_| rustix::time::clock_gettime(rustix::time::ClockId::Monotonic));
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
+/// `memory.stat` keys → bytes.
+fn read_kv(path: &Path) -> Option<BTreeMap<String, u64>> {
+    let text = fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Parses a /proc/PID/cgroup text for the memory hierarchy's path.
+pub fn memory_cgroup_of(text: &str, v2: bool) -> Option<String> {
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (id, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let is_memory = if v2 {
+            id == "0" && ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == "memory")
+        };
+        is_memory.then(|| path.to_string())
+    })
+}
+
+pub fn read_memory_stat(dir: &Path, v2: bool) -> Option<MemoryStat> {
+    let stat = read_kv(&dir.join("memory.stat"))?;
+    let g = |k: &str| stat.get(k).copied();
+    Some(if v2 {
+        MemoryStat {
+            usage_bytes: read_u64(&dir.join("memory.current")),
+            anon_bytes: g("anon"),
+            file_bytes: g("file"),
+            active_file_bytes: g("active_file"),
+            inactive_file_bytes: g("inactive_file"),
+            slab_bytes: g("slab"),
+        }
+    } else {
+        // v1: the total_* keys include descendants, as v2's do.
+        MemoryStat {
+            usage_bytes: read_u64(&dir.join("memory.usage_in_bytes")),
+            anon_bytes: g("total_rss"),
+            file_bytes: g("total_cache"),
+            active_file_bytes: g("total_active_file"),
+            inactive_file_bytes: g("total_inactive_file"),
+            slab_bytes: None,
+        }
+    })
+}
+
+impl Observe for Live {
+    fn proc_cgroup(&mut self, pid: u32) -> Option<String> {
+        let a = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|t| memory_cgroup_of(&t, self.sources.v2));
+        self.keep(Answer::ProcCgroup(a.clone()));
+        a
+    }
+
+    fn namespaces(&mut self, pid: u32) -> Option<Namespaces> {
+        let ino = |n: &str| {
+            fs::metadata(format!("/proc/{pid}/ns/{n}"))
+                .ok()
+                .map(|m| m.ino() as u32)
+        };
+        let a = match (ino("pid"), ino("mnt")) {
+            (Some(pid_ns), Some(mnt_ns)) => Some(Namespaces { pid_ns, mnt_ns }),
+            _ => None,
+        };
+        self.keep(Answer::Namespaces(a));
+        a
+    }
+
+    fn memory_stat(&mut self, cgroup: &str) -> Option<MemoryStat> {
+        let a = read_memory_stat(&self.cgroup_dir(cgroup), self.sources.v2);
+        self.keep(Answer::MemoryStat(a.clone()));
+        a
+    }
+
+    fn node_memory(&mut self) -> Option<NodeMemory> {
+        let a = read_node_memory(&self.sources.memory_root, self.sources.v2);
+        self.keep(Answer::NodeMemory(a.clone()));
+        a
+    }
+
+    fn eviction_threshold(&mut self) -> Threshold {
+        let a = crate::kubelet::read_threshold(&self.sources.kubelet_config);
+        self.keep(Answer::Threshold(a.clone()));
+        a
+    }
+
+    fn pod_name(&mut self, uid: &PodUid) -> Option<(String, String)> {
+        let a = fs::read_dir(&self.sources.pods_log_dir)
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(parse_pod_log_dir))
+                    .find(|p| &p.uid == uid)
+                    .map(|p| (p.namespace, p.name))
+            });
+        self.keep(Answer::PodName(a.clone()));
+        a
+    }
+
+    fn container_name(&mut self, id: &ContainerId) -> Option<String> {
+        let a = fs::read_dir(&self.sources.containers_log_dir)
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(parse_container_log_name))
+                    .find(|c| &c.id == id)
+                    .map(|c| c.container)
+            });
+        self.keep(Answer::ContainerName(a.clone()));
+        a
+    }
+
+    fn populated(&mut self, cgroup: &str) -> Option<bool> {
+        let a = populated(&self.cgroup_dir(cgroup), self.sources.v2);
+        self.keep(Answer::Populated(a));
+        a
+    }
+
+    fn oom_group(&mut self, cgroup: &str) -> Option<bool> {
+        let a = if self.sources.v2 {
+            read_u64(&self.cgroup_dir(cgroup).join("memory.oom.group")).map(|v| v == 1)
+        } else {
+            Some(false)
+        };
+        self.keep(Answer::OomGroup(a));
+        a
+    }
+
+    fn now_boot_ns(&mut self) -> u64 {
+        let a = boot_ns();
+        self.keep(Answer::NowBootNs(a));
+        a
+    }
+}
+
+fn populated(dir: &Path, v2: bool) -> Option<bool> {
+    if v2 {
+        let events = fs::read_to_string(dir.join("cgroup.events")).ok()?;
+        return events
+            .lines()
+            .find_map(|l| l.strip_prefix("populated "))
+            .map(|v| v.trim() == "1");
+    }
+    // v1 has no populated flag: walk cgroup.procs down the subtree.
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen_any = false;
+    while let Some(d) = stack.pop() {
+        let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) else {
+            continue;
+        };
+        seen_any = true;
+        if procs.lines().any(|l| !l.trim().is_empty()) {
+            return Some(true);
+        }
+        if let Ok(entries) = fs::read_dir(&d) {
+            stack.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    seen_any.then_some(false)
+}
+
+/// The kubelet's memory.available: capacity minus the root cgroup's working
+/// set. v1's root memcg reports usage and total_inactive_file; v2's root has
+/// no memory.current, so it is derived from /proc/meminfo as cadvisor does.
+pub fn read_node_memory(memory_root: &Path, v2: bool) -> Option<NodeMemory> {
+    let meminfo = <procfs::Meminfo as procfs::Current>::current().ok()?;
+    let capacity = meminfo.mem_total;
+    let mem_available = meminfo.mem_available.unwrap_or(meminfo.mem_free);
+    let working_set = if v2 {
+        let usage = capacity.saturating_sub(meminfo.mem_free);
+        usage.saturating_sub(meminfo.inactive_file.unwrap_or(0))
+    } else {
+        let usage = read_u64(&memory_root.join("memory.usage_in_bytes"))?;
+        let inactive = read_kv(&memory_root.join("memory.stat"))
+            .and_then(|s| s.get("total_inactive_file").copied())
+            .unwrap_or(0);
+        usage.saturating_sub(inactive)
+    };
+    Some(NodeMemory {
+        capacity_bytes: capacity,
+        mem_available_bytes: mem_available,
+        memory_available_bytes: capacity.saturating_sub(working_set),
+    })
+}
+
+/// Answers from a recording, in order.
+pub struct Replayed {
+    answers: std::vec::IntoIter<Answer>,
+    pub diverged: Option<String>,
+}
+
+impl Replayed {
+    pub fn new(answers: Vec<Answer>) -> Self {
+        Replayed {
+            answers: answers.into_iter(),
+            diverged: None,
+        }
+    }
+
+    /// Answers the replay did not ask for: the engine took another path.
+    pub fn leftover(&self) -> usize {
+        self.answers.len()
+    }
+
+    fn next(&mut self, want: &'static str) -> Option<Answer> {
+        let a = self.answers.next();
+        if a.is_none() && self.diverged.is_none() {
+            self.diverged = Some(format!("the recording has no answer left for {want}"));
+        }
+        a
+    }
+}
+
+macro_rules! replay_answer {
+    ($self:ident, $variant:ident, $default:expr) => {{
+        match $self.next(stringify!($variant)) {
+            Some(Answer::$variant(v)) => v,
+            Some(other) => {
+                if $self.diverged.is_none() {
+                    $self.diverged = Some(format!(
+                        "expected a {} answer, the recording has {:?}",
+                        stringify!($variant),
+                        other
+                    ));
+                }
+                $default
+            }
+            None => $default,
+        }
+    }};
+}
+
+impl Observe for Replayed {
+    fn proc_cgroup(&mut self, _pid: u32) -> Option<String> {
+        replay_answer!(self, ProcCgroup, None)
+    }
+    fn namespaces(&mut self, _pid: u32) -> Option<Namespaces> {
+        replay_answer!(self, Namespaces, None)
+    }
+    fn memory_stat(&mut self, _cgroup: &str) -> Option<MemoryStat> {
+        replay_answer!(self, MemoryStat, None)
+    }
+    fn node_memory(&mut self) -> Option<NodeMemory> {
+        replay_answer!(self, NodeMemory, None)
+    }
+    fn eviction_threshold(&mut self) -> Threshold {
+        replay_answer!(self, Threshold, Threshold::default())
+    }
+    fn pod_name(&mut self, _uid: &PodUid) -> Option<(String, String)> {
+        replay_answer!(self, PodName, None)
+    }
+    fn container_name(&mut self, _id: &ContainerId) -> Option<String> {
+        replay_answer!(self, ContainerName, None)
+    }
+    fn populated(&mut self, _cgroup: &str) -> Option<bool> {
+        replay_answer!(self, Populated, None)
+    }
+    fn oom_group(&mut self, _cgroup: &str) -> Option<bool> {
+        replay_answer!(self, OomGroup, None)
+    }
+    fn now_boot_ns(&mut self) -> u64 {
+        replay_answer!(self, NowBootNs, 0)
+    }
+}

@@ -1,0 +1,353 @@
+//! `cargo xtask vm-test`: the end-to-end scenarios inside a second kernel.
+//!
+//! The host runs 6.18 with cgroup v1 memory and only the tracepoint family
+//! of hooks; Debian's 6.1 kernel, booted with virtme-ng under TCG (KVM does
+//! not work on these machines), has cgroup v2, fentry and kprobes. One boot
+//! runs the already-built `foundation` test executable several times, once
+//! with the best hooks and then forced onto each fallback
+//! (`OOMTRACE_E2E_HOOKS`, read by tests/src/lib.rs), and prints
+//! `oomtrace doctor`. The guest sees the host's filesystem read-only through
+//! 9p, so it runs exactly the binaries in `target/debug`.
+//!
+//! The guest script ends with a sentinel line (`OOMTRACE-VM-RESULT: pass`
+//! or `fail`): vng's exit status does not carry the script's. A hung boot is
+//! killed (its process group, which this module created) at a deadline.
+
+use std::{
+    fs,
+    io::{BufRead as _, BufReader, Write as _},
+    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+
+use crate::setup;
+
+/// Debian packages the VM needs: the 6.1 kernel, qemu, and a static
+/// busybox for virtme-ng's guest init.
+const PACKAGES: &[&str] = &["linux-image-amd64", "qemu-system-x86", "busybox-static"];
+const VNG_VENV: &str = "/opt/vng";
+const VNG_VERSION: &str = "1.42";
+const SENTINEL: &str = "OOMTRACE-VM-RESULT:";
+/// The whole boot, all runs included (measured: about 6 minutes); the
+/// boot is killed past it. `OOMTRACE_VM_TIMEOUT_SECS` overrides.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// The end-to-end test executables run in the guest (cargo target names).
+const E2E_TARGETS: &[&str] = &["foundation"];
+
+/// One pass of the scenarios: the hooks forced through `OOMTRACE_E2E_HOOKS`
+/// and what the status line must then show (`OOMTRACE_E2E_EXPECT_HOOKS`).
+struct Pass {
+    label: &'static str,
+    hooks: &'static str,
+    expect: &'static str,
+}
+
+/// What 6.1 offers (docs/ebpf-toolchain.md): fentry and kprobe on
+/// `oom_kill_process`, tp_btf/raw_tp/tracepoint on `oom:mark_victim`.
+const PASSES: &[Pass] = &[
+    Pass {
+        label: "best hooks",
+        hooks: "",
+        expect: "oom=fentry,victim=tp_btf,cgroup=tracepoint,signal=tracepoint",
+    },
+    Pass {
+        label: "kprobe + raw_tp",
+        hooks: "oom=kprobe,victim=raw_tp",
+        expect: "oom=kprobe,victim=raw_tp",
+    },
+    Pass {
+        label: "no per-OOM hook, classic tracepoint",
+        hooks: "oom=off,victim=tracepoint",
+        expect: "oom=none,victim=tracepoint",
+    },
+];
+
+/// Installs what booting the VM needs, when missing (seconds when present;
+/// about 2.5 minutes on a fresh machine).
+pub fn ensure() -> anyhow::Result<()> {
+    let missing = setup::missing(PACKAGES);
+    if !missing.is_empty() {
+        setup::apt_install(&missing)?;
+    }
+    let vng = Path::new(VNG_VENV).join("bin/vng");
+    let have = setup::output(&vng.display().to_string(), &["--version"])
+        .is_some_and(|v| v.contains(VNG_VERSION));
+    if !have {
+        eprintln!("vm: installing virtme-ng {VNG_VERSION} from PyPI into {VNG_VENV}");
+        // Debian's interpreter, not whatever python3 comes first on PATH.
+        setup::run("/usr/bin/python3", &["-m", "venv", VNG_VENV])
+            .context("creating the virtme-ng venv (Debian: apt-get install python3-venv)")?;
+        setup::run(
+            &format!("{VNG_VENV}/bin/pip"),
+            &["install", "-q", &format!("virtme-ng=={VNG_VERSION}")],
+        )?;
+    }
+    Ok(())
+}
+
+/// The newest Debian 6.1 kernel image in /boot.
+pub fn kernel() -> anyhow::Result<PathBuf> {
+    let mut found: Vec<(Vec<u64>, PathBuf)> = fs::read_dir("/boot")
+        .context("reading /boot")?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix("vmlinuz-6.1.")?;
+            // 6.1.0-56-amd64 → [0, 56]: the ABI number orders Debian's builds.
+            let key = version
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            Some((key, e.path()))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, p)| p)
+        .context("no /boot/vmlinuz-6.1.* (Debian 12's kernel: apt-get install linux-image-amd64)")
+}
+
+/// The built test executables for [`E2E_TARGETS`], as cargo reports them:
+/// the same command line as the host run, so nothing is rebuilt.
+fn test_executables(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<Vec<PathBuf>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .current_dir(root)
+        .args(["test", "--no-run", "--message-format=json"])
+        .env("PATH", &env.path)
+        .env("OOMTRACE_EBPF_TOOLCHAIN", &env.ebpf_toolchain)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("`cargo test --no-run` failed ({})", out.status);
+    }
+    let mut exes = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let name = msg["target"]["name"].as_str().unwrap_or_default();
+        if let (true, Some(exe)) = (E2E_TARGETS.contains(&name), msg["executable"].as_str()) {
+            exes.push(PathBuf::from(exe));
+        }
+    }
+    if exes.len() != E2E_TARGETS.len() {
+        bail!(
+            "cargo reported {} of the end-to-end executables {E2E_TARGETS:?}: {exes:?}",
+            exes.len()
+        );
+    }
+    Ok(exes)
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The script the guest runs as root (its init's `--exec`).
+fn guest_script(oomtrace: &Path, exes: &[PathBuf], test_args: &[String]) -> String {
+    let mut s = String::from(
+        r#"#!/bin/sh
+# Generated by `cargo xtask vm-test` (xtask/src/vm.rs); runs inside the VM.
+set -u
+fail=0
+results=""
+note() { echo "vm: $*"; }
+note "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
+# cgroup v2 with the memory controller delegated from the root.
+if ! awk '$2 == "/sys/fs/cgroup" && $3 == "cgroup2" {f=1} END {exit !f}' /proc/mounts; then
+    mount -t cgroup2 none /sys/fs/cgroup || { note "mounting cgroup2 failed"; fail=1; }
+fi
+echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+if ! grep -qw memory /sys/fs/cgroup/cgroup.subtree_control; then
+    note "the root cgroup does not delegate memory: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+    fail=1
+fi
+if ! awk '$3 == "tracefs" {f=1} END {exit !f}' /proc/mounts; then
+    mount -t tracefs nodev /sys/kernel/tracing || note "mounting tracefs failed"
+fi
+cd /tmp
+export RUST_BACKTRACE=1
+"#,
+    );
+    s.push_str(&format!(
+        "note '==== oomtrace doctor'\n{} doctor\nrc=$?\nnote \"doctor exit $rc\"\n[ $rc -eq 0 ] || fail=1\nresults=\"$results doctor=$rc\"\n",
+        shell_quote(&oomtrace.display().to_string())
+    ));
+    let args: Vec<String> = test_args.iter().map(|a| shell_quote(a)).collect();
+    for pass in PASSES {
+        for exe in exes {
+            let name = exe
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "note {label}\nstart=$(date +%s)\nOOMTRACE_E2E_HOOKS={hooks} OOMTRACE_E2E_EXPECT_HOOKS={expect} {exe} {args}\nrc=$?\nnote \"exit $rc after $(( $(date +%s) - start )) s\"\n[ $rc -eq 0 ] || fail=1\nresults=\"$results {tag}=$rc\"\n",
+                label = shell_quote(&format!(
+                    "==== {name}, {} (OOMTRACE_E2E_HOOKS={})",
+                    pass.label,
+                    if pass.hooks.is_empty() { "auto" } else { pass.hooks }
+                )),
+                hooks = shell_quote(pass.hooks),
+                expect = shell_quote(pass.expect),
+                exe = shell_quote(&exe.display().to_string()),
+                args = args.join(" "),
+                tag = shell_quote(&format!("[{}]", pass.label.replace(' ', "_"))),
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "note \"exit codes:$results\"\nif [ $fail -eq 0 ]; then echo '{SENTINEL} pass'; else echo '{SENTINEL} fail'; fi\n"
+    ));
+    s
+}
+
+/// Boots the 6.1 kernel once and runs every pass; Err unless the guest
+/// printed the pass sentinel.
+pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    ensure()?;
+    let kernel = kernel()?;
+    let exes = test_executables(root, env)?;
+    let oomtrace = root.join("target/debug/oomtrace");
+    for bin in [&oomtrace, &root.join("target/debug/oomtrace-hog")] {
+        if !bin.exists() {
+            bail!("{} is missing: `cargo build --bins` first", bin.display());
+        }
+    }
+    // The guest sees the host's files read-only: the script lives in target/.
+    let dir = root.join("target/vm");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let script = dir.join("guest.sh");
+    fs::write(&script, guest_script(&oomtrace, &exes, test_args))
+        .with_context(|| format!("writing {}", script.display()))?;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
+
+    let timeout = std::env::var("OOMTRACE_VM_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(BOOT_TIMEOUT);
+    eprintln!(
+        "vm: booting {} (TCG, 2 cpus, 2G) for {} pass(es), at most {} s",
+        kernel.display(),
+        PASSES.len(),
+        timeout.as_secs()
+    );
+    let result = boot(&kernel, &script, timeout)?;
+    eprintln!("vm: {} in {} s", result, started.elapsed().as_secs());
+    match result.as_str() {
+        "pass" => Ok(()),
+        r => bail!("the end-to-end scenarios failed on Debian's 6.1 kernel ({r}); the guest's output is above"),
+    }
+}
+
+/// Runs vng in a process group of its own, echoing the guest's output as it
+/// comes, and returns the sentinel's word (or why there was none).
+fn boot(kernel: &Path, script: &Path, timeout: Duration) -> anyhow::Result<String> {
+    let bin = Path::new(VNG_VENV).join("bin");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut vng = Command::new(bin.join("vng"));
+    vng.args(["--run", &kernel.display().to_string()])
+        .args(["--disable-kvm", "--memory", "2G", "--cpus", "2"])
+        .args(["--exec", &script.display().to_string()])
+        // vng runs virtme-run from PATH.
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = vng.spawn().context("starting vng")?;
+    let pgid = child.id() as i32;
+    // stdout and stderr through pipes, never one file: qemu's stderr would
+    // overwrite the guest's output.
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut readers = Vec::new();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut buf = Vec::new();
+            while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                buf.clear();
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let deadline = Instant::now() + timeout;
+    let mut verdict: Option<String> = None;
+    let mut timed_out = false;
+    let stdout = std::io::stdout();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "vm| {line}");
+                let _ = out.flush();
+                if let Some(rest) = line.trim().strip_prefix(SENTINEL) {
+                    verdict = Some(rest.trim().to_string());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    if timed_out {
+        eprintln!(
+            "vm: no end after {} s: killing the VM (process group {pgid})",
+            timeout.as_secs()
+        );
+        kill_group(pgid);
+    }
+    // Both pipes closed (or the group was killed): vng is ending.
+    let status = child.wait().context("waiting for vng")?;
+    for r in readers {
+        let _ = r.join();
+    }
+    Ok(match (verdict, timed_out) {
+        (Some(v), _) => v,
+        (None, true) => format!("timed out after {} s", timeout.as_secs()),
+        (None, false) => format!("vng exited ({status}) without the {SENTINEL} line"),
+    })
+}
+
+/// SIGKILL to the process group vng was started in (vng, virtme-run, qemu).
+fn kill_group(pgid: i32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
