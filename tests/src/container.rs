@@ -450,6 +450,8 @@ pub struct ContainerSpec {
     /// A private cgroup namespace (`linux.namespaces` type `cgroup`).
     pub cgroup_namespace: bool,
     /// `process.oomScoreAdj` (the kubelet sets it from the QoS class).
+    /// Below the test process's own value it needs CAP_SYS_RESOURCE, which
+    /// root lacks on some CI hosts (this one): runc then fails to start.
     pub oom_score_adj: Option<i32>,
 }
 
@@ -707,7 +709,6 @@ impl Container {
             .arg("--pid-file")
             .arg(&pid_file)
             .arg(&self.id)
-            .arg("--")
             .args(args)
             .stdin(Stdio::null())
             .stdout(output())

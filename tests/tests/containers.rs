@@ -7,7 +7,7 @@ use std::{fs, path::Path, time::Instant};
 
 use oomtrace_e2e::{
     container::{
-        cgroup_mounts, memory_cgroup_of, oom_kill_count, BindMount, Container, Exit, Pod, Qos,
+        cgroup_mounts, memory_cgroup_of, oom_kill_count, BindMount, Exit, Pod, Qos,
     },
     memory_root, unique_uid, wait_until, Cgroup, DEADLINE,
 };
@@ -195,18 +195,18 @@ fn exec_child_past_the_limit_is_the_victim_and_init_survives() {
 #[test]
 fn sigterm_reaches_an_init_that_handles_it() {
     // Eviction-style stop: SIGTERM from userspace, then SIGKILL.
-    let pod = Pod::new(Qos::Guaranteed);
+    let pod = Pod::new(Qos::Burstable);
     pod.set_memory_limit(LIMIT);
     let c = pod
         .container(&["sh", "-c", "trap 'exit 3' TERM; sleep 3600 & wait"])
         .memory_limit(LIMIT)
-        .oom_score_adj(-997)
+        .oom_score_adj(999)
         .start();
     assert_eq!(
         fs::read_to_string(format!("/proc/{}/oom_score_adj", c.init_pid))
             .expect("oom_score_adj")
             .trim(),
-        "-997"
+        "999"
     );
     // The kernel drops SIGTERM to a pid namespace's init until it has a
     // handler: wait for the trap (SigCgt bit 15).
