@@ -407,6 +407,18 @@ pub fn human_bytes(b: u64) -> String {
 }
 
 pub fn summary(v: &Verdict) -> String {
+    capitalize(sentence(v))
+}
+
+fn capitalize(s: String) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => s,
+    }
+}
+
+fn sentence(v: &Verdict) -> String {
     let who = match v.victim.rss_bytes {
         Some(rss) => format!(
             "{} (pid {}, rss {})",

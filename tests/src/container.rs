@@ -787,16 +787,20 @@ impl Container {
         if r.deleted {
             return Ok(());
         }
+        // Kill, and wait for the foreground runc to see init gone, before
+        // deleting: `delete --force` of a running container sleeps 100 ms
+        // before it even checks, while a stopped one goes at once.
+        if !matches!(r.run.try_wait(), Ok(Some(_))) {
+            let _ = runc_cmd().args(["kill", &self.id, "KILL"]).output();
+            if !wait_until(TEARDOWN, || matches!(r.run.try_wait(), Ok(Some(_)))) {
+                let _ = r.run.kill();
+                let _ = r.run.wait();
+            }
+        }
         let out = runc_cmd()
             .args(["delete", "--force", &self.id])
             .output()
             .map_err(|e| format!("runc delete: {e}"))?;
-        // The foreground runc leaves once init is gone.
-        let exited = wait_until(TEARDOWN, || matches!(r.run.try_wait(), Ok(Some(_))));
-        if !exited {
-            let _ = r.run.kill();
-            let _ = r.run.wait();
-        }
         r.deleted = true;
         if !out.status.success() {
             return Err(format!(

@@ -6,9 +6,7 @@
 use std::{fs, path::Path, time::Instant};
 
 use oomtrace_e2e::{
-    container::{
-        cgroup_mounts, memory_cgroup_of, oom_kill_count, BindMount, Exit, Pod, Qos,
-    },
+    container::{cgroup_mounts, memory_cgroup_of, oom_kill_count, BindMount, Exit, Pod, Qos},
     memory_root, unique_uid, wait_until, Cgroup, DEADLINE,
 };
 

@@ -40,12 +40,15 @@ impl<W: Write> Sink for TextSink<W> {
                         )
                     })
                     .collect();
+                let version = match s.cgroup.version {
+                    crate::cgroup::Version::V1 => "v1",
+                    crate::cgroup::Version::V2 => "v2",
+                };
                 format!(
-                    "{} oomtrace {} on {} (cgroup {:?}, {} cgroups) hooks: {}",
-                    self.paint("2", "ready"),
+                    "{} oomtrace {} on {} (cgroup {version}, {} cgroups) hooks: {}",
+                    self.paint("2", s.state),
                     s.version,
                     s.kernel,
-                    s.cgroup.version,
                     s.cgroup.cgroups,
                     hooks.join(" ")
                 )
