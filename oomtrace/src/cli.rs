@@ -102,6 +102,9 @@ pub struct Common {
     /// How long a pod cgroup may stay empty before it is reported as leaked.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub leak_grace: std::time::Duration,
+    /// Print a heartbeat line this often (0 turns it off).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub heartbeat: std::time::Duration,
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 22)]
     pub ring_buffer_bytes: u32,

@@ -190,6 +190,7 @@ async fn pipeline(
         host_pid_ns,
         containers: running_containers(&tree, &mut live, host_pid_ns),
         leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
+        heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
     };
     let mut recorder = match &record_to {
         Some(p) => Some(

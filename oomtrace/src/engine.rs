@@ -15,7 +15,7 @@ use crate::{
     kmsg::OomSummary,
     observe::{MemoryStat, Observe},
     pods::{self, Level},
-    sink::{Lost, Record},
+    sink::{Heartbeat, Lost, Record},
     verdict::{
         Consumer, Container, Finding, FindingKind, Memory, NodeMemory, Pod, PressureKind, Process,
     },
@@ -68,6 +68,9 @@ pub struct Start {
     /// Pid namespace → container cgroup, for containers already running.
     pub containers: Vec<(u32, String)>,
     pub leak_grace_ns: u64,
+    /// 0: no heartbeat lines.
+    #[serde(default)]
+    pub heartbeat_ns: u64,
 }
 
 pub struct Engine {
@@ -85,6 +88,9 @@ pub struct Engine {
     leaks_reported: HashSet<CgroupId>,
     last_leak_check: u64,
     now: u64,
+    started: Option<u64>,
+    last_heartbeat: u64,
+    counts: Heartbeat,
 }
 
 impl Engine {
@@ -103,6 +109,15 @@ impl Engine {
             leaks_reported: HashSet::new(),
             last_leak_check: 0,
             now: 0,
+            started: None,
+            last_heartbeat: 0,
+            counts: Heartbeat {
+                uptime_s: 0,
+                events: 0,
+                verdicts: 0,
+                findings: 0,
+                lost: 0,
+            },
             start,
         }
     }
@@ -121,6 +136,7 @@ impl Engine {
         match input {
             Input::Kernel(bytes) => match event::decode(&bytes) {
                 Ok(ev) => {
+                    self.counts.events += 1;
                     self.now = self.now.max(ev.header().boot_ns);
                     self.on_event(ev, obs, &mut out);
                 }
@@ -134,7 +150,14 @@ impl Engine {
             }
             Input::Tick(now) => {
                 self.now = self.now.max(now);
+                let started = *self.started.get_or_insert(now);
                 self.check_leaks(obs, &mut out);
+                let every = self.start.heartbeat_ns;
+                if every > 0 && now.saturating_sub(self.last_heartbeat.max(started)) >= every {
+                    self.last_heartbeat = now;
+                    self.counts.uptime_s = now.saturating_sub(started) / 1_000_000_000;
+                    out.push(Record::Heartbeat(self.counts.clone()));
+                }
             }
             Input::Drops(totals) => {
                 for hook in Hook::ALL {
@@ -151,6 +174,14 @@ impl Engine {
             }
         }
         self.flush_waiting(obs, &mut out);
+        for r in &out {
+            match r {
+                Record::Verdict(_) => self.counts.verdicts += 1,
+                Record::Finding(_) => self.counts.findings += 1,
+                Record::Lost(l) => self.counts.lost += l.count,
+                _ => {}
+            }
+        }
         out
     }
 

@@ -802,7 +802,9 @@ impl Container {
             .output()
             .map_err(|e| format!("runc delete: {e}"))?;
         r.deleted = true;
-        if !out.status.success() {
+        // A container whose `runc run` failed never existed.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !stderr.contains("does not exist") {
             return Err(format!(
                 "runc delete --force: {}",
                 String::from_utf8_lossy(&out.stderr)

@@ -110,16 +110,29 @@ impl Cgroup {
         let (root, version) = memory_root();
         let mut created = Vec::new();
         let mut dir = root.clone();
-        for part in rel.trim_matches('/').split('/') {
+        // Tests run in parallel and share parents (kubepods, its QoS
+        // levels): another test may create a parent first (EEXIST: not
+        // ours) or remove it on drop between our steps (ENOENT: walk again).
+        let mut attempts = 0;
+        let mut parts = rel.trim_matches('/').split('/');
+        while let Some(part) = parts.next() {
             if version == CgroupVersion::V2 {
                 // Children get a memory controller only if the parent enables it.
                 let _ = fs::write(dir.join("cgroup.subtree_control"), "+memory");
             }
-            dir = dir.join(part);
-            if !dir.exists() {
-                fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-                created.push(dir.clone());
+            let next = dir.join(part);
+            match fs::create_dir(&next) {
+                Ok(()) => created.push(next.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 100 => {
+                    attempts += 1;
+                    dir = root.clone();
+                    parts = rel.trim_matches('/').split('/');
+                    continue;
+                }
+                Err(e) => panic!("mkdir {}: {e}", next.display()),
             }
+            dir = next;
         }
         Cgroup {
             rel: format!("/{}", rel.trim_matches('/')),
@@ -182,12 +195,28 @@ impl Drop for Cgroup {
         for dir in self.created.iter().rev() {
             kill_all(dir);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while fs::remove_dir(dir).is_err() && dir.exists() && Instant::now() < deadline {
+            while fs::remove_dir(dir).is_err()
+                && dir.exists()
+                && !has_child_cgroups(dir)
+                && Instant::now() < deadline
+            {
                 kill_all(dir);
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
+}
+
+/// Child cgroups left in a parent we created belong to another test running
+/// in parallel (ours are removed first): the parent stays for it.
+fn has_child_cgroups(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| {
+        entries.any(|e| {
+            e.ok()
+                .and_then(|e| e.file_type().ok())
+                .is_some_and(|t| t.is_dir())
+        })
+    })
 }
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes.

@@ -101,6 +101,7 @@ fn run() -> anyhow::Result<()> {
             if !rustix_is_root() {
                 bail!("the end-to-end tests load eBPF programs, create cgroups and cause OOM kills: run `cargo xtask test` as root");
             }
+            setup::ensure_test_packages()?;
             // The end-to-end tests start the built binaries. Plain `build` and
             // `test` cover the default members: every crate but the eBPF one,
             // which only builds for the BPF target (through oomtrace/build.rs).

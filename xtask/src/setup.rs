@@ -75,6 +75,25 @@ pub fn missing(packages: &[&'static str]) -> Vec<&'static str> {
         .collect()
 }
 
+/// Debian packages of the end-to-end tests: real containers (runc; crun
+/// refuses hybrid cgroup hierarchies) from a busybox rootfs.
+const TEST_PACKAGES: &[&str] = &["runc", "busybox-static"];
+
+/// Installs the end-to-end tests' packages when missing.
+pub fn ensure_test_packages() -> anyhow::Result<()> {
+    let missing = missing(TEST_PACKAGES);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if Command::new("apt-get").arg("--version").output().is_err() {
+        bail!(
+            "the end-to-end tests need {}: install them, then rerun",
+            missing.join(" ")
+        );
+    }
+    apt_install(&missing)
+}
+
 fn ensure_packages() -> anyhow::Result<()> {
     let missing = missing_packages();
     if missing.is_empty() {

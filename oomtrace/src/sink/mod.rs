@@ -26,7 +26,7 @@ pub enum Record {
 
 /// Proof of life for pipelines: a quiet node and a dead agent look alike
 /// without it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Heartbeat {
     pub uptime_s: u64,
     pub events: u64,
