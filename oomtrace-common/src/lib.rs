@@ -31,6 +31,8 @@ pub enum Kind {
     CgroupRelease = 12,
     CgroupAttach = 13,
     Signal = 20,
+    /// A memory cgroup entered reclaim (rate-limited per CPU).
+    Pressure = 30,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             12 => Self::CgroupRelease,
             13 => Self::CgroupAttach,
             20 => Self::Signal,
+            30 => Self::Pressure,
             _ => return None,
         })
     }
@@ -57,13 +60,19 @@ pub enum Hook {
     Victim = 1,
     Cgroup = 2,
     Signal = 3,
+    Pressure = 4,
 }
 
-pub const HOOK_COUNT: u32 = 4;
+pub const HOOK_COUNT: u32 = 5;
 
 impl Hook {
-    pub const ALL: [Hook; HOOK_COUNT as usize] =
-        [Hook::Oom, Hook::Victim, Hook::Cgroup, Hook::Signal];
+    pub const ALL: [Hook; HOOK_COUNT as usize] = [
+        Hook::Oom,
+        Hook::Victim,
+        Hook::Cgroup,
+        Hook::Signal,
+        Hook::Pressure,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +80,7 @@ impl Hook {
             Hook::Victim => "victim",
             Hook::Cgroup => "cgroup",
             Hook::Signal => "signal",
+            Hook::Pressure => "pressure",
         }
     }
 }
@@ -198,7 +208,17 @@ pub struct SignalEvent {
     pub sender_comm: [u8; COMM_LEN],
 }
 
+/// The task charging when its memcg entered reclaim, with the memcg's
+/// ancestry and page counters at that moment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PressureEvent {
+    pub header: Header,
+    pub task: TaskInfo,
+}
+
 const _: () = assert!(size_of::<Header>() == 16);
+const _: () = assert!(size_of::<PressureEvent>() == 16 + 232);
 const _: () = assert!(size_of::<MemcgLevel>() == 24);
 const _: () = assert!(size_of::<TaskInfo>() == 40 + 24 * MEMCG_DEPTH);
 const _: () = assert!(size_of::<VictimEvent>() == 16 + 2 * 232 + 32 + 8);

@@ -141,3 +141,17 @@ pub static TP_SG_COMM: u32 = 0;
 pub static TP_SG_PID: u32 = 0;
 #[no_mangle]
 pub static TP_SG_RESULT: u32 = 0;
+
+// memcg:mod_memcg_lruvec_state fields and the node_stat_item values summed.
+#[no_mangle]
+pub static TP_MS_ID: u32 = 0;
+#[no_mangle]
+pub static TP_MS_ITEM: u32 = 0;
+#[no_mangle]
+pub static TP_MS_VAL: u32 = 0;
+#[no_mangle]
+pub static ITEM_ANON: u32 = u32::MAX;
+#[no_mangle]
+pub static ITEM_FILE: u32 = u32::MAX;
+#[no_mangle]
+pub static ITEM_SHMEM: u32 = u32::MAX;

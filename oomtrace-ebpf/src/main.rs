@@ -8,6 +8,7 @@
 mod cgroup;
 mod globals;
 mod kernel;
+mod memcg;
 mod oom;
 mod signal;
 mod victim;

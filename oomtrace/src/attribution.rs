@@ -192,6 +192,7 @@ impl Attributor {
             node_memory: None,
             signal: None,
             top_consumers: None,
+            growth: None,
             evidence: Evidence {
                 constraint: scope.constraint,
                 constraint_source: scope.source,
@@ -608,6 +609,7 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
         node_memory,
         signal: Some(signal),
         top_consumers: None,
+        growth: None,
         evidence: Evidence {
             constraint: None,
             constraint_source: None,

@@ -11,8 +11,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::maps::{PerCpuArray, RingBuf};
-use oomtrace_common::{Hook, HOOK_COUNT};
+use aya::maps::{PerCpuArray, PerCpuHashMap, RingBuf};
+use oomtrace_common::{Hook, Kind, HOOK_COUNT};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use crate::{
@@ -22,12 +22,15 @@ use crate::{
     kernel_log,
     kmsg::OomSummary,
     loader,
-    observe::{self, Live, Observe, Sources},
+    observe::{self, ChargeReader, Live, Observe, Sources},
     pods::{self, Level},
-    probe::Family,
+    probe::{self, Family},
     record::{self, Recorder},
     sink::{json::JsonSink, text::TextSink, CgroupStatus, Record, Sink, Status},
 };
+
+/// The charge counter is detached after this long without pressure.
+const CHARGE_QUIET_NS: u64 = 5_000_000_000;
 
 /// Flags validated into what the daemon runs with.
 pub struct Config {
@@ -172,7 +175,24 @@ async fn pipeline(
             kubelet_config: config.common.kubelet_config.clone(),
         },
         recorded: None,
+        charges: None,
     };
+    let charge_hook = loaded
+        .choices
+        .iter()
+        .any(|c| c.family == Family::Charge && c.chosen.is_some());
+    if charge_hook {
+        let map = loaded
+            .ebpf
+            .take_map("CHARGES")
+            .context("CHARGES map missing")?;
+        live.charges = Some(ChargeReader {
+            map: PerCpuHashMap::try_from(map)?,
+            armed_ns: None,
+        });
+    }
+    let mut charge_link = None;
+    let mut last_pressure_ns = 0u64;
     // Attached first, scanned second: a cgroup made in between arrives as
     // an event and simply overwrites its scanned entry.
     let tree = CgroupTree::scan(&config.layout)?;
@@ -259,11 +279,40 @@ async fn pipeline(
                 }
                 guard.clear_ready();
                 for bytes in batch {
+                    // Pressure arms the charge counter before the engine
+                    // sees it, so the growth that follows is counted.
+                    if charge_hook && bytes.get(2..4) == Some(&(Kind::Pressure as u16).to_ne_bytes()[..]) {
+                        last_pressure_ns = observe::boot_ns();
+                        if charge_link.is_none() {
+                            match probe::arm_charges(&mut loaded.ebpf) {
+                                Ok(link) => {
+                                    charge_link = Some(link);
+                                    if let Some(c) = live.charges.as_mut() {
+                                        c.armed_ns = Some(last_pressure_ns);
+                                    }
+                                }
+                                Err(e) => tracing::warn!("arming the charge counter: {e}"),
+                            }
+                        }
+                    }
                     feed(Input::Kernel(bytes), &mut engine, &mut live, &mut sink)?;
                 }
             }
             Some(summary) = kmsg_rx.recv() => feed(Input::Kmsg(summary), &mut engine, &mut live, &mut sink)?,
-            _ = tokio::time::sleep(tick) => feed(Input::Tick(observe::boot_ns()), &mut engine, &mut live, &mut sink)?,
+            _ = tokio::time::sleep(tick) => {
+                let now = observe::boot_ns();
+                if charge_link.is_some() && now.saturating_sub(last_pressure_ns) > CHARGE_QUIET_NS {
+                    if let Some(link) = charge_link.take() {
+                        if let Err(e) = probe::disarm_charges(&mut loaded.ebpf, link) {
+                            tracing::warn!("disarming the charge counter: {e}");
+                        }
+                    }
+                    if let Some(c) = live.charges.as_mut() {
+                        c.clear();
+                    }
+                }
+                feed(Input::Tick(now), &mut engine, &mut live, &mut sink)?;
+            }
             _ = drops_tick.tick() => {
                 let mut totals = [0u64; HOOK_COUNT as usize];
                 for hook in Hook::ALL {

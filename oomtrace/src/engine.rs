@@ -17,7 +17,8 @@ use crate::{
     pods::{self, Level},
     sink::{Heartbeat, Lost, Record},
     verdict::{
-        Consumer, Container, Finding, FindingKind, Memory, NodeMemory, Pod, PressureKind, Process,
+        Consumer, Container, Finding, FindingKind, Growth, Memory, NodeMemory, Pod, PressureKind,
+        Process,
     },
 };
 
@@ -73,6 +74,18 @@ pub struct Start {
     pub heartbeat_ns: u64,
 }
 
+/// A cgroup's page counter at the first and the latest pressure record.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    first_ns: u64,
+    first_pages: u64,
+    last_ns: u64,
+    last_pages: u64,
+}
+
+/// How far back pressure counts as "before the kill".
+const GROWTH_WINDOW_NS: u64 = 30_000_000_000;
+
 pub struct Engine {
     start: Start,
     tree: CgroupTree,
@@ -89,6 +102,8 @@ pub struct Engine {
     last_leak_check: u64,
     now: u64,
     started: Option<u64>,
+    /// Memory cgroups seen entering reclaim: usage at first and last sight.
+    pressured: HashMap<u64, Sample>,
     last_heartbeat: u64,
     counts: Heartbeat,
 }
@@ -110,6 +125,7 @@ impl Engine {
             last_leak_check: 0,
             now: 0,
             started: None,
+            pressured: HashMap::new(),
             last_heartbeat: 0,
             counts: Heartbeat {
                 uptime_s: 0,
@@ -220,6 +236,7 @@ impl Engine {
                 }
             }
             Event::Signal(s) => self.on_signal(&s, obs, out),
+            Event::Pressure(p) => self.on_pressure(&p),
             Event::Mkdir(_) | Event::Rmdir(_) | Event::Release(_) => {
                 if let Event::Rmdir(c) = &ev {
                     self.empty_since.remove(&CgroupId(c.id));
@@ -289,12 +306,106 @@ impl Engine {
             eviction_threshold_bytes: None,
             eviction_threshold_source: None,
         });
+        verdict.growth = self.growth(v, obs);
         if verdict.kind == Some(PressureKind::SystemOom) {
             verdict.top_consumers = Some(self.top_consumers(obs));
         }
         self.name(&mut verdict.pod, &mut verdict.container, obs);
         verdict.summary = attribution::summary(&verdict);
         out.push(Record::Verdict(Box::new(verdict)));
+    }
+
+    fn on_pressure(&mut self, p: &oomtrace_common::PressureEvent) {
+        let now = p.header.boot_ns;
+        self.pressured
+            .retain(|_, s| now.saturating_sub(s.last_ns) < GROWTH_WINDOW_NS);
+        let n = (p.task.memcg_depth as usize).min(p.task.memcg.len());
+        for level in &p.task.memcg[..n] {
+            if level.id == 0 {
+                continue;
+            }
+            let s = self.pressured.entry(level.id).or_insert(Sample {
+                first_ns: now,
+                first_pages: level.usage_pages,
+                last_ns: now,
+                last_pages: level.usage_pages,
+            });
+            s.last_ns = now;
+            s.last_pages = level.usage_pages;
+        }
+    }
+
+    /// The cgroups charging fastest before the kill: the kernel's charge
+    /// counters when they were armed, else the page counters seen at
+    /// pressure and at the kill.
+    fn growth(
+        &self,
+        v: &oomtrace_common::VictimEvent,
+        obs: &mut dyn Observe,
+    ) -> Option<Vec<Growth>> {
+        let page = self.start.page_size;
+        let mut rates: Vec<(u64, u64, f64, &'static str)> = Vec::new();
+        if let Some(c) = obs.charges() {
+            let window = c.now_ns.saturating_sub(c.armed_ns);
+            if window > 0 {
+                for (id, pages) in c.pages {
+                    let bps =
+                        (pages as u128 * page as u128 * 1_000_000_000 / window as u128) as u64;
+                    rates.push((id, bps, window as f64 / 1e9, "charge_counter"));
+                }
+            }
+        }
+        {
+            let kill = v.header.boot_ns;
+            let at_kill: HashMap<u64, u64> = [&v.victim, &v.trigger]
+                .iter()
+                .flat_map(|t| t.memcg[..(t.memcg_depth as usize).min(t.memcg.len())].iter())
+                .map(|l| (l.id, l.usage_pages))
+                .collect();
+            for (&id, s) in &self.pressured {
+                // The kernel's own count wins where it has one.
+                if kill.saturating_sub(s.last_ns) > GROWTH_WINDOW_NS
+                    || rates.iter().any(|r| r.0 == id)
+                {
+                    continue;
+                }
+                let (t, pages) = match at_kill.get(&id) {
+                    Some(&p) => (kill, p),
+                    None => (s.last_ns, s.last_pages),
+                };
+                let window = t.saturating_sub(s.first_ns);
+                if window < 10_000_000 || pages <= s.first_pages {
+                    continue;
+                }
+                let bps = ((pages - s.first_pages) as u128 * page as u128 * 1_000_000_000
+                    / window as u128) as u64;
+                rates.push((id, bps, window as f64 / 1e9, "page_counter"));
+            }
+        }
+        if rates.is_empty() {
+            return None;
+        }
+        rates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        rates.truncate(5);
+        Some(
+            rates
+                .into_iter()
+                .map(|(id, bytes_per_s, window_s, source)| {
+                    let cgroup = self.tree.path(CgroupId(id)).map(str::to_owned);
+                    let pod = cgroup
+                        .as_deref()
+                        .and_then(pods::parse_cgroup_path)
+                        .and_then(|k| k.pod);
+                    Growth {
+                        cgroup,
+                        pod,
+                        bytes_per_s,
+                        window_s: (window_s * 1000.0).round() / 1000.0,
+                        source,
+                    }
+                })
+                .collect(),
+        )
     }
 
     fn name(

@@ -5,8 +5,8 @@
 use std::mem::size_of;
 
 use oomtrace_common::{
-    AttachEvent, CgroupEvent, Header, Kind, OomEvent, SignalEvent, VictimEvent, COMM_LEN,
-    WIRE_VERSION,
+    AttachEvent, CgroupEvent, Header, Kind, OomEvent, PressureEvent, SignalEvent, VictimEvent,
+    COMM_LEN, WIRE_VERSION,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +18,7 @@ pub enum Event {
     Release(CgroupEvent),
     Attach(AttachEvent),
     Signal(SignalEvent),
+    Pressure(PressureEvent),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,6 +64,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         Kind::CgroupRelease => Event::Release(copy(bytes, "cgroup record")?),
         Kind::CgroupAttach => Event::Attach(copy(bytes, "attach record")?),
         Kind::Signal => Event::Signal(copy(bytes, "signal record")?),
+        Kind::Pressure => Event::Pressure(copy(bytes, "pressure record")?),
     })
 }
 
@@ -74,6 +76,7 @@ impl Event {
             Event::Mkdir(e) | Event::Rmdir(e) | Event::Release(e) => &e.header,
             Event::Attach(e) => &e.header,
             Event::Signal(e) => &e.header,
+            Event::Pressure(e) => &e.header,
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn load(
         Ok((p, m)) => (Ok(p), m),
         Err(e) => (Err(e), false),
     };
+    let kernel_btf = KernelBtf::from_file(btf_path).map_err(|e| e.to_string());
     let mut globals: Vec<offsets::Global> = Vec::new();
     let mut tracefs_problem = BTreeMap::new();
     match &tracefs_dir {
@@ -65,14 +66,29 @@ pub fn load(
                     }
                 }
             }
+            match offsets::memcg_charge(Path::new(dir), kernel_btf.as_ref().ok()) {
+                Ok(g) => globals.extend(g),
+                Err(e) => {
+                    tracefs_problem.insert(
+                        Family::Charge,
+                        format!("no memcg charge tracepoint ({e}); growth comes from the page counters read at pressure and at the kill"),
+                    );
+                }
+            }
         }
         Err(e) => {
-            for fam in [Family::Victim, Family::Cgroup, Family::Signal] {
+            for fam in [
+                Family::Victim,
+                Family::Cgroup,
+                Family::Signal,
+                Family::Pressure,
+                Family::Charge,
+            ] {
                 tracefs_problem.insert(fam, e.clone());
             }
         }
     }
-    let kernel_btf = KernelBtf::from_file(btf_path).map_err(|e| e.to_string());
+
     let btf_problem = match &kernel_btf {
         Ok(b) => match offsets::from_btf(b) {
             Ok(g) => {

@@ -45,6 +45,48 @@ pub struct Namespaces {
     pub mnt_ns: u32,
 }
 
+/// The kernel's charge counters, summed over CPUs, since they were armed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charges {
+    pub armed_ns: u64,
+    pub now_ns: u64,
+    /// (cgroup id, pages charged)
+    pub pages: Vec<(u64, u64)>,
+}
+
+/// Reads the `CHARGES` map while the charge hook is attached.
+pub struct ChargeReader {
+    pub map: aya::maps::PerCpuHashMap<aya::maps::MapData, u64, u64>,
+    pub armed_ns: Option<u64>,
+}
+
+impl ChargeReader {
+    pub fn read(&self) -> Option<Charges> {
+        let armed_ns = self.armed_ns?;
+        let mut pages: Vec<(u64, u64)> = self
+            .map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(id, per_cpu)| (id, per_cpu.iter().copied().fold(0u64, u64::saturating_add)))
+            .collect();
+        pages.sort();
+        Some(Charges {
+            armed_ns,
+            now_ns: boot_ns(),
+            pages,
+        })
+    }
+
+    /// Forget the counts of a pressure episode that ended.
+    pub fn clear(&mut self) {
+        let keys: Vec<u64> = self.map.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = self.map.remove(&k);
+        }
+        self.armed_ns = None;
+    }
+}
+
 /// One answer, as recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "call", content = "value", rename_all = "snake_case")]
@@ -59,6 +101,7 @@ pub enum Answer {
     Populated(Option<bool>),
     OomGroup(Option<bool>),
     NowBootNs(u64),
+    Charges(Option<Charges>),
 }
 
 pub trait Observe {
@@ -76,6 +119,8 @@ pub trait Observe {
     /// v2 `memory.oom.group`: the whole cgroup dies with one victim.
     fn oom_group(&mut self, cgroup: &str) -> Option<bool>;
     fn now_boot_ns(&mut self) -> u64;
+    /// The kernel's per-cgroup charge counters, when armed.
+    fn charges(&mut self) -> Option<Charges>;
 }
 
 /// Paths and settings the live observer reads from.
@@ -92,6 +137,7 @@ pub struct Sources {
 pub struct Live {
     pub sources: Sources,
     pub recorded: Option<Vec<Answer>>,
+    pub charges: Option<ChargeReader>,
 }
 
 impl Live {
@@ -262,6 +308,12 @@ impl Observe for Live {
         self.keep(Answer::NowBootNs(a));
         a
     }
+
+    fn charges(&mut self) -> Option<Charges> {
+        let a = self.charges.as_ref().and_then(ChargeReader::read);
+        self.keep(Answer::Charges(a.clone()));
+        a
+    }
 }
 
 fn populated(dir: &Path, v2: bool) -> Option<bool> {
@@ -396,5 +448,8 @@ impl Observe for Replayed {
     }
     fn now_boot_ns(&mut self) -> u64 {
         replay_answer!(self, NowBootNs, 0)
+    }
+    fn charges(&mut self) -> Option<Charges> {
+        replay_answer!(self, Charges, None)
     }
 }

@@ -107,3 +107,25 @@ pub fn signal(tracefs: &Path) -> Result<Vec<Global>, tracefs::FormatError> {
         ("TP_SG_RESULT", f.field("result")?.offset),
     ])
 }
+
+/// `memcg:mod_memcg_lruvec_state` fields and the `node_stat_item` values
+/// the charge counter sums (anon, file, shmem pages).
+pub fn memcg_charge(tracefs: &Path, btf: Option<&Btf>) -> Result<Vec<Global>, String> {
+    let f = tracefs::read_format(tracefs, "memcg", "mod_memcg_lruvec_state")
+        .map_err(|e| e.to_string())?;
+    let btf = btf.ok_or("no kernel BTF for the node_stat_item values")?;
+    let item = |v: &str| {
+        btf.enum_value("node_stat_item", v)
+            .map(|x| x as u32)
+            .map_err(|e| e.to_string())
+    };
+    let field = |n: &str| f.field(n).map(|x| x.offset).map_err(|e| e.to_string());
+    Ok(vec![
+        ("TP_MS_ID", field("id")?),
+        ("TP_MS_ITEM", field("item")?),
+        ("TP_MS_VAL", field("val")?),
+        ("ITEM_ANON", item("NR_ANON_MAPPED")?),
+        ("ITEM_FILE", item("NR_FILE_PAGES")?),
+        ("ITEM_SHMEM", item("NR_SHMEM")?),
+    ])
+}

@@ -19,10 +19,22 @@ pub enum Family {
     Victim,
     Cgroup,
     Signal,
+    /// A memory cgroup entering reclaim (`vmscan:mm_vmscan_memcg_reclaim_begin`).
+    Pressure,
+    /// Per-cgroup charge counters (`memcg:mod_memcg_lruvec_state`): loaded at
+    /// start, attached only while some cgroup is under pressure.
+    Charge,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [Family::Oom, Family::Victim, Family::Cgroup, Family::Signal];
+    pub const ALL: [Family; 6] = [
+        Family::Oom,
+        Family::Victim,
+        Family::Cgroup,
+        Family::Signal,
+        Family::Pressure,
+        Family::Charge,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +42,8 @@ impl Family {
             Family::Victim => "victim",
             Family::Cgroup => "cgroup",
             Family::Signal => "signal",
+            Family::Pressure => "pressure",
+            Family::Charge => "charge",
         }
     }
 
@@ -42,7 +56,9 @@ impl Family {
         match self {
             Family::Oom => &[HookKind::Fentry, HookKind::Kprobe],
             Family::Victim => &[HookKind::TpBtf, HookKind::RawTp, HookKind::Tracepoint],
-            Family::Cgroup | Family::Signal => &[HookKind::Tracepoint],
+            Family::Cgroup | Family::Signal | Family::Pressure | Family::Charge => {
+                &[HookKind::Tracepoint]
+            }
         }
     }
 }
@@ -243,6 +259,8 @@ fn program_name(family: Family, kind: HookKind) -> &'static [&'static str] {
             "cgroup_attach",
         ],
         (Family::Signal, _) => &["signal_generate"],
+        (Family::Pressure, _) => &["memcg_reclaim"],
+        (Family::Charge, _) => &["memcg_charge"],
         _ => &[],
     }
 }
@@ -254,8 +272,37 @@ fn tracepoint_of(program: &str) -> (&'static str, &'static str) {
         "cgroup_release" => ("cgroup", "cgroup_release"),
         "cgroup_attach" => ("cgroup", "cgroup_attach_task"),
         "signal_generate" => ("signal", "signal_generate"),
+        "memcg_reclaim" => ("vmscan", "mm_vmscan_memcg_reclaim_begin"),
+        CHARGE_PROGRAM => CHARGE_TRACEPOINT,
         _ => ("oom", "mark_victim"),
     }
+}
+
+pub const CHARGE_PROGRAM: &str = "memcg_charge";
+pub const CHARGE_TRACEPOINT: (&str, &str) = ("memcg", "mod_memcg_lruvec_state");
+
+/// Attaches the charge counter (while some cgroup is under pressure).
+pub fn arm_charges(
+    ebpf: &mut Ebpf,
+) -> Result<aya::programs::trace_point::TracePointLinkId, String> {
+    let prog = ebpf
+        .program_mut(CHARGE_PROGRAM)
+        .ok_or("charge program missing")?;
+    let p: &mut TracePoint = prog.try_into().map_err(chain)?;
+    p.attach(CHARGE_TRACEPOINT.0, CHARGE_TRACEPOINT.1)
+        .map_err(chain)
+}
+
+/// Detaches it again: an attached program costs even when it returns at once.
+pub fn disarm_charges(
+    ebpf: &mut Ebpf,
+    link: aya::programs::trace_point::TracePointLinkId,
+) -> Result<(), String> {
+    let prog = ebpf
+        .program_mut(CHARGE_PROGRAM)
+        .ok_or("charge program missing")?;
+    let p: &mut TracePoint = prog.try_into().map_err(chain)?;
+    p.detach(link).map_err(chain)
 }
 
 fn try_attach(
@@ -264,6 +311,16 @@ fn try_attach(
     kind: HookKind,
     env: &Env<'_>,
 ) -> Result<(), String> {
+    if family == Family::Charge {
+        if let Some(p) = env.tracefs_problem.get(&family) {
+            return Err(p.clone());
+        }
+        let prog = ebpf
+            .program_mut(CHARGE_PROGRAM)
+            .ok_or("charge program missing")?;
+        let p: &mut TracePoint = prog.try_into().map_err(chain)?;
+        return p.load().map_err(chain);
+    }
     let needs_btf = matches!(
         kind,
         HookKind::Fentry | HookKind::Kprobe | HookKind::TpBtf | HookKind::RawTp

@@ -102,6 +102,18 @@ pub struct Signal {
     pub sender: Process,
 }
 
+/// A cgroup that was charging memory before the kill.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Growth {
+    pub cgroup: Option<String>,
+    pub pod: Option<PodUid>,
+    pub bytes_per_s: u64,
+    pub window_s: f64,
+    /// `charge_counter`: pages charged, counted in the kernel while armed;
+    /// `page_counter`: the cgroup's usage at pressure and at the kill.
+    pub source: &'static str,
+}
+
 /// A large memory user at the time of a global OOM.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Consumer {
@@ -175,6 +187,8 @@ pub struct Verdict {
     pub signal: Option<Signal>,
     /// Global OOM only: the largest memory users at the kill.
     pub top_consumers: Option<Vec<Consumer>>,
+    /// The cgroups charging memory fastest in the seconds before the kill.
+    pub growth: Option<Vec<Growth>>,
     pub evidence: Evidence,
     pub summary: String,
 }

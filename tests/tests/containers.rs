@@ -300,7 +300,11 @@ fn escape(cgroup_namespace: bool) {
 
     // ...the memory hierarchy below it is not: a shell in the container
     // writes its child's pid into the host service's cgroup.
-    let shell = c.exec(&["sh", "-c", &format!("sleep 3600 & echo $! > {procs}; wait")]);
+    let shell = c.exec(&[
+        "sh",
+        "-c",
+        &format!("sleep 3600 >/dev/null 2>&1 & echo $! > {procs}; wait"),
+    ]);
     assert!(
         wait_until(DEADLINE, || !service.pids().is_empty()),
         "nothing moved into {}; output:\n{}",
