@@ -10,7 +10,7 @@
 use core::mem::size_of;
 
 /// Bumped whenever any wire layout below changes.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 
 /// Depth of the memory-cgroup ancestry carried per task (leaf first). A
 /// kubelet node needs five levels (root, kubepods, QoS, pod, container).
@@ -199,13 +199,18 @@ pub struct AttachEvent {
 pub struct SignalEvent {
     pub header: Header,
     pub sig: u32,
+    /// `si_code`: SI_USER/SI_TKILL/SI_QUEUE from userspace, SI_KERNEL from the kernel.
     pub code: i32,
-    pub target_pid: u32,
+    /// The tracepoint's `result` (0: delivered).
     pub result: i32,
+    /// Which program produced it (see [`VictimSource`]).
+    pub source: u32,
     pub sender_tgid: u32,
     pub sender_tid: u32,
-    pub target_comm: [u8; COMM_LEN],
     pub sender_comm: [u8; COMM_LEN],
+    /// The signalled task; with tp_btf its memcg ancestry and namespaces are
+    /// read at the signal, before the process can vanish.
+    pub target: TaskInfo,
 }
 
 /// The task charging when its memcg entered reclaim, with the memcg's
@@ -225,7 +230,7 @@ const _: () = assert!(size_of::<VictimEvent>() == 16 + 2 * 232 + 32 + 8);
 const _: () = assert!(size_of::<OomEvent>() == 16 + 232 + 24 + 8 + 16);
 const _: () = assert!(size_of::<CgroupEvent>() == 16 + 24 + PATH_LEN);
 const _: () = assert!(size_of::<AttachEvent>() == 16 + 24 + COMM_LEN + PATH_LEN);
-const _: () = assert!(size_of::<SignalEvent>() == 16 + 24 + 2 * COMM_LEN);
+const _: () = assert!(size_of::<SignalEvent>() == 16 + 24 + COMM_LEN + 232);
 
 // Safety: all fields are integers or arrays of integers, repr(C), no padding
 // left implicit (every gap is a named `_pad`).

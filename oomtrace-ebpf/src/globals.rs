@@ -155,3 +155,7 @@ pub static ITEM_ANON: u32 = u32::MAX;
 pub static ITEM_FILE: u32 = u32::MAX;
 #[no_mangle]
 pub static ITEM_SHMEM: u32 = u32::MAX;
+
+/// `kernel_siginfo.si_code`.
+#[no_mangle]
+pub static KSI_CODE: u32 = 0;

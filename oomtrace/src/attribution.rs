@@ -411,7 +411,7 @@ pub fn summary(v: &Verdict) -> String {
     capitalize(sentence(v))
 }
 
-fn capitalize(s: String) -> String {
+pub fn capitalize(s: String) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),
@@ -548,8 +548,8 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
         },
     };
     let process = Process {
-        pid: ev.target_pid,
-        comm: event::comm(&ev.target_comm),
+        pid: ev.target.tgid,
+        comm: event::comm(&ev.target.comm),
     };
     let time = wall_time(ev.header.boot_ns, cx.boot_to_wall_ns);
     let threshold = cx.node.map(|n| cx.threshold.bytes(n.capacity_bytes));
@@ -585,7 +585,7 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
         incident: format!("evict-{}", ev.header.boot_ns),
         time,
         victim: Victim {
-            pid: ev.target_pid,
+            pid: ev.target.tgid,
             comm: process.comm,
             oom_score_adj: None,
             rss_bytes: None,

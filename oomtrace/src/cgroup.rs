@@ -5,7 +5,7 @@
 //! gone milliseconds after its last process was killed.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -107,7 +107,9 @@ pub struct Node {
 
 #[derive(Clone, Debug, Default)]
 pub struct CgroupTree {
-    nodes: HashMap<CgroupId, Node>,
+    /// Ordered, so walks (and the machine reads they cause) happen in the
+    /// same order live and in a replay.
+    nodes: BTreeMap<CgroupId, Node>,
     /// Last memory cgroup each pid was attached to (from attach events).
     pids: HashMap<u32, CgroupId>,
     hierarchy_id: u32,

@@ -108,4 +108,8 @@ pub struct Common {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 22)]
     pub ring_buffer_bytes: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default; a bare
+    /// PORT or :PORT means 127.0.0.1:PORT, e.g. 0.0.0.0:9090 to expose it).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }

@@ -138,6 +138,11 @@ async fn pipeline(
     mut sink: Box<dyn Sink>,
     record_to: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    // Bound before the hooks load: a taken port fails the start, not after `ready`.
+    let metrics_listener = match config.common.metrics_addr {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
     let mut loaded = loader::load(
         &config.common.btf,
         &config.common.hooks,
@@ -241,6 +246,10 @@ async fn pipeline(
         kernel_log: kmsg_state.clone(),
     };
     sink.write(&Record::Status(status("ready")))?;
+    let metrics = metrics_listener.map(|l| crate::metrics::Running::start(l, &status("ready")));
+    if let Some(m) = &metrics {
+        sink = m.wrap(sink);
+    }
 
     let mut feed = |input: Input,
                     engine: &mut Engine,
@@ -327,6 +336,9 @@ async fn pipeline(
         }
     }
     sink.write(&Record::Status(status("stopping")))?;
+    if let Some(m) = metrics {
+        m.stop().await;
+    }
     if let Some(r) = recorder {
         r.end().context("finishing the recording")?;
     }

@@ -547,16 +547,20 @@ impl Engine {
         }
         if self
             .signalled
-            .get(&s.target_pid)
+            .get(&s.target.tgid)
             .is_some_and(|&t| s.header.boot_ns.saturating_sub(t) < SIGNAL_DEDUP_NS)
         {
             return;
         }
-        let target_cgroup = obs.proc_cgroup(s.target_pid).or_else(|| {
-            self.tree
-                .cgroup_of_pid(s.target_pid)
-                .and_then(|id| self.tree.path(id).map(str::to_owned))
-        });
+        // Read in the kernel at the signal (tp_btf) when it could be; the
+        // process may already be gone when this runs.
+        let target_cgroup = leaf_path(&self.tree, &s.target)
+            .or_else(|| obs.proc_cgroup(s.target.tgid))
+            .or_else(|| {
+                self.tree
+                    .cgroup_of_pid(s.target.tgid)
+                    .and_then(|id| self.tree.path(id).map(str::to_owned))
+            });
         if target_cgroup
             .as_deref()
             .and_then(pods::parse_cgroup_path)
@@ -575,7 +579,7 @@ impl Engine {
         let Some(outcome) = attribution::on_signal(s, &cx) else {
             return;
         };
-        self.signalled.insert(s.target_pid, s.header.boot_ns);
+        self.signalled.insert(s.target.tgid, s.header.boot_ns);
         if self.signalled.len() > 65_536 {
             let now = s.header.boot_ns;
             self.signalled
@@ -630,11 +634,11 @@ impl Engine {
                         });
                         let mut container = None;
                         self.name(&mut pod, &mut container, obs);
-                        let summary = format!(
-                            "{} has had no process for {:.0} s but its cgroup {path} remains: a leaked pod cgroup (kubernetes#106957) the kubelet and runtime keep paying for.",
+                        let summary = attribution::capitalize(format!(
+                            "{} has had no process for {:.0} s, but its cgroup {path} remains: a leaked pod cgroup (kubernetes#106957) the kubelet and runtime keep paying for.",
                             attribution::describe(pod.as_ref(), None),
                             empty_for as f64 / 1e9
-                        );
+                        ));
                         out.push(Record::Finding(Finding {
                             finding: FindingKind::CgroupLeak,
                             time: attribution::wall_time(self.now, self.start.boot_to_wall_ns),
@@ -670,4 +674,10 @@ fn memory(cgroup: String, s: MemoryStat, delay_ns: u64) -> Memory {
         slab_bytes: s.slab_bytes,
         read_delay_ms: (delay_ns as f64 / 1e4).round() / 100.0,
     }
+}
+
+fn leaf_path(tree: &CgroupTree, t: &oomtrace_common::TaskInfo) -> Option<String> {
+    (t.memcg_depth > 0 && t.memcg[0].id != 0)
+        .then(|| tree.path(CgroupId(t.memcg[0].id)).map(str::to_owned))
+        .flatten()
 }

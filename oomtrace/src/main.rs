@@ -13,6 +13,7 @@ mod kernel_log;
 mod kmsg;
 mod kubelet;
 mod loader;
+mod metrics;
 mod observe;
 mod offsets;
 mod pods;

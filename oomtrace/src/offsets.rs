@@ -54,6 +54,7 @@ pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::btf::BtfError> {
         ("MEMCG_MEMORY", m("mem_cgroup", "memory")?),
         ("PC_USAGE", m("page_counter", "usage")?),
         ("PC_MAX", m("page_counter", "max")?),
+        ("KSI_CODE", m("kernel_siginfo", "si_code")?),
         ("OC_MEMCG", m("oom_control", "memcg")?),
         ("OC_CHOSEN", m("oom_control", "chosen")?),
         ("OC_CONSTRAINT", m("oom_control", "constraint")?),

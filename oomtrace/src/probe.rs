@@ -56,9 +56,8 @@ impl Family {
         match self {
             Family::Oom => &[HookKind::Fentry, HookKind::Kprobe],
             Family::Victim => &[HookKind::TpBtf, HookKind::RawTp, HookKind::Tracepoint],
-            Family::Cgroup | Family::Signal | Family::Pressure | Family::Charge => {
-                &[HookKind::Tracepoint]
-            }
+            Family::Signal => &[HookKind::TpBtf, HookKind::Tracepoint],
+            Family::Cgroup | Family::Pressure | Family::Charge => &[HookKind::Tracepoint],
         }
     }
 }
@@ -258,6 +257,7 @@ fn program_name(family: Family, kind: HookKind) -> &'static [&'static str] {
             "cgroup_release",
             "cgroup_attach",
         ],
+        (Family::Signal, HookKind::TpBtf) => &["signal_tp_btf"],
         (Family::Signal, _) => &["signal_generate"],
         (Family::Pressure, _) => &["memcg_reclaim"],
         (Family::Charge, _) => &["memcg_charge"],
@@ -392,7 +392,12 @@ fn load_attach(
         }
         HookKind::TpBtf => {
             let p: &mut BtfTracePoint = prog.try_into().map_err(chain)?;
-            p.load("mark_victim", need_btf()?).map_err(chain)?;
+            let tracepoint = if name == "signal_tp_btf" {
+                "signal_generate"
+            } else {
+                "mark_victim"
+            };
+            p.load(tracepoint, need_btf()?).map_err(chain)?;
             p.attach().map_err(chain)?;
         }
         HookKind::RawTp => {

@@ -281,9 +281,14 @@ pub struct Pod {
 
 impl Pod {
     pub fn new(qos: Qos) -> Pod {
+        Pod::new_in("", qos)
+    }
+
+    /// A pod under `prefix` (e.g. a [`Node`]'s own kubepods tree).
+    pub fn new_in(prefix: &str, qos: Qos) -> Pod {
         require_root();
         let uid = unique_uid();
-        let cgroup = qos.pod_cgroup(&uid);
+        let cgroup = format!("{prefix}{}", qos.pod_cgroup(&uid));
         let rel = cgroup.trim_start_matches('/');
         let mut pod = Pod {
             uid,
@@ -899,4 +904,77 @@ pub fn oom_kill_count(memory_dir: &Path) -> u64 {
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A kubelet node of its own: `/oomtrace-node-<uid>/kubepods/...` in every
+/// hierarchy, so a test can put a limit on *its* kubepods (node allocatable)
+/// without touching other tests' pods. Removed on drop, deepest first;
+/// declare it before its pods and containers.
+pub struct Node {
+    pub prefix: String,
+}
+
+impl Node {
+    pub fn new() -> Node {
+        require_root();
+        Node {
+            prefix: format!("/oomtrace-node-{}", unique_uid()),
+        }
+    }
+
+    pub fn pod(&self, qos: Qos) -> Pod {
+        Pod::new_in(&self.prefix, qos)
+    }
+
+    /// This node's kubepods cgroup in the memory hierarchy.
+    pub fn kubepods_dir(&self) -> PathBuf {
+        memory_root()
+            .0
+            .join(self.prefix.trim_start_matches('/'))
+            .join("kubepods")
+    }
+
+    /// The allocatable limit the kubelet puts on kubepods.
+    pub fn set_allocatable(&self, bytes: u64) {
+        let (root, version) = memory_root();
+        let mut d = root;
+        for part in [self.prefix.trim_start_matches('/'), "kubepods"] {
+            if version == CgroupVersion::V2 {
+                let _ = fs::write(d.join("cgroup.subtree_control"), "+memory");
+            }
+            d = d.join(part);
+            let _ = fs::create_dir(&d);
+        }
+        set_memory_limit(&d, bytes);
+    }
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node::new()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for mount in cgroup_mounts() {
+            let top = mount.join(self.prefix.trim_start_matches('/'));
+            let mut dirs = Vec::new();
+            let mut stack = vec![top];
+            while let Some(d) = stack.pop() {
+                if let Ok(entries) = fs::read_dir(&d) {
+                    stack.extend(
+                        entries
+                            .flatten()
+                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|e| e.path()),
+                    );
+                }
+                dirs.push(d);
+            }
+            for d in dirs.iter().rev() {
+                let _ = wait_until(TEARDOWN, || fs::remove_dir(d).is_ok() || !d.exists());
+            }
+        }
+    }
 }

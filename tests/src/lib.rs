@@ -455,6 +455,16 @@ impl Daemon {
             "the replay of {} differs from the live run",
             self.recording.display()
         );
+        // `cargo xtask fixtures` keeps the recordings as replay fixtures.
+        if let Some(dir) = std::env::var_os("OOMTRACE_E2E_FIXTURES") {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .replace("::", "-");
+            let dest = PathBuf::from(dir).join(format!("{name}.rec"));
+            fs::copy(&self.recording, &dest)
+                .unwrap_or_else(|e| panic!("keeping {}: {e}", dest.display()));
+        }
         let _ = fs::remove_file(&self.recording);
     }
 
@@ -481,6 +491,10 @@ fn dump(lines: &[Value]) -> String {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A failed test keeps its recording to look at; others leave none.
+        if !std::thread::panicking() {
+            let _ = fs::remove_file(&self.recording);
+        }
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }

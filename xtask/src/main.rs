@@ -31,6 +31,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Re-record the replay fixtures (oomtrace/tests/fixtures) from the end-to-end scenarios, as root.
+    Fixtures,
     /// Set up, build, and run the whole test suite (unit and end-to-end, as root),
     /// then the end-to-end scenarios again inside Debian's 6.1 kernel (vm-test).
     Test {
@@ -96,6 +98,7 @@ fn run() -> anyhow::Result<()> {
                 bail!("oomtrace exited with {status}");
             }
         }
+        Task::Fixtures => fixtures(&root)?,
         Task::Test { no_vm, args } => {
             let env = setup::ensure()?;
             if !rustix_is_root() {
@@ -158,5 +161,58 @@ fn cargo(root: &Path, env: &setup::BuildEnv, args: &[&str]) -> anyhow::Result<()
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
+    Ok(())
+}
+
+/// Records each end-to-end scenario, one at a time so a recording holds only
+/// its own scenario, and stores its replay beside it as the expected lines.
+fn fixtures(root: &Path) -> anyhow::Result<()> {
+    let env = setup::ensure()?;
+    setup::ensure_test_packages()?;
+    let dir = root.join("oomtrace/tests/fixtures");
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(&dir)? {
+        let p = entry?.path();
+        if p.extension().is_some_and(|e| e == "rec" || e == "jsonl") {
+            std::fs::remove_file(p)?;
+        }
+    }
+    cargo(root, &env, &["build", "--bins"])?;
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args([
+            "test",
+            "-p",
+            "oomtrace-e2e",
+            "--test",
+            "foundation",
+            "--test",
+            "scenarios",
+            "--",
+            "--test-threads=1",
+        ])
+        .env("PATH", &env.path)
+        .env("OOMTRACE_EBPF_TOOLCHAIN", &env.ebpf_toolchain)
+        .env("OOMTRACE_E2E_FIXTURES", &dir)
+        .status()?;
+    if !status.success() {
+        bail!("recording the fixtures failed ({status})");
+    }
+    let bin = root.join("target/debug/oomtrace");
+    for entry in std::fs::read_dir(&dir)? {
+        let p = entry?.path();
+        if p.extension().is_some_and(|e| e == "rec") {
+            let out = Command::new(&bin).arg("replay").arg(&p).output()?;
+            if !out.status.success() {
+                bail!(
+                    "replaying {}: {}",
+                    p.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::fs::write(p.with_extension("expected.jsonl"), out.stdout)?;
+        }
+    }
+    eprintln!("fixtures written to {}", dir.display());
     Ok(())
 }

@@ -11,12 +11,14 @@ fn main() -> std::process::ExitCode {
     let mut join: Vec<String> = Vec::new();
     let mut mib: usize = 0;
     let mut hold = false;
+    let mut sleep_s: u64 = 0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--join" => join.extend(args.next()),
             "--mib" => mib = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--hold" => hold = true,
+            "--sleep" => sleep_s = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             other => {
                 eprintln!("oomtrace-hog: unknown argument {other}");
                 return std::process::ExitCode::FAILURE;
@@ -35,6 +37,8 @@ fn main() -> std::process::ExitCode {
         held.push(vec![(i % 251) as u8 + 1; 1 << 20]);
     }
     println!("allocated {mib}");
+    // Holding the memory for a while (in a container with no stdin).
+    std::thread::sleep(std::time::Duration::from_secs(sleep_s));
     if hold {
         let mut sink = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut sink);

@@ -1,0 +1,727 @@
+//! `--metrics-addr`: the records the sink prints, counted for Prometheus.
+//!
+//! The JSON lines stay the contract (docs/schema.md); metrics are a view of
+//! them for alerting, fed from exactly the records the sink writes
+//! ([`Observed`] wraps the sink), so the two never disagree. Served as
+//! OpenMetrics text at `GET /metrics` by axum, on the daemon's own runtime.
+//!
+//! Label values are names, never guesses: a field oomtrace does not know is
+//! an empty label (Prometheus treats that as absent). Container ids are not
+//! labels: a restarted container gets a new id, so each kill would be a new
+//! series.
+
+use std::{
+    future::Future,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, StatusCode},
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use serde::Serialize;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::{
+    sink::{Record, Sink, Status},
+    verdict::{Container, Pod},
+};
+
+/// OpenMetrics is what `prometheus_client` writes and what Prometheus asks
+/// for first.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text format, for every other client (curl, promtool, older
+/// scrapers): their parsers do not know OpenMetrics' counter naming.
+const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How long a stopping daemon waits for a scrape in flight.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// `--metrics-addr`: `IP:PORT`, or a bare `PORT` / `:PORT`, which means
+/// loopback only: exposing the endpoint beyond the node is a choice the
+/// user makes by naming an address.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let port = s.strip_prefix(':').unwrap_or(s);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p))
+            .map_err(|_| format!("`{s}`: the port must be 0..=65535"));
+    }
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("`{s}` is not PORT, :PORT or IP:PORT (e.g. 9090, 0.0.0.0:9090, [::1]:9090)")
+    })
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KillLabels {
+    verdict: String,
+    kind: String,
+    namespace: String,
+    pod: String,
+    pod_uid: String,
+    container: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    finding: String,
+    namespace: String,
+    pod: String,
+    pod_uid: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoppedLabels {
+    signal: String,
+    namespace: String,
+    pod: String,
+    pod_uid: String,
+    container: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    hook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookChoiceLabels {
+    family: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    kernel: String,
+    cgroup: String,
+}
+
+/// Every metric oomtrace exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    kills: Family<KillLabels, Counter>,
+    findings: Family<FindingLabels, Counter>,
+    stopped: Family<StoppedLabels, Counter>,
+    lost: Family<HookLabels, Counter>,
+    up: Gauge,
+    kernel_log: Gauge,
+}
+
+impl Metrics {
+    /// Metrics for a daemon that printed `status` (its `ready` line): build
+    /// info and the hook each family took are fixed from then on.
+    pub fn new(status: &Status) -> Metrics {
+        let mut registry = Registry::default();
+        let kills = Family::<KillLabels, Counter>::default();
+        registry.register(
+            "oomtrace_kills",
+            "Processes killed for memory, by verdict (pod_limit, node_pressure, escaped_process, system), node_pressure kind, and the pod and container when known",
+            kills.clone(),
+        );
+        let findings = Family::<FindingLabels, Counter>::default();
+        registry.register(
+            "oomtrace_findings",
+            "Findings before any kill (escape_detected, cgroup_leak)",
+            findings.clone(),
+        );
+        let stopped = Family::<StoppedLabels, Counter>::default();
+        registry.register(
+            "oomtrace_stopped",
+            "Pod processes ended by SIGKILL/SIGTERM from userspace while the node was not under memory pressure",
+            stopped.clone(),
+        );
+        let lost = Family::<HookLabels, Counter>::default();
+        registry.register(
+            "oomtrace_lost_events",
+            "Kernel events lost because the ring buffer was full, per hook family: some kills may have no verdict",
+            lost.clone(),
+        );
+        // Every family starts at 0 so that `rate()` and alerts see the
+        // series before the first loss.
+        for hook in ["oom", "victim", "cgroup", "signal"] {
+            let _ = lost.get_or_create(&HookLabels { hook: hook.into() });
+        }
+        let hooks = Family::<HookChoiceLabels, Gauge>::default();
+        registry.register(
+            "oomtrace_hook",
+            "1 for the hook kind each family attached with (kind=\"none\" when none did), 0 for the candidates it skipped",
+            hooks.clone(),
+        );
+        for choice in &status.hooks {
+            let family = choice.family.name();
+            let chosen = choice.chosen.map(|k| k.name()).unwrap_or("none");
+            hooks
+                .get_or_create(&HookChoiceLabels {
+                    family: family.into(),
+                    kind: chosen.into(),
+                })
+                .set(1);
+            for skipped in &choice.skipped {
+                hooks
+                    .get_or_create(&HookChoiceLabels {
+                        family: family.into(),
+                        kind: skipped.kind.name().into(),
+                    })
+                    .set(0);
+            }
+        }
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "oomtrace_build_info",
+            "Always 1: the oomtrace version, the kernel release and the cgroup version it runs on",
+            build.clone(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: status.version.into(),
+                kernel: status.kernel.clone(),
+                cgroup: label(&status.cgroup.version),
+            })
+            .set(1);
+        let up = Gauge::default();
+        registry.register(
+            "oomtrace_up",
+            "1 while every hook is attached and kills are being watched; 0 once the daemon is stopping",
+            up.clone(),
+        );
+        up.set(i64::from(status.state == "ready"));
+        let kernel_log = Gauge::default();
+        registry.register(
+            "oomtrace_kernel_log_reading",
+            "1 when /dev/kmsg is read (the kernel's OOM summary lines fill gaps), else 0",
+            kernel_log.clone(),
+        );
+        kernel_log.set(i64::from(status.kernel_log == "reading"));
+        Metrics {
+            registry,
+            kills,
+            findings,
+            stopped,
+            lost,
+            up,
+            kernel_log,
+        }
+    }
+
+    /// Counts one record the sink wrote.
+    pub fn observe(&self, rec: &Record) {
+        match rec {
+            Record::Verdict(v) => {
+                let (namespace, pod, pod_uid) = pod_labels(v.pod.as_ref());
+                self.kills
+                    .get_or_create(&KillLabels {
+                        verdict: label(&v.verdict),
+                        kind: v.kind.as_ref().map(label).unwrap_or_default(),
+                        namespace,
+                        pod,
+                        pod_uid,
+                        container: container_label(v.container.as_ref()),
+                    })
+                    .inc();
+            }
+            Record::Finding(f) => {
+                let (namespace, pod, pod_uid) = pod_labels(f.pod.as_ref());
+                self.findings
+                    .get_or_create(&FindingLabels {
+                        finding: label(&f.finding),
+                        namespace,
+                        pod,
+                        pod_uid,
+                    })
+                    .inc();
+            }
+            Record::Stopped(s) => {
+                let (namespace, pod, pod_uid) = pod_labels(s.pod.as_ref());
+                self.stopped
+                    .get_or_create(&StoppedLabels {
+                        signal: s.signal.name.into(),
+                        namespace,
+                        pod,
+                        pod_uid,
+                        container: container_label(s.container.as_ref()),
+                    })
+                    .inc();
+            }
+            Record::Lost(l) => {
+                self.lost
+                    .get_or_create(&HookLabels {
+                        hook: l.hook.into(),
+                    })
+                    .inc_by(l.count);
+            }
+            Record::Status(s) => {
+                self.up.set(i64::from(s.state == "ready"));
+                self.kernel_log.set(i64::from(s.kernel_log == "reading"));
+            }
+            Record::Heartbeat(_) => {}
+        }
+    }
+
+    /// The exposition, OpenMetrics text.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// The exposition in the classic text format (0.0.4).
+    pub fn encode_text(&self) -> Result<String, std::fmt::Error> {
+        Ok(openmetrics_to_text(&self.encode()?))
+    }
+}
+
+/// OpenMetrics text as the classic format: the two differ, for the metric
+/// types used here (counter, gauge), only in that OpenMetrics names a
+/// counter family without its `_total` suffix in `# HELP`/`# TYPE` (the
+/// classic parser then sees `x_total` as another, untyped family) and ends
+/// with `# EOF`.
+fn openmetrics_to_text(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut help: Option<&str> = None;
+    for line in om.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            // Held until its TYPE line says whether the name changes.
+            if let Some(h) = help.replace(line) {
+                out.push_str(h);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let name_total = format!("{name}_total");
+            let counter = kind == "counter" && !name.ends_with("_total");
+            if let Some(h) = help.take() {
+                match h.strip_prefix("# HELP ").and_then(|r| r.strip_prefix(name)) {
+                    Some(text) if counter => {
+                        out.push_str("# HELP ");
+                        out.push_str(&name_total);
+                        out.push_str(text);
+                    }
+                    _ => out.push_str(h),
+                }
+                out.push('\n');
+            }
+            if counter {
+                out.push_str(&format!("# TYPE {name_total} counter\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(h) = help.take() {
+            out.push_str(h);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if let Some(h) = help {
+        out.push_str(h);
+        out.push('\n');
+    }
+    out
+}
+
+/// A serialized enum's name (`pod_limit`, `v1`, ...), the same word the
+/// JSON line uses.
+fn label<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn pod_labels(pod: Option<&Pod>) -> (String, String, String) {
+    match pod {
+        Some(p) => (
+            p.namespace.clone().unwrap_or_default(),
+            p.name.clone().unwrap_or_default(),
+            p.uid.to_string(),
+        ),
+        None => Default::default(),
+    }
+}
+
+fn container_label(c: Option<&Container>) -> String {
+    c.and_then(|c| c.name.clone()).unwrap_or_default()
+}
+
+/// A sink that counts what it passes on: metrics see exactly the lines
+/// printed, in order, including the `stopping` status.
+pub struct Observed {
+    inner: Box<dyn Sink>,
+    metrics: Arc<Metrics>,
+}
+
+impl Observed {
+    pub fn wrap(inner: Box<dyn Sink>, metrics: Arc<Metrics>) -> Box<dyn Sink> {
+        Box::new(Observed { inner, metrics })
+    }
+}
+
+impl Sink for Observed {
+    fn write(&mut self, record: &Record) -> std::io::Result<()> {
+        self.metrics.observe(record);
+        self.inner.write(record)
+    }
+}
+
+/// Binds the metrics listener. Done before the hooks are loaded, so a
+/// taken port fails the start with its address instead of after `ready`.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics-addr {addr}: cannot listen there"))
+}
+
+/// Serves `GET /metrics` at `addr` until `shutdown` completes. The daemon
+/// binds first ([`bind`], before loading hooks) and uses [`Running`]; this is
+/// the one-call form.
+#[cfg_attr(not(test), allow(dead_code))]
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_on(bind(addr).await?, metrics, shutdown).await
+}
+
+/// Serves `GET /metrics` on a bound listener until `shutdown` completes.
+pub async fn serve_on(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener
+        .local_addr()
+        .context("the metrics listener's address")?;
+    let app = Router::new()
+        .route("/metrics", get(exposition))
+        .with_state(metrics);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .with_context(|| format!("serving metrics on {addr}"))
+}
+
+async fn exposition(
+    State(metrics): State<Arc<Metrics>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (body, content_type) = if openmetrics {
+        (metrics.encode(), OPENMETRICS)
+    } else {
+        (metrics.encode_text(), TEXT)
+    };
+    match body {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the metrics: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// The running endpoint, as the daemon holds it.
+pub struct Running {
+    pub metrics: Arc<Metrics>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Starts serving on `listener` (from [`bind`]) with metrics made from
+    /// the `ready` status line.
+    pub fn start(listener: TcpListener, ready: &Status) -> Running {
+        let metrics = Arc::new(Metrics::new(ready));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve_on(listener, Arc::clone(&metrics), async move {
+            // A dropped sender also stops the server.
+            let _ = stopped.await;
+        }));
+        Running {
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    /// The sink, counted.
+    pub fn wrap(&self, sink: Box<dyn Sink>) -> Box<dyn Sink> {
+        Observed::wrap(sink, Arc::clone(&self.metrics))
+    }
+
+    /// Stops the server, letting a scrape in flight finish (briefly: the
+    /// pod's grace period is the limit that matters).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        match tokio::time::timeout(STOP_GRACE, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("metrics endpoint: {e:#}"),
+            Ok(Err(e)) => tracing::warn!("metrics endpoint task: {e}"),
+            Err(_) => task.abort(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cgroup::Version,
+        pods::{ContainerId, PodUid},
+        probe::{Choice, Family as HookFamily, HookKind, Skipped},
+        sink::{CgroupStatus, Lost},
+        verdict::{
+            Evidence, Finding, FindingKind, PressureKind, Trigger, Verdict, VerdictKind, Victim,
+        },
+    };
+
+    fn status(state: &'static str) -> Status {
+        Status {
+            state,
+            version: "0.1.0",
+            kernel: "6.18.44".into(),
+            cgroup: CgroupStatus {
+                version: Version::V1,
+                memory_root: "/sys/fs/cgroup/memory".into(),
+                cgroups: 3,
+            },
+            hooks: vec![
+                Choice {
+                    family: HookFamily::Oom,
+                    chosen: None,
+                    skipped: vec![Skipped {
+                        kind: HookKind::Fentry,
+                        reason: "no".into(),
+                    }],
+                },
+                Choice {
+                    family: HookFamily::Victim,
+                    chosen: Some(HookKind::TpBtf),
+                    skipped: vec![],
+                },
+            ],
+            kernel_log: "reading".into(),
+        }
+    }
+
+    fn verdict(verdict: VerdictKind, kind: Option<PressureKind>, pod: Option<Pod>) -> Record {
+        Record::Verdict(Box::new(Verdict {
+            verdict,
+            kind,
+            incident: "oom-1".into(),
+            time: "2026-11-23T06:51:44.615662573Z".into(),
+            victim: Victim {
+                pid: 1,
+                comm: "x".into(),
+                oom_score_adj: None,
+                rss_bytes: None,
+                anon_rss_bytes: None,
+                file_rss_bytes: None,
+                shmem_rss_bytes: None,
+                total_vm_bytes: None,
+                cgroup: None,
+                ns_pid: None,
+            },
+            trigger: Trigger {
+                pid: 1,
+                comm: "x".into(),
+                cgroup: None,
+            },
+            limit: None,
+            container: pod.as_ref().map(|_| Container {
+                id: ContainerId::parse(&"a".repeat(64)).expect("id"),
+                name: Some("app".into()),
+                runtime: None,
+            }),
+            pod,
+            kubelet_reports: None,
+            memory: None,
+            node_memory: None,
+            signal: None,
+            top_consumers: None,
+            growth: None,
+            evidence: Evidence {
+                constraint: None,
+                constraint_source: None,
+                victim_hook: "tp_btf",
+                pid_ns: None,
+                mnt_ns: None,
+                pod_cgroup: None,
+            },
+            summary: String::new(),
+        }))
+    }
+
+    const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
+
+    fn pod() -> Pod {
+        Pod {
+            uid: PodUid::parse(UID).expect("uid"),
+            namespace: Some("shop".into()),
+            name: Some("cart-0".into()),
+            qos: None,
+        }
+    }
+
+    /// A real HTTP round trip on loopback: status, content type, body, and
+    /// a clean stop.
+    #[test]
+    fn serves_the_exposition_over_http() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            // Port 0 would not tell us where it listens: reserve one first.
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = probe.local_addr().expect("addr");
+            drop(probe);
+            let metrics = Arc::new(Metrics::new(&status("ready")));
+            let (stop, stopped) = oneshot::channel::<()>();
+            let server = tokio::spawn(serve(addr, Arc::clone(&metrics), async move {
+                let _ = stopped.await;
+            }));
+            let mut conn = None;
+            for _ in 0..200 {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(c) => {
+                        conn = Some(c);
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+            let mut conn = conn.expect("the metrics server did not start listening");
+            conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("request");
+            let mut reply = String::new();
+            conn.read_to_string(&mut reply).await.expect("reply");
+            assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+            assert!(
+                reply
+                    .to_ascii_lowercase()
+                    .contains(&format!("content-type: {TEXT}")),
+                "{reply}"
+            );
+            assert!(reply.contains("oomtrace_up 1"), "{reply}");
+            // A second bind on the same address fails naming it.
+            let err = bind(addr).await.expect_err("the port is taken");
+            assert!(format!("{err:#}").contains(&addr.to_string()), "{err:#}");
+            let _ = stop.send(());
+            server.await.expect("join").expect("server");
+        });
+    }
+
+    #[test]
+    fn bare_port_is_loopback() {
+        let lo = |p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p);
+        assert_eq!(parse_addr("9090"), Ok(lo(9090)));
+        assert_eq!(parse_addr(":9090"), Ok(lo(9090)));
+        assert_eq!(
+            parse_addr("0.0.0.0:9464").map(|a| a.to_string()),
+            Ok("0.0.0.0:9464".into())
+        );
+        assert_eq!(
+            parse_addr("[::1]:9090").map(|a| a.to_string()),
+            Ok("[::1]:9090".into())
+        );
+        assert!(parse_addr("70000").is_err());
+        assert!(parse_addr("localhost:9090").is_err());
+        assert!(parse_addr("").is_err());
+    }
+
+    #[test]
+    fn exposition_counts_records() {
+        let m = Metrics::new(&status("ready"));
+        m.observe(&verdict(VerdictKind::PodLimit, None, Some(pod())));
+        m.observe(&verdict(VerdictKind::PodLimit, None, Some(pod())));
+        m.observe(&verdict(
+            VerdictKind::NodePressure,
+            Some(PressureKind::SystemOom),
+            None,
+        ));
+        m.observe(&Record::Finding(Finding {
+            finding: FindingKind::CgroupLeak,
+            time: String::new(),
+            pod: Some(pod()),
+            container: None,
+            process: None,
+            cgroup: "/kubepods/x".into(),
+            pod_cgroup: None,
+            empty_for_s: Some(301.0),
+            summary: String::new(),
+        }));
+        m.observe(&Record::Lost(Lost {
+            hook: "cgroup",
+            count: 7,
+            total: 7,
+        }));
+        let text = m.encode().expect("encode");
+        for line in [
+            &format!("oomtrace_kills_total{{verdict=\"pod_limit\",kind=\"\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\",container=\"app\"}} 2"),
+            "oomtrace_kills_total{verdict=\"node_pressure\",kind=\"system_oom\",namespace=\"\",pod=\"\",pod_uid=\"\",container=\"\"} 1",
+            &format!("oomtrace_findings_total{{finding=\"cgroup_leak\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\"}} 1"),
+            "oomtrace_lost_events_total{hook=\"cgroup\"} 7",
+            "oomtrace_lost_events_total{hook=\"victim\"} 0",
+            "oomtrace_hook{family=\"oom\",kind=\"none\"} 1",
+            "oomtrace_hook{family=\"oom\",kind=\"fentry\"} 0",
+            "oomtrace_hook{family=\"victim\",kind=\"tp_btf\"} 1",
+            "oomtrace_build_info{version=\"0.1.0\",kernel=\"6.18.44\",cgroup=\"v1\"} 1",
+            "oomtrace_up 1",
+            "oomtrace_kernel_log_reading 1",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        let classic = m.encode_text().expect("encode");
+        for line in [
+            "# HELP oomtrace_kills_total Processes killed for memory, by verdict (pod_limit, node_pressure, escaped_process, system), node_pressure kind, and the pod and container when known.",
+            "# TYPE oomtrace_kills_total counter",
+            "# TYPE oomtrace_lost_events_total counter",
+            "# TYPE oomtrace_up gauge",
+            "# HELP oomtrace_up 1 while every hook is attached and kills are being watched; 0 once the daemon is stopping.",
+            "oomtrace_lost_events_total{hook=\"cgroup\"} 7",
+        ] {
+            assert!(classic.lines().any(|l| l == line), "no `{line}` in:\n{classic}");
+        }
+        assert!(!classic.contains("# EOF"), "{classic}");
+        assert_eq!(
+            classic.lines().filter(|l| !l.starts_with('#')).count(),
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            "the same samples in both formats"
+        );
+        m.observe(&Record::Status(status("stopping")));
+        let text = m.encode().expect("encode");
+        assert!(text.lines().any(|l| l == "oomtrace_up 0"), "{text}");
+    }
+}

@@ -1,0 +1,336 @@
+//! Every kill explained, on real containers (runc, busybox rootfs, their own
+//! pid and mount namespaces, kubelet-shaped cgroups). Each scenario asserts
+//! the JSON lines a user would read. Needs root (cargo xtask test).
+
+use std::{fs, path::Path};
+
+use oomtrace_e2e::{
+    container::{BindMount, Exit, Node, Pod, Qos},
+    memory_root, unique_uid, wait_until, Cgroup, Daemon, Json, DEADLINE,
+};
+
+const LIMIT: u64 = 64 << 20;
+
+fn verdicts_for_pod(daemon: &Daemon, uid: &str) -> Vec<Json> {
+    daemon.all(|l| l["type"] == "verdict" && l["pod"]["uid"] == uid)
+}
+
+#[test]
+fn container_init_over_its_limit_is_reported_by_the_kubelet() {
+    let daemon = Daemon::start(&[]);
+    let pod = Pod::new(Qos::Burstable);
+    let c = pod
+        .container(&["oomtrace-hog", "--mib", "256"])
+        .memory_limit(LIMIT)
+        .start();
+    assert_eq!(c.wait_exit(DEADLINE), Some(Exit::Signal(9)));
+    let v = daemon.wait_for("the init's verdict", |l| {
+        l["type"] == "verdict" && l["victim"]["pid"] == c.init_pid
+    });
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["pod"]["uid"], pod.uid.as_str(), "{v}");
+    assert_eq!(v["pod"]["qos"], "Burstable", "{v}");
+    assert_eq!(v["container"]["id"], c.id.as_str(), "{v}");
+    assert_eq!(v["victim"]["ns_pid"], 1, "the container's init: {v}");
+    assert_eq!(v["kubelet_reports"], true, "{v}");
+    assert_eq!(v["limit"]["cgroup"], c.cgroups_path.as_str(), "{v}");
+    assert_eq!(v["limit"]["limit_bytes"], LIMIT, "{v}");
+    assert_eq!(
+        v["memory"]["cgroup"],
+        c.cgroups_path.as_str(),
+        "breakdown of the victim's cgroup: {v}"
+    );
+    assert!(v["memory"]["read_delay_ms"].as_f64().is_some(), "{v}");
+    assert!(
+        v["node_memory"]["capacity_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 0),
+        "{v}"
+    );
+    assert_ne!(v["evidence"]["pid_ns"], Json::Null, "{v}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("OOMKilled")),
+        "{v}"
+    );
+    daemon.finish();
+}
+
+#[test]
+fn child_process_kill_is_one_the_kubelet_hides() {
+    let daemon = Daemon::start(&[]);
+    let pod = Pod::new(Qos::BestEffort);
+    let c = pod
+        .container(&["sleep", "3600"])
+        .memory_limit(LIMIT)
+        .start();
+    let mut child = c.exec(&["oomtrace-hog", "--mib", "256"]);
+    assert_eq!(child.wait(), Exit::Signal(9));
+    let v = daemon.wait_for("the child's verdict", |l| {
+        l["type"] == "verdict" && l["victim"]["pid"] == child.pid
+    });
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["container"]["id"], c.id.as_str(), "{v}");
+    assert_eq!(v["pod"]["qos"], "BestEffort", "{v}");
+    assert_ne!(v["victim"]["ns_pid"], 1, "{v}");
+    assert_eq!(
+        v["kubelet_reports"], false,
+        "the kubelet will show this pod healthy: {v}"
+    );
+    assert!(
+        wait_until(DEADLINE, || c.status() == "running"),
+        "init survives"
+    );
+    daemon.finish();
+}
+
+#[test]
+fn pods_over_node_allocatable_get_allocatable_oom() {
+    let daemon = Daemon::start(&[]);
+    let node = Node::new();
+    node.set_allocatable(96 << 20);
+    let big = node.pod(Qos::Burstable);
+    let small = node.pod(Qos::BestEffort);
+    // Each pod fits its own (absent) limit; together they exceed kubepods.
+    let a = big
+        .container(&["oomtrace-hog", "--mib", "64", "--sleep", "3600"])
+        .start();
+    assert!(
+        wait_until(DEADLINE, || fs::read_to_string(
+            memory_root()
+                .0
+                .join(a.cgroups_path.trim_start_matches('/'))
+                .join("memory.usage_in_bytes")
+        )
+        .or_else(|_| fs::read_to_string(
+            memory_root()
+                .0
+                .join(a.cgroups_path.trim_start_matches('/'))
+                .join("memory.current")
+        ))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .is_some_and(|u| u >= 60 << 20)),
+        "the first pod never held its 64 MiB"
+    );
+    let b = small.container(&["oomtrace-hog", "--mib", "256"]).start();
+    assert_eq!(b.wait_exit(DEADLINE), Some(Exit::Signal(9)));
+    let uids = [big.uid.as_str(), small.uid.as_str()];
+    let v = daemon.wait_for("an allocatable verdict", |l| {
+        l["type"] == "verdict" && uids.iter().any(|u| l["pod"]["uid"] == *u)
+    });
+    assert_eq!(v["verdict"], "node_pressure", "{v}");
+    assert_eq!(v["kind"], "allocatable_oom", "{v}");
+    assert_eq!(
+        v["limit"]["cgroup"],
+        format!("{}/kubepods", node.prefix),
+        "{v}"
+    );
+    assert_eq!(v["limit"]["limit_bytes"], 96u64 << 20, "{v}");
+    daemon.barrier();
+    for u in uids {
+        for v in verdicts_for_pod(&daemon, u) {
+            assert_eq!(
+                v["kind"], "allocatable_oom",
+                "every kill here is the node's allocatable: {v}"
+            );
+        }
+    }
+    drop((a, b));
+    daemon.finish();
+}
+
+/// A kubelet config whose hard threshold sits above this machine's
+/// memory.available: the node counts as under pressure without exhausting it.
+fn pressured_kubelet_config(dir: &Path) -> std::path::PathBuf {
+    let meminfo = fs::read_to_string("/proc/meminfo").expect("meminfo");
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal");
+    let path = dir.join(format!("kubelet-{}.yaml", unique_uid()));
+    fs::write(
+        &path,
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nevictionHard:\n  memory.available: \"{total_kib}Ki\"\n"
+        ),
+    )
+    .expect("writing the kubelet config");
+    path
+}
+
+#[test]
+fn userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not() {
+    let config = pressured_kubelet_config(&std::env::temp_dir());
+    let pressured = Daemon::start(&["--kubelet-config", &config.display().to_string()]);
+    let calm = Daemon::start(&["--kubelet-config", "/nonexistent/kubelet-config.yaml"]);
+    let pod = Pod::new(Qos::Burstable);
+    let c = pod.container(&["sleep", "3600"]).start();
+    // The runtime stops the container the way the kubelet's eviction does.
+    c.kill("KILL");
+    assert_eq!(c.wait_exit(DEADLINE), Some(Exit::Signal(9)));
+
+    let v = pressured.wait_for("the eviction verdict", |l| {
+        l["type"] == "verdict" && l["pod"]["uid"] == pod.uid.as_str()
+    });
+    assert_eq!(v["verdict"], "node_pressure", "{v}");
+    assert_eq!(v["kind"], "eviction", "{v}");
+    assert_eq!(v["victim"]["pid"], c.init_pid, "{v}");
+    assert_eq!(v["container"]["id"], c.id.as_str(), "{v}");
+    assert_eq!(v["signal"]["name"], "SIGKILL", "{v}");
+    assert!(
+        v["signal"]["sender"]["comm"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("runc")),
+        "the runtime sent it: {v}"
+    );
+    let avail = v["node_memory"]["memory_available_bytes"]
+        .as_u64()
+        .expect("memory.available");
+    let threshold = v["node_memory"]["eviction_threshold_bytes"]
+        .as_u64()
+        .expect("threshold");
+    assert!(avail < threshold, "{v}");
+    assert!(
+        v["node_memory"]["eviction_threshold_source"]
+            .as_str()
+            .is_some_and(|s| s.contains("evictionHard")),
+        "{v}"
+    );
+
+    let s = calm.wait_for("a stopped line", |l| {
+        l["type"] == "stopped" && l["pod"]["uid"] == pod.uid.as_str()
+    });
+    assert_eq!(s["signal"]["name"], "SIGKILL", "{s}");
+    assert_eq!(s["process"]["pid"], c.init_pid, "{s}");
+    calm.barrier();
+    assert!(
+        verdicts_for_pod(&calm, &pod.uid).is_empty(),
+        "no memory pressure, no OOM verdict"
+    );
+    drop(c);
+    pressured.finish();
+    calm.finish();
+    let _ = fs::remove_file(config);
+}
+
+#[test]
+fn process_escaping_its_pod_is_found_at_the_move_and_at_the_kill() {
+    let daemon = Daemon::start(&[]);
+    let service = Cgroup::create(&format!("system.slice/escape-{}.service", unique_uid()));
+    service.set_limit(128 << 20);
+    let (memory, _) = memory_root();
+    // The host's cgroupfs, bind-mounted into the container as the Spin pods had it.
+    let procs = memory
+        .join(service.rel.trim_start_matches('/'))
+        .join("cgroup.procs")
+        .display()
+        .to_string();
+    let pod = Pod::new(Qos::Burstable);
+    let c = pod
+        .container(&["sleep", "3600"])
+        .memory_limit(LIMIT)
+        .mount(BindMount::ro("/sys/fs/cgroup", "/sys/fs/cgroup"))
+        .start();
+
+    let mut hog = c.exec(&["oomtrace-hog", "--join", &procs, "--mib", "256"]);
+    let found = daemon.wait_for("escape_detected", |l| {
+        l["type"] == "finding"
+            && l["finding"] == "escape_detected"
+            && l["process"]["pid"] == hog.pid
+    });
+    assert_eq!(found["pod"]["uid"], pod.uid.as_str(), "{found}");
+    assert_eq!(found["container"]["id"], c.id.as_str(), "{found}");
+    assert_eq!(found["cgroup"], service.rel.as_str(), "{found}");
+    assert_eq!(found["pod_cgroup"], c.cgroups_path.as_str(), "{found}");
+
+    assert_eq!(
+        hog.wait(),
+        Exit::Signal(9),
+        "the service's limit ends it, not the pod's"
+    );
+    let v = daemon.wait_for("the escaped_process verdict", |l| {
+        l["type"] == "verdict" && l["victim"]["pid"] == hog.pid
+    });
+    assert_eq!(v["verdict"], "escaped_process", "{v}");
+    assert_eq!(v["pod"]["uid"], pod.uid.as_str(), "{v}");
+    assert_eq!(v["container"]["id"], c.id.as_str(), "{v}");
+    assert_eq!(v["victim"]["cgroup"], service.rel.as_str(), "{v}");
+    assert_eq!(v["limit"]["cgroup"], service.rel.as_str(), "{v}");
+    assert_eq!(v["evidence"]["pod_cgroup"], c.cgroups_path.as_str(), "{v}");
+    assert_eq!(v["kubelet_reports"], false, "{v}");
+    drop(c);
+    daemon.finish();
+}
+
+#[test]
+fn pod_cgroup_left_behind_is_a_leak_after_the_grace_period() {
+    let daemon = Daemon::start(&["--leak-grace", "2s"]);
+    let uid = unique_uid();
+    let pod = Cgroup::create(&format!("kubepods/burstable/pod{uid}"));
+    let f = daemon.wait_for("cgroup_leak", |l| {
+        l["type"] == "finding" && l["finding"] == "cgroup_leak" && l["pod"]["uid"] == uid.as_str()
+    });
+    assert_eq!(f["cgroup"], pod.rel.as_str(), "{f}");
+    assert!(f["empty_for_s"].as_f64().is_some_and(|s| s >= 2.0), "{f}");
+    // A pod with a live process is no leak.
+    let busy_uid = unique_uid();
+    let busy = Cgroup::create(&format!("kubepods/besteffort/pod{busy_uid}"));
+    let mut sleeper = std::process::Command::new(oomtrace_e2e::bin("oomtrace-hog"))
+        .args([
+            "--join",
+            &busy.procs().display().to_string(),
+            "--mib",
+            "1",
+            "--sleep",
+            "3600",
+        ])
+        .spawn()
+        .expect("a process in the busy pod");
+    assert!(
+        wait_until(DEADLINE, || !busy.pids().is_empty()),
+        "the busy pod's process never joined"
+    );
+    // A leak found later proves the busy pod was looked at meanwhile.
+    let later_uid = unique_uid();
+    let _later = Cgroup::create(&format!("kubepods/burstable/pod{later_uid}"));
+    daemon.wait_for("a later leak", |l| {
+        l["type"] == "finding" && l["pod"]["uid"] == later_uid.as_str()
+    });
+    let busy_leaks = daemon.all(|l| l["type"] == "finding" && l["pod"]["uid"] == busy_uid.as_str());
+    assert!(
+        busy_leaks.is_empty(),
+        "a populated pod is not a leak: {busy_leaks:?}"
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    daemon.finish();
+}
+
+#[test]
+fn container_churn_gives_no_verdict() {
+    let daemon = Daemon::start(&[]);
+    let mut uids = Vec::new();
+    for _ in 0..20 {
+        let pod = Pod::new(Qos::Burstable);
+        for _ in 0..10 {
+            let c = pod
+                .container(&["sleep", "3600"])
+                .memory_limit(LIMIT)
+                .start();
+            c.kill("KILL");
+            assert_eq!(c.wait_exit(DEADLINE), Some(Exit::Signal(9)));
+        }
+        uids.push(pod.uid.clone());
+    }
+    daemon.barrier();
+    let about_churn = daemon
+        .all(|l| l["type"] == "verdict" && uids.iter().any(|u| l["pod"]["uid"] == u.as_str()));
+    assert!(
+        about_churn.is_empty(),
+        "200 containers started and stopped, no memory trouble: {about_churn:?}"
+    );
+    daemon.finish();
+}
