@@ -211,8 +211,9 @@ fn userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not() {
         "no memory pressure, no OOM verdict"
     );
     drop(c);
-    pressured.finish();
+    // The pressured daemon last: its recording is the kept fixture.
     calm.finish();
+    pressured.finish();
     let _ = fs::remove_file(config);
 }
 

@@ -1,0 +1,182 @@
+//! Attribution from recorded traces: every fixture (recorded from a real
+//! end-to-end scenario by `cargo xtask fixtures`) replays to exactly the
+//! lines it produced live, and each says what its scenario is about. Runs
+//! anywhere, no root, no kernel.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn replay(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oomtrace"))
+        .arg("replay")
+        .arg(path)
+        .output()
+        .expect("running oomtrace replay")
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn replayed(name: &str) -> Vec<Value> {
+    let out = replay(&fixtures().join(format!("{name}.rec")));
+    assert!(
+        out.status.success(),
+        "replay of {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines(&String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn every_fixture_replays_to_its_recorded_lines() {
+    let mut seen = 0;
+    for entry in fs::read_dir(fixtures()).expect("fixtures dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "rec") {
+            continue;
+        }
+        seen += 1;
+        let out = replay(&path);
+        assert!(
+            out.status.success(),
+            "replay of {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected =
+            fs::read_to_string(path.with_extension("expected.jsonl")).expect("expected lines");
+        assert_eq!(
+            lines(&String::from_utf8_lossy(&out.stdout)),
+            lines(&expected),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(
+        seen >= 10,
+        "only {seen} fixtures: run `cargo xtask fixtures`"
+    );
+}
+
+fn verdicts<'a>(
+    lines: &'a [Value],
+    pred: impl Fn(&Value) -> bool + 'a,
+) -> impl Iterator<Item = &'a Value> + 'a {
+    lines
+        .iter()
+        .filter(move |l| l["type"] == "verdict" && pred(l))
+}
+
+#[test]
+fn fixtures_carry_their_scenarios_verdicts() {
+    let init = replayed("container_init_over_its_limit_is_reported_by_the_kubelet");
+    assert!(
+        verdicts(&init, |v| v["verdict"] == "pod_limit"
+            && v["kubelet_reports"] == true
+            && v["victim"]["ns_pid"] == 1)
+        .count()
+            == 1
+    );
+
+    let child = replayed("child_process_kill_is_one_the_kubelet_hides");
+    assert!(
+        verdicts(&child, |v| v["verdict"] == "pod_limit"
+            && v["kubelet_reports"] == false)
+        .count()
+            == 1
+    );
+
+    let alloc = replayed("pods_over_node_allocatable_get_allocatable_oom");
+    assert!(verdicts(&alloc, |v| v["kind"] == "allocatable_oom").count() >= 1);
+
+    let escape = replayed("process_escaping_its_pod_is_found_at_the_move_and_at_the_kill");
+    assert!(escape
+        .iter()
+        .any(|l| l["type"] == "finding" && l["finding"] == "escape_detected"));
+    assert!(
+        verdicts(&escape, |v| v["verdict"] == "escaped_process"
+            && v["pod"]["uid"].is_string())
+        .count()
+            == 1
+    );
+
+    let evict = replayed("userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not");
+    assert!(
+        verdicts(&evict, |v| v["kind"] == "eviction"
+            && v["signal"]["name"] == "SIGKILL")
+        .count()
+            >= 1
+    );
+
+    let leak = replayed("pod_cgroup_left_behind_is_a_leak_after_the_grace_period");
+    assert!(leak
+        .iter()
+        .any(|l| l["type"] == "finding" && l["finding"] == "cgroup_leak"));
+
+    let host = replayed("host_service_gets_system_verdict");
+    assert!(verdicts(&host, |v| v["verdict"] == "system" && v["pod"].is_null()).count() >= 1);
+
+    let systemd = replayed("pod_limit_systemd_driver");
+    assert!(
+        verdicts(&systemd, |v| v["verdict"] == "pod_limit"
+            && v["container"]["runtime"] == "containerd")
+        .count()
+            == 1
+    );
+
+    let fallback = replayed("forced_tracepoint_fallback_still_attributes");
+    assert!(
+        verdicts(&fallback, |v| v["verdict"] == "pod_limit"
+            && v["evidence"]["victim_hook"] == "tracepoint")
+        .count()
+            == 1
+    );
+}
+
+fn stderr_of_failed(path: &Path) -> String {
+    let out = replay(path);
+    assert!(
+        !out.status.success(),
+        "replay of {} should fail",
+        path.display()
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_recordings_are_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("oomtrace-replay-test-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("tmp dir");
+
+    let missing = dir.join("missing.rec");
+    assert!(stderr_of_failed(&missing).contains("missing.rec"));
+
+    let foreign = dir.join("foreign.rec");
+    fs::write(&foreign, "[package]\nname = \"x\"\n").expect("write");
+    assert!(stderr_of_failed(&foreign).contains("not an oomtrace recording"));
+
+    let empty = dir.join("empty.rec");
+    fs::write(&empty, "").expect("write");
+    assert!(stderr_of_failed(&empty).contains("empty"));
+
+    let whole = fs::read(fixtures().join("pod_limit_cgroupfs_driver.rec")).expect("fixture");
+    let truncated = dir.join("truncated.rec");
+    let cut = whole.len() - 40;
+    fs::write(&truncated, &whole[..cut]).expect("write");
+    let err = stderr_of_failed(&truncated);
+    assert!(err.contains("truncated"), "{err}");
+
+    let _ = fs::remove_dir_all(dir);
+}
