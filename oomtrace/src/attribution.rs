@@ -180,10 +180,11 @@ impl Attributor {
         let mut v = Verdict {
             verdict,
             kind,
+            source: "bpf",
             incident,
             time: wall_time(boot_ns, snap.boot_to_wall_ns),
             victim,
-            trigger,
+            trigger: Some(trigger),
             limit,
             pod,
             container,
@@ -582,6 +583,7 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
     let mut v = Verdict {
         verdict: VerdictKind::NodePressure,
         kind: Some(PressureKind::Eviction),
+        source: "bpf",
         incident: format!("evict-{}", ev.header.boot_ns),
         time,
         victim: Victim {
@@ -596,11 +598,11 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
             cgroup: cx.target_cgroup.map(str::to_owned),
             ns_pid: None,
         },
-        trigger: Trigger {
+        trigger: Some(Trigger {
             pid: ev.sender_tgid,
             comm: event::comm(&ev.sender_comm),
             cgroup: None,
-        },
+        }),
         limit: None,
         pod,
         container,
@@ -622,4 +624,100 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
     };
     v.summary = summary(&v);
     Some(SignalOutcome::Eviction(Box::new(v)))
+}
+
+/// A kill found in the kernel log at start: what the log says, no more.
+/// The summary line (when the kernel printed one) gives the constraint and
+/// both cgroups; the kill line the victim and its memory.
+pub fn from_kernel_log(past: &crate::kernel_log::PastKill, boot_to_wall_ns: i128) -> Verdict {
+    let k = &past.kill;
+    let s = past.summary.as_ref();
+    let constraint = match s.map(|s| &s.constraint) {
+        Some(KmsgConstraint::Memcg) => Some(Constraint::Memcg),
+        Some(KmsgConstraint::None) => Some(Constraint::Global),
+        Some(_) => Some(Constraint::Other),
+        None if k.memcg => Some(Constraint::Memcg),
+        None => Some(Constraint::Global),
+    };
+    let limit_path = s.and_then(|s| s.oom_memcg.clone());
+    let victim_cgroup = s.and_then(|s| s.task_memcg.clone());
+    let scope = Scope {
+        constraint,
+        source: Some(ConstraintSource::KernelLog),
+        limit: limit_path.clone().map(|p| LimitAt {
+            id: None,
+            path: Some(p),
+            usage_pages: None,
+            max_pages: None,
+        }),
+    };
+    let victim_kube = victim_cgroup.as_deref().and_then(pods::parse_cgroup_path);
+    let limit_kube = limit_path.as_deref().and_then(pods::parse_cgroup_path);
+    let (verdict, kind) = decide(&scope, victim_kube.as_ref(), limit_kube.as_ref());
+    let identity = victim_kube
+        .as_ref()
+        .filter(|k| k.pod.is_some())
+        .or(limit_kube.as_ref().filter(|k| k.pod.is_some()));
+    let kib = |v: Option<u64>| v.map(|x| x * 1024);
+    let rss = match (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb) {
+        (Some(a), Some(f), Some(sh)) => Some((a + f + sh) * 1024),
+        _ => None,
+    };
+    let mut v = Verdict {
+        verdict,
+        kind,
+        source: "kernel_log",
+        incident: format!("kmsg-{}", past.seq),
+        time: wall_time(past.ts_us.saturating_mul(1000), boot_to_wall_ns),
+        victim: Victim {
+            pid: k.pid,
+            comm: k.comm.clone(),
+            oom_score_adj: k.oom_score_adj.and_then(|a| i16::try_from(a).ok()),
+            rss_bytes: rss,
+            anon_rss_bytes: kib(k.anon_rss_kb),
+            file_rss_bytes: kib(k.file_rss_kb),
+            shmem_rss_bytes: kib(k.shmem_rss_kb),
+            total_vm_bytes: kib(k.total_vm_kb),
+            cgroup: victim_cgroup,
+            ns_pid: None,
+        },
+        trigger: None,
+        limit: limit_path.map(|p| Limit {
+            cgroup: Some(p),
+            limit_bytes: None,
+            usage_bytes: None,
+        }),
+        pod: identity.and_then(|k| {
+            k.pod.clone().map(|uid| Pod {
+                uid,
+                namespace: None,
+                name: None,
+                qos: k.qos,
+            })
+        }),
+        container: identity.and_then(|k| {
+            k.container.clone().map(|c| Container {
+                id: c.id,
+                name: None,
+                runtime: c.runtime,
+            })
+        }),
+        kubelet_reports: None,
+        memory: None,
+        node_memory: None,
+        signal: None,
+        top_consumers: None,
+        growth: None,
+        evidence: Evidence {
+            constraint: scope.constraint,
+            constraint_source: scope.source,
+            victim_hook: "kernel_log",
+            pid_ns: None,
+            mnt_ns: None,
+            pod_cgroup: None,
+        },
+        summary: String::new(),
+    };
+    v.summary = format!("While oomtrace was not running: {}", summary(&v));
+    v
 }

@@ -105,6 +105,18 @@ pub struct Common {
     /// Print a heartbeat line this often (0 turns it off).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub heartbeat: std::time::Duration,
+    /// Where oomtrace remembers how far it has read the kernel log, so a
+    /// restart reports the kills it missed while down, once.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/oomtrace/state.json"
+    )]
+    pub state_file: PathBuf,
+    /// Report kills from the kernel log that happened while oomtrace was not
+    /// running (since the state file's position; since boot on a first run).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub backlog: bool,
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 22)]
     pub ring_buffer_bytes: u32,
@@ -112,4 +124,12 @@ pub struct Common {
     /// PORT or :PORT means 127.0.0.1:PORT, e.g. 0.0.0.0:9090 to expose it).
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        other => Err(format!("`{other}`: expected on or off")),
+    }
 }

@@ -19,14 +19,13 @@ use crate::{
     cgroup::{CgroupTree, Layout, Version},
     cli::{Common, Format},
     engine::{Engine, Input, Start},
-    kernel_log,
-    kmsg::OomSummary,
-    loader,
+    kernel_log, loader,
     observe::{self, ChargeReader, Live, Observe, Sources},
     pods::{self, Level},
     probe::{self, Family},
     record::{self, Recorder},
     sink::{json::JsonSink, text::TextSink, CgroupStatus, Record, Sink, Status},
+    state,
 };
 
 /// The charge counter is detached after this long without pressure.
@@ -138,6 +137,11 @@ async fn pipeline(
     mut sink: Box<dyn Sink>,
     record_to: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    // Installed before anything is printed: a SIGTERM right after `ready`
+    // must already mean a clean stop.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     // Bound before the hooks load: a taken port fails the start, not after `ready`.
     let metrics_listener = match config.common.metrics_addr {
         Some(addr) => Some(crate::metrics::bind(addr).await?),
@@ -228,7 +232,7 @@ async fn pipeline(
     let cgroups = start.cgroups.len();
     let mut engine = Engine::new(start);
 
-    let (kmsg_tx, mut kmsg_rx) = mpsc::channel::<OomSummary>(1024);
+    let (kmsg_tx, mut kmsg_rx) = mpsc::channel::<kernel_log::Seen>(1024);
     let kmsg_state = match kernel_log::spawn_reader(kmsg_tx) {
         Ok(()) => "reading".to_string(),
         Err(e) => format!("unavailable: {e}"),
@@ -246,6 +250,7 @@ async fn pipeline(
         kernel_log: kmsg_state.clone(),
     };
     sink.write(&Record::Status(status("ready")))?;
+
     let metrics = metrics_listener.map(|l| crate::metrics::Running::start(l, &status("ready")));
     if let Some(m) = &metrics {
         sink = m.wrap(sink);
@@ -267,9 +272,41 @@ async fn pipeline(
         Ok(())
     };
 
+    // Kills while oomtrace was not running: in the kernel log after the
+    // position the last run remembered (since boot on a first run), and the
+    // kernel's own count of those the log no longer holds.
+    let previous = state::load(&config.common.state_file)?;
+    let mut memory = state::State {
+        boot_id: state::boot_id(),
+        kmsg_seq: None,
+        oom_kill: state::vmstat_oom_kill(),
+    };
+    if config.common.backlog {
+        match kernel_log::backlog(previous.as_ref().and_then(|s| s.kmsg_seq)) {
+            Ok((kills, last)) => {
+                memory.kmsg_seq = last;
+                let missed = match (previous.as_ref().and_then(|s| s.oom_kill), memory.oom_kill) {
+                    (Some(then), Some(now)) => {
+                        now.saturating_sub(then).saturating_sub(kills.len() as u64)
+                    }
+                    _ => 0,
+                };
+                if !kills.is_empty() {
+                    feed(Input::PastKills(kills), &mut engine, &mut live, &mut sink)?;
+                }
+                if missed > 0 {
+                    feed(Input::Missed(missed), &mut engine, &mut live, &mut sink)?;
+                }
+            }
+            Err(e) => tracing::warn!("reading the kernel log's backlog: {e}"),
+        }
+    } else if let Ok((_, last)) = kernel_log::backlog(Some(u64::MAX)) {
+        memory.kmsg_seq = last;
+    }
+    state::save(&config.common.state_file, &memory)?;
+
     let mut drops_sent = [0u64; HOOK_COUNT as usize];
     let mut drops_tick = tokio::time::interval(Duration::from_secs(1));
-    let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         let tick = if engine.waiting() {
             Duration::from_millis(50)
@@ -307,7 +344,16 @@ async fn pipeline(
                     feed(Input::Kernel(bytes), &mut engine, &mut live, &mut sink)?;
                 }
             }
-            Some(summary) = kmsg_rx.recv() => feed(Input::Kmsg(summary), &mut engine, &mut live, &mut sink)?,
+            Some(seen) = kmsg_rx.recv() => {
+                memory.kmsg_seq = Some(seen.seq);
+                memory.oom_kill = state::vmstat_oom_kill();
+                if let Err(e) = state::save(&config.common.state_file, &memory) {
+                    tracing::warn!("{e}");
+                }
+                if let Some(summary) = seen.summary {
+                    feed(Input::Kmsg(summary), &mut engine, &mut live, &mut sink)?;
+                }
+            }
             _ = tokio::time::sleep(tick) => {
                 let now = observe::boot_ns();
                 if charge_link.is_some() && now.saturating_sub(last_pressure_ns) > CHARGE_QUIET_NS {
@@ -332,8 +378,13 @@ async fn pipeline(
                     feed(Input::Drops(totals), &mut engine, &mut live, &mut sink)?;
                 }
             }
-            _ = &mut shutdown => break,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
         }
+    }
+    memory.oom_kill = state::vmstat_oom_kill();
+    if let Err(e) = state::save(&config.common.state_file, &memory) {
+        tracing::warn!("{e}");
     }
     sink.write(&Record::Status(status("stopping")))?;
     if let Some(m) = metrics {
@@ -343,20 +394,4 @@ async fn pipeline(
         r.end().context("finishing the recording")?;
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without handlers the default action still ends the process.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -37,6 +37,12 @@ pub enum Input {
     Tick(u64),
     /// Per-hook totals of ring-buffer reservation failures.
     Drops([u64; HOOK_COUNT as usize]),
+    /// Kills found in the kernel log at start: they happened while oomtrace
+    /// was not running.
+    PastKills(Vec<crate::kernel_log::PastKill>),
+    /// Kills the kernel counted (/proc/vmstat oom_kill) while oomtrace was
+    /// not running that its log no longer shows.
+    Missed(u64),
 }
 
 mod b64 {
@@ -174,6 +180,20 @@ impl Engine {
                     self.counts.uptime_s = now.saturating_sub(started) / 1_000_000_000;
                     out.push(Record::Heartbeat(self.counts.clone()));
                 }
+            }
+            Input::PastKills(kills) => {
+                for past in &kills {
+                    let mut v = attribution::from_kernel_log(past, self.start.boot_to_wall_ns);
+                    self.name(&mut v.pod, &mut v.container, obs);
+                    out.push(Record::Verdict(Box::new(v)));
+                }
+            }
+            Input::Missed(count) => {
+                out.push(Record::Lost(Lost {
+                    hook: "kernel_log",
+                    count,
+                    total: count,
+                }));
             }
             Input::Drops(totals) => {
                 for hook in Hook::ALL {

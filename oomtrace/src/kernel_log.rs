@@ -1,17 +1,40 @@
-//! Reads /dev/kmsg on a thread of its own (its reads block) from the end
-//! of the log, and hands the kernel's `oom-kill:` summary lines to the
-//! pipeline. The kernel rate-limits those lines, so they only fill gaps.
+//! /dev/kmsg: the kernel's OOM lines. Live, a thread of its own (reads
+//! block) follows the log from its end and hands the `oom-kill:` summary
+//! lines to the pipeline; the kernel rate-limits them, so they only fill
+//! gaps. At start, the backlog since the last run shows the kills that
+//! happened while oomtrace was not running.
 
 use std::{
-    fs::File,
+    collections::HashMap,
+    fs::{File, OpenOptions},
     io::{Read, Seek, SeekFrom},
+    os::unix::fs::OpenOptionsExt,
 };
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use crate::kmsg::{self, OomLine, OomSummary};
+use crate::kmsg::{self, OomKill, OomLine, OomSummary};
 
-pub fn spawn_reader(tx: Sender<OomSummary>) -> std::io::Result<()> {
+/// A summary line, with the log sequence number it had.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub seq: u64,
+    pub summary: Option<OomSummary>,
+}
+
+/// A kill found in the log's backlog, with its summary when the kernel
+/// printed one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastKill {
+    pub seq: u64,
+    /// Microseconds since boot, as the log stamps it.
+    pub ts_us: u64,
+    pub kill: OomKill,
+    pub summary: Option<OomSummary>,
+}
+
+pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<()> {
     let mut file = File::open("/dev/kmsg")?;
     // /dev/kmsg seeks to the end of the ring: only what happens from now on.
     file.seek(SeekFrom::End(0))?;
@@ -28,10 +51,19 @@ pub fn spawn_reader(tx: Sender<OomSummary>) -> std::io::Result<()> {
                         let Ok(record) = kmsg::parse_record(&text) else {
                             continue;
                         };
-                        if let Some(OomLine::Summary(s)) = kmsg::parse_oom_line(&record.text) {
-                            if tx.blocking_send(s).is_err() {
-                                return;
-                            }
+                        let summary = match kmsg::parse_oom_line(&record.text) {
+                            Some(OomLine::Summary(s)) => Some(s),
+                            Some(OomLine::Kill(_)) => None,
+                            None => continue,
+                        };
+                        if tx
+                            .blocking_send(Seen {
+                                seq: record.seq,
+                                summary,
+                            })
+                            .is_err()
+                        {
+                            return;
                         }
                     }
                     // EPIPE: records were overwritten before we read them; go on.
@@ -45,4 +77,56 @@ pub fn spawn_reader(tx: Sender<OomSummary>) -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// The kills in the log after sequence number `after` (all of them when
+/// `None`), oldest first, and the last sequence number read.
+pub fn backlog(after: Option<u64>) -> std::io::Result<(Vec<PastKill>, Option<u64>)> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open("/dev/kmsg")?;
+    let mut buf = vec![0u8; 8192];
+    let mut kills = Vec::new();
+    let mut summaries: HashMap<u32, OomSummary> = HashMap::new();
+    let mut last = None;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let Ok(record) = kmsg::parse_record(&text) else {
+                    continue;
+                };
+                last = Some(record.seq);
+                if after.is_some_and(|a| record.seq <= a) {
+                    continue;
+                }
+                match kmsg::parse_oom_line(&record.text) {
+                    // The summary comes just before its kill line.
+                    Some(OomLine::Summary(s)) => {
+                        summaries.insert(s.pid, s);
+                    }
+                    Some(OomLine::Kill(kill)) => {
+                        let summary = summaries.remove(&kill.pid);
+                        kills.push(PastKill {
+                            seq: record.seq,
+                            ts_us: record.ts_us,
+                            kill,
+                            summary,
+                        });
+                    }
+                    None => {}
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e)
+                if e.raw_os_error() == Some(32) || e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((kills, last))
 }

@@ -155,7 +155,7 @@ pub struct OomSummary {
 }
 
 /// The `Killed process` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OomKill {
     /// Whether a memory cgroup's limit (rather than the machine) caused it.
     pub memcg: bool,

@@ -44,6 +44,7 @@ pub fn load(
     if OBJECT.is_empty() {
         anyhow::bail!("this oomtrace was built with AYA_BUILD_SKIP=1 and holds no eBPF object; build it with `cargo xtask build`");
     }
+    raise_memlock();
     let (tracefs_dir, tracefs_mounted_by_us) = match ensure_tracefs() {
         Ok((p, m)) => (Ok(p), m),
         Err(e) => (Err(e), false),
@@ -137,6 +138,32 @@ pub fn load(
         choices,
         facts,
     })
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (later ones to the
+/// memory cgroup), and containers often inherit a small limit: lift it as
+/// far as this process may (unlimited with CAP_SYS_RESOURCE, else up to the
+/// hard limit). A failure only matters on those kernels, where the load
+/// then fails with its own error.
+fn raise_memlock() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let unlimited = Rlimit {
+        current: None,
+        maximum: None,
+    };
+    if setrlimit(Resource::Memlock, unlimited).is_ok() {
+        return;
+    }
+    let hard = getrlimit(Resource::Memlock).maximum;
+    if let Err(e) = setrlimit(
+        Resource::Memlock,
+        Rlimit {
+            current: hard,
+            maximum: hard,
+        },
+    ) {
+        tracing::debug!("raising RLIMIT_MEMLOCK: {e}");
+    }
 }
 
 /// The tracefs mount, mounting it at /sys/kernel/tracing when the node has

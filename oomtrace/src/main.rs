@@ -20,6 +20,7 @@ mod pods;
 mod probe;
 mod record;
 mod sink;
+mod state;
 mod tracefs;
 mod verdict;
 

@@ -536,6 +536,7 @@ mod tests {
         Record::Verdict(Box::new(Verdict {
             verdict,
             kind,
+            source: "bpf",
             incident: "oom-1".into(),
             time: "2026-11-23T06:51:44.615662573Z".into(),
             victim: Victim {
@@ -550,11 +551,11 @@ mod tests {
                 cgroup: None,
                 ns_pid: None,
             },
-            trigger: Trigger {
+            trigger: Some(Trigger {
                 pid: 1,
                 comm: "x".into(),
                 cgroup: None,
-            },
+            }),
             limit: None,
             container: pod.as_ref().map(|_| Container {
                 id: ContainerId::parse(&"a".repeat(64)).expect("id"),

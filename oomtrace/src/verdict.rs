@@ -169,12 +169,16 @@ pub struct Verdict {
     pub verdict: VerdictKind,
     /// Only for `node_pressure`.
     pub kind: Option<PressureKind>,
+    /// `bpf`: seen live by the kernel hooks; `kernel_log`: found in the
+    /// kernel log at start, a kill that happened while oomtrace was not running.
+    pub source: &'static str,
     /// Shared by every victim of one OOM invocation (oom.group kills).
     pub incident: String,
     /// RFC 3339 UTC time of the kill in the kernel.
     pub time: String,
     pub victim: Victim,
-    pub trigger: Trigger,
+    /// The task whose charge failed (eviction: the sender); null when unknown.
+    pub trigger: Option<Trigger>,
     pub limit: Option<Limit>,
     pub pod: Option<Pod>,
     pub container: Option<Container>,

@@ -296,6 +296,18 @@ impl Daemon {
             .arg("record")
             .arg(&recording)
             .args(["--node-name", "e2e-node"])
+            // Its own state, and no report of kills from before it started,
+            // unless the test is about exactly that.
+            .args(if args.contains(&"--state-file") {
+                Vec::new()
+            } else {
+                vec![
+                    "--backlog".to_string(),
+                    "off".to_string(),
+                    "--state-file".to_string(),
+                    recording.with_extension("state").display().to_string(),
+                ]
+            })
             .args(env_hooks.iter().flat_map(|h| ["--hooks", h.as_str()]))
             .args(args)
             .stdout(Stdio::piped())

@@ -39,3 +39,41 @@ fn full_ring_buffer_is_reported_as_lost() {
     }
     daemon.finish();
 }
+
+#[test]
+fn kills_while_not_running_are_reported_once_after_a_restart() {
+    let state = std::env::temp_dir().join(format!("oomtrace-restart-{}.json", unique_uid()));
+    let state_arg = state.display().to_string();
+    let args = ["--state-file", state_arg.as_str(), "--backlog", "on"];
+    // A first run remembers how far it read the kernel log.
+    Daemon::start(&args).finish();
+
+    // A kill while oomtrace is down.
+    let service = Cgroup::create(&format!("system.slice/missed-{}.service", unique_uid()));
+    service.set_limit(32 << 20);
+    let pid = oomtrace_e2e::oom_hog(&service, 128);
+
+    let second = Daemon::start(&args);
+    let v = second.wait_for(
+        "the missed kill, from the kernel log",
+        oomtrace_e2e::is_verdict_for(pid),
+    );
+    assert_eq!(v["source"], "kernel_log", "{v}");
+    assert_eq!(v["victim"]["comm"], "oomtrace-hog", "{v}");
+    assert_eq!(v["evidence"]["constraint"], "memcg", "{v}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("not running")),
+        "{v}"
+    );
+    second.finish();
+
+    // Reported once: a third run has nothing to say about it.
+    let third = Daemon::start(&args);
+    third.barrier();
+    let again = third.all(oomtrace_e2e::is_verdict_for(pid));
+    assert!(again.is_empty(), "reported twice: {again:?}");
+    third.finish();
+    let _ = std::fs::remove_file(state);
+}
