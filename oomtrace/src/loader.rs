@@ -117,7 +117,34 @@ pub fn load(
         .map_err(|e| anyhow::anyhow!(probe::chain(e)))
         .context("loading the eBPF object (are you root, with CAP_BPF and CAP_PERFMON?)")?;
 
+    // The BTF/raw programs read tracepoint arguments by position: check the
+    // running kernel's prototypes say what they expect.
+    let mut prototype_problem = BTreeMap::new();
+    if let Ok(b) = &kernel_btf {
+        let expect = [
+            (Family::Victim, "mark_victim", 0, "task_struct *"),
+            (Family::Signal, "signal_generate", 2, "task_struct *"),
+        ];
+        for (family, tp, index, want) in expect {
+            match b.tracepoint_args(tp) {
+                Ok(args) if args.get(index).map(String::as_str) == Some(want) => {}
+                Ok(args) => {
+                    prototype_problem.insert(
+                        family,
+                        format!(
+                            "{tp}'s arguments here are ({}), not a {want} at position {index}",
+                            args.join(", ")
+                        ),
+                    );
+                }
+                Err(e) => {
+                    prototype_problem.insert(family, format!("no BTF prototype for {tp}: {e}"));
+                }
+            }
+        }
+    }
     let env = probe::Env {
+        prototype_problem,
         btf: aya_btf.as_ref(),
         btf_problem: btf_problem.clone(),
         tracefs_problem,

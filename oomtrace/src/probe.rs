@@ -191,6 +191,9 @@ pub struct Env<'a> {
     pub btf_problem: Option<String>,
     /// Why classic tracepoints cannot attach (no tracefs, format unreadable), per family.
     pub tracefs_problem: BTreeMap<Family, String>,
+    /// Why a tracepoint's arguments are not what the tp_btf/raw_tp programs
+    /// read (older kernels had `mark_victim(int pid)`), per family.
+    pub prototype_problem: BTreeMap<Family, String>,
     pub has_kprobes: bool,
 }
 
@@ -320,6 +323,11 @@ fn try_attach(
             .ok_or("charge program missing")?;
         let p: &mut TracePoint = prog.try_into().map_err(chain)?;
         return p.load().map_err(chain);
+    }
+    if matches!(kind, HookKind::TpBtf | HookKind::RawTp) {
+        if let Some(p) = env.prototype_problem.get(&family) {
+            return Err(p.clone());
+        }
     }
     let needs_btf = matches!(
         kind,

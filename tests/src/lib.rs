@@ -284,6 +284,13 @@ impl Daemon {
     /// `OOMTRACE_E2E_EXPECT_HOOKS` (same shape) asserts which hook each named
     /// family took (`none` for a family that must not attach).
     pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_wrapped(&[], args)
+    }
+
+    /// [`Daemon::start`] with oomtrace run under `wrapper`, a command that
+    /// execs the rest of its arguments (e.g. `setpriv` with fewer
+    /// capabilities); empty: oomtrace itself.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Daemon {
         require_root();
         let own_hooks = args
             .iter()
@@ -292,7 +299,15 @@ impl Daemon {
             .ok()
             .filter(|h| !own_hooks && !h.trim().is_empty());
         let recording = std::env::temp_dir().join(format!("oomtrace-e2e-{}.rec", unique_uid()));
-        let mut child = Command::new(bin("oomtrace"))
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("oomtrace"));
+                c
+            }
+            None => Command::new(bin("oomtrace")),
+        };
+        let mut child = command
             .arg("record")
             .arg(&recording)
             .args(["--node-name", "e2e-node"])
@@ -358,6 +373,11 @@ impl Daemon {
             }
         }
         d
+    }
+
+    /// The daemon's pid (a wrapper's too: it execs oomtrace).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The hook `family` took, from the ready status line (None: no hook

@@ -17,20 +17,37 @@ fn verdicts_for_pod(daemon: &Daemon, uid: &str) -> Vec<Json> {
 
 #[test]
 fn container_init_over_its_limit_is_reported_by_the_kubelet() {
-    let daemon = Daemon::start(&[]);
     let pod = Pod::new(Qos::Burstable);
-    let c = pod
+    let spec = pod
         .container(&["oomtrace-hog", "--mib", "256"])
-        .memory_limit(LIMIT)
-        .start();
+        .memory_limit(LIMIT);
+    // The kubelet's log directories name the pod and the container.
+    let logs = std::env::temp_dir().join(format!("oomtrace-logs-{}", unique_uid()));
+    let (pods_dir, containers_dir) = (logs.join("pods"), logs.join("containers"));
+    fs::create_dir_all(pods_dir.join(format!("shop_checkout-7d9f_{}", pod.uid)))
+        .expect("pod log dir");
+    fs::create_dir_all(&containers_dir).expect("containers log dir");
+    let link = containers_dir.join(format!("checkout-7d9f_shop_worker-{}.log", spec.id));
+    std::os::unix::fs::symlink("/dev/null", link).expect("container log link");
+    let daemon = Daemon::start(&[
+        "--pods-log-dir",
+        &pods_dir.display().to_string(),
+        "--containers-log-dir",
+        &containers_dir.display().to_string(),
+    ]);
+    let c = spec.start();
     assert_eq!(c.wait_exit(DEADLINE), Some(Exit::Signal(9)));
     let v = daemon.wait_for("the init's verdict", |l| {
         l["type"] == "verdict" && l["victim"]["pid"] == c.init_pid
     });
     assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["source"], "bpf", "{v}");
     assert_eq!(v["pod"]["uid"], pod.uid.as_str(), "{v}");
     assert_eq!(v["pod"]["qos"], "Burstable", "{v}");
+    assert_eq!(v["pod"]["namespace"], "shop", "{v}");
+    assert_eq!(v["pod"]["name"], "checkout-7d9f", "{v}");
     assert_eq!(v["container"]["id"], c.id.as_str(), "{v}");
+    assert_eq!(v["container"]["name"], "worker", "{v}");
     assert_eq!(v["victim"]["ns_pid"], 1, "the container's init: {v}");
     assert_eq!(v["kubelet_reports"], true, "{v}");
     assert_eq!(v["limit"]["cgroup"], c.cgroups_path.as_str(), "{v}");
@@ -48,13 +65,13 @@ fn container_init_over_its_limit_is_reported_by_the_kubelet() {
         "{v}"
     );
     assert_ne!(v["evidence"]["pid_ns"], Json::Null, "{v}");
+    let summary = v["summary"].as_str().unwrap_or_default();
     assert!(
-        v["summary"]
-            .as_str()
-            .is_some_and(|s| s.contains("OOMKilled")),
+        summary.contains("OOMKilled") && summary.contains("shop/checkout-7d9f"),
         "{v}"
     );
     daemon.finish();
+    let _ = fs::remove_dir_all(logs);
 }
 
 #[test]
