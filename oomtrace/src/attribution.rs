@@ -721,3 +721,229 @@ pub fn from_kernel_log(past: &crate::kernel_log::PastKill, boot_to_wall_ns: i128
     v.summary = format!("While oomtrace was not running: {}", summary(&v));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use oomtrace_common::{
+        Header, Kind, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH, WIRE_VERSION,
+    };
+
+    use super::*;
+    use crate::cgroup::{CgroupId, CgroupTree};
+
+    const POD: &str = "/kubepods/burstable/pod6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
+    const CID: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";
+    const UNLIMITED: u64 = 1 << 51;
+
+    fn tree() -> CgroupTree {
+        CgroupTree::from_entries(
+            4,
+            &[
+                (1, "/".into()),
+                (2, "/kubepods".into()),
+                (3, "/kubepods/burstable".into()),
+                (4, POD.into()),
+                (5, format!("{POD}/{CID}")),
+                (6, "/system.slice".into()),
+                (7, "/system.slice/demo.service".into()),
+            ],
+        )
+    }
+
+    /// A task whose memcg chain is `levels` (leaf first): (id, usage, max).
+    fn task(pid: u32, ns_pid: u32, levels: &[(u64, u64, u64)]) -> TaskInfo {
+        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+        for (i, &(id, usage_pages, max_pages)) in levels.iter().enumerate() {
+            memcg[i] = MemcgLevel {
+                id,
+                usage_pages,
+                max_pages,
+            };
+        }
+        TaskInfo {
+            tgid: pid,
+            tid: pid,
+            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+            memcg_depth: levels.len() as u32,
+            ns_pid,
+            pid_ns: 99,
+            mnt_ns: 98,
+            memcg,
+        }
+    }
+
+    fn victim(v: TaskInfo, t: TaskInfo) -> VictimEvent {
+        VictimEvent {
+            header: Header {
+                version: WIRE_VERSION,
+                kind: Kind::Victim as u16,
+                cpu: 0,
+                boot_ns: 1_000,
+            },
+            victim: v,
+            trigger: t,
+            total_vm_pages: 100,
+            anon_rss_pages: 90,
+            file_rss_pages: 5,
+            shmem_rss_pages: 0,
+            oom_score_adj: 0,
+            _pad: [0; 2],
+            source: VictimSource::TpBtf as u32,
+        }
+    }
+
+    fn judge(ev: &VictimEvent, hints: &Hints<'_>) -> Verdict {
+        let tree = tree();
+        let kmsg = HashMap::new();
+        let snap = Snapshot {
+            tree: &tree,
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            kmsg: &kmsg,
+        };
+        Attributor::default().on_victim(ev, &snap, hints)
+    }
+
+    fn chain_container(usage: u64, max: u64, pod_usage: u64, pod_max: u64) -> Vec<(u64, u64, u64)> {
+        vec![
+            (5, usage, max),
+            (4, pod_usage, pod_max),
+            (3, pod_usage, UNLIMITED),
+            (2, pod_usage, UNLIMITED),
+            (1, pod_usage, UNLIMITED),
+        ]
+    }
+
+    #[test]
+    fn the_lowest_common_ancestor_at_its_limit_is_the_one_hit() {
+        let c = chain_container(16384, 16384, 16384, 32768);
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(v.verdict, VerdictKind::PodLimit);
+        assert_eq!(
+            v.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+            Some(format!("{POD}/{CID}").as_str())
+        );
+        assert_eq!(
+            v.limit.as_ref().and_then(|l| l.limit_bytes),
+            Some(16384 * 4096)
+        );
+        assert_eq!(v.container.as_ref().map(|c| c.id.as_str()), Some(CID));
+        assert_eq!(
+            v.evidence.constraint_source,
+            Some(ConstraintSource::MemcgCounters)
+        );
+        // The container below its own limit, the pod at its: the pod's limit.
+        let c = chain_container(8000, 16384, 32700, 32768);
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(
+            v.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+            Some(POD)
+        );
+        assert_eq!(v.verdict, VerdictKind::PodLimit);
+    }
+
+    #[test]
+    fn kubepods_at_its_limit_is_allocatable_and_nothing_at_a_limit_is_global() {
+        let c = vec![
+            (5, 100, UNLIMITED),
+            (4, 100, UNLIMITED),
+            (3, 100, UNLIMITED),
+            (2, 24576, 24576),
+            (1, 24576, UNLIMITED),
+        ];
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(
+            (v.verdict, v.kind),
+            (
+                VerdictKind::NodePressure,
+                Some(PressureKind::AllocatableOom)
+            )
+        );
+        let c = vec![(5, 100, UNLIMITED), (1, 5_000_000, UNLIMITED)];
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(
+            (v.verdict, v.kind),
+            (VerdictKind::NodePressure, Some(PressureKind::SystemOom))
+        );
+        assert_eq!(v.evidence.constraint, Some(Constraint::Global));
+    }
+
+    #[test]
+    fn a_limit_only_the_trigger_shares_is_not_taken() {
+        // The trigger's own cgroup is at its limit, but the victim is not
+        // under it: that limit cannot be the one the kill answered.
+        let trig = vec![(7, 8192, 8192), (6, 8192, UNLIMITED), (1, 9000, UNLIMITED)];
+        let vict = chain_container(100, 16384, 100, UNLIMITED);
+        let v = judge(
+            &victim(task(10, 1, &vict), task(20, 20, &trig)),
+            &Hints::default(),
+        );
+        assert_eq!(v.evidence.constraint, Some(Constraint::Global));
+    }
+
+    #[test]
+    fn host_service_is_system_and_escaped_process_names_its_pod() {
+        let svc = vec![(7, 8192, 8192), (6, 8192, UNLIMITED), (1, 9000, UNLIMITED)];
+        let v = judge(
+            &victim(task(30, 30, &svc), task(30, 30, &svc)),
+            &Hints::default(),
+        );
+        assert_eq!(v.verdict, VerdictKind::System);
+        assert!(v.pod.is_none() && v.container.is_none());
+        let owner = format!("{POD}/{CID}");
+        let hints = Hints {
+            victim_owner: Some(&owner),
+            ..Hints::default()
+        };
+        let v = judge(&victim(task(30, 7, &svc), task(30, 7, &svc)), &hints);
+        assert_eq!(v.verdict, VerdictKind::EscapedProcess);
+        assert_eq!(v.container.as_ref().map(|c| c.id.as_str()), Some(CID));
+        assert_eq!(v.evidence.pod_cgroup.as_deref(), Some(owner.as_str()));
+        assert_eq!(kubelet_reports(&v, None, false), Some(false));
+    }
+
+    #[test]
+    fn kubelet_reports_only_when_init_dies() {
+        let c = chain_container(16384, 16384, 16384, UNLIMITED);
+        let init = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(kubelet_reports(&init, None, false), Some(true));
+        let child = judge(&victim(task(11, 7, &c), task(11, 7, &c)), &Hints::default());
+        assert_eq!(kubelet_reports(&child, None, false), Some(false));
+        assert_eq!(
+            kubelet_reports(&child, Some(true), false),
+            Some(true),
+            "oom.group takes init too"
+        );
+        assert_eq!(
+            kubelet_reports(&child, None, true),
+            None,
+            "host pid namespace: unknowable"
+        );
+    }
+
+    #[test]
+    fn victims_of_one_invocation_share_an_incident() {
+        let c = chain_container(16384, 16384, 16384, UNLIMITED);
+        let tree = tree();
+        let kmsg = HashMap::new();
+        let snap = Snapshot {
+            tree: &tree,
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            kmsg: &kmsg,
+        };
+        let mut a = Attributor::default();
+        let mut first = victim(task(10, 1, &c), task(12, 3, &c));
+        let mut second = victim(task(11, 2, &c), task(12, 3, &c));
+        second.header.boot_ns = first.header.boot_ns + 1_000;
+        let one = a.on_victim(&first, &snap, &Hints::default());
+        let two = a.on_victim(&second, &snap, &Hints::default());
+        assert_eq!(one.incident, two.incident);
+        first.header.boot_ns += 5_000_000_000;
+        let later = a.on_victim(&first, &snap, &Hints::default());
+        assert_ne!(later.incident, one.incident);
+        let _ = CgroupId(0);
+    }
+}
