@@ -139,6 +139,7 @@ impl Engine {
                 verdicts: 0,
                 findings: 0,
                 lost: 0,
+                cgroups: 0,
             },
             start,
         }
@@ -178,6 +179,7 @@ impl Engine {
                 if every > 0 && now.saturating_sub(self.last_heartbeat.max(started)) >= every {
                     self.last_heartbeat = now;
                     self.counts.uptime_s = now.saturating_sub(started) / 1_000_000_000;
+                    self.counts.cgroups = self.tree.live().count() as u64;
                     out.push(Record::Heartbeat(self.counts.clone()));
                 }
             }
@@ -226,11 +228,7 @@ impl Engine {
             Event::Oom(o) => self.attributor.on_oom(&o),
             Event::Victim(v) => {
                 let hint = if v.victim.memcg_depth == 0 {
-                    obs.proc_cgroup(v.victim.tgid).or_else(|| {
-                        self.tree
-                            .cgroup_of_pid(v.victim.tgid)
-                            .and_then(|id| self.tree.path(id).map(str::to_owned))
-                    })
+                    self.cgroup_of_live_pid(v.victim.tgid, obs)
                 } else {
                     None
                 };
@@ -265,6 +263,21 @@ impl Engine {
                 self.tree.apply(&ev);
             }
         }
+    }
+
+    /// A process's memory cgroup when the hook could not read it: the last
+    /// attach the tree saw first (it outlives the process), then /proc —
+    /// where a process that has already exited shows `/`, which then says
+    /// nothing.
+    fn cgroup_of_live_pid(&self, pid: u32, obs: &mut dyn Observe) -> Option<String> {
+        if let Some(path) = self
+            .tree
+            .cgroup_of_pid(pid)
+            .and_then(|id| self.tree.path(id))
+        {
+            return Some(path.to_owned());
+        }
+        obs.proc_cgroup(pid).filter(|p| p != "/")
     }
 
     fn flush_waiting(&mut self, obs: &mut dyn Observe, out: &mut Vec<Record>) {
@@ -575,12 +588,7 @@ impl Engine {
         // Read in the kernel at the signal (tp_btf) when it could be; the
         // process may already be gone when this runs.
         let target_cgroup = leaf_path(&self.tree, &s.target)
-            .or_else(|| obs.proc_cgroup(s.target.tgid))
-            .or_else(|| {
-                self.tree
-                    .cgroup_of_pid(s.target.tgid)
-                    .and_then(|id| self.tree.path(id).map(str::to_owned))
-            });
+            .or_else(|| self.cgroup_of_live_pid(s.target.tgid, obs));
         if target_cgroup
             .as_deref()
             .and_then(pods::parse_cgroup_path)

@@ -7,7 +7,9 @@ use oomtrace_e2e::{unique_uid, Cgroup, Daemon};
 fn heartbeat_counts_what_happened() {
     let daemon = Daemon::start(&["--heartbeat", "1s"]);
     let beat = daemon.wait_for("a heartbeat", |l| l["type"] == "heartbeat");
-    for field in ["uptime_s", "events", "verdicts", "findings", "lost"] {
+    for field in [
+        "uptime_s", "events", "verdicts", "findings", "lost", "cgroups",
+    ] {
         assert!(beat[field].is_u64(), "{field} in {beat}");
     }
     daemon.barrier();

@@ -519,7 +519,9 @@ fn the_daemonset_pods_are_the_same_but_for_privilege() {
 fn documented_commands() -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
     for doc in ["README.md", "deploy/README.md", "deploy/debug-pod.yaml"] {
-        for line in read(doc).lines() {
+        // Shell continuation lines are one command.
+        let text = read(doc).replace("\\\n", " ");
+        for line in text.lines() {
             let Some(at) = line.find("oomtrace ") else {
                 continue;
             };
@@ -552,6 +554,79 @@ fn documented_commands_use_real_flags() {
             panic!("{line}\noomtrace rejects it:\n{e}");
         }
     }
+}
+
+/// The jq program deploy/README.md shows, run by a real jq over the JSON
+/// streams recorded from the end-to-end scenarios (oomtrace/tests/fixtures:
+/// exactly what `oomtrace run` printed): one line out per verdict in, each
+/// a JSON object with the fields it picks.
+#[test]
+fn jq_example_reads_real_streams() {
+    let readme = read("deploy/README.md");
+    let program = readme
+        .split("jq -c '")
+        .nth(1)
+        .and_then(|rest| rest.split_once('\''))
+        .map(|(p, _)| p.to_string())
+        .expect("deploy/README.md shows a `jq -c '...'` program");
+    assert!(
+        Path::new("/usr/bin/jq").exists(),
+        "/usr/bin/jq is missing: `cargo xtask test` installs Debian's jq package"
+    );
+    let dir = root().join("oomtrace/tests/fixtures");
+    let mut streams: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".expected.jsonl"))
+        .collect();
+    streams.sort();
+    assert!(
+        !streams.is_empty(),
+        "no recorded streams in {}",
+        dir.display()
+    );
+    let mut verdicts_seen = 0;
+    for stream in streams {
+        let text = fs::read_to_string(&stream).expect("stream");
+        let verdicts = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v["type"] == "verdict")
+            })
+            .count();
+        let out = Command::new("/usr/bin/jq")
+            .args(["-c", &program])
+            .arg(&stream)
+            .output()
+            .expect("running jq");
+        assert!(
+            out.status.success(),
+            "jq failed on {}: {}",
+            stream.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("jq printed {l}: {e}")))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            verdicts,
+            "{}: one line per verdict",
+            stream.display()
+        );
+        for l in &lines {
+            for field in ["time", "node", "verdict", "summary"] {
+                assert!(
+                    l[field].is_string(),
+                    "{}: no {field} in {l}",
+                    stream.display()
+                );
+            }
+        }
+        verdicts_seen += verdicts;
+    }
+    assert!(verdicts_seen > 0, "the recorded streams hold no verdict");
 }
 
 /// Capability numbers (linux/capability.h) of the names the manifests use.

@@ -156,6 +156,21 @@ fn prometheus_scrapes_a_real_kill() {
     assert_eq!(series["metric"]["job"], "oomtrace", "{series}");
     assert_eq!(series["value"][1], "1", "one kill: {series}");
 
+    // deploy/README.md's alert expression fires on a pod's first kill (a
+    // series that starts at 1, which increase() alone does not see).
+    let alert = "(increase(oomtrace_kills_total[10m]) > 0) or (oomtrace_kills_total unless oomtrace_kills_total offset 10m)";
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/README.md"))
+            .expect("deploy/README.md");
+    assert!(
+        readme.contains(alert),
+        "deploy/README.md no longer shows {alert}"
+    );
+    // Other tests' kills may be there too: this daemon sees the machine.
+    prometheus.wait_for(alert, |r| {
+        r.iter().any(|s| s["metric"]["pod_uid"] == uid.as_str())
+    });
+
     // The daemon itself, seen through the same scrapes.
     let up = prometheus.wait_for("oomtrace_up", |r| !r.is_empty());
     assert_eq!(up[0]["value"][1], "1", "{up:?}");

@@ -2,6 +2,10 @@
 //! `cargo xtask test` are the README's two commands; both set the machine up
 //! first, idempotently (seconds when everything is there).
 
+mod bench;
+mod fuzz;
+mod image;
+mod load;
 mod setup;
 mod vm;
 
@@ -31,6 +35,17 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the container image (Containerfile) with podman and check it:
+    /// --version, its libraries, and `oomtrace run` with the DaemonSet's
+    /// capabilities up to `ready` and a clean SIGTERM (as root; minutes).
+    Image {
+        /// Image name.
+        #[arg(long, default_value = concat!("localhost/oomtrace:", env!("CARGO_PKG_VERSION")))]
+        tag: String,
+        /// Make the Debian base images with debootstrap instead of pulling them.
+        #[arg(long)]
+        debootstrap: bool,
+    },
     /// Re-record the replay fixtures (oomtrace/tests/fixtures) from the end-to-end scenarios, as root.
     Fixtures,
     /// Set up, build, and run the whole test suite (unit and end-to-end, as root),
@@ -43,6 +58,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure overhead, latency, loss and footprint on this machine (as root;
+    /// minutes) and write the figures into BENCHMARKS.md. Not part of `test`.
+    Bench(bench::Opts),
+    /// Fuzz every parser of kernel and file input (cargo-fuzz, nightly), each
+    /// target for --seconds, and record the runs in BENCHMARKS.md.
+    Fuzz(fuzz::Opts),
+    /// The bench's load generators (run by `bench` inside the cgroup under test).
+    #[command(hide = true, subcommand)]
+    BenchLoad(load::Load),
     /// Build, then run the end-to-end scenarios inside Debian's 6.1 kernel
     /// (cgroup v2, fentry/kprobes) in a TCG VM: best hooks and each fallback.
     VmTest {
@@ -99,6 +123,21 @@ fn run() -> anyhow::Result<()> {
             }
         }
         Task::Fixtures => fixtures(&root)?,
+        Task::Bench(opts) => {
+            let env = setup::ensure()?;
+            if !rustix_is_root() {
+                bail!("the bench loads eBPF programs, creates cgroups and causes OOM kills: run `cargo xtask bench` as root");
+            }
+            bench::run(&root, &env, opts)?;
+        }
+        Task::Fuzz(opts) => fuzz::run(&root, opts)?,
+        Task::BenchLoad(load) => load::run(load)?,
+        Task::Image { tag, debootstrap } => {
+            if !rustix_is_root() {
+                bail!("`cargo xtask image` runs podman as root (and checks the image with BPF): run it as root");
+            }
+            image::build_and_check(&root, &tag, debootstrap)?;
+        }
         Task::Test { no_vm, args } => {
             let env = setup::ensure()?;
             if !rustix_is_root() {

@@ -78,8 +78,9 @@ pub fn missing(packages: &[&'static str]) -> Vec<&'static str> {
 /// Debian packages of the end-to-end tests: real containers (runc; crun
 /// refuses hybrid cgroup hierarchies) from a busybox rootfs; a real
 /// Prometheus and promtool for the metrics endpoint (tests/tests/metrics.rs
-/// runs the binaries itself, so the package's service is never needed).
-const TEST_PACKAGES: &[&str] = &["runc", "busybox-static", "prometheus"];
+/// runs the binaries itself, so the package's service is never needed); jq,
+/// the JSON consumer deploy/README.md shows (tests/tests/manifests.rs).
+const TEST_PACKAGES: &[&str] = &["runc", "busybox-static", "prometheus", "jq"];
 
 /// Installs the end-to-end tests' packages when missing.
 pub fn ensure_test_packages() -> anyhow::Result<()> {

@@ -7,7 +7,8 @@
 //! with the best hooks and then forced onto each fallback
 //! (`OOMTRACE_E2E_HOOKS`, read by tests/src/lib.rs), and prints
 //! `oomtrace doctor`. The guest sees the host's filesystem read-only through
-//! 9p, so it runs exactly the binaries in `target/debug`.
+//! 9p: it runs copies of the binaries `target/debug` holds, taken just before
+//! the boot (`target/vm/bin`), and writes only `target/vm/artifacts`.
 //!
 //! The guest script ends with a sentinel line (`OOMTRACE-VM-RESULT: pass`
 //! or `fail`): vng's exit status does not carry the script's. A hung boot is
@@ -27,14 +28,20 @@ use anyhow::{bail, Context as _};
 
 use crate::setup;
 
-/// Debian packages the VM needs: the 6.1 kernel, qemu, and a static
-/// busybox for virtme-ng's guest init.
-const PACKAGES: &[&str] = &["linux-image-amd64", "qemu-system-x86", "busybox-static"];
+/// Debian packages the VM needs: the 6.1 kernel, qemu, a static busybox
+/// for virtme-ng's guest init, and venv for installing virtme-ng.
+const PACKAGES: &[&str] = &[
+    "linux-image-amd64",
+    "qemu-system-x86",
+    "busybox-static",
+    "python3-venv",
+];
 const VNG_VENV: &str = "/opt/vng";
 const VNG_VERSION: &str = "1.42";
 const SENTINEL: &str = "OOMTRACE-VM-RESULT:";
-/// The whole boot, all runs included (measured: about 6 minutes); the
-/// boot is killed past it. `OOMTRACE_VM_TIMEOUT_SECS` overrides.
+/// The whole boot, all runs included (measured: about 4 minutes on an idle
+/// 2-core machine, 9 with builds running beside it); the boot is killed
+/// past it. `OOMTRACE_VM_TIMEOUT_SECS` overrides.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The end-to-end test executables run in the guest (cargo target names).
 const E2E_TARGETS: &[&str] = &["foundation"];
@@ -59,7 +66,7 @@ impl Pass {
     }
 }
 
-/// What 6.1 offers (docs/ebpf-toolchain.md): fentry and kprobe on
+/// What 6.1 offers (docs/toolchain.md): fentry and kprobe on
 /// `oom_kill_process`, tp_btf/raw_tp/tracepoint on `oom:mark_victim`.
 const PASSES: &[Pass] = &[
     Pass {

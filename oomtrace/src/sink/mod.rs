@@ -33,6 +33,9 @@ pub struct Heartbeat {
     pub verdicts: u64,
     pub findings: u64,
     pub lost: u64,
+    /// Live cgroups in oomtrace's node model at this beat: compared with a
+    /// walk of cgroupfs, it shows the model kept up (no missed mkdir/rmdir).
+    pub cgroups: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
