@@ -5,7 +5,7 @@
 //! gone milliseconds after its last process was killed.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -17,6 +17,13 @@ use crate::event::{self, Event};
 
 /// How long a removed cgroup keeps its identity.
 pub const TOMBSTONE_NS: u64 = 10 * 60 * 1_000_000_000;
+/// At most this many tombstones (oldest go first): under cgroup churn
+/// (thousands of containers a second) ten minutes of them would be millions
+/// of entries. At that rate the ones kept still cover seconds.
+pub const MAX_TOMBSTONES: usize = 16_384;
+/// Expired cgroups between sweeps of the pid map: a sweep walks every pid,
+/// so it is batched rather than done at each expiry.
+const PID_SWEEP_EVERY: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct CgroupId(pub u64);
@@ -113,6 +120,10 @@ pub struct CgroupTree {
     /// Last memory cgroup each pid was attached to (from attach events).
     pids: HashMap<u32, CgroupId>,
     hierarchy_id: u32,
+    /// Removals, oldest first: expiry pops from the front instead of
+    /// walking every node at each rmdir (that walk made churn quadratic).
+    tombstones: VecDeque<(u64, CgroupId)>,
+    expired_since_sweep: usize,
 }
 
 impl CgroupTree {
@@ -227,6 +238,8 @@ impl CgroupTree {
                     removed_ns: None,
                 });
                 node.removed_ns = Some(c.header.boot_ns);
+                self.tombstones
+                    .push_back((c.header.boot_ns, CgroupId(c.id)));
                 self.expire(c.header.boot_ns);
             }
             Event::Attach(a) if a.dst_root == self.hierarchy_id => {
@@ -242,12 +255,24 @@ impl CgroupTree {
     }
 
     fn expire(&mut self, now_ns: u64) {
-        self.nodes.retain(|_, n| {
-            n.removed_ns
-                .is_none_or(|t| now_ns.saturating_sub(t) < TOMBSTONE_NS)
-        });
-        let nodes = &self.nodes;
-        self.pids.retain(|_, id| nodes.contains_key(id));
+        while let Some(&(t, id)) = self.tombstones.front() {
+            if now_ns.saturating_sub(t) < TOMBSTONE_NS && self.tombstones.len() <= MAX_TOMBSTONES {
+                break;
+            }
+            self.tombstones.pop_front();
+            // Unless the id (an inode number) was reused by a newer cgroup.
+            if self.nodes.get(&id).is_some_and(|n| n.removed_ns == Some(t)) {
+                self.nodes.remove(&id);
+                self.expired_since_sweep += 1;
+            }
+        }
+        // A pid left pointing at an expired cgroup only resolves to no path,
+        // as it would after the sweep: sweeping can wait for a batch.
+        if self.expired_since_sweep >= PID_SWEEP_EVERY {
+            self.expired_since_sweep = 0;
+            let nodes = &self.nodes;
+            self.pids.retain(|_, id| nodes.contains_key(id));
+        }
     }
 }
 
@@ -291,6 +316,28 @@ mod tests {
         assert_eq!(t.live_paths().count(), 0);
         t.apply(&cg(Kind::CgroupRmdir, 5, 12, "/x", 2 + TOMBSTONE_NS));
         assert_eq!(t.path(CgroupId(10)), None, "expired");
+    }
+
+    #[test]
+    fn tombstones_are_capped_and_reused_ids_survive_expiry() {
+        let mut t = CgroupTree::new(5);
+        let n = MAX_TOMBSTONES as u64 + 10;
+        for id in 0..n {
+            t.apply(&cg(Kind::CgroupMkdir, 5, 100 + id, "/c", id));
+            t.apply(&cg(Kind::CgroupRmdir, 5, 100 + id, "/c", id));
+        }
+        assert_eq!(t.len(), MAX_TOMBSTONES, "oldest tombstones dropped");
+        assert_eq!(t.path(CgroupId(100)), None);
+        assert_eq!(t.path(CgroupId(100 + n - 1)), Some("/c"));
+        // An id removed, then reused by a new cgroup: expiry of the old
+        // removal must not take the new one.
+        let mut t = CgroupTree::new(5);
+        t.apply(&cg(Kind::CgroupMkdir, 5, 7, "/old", 1));
+        t.apply(&cg(Kind::CgroupRmdir, 5, 7, "/old", 2));
+        t.apply(&cg(Kind::CgroupMkdir, 5, 7, "/new", 3));
+        t.apply(&cg(Kind::CgroupRmdir, 5, 8, "/x", 3 + TOMBSTONE_NS));
+        assert_eq!(t.path(CgroupId(7)), Some("/new"));
+        assert_eq!(t.live_paths().collect::<Vec<_>>(), vec!["/new"]);
     }
 
     #[test]

@@ -79,3 +79,24 @@ fn kills_while_not_running_are_reported_once_after_a_restart() {
     third.finish();
     let _ = std::fs::remove_file(state);
 }
+
+#[test]
+fn heartbeats_come_every_interval() {
+    // The ticks behind heartbeats (and leak checks, and disarming the charge
+    // counter) once starved whenever another branch of the daemon's loop
+    // fired first, even the 1 s drops poll on a quiet node: one beat in tens
+    // of seconds. Three one-second beats must come within a few seconds.
+    let started = std::time::Instant::now();
+    let daemon = Daemon::start(&["--heartbeat", "1s"]);
+    let beat = daemon.wait_for("a heartbeat 3 s after the first tick", |l| {
+        l["type"] == "heartbeat" && l["uptime_s"].as_u64().is_some_and(|u| u >= 3)
+    });
+    let beats = daemon.all(|l| l["type"] == "heartbeat").len();
+    assert!(beats >= 3, "{beats} heartbeats by {beat}: ticks starved");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "3 s of heartbeats took {:?}: ticks starved",
+        started.elapsed()
+    );
+    daemon.finish();
+}

@@ -117,6 +117,10 @@ impl Mapping {
         if ptr == libc::MAP_FAILED {
             bail!("mmap {len} bytes: {}", std::io::Error::last_os_error());
         }
+        // 4 KiB faults, whatever the machine's THP setting: one fault per
+        // page is what the storm is about.
+        // SAFETY: advice on our own mapping.
+        unsafe { libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE) };
         Ok(Mapping { ptr, len })
     }
 

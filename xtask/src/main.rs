@@ -3,6 +3,7 @@
 //! first, idempotently (seconds when everything is there).
 
 mod bench;
+mod compare;
 mod fuzz;
 mod image;
 mod load;
@@ -67,6 +68,10 @@ enum Task {
     /// The bench's load generators (run by `bench` inside the cgroup under test).
     #[command(hide = true, subcommand)]
     BenchLoad(load::Load),
+    /// Run bcc's oomkill and bpftrace's oomkill.bt next to oomtrace on the same
+    /// OOM kills inside Debian's 6.1 VM and write docs/comparison.md (as root;
+    /// minutes; installs bpfcc-tools, bpftrace and the kernel's headers). Not part of `test`.
+    Compare,
     /// Build, then run the end-to-end scenarios inside Debian's 6.1 kernel
     /// (cgroup v2, fentry/kprobes) in a TCG VM: best hooks and each fallback.
     VmTest {
@@ -156,6 +161,13 @@ fn run() -> anyhow::Result<()> {
             } else {
                 vm::test(&root, &env, &args)?;
             }
+        }
+        Task::Compare => {
+            let env = setup::ensure()?;
+            if !rustix_is_root() {
+                bail!("`cargo xtask compare` installs packages and boots the VM: run it as root");
+            }
+            compare::run(&root, &env)?;
         }
         Task::VmTest { args } => {
             let env = setup::ensure()?;

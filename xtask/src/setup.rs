@@ -94,7 +94,9 @@ pub fn ensure_test_packages() -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    apt_install(&missing)
+    // Without Recommends: prometheus would bring node-exporter, a service a
+    // developer's machine does not want from a test run.
+    apt_install_with(&missing, false)
 }
 
 fn ensure_packages() -> anyhow::Result<()> {
@@ -110,10 +112,17 @@ fn ensure_packages() -> anyhow::Result<()> {
 
 /// `apt-get update` then `apt-get install -y` of `missing`.
 pub fn apt_install(missing: &[&str]) -> anyhow::Result<()> {
+    apt_install_with(missing, true)
+}
+
+pub fn apt_install_with(missing: &[&str], recommends: bool) -> anyhow::Result<()> {
     let what = missing.join(" ");
     eprintln!("setup: installing {what}");
     run("apt-get", &["update", "-q"])?;
     let mut args = vec!["install", "-y", "-q"];
+    if !recommends {
+        args.push("--no-install-recommends");
+    }
     args.extend(missing);
     run_env("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
         .with_context(|| format!("installing {what}: as root, run `apt-get install -y {what}`"))

@@ -6,7 +6,13 @@
 //! runs the already-built `foundation` test executable several times, once
 //! with the best hooks and then forced onto each fallback
 //! (`OOMTRACE_E2E_HOOKS`, read by tests/src/lib.rs), and prints
-//! `oomtrace doctor`. The guest sees the host's filesystem read-only through
+//! `oomtrace doctor`; the `vm` target's VM-only scenarios (cgroup v2
+//! `memory.oom.group`) run in each pass too. A second, small boot (512 MiB,
+//! no memcg limit anywhere) runs only the global-OOM scenario (the `vm`
+//! target's ignored test): a global OOM is safe nowhere else, and its
+//! `system_oom` verdict is kept in `target/vm/system_oom.json`.
+//! `OOMTRACE_VM_BOOTS=main` or `=global` runs one boot only (iteration).
+//! The guest sees the host's filesystem read-only through
 //! 9p: it runs copies of the binaries `target/debug` holds, taken just before
 //! the boot (`target/vm/bin`), and writes only `target/vm/artifacts`.
 //!
@@ -43,8 +49,16 @@ const SENTINEL: &str = "OOMTRACE-VM-RESULT:";
 /// 2-core machine, 9 with builds running beside it); the boot is killed
 /// past it. `OOMTRACE_VM_TIMEOUT_SECS` overrides.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// The end-to-end test executables run in the guest (cargo target names).
-const E2E_TARGETS: &[&str] = &["foundation"];
+/// The end-to-end test executables run in the guest (cargo target names):
+/// `vm` holds the VM-only scenarios (`test = false`: host `cargo test` skips it).
+const E2E_TARGETS: &[&str] = &["foundation", "vm"];
+/// The second, small boot: no memcg limit anywhere, so a global OOM is safe
+/// only there. Runs the `vm` target's ignored global-OOM test.
+const GLOBAL_OOM_MEMORY: &str = "512M";
+const GLOBAL_OOM_TEST: &str = "global_oom_is_system_oom_with_top_consumers";
+/// The line the global-OOM test prints with its verdict (kept in
+/// `target/vm/system_oom.json`).
+const CAPTURE: &str = "CAPTURED-SYSTEM-OOM ";
 /// The binaries the end-to-end harness starts (tests/src/lib.rs `bin`).
 const HARNESS_BINS: &[&str] = &["oomtrace", "oomtrace-hog"];
 
@@ -146,6 +160,7 @@ fn test_executables(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<Vec<Pa
             "--package",
             "oomtrace-e2e",
         ])
+        .args(E2E_TARGETS.iter().flat_map(|t| ["--test", t]))
         .env("PATH", &env.path)
         .env("OOMTRACE_EBPF_TOOLCHAIN", &env.ebpf_toolchain)
         .stderr(Stdio::inherit())
@@ -154,7 +169,7 @@ fn test_executables(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<Vec<Pa
     if !out.status.success() {
         bail!("`cargo test --no-run` failed ({})", out.status);
     }
-    let mut exes = Vec::new();
+    let mut exes: Vec<(usize, PathBuf)> = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -163,10 +178,16 @@ fn test_executables(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<Vec<Pa
             continue;
         }
         let name = msg["target"]["name"].as_str().unwrap_or_default();
-        if let (true, Some(exe)) = (E2E_TARGETS.contains(&name), msg["executable"].as_str()) {
-            exes.push(PathBuf::from(exe));
+        if let (Some(i), Some(exe)) = (
+            E2E_TARGETS.iter().position(|t| *t == name),
+            msg["executable"].as_str(),
+        ) {
+            exes.push((i, PathBuf::from(exe)));
         }
     }
+    // In E2E_TARGETS' order: the guest script picks them by index.
+    exes.sort();
+    let exes: Vec<PathBuf> = exes.into_iter().map(|(_, p)| p).collect();
     if exes.len() != E2E_TARGETS.len() {
         bail!(
             "cargo reported {} of the end-to-end executables {E2E_TARGETS:?}: {exes:?}",
@@ -176,7 +197,7 @@ fn test_executables(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<Vec<Pa
     Ok(exes)
 }
 
-fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -184,7 +205,11 @@ fn shell_quote(s: &str) -> String {
 /// lays them out (the harness finds `oomtrace` beside `deps/`): a build
 /// started on the host while the VM runs (TCG: minutes) must not swap a
 /// binary under the guest. Returns the copies of `oomtrace` and of `exes`.
-fn snapshot(from: &Path, exes: &[PathBuf], to: &Path) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
+pub(crate) fn snapshot(
+    from: &Path,
+    exes: &[PathBuf],
+    to: &Path,
+) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
     if to.exists() {
         fs::remove_dir_all(to).with_context(|| format!("clearing {}", to.display()))?;
     }
@@ -212,17 +237,9 @@ fn snapshot(from: &Path, exes: &[PathBuf], to: &Path) -> anyhow::Result<(PathBuf
     Ok((to.join("oomtrace"), copies))
 }
 
-/// The script the guest runs as root (its init's `--exec`). `artifacts` is
-/// the host directory the guest may write (vng `--rwdir`): recordings of
-/// failed tests are copied there.
-fn guest_script(
-    oomtrace: &Path,
-    exes: &[PathBuf],
-    test_args: &[String],
-    artifacts: &Path,
-) -> String {
-    let mut s = String::from(
-        r#"#!/bin/sh
+/// The start of every guest script: cgroup2 with memory delegated, tracefs,
+/// a private $TMPDIR, `note`.
+pub(crate) const PREAMBLE: &str = r#"#!/bin/sh
 # Generated by `cargo xtask vm-test` (xtask/src/vm.rs); runs inside the VM.
 set -u
 fail=0
@@ -246,8 +263,59 @@ fi
 export TMPDIR="$(mktemp -d /tmp/oomtrace-vm.XXXXXX)"
 cd "$TMPDIR"
 export RUST_BACKTRACE=1
-"#,
-    );
+"#;
+
+/// One run of one test executable in the guest.
+struct Run {
+    /// Printed before the run.
+    label: String,
+    /// A shell-word name for the exit-code summary and the artifacts dir.
+    tag: String,
+    /// `OOMTRACE_E2E_HOOKS` and `OOMTRACE_E2E_EXPECT_HOOKS`.
+    hooks: &'static str,
+    expect: &'static str,
+    exe: PathBuf,
+    args: Vec<String>,
+}
+
+/// The main boot's runs: every pass, each end-to-end executable, with the
+/// caller's test arguments (a name filter applies to each executable).
+fn pass_runs(exes: &[PathBuf], test_args: &[String]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for pass in PASSES {
+        for exe in exes {
+            let name = exe
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = name.split('-').next().unwrap_or_default().to_string();
+            runs.push(Run {
+                label: format!(
+                    "==== {name}, {} (OOMTRACE_E2E_HOOKS={})",
+                    pass.label,
+                    if pass.hooks.is_empty() {
+                        "auto"
+                    } else {
+                        pass.hooks
+                    }
+                ),
+                tag: format!("{}_{target}", pass.tag()),
+                hooks: pass.hooks,
+                expect: pass.expect,
+                exe: exe.clone(),
+                args: test_args.to_vec(),
+            });
+        }
+    }
+    runs
+}
+
+/// The script the guest runs as root (its init's `--exec`). `artifacts` is
+/// the host directory the guest may write (vng `--rwdir`): recordings of
+/// failed tests are copied there. `global_ok`: this boot causes a global
+/// OOM on purpose (else one is a failure: it kills test processes at random).
+fn guest_script(oomtrace: &Path, runs: &[Run], artifacts: &Path, global_ok: bool) -> String {
+    let mut s = String::from(PREAMBLE);
     s.push_str(&format!(
         "artifacts={}
 ",
@@ -268,32 +336,25 @@ keep() {
         "note '==== oomtrace doctor'\n{} doctor\nrc=$?\nnote \"doctor exit $rc\"\n[ $rc -eq 0 ] || fail=1\nresults=\"$results doctor=$rc\"\n",
         shell_quote(&oomtrace.display().to_string())
     ));
-    let args: Vec<String> = test_args.iter().map(|a| shell_quote(a)).collect();
-    for pass in PASSES {
-        for exe in exes {
-            let name = exe
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            s.push_str(&format!(
-                "note {label}\nstart=$(date +%s)\nOOMTRACE_E2E_HOOKS={hooks} OOMTRACE_E2E_EXPECT_HOOKS={expect} {exe} {args}\nrc=$?\nnote \"exit $rc after $(( $(date +%s) - start )) s\"\n[ $rc -eq 0 ] || fail=1\nresults=\"$results {tag}=$rc\"\nkeep {tag}\n",
-                label = shell_quote(&format!(
-                    "==== {name}, {} (OOMTRACE_E2E_HOOKS={})",
-                    pass.label,
-                    if pass.hooks.is_empty() { "auto" } else { pass.hooks }
-                )),
-                hooks = shell_quote(pass.hooks),
-                expect = shell_quote(pass.expect),
-                exe = shell_quote(&exe.display().to_string()),
-                args = args.join(" "),
-                // [A-Za-z0-9_] only: no quoting needed.
-                tag = pass.tag(),
-            ));
-        }
+    for run in runs {
+        let args: Vec<String> = run.args.iter().map(|a| shell_quote(a)).collect();
+        s.push_str(&format!(
+            "note {label}\nstart=$(date +%s)\nOOMTRACE_E2E_HOOKS={hooks} OOMTRACE_E2E_EXPECT_HOOKS={expect} {exe} {args}\nrc=$?\nnote \"exit $rc after $(( $(date +%s) - start )) s\"\n[ $rc -eq 0 ] || fail=1\nresults=\"$results {tag}=$rc\"\nkeep {tag}\n",
+            label = shell_quote(&run.label),
+            hooks = shell_quote(run.hooks),
+            expect = shell_quote(run.expect),
+            exe = shell_quote(&run.exe.display().to_string()),
+            args = args.join(" "),
+            // [A-Za-z0-9_] only: no quoting needed.
+            tag = run.tag,
+        ));
     }
     // A global OOM in the guest would kill test processes at random: say so.
     // (memcg kills print "Memory cgroup out of memory: Killed process").
     s.push_str("global=$(dmesg | grep -c 'Out of memory: Killed process')\nnote \"global OOM kills: $global\"\ndmesg | grep 'Out of memory: Killed process' | sed 's/^/vm: global OOM: /'\n");
+    if global_ok {
+        s.push_str("[ \"$global\" -gt 0 ] || { note 'no global OOM happened'; fail=1; }\n");
+    }
     s.push_str(&format!(
         "note \"exit codes:$results\"\nif [ $fail -eq 0 ]; then echo '{SENTINEL} pass'; else echo '{SENTINEL} fail'; fi\n"
     ));
@@ -317,41 +378,106 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             .with_context(|| format!("clearing {}", artifacts.display()))?;
     }
     fs::create_dir_all(&artifacts).with_context(|| format!("creating {}", artifacts.display()))?;
-    let script = dir.join("guest.sh");
-    fs::write(
-        &script,
-        guest_script(&oomtrace, &exes, test_args, &artifacts),
-    )
-    .with_context(|| format!("writing {}", script.display()))?;
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
-
     let timeout = std::env::var("OOMTRACE_VM_TIMEOUT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(BOOT_TIMEOUT);
-    eprintln!(
-        "vm: booting {} (TCG, 2 cpus, 2G) for {} pass(es), at most {} s",
-        kernel.display(),
-        PASSES.len(),
-        timeout.as_secs()
-    );
-    let result = boot(&kernel, &script, &artifacts, timeout)?;
-    eprintln!("vm: {} in {} s", result, started.elapsed().as_secs());
-    match result.as_str() {
-        "pass" => Ok(()),
-        r => bail!("the end-to-end scenarios failed on Debian's 6.1 kernel ({r}); the guest's output is above, failed tests' recordings under {}", artifacts.display()),
+    // `OOMTRACE_VM_BOOTS=main` or `=global`: one of the two boots only
+    // (local iteration); default both.
+    let boots = std::env::var("OOMTRACE_VM_BOOTS").unwrap_or_else(|_| "main,global".into());
+    let want = |b: &str| boots.split(',').any(|w| w.trim() == b);
+    let mut failed = Vec::new();
+
+    if want("main") {
+        let runs = pass_runs(&exes, test_args);
+        let script = write_script(
+            &dir.join("guest.sh"),
+            &guest_script(&oomtrace, &runs, &artifacts, false),
+        )?;
+        eprintln!(
+            "vm: booting {} (TCG, 2 cpus, 2G) for {} pass(es), at most {} s",
+            kernel.display(),
+            PASSES.len(),
+            timeout.as_secs()
+        );
+        let t = Instant::now();
+        let (result, _) = boot(&kernel, &script, &artifacts, "2G", timeout)?;
+        eprintln!("vm: main boot: {result} in {} s", t.elapsed().as_secs());
+        if result != "pass" {
+            failed.push(format!("main boot: {result}"));
+        }
     }
+    if want("global") {
+        let vm_exe = exes
+            .get(
+                E2E_TARGETS
+                    .iter()
+                    .position(|t| *t == "vm")
+                    .unwrap_or(usize::MAX),
+            )
+            .context("the `vm` test executable")?;
+        let runs = [Run {
+            label: format!("==== global OOM in {GLOBAL_OOM_MEMORY}, best hooks"),
+            tag: "global_oom".into(),
+            hooks: "",
+            expect: PASSES[0].expect,
+            exe: vm_exe.clone(),
+            args: [GLOBAL_OOM_TEST, "--exact", "--ignored", "--nocapture"]
+                .map(String::from)
+                .to_vec(),
+        }];
+        let script = write_script(
+            &dir.join("guest-global.sh"),
+            &guest_script(&oomtrace, &runs, &artifacts, true),
+        )?;
+        eprintln!(
+            "vm: booting {} (TCG, 2 cpus, {GLOBAL_OOM_MEMORY}, no memcg limit) for the global OOM, at most {} s",
+            kernel.display(),
+            timeout.as_secs()
+        );
+        let t = Instant::now();
+        let (result, lines) = boot(&kernel, &script, &artifacts, GLOBAL_OOM_MEMORY, timeout)?;
+        eprintln!(
+            "vm: global-OOM boot: {result} in {} s",
+            t.elapsed().as_secs()
+        );
+        if let Some(line) = lines
+            .iter()
+            .find_map(|l| l.split_once(CAPTURE).map(|(_, j)| j))
+        {
+            let keep = dir.join("system_oom.json");
+            fs::write(&keep, format!("{line}\n"))
+                .with_context(|| format!("writing {}", keep.display()))?;
+            eprintln!("vm: the system_oom verdict is in {}", keep.display());
+        }
+        if result != "pass" {
+            failed.push(format!("global-OOM boot: {result}"));
+        }
+    }
+    eprintln!("vm: done in {} s", started.elapsed().as_secs());
+    if !failed.is_empty() {
+        bail!("the end-to-end scenarios failed on Debian's 6.1 kernel ({}); the guest's output is above, failed tests' recordings under {}", failed.join("; "), artifacts.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn write_script(path: &Path, text: &str) -> anyhow::Result<PathBuf> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(path.to_path_buf())
 }
 
 /// Runs vng in a process group of its own, echoing the guest's output as it
-/// comes, and returns the sentinel's word (or why there was none).
-fn boot(
+/// comes, and returns the sentinel's word (or why there was none) and every
+/// line the guest printed.
+pub(crate) fn boot(
     kernel: &Path,
     script: &Path,
     artifacts: &Path,
+    memory: &str,
     timeout: Duration,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Vec<String>)> {
     let bin = Path::new(VNG_VENV).join("bin");
     let path = format!(
         "{}:{}",
@@ -360,7 +486,7 @@ fn boot(
     );
     let mut vng = Command::new(bin.join("vng"));
     vng.args(["--run", &kernel.display().to_string()])
-        .args(["--disable-kvm", "--memory", "2G", "--cpus", "2"])
+        .args(["--disable-kvm", "--memory", memory, "--cpus", "2"])
         .arg(format!("--rwdir={}", artifacts.display()))
         .args(["--exec", &script.display().to_string()])
         // vng runs virtme-run from PATH.
@@ -405,6 +531,7 @@ fn boot(
     let deadline = Instant::now() + timeout;
     let mut verdict: Option<String> = None;
     let mut timed_out = false;
+    let mut lines = Vec::new();
     let stdout = std::io::stdout();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -416,6 +543,7 @@ fn boot(
                 if let Some(rest) = line.trim().strip_prefix(SENTINEL) {
                     verdict = Some(rest.trim().to_string());
                 }
+                lines.push(line);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -436,11 +564,12 @@ fn boot(
     for r in readers {
         let _ = r.join();
     }
-    Ok(match (verdict, timed_out) {
+    let verdict = match (verdict, timed_out) {
         (Some(v), _) => v,
         (None, true) => format!("timed out after {} s", timeout.as_secs()),
         (None, false) => format!("vng exited ({status}) without the {SENTINEL} line"),
-    })
+    };
+    Ok((verdict, lines))
 }
 
 /// SIGKILL to the process group vng was started in (vng, virtme-run, qemu).

@@ -1,0 +1,334 @@
+//! `cargo xtask compare`: oomtrace next to its peers — bcc's `oomkill`
+//! (Debian bpfcc-tools) and bpftrace's `oomkill.bt` (Debian bpftrace) — on
+//! the same OOM kills inside Debian's 6.1 VM (as `vm-test` boots it), and
+//! docs/comparison.md written from what each tool printed. Not part of
+//! `cargo xtask test`.
+//!
+//! bcc compiles its program at run time and bpftrace's `oomkill.bt`
+//! includes kernel headers: both need the guest kernel's headers
+//! (`linux-headers-<release>`, installed on the host, which the guest sees).
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+
+use crate::{setup, vm};
+
+const PEER_PACKAGES: &[&str] = &["bpfcc-tools", "bpftrace"];
+const BOOT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// The scenarios, in the order the guest runs them: (tag, what it is).
+const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "pod_limit",
+        "a container's limit (`kubepods/burstable/pod…/<cid>`, `memory.max` 64 MiB) hit by one process",
+    ),
+    (
+        "oom_group",
+        "a container with `memory.oom.group = 1` and three processes (two 4 MiB sleepers, one grower), `memory.max` 64 MiB",
+    ),
+    (
+        "host_service",
+        "a host service's limit (`system.slice/demo.service`, `memory.max` 64 MiB)",
+    ),
+    (
+        "global_oom",
+        "no memcg limit: two pods hold a quarter of the VM's memory each, a third grows until the global OOM killer fires (hogs at `oom_score_adj` 500, the tools at -1000)",
+    ),
+];
+
+const POD_UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
+const CID: &str = "3f9a1c0b7e2d4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a";
+
+pub fn run(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<()> {
+    let started = Instant::now();
+    vm::ensure()?;
+    let kernel = vm::kernel()?;
+    let release = kernel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .context("kernel image name")?
+        .to_string();
+    let headers: &'static str = Box::leak(format!("linux-headers-{release}").into_boxed_str());
+    let mut packages = PEER_PACKAGES.to_vec();
+    packages.push(headers);
+    let missing = setup::missing(&packages);
+    if !missing.is_empty() {
+        setup::apt_install(&missing)?;
+    }
+    crate::cargo(root, env, &["build", "--bins"])?;
+    let dir = root.join("target/compare");
+    let (oomtrace, _) = vm::snapshot(&root.join("target/debug"), &[], &dir.join("bin"))?;
+    let hog = dir.join("bin/oomtrace-hog");
+    let out = dir.join("out");
+    if out.exists() {
+        fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    fs::create_dir_all(&out)?;
+    let script = vm::write_script(&dir.join("guest.sh"), &guest_script(&oomtrace, &hog, &out))?;
+    eprintln!("compare: booting {} (TCG, 2 cpus, 2G)", kernel.display());
+    let (result, _) = vm::boot(&kernel, &script, &out, "2G", BOOT_TIMEOUT)?;
+    eprintln!("compare: {result} in {} s", started.elapsed().as_secs());
+    if result != "pass" {
+        bail!(
+            "the comparison run failed ({result}); outputs under {}",
+            out.display()
+        );
+    }
+    let doc = render(&out, &release)?;
+    let path = root.join("docs/comparison.md");
+    fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("compare: wrote {}", path.display());
+    Ok(())
+}
+
+fn guest_script(oomtrace: &Path, hog: &Path, out: &Path) -> String {
+    let q = |p: &Path| vm::shell_quote(&p.display().to_string());
+    let mut s = String::from(vm::PREAMBLE);
+    write!(
+        s,
+        r#"O={oomtrace}
+HOG={hog}
+out={out}
+# The tools and this shell must outlive a global OOM; the hogs get +500.
+echo -1000 > /proc/self/oom_score_adj
+# A deadline-bounded wait for a pattern in a file: waitfor FILE PATTERN SECONDS.
+waitfor() {{
+    end=$(( $(date +%s) + $3 ))
+    while ! grep -q "$2" "$1" 2>/dev/null; do
+        [ "$(date +%s)" -lt "$end" ] || {{ note "no '$2' in $1 after $3 s"; return 1; }}
+        sleep 0.2
+    done
+}}
+mkcg() {{
+    d=/sys/fs/cgroup
+    for part in $(echo "$1" | tr / ' '); do
+        echo +memory > "$d/cgroup.subtree_control" 2>/dev/null
+        d="$d/$part"
+        mkdir -p "$d"
+    done
+    echo "$d"
+}}
+# hog CGROUP_DIR MIB SLEEP ADJ LOG: a hog in the background; its pid in $hogpid.
+hog() {{
+    sh -c 'echo "$4" > /proc/self/oom_score_adj && exec "$0" --join "$1/cgroup.procs" --mib "$2" --sleep "$3"' "$HOG" "$1" "$2" "$3" "$4" > "$5" 2>&1 &
+    hogpid=$!
+}}
+note "tools: oomtrace $($O --version 2>&1), bcc $(dpkg-query -W -f='${{Version}}' bpfcc-tools), $(bpftrace --version)"
+{{ uname -r; $O --version; echo "bcc (bpfcc-tools) $(dpkg-query -W -f='${{Version}}' bpfcc-tools)"; bpftrace --version; }} > "$out/versions.txt" 2>&1
+$O run --node-name vm --backlog off --state-file "$TMPDIR/state" --heartbeat 0 > "$out/oomtrace.jsonl" 2> "$out/oomtrace.err" &
+otp=$!
+PYTHONUNBUFFERED=1 /usr/sbin/oomkill-bpfcc > "$out/bcc.txt" 2> "$out/bcc.err" &
+bcp=$!
+bpftrace /usr/share/bpftrace/tools/oomkill.bt > "$out/bpftrace.txt" 2> "$out/bpftrace.err" &
+btp=$!
+waitfor "$out/oomtrace.jsonl" '"state":"ready"' 120 || fail=1
+waitfor "$out/bcc.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bcc.err"; }}
+waitfor "$out/bpftrace.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bpftrace.err"; }}
+note "all three tools attached"
+
+note "scenario pod_limit"
+cg=$(mkcg kubepods/burstable/pod{POD_UID}/{CID})
+echo 64M > "$cg/memory.max"; echo 0 > "$cg/memory.swap.max"
+hog "$cg" 256 0 0 "$TMPDIR/h1"; wait $hogpid
+echo "pod_limit $hogpid" >> "$out/scenarios.txt"
+
+note "scenario oom_group"
+cg=$(mkcg kubepods/burstable/pod{POD_UID}/{CID}g)
+echo 64M > "$cg/memory.max"; echo 0 > "$cg/memory.swap.max"; echo 1 > "$cg/memory.oom.group"
+hog "$cg" 4 3600 0 "$TMPDIR/g1"; a=$hogpid
+hog "$cg" 4 3600 0 "$TMPDIR/g2"; b=$hogpid
+waitfor "$TMPDIR/g1" allocated 60; waitfor "$TMPDIR/g2" allocated 60
+hog "$cg" 256 0 0 "$TMPDIR/g3"; c=$hogpid
+wait $a $b $c
+echo "oom_group $a $b $c" >> "$out/scenarios.txt"
+note "oom_group memory.events: $(tr '\n' ' ' < "$cg/memory.events")"
+
+note "scenario host_service"
+cg=$(mkcg system.slice/demo.service)
+echo 64M > "$cg/memory.max"; echo 0 > "$cg/memory.swap.max"
+hog "$cg" 256 0 0 "$TMPDIR/s1"; wait $hogpid
+echo "host_service $hogpid" >> "$out/scenarios.txt"
+
+note "scenario global_oom"
+quarter=$(awk '/MemTotal/ {{print int($2 / 1024 / 4)}}' /proc/meminfo)
+p1=$(mkcg kubepods/besteffort/pod11111111-1111-4111-8111-111111111111/c1)
+p2=$(mkcg kubepods/besteffort/pod22222222-2222-4222-8222-222222222222/c2)
+p3=$(mkcg kubepods/besteffort/pod33333333-3333-4333-8333-333333333333/c3)
+hog "$p1" $quarter 3600 500 "$TMPDIR/o1"; a=$hogpid
+hog "$p2" $quarter 3600 500 "$TMPDIR/o2"; b=$hogpid
+waitfor "$TMPDIR/o1" allocated 120; waitfor "$TMPDIR/o2" allocated 120
+hog "$p3" $(( quarter * 4 )) 3600 500 "$TMPDIR/o3"; c=$hogpid
+end=$(( $(date +%s) + 180 ))
+while kill -0 $a 2>/dev/null && kill -0 $b 2>/dev/null && kill -0 $c 2>/dev/null; do
+    [ "$(date +%s)" -lt "$end" ] || {{ note "no global OOM kill within 180 s"; fail=1; break; }}
+    sleep 0.2
+done
+kill -9 $a $b $c 2>/dev/null; wait $a $b $c 2>/dev/null
+echo "global_oom $a $b $c" >> "$out/scenarios.txt"
+
+# Every kill in every tool's output (deadline-bounded), then stop them.
+for pid in $(dmesg | sed -n 's/.*[Kk]illed process \([0-9]*\) .*/\1/p'); do
+    waitfor "$out/oomtrace.jsonl" "\"pid\":$pid," 60
+    waitfor "$out/bcc.txt" "kill of PID $pid " 60
+    waitfor "$out/bpftrace.txt" "kill of PID $pid " 60
+done
+kill -INT $bcp $btp; kill -TERM $otp
+wait $bcp $btp $otp
+dmesg | grep -i 'killed process' > "$out/dmesg.txt"
+sed 's/^/vm: dmesg: /' "$out/dmesg.txt"
+for f in bcc.txt bpftrace.txt bcc.err bpftrace.err oomtrace.err; do sed "s/^/vm: $f: /" "$out/$f"; done
+if [ $fail -eq 0 ]; then echo 'OOMTRACE-VM-RESULT: pass'; else echo 'OOMTRACE-VM-RESULT: fail'; fi
+"#,
+        oomtrace = q(oomtrace),
+        hog = q(hog),
+        out = q(out),
+    )
+    .expect("writing to a String");
+    s
+}
+
+/// A peer's line: (trigger pid, trigger comm, victim pid, victim comm).
+fn parse_peer(line: &str) -> Option<(u32, String, u32, String)> {
+    // "HH:MM:SS Triggered by PID 123 ("comm"), OOM kill of PID 456 ("comm"), ..."
+    let rest = line.split_once("Triggered by PID ")?.1;
+    let (tpid, rest) = rest.split_once(" (\"")?;
+    let (tcomm, rest) = rest.split_once("\")")?;
+    let rest = rest.split_once("OOM kill of PID ")?.1;
+    let (vpid, rest) = rest.split_once(" (\"")?;
+    let (vcomm, _) = rest.split_once("\")")?;
+    Some((
+        tpid.trim().parse().ok()?,
+        tcomm.to_string(),
+        vpid.trim().parse().ok()?,
+        vcomm.to_string(),
+    ))
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn render(out: &Path, release: &str) -> anyhow::Result<String> {
+    let read = |name: &str| -> anyhow::Result<String> {
+        let p: PathBuf = out.join(name);
+        fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+    };
+    let scenarios: BTreeMap<String, Vec<u32>> = read("scenarios.txt")?
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let tag = w.next()?.to_string();
+            Some((tag, w.filter_map(|p| p.parse().ok()).collect()))
+        })
+        .collect();
+    let verdicts: Vec<(serde_json::Value, String)> = read("oomtrace.jsonl")?
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["type"] == "verdict").then(|| (v, l.to_string()))
+        })
+        .collect();
+    let peers: Vec<(&str, String)> = vec![
+        ("bcc `oomkill`", read("bcc.txt")?),
+        ("bpftrace `oomkill.bt`", read("bpftrace.txt")?),
+    ];
+    let versions = read("versions.txt").unwrap_or_default();
+    let dmesg = read("dmesg.txt").unwrap_or_default();
+
+    let mut d = String::new();
+    writeln!(
+        d,
+        "# oomtrace next to bcc's `oomkill` and bpftrace's `oomkill.bt`\n"
+    )?;
+    writeln!(
+        d,
+        "Generated by `cargo xtask compare` (xtask/src/compare.rs) from one run: the three \
+         tools attached at once inside Debian's {release} kernel (TCG VM, 2 CPUs, 2 GiB, cgroup v2), \
+         then the scenarios below caused real OOM kills. Each cell says only what that tool printed; \
+         \"—\" means the tool's output has no such field. The tools' own lines follow each table.\n"
+    )?;
+    writeln!(d, "Versions:\n\n```\n{}```\n", versions)?;
+    writeln!(
+        d,
+        "Columns: **victim** the killed process, **trigger** the task whose allocation failed, \
+         **cgroup** the victim's (or the limit's) cgroup, **pod** the pod uid, **verdict** the \
+         tool's judgement of why.\n"
+    )?;
+    for (tag, what) in SCENARIOS {
+        let Some(pids) = scenarios.get(*tag) else {
+            writeln!(d, "## {tag}\n\nNot run.\n")?;
+            continue;
+        };
+        writeln!(d, "## {tag}: {what}\n")?;
+        writeln!(d, "| tool | victim | trigger | cgroup | pod | verdict |")?;
+        writeln!(d, "| --- | --- | --- | --- | --- | --- |")?;
+        let mine: Vec<&(serde_json::Value, String)> = verdicts
+            .iter()
+            .filter(|(v, _)| {
+                v["victim"]["pid"]
+                    .as_u64()
+                    .is_some_and(|p| pids.contains(&(p as u32)))
+            })
+            .collect();
+        if mine.is_empty() {
+            writeln!(d, "| oomtrace | (no line) | | | | |")?;
+        }
+        for (v, _) in &mine {
+            let verdict = match v["kind"].as_str() {
+                Some(k) => format!("{} / {k}", v["verdict"].as_str().unwrap_or("?")),
+                None => v["verdict"].as_str().unwrap_or("?").to_string(),
+            };
+            writeln!(
+                d,
+                "| oomtrace | {} ({}) | {} ({}) | victim `{}`; limit `{}` | {} | {}, incident `{}`, kubelet_reports {} |",
+                v["victim"]["comm"].as_str().unwrap_or("?"),
+                v["victim"]["pid"],
+                v["trigger"]["comm"].as_str().unwrap_or("?"),
+                v["trigger"]["pid"],
+                cell(v["victim"]["cgroup"].as_str().unwrap_or("null")),
+                cell(v["limit"]["cgroup"].as_str().unwrap_or("none")),
+                v["pod"]["uid"].as_str().unwrap_or("—"),
+                verdict,
+                v["incident"].as_str().unwrap_or("?"),
+                v["kubelet_reports"],
+            )?;
+        }
+        let mut raw = String::new();
+        for (tool, text) in &peers {
+            let lines: Vec<(&str, (u32, String, u32, String))> = text
+                .lines()
+                .filter_map(|l| parse_peer(l).map(|p| (l, p)))
+                .filter(|(_, p)| pids.contains(&p.2))
+                .collect();
+            if lines.is_empty() {
+                writeln!(d, "| {tool} | (no line) | | — | — | — |")?;
+            }
+            for (line, (tpid, tcomm, vpid, vcomm)) in lines {
+                writeln!(
+                    d,
+                    "| {tool} | {vcomm} ({vpid}) | {tcomm} ({tpid}) | — | — | — |"
+                )?;
+                writeln!(raw, "{tool}: {line}")?;
+            }
+        }
+        writeln!(d, "\nWhat they printed:\n\n```")?;
+        for (_, line) in &mine {
+            writeln!(d, "oomtrace: {line}")?;
+        }
+        write!(d, "{raw}")?;
+        writeln!(d, "```\n")?;
+    }
+    writeln!(
+        d,
+        "The kernel's own lines for the same kills:\n\n```\n{dmesg}```"
+    )?;
+    Ok(d)
+}
