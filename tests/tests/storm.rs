@@ -130,7 +130,7 @@ fn oom_storm_across_pods_misses_no_kill() {
         .enumerate()
         .map(|(i, (_, c))| (c.rel.as_str(), i))
         .collect();
-    let mut verdicts_per_pod = vec![0u64; PODS];
+    let mut verdicts_per_pod = [0u64; PODS];
     let mut verdicts_per_pid: HashMap<u64, Vec<Json>> = HashMap::new();
     for v in daemon.all(|l| l["type"] == "verdict") {
         let Some(&i) = v["victim"]["cgroup"]

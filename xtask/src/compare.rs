@@ -1,5 +1,5 @@
 //! `cargo xtask compare`: oomtrace next to its peers — bcc's `oomkill`
-//! (Debian bpfcc-tools) and bpftrace's `oomkill.bt` (Debian bpftrace) — on
+//! (Debian bpfcc-tools) and bpftrace's `oomkill.bt` (Debian bpftrace, `/usr/sbin/oomkill.bt`) — on
 //! the same OOM kills inside Debian's 6.1 VM (as `vm-test` boots it), and
 //! docs/comparison.md written from what each tool printed. Not part of
 //! `cargo xtask test`.
@@ -45,6 +45,8 @@ const SCENARIOS: &[(&str, &str)] = &[
 
 const POD_UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
 const CID: &str = "3f9a1c0b7e2d4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a";
+/// The oom.group scenario's container (64 hex, like every container id).
+const CID_GROUP: &str = "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c";
 
 pub fn run(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -127,7 +129,7 @@ $O run --node-name vm --backlog off --state-file "$TMPDIR/state" --heartbeat 0 >
 otp=$!
 PYTHONUNBUFFERED=1 /usr/sbin/oomkill-bpfcc > "$out/bcc.txt" 2> "$out/bcc.err" &
 bcp=$!
-bpftrace /usr/share/bpftrace/tools/oomkill.bt > "$out/bpftrace.txt" 2> "$out/bpftrace.err" &
+stdbuf -oL bpftrace /usr/sbin/oomkill.bt > "$out/bpftrace.txt" 2> "$out/bpftrace.err" &
 btp=$!
 waitfor "$out/oomtrace.jsonl" '"state":"ready"' 120 || fail=1
 waitfor "$out/bcc.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bcc.err"; }}
@@ -141,7 +143,7 @@ hog "$cg" 256 0 0 "$TMPDIR/h1"; wait $hogpid
 echo "pod_limit $hogpid" >> "$out/scenarios.txt"
 
 note "scenario oom_group"
-cg=$(mkcg kubepods/burstable/pod{POD_UID}/{CID}g)
+cg=$(mkcg kubepods/burstable/pod{POD_UID}/{CID_GROUP})
 echo 64M > "$cg/memory.max"; echo 0 > "$cg/memory.swap.max"; echo 1 > "$cg/memory.oom.group"
 hog "$cg" 4 3600 0 "$TMPDIR/g1"; a=$hogpid
 hog "$cg" 4 3600 0 "$TMPDIR/g2"; b=$hogpid
@@ -174,12 +176,16 @@ done
 kill -9 $a $b $c 2>/dev/null; wait $a $b $c 2>/dev/null
 echo "global_oom $a $b $c" >> "$out/scenarios.txt"
 
-# Every kill in every tool's output (deadline-bounded), then stop them.
+# Every kill in oomtrace's output and the last one in the peers' (they
+# print once per OOM invocation, events in order; deadline-bounded), then
+# stop them.
+last=
 for pid in $(dmesg | sed -n 's/.*[Kk]illed process \([0-9]*\) .*/\1/p'); do
     waitfor "$out/oomtrace.jsonl" "\"pid\":$pid," 60
-    waitfor "$out/bcc.txt" "kill of PID $pid " 60
-    waitfor "$out/bpftrace.txt" "kill of PID $pid " 60
+    last=$pid
 done
+waitfor "$out/bcc.txt" "kill of PID $last " 60
+waitfor "$out/bpftrace.txt" "kill of PID $last " 60
 kill -INT $bcp $btp; kill -TERM $otp
 wait $bcp $btp $otp
 dmesg | grep -i 'killed process' > "$out/dmesg.txt"
@@ -196,7 +202,9 @@ if [ $fail -eq 0 ]; then echo 'OOMTRACE-VM-RESULT: pass'; else echo 'OOMTRACE-VM
 }
 
 /// A peer's line: (trigger pid, trigger comm, victim pid, victim comm).
-fn parse_peer(line: &str) -> Option<(u32, String, u32, String)> {
+type PeerKill = (u32, String, u32, String);
+
+fn parse_peer(line: &str) -> Option<PeerKill> {
     // "HH:MM:SS Triggered by PID 123 ("comm"), OOM kill of PID 456 ("comm"), ..."
     let rest = line.split_once("Triggered by PID ")?.1;
     let (tpid, rest) = rest.split_once(" (\"")?;
@@ -303,7 +311,7 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
         }
         let mut raw = String::new();
         for (tool, text) in &peers {
-            let lines: Vec<(&str, (u32, String, u32, String))> = text
+            let lines: Vec<(&str, PeerKill)> = text
                 .lines()
                 .filter_map(|l| parse_peer(l).map(|p| (l, p)))
                 .filter(|(_, p)| pids.contains(&p.2))
