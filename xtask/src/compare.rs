@@ -48,8 +48,24 @@ const CID: &str = "3f9a1c0b7e2d4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1
 /// The oom.group scenario's container (64 hex, like every container id).
 const CID_GROUP: &str = "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c";
 
-pub fn run(root: &Path, env: &setup::BuildEnv) -> anyhow::Result<()> {
+/// `render_only`: rewrite docs/comparison.md from the last run's outputs
+/// (`target/compare/out`) without booting.
+pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Result<()> {
     let started = Instant::now();
+    if render_only {
+        let kernel = vm::kernel()?;
+        let release = kernel
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("vmlinuz-"))
+            .context("kernel image name")?
+            .to_string();
+        let doc = render(&root.join("target/compare/out"), &release)?;
+        let path = root.join("docs/comparison.md");
+        fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("compare: wrote {}", path.display());
+        return Ok(());
+    }
     vm::ensure()?;
     let kernel = vm::kernel()?;
     let release = kernel
@@ -186,8 +202,15 @@ for pid in $(dmesg | sed -n 's/.*[Kk]illed process \([0-9]*\) .*/\1/p'); do
 done
 waitfor "$out/bcc.txt" "kill of PID $last " 60
 waitfor "$out/bpftrace.txt" "kill of PID $last " 60
-kill -INT $bcp $btp; kill -TERM $otp
-wait $bcp $btp $otp
+# SIGTERM: a non-interactive shell starts background jobs with SIGINT
+# ignored. bcc's output is unbuffered, bpftrace's line-buffered.
+kill -TERM $bcp $btp $otp
+end=$(( $(date +%s) + 60 ))
+while kill -0 $bcp 2>/dev/null || kill -0 $btp 2>/dev/null || kill -0 $otp 2>/dev/null; do
+    [ "$(date +%s)" -lt "$end" ] || {{ note "a tool did not exit within 60 s of SIGTERM"; kill -9 $bcp $btp $otp 2>/dev/null; break; }}
+    sleep 0.2
+done
+wait $bcp $btp $otp 2>/dev/null
 dmesg | grep -i 'killed process' > "$out/dmesg.txt"
 sed 's/^/vm: dmesg: /' "$out/dmesg.txt"
 for f in bcc.txt bpftrace.txt bcc.err bpftrace.err oomtrace.err; do sed "s/^/vm: $f: /" "$out/$f"; done
@@ -334,9 +357,11 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
         write!(d, "{raw}")?;
         writeln!(d, "```\n")?;
     }
-    writeln!(
-        d,
-        "The kernel's own lines for the same kills:\n\n```\n{dmesg}```"
-    )?;
+    if !dmesg.is_empty() {
+        writeln!(
+            d,
+            "The kernel's own lines for the same kills:\n\n```\n{dmesg}```"
+        )?;
+    }
     Ok(d)
 }

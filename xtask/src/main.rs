@@ -71,7 +71,11 @@ enum Task {
     /// Run bcc's oomkill and bpftrace's oomkill.bt next to oomtrace on the same
     /// OOM kills inside Debian's 6.1 VM and write docs/comparison.md (as root;
     /// minutes; installs bpfcc-tools, bpftrace and the kernel's headers). Not part of `test`.
-    Compare,
+    Compare {
+        /// Only rewrite docs/comparison.md from the last run's outputs.
+        #[arg(long)]
+        render_only: bool,
+    },
     /// Build, then run the end-to-end scenarios inside Debian's 6.1 kernel
     /// (cgroup v2, fentry/kprobes) in a TCG VM: best hooks and each fallback.
     VmTest {
@@ -162,12 +166,12 @@ fn run() -> anyhow::Result<()> {
                 vm::test(&root, &env, &args)?;
             }
         }
-        Task::Compare => {
+        Task::Compare { render_only } => {
             let env = setup::ensure()?;
             if !rustix_is_root() {
                 bail!("`cargo xtask compare` installs packages and boots the VM: run it as root");
             }
-            compare::run(&root, &env)?;
+            compare::run(&root, &env, render_only)?;
         }
         Task::VmTest { args } => {
             let env = setup::ensure()?;
