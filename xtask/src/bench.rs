@@ -346,7 +346,7 @@ fn machine(root: &Path, quick: bool) -> String {
         "bare metal"
     };
     format!(
-        "Machine: {model}, {cores} cores, {mem}, {hyper}; kernel {kernel}, cgroup {v:?} memory controller; \
+        "Machine: {model}, {cores} cores, {mem}, {hyper}; kernel {kernel}, cgroup {v} memory controller; \
          oomtrace {commit}, release build. The machine is shared: other engineers' builds and test runs and a \
          TCG VM (the 6.1 test kernel) run at the same time, so every section names what else was running and \
          reports spreads, not single numbers.{}",
@@ -1137,7 +1137,9 @@ fn overhead(b: &Bench) -> anyhow::Result<Report> {
          (bpftool names them). Hits are machine-wide (others' processes hit the same hooks meanwhile); \
          \"share\" is the programs' total run time over the storm's median CPU time without oomtrace, \
          the fine-grained overhead figure the noisy pairs above cannot resolve. \
-         The stats' own accounting adds a few ns per hit.\n"
+         The stats' own accounting adds a few ns per hit. `run_time_ns` counts the program only, not the \
+         tracepoint's dispatch to it (for classic tracepoints, the perf event path), so where a hook fires \
+         millions of times the pairs above show more than its share here.\n"
     );
     let _ = writeln!(
         body,
@@ -1329,9 +1331,9 @@ fn latency(b: &Bench) -> anyhow::Result<Report> {
          root cgroup's usage), the attribution, the write, the pipe and the reader's scheduling. Both ends use \
          CLOCK_REALTIME, and the daemon's offset is taken once at its start: the offset between the two clocks \
          was checked to drift by microseconds over minutes here (no NTP slewing), so it does not bias the figure.\n\n\
-         A second pass runs the daemon (`chrt -f 10`) and the bench's reader at SCHED_FIFO: not the default, but \
-         it takes the machine's run queue out of the figure, so the difference between the rows is time spent \
-         waiting for a CPU, not in oomtrace. The last column is the verdict's own `memory.read_delay_ms`: \
+         A second pass runs the daemon (`chrt -f 10`) and the bench's reader at SCHED_FIFO (not the default): \
+         no other work on the machine can then delay them, which tells a busy run queue apart from oomtrace's \
+         own path (on a quiet machine it can be the slower row: see below). The last column is the verdict's own `memory.read_delay_ms`: \
          how long after the kill the daemon had read the cgroup's memory, its first step on a victim record.\n"
     );
     let _ = writeln!(
@@ -1361,16 +1363,18 @@ fn latency(b: &Bench) -> anyhow::Result<Report> {
     if serial_console {
         let _ = writeln!(
             body,
-            "\nWhere the floor of the SCHED_FIFO row comes from (traced with ftrace on this machine: \
+            "\nWhere the kills that take about 3 ms come from (traced with ftrace on this machine: \
              `oom:mark_victim`, the daemon's `sched_wakeup`/`sched_switch` and its syscalls): the kernel kills in \
              the context of the task whose charge failed, and right after `mark_victim` it prints \
              `Memory cgroup out of memory: Killed process ...` with `pr_err` while still holding the victim's \
              task lock (preemption off). This kernel's console is a serial port (`console=ttyS0` with loglevel 4, \
              so KERN_ERR lines are written to it synchronously), which takes about 2.5 ms. The ring buffer wakes the \
-             daemon at once, but on that same CPU, so it runs only when the print is done. When the wake-up \
-             lands on the other CPU the line follows the kill by about 0.5 ms (traced: 0.51 ms), which is \
-             oomtrace's own path: reading the record, the cgroup's memory.stat, /proc/meminfo and the root \
-             cgroup, attributing, writing. Nodes without a slow synchronous console do not pay the 2.5 ms."
+             daemon at once; when the wake-up puts it on that same CPU (every time at SCHED_FIFO here, where the \
+             real-time wake-up stays on the waker's CPU; sometimes by default), it runs only when the print is \
+             done. When it lands on the other CPU the line follows the kill by about 0.5 ms (traced: 0.51 ms; the \
+             default row's median on a quiet machine), which is oomtrace's own path: reading the record, the \
+             cgroup's memory.stat, /proc/meminfo and the root cgroup, attributing, writing. Nodes without a slow \
+             synchronous console do not pay the 2.5 ms."
         );
     }
     let cause = |met: bool| {
@@ -1378,9 +1382,9 @@ fn latency(b: &Bench) -> anyhow::Result<Report> {
             String::new()
         } else {
             format!(
-                "with SCHED_FIFO p50 {rt50:.3} ms, p99 {rt99:.3} ms: the rest is waiting for a CPU on this loaded 2-core machine{}",
+                "waiting for a CPU on this loaded 2-core machine (with SCHED_FIFO p50 {rt50:.3} ms, p99 {rt99:.3} ms){}",
                 if serial_console {
-                    "; the SCHED_FIFO floor is the kernel's own serial-console print of the kill (below)"
+                    ", and the kernel's own serial-console print of the kill (below)"
                 } else {
                     ""
                 }
@@ -1911,7 +1915,11 @@ fn footprint(b: &Bench) -> anyhow::Result<Report> {
             target: "≤ 32 MiB steady".into(),
             measured: format!("{m_med:.1} MiB (peak {h_max:.1} MiB)"),
             met: m_max <= 32.0,
-            note: String::new(),
+            note: if h_max > 32.0 {
+                "the peak is start-up: the kernel's BTF parsed twice (oomtrace's offsets, aya's loader), freed and trimmed before the first event".into()
+            } else {
+                String::new()
+            },
         },
         Target {
             what: "start to ready".into(),
