@@ -62,14 +62,17 @@ struct LastVictim {
     limit: Option<u64>,
     boot_ns: u64,
     incident: String,
+    scope: Scope,
 }
 
+#[derive(Clone)]
 struct Scope {
     constraint: Option<Constraint>,
     source: Option<ConstraintSource>,
     limit: Option<LimitAt>,
 }
 
+#[derive(Clone)]
 struct LimitAt {
     id: Option<CgroupId>,
     path: Option<String>,
@@ -95,6 +98,7 @@ impl Attributor {
             .filter(|o| boot_ns.saturating_sub(o.header.boot_ns) < 1_000_000_000)
             .copied();
         let scope = scope(ev, oom.as_ref(), snap);
+        let scope = self.same_oom_scope(ev, oom.as_ref()).unwrap_or(scope);
 
         let victim_cgroup = leaf(&ev.victim)
             .and_then(|id| snap.tree.path(id).map(str::to_owned))
@@ -237,8 +241,31 @@ impl Attributor {
             limit,
             boot_ns,
             incident: incident.clone(),
+            scope: scope.clone(),
         });
         incident
+    }
+
+    /// Without a per-OOM record, the later victims of one oom.group kill
+    /// get the first one's memcg scope: by the time the kernel marks them,
+    /// the first victim's memory may already be freed (the oom reaper runs
+    /// beside the kill), so the counters no longer sit at the limit. Same
+    /// trigger, marked back to back, inside the cgroup whose limit was hit:
+    /// the same invocation of the OOM killer.
+    fn same_oom_scope(&self, ev: &VictimEvent, oom: Option<&OomEvent>) -> Option<Scope> {
+        if oom.is_some() {
+            return None;
+        }
+        let last = self.last.as_ref()?;
+        let limit_id = last.scope.limit.as_ref()?.id?;
+        let vict = chain(&ev.victim);
+        let inside = vict.is_empty() || vict.iter().any(|l| l.id == limit_id.0);
+        (last.trigger_tid == ev.trigger.tid
+            && last.scope.constraint == Some(Constraint::Memcg)
+            && last.scope.source == Some(ConstraintSource::MemcgCounters)
+            && ev.header.boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
+            && inside)
+            .then(|| last.scope.clone())
     }
 }
 
@@ -951,5 +978,40 @@ mod tests {
         let later = a.on_victim(&first, &snap, &Hints::default());
         assert_ne!(later.incident, one.incident);
         let _ = CgroupId(0);
+    }
+
+    #[test]
+    fn later_victims_of_a_group_kill_keep_the_limit_after_memory_is_freed() {
+        // oom.group seen by the classic tracepoint: the victim's chain is
+        // unknown, and by the second victim the first one's memory is gone.
+        let tree = tree();
+        let kmsg = HashMap::new();
+        let snap = Snapshot {
+            tree: &tree,
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            kmsg: &kmsg,
+        };
+        let mut a = Attributor::default();
+        let at_limit = chain_container(16384, 16384, 16384, UNLIMITED);
+        let freed = chain_container(2, 16384, 2, UNLIMITED);
+        let mut first = victim(task(10, 1, &[]), task(12, 3, &at_limit));
+        first.source = VictimSource::Tracepoint as u32;
+        let mut second = victim(task(11, 2, &[]), task(12, 3, &freed));
+        second.source = VictimSource::Tracepoint as u32;
+        second.header.boot_ns = first.header.boot_ns + 6_000_000;
+        let one = a.on_victim(&first, &snap, &Hints::default());
+        let two = a.on_victim(&second, &snap, &Hints::default());
+        assert_eq!(two.verdict, VerdictKind::PodLimit);
+        assert_eq!(two.incident, one.incident);
+        assert_eq!(
+            two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+            Some(format!("{POD}/{CID}").as_str())
+        );
+        // Another trigger's kill with nothing at a limit is not borrowed.
+        let mut other = victim(task(13, 4, &[]), task(14, 5, &freed));
+        other.header.boot_ns = second.header.boot_ns + 1_000;
+        let three = a.on_victim(&other, &snap, &Hints::default());
+        assert_eq!(three.evidence.constraint, Some(Constraint::Global));
     }
 }

@@ -473,6 +473,8 @@ impl Btf {
     }
 
     /// All `(enumerator, value)` pairs of the named enum, in declaration order.
+    // A lookup the fuzz target and the tests exercise; the daemon has no use for it yet.
+    #[allow(dead_code)]
     pub fn enum_variants(&self, enum_name: &str) -> Result<Vec<(String, i64)>> {
         let mut result: Option<Vec<(String, i64)>> = None;
         for id in self.named_enums(enum_name) {
@@ -507,6 +509,8 @@ impl Btf {
 
     /// Whether a FUNC (a function the kernel has BTF for, so fentry/kprobe targets it) exists.
     #[must_use]
+    // A lookup the fuzz target and the tests exercise; the daemon has no use for it yet.
+    #[allow(dead_code)]
     pub fn has_func(&self, name: &str) -> bool {
         self.named(name)
             .any(|id| matches!(self.ty(id).map(|t| &t.kind), Ok(Kind::Func)))

@@ -178,14 +178,6 @@ impl CgroupTree {
         self.nodes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    pub fn get(&self, id: CgroupId) -> Option<&Node> {
-        self.nodes.get(&id)
-    }
-
     pub fn path(&self, id: CgroupId) -> Option<&str> {
         self.nodes.get(&id).map(|n| n.path.as_str())
     }
@@ -195,6 +187,7 @@ impl CgroupTree {
     }
 
     /// Live (not removed) cgroups, for comparisons with a fresh walk.
+    #[cfg(test)]
     pub fn live_paths(&self) -> impl Iterator<Item = &str> {
         self.nodes
             .values()

@@ -145,10 +145,6 @@ impl Engine {
         }
     }
 
-    pub fn tree(&self) -> &CgroupTree {
-        &self.tree
-    }
-
     /// Whether victims wait for the kernel log: the caller then ticks faster.
     pub fn waiting(&self) -> bool {
         !self.waiting.is_empty()

@@ -95,7 +95,8 @@ pub fn path(raw: &[u8], len: u32) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
-/// The raw bytes of a wire value, for tests and recordings.
+/// The raw bytes of a wire value, for tests.
+#[cfg(test)]
 pub fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
     // SAFETY: wire types are repr(C) with every padding byte a named field,
     // so all `size_of::<T>()` bytes are initialized.

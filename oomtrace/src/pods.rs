@@ -50,10 +50,6 @@ impl PodUid {
         }
         Self::parse(&escaped.replace('_', "-")).ok()
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl FromStr for PodUid {
@@ -82,10 +78,6 @@ impl ContainerId {
         } else {
             Err(IdError::ContainerId(s.to_owned()))
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     /// The 12-character prefix people know from `crictl ps` and `docker ps`.

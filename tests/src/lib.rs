@@ -252,7 +252,28 @@ pub fn spawn_hog(cgroup: &Cgroup, mib: u32) -> Child {
 pub fn oom_hog(cgroup: &Cgroup, mib: u32) -> u32 {
     let mut child = spawn_hog(cgroup, mib);
     let pid = child.id();
-    let status = child.wait().expect("waiting for the hog");
+    let mut status = None;
+    // A hog that neither fills its limit nor dies is a kernel stuck in
+    // reclaim (or a limit that did not apply): fail, naming it, rather
+    // than hang the suite.
+    let died = wait_until(DEADLINE, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !died {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the hog (pid {pid}, {mib} MiB) in {} was not killed within {} s; memory.events: {}",
+            cgroup.rel,
+            DEADLINE.as_secs(),
+            fs::read_to_string(cgroup.dir.join("memory.events"))
+                .or_else(|_| fs::read_to_string(cgroup.dir.join("memory.oom_control")))
+                .unwrap_or_default()
+                .replace('\n', ", ")
+        );
+    }
+    let status = status.expect("the hog's exit status");
     assert!(
         !status.success(),
         "the hog in {} survived: no OOM kill happened",

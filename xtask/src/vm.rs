@@ -263,6 +263,25 @@ fi
 export TMPDIR="$(mktemp -d /tmp/oomtrace-vm.XXXXXX)"
 cd "$TMPDIR"
 export RUST_BACKTRACE=1
+# Two test threads for two CPUs: under TCG each daemon's BPF load and each
+# OOM kill are slow, and fewer at once keeps the guest responsive.
+export RUST_TEST_THREADS=2
+# One test executable's run at most (measured: under 2 minutes on an idle
+# 2-core host); one that hangs is killed and the rest still run.
+RUN_TIMEOUT=400
+# A heartbeat: if the guest stalls, the log shows when and in what state.
+(
+    while sleep 60; do
+        note "heartbeat: up $(cut -d' ' -f1 /proc/uptime) s, load $(cut -d' ' -f1-3 /proc/loadavg), MemAvailable $(awk '/MemAvailable/ {print $2}' /proc/meminfo) kB, $(ps -eo stat= | grep -c '^D') tasks in D"
+    done
+) &
+heartbeat=$!
+# What a run that overran its time left behind.
+stuck() {
+    note "$1 overran its $RUN_TIMEOUT s: the tasks, then the kernel's last lines"
+    ps -eo pid,ppid,stat,wchan:24,etime,rss,comm | sed 's/^/vm: ps: /'
+    dmesg | tail -40 | sed 's/^/vm: dmesg: /'
+}
 "#;
 
 /// One run of one test executable in the guest.
@@ -339,7 +358,7 @@ keep() {
     for run in runs {
         let args: Vec<String> = run.args.iter().map(|a| shell_quote(a)).collect();
         s.push_str(&format!(
-            "note {label}\nstart=$(date +%s)\nOOMTRACE_E2E_HOOKS={hooks} OOMTRACE_E2E_EXPECT_HOOKS={expect} {exe} {args}\nrc=$?\nnote \"exit $rc after $(( $(date +%s) - start )) s\"\n[ $rc -eq 0 ] || fail=1\nresults=\"$results {tag}=$rc\"\nkeep {tag}\n",
+            "note {label}\nstart=$(date +%s)\nOOMTRACE_E2E_HOOKS={hooks} OOMTRACE_E2E_EXPECT_HOOKS={expect} timeout -k 10 $RUN_TIMEOUT {exe} {args}\nrc=$?\nnote \"exit $rc after $(( $(date +%s) - start )) s\"\n[ $rc -eq 124 ] || [ $rc -eq 137 ] && stuck {tag}\n[ $rc -eq 0 ] || fail=1\nresults=\"$results {tag}=$rc\"\nkeep {tag}\n",
             label = shell_quote(&run.label),
             hooks = shell_quote(run.hooks),
             expect = shell_quote(run.expect),
@@ -356,7 +375,7 @@ keep() {
         s.push_str("[ \"$global\" -gt 0 ] || { note 'no global OOM happened'; fail=1; }\n");
     }
     s.push_str(&format!(
-        "note \"exit codes:$results\"\nif [ $fail -eq 0 ]; then echo '{SENTINEL} pass'; else echo '{SENTINEL} fail'; fi\n"
+        "kill $heartbeat 2>/dev/null\nnote \"exit codes:$results\"\nif [ $fail -eq 0 ]; then echo '{SENTINEL} pass'; else echo '{SENTINEL} fail'; fi\n"
     ));
     s
 }
@@ -402,7 +421,7 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             timeout.as_secs()
         );
         let t = Instant::now();
-        let (result, _) = boot(&kernel, &script, &artifacts, "2G", timeout)?;
+        let (result, _) = boot_once_more_if_stalled(&kernel, &script, &artifacts, "2G", timeout)?;
         eprintln!("vm: main boot: {result} in {} s", t.elapsed().as_secs());
         if result != "pass" {
             failed.push(format!("main boot: {result}"));
@@ -437,7 +456,8 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             timeout.as_secs()
         );
         let t = Instant::now();
-        let (result, lines) = boot(&kernel, &script, &artifacts, GLOBAL_OOM_MEMORY, timeout)?;
+        let (result, lines) =
+            boot_once_more_if_stalled(&kernel, &script, &artifacts, GLOBAL_OOM_MEMORY, timeout)?;
         eprintln!(
             "vm: global-OOM boot: {result} in {} s",
             t.elapsed().as_secs()
@@ -468,6 +488,75 @@ pub(crate) fn write_script(path: &Path, text: &str) -> anyhow::Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// How a boot ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The guest script's sentinel word (`pass` or `fail`).
+    Sentinel(String),
+    /// The guest printed nothing, not even its heartbeat, for [`STALL`]: the
+    /// whole guest stopped (seen once on a CI machine under TCG, with no
+    /// line from the kernel or the test harness).
+    Stalled,
+    TimedOut(Duration),
+    /// vng ended without the sentinel (its status).
+    NoSentinel(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Sentinel(word) => f.write_str(word),
+            Outcome::Stalled => {
+                write!(f, "the guest stalled (no output for {} s)", STALL.as_secs())
+            }
+            Outcome::TimedOut(t) => write!(f, "timed out after {} s", t.as_secs()),
+            Outcome::NoSentinel(status) => {
+                write!(f, "vng exited ({status}) without the {SENTINEL} line")
+            }
+        }
+    }
+}
+
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, other: &&str) -> bool {
+        matches!(self, Outcome::Sentinel(w) if w == other)
+    }
+}
+
+/// The guest prints a heartbeat every 60 s (PREAMBLE): this long without
+/// any line means the guest itself stopped.
+const STALL: Duration = Duration::from_secs(240);
+
+/// [`boot`], and once more when the guest stalled: a stall is the emulator
+/// or the guest kernel stopping as a whole, not a test failing (a failing or
+/// hung test is still answered by the guest: its heartbeat goes on, and the
+/// run's own timeout ends it). Said loudly, never silently.
+fn boot_once_more_if_stalled(
+    kernel: &Path,
+    script: &Path,
+    artifacts: &Path,
+    memory: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Outcome, Vec<String>)> {
+    let started = Instant::now();
+    let (outcome, lines) = boot(kernel, script, artifacts, memory, timeout)?;
+    if outcome != Outcome::Stalled {
+        return Ok((outcome, lines));
+    }
+    let left = timeout.saturating_sub(started.elapsed());
+    eprintln!(
+        "vm: WARNING: {outcome}; the last lines are above. Booting once more ({} s left)",
+        left.as_secs()
+    );
+    boot(
+        kernel,
+        script,
+        artifacts,
+        memory,
+        left.max(Duration::from_secs(300)),
+    )
+}
+
 /// Runs vng in a process group of its own, echoing the guest's output as it
 /// comes, and returns the sentinel's word (or why there was none) and every
 /// line the guest printed.
@@ -477,7 +566,7 @@ pub(crate) fn boot(
     artifacts: &Path,
     memory: &str,
     timeout: Duration,
-) -> anyhow::Result<(String, Vec<String>)> {
+) -> anyhow::Result<(Outcome, Vec<String>)> {
     let bin = Path::new(VNG_VENV).join("bin");
     let path = format!(
         "{}:{}",
@@ -531,11 +620,12 @@ pub(crate) fn boot(
     let deadline = Instant::now() + timeout;
     let mut verdict: Option<String> = None;
     let mut timed_out = false;
+    let mut stalled = false;
     let mut lines = Vec::new();
     let stdout = std::io::stdout();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        match rx.recv_timeout(left.min(STALL)) {
             Ok(line) => {
                 let mut out = stdout.lock();
                 let _ = writeln!(out, "vm| {line}");
@@ -546,11 +636,22 @@ pub(crate) fn boot(
                 lines.push(line);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                stalled = true;
+                break;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 timed_out = true;
                 break;
             }
         }
+    }
+    if stalled {
+        eprintln!(
+            "vm: no line from the guest for {} s: killing the VM (process group {pgid})",
+            STALL.as_secs()
+        );
+        kill_group(pgid);
     }
     if timed_out {
         eprintln!(
@@ -564,12 +665,13 @@ pub(crate) fn boot(
     for r in readers {
         let _ = r.join();
     }
-    let verdict = match (verdict, timed_out) {
-        (Some(v), _) => v,
-        (None, true) => format!("timed out after {} s", timeout.as_secs()),
-        (None, false) => format!("vng exited ({status}) without the {SENTINEL} line"),
+    let outcome = match verdict {
+        Some(word) => Outcome::Sentinel(word),
+        None if stalled => Outcome::Stalled,
+        None if timed_out => Outcome::TimedOut(timeout),
+        None => Outcome::NoSentinel(status.to_string()),
     };
-    Ok((verdict, lines))
+    Ok((outcome, lines))
 }
 
 /// SIGKILL to the process group vng was started in (vng, virtme-run, qemu).
