@@ -50,6 +50,11 @@ impl PodUid {
         }
         Self::parse(&escaped.replace('_', "-")).ok()
     }
+
+    #[cfg(test)]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl FromStr for PodUid {
@@ -78,6 +83,11 @@ impl ContainerId {
         } else {
             Err(IdError::ContainerId(s.to_owned()))
         }
+    }
+
+    #[cfg(test)]
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     /// The 12-character prefix people know from `crictl ps` and `docker ps`.

@@ -51,7 +51,12 @@ const SENTINEL: &str = "OOMTRACE-VM-RESULT:";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The end-to-end test executables run in the guest (cargo target names):
 /// `vm` holds the VM-only scenarios (`test = false`: host `cargo test` skips it).
-const E2E_TARGETS: &[&str] = &["foundation", "vm"];
+/// `scenarios` and `containers` (real runc containers: every verdict and
+/// finding) run on cgroup v2 here.
+const E2E_TARGETS: &[&str] = &["foundation", "vm", "scenarios", "containers"];
+/// Targets run in the best-hooks pass only: they test attribution on cgroup
+/// v2 and real containers, while `foundation` and `vm` walk every fallback.
+const BEST_PASS_ONLY: &[&str] = &["scenarios", "containers"];
 /// The second, small boot: no memcg limit anywhere, so a global OOM is safe
 /// only there. Runs the `vm` target's ignored global-OOM test.
 const GLOBAL_OOM_MEMORY: &str = "512M";
@@ -301,13 +306,16 @@ struct Run {
 /// caller's test arguments (a name filter applies to each executable).
 fn pass_runs(exes: &[PathBuf], test_args: &[String]) -> Vec<Run> {
     let mut runs = Vec::new();
-    for pass in PASSES {
+    for (i, pass) in PASSES.iter().enumerate() {
         for exe in exes {
             let name = exe
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let target = name.split('-').next().unwrap_or_default().to_string();
+            if i > 0 && BEST_PASS_ONLY.contains(&target.as_str()) {
+                continue;
+            }
             runs.push(Run {
                 label: format!(
                     "==== {name}, {} (OOMTRACE_E2E_HOOKS={})",
