@@ -893,6 +893,30 @@ pub fn memory_cgroup_of(pid: u32) -> Option<String> {
 
 /// How many processes the OOM killer killed in a memory cgroup (v1
 /// `memory.oom_control`, v2 `memory.events`: `oom_kill N`).
+/// The host's cgroupfs bind-mounted at /sys/fs/cgroup, the way the Spin
+/// pods of seed 001 had it, so a process in the container can write a pid
+/// into a host cgroup at the same path as on the host
+/// ([`memory_root`]). On v1 the mount is read-only: its top is a tmpfs, and
+/// the controller mounts below it stay writable. On v2 it is the cgroup2
+/// mount itself, so it must be writable for the escape to be possible.
+pub fn host_cgroupfs_mount() -> BindMount {
+    match memory_root().1 {
+        CgroupVersion::V1 => BindMount::ro("/sys/fs/cgroup", "/sys/fs/cgroup"),
+        CgroupVersion::V2 => BindMount::rw("/sys/fs/cgroup", "/sys/fs/cgroup"),
+    }
+}
+
+/// Whether the cgroup2 hierarchy is mounted with `nsdelegate` (systemd's
+/// default): then a process in a cgroup namespace cannot move anything to a
+/// cgroup outside its namespace's root, which stops the escape.
+pub fn cgroup2_nsdelegate() -> bool {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" - cgroup2 "))
+        .any(|l| l.contains("nsdelegate"))
+}
+
 pub fn oom_kill_count(memory_dir: &Path) -> u64 {
     let file = match memory_root().1 {
         CgroupVersion::V1 => "memory.oom_control",

@@ -3,11 +3,14 @@
 //! here: these prove the scenarios the verdict tests build on. Needs root
 //! (cargo xtask test).
 
-use std::{fs, path::Path, time::Instant};
+use std::{fs, time::Instant};
 
 use oomtrace_e2e::{
-    container::{cgroup_mounts, memory_cgroup_of, oom_kill_count, BindMount, Exit, Pod, Qos},
-    memory_root, unique_uid, wait_until, Cgroup, DEADLINE,
+    container::{
+        cgroup2_nsdelegate, cgroup_mounts, host_cgroupfs_mount, memory_cgroup_of, oom_kill_count,
+        Exit, Pod, Qos,
+    },
+    memory_root, unique_uid, wait_until, Cgroup, CgroupVersion, DEADLINE,
 };
 
 const LIMIT: u64 = 64 << 20;
@@ -259,22 +262,21 @@ fn churn_of_many_containers() {
     );
 }
 
-/// (d) The Spin case: the host's /sys/fs/cgroup bind-mounted read-only (the
-/// mount itself is read-only; the controller mounts below it stay
-/// writable), and a process in the container moves a pid into a host
-/// service's cgroup, out of its pod's limit.
+/// (d) The Spin case: the host's /sys/fs/cgroup bind-mounted into the
+/// container (read-only on v1, where the controller mounts below it stay
+/// writable; writable on v2), and a process in the container moves a pid
+/// into a host service's cgroup, out of its pod's limit.
 fn escape(cgroup_namespace: bool) {
     let uid = unique_uid();
     let service = Cgroup::create(&format!("system.slice/escape-{uid}.service"));
     service.set_limit(128 << 20);
-    let (memory, _) = memory_root();
-    let mount_point = Path::new("/sys/fs/cgroup").join(memory.file_name().expect("memory"));
+    let (memory, version) = memory_root();
     assert!(
         memory.starts_with("/sys/fs/cgroup"),
         "the memory hierarchy is expected under /sys/fs/cgroup"
     );
-    // Seen from inside the container, through the bind mount.
-    let procs = mount_point
+    // Seen from inside the container, through the bind mount: the same path.
+    let procs = memory
         .join(service.rel.trim_start_matches('/'))
         .join("cgroup.procs")
         .display()
@@ -284,7 +286,7 @@ fn escape(cgroup_namespace: bool) {
     let mut spec = pod
         .container(&["sleep", "3600"])
         .memory_limit(LIMIT)
-        .mount(BindMount::ro("/sys/fs/cgroup", "/sys/fs/cgroup"));
+        .mount(host_cgroupfs_mount());
     if cgroup_namespace {
         spec = spec.cgroup_namespace();
     }
@@ -295,11 +297,22 @@ fn escape(cgroup_namespace: bool) {
         cgroup_namespace,
         "cgroup namespace"
     );
-    // The top of the bind mount is read-only...
-    assert_eq!(c.exec(&["mkdir", "/sys/fs/cgroup/x"]).wait(), Exit::Code(1));
+    if version == CgroupVersion::V1 {
+        // The top of the bind mount is read-only; the memory hierarchy
+        // below it is not.
+        assert_eq!(c.exec(&["mkdir", "/sys/fs/cgroup/x"]).wait(), Exit::Code(1));
+    }
+    if version == CgroupVersion::V2 && cgroup_namespace && cgroup2_nsdelegate() {
+        // nsdelegate makes the namespace a delegation boundary: the move is
+        // refused, and the pod's limit holds.
+        let refused = c.exec(&["sh", "-c", &format!("echo $$ > {procs}")]).wait();
+        assert_eq!(refused, Exit::Code(1), "output:\n{}", c.output());
+        assert!(service.pids().is_empty());
+        return;
+    }
 
-    // ...the memory hierarchy below it is not: a shell in the container
-    // writes its child's pid into the host service's cgroup.
+    // A shell in the container writes its child's pid into the host
+    // service's cgroup.
     let shell = c.exec(&[
         "sh",
         "-c",

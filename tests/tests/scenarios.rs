@@ -5,7 +5,7 @@
 use std::{fs, path::Path};
 
 use oomtrace_e2e::{
-    container::{BindMount, Exit, Node, Pod, Qos},
+    container::{host_cgroupfs_mount, Exit, Node, Pod, Qos},
     memory_root, unique_uid, wait_until, Cgroup, Daemon, Json, DEADLINE,
 };
 
@@ -250,7 +250,7 @@ fn process_escaping_its_pod_is_found_at_the_move_and_at_the_kill() {
     let c = pod
         .container(&["sleep", "3600"])
         .memory_limit(LIMIT)
-        .mount(BindMount::ro("/sys/fs/cgroup", "/sys/fs/cgroup"))
+        .mount(host_cgroupfs_mount())
         .start();
 
     let mut hog = c.exec(&["oomtrace-hog", "--join", &procs, "--mib", "256"]);

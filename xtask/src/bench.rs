@@ -10,6 +10,9 @@
 //! - storm: an OOM storm across many pod cgroups; every kill has a verdict.
 //! - churn: cgroup mkdir/rmdir at the machine's top rate; lost events, the
 //!   node model against a walk of cgroupfs.
+//! - churn-v2: the same inside Debian's 6.1 kernel (cgroup v2) in the TCG VM
+//!   of `cargo xtask vm-test`: the guest runs this section through the
+//!   hidden `xtask bench-guest` and hands its report back as JSON.
 //! - footprint: RSS and start-to-ready with 1,000 cgroups, 10,000 processes.
 //!
 //! Every daemon is the release build in its default configuration
@@ -56,6 +59,8 @@ pub enum Section {
     Latency,
     Storm,
     Churn,
+    #[value(name = "churn-v2")]
+    ChurnV2,
     Footprint,
 }
 
@@ -66,20 +71,23 @@ impl Section {
             Section::Latency => "latency",
             Section::Storm => "storm",
             Section::Churn => "churn",
+            Section::ChurnV2 => "churn-v2",
             Section::Footprint => "footprint",
         }
     }
 }
 
-const ALL: [Section; 5] = [
+const ALL: [Section; 6] = [
     Section::Overhead,
     Section::Latency,
     Section::Storm,
     Section::Churn,
+    Section::ChurnV2,
     Section::Footprint,
 ];
 
 /// One line of the targets table.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Target {
     what: String,
     target: String,
@@ -89,6 +97,7 @@ struct Target {
 }
 
 /// What a section hands back: its Markdown and its targets.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Report {
     body: String,
     targets: Vec<Target>,
@@ -155,6 +164,7 @@ pub fn run(root: &Path, env: &setup::BuildEnv, opts: Opts) -> anyhow::Result<()>
             Section::Latency => latency(&b),
             Section::Storm => storm(&b),
             Section::Churn => churn(&b),
+            Section::ChurnV2 => churn_v2(&b, root),
             Section::Footprint => footprint(&b),
         }
         .with_context(|| format!("bench section {}", s.name()))?;
@@ -1789,6 +1799,84 @@ fn churn(b: &Bench) -> anyhow::Result<Report> {
         },
     ];
     Ok(Report { body, targets })
+}
+
+/// The churn section inside the 6.1 VM (cgroup v2): the release binaries
+/// and this xtask are copied where the guest runs them, the guest runs
+/// `xtask bench-guest`, and its JSON report becomes this section.
+fn churn_v2(b: &Bench, root: &Path) -> anyhow::Result<Report> {
+    crate::vm::ensure()?;
+    let kernel = crate::vm::kernel()?;
+    let dir = root.join("target/bench/vm");
+    let bin = dir.join("bin");
+    let out = dir.join("out");
+    for d in [&bin, &out] {
+        if d.exists() {
+            fs::remove_dir_all(d).with_context(|| format!("clearing {}", d.display()))?;
+        }
+        fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut copies = Vec::new();
+    for src in [&b.oomtrace, &b.hog, &b.xtask] {
+        let dst = bin.join(src.file_name().context("a binary without a name")?);
+        fs::copy(src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        copies.push(crate::vm::shell_quote(&dst.display().to_string()));
+    }
+    let report = out.join("churn-v2.json");
+    let script = format!(
+        "{}{xtask} bench-guest --oomtrace {oomtrace} --hog {hog} --out {report}{quick}\n\
+         if [ $? -eq 0 ]; then echo '{sentinel} pass'; else echo '{sentinel} fail'; fi\n",
+        crate::vm::PREAMBLE,
+        oomtrace = copies[0],
+        hog = copies[1],
+        xtask = copies[2],
+        report = crate::vm::shell_quote(&report.display().to_string()),
+        quick = if b.quick { " --quick" } else { "" },
+        sentinel = crate::vm::SENTINEL,
+    );
+    let script = crate::vm::write_script(&dir.join("guest.sh"), &script)?;
+    eprintln!(
+        "bench: booting {} (TCG, 2 cpus, 2G) for churn on cgroup v2",
+        kernel.display()
+    );
+    let (outcome, _) = crate::vm::boot(&kernel, &script, &out, "2G", Duration::from_secs(15 * 60))?;
+    if outcome != "pass" {
+        bail!("the churn run in the VM ended: {outcome} (its output is above)");
+    }
+    let text = fs::read(&report).with_context(|| format!("reading {}", report.display()))?;
+    let mut r: Report = serde_json::from_slice(&text).context("the guest's report")?;
+    r.body = format!(
+        "Inside Debian's 6.1 kernel (`{}`), cgroup v2 with the memory controller, booted under TCG \
+         emulation by `cargo xtask bench --only churn-v2` (2 vCPUs, 2 GiB): emulated, so its rate is far \
+         below the host's; what it checks is that nothing is lost and the model stays exact on v2.\n\n{}",
+        kernel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        r.body
+    );
+    Ok(r)
+}
+
+/// `xtask bench-guest`, run inside the VM by [`churn_v2`]: the churn
+/// section with the given binaries, its report written as JSON to `out`.
+pub fn guest(oomtrace: PathBuf, hog: PathBuf, out: &Path, quick: bool) -> anyhow::Result<()> {
+    let tmp = std::env::temp_dir().join(format!("oomtrace-bench-{}", std::process::id()));
+    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let b = Bench {
+        oomtrace,
+        hog,
+        xtask: std::env::current_exe().context("finding the xtask executable")?,
+        quick,
+        state_file: tmp.join("state.json"),
+        raw: tmp.clone(),
+        tmp,
+    };
+    Daemon::start(&b, &[], Out::Pipe)?.stop()?;
+    let report = churn(&b)?;
+    print!("{}\n{}", targets_table(&report.targets), report.body);
+    fs::write(out, serde_json::to_vec(&report)?)
+        .with_context(|| format!("writing {}", out.display()))
 }
 
 // ---------------------------------------------------------------------------

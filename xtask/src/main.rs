@@ -68,6 +68,18 @@ enum Task {
     /// The bench's load generators (run by `bench` inside the cgroup under test).
     #[command(hide = true, subcommand)]
     BenchLoad(load::Load),
+    /// The bench's churn section inside the VM (run by `bench --only churn-v2`).
+    #[command(hide = true)]
+    BenchGuest {
+        #[arg(long)]
+        oomtrace: PathBuf,
+        #[arg(long)]
+        hog: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Run bcc's oomkill and bpftrace's oomkill.bt next to oomtrace on the same
     /// OOM kills inside Debian's 6.1 VM and write docs/comparison.md (as root;
     /// minutes; installs bpfcc-tools, bpftrace and the kernel's headers). Not part of `test`.
@@ -141,6 +153,12 @@ fn run() -> anyhow::Result<()> {
         }
         Task::Fuzz(opts) => fuzz::run(&root, opts)?,
         Task::BenchLoad(load) => load::run(load)?,
+        Task::BenchGuest {
+            oomtrace,
+            hog,
+            out,
+            quick,
+        } => bench::guest(oomtrace, hog, &out, quick)?,
         Task::Image { tag, debootstrap } => {
             if !rustix_is_root() {
                 bail!("`cargo xtask image` runs podman as root (and checks the image with BPF): run it as root");
