@@ -83,7 +83,8 @@ pub struct Common {
     #[arg(long, value_name = "PATH", default_value = "/var/log/containers")]
     pub containers_log_dir: PathBuf,
     /// Force a hook per family, e.g. `oom=kprobe,victim=tracepoint` (kinds: oom:
-    /// fentry|kprobe|off; victim: tp_btf|raw_tp|tracepoint; cgroup, signal: tracepoint|off).
+    /// fentry|kprobe|off; victim: tp_btf|raw_tp|tracepoint; signal: tp_btf|tracepoint|off;
+    /// cgroup, pressure: tracepoint|off; charge: tracepoint|off, off unless named here).
     #[arg(long, value_name = "FAMILY=KIND,...", default_value = "auto")]
     pub hooks: HookRequests,
     /// Name of this node in every JSON object (default: the hostname).

@@ -112,7 +112,16 @@ pub fn run(common: Common) -> anyhow::Result<ExitCode> {
                 println!(
                     "  {:<7} {}",
                     c.family.name(),
-                    c.chosen.map(|k| k.name()).unwrap_or("NONE")
+                    match c.chosen {
+                        Some(k) => k.name(),
+                        // Off as asked (or by default): not a problem.
+                        None if c.family.off_by_default().is_some()
+                            || c.skipped.iter().all(|s| s.reason.contains("--hooks")) =>
+                        {
+                            "off"
+                        }
+                        None => "NONE",
+                    }
                 );
                 for s in &c.skipped {
                     println!("          skipped {:<10} {}", s.kind.name(), s.reason);

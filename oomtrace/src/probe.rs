@@ -22,7 +22,8 @@ pub enum Family {
     /// A memory cgroup entering reclaim (`vmscan:mm_vmscan_memcg_reclaim_begin`).
     Pressure,
     /// Per-cgroup charge counters (`memcg:mod_memcg_lruvec_state`): loaded at
-    /// start, attached only while some cgroup is under pressure.
+    /// start, attached only while some cgroup is under pressure. Off unless
+    /// asked for (see [`Family::off_by_default`]).
     Charge,
 }
 
@@ -50,6 +51,23 @@ impl Family {
     /// Without these oomtrace cannot give verdicts at all.
     pub fn required(self) -> bool {
         matches!(self, Family::Victim)
+    }
+
+    /// Why a family stays off unless `--hooks` asks for it. The charge
+    /// tracepoint fires several times per page fault on every cgroup of the
+    /// node, and some container is under memcg pressure on most busy nodes,
+    /// so "armed only under pressure" is often "armed": measured 20 % of a
+    /// page-fault storm's CPU on this machine (BENCHMARKS.md). The page
+    /// counters read at pressure and at the kill give the growth without it.
+    pub fn off_by_default(self) -> Option<&'static str> {
+        match self {
+            Family::Charge => Some(
+                "off by default: while armed it costs every page charge on the node \
+                 (BENCHMARKS.md); growth comes from the page counters read at pressure and \
+                 at the kill; --hooks charge=tracepoint turns it on",
+            ),
+            _ => None,
+        }
     }
 
     fn candidates(self) -> &'static [HookKind] {
@@ -102,7 +120,7 @@ pub enum Request {
 pub enum HooksArgError {
     #[error("`{0}` is not FAMILY=KIND (e.g. oom=kprobe,victim=tracepoint)")]
     Shape(String),
-    #[error("unknown hook family `{0}` (families: oom, victim, cgroup, signal)")]
+    #[error("unknown hook family `{0}` (families: oom, victim, cgroup, signal, pressure, charge)")]
     Family(String),
     #[error(
         "`{kind}` is not a hook kind for family `{family}` (choose from: auto, off, {choices})"
@@ -210,6 +228,13 @@ pub fn attach_all(ebpf: &mut Ebpf, requests: &HookRequests, env: &Env<'_>) -> Ve
             };
             let request = requests.get(family);
             for &kind in family.candidates() {
+                if let (Request::Auto, Some(why)) = (request, family.off_by_default()) {
+                    choice.skipped.push(Skipped {
+                        kind,
+                        reason: why.into(),
+                    });
+                    continue;
+                }
                 match request {
                     Request::Off => {
                         choice.skipped.push(Skipped {

@@ -100,3 +100,44 @@ fn heartbeats_come_every_interval() {
     );
     daemon.finish();
 }
+
+/// The charge counter costs every page charge on the node while armed
+/// (BENCHMARKS.md): off unless asked for, and then taken wherever the
+/// kernel has its tracepoint.
+#[test]
+fn charge_counter_is_off_unless_asked_for() {
+    let daemon = Daemon::start(&[]);
+    assert_eq!(daemon.hook("charge"), None);
+    let ready = daemon.wait_for("the ready status line", |l| {
+        l["type"] == "status" && l["state"] == "ready"
+    });
+    let charge = ready["hooks"]
+        .as_array()
+        .and_then(|h| h.iter().find(|c| c["family"] == "charge"))
+        .cloned()
+        .expect("a charge family in the status line");
+    assert!(
+        charge["skipped"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("off by default")),
+        "{charge}"
+    );
+    daemon.barrier();
+    for v in daemon.all(|l| l["type"] == "verdict") {
+        assert!(
+            !v["growth"].to_string().contains("charge_counter"),
+            "a charge counter without the hook: {v}"
+        );
+    }
+    daemon.finish();
+
+    let has_tracepoint =
+        std::path::Path::new("/sys/kernel/tracing/events/memcg/mod_memcg_lruvec_state/format")
+            .exists();
+    let asked = Daemon::start(&["--hooks", "charge=tracepoint"]);
+    assert_eq!(
+        asked.hook("charge").as_deref(),
+        has_tracepoint.then_some("tracepoint")
+    );
+    asked.finish();
+}
