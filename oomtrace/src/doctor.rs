@@ -2,7 +2,7 @@
 //! takes, with the reason every other candidate was skipped. It loads and
 //! attaches exactly as `run` does, then detaches.
 
-use std::{fs, process::ExitCode};
+use std::{fs, path::Path, process::ExitCode};
 
 use crate::{
     cgroup::{CgroupTree, Layout},
@@ -107,6 +107,12 @@ pub fn run(common: Common) -> anyhow::Result<ExitCode> {
                     "not in this kernel"
                 }
             );
+            if let Ok(dir) = &f.tracefs {
+                println!(
+                    "ftrace      {}",
+                    function_tracing(Path::new(dir), "oom_kill_process")
+                );
+            }
             println!("hooks");
             for c in &loaded.choices {
                 println!(
@@ -164,4 +170,28 @@ fn effective_caps() -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
     u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+}
+
+/// Whether the function tracer offers `func`: fentry attaches through
+/// ftrace (a BPF trampoline), so a kernel that hides or forbids its function
+/// list (this project's 6.18 host answers EPERM) explains a refused fentry.
+fn function_tracing(tracefs: &Path, func: &str) -> String {
+    let list = tracefs.join("available_filter_functions");
+    match fs::File::open(&list) {
+        Ok(f) => {
+            // Lines are `name` or `name [module]`.
+            let found = std::io::BufRead::lines(std::io::BufReader::new(f))
+                .map_while(Result::ok)
+                .any(|l| l.split_whitespace().next() == Some(func));
+            if found {
+                format!("{func} traceable (fentry can attach there)")
+            } else {
+                format!("{func} not in available_filter_functions: fentry cannot attach there")
+            }
+        }
+        Err(e) => format!(
+            "function list unreadable ({}: {e}): the function tracer is restricted on this kernel, and fentry attaches through it",
+            list.display()
+        ),
+    }
 }
