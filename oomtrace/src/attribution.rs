@@ -827,16 +827,20 @@ mod tests {
         }
     }
 
-    fn judge(ev: &VictimEvent, hints: &Hints<'_>) -> Verdict {
+    /// Runs `f` on a snapshot of the test tree with no kernel-log summaries.
+    fn with_snapshot<R>(f: impl FnOnce(&Snapshot<'_>) -> R) -> R {
         let tree = tree();
         let kmsg = HashMap::new();
-        let snap = Snapshot {
+        f(&Snapshot {
             tree: &tree,
             page_size: 4096,
             boot_to_wall_ns: 0,
             kmsg: &kmsg,
-        };
-        Attributor::default().on_victim(ev, &snap, hints)
+        })
+    }
+
+    fn judge(ev: &VictimEvent, hints: &Hints<'_>) -> Verdict {
+        with_snapshot(|snap| Attributor::default().on_victim(ev, snap, hints))
     }
 
     fn chain_container(usage: u64, max: u64, pod_usage: u64, pod_max: u64) -> Vec<(u64, u64, u64)> {
@@ -959,24 +963,18 @@ mod tests {
     #[test]
     fn victims_of_one_invocation_share_an_incident() {
         let c = chain_container(16384, 16384, 16384, UNLIMITED);
-        let tree = tree();
-        let kmsg = HashMap::new();
-        let snap = Snapshot {
-            tree: &tree,
-            page_size: 4096,
-            boot_to_wall_ns: 0,
-            kmsg: &kmsg,
-        };
-        let mut a = Attributor::default();
-        let mut first = victim(task(10, 1, &c), task(12, 3, &c));
-        let mut second = victim(task(11, 2, &c), task(12, 3, &c));
-        second.header.boot_ns = first.header.boot_ns + 1_000;
-        let one = a.on_victim(&first, &snap, &Hints::default());
-        let two = a.on_victim(&second, &snap, &Hints::default());
-        assert_eq!(one.incident, two.incident);
-        first.header.boot_ns += 5_000_000_000;
-        let later = a.on_victim(&first, &snap, &Hints::default());
-        assert_ne!(later.incident, one.incident);
+        with_snapshot(|snap| {
+            let mut a = Attributor::default();
+            let mut first = victim(task(10, 1, &c), task(12, 3, &c));
+            let mut second = victim(task(11, 2, &c), task(12, 3, &c));
+            second.header.boot_ns = first.header.boot_ns + 1_000;
+            let one = a.on_victim(&first, snap, &Hints::default());
+            let two = a.on_victim(&second, snap, &Hints::default());
+            assert_eq!(one.incident, two.incident);
+            first.header.boot_ns += 5_000_000_000;
+            let later = a.on_victim(&first, snap, &Hints::default());
+            assert_ne!(later.incident, one.incident);
+        });
         let _ = CgroupId(0);
     }
 
@@ -984,34 +982,28 @@ mod tests {
     fn later_victims_of_a_group_kill_keep_the_limit_after_memory_is_freed() {
         // oom.group seen by the classic tracepoint: the victim's chain is
         // unknown, and by the second victim the first one's memory is gone.
-        let tree = tree();
-        let kmsg = HashMap::new();
-        let snap = Snapshot {
-            tree: &tree,
-            page_size: 4096,
-            boot_to_wall_ns: 0,
-            kmsg: &kmsg,
-        };
-        let mut a = Attributor::default();
-        let at_limit = chain_container(16384, 16384, 16384, UNLIMITED);
-        let freed = chain_container(2, 16384, 2, UNLIMITED);
-        let mut first = victim(task(10, 1, &[]), task(12, 3, &at_limit));
-        first.source = VictimSource::Tracepoint as u32;
-        let mut second = victim(task(11, 2, &[]), task(12, 3, &freed));
-        second.source = VictimSource::Tracepoint as u32;
-        second.header.boot_ns = first.header.boot_ns + 6_000_000;
-        let one = a.on_victim(&first, &snap, &Hints::default());
-        let two = a.on_victim(&second, &snap, &Hints::default());
-        assert_eq!(two.verdict, VerdictKind::PodLimit);
-        assert_eq!(two.incident, one.incident);
-        assert_eq!(
-            two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
-            Some(format!("{POD}/{CID}").as_str())
-        );
-        // Another trigger's kill with nothing at a limit is not borrowed.
-        let mut other = victim(task(13, 4, &[]), task(14, 5, &freed));
-        other.header.boot_ns = second.header.boot_ns + 1_000;
-        let three = a.on_victim(&other, &snap, &Hints::default());
-        assert_eq!(three.evidence.constraint, Some(Constraint::Global));
+        with_snapshot(|snap| {
+            let mut a = Attributor::default();
+            let at_limit = chain_container(16384, 16384, 16384, UNLIMITED);
+            let freed = chain_container(2, 16384, 2, UNLIMITED);
+            let mut first = victim(task(10, 1, &[]), task(12, 3, &at_limit));
+            first.source = VictimSource::Tracepoint as u32;
+            let mut second = victim(task(11, 2, &[]), task(12, 3, &freed));
+            second.source = VictimSource::Tracepoint as u32;
+            second.header.boot_ns = first.header.boot_ns + 6_000_000;
+            let one = a.on_victim(&first, snap, &Hints::default());
+            let two = a.on_victim(&second, snap, &Hints::default());
+            assert_eq!(two.verdict, VerdictKind::PodLimit);
+            assert_eq!(two.incident, one.incident);
+            assert_eq!(
+                two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+                Some(format!("{POD}/{CID}").as_str())
+            );
+            // Another trigger's kill with nothing at a limit is not borrowed.
+            let mut other = victim(task(13, 4, &[]), task(14, 5, &freed));
+            other.header.boot_ns = second.header.boot_ns + 1_000;
+            let three = a.on_victim(&other, snap, &Hints::default());
+            assert_eq!(three.evidence.constraint, Some(Constraint::Global));
+        });
     }
 }
