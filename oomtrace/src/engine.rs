@@ -517,9 +517,11 @@ impl Engine {
             return;
         }
         if in_container {
-            self.owners
-                .entry(ns.pid_ns)
-                .or_insert_with(|| path.to_string());
+            // The latest container wins: the kernel reuses a namespace's
+            // inode number once the namespace is gone, so an older entry
+            // may name a dead container. (Containers sharing a pod's pid
+            // namespace are in one pod either way.)
+            self.owners.insert(ns.pid_ns, path.to_string());
             return;
         }
         let Some(owner) = self.owners.get(&ns.pid_ns).cloned() else {
@@ -704,4 +706,130 @@ fn leaf_path(tree: &CgroupTree, t: &oomtrace_common::TaskInfo) -> Option<String>
     (t.memcg_depth > 0 && t.memcg[0].id != 0)
         .then(|| tree.path(CgroupId(t.memcg[0].id)).map(str::to_owned))
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, path::PathBuf};
+
+    use oomtrace_common::{AttachEvent, Kind, COMM_LEN, PATH_LEN, WIRE_VERSION};
+
+    use super::*;
+    use crate::{
+        cgroup::Version,
+        event::bytes_of,
+        kubelet::Threshold,
+        observe::{Charges, MemoryStat, Namespaces, NodeMemory},
+        pods::{ContainerId, PodUid},
+    };
+
+    const HOST_NS: u32 = 1;
+    const POD_A: &str = "/kubepods/burstable/pod6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
+    const POD_B: &str = "/kubepods/burstable/pod7a2d3b0f-4c8e-4d22-8f1b-3c9a6e5d8b21";
+    const CID_A: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";
+    const CID_B: &str = "4e0b2d1c8f3e5a7b9c2d4e6f8a0b1c3d5e7f9a1b2c4d6e8f0a2b3c4d5e6f7a81";
+
+    /// Answers only the namespaces of the pids it was given.
+    struct Namespaced(HashMap<u32, u32>);
+
+    impl Observe for Namespaced {
+        fn proc_cgroup(&mut self, _: u32) -> Option<String> {
+            None
+        }
+        fn namespaces(&mut self, pid: u32) -> Option<Namespaces> {
+            self.0
+                .get(&pid)
+                .map(|&pid_ns| Namespaces { pid_ns, mnt_ns: 0 })
+        }
+        fn memory_stat(&mut self, _: &str) -> Option<MemoryStat> {
+            None
+        }
+        fn node_memory(&mut self) -> Option<NodeMemory> {
+            None
+        }
+        fn eviction_threshold(&mut self) -> Threshold {
+            Threshold::default()
+        }
+        fn pod_name(&mut self, _: &PodUid) -> Option<(String, String)> {
+            None
+        }
+        fn container_name(&mut self, _: &ContainerId) -> Option<String> {
+            None
+        }
+        fn populated(&mut self, _: &str) -> Option<bool> {
+            None
+        }
+        fn oom_group(&mut self, _: &str) -> Option<bool> {
+            None
+        }
+        fn now_boot_ns(&mut self) -> u64 {
+            0
+        }
+        fn charges(&mut self) -> Option<Charges> {
+            None
+        }
+    }
+
+    fn attach(pid: u32, path: &str, boot_ns: u64) -> Input {
+        let mut ev = AttachEvent {
+            header: oomtrace_common::Header {
+                version: WIRE_VERSION,
+                kind: Kind::CgroupAttach as u16,
+                cpu: 0,
+                boot_ns,
+            },
+            dst_root: 4,
+            dst_level: 0,
+            dst_id: 0,
+            pid,
+            path_len: path.len() as u32,
+            comm: [0; COMM_LEN],
+            path: [0; PATH_LEN],
+        };
+        ev.comm[..4].copy_from_slice(b"sh\0\0");
+        ev.path[..path.len()].copy_from_slice(path.as_bytes());
+        Input::Kernel(bytes_of(&ev))
+    }
+
+    #[test]
+    fn a_reused_pid_namespace_inode_names_the_newer_container() {
+        let mut engine = Engine::new(Start {
+            node: "n".into(),
+            kernel: "k".into(),
+            layout: Layout {
+                version: Version::V1,
+                memory_root: PathBuf::from("/sys/fs/cgroup/memory"),
+                hierarchy_id: 4,
+            },
+            cgroups: Vec::new(),
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            host_pid_ns: HOST_NS,
+            containers: Vec::new(),
+            leak_grace_ns: u64::MAX,
+            heartbeat_ns: 0,
+        });
+        // Container A's init, then (A gone) container B's init: the kernel
+        // gave B's new pid namespace A's old inode number, 77.
+        let mut obs = Namespaced(HashMap::from([(10, 77), (20, 77), (21, 77)]));
+        engine.handle(attach(10, &format!("{POD_A}/{CID_A}"), 1), &mut obs);
+        engine.handle(attach(20, &format!("{POD_B}/{CID_B}"), 2), &mut obs);
+        let out = engine.handle(attach(21, "/system.slice/demo.service", 3), &mut obs);
+        let found: Vec<&Finding> = out
+            .iter()
+            .filter_map(|r| match r {
+                Record::Finding(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "one escape_detected");
+        assert_eq!(
+            found[0].pod_cgroup.as_deref(),
+            Some(format!("{POD_B}/{CID_B}").as_str())
+        );
+        assert_eq!(
+            found[0].container.as_ref().map(|c| c.id.as_str()),
+            Some(CID_B)
+        );
+    }
 }
