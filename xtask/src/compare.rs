@@ -52,18 +52,22 @@ const CID: &str = "3f9a1c0b7e2d4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1
 /// The oom.group scenario's container (64 hex, like every container id).
 const CID_GROUP: &str = "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c";
 
+/// `6.1.0-56-amd64` from `/boot/vmlinuz-6.1.0-56-amd64`.
+fn release_of(kernel: &Path) -> anyhow::Result<String> {
+    kernel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .map(str::to_owned)
+        .context("kernel image name")
+}
+
 /// `render_only`: rewrite docs/comparison.md from the last run's outputs
 /// (`target/compare/out`) without booting.
 pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     if render_only {
-        let kernel = vm::kernel()?;
-        let release = kernel
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("vmlinuz-"))
-            .context("kernel image name")?
-            .to_string();
+        let release = release_of(&vm::kernel()?)?;
         let doc = render(&root.join("target/compare/out"), &release)?;
         let path = root.join("docs/comparison.md");
         fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
@@ -72,12 +76,7 @@ pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Res
     }
     vm::ensure()?;
     let kernel = vm::kernel()?;
-    let release = kernel
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .context("kernel image name")?
-        .to_string();
+    let release = release_of(&kernel)?;
     let headers: &'static str = Box::leak(format!("linux-headers-{release}").into_boxed_str());
     let mut packages = PEER_PACKAGES.to_vec();
     packages.push(headers);
