@@ -989,6 +989,22 @@ struct Storm {
     opt_in: bool,
 }
 
+/// The page-fault storm in a cgroup kept in reclaim (both pressure storms).
+fn faults_under_pressure(procs: &str, n: u64) -> Vec<String> {
+    [
+        "faults",
+        "--join",
+        procs,
+        "--mib",
+        "256",
+        "--iters",
+        &n.to_string(),
+        "--pressure",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 const STORMS: [Storm; 4] = [
     Storm {
         name: "page faults",
@@ -1016,9 +1032,7 @@ const STORMS: [Storm; 4] = [
         name: "page faults under pressure",
         what: "the same 256 MiB storm in a container cgroup limited to 384 MiB: each mapping is MADV_FREEd and unmapped only after the next is touched, so every iteration reclaims ~128 MiB (memcg reclaim all the time: the pressure hook fires, rate-limited)",
         limit: 384 << 20,
-        args: |procs, n| {
-            vec!["faults".into(), "--join".into(), procs.into(), "--mib".into(), "256".into(), "--iters".into(), n.to_string(), "--pressure".into()]
-        },
+        args: faults_under_pressure,
         size: 24,
         quick_size: 4,
         daemon: &[],
@@ -1028,9 +1042,7 @@ const STORMS: [Storm; 4] = [
         name: "page faults under pressure, charge counter on",
         what: "the storm above with `--hooks charge=tracepoint` (off by default): under pressure oomtrace arms its per-cgroup charge counter on `memcg:mod_memcg_lruvec_state`, which fires several times per page fault",
         limit: 384 << 20,
-        args: |procs, n| {
-            vec!["faults".into(), "--join".into(), procs.into(), "--mib".into(), "256".into(), "--iters".into(), n.to_string(), "--pressure".into()]
-        },
+        args: faults_under_pressure,
         size: 24,
         quick_size: 4,
         daemon: &["--hooks", "charge=tracepoint"],
