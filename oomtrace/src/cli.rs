@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::probe::HookRequests;
+use oomtrace_core::hooks::HookRequests;
 
 #[derive(Parser, Debug)]
 #[command(

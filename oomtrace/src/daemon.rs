@@ -15,17 +15,22 @@ use aya::maps::{PerCpuArray, PerCpuHashMap, RingBuf};
 use oomtrace_common::{Hook, Kind, HOOK_COUNT};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
-use crate::{
+use oomtrace_core::{
     cgroup::{CgroupTree, Layout, Version},
-    cli::{Common, Format},
     engine::{Engine, Input, Start},
-    kernel_log, loader,
-    observe::{self, ChargeReader, Live, Observe, Sources},
+    hooks::Family,
+    kernel_log,
+    observe::{self, Live, Observe, Sources},
     pods::{self, Level},
-    probe::{self, Family},
-    record::{self, Recorder},
-    sink::{json::JsonSink, text::TextSink, CgroupStatus, Record, Sink, Status},
+    recording::{self, Recorder},
+    sink::{json::JsonSink, text::TextSink, CgroupStatus, Line, Sink, Status},
     state,
+};
+
+use crate::{
+    charges::ChargeReader,
+    cli::{Common, Format},
+    loader, probe,
 };
 
 /// The charge counter is detached after this long without pressure.
@@ -86,7 +91,7 @@ pub fn run(common: Common, format: Format, record: Option<PathBuf>) -> anyhow::R
 
 pub fn replay(file: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let mut sink: Option<Box<dyn Sink>> = None;
-    record::replay(file, |start, rec| {
+    recording::replay(file, |start, rec| {
         let s = sink.get_or_insert_with(|| make_sink(format, start.node.clone()));
         s.write(&rec)
     })?;
@@ -196,10 +201,10 @@ async fn pipeline(
             .ebpf
             .take_map("CHARGES")
             .context("CHARGES map missing")?;
-        live.charges = Some(ChargeReader {
+        live.charges = Some(Box::new(ChargeReader {
             map: PerCpuHashMap::try_from(map)?,
             armed_ns: None,
-        });
+        }));
     }
     let mut charge_link = None;
     let mut last_pressure_ns = 0u64;
@@ -250,7 +255,7 @@ async fn pipeline(
         hooks: loaded.choices.clone(),
         kernel_log: kmsg_state.clone(),
     };
-    sink.write(&Record::Status(status("ready")))?;
+    sink.write(&Line::Status(status("ready")))?;
 
     let metrics = metrics_listener.map(|l| crate::metrics::Running::start(l, &status("ready")));
     if let Some(m) = &metrics {
@@ -343,7 +348,7 @@ async fn pipeline(
                                 Ok(link) => {
                                     charge_link = Some(link);
                                     if let Some(c) = live.charges.as_mut() {
-                                        c.armed_ns = Some(last_pressure_ns);
+                                        c.arm(last_pressure_ns);
                                     }
                                 }
                                 Err(e) => tracing::warn!("arming the charge counter: {e}"),
@@ -396,7 +401,7 @@ async fn pipeline(
     if let Err(e) = state::save(&config.common.state_file, &memory) {
         tracing::warn!("{e}");
     }
-    sink.write(&Record::Status(status("stopping")))?;
+    sink.write(&Line::Status(status("stopping")))?;
     if let Some(m) = metrics {
         m.stop().await;
     }

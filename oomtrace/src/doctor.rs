@@ -4,13 +4,12 @@
 
 use std::{fs, path::Path, process::ExitCode};
 
-use crate::{
+use oomtrace_core::{
     cgroup::{CgroupTree, Layout},
-    cli::Common,
-    daemon::kernel_release,
-    loader,
-    probe::Family,
+    hooks::Family,
 };
+
+use crate::{cli::Common, daemon::kernel_release, loader};
 
 pub fn run(common: Common) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();
@@ -39,7 +38,7 @@ pub fn run(common: Common) -> anyhow::Result<ExitCode> {
                 layout.version,
                 layout.memory_root.display(),
                 count,
-                if layout.version == crate::cgroup::Version::V1 {
+                if layout.version == oomtrace_core::cgroup::Version::V1 {
                     format!(", hierarchy id {}", layout.hierarchy_id)
                 } else {
                     String::new()

@@ -11,12 +11,13 @@ use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader};
 use serde::Serialize;
 
-use crate::{
+use oomtrace_core::{
     btf::Btf as KernelBtf,
-    offsets,
-    probe::{self, Choice, Family, HookRequests},
-    tracefs,
+    hooks::{Choice, Family, HookRequests},
+    offsets, tracefs,
 };
+
+use crate::probe;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
 

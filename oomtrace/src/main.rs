@@ -1,28 +1,13 @@
 //! oomtrace: every memory kill on a Kubernetes node, explained from the
 //! kernel. See ARCHITECTURE.md for the map.
 
-mod attribution;
-mod btf;
-mod cgroup;
+mod charges;
 mod cli;
 mod daemon;
 mod doctor;
-mod engine;
-mod event;
-mod kernel_log;
-mod kmsg;
-mod kubelet;
 mod loader;
 mod metrics;
-mod observe;
-mod offsets;
-mod pods;
 mod probe;
-mod record;
-mod sink;
-mod state;
-mod tracefs;
-mod verdict;
 
 use std::process::ExitCode;
 

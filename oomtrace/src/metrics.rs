@@ -33,8 +33,8 @@ use prometheus_client::{
 use serde::Serialize;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use crate::{
-    sink::{Record, Sink, Status},
+use oomtrace_core::{
+    sink::{Line, Sink, Status},
     verdict::{Container, Pod},
 };
 
@@ -218,9 +218,9 @@ impl Metrics {
     }
 
     /// Counts one record the sink wrote.
-    pub fn observe(&self, rec: &Record) {
+    pub fn observe(&self, rec: &Line) {
         match rec {
-            Record::Verdict(v) => {
+            Line::Verdict(v) => {
                 let (namespace, pod, pod_uid) = pod_labels(v.pod.as_ref());
                 self.kills
                     .get_or_create(&KillLabels {
@@ -233,7 +233,7 @@ impl Metrics {
                     })
                     .inc();
             }
-            Record::Finding(f) => {
+            Line::Finding(f) => {
                 let (namespace, pod, pod_uid) = pod_labels(f.pod.as_ref());
                 self.findings
                     .get_or_create(&FindingLabels {
@@ -244,7 +244,7 @@ impl Metrics {
                     })
                     .inc();
             }
-            Record::Stopped(s) => {
+            Line::Stopped(s) => {
                 let (namespace, pod, pod_uid) = pod_labels(s.pod.as_ref());
                 self.stopped
                     .get_or_create(&StoppedLabels {
@@ -256,18 +256,18 @@ impl Metrics {
                     })
                     .inc();
             }
-            Record::Lost(l) => {
+            Line::Lost(l) => {
                 self.lost
                     .get_or_create(&HookLabels {
                         hook: l.hook.into(),
                     })
                     .inc_by(l.count);
             }
-            Record::Status(s) => {
+            Line::Status(s) => {
                 self.up.set(i64::from(s.state == "ready"));
                 self.kernel_log.set(i64::from(s.kernel_log == "reading"));
             }
-            Record::Heartbeat(_) => {}
+            Line::Heartbeat(_) => {}
         }
     }
 
@@ -379,7 +379,7 @@ impl Observed {
 }
 
 impl Sink for Observed {
-    fn write(&mut self, record: &Record) -> std::io::Result<()> {
+    fn write(&mut self, record: &Line) -> std::io::Result<()> {
         self.metrics.observe(record);
         self.inner.write(record)
     }
@@ -493,10 +493,10 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
+    use oomtrace_core::{
         cgroup::Version,
+        hooks::{Choice, Family as HookFamily, HookKind, Skipped},
         pods::{ContainerId, PodUid},
-        probe::{Choice, Family as HookFamily, HookKind, Skipped},
         sink::{CgroupStatus, Lost},
         verdict::{
             Evidence, Finding, FindingKind, PressureKind, Trigger, Verdict, VerdictKind, Victim,
@@ -532,8 +532,8 @@ mod tests {
         }
     }
 
-    fn verdict(verdict: VerdictKind, kind: Option<PressureKind>, pod: Option<Pod>) -> Record {
-        Record::Verdict(Box::new(Verdict {
+    fn verdict(verdict: VerdictKind, kind: Option<PressureKind>, pod: Option<Pod>) -> Line {
+        Line::Verdict(Box::new(Verdict {
             verdict,
             kind,
             source: "bpf",
@@ -671,7 +671,7 @@ mod tests {
             Some(PressureKind::SystemOom),
             None,
         ));
-        m.observe(&Record::Finding(Finding {
+        m.observe(&Line::Finding(Finding {
             finding: FindingKind::CgroupLeak,
             time: String::new(),
             pod: Some(pod()),
@@ -682,7 +682,7 @@ mod tests {
             empty_for_s: Some(301.0),
             summary: String::new(),
         }));
-        m.observe(&Record::Lost(Lost {
+        m.observe(&Line::Lost(Lost {
             hook: "cgroup",
             count: 7,
             total: 7,
@@ -721,7 +721,7 @@ mod tests {
             text.lines().filter(|l| !l.starts_with('#')).count(),
             "the same samples in both formats"
         );
-        m.observe(&Record::Status(status("stopping")));
+        m.observe(&Line::Status(status("stopping")));
         let text = m.encode().expect("encode");
         assert!(text.lines().any(|l| l == "oomtrace_up 0"), "{text}");
     }

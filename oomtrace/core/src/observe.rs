@@ -54,37 +54,14 @@ pub struct Charges {
     pub pages: Vec<(u64, u64)>,
 }
 
-/// Reads the `CHARGES` map while the charge hook is attached.
-pub struct ChargeReader {
-    pub map: aya::maps::PerCpuHashMap<aya::maps::MapData, u64, u64>,
-    pub armed_ns: Option<u64>,
-}
-
-impl ChargeReader {
-    pub fn read(&self) -> Option<Charges> {
-        let armed_ns = self.armed_ns?;
-        let mut pages: Vec<(u64, u64)> = self
-            .map
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(id, per_cpu)| (id, per_cpu.iter().copied().fold(0u64, u64::saturating_add)))
-            .collect();
-        pages.sort();
-        Some(Charges {
-            armed_ns,
-            now_ns: boot_ns(),
-            pages,
-        })
-    }
-
+/// The kernel's charge counters, read on demand (the daemon's reader of
+/// the `CHARGES` map; none in a replay, where the recording answers).
+pub trait ChargeSource {
+    fn read(&self) -> Option<Charges>;
+    /// Counting starts (the hook was attached at `now_ns`).
+    fn arm(&mut self, now_ns: u64);
     /// Forget the counts of a pressure episode that ended.
-    pub fn clear(&mut self) {
-        let keys: Vec<u64> = self.map.keys().filter_map(Result::ok).collect();
-        for k in keys {
-            let _ = self.map.remove(&k);
-        }
-        self.armed_ns = None;
-    }
+    fn clear(&mut self);
 }
 
 /// One answer, as recorded.
@@ -137,7 +114,7 @@ pub struct Sources {
 pub struct Live {
     pub sources: Sources,
     pub recorded: Option<Vec<Answer>>,
-    pub charges: Option<ChargeReader>,
+    pub charges: Option<Box<dyn ChargeSource>>,
 }
 
 impl Live {
@@ -310,7 +287,7 @@ impl Observe for Live {
     }
 
     fn charges(&mut self) -> Option<Charges> {
-        let a = self.charges.as_ref().and_then(ChargeReader::read);
+        let a = self.charges.as_ref().and_then(|c| c.read());
         self.keep(Answer::Charges(a.clone()));
         a
     }

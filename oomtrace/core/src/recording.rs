@@ -17,7 +17,7 @@ use crate::{
     engine::{Engine, Input, Start},
     event,
     observe::{Answer, Replayed},
-    sink::Record,
+    sink::Line,
 };
 
 const FORMAT: &str = "oomtrace-recording";
@@ -32,7 +32,7 @@ struct Header {
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Line {
+enum Entry {
     Input(Input),
     Answer(Answer),
     End(bool),
@@ -98,17 +98,17 @@ impl Recorder {
     /// One input and the answers given while it was handled; flushed, so a
     /// killed daemon leaves a usable recording.
     pub fn input(&mut self, input: &Input, answers: Vec<Answer>) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, &Line::Input(input.clone()))?;
+        serde_json::to_writer(&mut self.out, &Entry::Input(input.clone()))?;
         self.out.write_all(b"\n")?;
         for a in answers {
-            serde_json::to_writer(&mut self.out, &Line::Answer(a))?;
+            serde_json::to_writer(&mut self.out, &Entry::Answer(a))?;
             self.out.write_all(b"\n")?;
         }
         self.out.flush()
     }
 
     pub fn end(mut self) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, &Line::End(true))?;
+        serde_json::to_writer(&mut self.out, &Entry::End(true))?;
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
@@ -118,7 +118,7 @@ impl Recorder {
 /// `emit`. Returns the header's start (node name etc.).
 pub fn replay(
     path: &Path,
-    mut emit: impl FnMut(&Start, Record) -> std::io::Result<()>,
+    mut emit: impl FnMut(&Start, Line) -> std::io::Result<()>,
 ) -> Result<Start, RecordingError> {
     let io = |source| RecordingError::Io {
         path: path.to_path_buf(),
@@ -160,7 +160,7 @@ pub fn replay(
             continue;
         }
         let is_last = lines.peek().is_none();
-        let line: Line = match serde_json::from_slice(&raw) {
+        let line: Entry = match serde_json::from_slice(&raw) {
             Ok(l) => l,
             Err(e) if is_last && e.is_eof() => {
                 return Err(RecordingError::Truncated {
@@ -177,7 +177,7 @@ pub fn replay(
             }
         };
         match line {
-            Line::Input(input) => {
+            Entry::Input(input) => {
                 if let Input::Kernel(bytes) = &input {
                     event::decode(bytes).map_err(|source| RecordingError::Wire {
                         path: path.to_path_buf(),
@@ -187,7 +187,7 @@ pub fn replay(
                 }
                 body.push((line_no, input, Vec::new()));
             }
-            Line::Answer(a) => match body.last_mut() {
+            Entry::Answer(a) => match body.last_mut() {
                 Some((_, _, answers)) => answers.push(a),
                 None => {
                     return Err(RecordingError::Bad {
@@ -197,7 +197,7 @@ pub fn replay(
                     })
                 }
             },
-            Line::End(_) => ended = true,
+            Entry::End(_) => ended = true,
         }
     }
     if !ended {

@@ -14,7 +14,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use crate::kmsg::{self, OomKill, OomLine, OomSummary};
+use crate::oom_report::{self, OomKill, OomLine, OomSummary};
 
 /// A summary line, with the log sequence number it had.
 #[derive(Clone, Debug)]
@@ -48,10 +48,10 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<()> {
                     Ok(0) => return,
                     Ok(n) => {
                         let text = String::from_utf8_lossy(&buf[..n]);
-                        let Ok(record) = kmsg::parse_record(&text) else {
+                        let Ok(record) = oom_report::parse_record(&text) else {
                             continue;
                         };
-                        let summary = match kmsg::parse_oom_line(&record.text) {
+                        let summary = match oom_report::parse_oom_line(&record.text) {
                             Some(OomLine::Summary(s)) => Some(s),
                             Some(OomLine::Kill(_)) => None,
                             None => continue,
@@ -95,14 +95,14 @@ pub fn backlog(after: Option<u64>) -> std::io::Result<(Vec<PastKill>, Option<u64
             Ok(0) => break,
             Ok(n) => {
                 let text = String::from_utf8_lossy(&buf[..n]);
-                let Ok(record) = kmsg::parse_record(&text) else {
+                let Ok(record) = oom_report::parse_record(&text) else {
                     continue;
                 };
                 last = Some(record.seq);
                 if after.is_some_and(|a| record.seq <= a) {
                     continue;
                 }
-                match kmsg::parse_oom_line(&record.text) {
+                match oom_report::parse_oom_line(&record.text) {
                     // The summary comes just before its kill line.
                     Some(OomLine::Summary(s)) => {
                         summaries.insert(s.pid, s);

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{Record, Sink};
+use super::{Line, Sink};
 use crate::verdict::VerdictKind;
 
 pub struct TextSink<W: Write> {
@@ -26,9 +26,9 @@ impl<W: Write> TextSink<W> {
 }
 
 impl<W: Write> Sink for TextSink<W> {
-    fn write(&mut self, record: &Record) -> std::io::Result<()> {
+    fn write(&mut self, record: &Line) -> std::io::Result<()> {
         let line = match record {
-            Record::Status(s) => {
+            Line::Status(s) => {
                 let hooks: Vec<String> = s
                     .hooks
                     .iter()
@@ -53,7 +53,7 @@ impl<W: Write> Sink for TextSink<W> {
                     hooks.join(" ")
                 )
             }
-            Record::Verdict(v) => {
+            Line::Verdict(v) => {
                 let (label, code) = match v.verdict {
                     VerdictKind::PodLimit => ("POD_LIMIT", "1;33"),
                     VerdictKind::NodePressure => ("NODE_PRESSURE", "1;31"),
@@ -80,17 +80,17 @@ impl<W: Write> Sink for TextSink<W> {
                     v.summary
                 )
             }
-            Record::Finding(f) => {
+            Line::Finding(f) => {
                 let label = match f.finding {
                     crate::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
                     crate::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
                 };
                 format!("{} {} {}", f.time, self.paint("1;35", label), f.summary)
             }
-            Record::Stopped(s) => {
+            Line::Stopped(s) => {
                 format!("{} {} {}", s.time, self.paint("2", "STOPPED"), s.summary)
             }
-            Record::Heartbeat(h) => format!(
+            Line::Heartbeat(h) => format!(
                 "{} up {} s, {} events, {} verdicts, {} findings, {} lost",
                 self.paint("2", "heartbeat"),
                 h.uptime_s,
@@ -99,7 +99,7 @@ impl<W: Write> Sink for TextSink<W> {
                 h.findings,
                 h.lost
             ),
-            Record::Lost(l) => format!(
+            Line::Lost(l) => format!(
                 "{} {} events lost on hook {} ({} in all)",
                 self.paint("1;31", "LOST"),
                 l.count,

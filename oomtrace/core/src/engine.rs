@@ -12,10 +12,10 @@ use crate::{
     attribution::{self, Attributor, Hints, SignalContext, SignalOutcome, Snapshot},
     cgroup::{CgroupId, CgroupTree, Layout},
     event::{self, Event},
-    kmsg::OomSummary,
+    oom_report::OomSummary,
     observe::{MemoryStat, Observe},
     pods::{self, Level},
-    sink::{Heartbeat, Lost, Record},
+    sink::{Heartbeat, Lost, Line},
     verdict::{
         Consumer, Container, Finding, FindingKind, Growth, Memory, NodeMemory, Pod, PressureKind,
         Process,
@@ -150,7 +150,7 @@ impl Engine {
         !self.waiting.is_empty()
     }
 
-    pub fn handle(&mut self, input: Input, obs: &mut dyn Observe) -> Vec<Record> {
+    pub fn handle(&mut self, input: Input, obs: &mut dyn Observe) -> Vec<Line> {
         let mut out = Vec::new();
         match input {
             Input::Kernel(bytes) => match event::decode(&bytes) {
@@ -176,18 +176,18 @@ impl Engine {
                     self.last_heartbeat = now;
                     self.counts.uptime_s = now.saturating_sub(started) / 1_000_000_000;
                     self.counts.cgroups = self.tree.live().count() as u64;
-                    out.push(Record::Heartbeat(self.counts.clone()));
+                    out.push(Line::Heartbeat(self.counts.clone()));
                 }
             }
             Input::PastKills(kills) => {
                 for past in &kills {
                     let mut v = attribution::from_kernel_log(past, self.start.boot_to_wall_ns);
                     self.name(&mut v.pod, &mut v.container, obs);
-                    out.push(Record::Verdict(Box::new(v)));
+                    out.push(Line::Verdict(Box::new(v)));
                 }
             }
             Input::Missed(count) => {
-                out.push(Record::Lost(Lost {
+                out.push(Line::Lost(Lost {
                     hook: "kernel_log",
                     count,
                     total: count,
@@ -197,7 +197,7 @@ impl Engine {
                 for hook in Hook::ALL {
                     let (total, seen) = (totals[hook as usize], &mut self.lost_seen[hook as usize]);
                     if total > *seen {
-                        out.push(Record::Lost(Lost {
+                        out.push(Line::Lost(Lost {
                             hook: hook.name(),
                             count: total - *seen,
                             total,
@@ -210,16 +210,16 @@ impl Engine {
         self.flush_waiting(obs, &mut out);
         for r in &out {
             match r {
-                Record::Verdict(_) => self.counts.verdicts += 1,
-                Record::Finding(_) => self.counts.findings += 1,
-                Record::Lost(l) => self.counts.lost += l.count,
+                Line::Verdict(_) => self.counts.verdicts += 1,
+                Line::Finding(_) => self.counts.findings += 1,
+                Line::Lost(l) => self.counts.lost += l.count,
                 _ => {}
             }
         }
         out
     }
 
-    fn on_event(&mut self, ev: Event, obs: &mut dyn Observe, out: &mut Vec<Record>) {
+    fn on_event(&mut self, ev: Event, obs: &mut dyn Observe, out: &mut Vec<Line>) {
         match ev {
             Event::Oom(o) => self.attributor.on_oom(&o),
             Event::Victim(v) => {
@@ -276,7 +276,7 @@ impl Engine {
         obs.proc_cgroup(pid).filter(|p| p != "/")
     }
 
-    fn flush_waiting(&mut self, obs: &mut dyn Observe, out: &mut Vec<Record>) {
+    fn flush_waiting(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
         while let Some((deadline, v, _)) = self.waiting.front() {
             if !self.kmsg.contains_key(&v.victim.tgid) && self.now < *deadline {
                 break;
@@ -299,7 +299,7 @@ impl Engine {
         v: &oomtrace_common::VictimEvent,
         hint: Option<String>,
         obs: &mut dyn Observe,
-        out: &mut Vec<Record>,
+        out: &mut Vec<Line>,
     ) {
         let snap = Snapshot {
             tree: &self.tree,
@@ -341,7 +341,7 @@ impl Engine {
         }
         self.name(&mut verdict.pod, &mut verdict.container, obs);
         verdict.summary = attribution::summary(&verdict);
-        out.push(Record::Verdict(Box::new(verdict)));
+        out.push(Line::Verdict(Box::new(verdict)));
     }
 
     fn on_pressure(&mut self, p: &oomtrace_common::PressureEvent) {
@@ -500,7 +500,7 @@ impl Engine {
         path: &str,
         boot_ns: u64,
         obs: &mut dyn Observe,
-        out: &mut Vec<Record>,
+        out: &mut Vec<Line>,
     ) {
         let kube = pods::parse_cgroup_path(path);
         let in_container = kube.as_ref().is_some_and(|k| k.level == Level::Container);
@@ -563,14 +563,14 @@ impl Engine {
             "{comm} (pid {pid}) of {} moved to {path}, outside its pod's cgroup: the pod's memory limit no longer applies to it.",
             attribution::describe(f.pod.as_ref(), f.container.as_ref())
         );
-        out.push(Record::Finding(f));
+        out.push(Line::Finding(f));
     }
 
     fn on_signal(
         &mut self,
         s: &oomtrace_common::SignalEvent,
         obs: &mut dyn Observe,
-        out: &mut Vec<Record>,
+        out: &mut Vec<Line>,
     ) {
         // Cheap filters first: most SIGKILL/SIGTERM on a node are not ours.
         if s.result != 0 || s.code > 0 {
@@ -615,18 +615,18 @@ impl Engine {
             SignalOutcome::Eviction(mut v) => {
                 self.name(&mut v.pod, &mut v.container, obs);
                 v.summary = attribution::summary(&v);
-                out.push(Record::Verdict(v));
+                out.push(Line::Verdict(v));
             }
             SignalOutcome::Stopped(mut st) => {
                 self.name(&mut st.pod, &mut st.container, obs);
-                out.push(Record::Stopped(st));
+                out.push(Line::Stopped(st));
             }
         }
     }
 
     /// Pod cgroups with no process left that outlive the grace period
     /// (kubernetes#106957): reported once each.
-    fn check_leaks(&mut self, obs: &mut dyn Observe, out: &mut Vec<Record>) {
+    fn check_leaks(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
         let grace = self.start.leak_grace_ns;
         let every = (grace / 4).clamp(500_000_000, 30_000_000_000);
         if self.now.saturating_sub(self.last_leak_check) < every {
@@ -665,7 +665,7 @@ impl Engine {
                             attribution::describe(pod.as_ref(), None),
                             empty_for as f64 / 1e9
                         ));
-                        out.push(Record::Finding(Finding {
+                        out.push(Line::Finding(Finding {
                             finding: FindingKind::CgroupLeak,
                             time: attribution::wall_time(self.now, self.start.boot_to_wall_ns),
                             pod,
@@ -818,7 +818,7 @@ mod tests {
         let found: Vec<&Finding> = out
             .iter()
             .filter_map(|r| match r {
-                Record::Finding(f) => Some(f),
+                Line::Finding(f) => Some(f),
                 _ => None,
             })
             .collect();

@@ -9,7 +9,7 @@ use oomtrace_common::{MemcgLevel, OomEvent, SignalEvent, TaskInfo, VictimEvent, 
 use crate::{
     cgroup::{CgroupId, CgroupTree},
     event,
-    kmsg::{Constraint as KmsgConstraint, OomSummary},
+    oom_report::{Constraint as KmsgConstraint, OomSummary},
     pods::{self, KubeCgroup, Level},
     verdict::{
         Constraint, ConstraintSource, Container, Evidence, Limit, NodeMemory, Pod, PressureKind,

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Record, Sink, SCHEMA_VERSION};
+use super::{Line, Sink, SCHEMA_VERSION};
 
 pub struct JsonSink<W: Write> {
     out: W,
@@ -16,7 +16,7 @@ struct Envelope<'a> {
     schema_version: u32,
     node: &'a str,
     #[serde(flatten)]
-    record: &'a Record,
+    record: &'a Line,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -26,7 +26,7 @@ impl<W: Write> JsonSink<W> {
 }
 
 impl<W: Write> Sink for JsonSink<W> {
-    fn write(&mut self, record: &Record) -> std::io::Result<()> {
+    fn write(&mut self, record: &Line) -> std::io::Result<()> {
         let env = Envelope {
             schema_version: SCHEMA_VERSION,
             node: &self.node,

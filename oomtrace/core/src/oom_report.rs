@@ -10,7 +10,7 @@ use std::fmt;
 
 /// One `/dev/kmsg` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct KmsgRecord {
     pub seq: u64,
     /// Microseconds since boot (CLOCK_MONOTONIC, not wall time).
     pub ts_us: u64,
@@ -56,7 +56,7 @@ pub enum KmsgError {
 /// Parses `pri,seq,ts_us,flags[,more];text`. Input may be a whole `read()`
 /// from `/dev/kmsg`: anything after the first newline (the dictionary) is
 /// ignored.
-pub fn parse_record(line: &str) -> Result<Record, KmsgError> {
+pub fn parse_record(line: &str) -> Result<KmsgRecord, KmsgError> {
     let line = line.split('\n').next().unwrap_or_default();
     if line.starts_with(' ') {
         return Err(KmsgError::Continuation);
@@ -76,7 +76,7 @@ pub fn parse_record(line: &str) -> Result<Record, KmsgError> {
     if flags.is_empty() {
         return Err(KmsgError::MissingField(HeaderField::Flags));
     }
-    Ok(Record {
+    Ok(KmsgRecord {
         seq: number(HeaderField::Sequence, seq)?,
         ts_us: number(HeaderField::Timestamp, ts_us)?,
         text: unescape(text.strip_suffix('\r').unwrap_or(text)),
@@ -314,7 +314,7 @@ mod tests {
 
     const KUBE_MEMCG: &str = "/kubepods/burstable/pod6f1c3a2e-8b4d-4c9e-a1f0-123456789abc/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn record(line: &str) -> Record {
+    fn record(line: &str) -> KmsgRecord {
         match parse_record(line) {
             Ok(r) => r,
             Err(e) => panic!("{e}: {line}"),

@@ -1,4 +1,4 @@
-//! Output lines: one `Record` per line, JSON for pipelines or text for
+//! Output lines: one `Line` per line, JSON for pipelines or text for
 //! people. The record types are the contract in docs/schema.md.
 
 pub mod json;
@@ -7,7 +7,7 @@ pub mod text;
 use serde::Serialize;
 
 use crate::{
-    probe::Choice,
+    hooks::Choice,
     verdict::{Finding, Stopped, Verdict},
 };
 
@@ -15,7 +15,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Record {
+pub enum Line {
     Status(Status),
     Verdict(Box<Verdict>),
     Finding(Finding),
@@ -68,5 +68,5 @@ pub struct Lost {
 /// Where records go. Errors are I/O errors of the output: a closed pipe
 /// ends the daemon cleanly.
 pub trait Sink {
-    fn write(&mut self, record: &Record) -> std::io::Result<()>;
+    fn write(&mut self, record: &Line) -> std::io::Result<()>;
 }
