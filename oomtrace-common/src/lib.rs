@@ -4,19 +4,99 @@
 //! `kind` names the payload type and `version` the layout revision. Kind ids
 //! are grouped by hook family and never reused. Every type has a fixed size,
 //! checked at compile time, so a layout change breaks the build instead of
-//! the decoder.
+//! the decoder. Every type derives `bytemuck::Pod`: no implicit padding
+//! (every gap is a named `_pad`), any bit pattern valid, so decoding is safe
+//! by type.
+//!
+//! Unknown is null, also in the kernel: a field the kernel could not read is
+//! left 0 and its bit in the record's `valid` mask (see [`valid`]) unset.
+//! Read such fields through the accessors returning `Option`.
 #![no_std]
 
 use core::mem::size_of;
 
-/// Bumped whenever any wire layout below changes.
-pub const WIRE_VERSION: u16 = 3;
+use bytemuck::{Pod, Zeroable};
+
+/// Bumped whenever any wire layout below changes. 4: validity masks
+/// (`TaskInfo::valid`/`memcg_valid`, `VictimEvent::valid`, `OomEvent::valid`,
+/// `SignalEvent::valid`).
+pub const WIRE_VERSION: u16 = 4;
 
 /// Depth of the memory-cgroup ancestry carried per task (leaf first). A
 /// kubelet node needs five levels (root, kubepods, QoS, pod, container).
 pub const MEMCG_DEPTH: usize = 8;
 pub const COMM_LEN: usize = 16;
 pub const PATH_LEN: usize = 256;
+
+/// Validity bits: the kernel sets a bit only when the read behind the field
+/// succeeded. Each record type has its own mask field and bit set.
+pub mod valid {
+    use super::MEMCG_DEPTH;
+
+    // `TaskInfo::valid`.
+    /// `tgid` and `tid`.
+    pub const TASK_PID: u32 = 1 << 0;
+    pub const TASK_COMM: u32 = 1 << 1;
+    pub const TASK_NS_PID: u32 = 1 << 2;
+    pub const TASK_PID_NS: u32 = 1 << 3;
+    pub const TASK_MNT_NS: u32 = 1 << 4;
+    /// The memcg ancestry walk ran to the root (or to `MEMCG_DEPTH` levels):
+    /// `memcg_depth` is the whole chain, not a chain cut by a failed read.
+    pub const TASK_MEMCG_CHAIN: u32 = 1 << 5;
+    pub const TASK_ALL: u32 = (1 << 6) - 1;
+
+    // `TaskInfo::memcg_valid`: two bits per ancestry level.
+    /// `memcg[level].id` was read.
+    pub const fn memcg_id(level: usize) -> u32 {
+        1 << level
+    }
+    /// `memcg[level].usage_pages` and `max_pages` were read.
+    pub const fn memcg_counters(level: usize) -> u32 {
+        1 << (MEMCG_DEPTH + level)
+    }
+    /// Every id and counter bit of the first `depth` levels.
+    pub const fn memcg_all(depth: usize) -> u32 {
+        let ids = (1u32 << depth) - 1;
+        ids | (ids << MEMCG_DEPTH)
+    }
+
+    // `VictimEvent::valid`.
+    pub const VICTIM_TOTAL_VM: u32 = 1 << 0;
+    pub const VICTIM_ANON_RSS: u32 = 1 << 1;
+    pub const VICTIM_FILE_RSS: u32 = 1 << 2;
+    pub const VICTIM_SHMEM_RSS: u32 = 1 << 3;
+    pub const VICTIM_OOM_SCORE_ADJ: u32 = 1 << 4;
+    pub const VICTIM_ALL: u32 = (1 << 5) - 1;
+
+    // `OomEvent::valid`.
+    /// `oc->memcg` was read: NULL (a global OOM, see `OOM_GLOBAL`) or a memcg.
+    pub const OOM_MEMCG: u32 = 1 << 0;
+    /// `memcg.id` of a memcg OOM.
+    pub const OOM_MEMCG_ID: u32 = 1 << 1;
+    /// `memcg.usage_pages` and `memcg.max_pages` of a memcg OOM.
+    pub const OOM_MEMCG_COUNTERS: u32 = 1 << 2;
+    pub const OOM_TOTALPAGES: u32 = 1 << 3;
+    pub const OOM_CONSTRAINT: u32 = 1 << 4;
+    pub const OOM_CHOSEN: u32 = 1 << 5;
+    pub const OOM_ORDER: u32 = 1 << 6;
+    /// With `OOM_MEMCG`: `oc->memcg` was NULL, a global OOM (`memcg` all 0).
+    pub const OOM_GLOBAL: u32 = 1 << 7;
+
+    // `SignalEvent::valid`.
+    pub const SIGNAL_CODE: u32 = 1 << 0;
+    pub const SIGNAL_RESULT: u32 = 1 << 1;
+    pub const SIGNAL_SENDER_COMM: u32 = 1 << 2;
+    pub const SIGNAL_ALL: u32 = (1 << 3) - 1;
+}
+
+#[inline(always)]
+fn bit<T>(mask: u32, bit: u32, v: T) -> Option<T> {
+    if mask & bit != 0 {
+        Some(v)
+    } else {
+        None
+    }
+}
 
 /// Numeric event kinds. Grouped by family; never reuse a retired number.
 #[repr(u16)]
@@ -86,7 +166,7 @@ impl Hook {
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct Header {
     pub version: u16,
     pub kind: u16,
@@ -97,7 +177,7 @@ pub struct Header {
 
 /// One memory cgroup and its page counter, read in the kernel at event time.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct MemcgLevel {
     /// kernfs node id: the inode number of the cgroup's directory.
     pub id: u64,
@@ -109,26 +189,90 @@ pub struct MemcgLevel {
 
 /// A task as the OOM hooks see it, with its memcg ancestry (leaf first).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct TaskInfo {
     pub tgid: u32,
     pub tid: u32,
     pub comm: [u8; COMM_LEN],
-    /// Number of valid entries in `memcg`; 0 when the hook could not read it.
+    /// Number of entries walked in `memcg`; 0 when the hook could not read it
+    /// (`valid::TASK_MEMCG_CHAIN` tells a whole chain from a cut one).
     pub memcg_depth: u32,
     /// The task's pid in its own pid namespace: 1 for a container's init.
-    /// 0 when unread.
     pub ns_pid: u32,
     /// Inode numbers of its pid and mount namespaces (as in /proc/PID/ns/*):
     /// how a process outside its pod's cgroup is still tied to the pod.
     pub pid_ns: u32,
     pub mnt_ns: u32,
+    /// `valid::TASK_*` bits.
+    pub valid: u32,
+    /// `valid::memcg_id(level)` / `valid::memcg_counters(level)` bits.
+    pub memcg_valid: u32,
     pub memcg: [MemcgLevel; MEMCG_DEPTH],
+}
+
+/// One level of a memcg ancestry with its unread parts as `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemcgRead {
+    pub id: Option<u64>,
+    pub usage_pages: Option<u64>,
+    pub max_pages: Option<u64>,
+}
+
+impl TaskInfo {
+    pub fn tgid(&self) -> Option<u32> {
+        bit(self.valid, valid::TASK_PID, self.tgid)
+    }
+    pub fn tid(&self) -> Option<u32> {
+        bit(self.valid, valid::TASK_PID, self.tid)
+    }
+    /// The raw `comm` bytes (decode with `oomtrace_core::event::comm`).
+    pub fn comm(&self) -> Option<&[u8; COMM_LEN]> {
+        bit(self.valid, valid::TASK_COMM, &self.comm)
+    }
+    pub fn ns_pid(&self) -> Option<u32> {
+        bit(self.valid, valid::TASK_NS_PID, self.ns_pid)
+    }
+    pub fn pid_ns(&self) -> Option<u32> {
+        bit(self.valid, valid::TASK_PID_NS, self.pid_ns)
+    }
+    pub fn mnt_ns(&self) -> Option<u32> {
+        bit(self.valid, valid::TASK_MNT_NS, self.mnt_ns)
+    }
+    /// Levels walked, bounded by `MEMCG_DEPTH`.
+    pub fn memcg_depth(&self) -> usize {
+        (self.memcg_depth as usize).min(MEMCG_DEPTH)
+    }
+    /// Whether the ancestry walk reached the root (see `valid::TASK_MEMCG_CHAIN`).
+    pub fn memcg_chain_complete(&self) -> bool {
+        self.valid & valid::TASK_MEMCG_CHAIN != 0
+    }
+    /// Level `level` of the ancestry (0: the task's own memcg); `None`
+    /// beyond the levels walked.
+    pub fn memcg(&self, level: usize) -> Option<MemcgRead> {
+        if level >= self.memcg_depth() {
+            return None;
+        }
+        let l = &self.memcg[level];
+        let counters = self.memcg_valid & valid::memcg_counters(level) != 0;
+        Some(MemcgRead {
+            id: bit(self.memcg_valid, valid::memcg_id(level), l.id),
+            usage_pages: counters.then_some(l.usage_pages),
+            max_pages: counters.then_some(l.max_pages),
+        })
+    }
+    /// The walked ancestry, leaf first.
+    pub fn memcg_chain(&self) -> impl Iterator<Item = MemcgRead> + Clone + '_ {
+        (0..self.memcg_depth()).filter_map(move |i| self.memcg(i))
+    }
+    /// The id of the task's own memcg.
+    pub fn leaf_memcg_id(&self) -> Option<u64> {
+        self.memcg(0).and_then(|l| l.id)
+    }
 }
 
 /// Per killed process. `trigger` is `current`: the task whose charge failed.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct VictimEvent {
     pub header: Header,
     pub victim: TaskInfo,
@@ -141,6 +285,35 @@ pub struct VictimEvent {
     pub _pad: [u8; 2],
     /// Which program produced it (see [`VictimSource`]).
     pub source: u32,
+    /// `valid::VICTIM_*` bits.
+    pub valid: u32,
+    pub _pad2: u32,
+}
+
+impl VictimEvent {
+    pub fn total_vm_pages(&self) -> Option<u64> {
+        bit(self.valid, valid::VICTIM_TOTAL_VM, self.total_vm_pages)
+    }
+    pub fn anon_rss_pages(&self) -> Option<u64> {
+        bit(self.valid, valid::VICTIM_ANON_RSS, self.anon_rss_pages)
+    }
+    pub fn file_rss_pages(&self) -> Option<u64> {
+        bit(self.valid, valid::VICTIM_FILE_RSS, self.file_rss_pages)
+    }
+    pub fn shmem_rss_pages(&self) -> Option<u64> {
+        bit(self.valid, valid::VICTIM_SHMEM_RSS, self.shmem_rss_pages)
+    }
+    /// anon + file + shmem; `None` unless all three were read.
+    pub fn rss_pages(&self) -> Option<u64> {
+        Some(
+            self.anon_rss_pages()?
+                .saturating_add(self.file_rss_pages()?)
+                .saturating_add(self.shmem_rss_pages()?),
+        )
+    }
+    pub fn oom_score_adj(&self) -> Option<i16> {
+        bit(self.valid, valid::VICTIM_OOM_SCORE_ADJ, self.oom_score_adj)
+    }
 }
 
 #[repr(u32)]
@@ -153,7 +326,7 @@ pub enum VictimSource {
 
 /// Per OOM invocation, from `struct oom_control`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct OomEvent {
     pub header: Header,
     pub trigger: TaskInfo,
@@ -164,12 +337,47 @@ pub struct OomEvent {
     pub constraint: u32,
     pub chosen_tgid: u32,
     pub order: i32,
-    pub _pad: u32,
+    /// `valid::OOM_*` bits.
+    pub valid: u32,
 }
 
-/// cgroup_mkdir / rmdir / release share one layout.
+impl OomEvent {
+    /// `Some(true)` for a global OOM (`oc->memcg` NULL), `Some(false)` for a
+    /// memcg OOM, `None` when `oc->memcg` could not be read.
+    pub fn global(&self) -> Option<bool> {
+        let global = self.valid & valid::OOM_GLOBAL != 0;
+        bit(self.valid, valid::OOM_MEMCG, global)
+    }
+    /// The OOMing memcg of a memcg OOM; `None` for a global or unread one.
+    pub fn memcg(&self) -> Option<MemcgRead> {
+        if self.global()? {
+            return None;
+        }
+        let counters = self.valid & valid::OOM_MEMCG_COUNTERS != 0;
+        Some(MemcgRead {
+            id: bit(self.valid, valid::OOM_MEMCG_ID, self.memcg.id),
+            usage_pages: counters.then_some(self.memcg.usage_pages),
+            max_pages: counters.then_some(self.memcg.max_pages),
+        })
+    }
+    pub fn totalpages(&self) -> Option<u64> {
+        bit(self.valid, valid::OOM_TOTALPAGES, self.totalpages)
+    }
+    pub fn constraint(&self) -> Option<u32> {
+        bit(self.valid, valid::OOM_CONSTRAINT, self.constraint)
+    }
+    pub fn chosen_tgid(&self) -> Option<u32> {
+        bit(self.valid, valid::OOM_CHOSEN, self.chosen_tgid)
+    }
+    pub fn order(&self) -> Option<i32> {
+        bit(self.valid, valid::OOM_ORDER, self.order)
+    }
+}
+
+/// cgroup_mkdir / rmdir / release share one layout. Every field comes from
+/// the tracepoint's own record, which is always readable: no validity mask.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct CgroupEvent {
     pub header: Header,
     /// Hierarchy id (v1), 0 for cgroup v2.
@@ -181,8 +389,9 @@ pub struct CgroupEvent {
     pub path: [u8; PATH_LEN],
 }
 
+/// From the tracepoint's own record, like [`CgroupEvent`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct AttachEvent {
     pub header: Header,
     pub dst_root: u32,
@@ -195,7 +404,7 @@ pub struct AttachEvent {
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct SignalEvent {
     pub header: Header,
     pub sig: u32,
@@ -208,35 +417,85 @@ pub struct SignalEvent {
     pub sender_tgid: u32,
     pub sender_tid: u32,
     pub sender_comm: [u8; COMM_LEN],
+    /// `valid::SIGNAL_*` bits.
+    pub valid: u32,
+    pub _pad: u32,
     /// The signalled task; with tp_btf its memcg ancestry and namespaces are
     /// read at the signal, before the process can vanish.
     pub target: TaskInfo,
 }
 
+impl SignalEvent {
+    pub fn code(&self) -> Option<i32> {
+        bit(self.valid, valid::SIGNAL_CODE, self.code)
+    }
+    pub fn result(&self) -> Option<i32> {
+        bit(self.valid, valid::SIGNAL_RESULT, self.result)
+    }
+    pub fn sender_comm(&self) -> Option<&[u8; COMM_LEN]> {
+        bit(self.valid, valid::SIGNAL_SENDER_COMM, &self.sender_comm)
+    }
+}
+
 /// The task charging when its memcg entered reclaim, with the memcg's
 /// ancestry and page counters at that moment.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct PressureEvent {
     pub header: Header,
     pub task: TaskInfo,
 }
 
 const _: () = assert!(size_of::<Header>() == 16);
-const _: () = assert!(size_of::<PressureEvent>() == 16 + 232);
+const _: () = assert!(size_of::<PressureEvent>() == 16 + 240);
 const _: () = assert!(size_of::<MemcgLevel>() == 24);
-const _: () = assert!(size_of::<TaskInfo>() == 40 + 24 * MEMCG_DEPTH);
-const _: () = assert!(size_of::<VictimEvent>() == 16 + 2 * 232 + 32 + 8);
-const _: () = assert!(size_of::<OomEvent>() == 16 + 232 + 24 + 8 + 16);
+const _: () = assert!(size_of::<TaskInfo>() == 48 + 24 * MEMCG_DEPTH);
+const _: () = assert!(size_of::<VictimEvent>() == 16 + 2 * 240 + 32 + 16);
+const _: () = assert!(size_of::<OomEvent>() == 16 + 240 + 24 + 8 + 16);
 const _: () = assert!(size_of::<CgroupEvent>() == 16 + 24 + PATH_LEN);
 const _: () = assert!(size_of::<AttachEvent>() == 16 + 24 + COMM_LEN + PATH_LEN);
-const _: () = assert!(size_of::<SignalEvent>() == 16 + 24 + COMM_LEN + 232);
+const _: () = assert!(size_of::<SignalEvent>() == 16 + 24 + COMM_LEN + 8 + 240);
+const _: () = assert!(valid::memcg_all(MEMCG_DEPTH) == u16::MAX as u32);
 
 // Safety: all fields are integers or arrays of integers, repr(C), no padding
-// left implicit (every gap is a named `_pad`).
+// left implicit (every gap is a named `_pad`; bytemuck's derive checks it).
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
     unsafe impl aya::Pod for Header {}
     unsafe impl aya::Pod for MemcgLevel {}
+}
+
+/// The eBPF programs by name: the symbol of each `#[program]` fn in
+/// `oomtrace-ebpf` (aya-ebpf's macros take neither a constant for the name
+/// nor for the attach point, so the kernel side spells them out; the
+/// daemon's tests check every name and attach point of its probe table,
+/// `oomtrace_core::hooks::PROBES`, against the built object).
+pub mod programs {
+    /// fentry on `oom_kill_process` (oom.rs).
+    pub const OOM_FENTRY: &str = "oom_fentry";
+    /// kprobe on `oom_kill_process` (oom.rs).
+    pub const OOM_KPROBE: &str = "oom_kprobe";
+    /// tp_btf `mark_victim` (victim.rs).
+    pub const VICTIM_TP_BTF: &str = "victim_tp_btf";
+    /// raw_tp `mark_victim` (victim.rs).
+    pub const VICTIM_RAW_TP: &str = "victim_raw_tp";
+    /// tracepoint `oom:mark_victim` (victim.rs).
+    pub const VICTIM_TP: &str = "victim_tp";
+    /// tracepoint `cgroup:cgroup_mkdir` (cgroup.rs).
+    pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
+    /// tracepoint `cgroup:cgroup_rmdir` (cgroup.rs).
+    pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    /// tracepoint `cgroup:cgroup_release` (cgroup.rs).
+    pub const CGROUP_RELEASE: &str = "cgroup_release";
+    /// tracepoint `cgroup:cgroup_attach_task` (cgroup.rs).
+    pub const CGROUP_ATTACH: &str = "cgroup_attach";
+    /// tp_btf `signal_generate` (signal.rs).
+    pub const SIGNAL_TP_BTF: &str = "signal_tp_btf";
+    /// tracepoint `signal:signal_generate` (signal.rs).
+    pub const SIGNAL_TP: &str = "signal_generate";
+    /// tracepoint `vmscan:mm_vmscan_memcg_reclaim_begin` (memcg.rs).
+    pub const MEMCG_RECLAIM: &str = "memcg_reclaim";
+    /// tracepoint `memcg:mod_memcg_lruvec_state` (memcg.rs).
+    pub const MEMCG_CHARGE: &str = "memcg_charge";
 }

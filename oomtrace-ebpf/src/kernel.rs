@@ -1,11 +1,22 @@
 //! Helpers shared by the hook families: load-time globals, guarded kernel
-//! reads, record headers and drop counting.
+//! reads, record headers and drop counting, and the rare-path diagnostics.
+//!
+//! Unknown is null: a field whose read failed stays 0 with its validity bit
+//! (`oomtrace_common::valid`) unset, and the program says which field at
+//! debug level through aya-log (`log_task` and friends), only on that
+//! failure path.
 
-use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
-    generated::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
+        generated::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
+    },
+    EbpfContext,
 };
-use oomtrace_common::{Header, Hook, Kind, MemcgLevel, TaskInfo, MEMCG_DEPTH, WIRE_VERSION};
+use aya_log_ebpf::debug;
+use oomtrace_common::{
+    valid, Header, Hook, Kind, MemcgLevel, TaskInfo, COMM_LEN, MEMCG_DEPTH, WIRE_VERSION,
+};
 
 use crate::{
     globals::{self as g, get},
@@ -39,14 +50,50 @@ pub fn read<T>(base: *const u8, off: usize) -> Result<T, i64> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off) as *const T) }.map_err(|e| e as i64)
 }
 
+/// The one way a `TaskInfo` starts: every field 0, every validity bit unset
+/// (ring-buffer memory comes uninitialised).
+#[inline(always)]
+pub unsafe fn reset_task(out: *mut TaskInfo) {
+    (*out).tgid = 0;
+    (*out).tid = 0;
+    (*out).comm = [0; COMM_LEN];
+    (*out).memcg_depth = 0;
+    (*out).ns_pid = 0;
+    (*out).pid_ns = 0;
+    (*out).mnt_ns = 0;
+    (*out).valid = 0;
+    (*out).memcg_valid = 0;
+    let mut i = 0;
+    while i < MEMCG_DEPTH {
+        (*out).memcg[i] = MemcgLevel::default();
+        i += 1;
+    }
+}
+
+/// The `TaskInfo` bits a hook that has the task's `task_struct` should
+/// get: all of them with BTF offsets, pid and comm only without.
+#[inline(always)]
+pub fn task_expect() -> u32 {
+    if get(&g::BTF_READY) == 0 {
+        valid::TASK_PID | valid::TASK_COMM
+    } else {
+        valid::TASK_ALL
+    }
+}
+
 /// Fills `out` for the calling task (helpers only, no BTF needed) and, when
-/// BTF offsets are present, its memcg ancestry.
+/// BTF offsets are present, its namespaces and memcg ancestry.
 #[inline(always)]
 pub unsafe fn current_task_info(out: *mut TaskInfo) {
+    reset_task(out);
     let id = bpf_get_current_pid_tgid();
     (*out).tgid = (id >> 32) as u32;
     (*out).tid = id as u32;
-    (*out).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    (*out).valid = valid::TASK_PID;
+    if let Ok(comm) = bpf_get_current_comm() {
+        (*out).comm = comm;
+        (*out).valid |= valid::TASK_COMM;
+    }
     let task = aya_ebpf::helpers::generated::bpf_get_current_task() as *const u8;
     fill_namespaces(task, out);
     fill_memcg(task, out);
@@ -55,50 +102,68 @@ pub unsafe fn current_task_info(out: *mut TaskInfo) {
 /// Fills `out` for an arbitrary task through BTF offsets.
 #[inline(always)]
 pub unsafe fn task_info(task: *const u8, out: *mut TaskInfo) {
-    (*out).tgid = read::<u32>(task, get(&g::TASK_TGID)).unwrap_or(0);
-    (*out).tid = read::<u32>(task, get(&g::TASK_PID)).unwrap_or(0);
-    (*out).comm = read::<[u8; 16]>(task, get(&g::TASK_COMM)).unwrap_or([0; 16]);
+    reset_task(out);
+    if get(&g::BTF_READY) == 0 {
+        return;
+    }
+    if let (Ok(tgid), Ok(tid)) = (
+        read::<u32>(task, get(&g::TASK_TGID)),
+        read::<u32>(task, get(&g::TASK_PID)),
+    ) {
+        (*out).tgid = tgid;
+        (*out).tid = tid;
+        (*out).valid |= valid::TASK_PID;
+    }
+    if let Ok(comm) = read::<[u8; COMM_LEN]>(task, get(&g::TASK_COMM)) {
+        (*out).comm = comm;
+        (*out).valid |= valid::TASK_COMM;
+    }
     fill_namespaces(task, out);
     fill_memcg(task, out);
 }
 
 /// The task's pid as its own pid namespace sees it, and its pid and mount
 /// namespace ids: `thread_pid->numbers[thread_pid->level]` and
-/// `nsproxy->mnt_ns->ns.inum`.
+/// `nsproxy->mnt_ns->ns.inum`. Expects `out` reset.
 #[inline(always)]
 unsafe fn fill_namespaces(task: *const u8, out: *mut TaskInfo) {
-    (*out).ns_pid = 0;
-    (*out).pid_ns = 0;
-    (*out).mnt_ns = 0;
     if get(&g::BTF_READY) == 0 || task.is_null() {
         return;
     }
     if let Ok(pid) = read::<*const u8>(task, get(&g::TASK_THREAD_PID)) {
-        let level = read::<u32>(pid, get(&g::PID_LEVEL)).unwrap_or(0) as usize;
-        // Bounded for the verifier; pid namespaces nest at most 32 deep.
-        if level < 32 {
-            let upid = get(&g::PID_NUMBERS) + level * get(&g::UPID_SIZE);
-            (*out).ns_pid = read::<u32>(pid, upid + get(&g::UPID_NR)).unwrap_or(0);
-            let ns = read::<*const u8>(pid, upid + get(&g::UPID_NS)).unwrap_or(core::ptr::null());
-            (*out).pid_ns = read::<u32>(ns, get(&g::PIDNS_INUM)).unwrap_or(0);
+        if let Ok(level) = read::<u32>(pid, get(&g::PID_LEVEL)) {
+            let level = level as usize;
+            // Bounded for the verifier; pid namespaces nest at most 32 deep.
+            if level < 32 {
+                let upid = get(&g::PID_NUMBERS) + level * get(&g::UPID_SIZE);
+                if let Ok(nr) = read::<u32>(pid, upid + get(&g::UPID_NR)) {
+                    (*out).ns_pid = nr;
+                    (*out).valid |= valid::TASK_NS_PID;
+                }
+                if let Ok(inum) = read::<*const u8>(pid, upid + get(&g::UPID_NS))
+                    .and_then(|ns| read::<u32>(ns, get(&g::PIDNS_INUM)))
+                {
+                    (*out).pid_ns = inum;
+                    (*out).valid |= valid::TASK_PID_NS;
+                }
+            }
         }
     }
-    let nsproxy = read::<*const u8>(task, get(&g::TASK_NSPROXY)).unwrap_or(core::ptr::null());
-    let mnt_ns = read::<*const u8>(nsproxy, get(&g::NSPROXY_MNT_NS)).unwrap_or(core::ptr::null());
-    (*out).mnt_ns = read::<u32>(mnt_ns, get(&g::MNTNS_INUM)).unwrap_or(0);
+    if let Ok(inum) = read::<*const u8>(task, get(&g::TASK_NSPROXY))
+        .and_then(|nsproxy| read::<*const u8>(nsproxy, get(&g::NSPROXY_MNT_NS)))
+        .and_then(|mnt_ns| read::<u32>(mnt_ns, get(&g::MNTNS_INUM)))
+    {
+        (*out).mnt_ns = inum;
+        (*out).valid |= valid::TASK_MNT_NS;
+    }
 }
 
 /// The task's memory cgroup and its ancestors, leaf first, each with its
 /// page counter: userspace finds the cgroup whose limit was hit from these
-/// numbers, read at kill time, even when no per-OOM hook loads.
+/// numbers, read at kill time, even when no per-OOM hook loads. Expects
+/// `out` reset.
 #[inline(always)]
 unsafe fn fill_memcg(task: *const u8, out: *mut TaskInfo) {
-    (*out).memcg_depth = 0;
-    let mut i = 0;
-    while i < MEMCG_DEPTH {
-        (*out).memcg[i] = MemcgLevel::default();
-        i += 1;
-    }
     if get(&g::BTF_READY) == 0 || task.is_null() {
         return;
     }
@@ -112,41 +177,130 @@ unsafe fn fill_memcg(task: *const u8, out: *mut TaskInfo) {
         return;
     };
     let mut depth = 0;
+    let mut cut = false;
     while depth < MEMCG_DEPTH {
         if css.is_null() {
             break;
         }
-        let id = read::<*const u8>(css, get(&g::CSS_CGROUP))
+        if let Ok(id) = read::<*const u8>(css, get(&g::CSS_CGROUP))
             .and_then(|cgrp| read::<*const u8>(cgrp, get(&g::CGROUP_KN)))
             .and_then(|kn| read::<u64>(kn, get(&g::KN_ID)))
-            .unwrap_or(0);
+        {
+            (*out).memcg[depth].id = id;
+            (*out).memcg_valid |= valid::memcg_id(depth);
+        }
         let memcg = css.wrapping_sub(get(&g::MEMCG_CSS));
         let counter = get(&g::MEMCG_MEMORY);
-        (*out).memcg[depth] = MemcgLevel {
-            id,
-            usage_pages: read::<u64>(memcg, counter + get(&g::PC_USAGE)).unwrap_or(0),
-            max_pages: read::<u64>(memcg, counter + get(&g::PC_MAX)).unwrap_or(0),
-        };
+        if let (Ok(usage), Ok(max)) = (
+            read::<u64>(memcg, counter + get(&g::PC_USAGE)),
+            read::<u64>(memcg, counter + get(&g::PC_MAX)),
+        ) {
+            (*out).memcg[depth].usage_pages = usage;
+            (*out).memcg[depth].max_pages = max;
+            (*out).memcg_valid |= valid::memcg_counters(depth);
+        }
         depth += 1;
-        css = read::<*const u8>(css, get(&g::CSS_PARENT)).unwrap_or(core::ptr::null());
+        match read::<*const u8>(css, get(&g::CSS_PARENT)) {
+            Ok(parent) => css = parent,
+            Err(_) => {
+                cut = depth < MEMCG_DEPTH;
+                break;
+            }
+        }
     }
     (*out).memcg_depth = depth as u32;
+    if !cut {
+        (*out).valid |= valid::TASK_MEMCG_CHAIN;
+    }
+}
+
+/// What a filled `TaskInfo` lacks of what was expected of it, for
+/// [`log_task`]: (tgid, missing `valid` bits, missing `memcg_valid` bits,
+/// levels walked).
+#[derive(Clone, Copy)]
+pub struct TaskMissing {
+    pub tgid: u32,
+    pub fields: u32,
+    pub memcg: u32,
+    pub depth: u32,
+}
+
+#[inline(always)]
+pub fn task_missing(t: &TaskInfo, expect: u32) -> TaskMissing {
+    let depth = if (t.memcg_depth as usize) < MEMCG_DEPTH {
+        t.memcg_depth as usize
+    } else {
+        MEMCG_DEPTH
+    };
+    let memcg = if expect & valid::TASK_MEMCG_CHAIN != 0 {
+        valid::memcg_all(depth) & !t.memcg_valid
+    } else {
+        0
+    };
+    TaskMissing {
+        tgid: t.tgid,
+        fields: expect & !t.valid,
+        memcg,
+        depth: depth as u32,
+    }
+}
+
+/// 1 when `bit` is in `mask`: a log argument naming a failed read.
+#[inline(always)]
+pub fn flag(mask: u32, bit: u32) -> u8 {
+    (mask & bit != 0) as u8
+}
+
+/// Rare-path diagnostics: one debug line naming the fields of a task that
+/// could not be read (1: failed). Call it after submitting the record; it
+/// logs nothing when every expected read succeeded (the normal path). One
+/// line per record, not one per field: each log call multiplies the paths
+/// the verifier walks once debug logging is on (the victim, signal and oom
+/// programs log their whole record in one line of their own).
+#[inline(always)]
+pub fn log_task<C: EbpfContext>(ctx: &C, who: &str, m: TaskMissing) {
+    if m.fields == 0 && m.memcg == 0 {
+        return;
+    }
+    let f = m.fields;
+    debug!(
+        ctx,
+        "{} pid {}: kernel reads failed (1): pid {} comm {} ns_pid {} pid_ns {} mnt_ns {} memcg_chain {} (after {} levels); memcg levels without id {:x}, without page counters {:x}",
+        who,
+        m.tgid,
+        flag(f, valid::TASK_PID),
+        flag(f, valid::TASK_COMM),
+        flag(f, valid::TASK_NS_PID),
+        flag(f, valid::TASK_PID_NS),
+        flag(f, valid::TASK_MNT_NS),
+        flag(f, valid::TASK_MEMCG_CHAIN),
+        m.depth,
+        m.memcg & 0xff,
+        m.memcg >> MEMCG_DEPTH
+    );
 }
 
 /// Copies a NUL-terminated kernel string into `dst`, returning the length
 /// without the NUL (0 on failure).
 #[inline(always)]
 pub unsafe fn read_str(src: *const u8, dst: *mut u8, cap: usize) -> u32 {
+    try_read_str(src, dst, cap).unwrap_or(0)
+}
+
+/// [`read_str`] telling a failed read (`Err`, `dst` then holds "") from an
+/// empty string.
+#[inline(always)]
+pub unsafe fn try_read_str(src: *const u8, dst: *mut u8, cap: usize) -> Result<u32, i64> {
     let n = aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
         dst as *mut core::ffi::c_void,
         cap as u32,
         src as *const core::ffi::c_void,
     );
     if n > 0 {
-        (n - 1) as u32
+        Ok((n - 1) as u32)
     } else {
         *dst = 0;
-        0
+        Err(n)
     }
 }
 

@@ -17,7 +17,7 @@ use oomtrace_common::{Hook, Kind, PressureEvent};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, current_task_info, header, read},
+    kernel::{count_drop, current_task_info, header, log_task, read, task_expect, task_missing},
     EVENTS,
 };
 
@@ -32,7 +32,7 @@ static CHARGES: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(8192, 
 static LAST_PRESSURE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[tracepoint(category = "vmscan", name = "mm_vmscan_memcg_reclaim_begin")]
-pub fn memcg_reclaim(_ctx: TracePointContext) -> u32 {
+pub fn memcg_reclaim(ctx: TracePointContext) -> u32 {
     let h = header(Kind::Pressure);
     let Some(last) = LAST_PRESSURE.get_ptr_mut(0) else {
         return 0;
@@ -48,11 +48,14 @@ pub fn memcg_reclaim(_ctx: TracePointContext) -> u32 {
         return 0;
     };
     let ev = entry.as_mut_ptr();
-    unsafe {
+    let missing = unsafe {
         (*ev).header = h;
         current_task_info(&mut (*ev).task);
-    }
+        task_missing(&(*ev).task, task_expect())
+    };
     entry.submit(0);
+    // Rate-limited above, and silent unless a read failed.
+    log_task(&ctx, "pressure task", missing);
     0
 }
 

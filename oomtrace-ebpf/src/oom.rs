@@ -5,61 +5,123 @@
 use aya_ebpf::{
     macros::{fentry, kprobe},
     programs::{FEntryContext, ProbeContext},
+    EbpfContext,
 };
-use oomtrace_common::{Hook, Kind, MemcgLevel, OomEvent};
+use aya_log_ebpf::debug;
+use oomtrace_common::{valid, Hook, Kind, MemcgLevel, OomEvent, MEMCG_DEPTH};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, current_task_info, header, read},
+    kernel::{count_drop, current_task_info, flag, header, read, task_expect, task_missing},
     EVENTS,
 };
 
 #[fentry(function = "oom_kill_process")]
 pub fn oom_fentry(ctx: FEntryContext) -> i32 {
     let oc: *const u8 = ctx.arg(0);
-    emit(oc);
+    emit(&ctx, oc);
     0
 }
 
 #[kprobe]
 pub fn oom_kprobe(ctx: ProbeContext) -> u32 {
     if let Some(oc) = ctx.arg::<*const u8>(0) {
-        emit(oc);
+        emit(&ctx, oc);
     }
     0
 }
 
 #[inline(always)]
-fn emit(oc: *const u8) {
+fn emit<C: EbpfContext>(ctx: &C, oc: *const u8) {
     let Some(mut entry) = EVENTS.reserve::<OomEvent>(0) else {
         count_drop(Hook::Oom);
         return;
     };
     let ev = entry.as_mut_ptr();
-    unsafe {
+    let (trigger, missing) = unsafe {
         (*ev).header = header(Kind::OomInvocation);
         current_task_info(&mut (*ev).trigger);
-        let memcg = read::<*const u8>(oc, get(&g::OC_MEMCG)).unwrap_or(core::ptr::null());
-        (*ev).memcg = if memcg.is_null() {
-            MemcgLevel::default()
-        } else {
-            let css = memcg.wrapping_add(get(&g::MEMCG_CSS));
-            let counter = get(&g::MEMCG_MEMORY);
-            MemcgLevel {
-                id: read::<*const u8>(css, get(&g::CSS_CGROUP))
+        let mut ok = 0;
+        let mut expect = valid::OOM_MEMCG
+            | valid::OOM_TOTALPAGES
+            | valid::OOM_CONSTRAINT
+            | valid::OOM_CHOSEN
+            | valid::OOM_ORDER;
+        (*ev).memcg = MemcgLevel::default();
+        if let Ok(memcg) = read::<*const u8>(oc, get(&g::OC_MEMCG)) {
+            ok |= valid::OOM_MEMCG;
+            if memcg.is_null() {
+                ok |= valid::OOM_GLOBAL;
+            } else {
+                expect |= valid::OOM_MEMCG_ID | valid::OOM_MEMCG_COUNTERS;
+                let css = memcg.wrapping_add(get(&g::MEMCG_CSS));
+                let counter = get(&g::MEMCG_MEMORY);
+                if let Ok(id) = read::<*const u8>(css, get(&g::CSS_CGROUP))
                     .and_then(|cgrp| read::<*const u8>(cgrp, get(&g::CGROUP_KN)))
                     .and_then(|kn| read::<u64>(kn, get(&g::KN_ID)))
-                    .unwrap_or(0),
-                usage_pages: read::<u64>(memcg, counter + get(&g::PC_USAGE)).unwrap_or(0),
-                max_pages: read::<u64>(memcg, counter + get(&g::PC_MAX)).unwrap_or(0),
+                {
+                    (*ev).memcg.id = id;
+                    ok |= valid::OOM_MEMCG_ID;
+                }
+                if let (Ok(usage), Ok(max)) = (
+                    read::<u64>(memcg, counter + get(&g::PC_USAGE)),
+                    read::<u64>(memcg, counter + get(&g::PC_MAX)),
+                ) {
+                    (*ev).memcg.usage_pages = usage;
+                    (*ev).memcg.max_pages = max;
+                    ok |= valid::OOM_MEMCG_COUNTERS;
+                }
             }
-        };
-        (*ev).totalpages = read::<u64>(oc, get(&g::OC_TOTALPAGES)).unwrap_or(0);
-        (*ev).constraint = read::<u32>(oc, get(&g::OC_CONSTRAINT)).unwrap_or(u32::MAX);
-        let chosen = read::<*const u8>(oc, get(&g::OC_CHOSEN)).unwrap_or(core::ptr::null());
-        (*ev).chosen_tgid = read::<u32>(chosen, get(&g::TASK_TGID)).unwrap_or(0);
-        (*ev).order = read::<i32>(oc, get(&g::OC_ORDER)).unwrap_or(0);
-        (*ev)._pad = 0;
-    }
+        }
+        (*ev).totalpages = 0;
+        if let Ok(v) = read::<u64>(oc, get(&g::OC_TOTALPAGES)) {
+            (*ev).totalpages = v;
+            ok |= valid::OOM_TOTALPAGES;
+        }
+        (*ev).constraint = 0;
+        if let Ok(v) = read::<u32>(oc, get(&g::OC_CONSTRAINT)) {
+            (*ev).constraint = v;
+            ok |= valid::OOM_CONSTRAINT;
+        }
+        (*ev).chosen_tgid = 0;
+        if let Ok(v) = read::<*const u8>(oc, get(&g::OC_CHOSEN))
+            .and_then(|chosen| read::<u32>(chosen, get(&g::TASK_TGID)))
+        {
+            (*ev).chosen_tgid = v;
+            ok |= valid::OOM_CHOSEN;
+        }
+        (*ev).order = 0;
+        if let Ok(v) = read::<i32>(oc, get(&g::OC_ORDER)) {
+            (*ev).order = v;
+            ok |= valid::OOM_ORDER;
+        }
+        (*ev).valid = ok;
+        (task_missing(&(*ev).trigger, task_expect()), expect & !ok)
+    };
     entry.submit(0);
+    // Rare path, one log call per program (see `victim::log_victim`).
+    let t = trigger;
+    if missing != 0 || t.fields != 0 || t.memcg != 0 {
+        debug!(
+            ctx,
+            "oom_control of pid {}: kernel reads failed (1): memcg {} memcg id {} memcg counters {} totalpages {} constraint {} chosen {} order {}; trigger task: pid {} comm {} ns_pid {} pid_ns {} mnt_ns {} memcg_chain {} (after {} levels), memcg levels without id {:x}, without page counters {:x}",
+            t.tgid,
+            flag(missing, valid::OOM_MEMCG),
+            flag(missing, valid::OOM_MEMCG_ID),
+            flag(missing, valid::OOM_MEMCG_COUNTERS),
+            flag(missing, valid::OOM_TOTALPAGES),
+            flag(missing, valid::OOM_CONSTRAINT),
+            flag(missing, valid::OOM_CHOSEN),
+            flag(missing, valid::OOM_ORDER),
+            flag(t.fields, valid::TASK_PID),
+            flag(t.fields, valid::TASK_COMM),
+            flag(t.fields, valid::TASK_NS_PID),
+            flag(t.fields, valid::TASK_PID_NS),
+            flag(t.fields, valid::TASK_MNT_NS),
+            flag(t.fields, valid::TASK_MEMCG_CHAIN),
+            t.depth,
+            t.memcg & 0xff,
+            t.memcg >> MEMCG_DEPTH
+        );
+    }
 }

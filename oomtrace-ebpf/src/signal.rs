@@ -9,11 +9,15 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
-use oomtrace_common::{Hook, Kind, MemcgLevel, SignalEvent, VictimSource, MEMCG_DEPTH};
+use aya_log_ebpf::debug;
+use oomtrace_common::{valid, Hook, Kind, SignalEvent, VictimSource, COMM_LEN, MEMCG_DEPTH};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, header, read, task_info},
+    kernel::{
+        count_drop, flag, header, read, reset_task, task_expect, task_info, task_missing,
+        TaskMissing,
+    },
     EVENTS,
 };
 
@@ -36,20 +40,22 @@ pub fn signal_tp_btf(ctx: BtfTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(2);
     let result: i32 = ctx.arg(4);
     let code = match info as usize {
-        SEND_SIG_NOINFO => SI_USER,
-        SEND_SIG_PRIV => SI_KERNEL,
-        _ => read::<i32>(info, get(&g::KSI_CODE)).unwrap_or(SI_KERNEL),
+        SEND_SIG_NOINFO => Ok(SI_USER),
+        SEND_SIG_PRIV => Ok(SI_KERNEL),
+        _ => read::<i32>(info, get(&g::KSI_CODE)),
     };
     let Some(mut entry) = EVENTS.reserve::<SignalEvent>(0) else {
         count_drop(Hook::Signal);
         return 0;
     };
     let ev = entry.as_mut_ptr();
-    unsafe {
-        fill_common(ev, sig, code, result, VictimSource::TpBtf);
+    let (target, missing) = unsafe {
+        let missing = fill_common(ev, sig, code, Ok(result), VictimSource::TpBtf);
         task_info(task, &mut (*ev).target);
-    }
+        (task_missing(&(*ev).target, task_expect()), missing)
+    };
     entry.submit(0);
+    log_signal(&ctx, missing, target);
     0
 }
 
@@ -65,45 +71,88 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let ev = entry.as_mut_ptr();
-    unsafe {
-        let code = read::<i32>(rec, get(&g::TP_SG_CODE)).unwrap_or(0);
-        let result = read::<i32>(rec, get(&g::TP_SG_RESULT)).unwrap_or(0);
-        fill_common(ev, sig, code, result, VictimSource::Tracepoint);
+    let (target, missing) = unsafe {
+        let code = read::<i32>(rec, get(&g::TP_SG_CODE));
+        let result = read::<i32>(rec, get(&g::TP_SG_RESULT));
+        let missing = fill_common(ev, sig, code, result, VictimSource::Tracepoint);
         // Only pid and comm are in the record; the task itself is out of reach.
         let t = &mut (*ev).target;
-        let pid = read::<u32>(rec, get(&g::TP_SG_PID)).unwrap_or(0);
-        t.tgid = pid;
-        t.tid = pid;
-        t.comm = read::<[u8; 16]>(rec, get(&g::TP_SG_COMM)).unwrap_or([0; 16]);
-        t.memcg_depth = 0;
-        t.ns_pid = 0;
-        t.pid_ns = 0;
-        t.mnt_ns = 0;
-        let mut i = 0;
-        while i < MEMCG_DEPTH {
-            t.memcg[i] = MemcgLevel::default();
-            i += 1;
+        reset_task(t);
+        if let Ok(pid) = read::<u32>(rec, get(&g::TP_SG_PID)) {
+            t.tgid = pid;
+            t.tid = pid;
+            t.valid |= valid::TASK_PID;
         }
-    }
+        if let Ok(comm) = read::<[u8; COMM_LEN]>(rec, get(&g::TP_SG_COMM)) {
+            t.comm = comm;
+            t.valid |= valid::TASK_COMM;
+        }
+        (task_missing(t, valid::TASK_PID | valid::TASK_COMM), missing)
+    };
     entry.submit(0);
+    log_signal(&ctx, missing, target);
     0
 }
 
+/// Fills everything but the target; returns the `valid::SIGNAL_*` bits
+/// that could not be read.
 #[inline(always)]
 unsafe fn fill_common(
     ev: *mut SignalEvent,
     sig: i32,
-    code: i32,
-    result: i32,
+    code: Result<i32, i64>,
+    result: Result<i32, i64>,
     source: VictimSource,
-) {
+) -> u32 {
     (*ev).header = header(Kind::Signal);
     (*ev).sig = sig as u32;
-    (*ev).code = code;
-    (*ev).result = result;
+    let mut ok = 0;
+    (*ev).code = 0;
+    if let Ok(code) = code {
+        (*ev).code = code;
+        ok |= valid::SIGNAL_CODE;
+    }
+    (*ev).result = 0;
+    if let Ok(result) = result {
+        (*ev).result = result;
+        ok |= valid::SIGNAL_RESULT;
+    }
     (*ev).source = source as u32;
     let id = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     (*ev).sender_tgid = (id >> 32) as u32;
     (*ev).sender_tid = id as u32;
-    (*ev).sender_comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+    (*ev).sender_comm = [0; COMM_LEN];
+    if let Ok(comm) = aya_ebpf::helpers::bpf_get_current_comm() {
+        (*ev).sender_comm = comm;
+        ok |= valid::SIGNAL_SENDER_COMM;
+    }
+    (*ev).valid = ok;
+    (*ev)._pad = 0;
+    valid::SIGNAL_ALL & !ok
+}
+
+/// Rare path: which reads of the record failed (1), in one line (one log
+/// call per program: see `victim::log_victim`).
+#[inline(always)]
+fn log_signal<C: EbpfContext>(ctx: &C, missing: u32, t: TaskMissing) {
+    if missing == 0 && t.fields == 0 && t.memcg == 0 {
+        return;
+    }
+    debug!(
+        ctx,
+        "signal to pid {}: kernel reads failed (1): si_code {} result {} sender_comm {}; target task: pid {} comm {} ns_pid {} pid_ns {} mnt_ns {} memcg_chain {} (after {} levels), memcg levels without id {:x}, without page counters {:x}",
+        t.tgid,
+        flag(missing, valid::SIGNAL_CODE),
+        flag(missing, valid::SIGNAL_RESULT),
+        flag(missing, valid::SIGNAL_SENDER_COMM),
+        flag(t.fields, valid::TASK_PID),
+        flag(t.fields, valid::TASK_COMM),
+        flag(t.fields, valid::TASK_NS_PID),
+        flag(t.fields, valid::TASK_PID_NS),
+        flag(t.fields, valid::TASK_MNT_NS),
+        flag(t.fields, valid::TASK_MEMCG_CHAIN),
+        t.depth,
+        t.memcg & 0xff,
+        t.memcg >> MEMCG_DEPTH
+    );
 }

@@ -7,110 +7,207 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
     EbpfContext,
 };
-use oomtrace_common::{Hook, Kind, VictimEvent, VictimSource};
+use aya_log_ebpf::debug;
+use oomtrace_common::{valid, Hook, Kind, VictimEvent, VictimSource, COMM_LEN, MEMCG_DEPTH};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, current_task_info, data_loc, header, read, read_str, task_info},
+    kernel::{
+        count_drop, current_task_info, data_loc, flag, header, read, reset_task, task_expect,
+        task_info, task_missing, try_read_str, TaskMissing,
+    },
     EVENTS,
 };
 
 #[btf_tracepoint(function = "mark_victim")]
 pub fn victim_tp_btf(ctx: BtfTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
-    emit_from_task(task, VictimSource::TpBtf);
+    emit_from_task(&ctx, task, VictimSource::TpBtf);
     0
 }
 
 #[raw_tracepoint(tracepoint = "mark_victim")]
 pub fn victim_raw_tp(ctx: RawTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
-    emit_from_task(task, VictimSource::RawTp);
+    emit_from_task(&ctx, task, VictimSource::RawTp);
     0
 }
 
 #[tracepoint(category = "oom", name = "mark_victim")]
 pub fn victim_tp(ctx: TracePointContext) -> u32 {
-    emit_from_record(ctx.as_ptr() as *const u8);
+    emit_from_record(&ctx, ctx.as_ptr() as *const u8);
     0
 }
 
 #[inline(always)]
-fn emit_from_task(task: *const u8, source: VictimSource) {
+fn emit_from_task<C: EbpfContext>(ctx: &C, task: *const u8, source: VictimSource) {
     let Some(mut entry) = EVENTS.reserve::<VictimEvent>(0) else {
         count_drop(Hook::Victim);
         return;
     };
     let ev = entry.as_mut_ptr();
-    unsafe {
+    let (victim, trigger, missing) = unsafe {
         (*ev).header = header(Kind::Victim);
         task_info(task, &mut (*ev).victim);
         current_task_info(&mut (*ev).trigger);
-        let signal = read::<*const u8>(task, get(&g::TASK_SIGNAL)).unwrap_or(core::ptr::null());
-        (*ev).oom_score_adj = read::<i16>(signal, get(&g::SIGNAL_OOM_SCORE_ADJ)).unwrap_or(0);
-        let mm = read::<*const u8>(task, get(&g::TASK_MM)).unwrap_or(core::ptr::null());
-        (*ev).total_vm_pages = read::<u64>(mm, get(&g::MM_TOTAL_VM)).unwrap_or(0);
-        (*ev).anon_rss_pages = rss(mm, get(&g::RSS_ANON_IDX));
-        (*ev).file_rss_pages = rss(mm, get(&g::RSS_FILE_IDX));
-        (*ev).shmem_rss_pages = rss(mm, get(&g::RSS_SHMEM_IDX));
+        let mut ok = 0;
+        (*ev).oom_score_adj = 0;
+        if let Ok(adj) = read::<*const u8>(task, get(&g::TASK_SIGNAL))
+            .and_then(|signal| read::<i16>(signal, get(&g::SIGNAL_OOM_SCORE_ADJ)))
+        {
+            (*ev).oom_score_adj = adj;
+            ok |= valid::VICTIM_OOM_SCORE_ADJ;
+        }
+        (*ev).total_vm_pages = 0;
+        (*ev).anon_rss_pages = 0;
+        (*ev).file_rss_pages = 0;
+        (*ev).shmem_rss_pages = 0;
+        if let Ok(mm) = read::<*const u8>(task, get(&g::TASK_MM)) {
+            if let Ok(v) = read::<u64>(mm, get(&g::MM_TOTAL_VM)) {
+                (*ev).total_vm_pages = v;
+                ok |= valid::VICTIM_TOTAL_VM;
+            }
+            if let Ok(v) = rss(mm, get(&g::RSS_ANON_IDX)) {
+                (*ev).anon_rss_pages = v;
+                ok |= valid::VICTIM_ANON_RSS;
+            }
+            if let Ok(v) = rss(mm, get(&g::RSS_FILE_IDX)) {
+                (*ev).file_rss_pages = v;
+                ok |= valid::VICTIM_FILE_RSS;
+            }
+            if let Ok(v) = rss(mm, get(&g::RSS_SHMEM_IDX)) {
+                (*ev).shmem_rss_pages = v;
+                ok |= valid::VICTIM_SHMEM_RSS;
+            }
+        }
         (*ev)._pad = [0; 2];
         (*ev).source = source as u32;
-    }
+        (*ev).valid = ok;
+        (*ev)._pad2 = 0;
+        (
+            task_missing(&(*ev).victim, task_expect()),
+            task_missing(&(*ev).trigger, task_expect()),
+            valid::VICTIM_ALL & !ok,
+        )
+    };
     entry.submit(0);
+    log_victim(ctx, missing, victim, trigger);
 }
 
 /// `get_mm_counter()` as the tracepoint itself reads it: the counter's
-/// shared value without summing per-CPU deltas.
+/// shared value without summing per-CPU deltas (a negative transient is 0,
+/// as there).
 #[inline(always)]
-fn rss(mm: *const u8, idx: usize) -> u64 {
+fn rss(mm: *const u8, idx: usize) -> Result<u64, i64> {
     let off = get(&g::MM_RSS_BASE) + idx * get(&g::MM_RSS_STRIDE) + get(&g::MM_RSS_INNER);
-    let v = read::<i64>(mm, off).unwrap_or(0);
-    if v < 0 {
-        0
-    } else {
-        v as u64
+    let v = read::<i64>(mm, off)?;
+    Ok(if v < 0 { 0 } else { v as u64 })
+}
+
+/// Rare path: which reads of the record failed (1), the victim's own
+/// fields and both tasks', in one line: a single log call per program, as
+/// each one multiplies the paths the verifier walks once debug logging is on
+/// (three made these programs too complex for 6.1's verifier).
+#[inline(always)]
+fn log_victim<C: EbpfContext>(ctx: &C, missing: u32, v: TaskMissing, t: TaskMissing) {
+    if missing == 0 && v.fields == 0 && v.memcg == 0 && t.fields == 0 && t.memcg == 0 {
+        return;
     }
+    debug!(
+        ctx,
+        "victim pid {}: kernel reads failed (1): oom_score_adj {} total_vm {} anon_rss {} file_rss {} shmem_rss {}; victim task: pid {} comm {} ns_pid {} pid_ns {} mnt_ns {} memcg_chain {} (after {} levels), memcg levels without id {:x}, without page counters {:x}; trigger pid {}: pid {} comm {} ns_pid {} pid_ns {} mnt_ns {} memcg_chain {} (after {} levels), memcg levels without id {:x}, without page counters {:x}",
+        v.tgid,
+        flag(missing, valid::VICTIM_OOM_SCORE_ADJ),
+        flag(missing, valid::VICTIM_TOTAL_VM),
+        flag(missing, valid::VICTIM_ANON_RSS),
+        flag(missing, valid::VICTIM_FILE_RSS),
+        flag(missing, valid::VICTIM_SHMEM_RSS),
+        flag(v.fields, valid::TASK_PID),
+        flag(v.fields, valid::TASK_COMM),
+        flag(v.fields, valid::TASK_NS_PID),
+        flag(v.fields, valid::TASK_PID_NS),
+        flag(v.fields, valid::TASK_MNT_NS),
+        flag(v.fields, valid::TASK_MEMCG_CHAIN),
+        v.depth,
+        v.memcg & 0xff,
+        v.memcg >> MEMCG_DEPTH,
+        t.tgid,
+        flag(t.fields, valid::TASK_PID),
+        flag(t.fields, valid::TASK_COMM),
+        flag(t.fields, valid::TASK_NS_PID),
+        flag(t.fields, valid::TASK_PID_NS),
+        flag(t.fields, valid::TASK_MNT_NS),
+        flag(t.fields, valid::TASK_MEMCG_CHAIN),
+        t.depth,
+        t.memcg & 0xff,
+        t.memcg >> MEMCG_DEPTH
+    );
 }
 
 /// Classic tracepoint: the victim's fields come from the record; its
 /// task_struct is out of reach, so only the trigger's memcgs are read.
 #[inline(always)]
-fn emit_from_record(rec: *const u8) {
+fn emit_from_record<C: EbpfContext>(ctx: &C, rec: *const u8) {
     let Some(mut entry) = EVENTS.reserve::<VictimEvent>(0) else {
         count_drop(Hook::Victim);
         return;
     };
     let ev = entry.as_mut_ptr();
-    unsafe {
+    let (victim, trigger, missing) = unsafe {
         (*ev).header = header(Kind::Victim);
-        let pid = read::<i32>(rec, get(&g::TP_MV_PID)).unwrap_or(0) as u32;
         let v = &mut (*ev).victim;
-        v.tgid = pid;
-        v.tid = pid;
-        v.comm = [0; 16];
+        reset_task(v);
+        if let Ok(pid) = read::<i32>(rec, get(&g::TP_MV_PID)) {
+            v.tgid = pid as u32;
+            v.tid = pid as u32;
+            v.valid |= valid::TASK_PID;
+        }
         let comm_src = if get(&g::TP_MV_COMM_IS_LOC) != 0 {
             data_loc(rec, get(&g::TP_MV_COMM)).unwrap_or(core::ptr::null())
         } else {
             rec.wrapping_add(get(&g::TP_MV_COMM))
         };
-        read_str(comm_src, v.comm.as_mut_ptr(), 16);
-        v.memcg_depth = 0;
-        v.ns_pid = 0;
-        v.pid_ns = 0;
-        v.mnt_ns = 0;
-        let mut i = 0;
-        while i < oomtrace_common::MEMCG_DEPTH {
-            v.memcg[i] = Default::default();
-            i += 1;
+        if try_read_str(comm_src, v.comm.as_mut_ptr(), COMM_LEN).is_ok() {
+            v.valid |= valid::TASK_COMM;
         }
         current_task_info(&mut (*ev).trigger);
-        (*ev).total_vm_pages = read::<u64>(rec, get(&g::TP_MV_TOTAL_VM)).unwrap_or(0);
-        (*ev).anon_rss_pages = read::<u64>(rec, get(&g::TP_MV_ANON_RSS)).unwrap_or(0);
-        (*ev).file_rss_pages = read::<u64>(rec, get(&g::TP_MV_FILE_RSS)).unwrap_or(0);
-        (*ev).shmem_rss_pages = read::<u64>(rec, get(&g::TP_MV_SHMEM_RSS)).unwrap_or(0);
-        (*ev).oom_score_adj = read::<i16>(rec, get(&g::TP_MV_OOM_SCORE_ADJ)).unwrap_or(0);
+        let mut ok = 0;
+        (*ev).total_vm_pages = 0;
+        (*ev).anon_rss_pages = 0;
+        (*ev).file_rss_pages = 0;
+        (*ev).shmem_rss_pages = 0;
+        (*ev).oom_score_adj = 0;
+        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_TOTAL_VM)) {
+            (*ev).total_vm_pages = x;
+            ok |= valid::VICTIM_TOTAL_VM;
+        }
+        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_ANON_RSS)) {
+            (*ev).anon_rss_pages = x;
+            ok |= valid::VICTIM_ANON_RSS;
+        }
+        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_FILE_RSS)) {
+            (*ev).file_rss_pages = x;
+            ok |= valid::VICTIM_FILE_RSS;
+        }
+        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_SHMEM_RSS)) {
+            (*ev).shmem_rss_pages = x;
+            ok |= valid::VICTIM_SHMEM_RSS;
+        }
+        if let Ok(x) = read::<i16>(rec, get(&g::TP_MV_OOM_SCORE_ADJ)) {
+            (*ev).oom_score_adj = x;
+            ok |= valid::VICTIM_OOM_SCORE_ADJ;
+        }
         (*ev)._pad = [0; 2];
         (*ev).source = VictimSource::Tracepoint as u32;
-    }
+        (*ev).valid = ok;
+        (*ev)._pad2 = 0;
+        (
+            // The record holds only pid and comm of the victim.
+            task_missing(&(*ev).victim, valid::TASK_PID | valid::TASK_COMM),
+            task_missing(&(*ev).trigger, task_expect()),
+            valid::VICTIM_ALL & !ok,
+        )
+    };
     entry.submit(0);
+    log_victim(ctx, missing, victim, trigger);
 }

@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// The daemon: one JSON object per line on stdout (a verdict per killed process).
     Run(RunArgs),
-    /// Readable verdict lines for a terminal (colour on a TTY unless NO_COLOR is set).
+    /// Readable verdict lines for a terminal (colour on a TTY; NO_COLOR, TERM=dumb turn it off, CLICOLOR_FORCE on).
     Tail(TailArgs),
     /// What this node offers oomtrace: kernel, BTF, tracefs, cgroups, privileges, hooks.
     Doctor(TailArgs),

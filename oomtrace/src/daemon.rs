@@ -4,16 +4,23 @@
 //! when recording, every input and answer to the recording file.
 
 use std::{
-    io::IsTerminal,
     path::{Path, PathBuf},
     process::ExitCode,
     time::Duration,
 };
 
 use anyhow::Context as _;
-use aya::maps::{PerCpuArray, PerCpuHashMap, RingBuf};
-use oomtrace_common::{Hook, Kind, HOOK_COUNT};
-use tokio::{io::unix::AsyncFd, sync::mpsc};
+use aya::{
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::trace_point::TracePointLinkId,
+};
+use bytes::BytesMut;
+use oomtrace_common::{Hook, HOOK_COUNT};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
 
 use oomtrace_core::{
     cgroup::{CgroupTree, Layout, Version},
@@ -71,11 +78,11 @@ fn make_sink(format: Format, node: String) -> Box<dyn Sink> {
     let stdout = std::io::stdout().lock();
     match format {
         Format::Json => Box::new(JsonSink::new(stdout, node)),
-        Format::Text => {
-            let color = std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            Box::new(TextSink::new(stdout, color))
-        }
+        // anstream decides: a terminal, NO_COLOR, CLICOLOR_FORCE, TERM=dumb.
+        Format::Text => Box::new(TextSink::new(
+            stdout,
+            oomtrace_core::sink::text::ColorChoice::Auto,
+        )),
     }
 }
 
@@ -137,14 +144,353 @@ fn running_containers(tree: &CgroupTree, live: &mut Live, host_pid_ns: u32) -> V
     out
 }
 
+/// The opt-in charge counter: attached while some cgroup is under pressure.
+struct ChargeHook {
+    link: Option<TracePointLinkId>,
+    /// The engine's latest pressure record when the counter was last armed.
+    armed_for_ns: u64,
+}
+
+/// The live daemon between start and stop: what the event loop's steps share.
+struct Daemon {
+    config: Config,
+    loaded: loader::Loaded,
+    engine: Engine,
+    live: Live,
+    sink: Box<dyn Sink>,
+    recorder: Option<Recorder>,
+    /// What the next run needs to report kills made while this one is down.
+    position: state::State,
+    charge: Option<ChargeHook>,
+    drops: PerCpuArray<MapData, u64>,
+    drops_sent: [u64; HOOK_COUNT as usize],
+    /// Ring-buffer records are copied here, one `Bytes` each, reusing its capacity.
+    ring_buf: BytesMut,
+    cgroups: usize,
+    kernel_log: String,
+}
+
+/// The status line's facts, fixed at start.
+fn status(d: &Daemon, state: &'static str) -> Status {
+    Status {
+        state,
+        version: env!("CARGO_PKG_VERSION"),
+        kernel: kernel_release(),
+        cgroup: CgroupStatus {
+            version: d.config.layout.version,
+            memory_root: d.config.layout.memory_root.display().to_string(),
+            cgroups: d.cgroups,
+        },
+        hooks: d.loaded.choices.clone(),
+        kernel_log: d.kernel_log.clone(),
+    }
+}
+
+/// Loads and attaches the hooks; fails when no kill could be seen at all.
+fn load_hooks(config: &Config) -> anyhow::Result<loader::Loaded> {
+    let loaded = loader::load(
+        &config.common.btf,
+        &config.common.hooks,
+        config.common.ring_buffer_bytes,
+    )?;
+    loader::trim_heap();
+    if let Some(missing) = loaded
+        .choices
+        .iter()
+        .find(|c| c.family.required() && c.chosen.is_none())
+    {
+        let reasons: Vec<String> = missing
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.kind, s.reason))
+            .collect();
+        anyhow::bail!(
+            "no {} hook could attach, so no kill can be seen ({}); `oomtrace doctor` says more",
+            missing.family.name(),
+            reasons.join("; ")
+        );
+    }
+    Ok(loaded)
+}
+
+impl Daemon {
+    /// Hooks attached, node scanned, recording opened; returns the daemon,
+    /// the ring buffer to wait on and the kernel-log lines.
+    fn start(
+        config: Config,
+        sink: Box<dyn Sink>,
+        record_to: Option<&Path>,
+    ) -> anyhow::Result<(
+        Daemon,
+        AsyncFd<RingBuf<MapData>>,
+        mpsc::Receiver<kernel_log::Seen>,
+    )> {
+        let mut loaded = load_hooks(&config)?;
+        let ring = RingBuf::try_from(
+            loaded
+                .ebpf
+                .take_map("EVENTS")
+                .context("EVENTS map missing from the object")?,
+        )?;
+        let drops: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(loaded.ebpf.take_map("DROPS").context("DROPS map missing")?)?;
+        // SAFETY: the ring buffer owns its fd, and the AsyncFd owns the ring
+        // buffer: the fd stays open for as long as it is registered.
+        let ring = unsafe { AsyncFd::register(ring) }
+            .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?;
+
+        let mut live = Live {
+            sources: Sources {
+                memory_root: config.layout.memory_root.clone(),
+                v2: config.layout.version == Version::V2,
+                pods_log_dir: config.common.pods_log_dir.clone(),
+                containers_log_dir: config.common.containers_log_dir.clone(),
+                kubelet_config: config.common.kubelet_config.clone(),
+            },
+            recorded: None,
+            charges: None,
+        };
+        let charge_hook = loaded
+            .choices
+            .iter()
+            .any(|c| c.family == Family::Charge && c.chosen.is_some());
+        let charge = if charge_hook {
+            let map = loaded
+                .ebpf
+                .take_map("CHARGES")
+                .context("CHARGES map missing")?;
+            live.charges = Some(Box::new(ChargeReader {
+                map: PerCpuHashMap::try_from(map)?,
+                armed_ns: None,
+            }));
+            Some(ChargeHook {
+                link: None,
+                armed_for_ns: 0,
+            })
+        } else {
+            None
+        };
+        // Attached first, scanned second: a cgroup made in between arrives as
+        // an event and simply overwrites its scanned entry.
+        let tree = CgroupTree::scan(&config.layout)?;
+        let host_pid_ns = live
+            .namespaces(std::process::id())
+            .map(|n| n.pid_ns)
+            .unwrap_or(0);
+        let start = Start {
+            node: config.node.clone(),
+            kernel: kernel_release(),
+            layout: config.layout.clone(),
+            cgroups: tree.entries(),
+            page_size: rustix::param::page_size() as u64,
+            boot_to_wall_ns: boot_to_wall_ns(),
+            host_pid_ns,
+            containers: running_containers(&tree, &mut live, host_pid_ns),
+            leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
+            heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
+        };
+        let recorder = match record_to {
+            Some(p) => Some(
+                Recorder::create(p, &start)
+                    .with_context(|| format!("creating the recording {}", p.display()))?,
+            ),
+            None => None,
+        };
+        live.recorded = recorder.as_ref().map(|_| Vec::new());
+        let cgroups = start.cgroups.len();
+
+        let (kmsg_tx, kmsg_rx) = mpsc::channel::<kernel_log::Seen>(1024);
+        let kernel_log = match kernel_log::spawn_reader(kmsg_tx) {
+            Ok(()) => "reading".to_string(),
+            Err(e) => format!("unavailable: {e}"),
+        };
+        let daemon = Daemon {
+            config,
+            loaded,
+            engine: Engine::new(start),
+            live,
+            sink,
+            recorder,
+            position: state::State {
+                boot_id: state::boot_id(),
+                kmsg_seq: None,
+                oom_kill: state::vmstat_oom_kill(),
+            },
+            charge,
+            drops,
+            drops_sent: [0; HOOK_COUNT as usize],
+            ring_buf: BytesMut::with_capacity(64 * 1024),
+            cgroups,
+            kernel_log,
+        };
+        Ok((daemon, ring, kmsg_rx))
+    }
+
+    /// One input through the engine: recorded with the answers it took,
+    /// its lines written.
+    fn feed(&mut self, input: Input) -> anyhow::Result<()> {
+        let lines = match self.recorder.as_mut() {
+            Some(r) => {
+                let lines = self.engine.handle(input.clone(), &mut self.live);
+                let answers = self.live.recorded.replace(Vec::new()).unwrap_or_default();
+                r.input(&input, answers).context("writing the recording")?;
+                lines
+            }
+            None => self.engine.handle(input, &mut self.live),
+        };
+        for line in lines {
+            self.sink.write(&line)?;
+        }
+        Ok(())
+    }
+
+    /// Kills while oomtrace was not running: in the kernel log after the
+    /// position the last run remembered (since boot on a first run), and the
+    /// kernel's own count of those the log no longer holds.
+    fn backlog(&mut self) -> anyhow::Result<()> {
+        let previous = state::load(&self.config.common.state_file)?;
+        if self.config.common.backlog {
+            match kernel_log::backlog(previous.as_ref().and_then(|s| s.kmsg_seq)) {
+                Ok((kills, last)) => {
+                    self.position.kmsg_seq = last;
+                    let missed = match (
+                        previous.as_ref().and_then(|s| s.oom_kill),
+                        self.position.oom_kill,
+                    ) {
+                        (Some(then), Some(now)) => {
+                            now.saturating_sub(then).saturating_sub(kills.len() as u64)
+                        }
+                        _ => 0,
+                    };
+                    if !kills.is_empty() {
+                        self.feed(Input::PastKills(kills))?;
+                    }
+                    if missed > 0 {
+                        self.feed(Input::Missed(missed))?;
+                    }
+                }
+                Err(e) => tracing::warn!("reading the kernel log's backlog: {e}"),
+            }
+        } else if let Ok((_, last)) = kernel_log::backlog(Some(u64::MAX)) {
+            self.position.kmsg_seq = last;
+        }
+        state::save(&self.config.common.state_file, &self.position)?;
+        Ok(())
+    }
+
+    /// Every record the ring buffer holds, decoded once by the engine.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {
+        let mut batch = Vec::new();
+        while let Some(item) = ring.next() {
+            self.ring_buf.extend_from_slice(&item);
+            batch.push(self.ring_buf.split().freeze());
+        }
+        for bytes in batch {
+            self.feed(Input::Kernel(bytes))?;
+        }
+        self.arm_charges();
+        Ok(())
+    }
+
+    /// Pressure the engine saw arms the charge counter, so the growth that
+    /// follows is counted.
+    fn arm_charges(&mut self) {
+        let pressure = self.engine.last_pressure_ns();
+        let Some(charge) = self.charge.as_mut() else {
+            return;
+        };
+        if charge.link.is_some() || pressure <= charge.armed_for_ns {
+            return;
+        }
+        charge.armed_for_ns = pressure;
+        match probe::arm_charges(&mut self.loaded.ebpf) {
+            Ok(link) => {
+                charge.link = Some(link);
+                if let Some(c) = self.live.charges.as_mut() {
+                    c.arm(observe::boot_ns());
+                }
+            }
+            Err(e) => tracing::warn!("arming the charge counter: {e}"),
+        }
+    }
+
+    /// Detaches the charge counter after a quiet spell: an attached program
+    /// costs every page charge even when it returns at once.
+    fn disarm_quiet_charges(&mut self, now: u64) {
+        let pressure = self.engine.last_pressure_ns();
+        let Some(charge) = self.charge.as_mut() else {
+            return;
+        };
+        if now.saturating_sub(pressure) <= CHARGE_QUIET_NS {
+            return;
+        }
+        if let Some(link) = charge.link.take() {
+            if let Err(e) = probe::disarm_charges(&mut self.loaded.ebpf, link) {
+                tracing::warn!("disarming the charge counter: {e}");
+            }
+            if let Some(c) = self.live.charges.as_mut() {
+                c.clear();
+            }
+        }
+    }
+
+    fn on_kernel_log(&mut self, seen: kernel_log::Seen) -> anyhow::Result<()> {
+        self.position.kmsg_seq = Some(seen.seq);
+        self.position.oom_kill = state::vmstat_oom_kill();
+        if let Err(e) = state::save(&self.config.common.state_file, &self.position) {
+            tracing::warn!("{e}");
+        }
+        match seen.summary {
+            Some(summary) => self.feed(Input::Kmsg(summary)),
+            None => Ok(()),
+        }
+    }
+
+    fn on_tick(&mut self) -> anyhow::Result<()> {
+        let now = observe::boot_ns();
+        self.disarm_quiet_charges(now);
+        self.feed(Input::Tick(now))
+    }
+
+    /// Ring-buffer reservation failures per hook, when they grew.
+    fn on_drops(&mut self) -> anyhow::Result<()> {
+        let mut totals = [0u64; HOOK_COUNT as usize];
+        for hook in Hook::ALL {
+            totals[hook as usize] = self
+                .drops
+                .get(&(hook as u32), 0)
+                .map(|v| v.iter().sum())
+                .unwrap_or(0);
+        }
+        if totals == self.drops_sent {
+            return Ok(());
+        }
+        self.drops_sent = totals;
+        self.feed(Input::Drops(totals))
+    }
+
+    /// The state file written, the stop said, the recording closed.
+    fn stop(mut self) -> anyhow::Result<()> {
+        self.position.oom_kill = state::vmstat_oom_kill();
+        if let Err(e) = state::save(&self.config.common.state_file, &self.position) {
+            tracing::warn!("{e}");
+        }
+        let stopping = status(&self, "stopping");
+        self.sink.write(&Line::Status(stopping))?;
+        if let Some(r) = self.recorder {
+            r.end().context("finishing the recording")?;
+        }
+        Ok(())
+    }
+}
+
 async fn pipeline(
     config: Config,
-    mut sink: Box<dyn Sink>,
+    sink: Box<dyn Sink>,
     record_to: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     // Installed before anything is printed: a SIGTERM right after `ready`
     // must already mean a clean stop.
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     // Bound before the hooks load: a taken port fails the start, not after `ready`.
@@ -152,166 +498,17 @@ async fn pipeline(
         Some(addr) => Some(crate::metrics::bind(addr).await?),
         None => None,
     };
-    let mut loaded = loader::load(
-        &config.common.btf,
-        &config.common.hooks,
-        config.common.ring_buffer_bytes,
-    )?;
-    loader::trim_heap();
-    if let Some(victim) = loaded.choices.iter().find(|c| c.family == Family::Victim) {
-        if victim.chosen.is_none() {
-            let reasons: Vec<String> = victim
-                .skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.kind, s.reason))
-                .collect();
-            anyhow::bail!("no hook on oom:mark_victim could attach, so no kill can be seen ({}); `oomtrace doctor` says more", reasons.join("; "));
-        }
-    }
-    let ring = RingBuf::try_from(
-        loaded
-            .ebpf
-            .take_map("EVENTS")
-            .context("EVENTS map missing from the object")?,
-    )?;
-    let drops: PerCpuArray<_, u64> =
-        PerCpuArray::try_from(loaded.ebpf.take_map("DROPS").context("DROPS map missing")?)?;
-    // SAFETY: the ring buffer owns its fd, and the AsyncFd owns the ring
-    // buffer: the fd stays open for as long as it is registered.
-    let mut ring = unsafe { AsyncFd::register(ring) }
-        .map_err(|e| anyhow::anyhow!("registering the ring buffer with tokio: {e}"))?;
-
-    let mut live = Live {
-        sources: Sources {
-            memory_root: config.layout.memory_root.clone(),
-            v2: config.layout.version == Version::V2,
-            pods_log_dir: config.common.pods_log_dir.clone(),
-            containers_log_dir: config.common.containers_log_dir.clone(),
-            kubelet_config: config.common.kubelet_config.clone(),
-        },
-        recorded: None,
-        charges: None,
-    };
-    let charge_hook = loaded
-        .choices
-        .iter()
-        .any(|c| c.family == Family::Charge && c.chosen.is_some());
-    if charge_hook {
-        let map = loaded
-            .ebpf
-            .take_map("CHARGES")
-            .context("CHARGES map missing")?;
-        live.charges = Some(Box::new(ChargeReader {
-            map: PerCpuHashMap::try_from(map)?,
-            armed_ns: None,
-        }));
-    }
-    let mut charge_link = None;
-    let mut last_pressure_ns = 0u64;
-    // Attached first, scanned second: a cgroup made in between arrives as
-    // an event and simply overwrites its scanned entry.
-    let tree = CgroupTree::scan(&config.layout)?;
-    let host_pid_ns = live
-        .namespaces(std::process::id())
-        .map(|n| n.pid_ns)
-        .unwrap_or(0);
-    let start = Start {
-        node: config.node.clone(),
-        kernel: kernel_release(),
-        layout: config.layout.clone(),
-        cgroups: tree.entries(),
-        page_size: rustix::param::page_size() as u64,
-        boot_to_wall_ns: boot_to_wall_ns(),
-        host_pid_ns,
-        containers: running_containers(&tree, &mut live, host_pid_ns),
-        leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
-        heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
-    };
-    let mut recorder = match &record_to {
-        Some(p) => Some(
-            Recorder::create(p, &start)
-                .with_context(|| format!("creating the recording {}", p.display()))?,
-        ),
-        None => None,
-    };
-    live.recorded = recorder.as_ref().map(|_| Vec::new());
-    let cgroups = start.cgroups.len();
-    let mut engine = Engine::new(start);
-
-    let (kmsg_tx, mut kmsg_rx) = mpsc::channel::<kernel_log::Seen>(1024);
-    let kmsg_state = match kernel_log::spawn_reader(kmsg_tx) {
-        Ok(()) => "reading".to_string(),
-        Err(e) => format!("unavailable: {e}"),
-    };
-    let status = |state| Status {
-        state,
-        version: env!("CARGO_PKG_VERSION"),
-        kernel: kernel_release(),
-        cgroup: CgroupStatus {
-            version: config.layout.version,
-            memory_root: config.layout.memory_root.display().to_string(),
-            cgroups,
-        },
-        hooks: loaded.choices.clone(),
-        kernel_log: kmsg_state.clone(),
-    };
-    sink.write(&Line::Status(status("ready")))?;
-
-    let metrics = metrics_listener.map(|l| crate::metrics::Running::start(l, &status("ready")));
+    let (mut daemon, mut ring, mut kmsg_rx) = Daemon::start(config, sink, record_to.as_deref())?;
+    forward_kernel_log(&mut daemon.loaded);
+    let ready = status(&daemon, "ready");
+    daemon.sink.write(&Line::Status(ready.clone()))?;
+    let metrics = metrics_listener.map(|l| crate::metrics::Running::start(l, &ready));
     if let Some(m) = &metrics {
-        sink = m.wrap(sink);
+        let sink = std::mem::replace(&mut daemon.sink, Box::new(NullSink));
+        daemon.sink = m.wrap(sink);
     }
+    daemon.backlog()?;
 
-    let mut feed = |input: Input,
-                    engine: &mut Engine,
-                    live: &mut Live,
-                    sink: &mut Box<dyn Sink>|
-     -> anyhow::Result<()> {
-        let records = engine.handle(input.clone(), live);
-        if let Some(r) = recorder.as_mut() {
-            let answers = live.recorded.replace(Vec::new()).unwrap_or_default();
-            r.input(&input, answers).context("writing the recording")?;
-        }
-        for rec in records {
-            sink.write(&rec)?;
-        }
-        Ok(())
-    };
-
-    // Kills while oomtrace was not running: in the kernel log after the
-    // position the last run remembered (since boot on a first run), and the
-    // kernel's own count of those the log no longer holds.
-    let previous = state::load(&config.common.state_file)?;
-    let mut memory = state::State {
-        boot_id: state::boot_id(),
-        kmsg_seq: None,
-        oom_kill: state::vmstat_oom_kill(),
-    };
-    if config.common.backlog {
-        match kernel_log::backlog(previous.as_ref().and_then(|s| s.kmsg_seq)) {
-            Ok((kills, last)) => {
-                memory.kmsg_seq = last;
-                let missed = match (previous.as_ref().and_then(|s| s.oom_kill), memory.oom_kill) {
-                    (Some(then), Some(now)) => {
-                        now.saturating_sub(then).saturating_sub(kills.len() as u64)
-                    }
-                    _ => 0,
-                };
-                if !kills.is_empty() {
-                    feed(Input::PastKills(kills), &mut engine, &mut live, &mut sink)?;
-                }
-                if missed > 0 {
-                    feed(Input::Missed(missed), &mut engine, &mut live, &mut sink)?;
-                }
-            }
-            Err(e) => tracing::warn!("reading the kernel log's backlog: {e}"),
-        }
-    } else if let Ok((_, last)) = kernel_log::backlog(Some(u64::MAX)) {
-        memory.kmsg_seq = last;
-    }
-    state::save(&config.common.state_file, &memory)?;
-
-    let mut drops_sent = [0u64; HOOK_COUNT as usize];
     let mut drops_tick = tokio::time::interval(Duration::from_secs(1));
     // The next tick's deadline, kept across turns of the loop: a sleep made
     // afresh each turn never fired while another branch kept the loop busy
@@ -320,93 +517,67 @@ async fn pipeline(
     // starved (cargo xtask bench, churn section).
     let mut next_tick = tokio::time::Instant::now() + Duration::from_secs(1);
     loop {
-        let tick = if engine.waiting() {
+        // Victims waiting for the kernel log ask for a faster tick: at once.
+        let tick = if daemon.engine.waiting() {
             Duration::from_millis(50)
         } else {
             Duration::from_secs(1)
         };
-        // Victims waiting for the kernel log ask for a faster tick: at once.
         next_tick = next_tick.min(tokio::time::Instant::now() + tick);
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                let mut batch = Vec::new();
-                {
-                    let rb = guard.get_inner_mut();
-                    while let Some(item) = rb.next() {
-                        batch.push(item.to_vec());
-                    }
-                }
+                daemon.drain(guard.get_inner_mut())?;
                 guard.clear_ready();
-                for bytes in batch {
-                    // Pressure arms the charge counter before the engine
-                    // sees it, so the growth that follows is counted.
-                    if charge_hook && bytes.get(2..4) == Some(&(Kind::Pressure as u16).to_ne_bytes()[..]) {
-                        last_pressure_ns = observe::boot_ns();
-                        if charge_link.is_none() {
-                            match probe::arm_charges(&mut loaded.ebpf) {
-                                Ok(link) => {
-                                    charge_link = Some(link);
-                                    if let Some(c) = live.charges.as_mut() {
-                                        c.arm(last_pressure_ns);
-                                    }
-                                }
-                                Err(e) => tracing::warn!("arming the charge counter: {e}"),
-                            }
-                        }
-                    }
-                    feed(Input::Kernel(bytes), &mut engine, &mut live, &mut sink)?;
-                }
             }
-            Some(seen) = kmsg_rx.recv() => {
-                memory.kmsg_seq = Some(seen.seq);
-                memory.oom_kill = state::vmstat_oom_kill();
-                if let Err(e) = state::save(&config.common.state_file, &memory) {
-                    tracing::warn!("{e}");
-                }
-                if let Some(summary) = seen.summary {
-                    feed(Input::Kmsg(summary), &mut engine, &mut live, &mut sink)?;
-                }
-            }
+            Some(seen) = kmsg_rx.recv() => daemon.on_kernel_log(seen)?,
             _ = tokio::time::sleep_until(next_tick) => {
                 next_tick = tokio::time::Instant::now() + tick;
-                let now = observe::boot_ns();
-                if charge_link.is_some() && now.saturating_sub(last_pressure_ns) > CHARGE_QUIET_NS {
-                    if let Some(link) = charge_link.take() {
-                        if let Err(e) = probe::disarm_charges(&mut loaded.ebpf, link) {
-                            tracing::warn!("disarming the charge counter: {e}");
-                        }
-                    }
-                    if let Some(c) = live.charges.as_mut() {
-                        c.clear();
-                    }
-                }
-                feed(Input::Tick(now), &mut engine, &mut live, &mut sink)?;
+                daemon.on_tick()?;
             }
-            _ = drops_tick.tick() => {
-                let mut totals = [0u64; HOOK_COUNT as usize];
-                for hook in Hook::ALL {
-                    totals[hook as usize] = drops.get(&(hook as u32), 0).map(|v| v.iter().sum()).unwrap_or(0);
-                }
-                if totals != drops_sent {
-                    drops_sent = totals;
-                    feed(Input::Drops(totals), &mut engine, &mut live, &mut sink)?;
-                }
-            }
+            _ = drops_tick.tick() => daemon.on_drops()?,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    memory.oom_kill = state::vmstat_oom_kill();
-    if let Err(e) = state::save(&config.common.state_file, &memory) {
-        tracing::warn!("{e}");
-    }
-    sink.write(&Line::Status(status("stopping")))?;
+    daemon.stop()?;
     if let Some(m) = metrics {
         m.stop().await;
     }
-    if let Some(r) = recorder {
-        r.end().context("finishing the recording")?;
-    }
     Ok(())
+}
+
+/// The kernel programs' diagnostics (aya-log: reads that failed) go to
+/// tracing from a task that owns the logger, so the log map stays open for
+/// as long as the runtime runs.
+fn forward_kernel_log(loaded: &mut loader::Loaded) {
+    let Some(log) = loaded.kernel_log.take() else {
+        return;
+    };
+    // SAFETY: the logger owns its ring buffer's fd, and the AsyncFd owns
+    // the logger: the fd stays open for as long as it is registered.
+    match unsafe { AsyncFd::register_with_interest(log, tokio::io::Interest::READABLE) } {
+        Ok(mut log) => {
+            tokio::spawn(async move {
+                while let Ok(mut guard) = log.readable_mut().await {
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+            });
+        }
+        Err(e) => {
+            let (log, e) = e.into_parts();
+            tracing::debug!("the kernel-side log is not read: {e}");
+            loaded.kernel_log = Some(log);
+        }
+    }
+}
+
+/// Stands in for the sink for the instant it is wrapped.
+struct NullSink;
+
+impl Sink for NullSink {
+    fn write(&mut self, _: &Line) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -6,7 +6,7 @@ use std::{fs, path::Path, process::ExitCode};
 
 use oomtrace_core::{
     cgroup::{CgroupTree, Layout},
-    hooks::Family,
+    hooks::{self, Family, Target},
 };
 
 use crate::{cli::Common, daemon::kernel_release, loader};
@@ -107,10 +107,12 @@ pub fn run(common: Common) -> anyhow::Result<ExitCode> {
                 }
             );
             if let Ok(dir) = &f.tracefs {
-                println!(
-                    "ftrace      {}",
-                    function_tracing(Path::new(dir), "oom_kill_process")
-                );
+                // Every fentry target of the probe table.
+                for (_, spec) in hooks::table_programs() {
+                    if let Target::Fentry(func) = spec.target {
+                        println!("ftrace      {}", function_tracing(Path::new(dir), func));
+                    }
+                }
             }
             println!("hooks");
             for c in &loaded.choices {
@@ -165,10 +167,12 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
+/// CapEff of /proc/self/status.
 fn effective_caps() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
-    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+    procfs::process::Process::myself()
+        .and_then(|me| me.status())
+        .ok()
+        .map(|s| s.capeff)
 }
 
 /// Whether the function tracer offers `func`: fentry attaches through

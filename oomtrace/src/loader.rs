@@ -2,10 +2,7 @@
 //! (mounted when missing), kernel BTF, load-time globals, the probe table.
 //! Shared by `run` and `doctor`, so doctor reports exactly what run would do.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader};
@@ -13,13 +10,14 @@ use serde::Serialize;
 
 use oomtrace_core::{
     btf::Btf as KernelBtf,
-    hooks::{Choice, Family, HookRequests},
+    hooks::{self, Choice, Format, HookRequests, Need, Offers},
     offsets, tracefs,
 };
 
 use crate::probe;
 
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
+pub(crate) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
 
 /// What the node offered, kept for `doctor` and the status line.
 #[derive(Clone, Debug, Serialize)]
@@ -35,7 +33,14 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     pub choices: Vec<Choice>,
     pub facts: Facts,
+    /// The kernel programs' diagnostics (aya-log: reads that failed),
+    /// forwarded to `tracing` at debug level when polled (`flush` when its
+    /// fd is readable). Keep it alive as long as `ebpf`: dropping it closes
+    /// the log map, and programs loaded later (the charge counter) fail.
+    pub kernel_log: Option<KernelLog>,
 }
+
+pub type KernelLog = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 /// Hands the heap freed by start-up back to the kernel. Loading parses the
 /// kernel's BTF twice (ours for offsets, aya's for the BTF programs): tens
@@ -64,46 +69,26 @@ pub fn load(
     };
     let kernel_btf = KernelBtf::from_file(btf_path).map_err(|e| e.to_string());
     let mut globals: Vec<offsets::Global> = Vec::new();
-    let mut tracefs_problem = BTreeMap::new();
-    match &tracefs_dir {
-        Ok(dir) => {
-            let fams: [(Family, Result<Vec<offsets::Global>, tracefs::FormatError>); 3] = [
-                (Family::Victim, offsets::mark_victim(Path::new(dir))),
-                (Family::Cgroup, offsets::cgroup(Path::new(dir))),
-                (Family::Signal, offsets::signal(Path::new(dir))),
-            ];
-            for (fam, r) in fams {
-                match r {
+    let mut offers = Offers {
+        tracefs_problem: tracefs_dir.as_ref().err().cloned(),
+        ..Offers::default()
+    };
+    // The format files of every row that reads a tracepoint's record: their
+    // field offsets are globals of the whole object.
+    if let Ok(dir) = &tracefs_dir {
+        for need in hooks::needs() {
+            if let Need::TracefsFormat(format) = need {
+                match tracefs_fields(format, Path::new(dir), kernel_btf.as_ref().ok()) {
                     Ok(g) => globals.extend(g),
                     Err(e) => {
-                        tracefs_problem.insert(fam, e.to_string());
+                        offers.format_problem.insert(format, e);
                     }
                 }
-            }
-            match offsets::memcg_charge(Path::new(dir), kernel_btf.as_ref().ok()) {
-                Ok(g) => globals.extend(g),
-                Err(e) => {
-                    tracefs_problem.insert(
-                        Family::Charge,
-                        format!("no memcg charge tracepoint ({e}); growth comes from the page counters read at pressure and at the kill"),
-                    );
-                }
-            }
-        }
-        Err(e) => {
-            for fam in [
-                Family::Victim,
-                Family::Cgroup,
-                Family::Signal,
-                Family::Pressure,
-                Family::Charge,
-            ] {
-                tracefs_problem.insert(fam, e.clone());
             }
         }
     }
 
-    let btf_problem = match &kernel_btf {
+    offers.btf_problem = match &kernel_btf {
         Ok(b) => match offsets::from_btf(b) {
             Ok(g) => {
                 globals.extend(g);
@@ -113,7 +98,7 @@ pub fn load(
         },
         Err(e) => Some(format!("no usable kernel BTF: {e}")),
     };
-    let aya_btf = if btf_problem.is_none() {
+    let aya_btf = if offers.btf_problem.is_none() {
         aya::Btf::parse_file(btf_path, aya::Endianness::Little).ok()
     } else {
         None
@@ -123,61 +108,76 @@ pub fn load(
     loader.btf(aya_btf.as_ref());
     loader.map_max_entries("EVENTS", ring_buffer_bytes);
     for (name, value) in &globals {
-        loader.override_global(*name, value, true);
+        loader.override_global(name, value, true);
     }
+    // aya-log's level in the kernel: its lines are written only when they
+    // would be shown (`OOMTRACE_LOG`/`RUST_LOG=oomtrace=debug`).
+    let kernel_debug = tracing::enabled!(target: "oomtrace_ebpf", tracing::Level::DEBUG);
+    // 4: aya_log_common::Level::Debug; 0: off.
+    let kernel_log_level: u8 = if kernel_debug { 4 } else { 0 };
+    loader.override_global("AYA_LOG_LEVEL", &kernel_log_level, false);
     let mut ebpf = loader
         .load(OBJECT)
         .map_err(|e| anyhow::anyhow!(probe::chain(e)))
         .context("loading the eBPF object (are you root, with CAP_BPF and CAP_PERFMON?)")?;
+    let kernel_log = aya_log::EbpfLogger::init(&mut ebpf)
+        .inspect_err(|e| tracing::debug!("no kernel-side log: {e}"))
+        .ok();
 
     // The BTF/raw programs read tracepoint arguments by position: check the
     // running kernel's prototypes say what they expect.
-    let mut prototype_problem = BTreeMap::new();
     if let Ok(b) = &kernel_btf {
-        let expect = [
-            (Family::Victim, "mark_victim", 0, "task_struct *"),
-            (Family::Signal, "signal_generate", 2, "task_struct *"),
-        ];
-        for (family, tp, index, want) in expect {
-            match b.tracepoint_args(tp) {
-                Ok(args) if args.get(index).map(String::as_str) == Some(want) => {}
-                Ok(args) => {
-                    prototype_problem.insert(
-                        family,
-                        format!(
-                            "{tp}'s arguments here are ({}), not a {want} at position {index}",
-                            args.join(", ")
-                        ),
-                    );
-                }
-                Err(e) => {
-                    prototype_problem.insert(family, format!("no BTF prototype for {tp}: {e}"));
+        for need in hooks::needs() {
+            if let Need::BtfPrototype(p) = need {
+                let problem = match b.tracepoint_args(p.tracepoint) {
+                    Ok(args) => p.mismatch(&args),
+                    Err(e) => Some(format!("no BTF prototype for {}: {e}", p.tracepoint)),
+                };
+                if let Some(problem) = problem {
+                    offers.prototype_problem.insert(p, problem);
                 }
             }
         }
     }
+    offers.kprobes = has_kprobes(tracefs_dir.as_ref().ok().map(PathBuf::from).as_deref());
     let env = probe::Env {
-        prototype_problem,
         btf: aya_btf.as_ref(),
-        btf_problem: btf_problem.clone(),
-        tracefs_problem,
-        has_kprobes: has_kprobes(tracefs_dir.as_ref().ok().map(PathBuf::from).as_deref()),
+        offers,
     };
     let choices = probe::attach_all(&mut ebpf, requests, &env);
     let facts = Facts {
         tracefs: tracefs_dir,
         tracefs_mounted_by_us,
-        btf: match btf_problem {
+        btf: match env.offers.btf_problem {
             None => Ok(btf_path.display().to_string()),
             Some(p) => Err(p),
         },
-        kprobes: env.has_kprobes,
+        kprobes: env.offers.kprobes,
     };
     Ok(Loaded {
         ebpf,
         choices,
         facts,
+        kernel_log,
     })
+}
+
+/// The globals read from one set of tracefs `format` files (a
+/// [`Need::TracefsFormat`] of the probe table), or why they cannot be.
+fn tracefs_fields(
+    format: Format,
+    tracefs: &Path,
+    btf: Option<&KernelBtf>,
+) -> Result<Vec<offsets::Global>, String> {
+    let text = |e: tracefs::FormatError| e.to_string();
+    match format {
+        Format::MarkVictim => offsets::mark_victim(tracefs).map_err(text),
+        Format::Cgroup => offsets::cgroup(tracefs).map_err(text),
+        Format::Signal => offsets::signal(tracefs).map_err(text),
+        Format::MemcgCharge => offsets::memcg_charge(tracefs, btf).map_err(|e| {
+            format!("no memcg charge tracepoint ({e}); growth comes from the page counters read at pressure and at the kill")
+        }),
+    }
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (later ones to the

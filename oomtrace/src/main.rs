@@ -14,10 +14,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // OOMTRACE_LOG, else RUST_LOG (e.g. `oomtrace=debug`, which includes the
+    // kernel programs' `oomtrace_ebpf` diagnostics), else warnings only.
+    use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OOMTRACE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            EnvFilter::try_from_env("OOMTRACE_LOG")
+                .or_else(|_| EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();

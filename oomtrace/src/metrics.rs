@@ -33,6 +33,7 @@ use prometheus_client::{
 use serde::Serialize;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+use oomtrace_common::Hook;
 use oomtrace_core::{
     sink::{Line, Sink, Status},
     verdict::{Container, Pod},
@@ -150,10 +151,12 @@ impl Metrics {
             "Kernel events lost because the ring buffer was full, per hook family: some kills may have no verdict",
             lost.clone(),
         );
-        // Every family starts at 0 so that `rate()` and alerts see the
-        // series before the first loss.
-        for hook in ["oom", "victim", "cgroup", "signal"] {
-            let _ = lost.get_or_create(&HookLabels { hook: hook.into() });
+        // Every hook family with a DROPS slot starts at 0 so that `rate()`
+        // and alerts see the series before the first loss.
+        for hook in Hook::ALL {
+            let _ = lost.get_or_create(&HookLabels {
+                hook: hook.name().into(),
+            });
         }
         let hooks = Family::<HookChoiceLabels, Gauge>::default();
         registry.register(
@@ -539,18 +542,7 @@ mod tests {
             source: "bpf",
             incident: "oom-1".into(),
             time: "2026-11-23T06:51:44.615662573Z".into(),
-            victim: Victim {
-                pid: 1,
-                comm: "x".into(),
-                oom_score_adj: None,
-                rss_bytes: None,
-                anon_rss_bytes: None,
-                file_rss_bytes: None,
-                shmem_rss_bytes: None,
-                total_vm_bytes: None,
-                cgroup: None,
-                ns_pid: None,
-            },
+            victim: Victim::unread(1, "x".into(), None),
             trigger: Some(Trigger {
                 pid: 1,
                 comm: "x".into(),
@@ -694,6 +686,7 @@ mod tests {
             &format!("oomtrace_findings_total{{finding=\"cgroup_leak\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\"}} 1"),
             "oomtrace_lost_events_total{hook=\"cgroup\"} 7",
             "oomtrace_lost_events_total{hook=\"victim\"} 0",
+            "oomtrace_lost_events_total{hook=\"pressure\"} 0",
             "oomtrace_hook{family=\"oom\",kind=\"none\"} 1",
             "oomtrace_hook{family=\"oom\",kind=\"fentry\"} 0",
             "oomtrace_hook{family=\"victim\",kind=\"tp_btf\"} 1",

@@ -1,202 +1,93 @@
-//! The probe table: for each hook family, its candidates best first. The
-//! first that loads and attaches wins; every other candidate keeps the reason
-//! it was skipped, for `doctor` and the status line.
-
-use std::collections::BTreeMap;
+//! The attach calls of the probe table (`oomtrace_core::hooks::PROBES`): for
+//! each hook family the first row that loads and attaches wins; every other
+//! row keeps the reason it was skipped, for `doctor` and the status line.
 
 use aya::{
-    programs::{BtfTracePoint, FEntry, KProbe, Program, RawTracePoint, TracePoint},
+    programs::{
+        trace_point::TracePointLinkId, BtfTracePoint, FEntry, KProbe, Program, RawTracePoint,
+        TracePoint,
+    },
     Btf, Ebpf,
 };
-use oomtrace_core::hooks::{Choice, Family, HookKind, HookRequests, Request, Skipped};
+use oomtrace_core::hooks::{self, Arming, Choice, Family, HookRequests, Offers, Probe, Target};
 
 /// What attaching needs besides the loaded object.
 pub struct Env<'a> {
     pub btf: Option<&'a Btf>,
-    /// Why BTF-based candidates cannot work (no BTF, unresolved offsets).
-    pub btf_problem: Option<String>,
-    /// Why classic tracepoints cannot attach (no tracefs, format unreadable), per family.
-    pub tracefs_problem: BTreeMap<Family, String>,
-    /// Why a tracepoint's arguments are not what the tp_btf/raw_tp programs
-    /// read (older kernels had `mark_victim(int pid)`), per family.
-    pub prototype_problem: BTreeMap<Family, String>,
-    pub has_kprobes: bool,
+    /// What the node offers toward each row's needs.
+    pub offers: Offers,
 }
 
 /// Walks the table: loads and attaches the first candidate that works for
 /// every family. Attached links live as long as `ebpf`.
 pub fn attach_all(ebpf: &mut Ebpf, requests: &HookRequests, env: &Env<'_>) -> Vec<Choice> {
-    Family::ALL
-        .into_iter()
-        .map(|family| {
-            let mut choice = Choice {
-                family,
-                chosen: None,
-                skipped: Vec::new(),
-            };
-            let request = requests.get(family);
-            for &kind in family.candidates() {
-                if let (Request::Auto, Some(why)) = (request, family.off_by_default()) {
-                    choice.skipped.push(Skipped {
-                        kind,
-                        reason: why.into(),
-                    });
-                    continue;
-                }
-                match request {
-                    Request::Off => {
-                        choice.skipped.push(Skipped {
-                            kind,
-                            reason: "turned off by --hooks".into(),
-                        });
-                        continue;
-                    }
-                    Request::Only(k) if k != kind => {
-                        choice.skipped.push(Skipped {
-                            kind,
-                            reason: format!(
-                                "--hooks asked for {family}={k}",
-                                family = family.name()
-                            ),
-                        });
-                        continue;
-                    }
-                    _ => {}
-                }
-                if choice.chosen.is_some() {
-                    choice.skipped.push(Skipped {
-                        kind,
-                        reason: "a better hook attached".into(),
-                    });
-                    continue;
-                }
-                match try_attach(ebpf, family, kind, env) {
-                    Ok(()) => choice.chosen = Some(kind),
-                    Err(reason) => choice.skipped.push(Skipped { kind, reason }),
+    hooks::choose(requests, &env.offers, |probe| {
+        try_attach(ebpf, probe, env.btf)
+    })
+}
+
+/// Loads a row's programs and attaches them (unless the row arms later).
+/// A family is all or nothing: on any failure nothing of the row stays
+/// loaded.
+fn try_attach(ebpf: &mut Ebpf, probe: &Probe, btf: Option<&Btf>) -> Result<(), String> {
+    let mut loaded: Vec<&str> = Vec::new();
+    for spec in probe.programs {
+        let result = match probe.arming {
+            Arming::AtStart => load_attach(ebpf, spec.name, spec.target, btf),
+            Arming::UnderPressure => load(ebpf, spec.name, spec.target, btf),
+        };
+        if let Err(e) = result {
+            for name in loaded.into_iter().chain([spec.name]) {
+                if let Some(p) = ebpf.program_mut(name) {
+                    let _ = unload(p);
                 }
             }
-            choice
-        })
-        .collect()
+            return Err(format!("{}: {e}", spec.name));
+        }
+        loaded.push(spec.name);
+    }
+    Ok(())
 }
 
-fn program_name(family: Family, kind: HookKind) -> &'static [&'static str] {
-    match (family, kind) {
-        (Family::Oom, HookKind::Fentry) => &["oom_fentry"],
-        (Family::Oom, HookKind::Kprobe) => &["oom_kprobe"],
-        (Family::Victim, HookKind::TpBtf) => &["victim_tp_btf"],
-        (Family::Victim, HookKind::RawTp) => &["victim_raw_tp"],
-        (Family::Victim, HookKind::Tracepoint) => &["victim_tp"],
-        (Family::Cgroup, _) => &[
-            "cgroup_mkdir",
-            "cgroup_rmdir",
-            "cgroup_release",
-            "cgroup_attach",
-        ],
-        (Family::Signal, HookKind::TpBtf) => &["signal_tp_btf"],
-        (Family::Signal, _) => &["signal_generate"],
-        (Family::Pressure, _) => &["memcg_reclaim"],
-        (Family::Charge, _) => &["memcg_charge"],
-        _ => &[],
+/// The charge counter's program and tracepoint: the table's row that is
+/// armed under pressure.
+fn charge_program() -> Result<(&'static str, &'static str, &'static str), String> {
+    let probe = Family::Charge
+        .probes()
+        .find(|p| p.arming == Arming::UnderPressure)
+        .ok_or("the probe table has no charge row armed under pressure")?;
+    match probe.programs {
+        [spec] => match spec.target {
+            Target::Tracepoint { category, name } => Ok((spec.name, category, name)),
+            other => Err(format!(
+                "the charge counter {} is a {}, not a tracepoint",
+                spec.name,
+                other.kind()
+            )),
+        },
+        _ => Err("the charge row must hold exactly one program".into()),
     }
 }
-
-fn tracepoint_of(program: &str) -> (&'static str, &'static str) {
-    match program {
-        "cgroup_mkdir" => ("cgroup", "cgroup_mkdir"),
-        "cgroup_rmdir" => ("cgroup", "cgroup_rmdir"),
-        "cgroup_release" => ("cgroup", "cgroup_release"),
-        "cgroup_attach" => ("cgroup", "cgroup_attach_task"),
-        "signal_generate" => ("signal", "signal_generate"),
-        "memcg_reclaim" => ("vmscan", "mm_vmscan_memcg_reclaim_begin"),
-        CHARGE_PROGRAM => CHARGE_TRACEPOINT,
-        _ => ("oom", "mark_victim"),
-    }
-}
-
-pub const CHARGE_PROGRAM: &str = "memcg_charge";
-pub const CHARGE_TRACEPOINT: (&str, &str) = ("memcg", "mod_memcg_lruvec_state");
 
 /// Attaches the charge counter (while some cgroup is under pressure).
-pub fn arm_charges(
-    ebpf: &mut Ebpf,
-) -> Result<aya::programs::trace_point::TracePointLinkId, String> {
-    let prog = ebpf
-        .program_mut(CHARGE_PROGRAM)
-        .ok_or("charge program missing")?;
-    let p: &mut TracePoint = prog.try_into().map_err(chain)?;
-    p.attach(CHARGE_TRACEPOINT.0, CHARGE_TRACEPOINT.1)
+pub fn arm_charges(ebpf: &mut Ebpf) -> Result<TracePointLinkId, String> {
+    let (program, category, name) = charge_program()?;
+    tracepoint(ebpf, program)?
+        .attach(category, name)
         .map_err(chain)
 }
 
 /// Detaches it again: an attached program costs even when it returns at once.
-pub fn disarm_charges(
-    ebpf: &mut Ebpf,
-    link: aya::programs::trace_point::TracePointLinkId,
-) -> Result<(), String> {
-    let prog = ebpf
-        .program_mut(CHARGE_PROGRAM)
-        .ok_or("charge program missing")?;
-    let p: &mut TracePoint = prog.try_into().map_err(chain)?;
-    p.detach(link).map_err(chain)
+pub fn disarm_charges(ebpf: &mut Ebpf, link: TracePointLinkId) -> Result<(), String> {
+    let (program, _, _) = charge_program()?;
+    tracepoint(ebpf, program)?.detach(link).map_err(chain)
 }
 
-fn try_attach(
-    ebpf: &mut Ebpf,
-    family: Family,
-    kind: HookKind,
-    env: &Env<'_>,
-) -> Result<(), String> {
-    if family == Family::Charge {
-        if let Some(p) = env.tracefs_problem.get(&family) {
-            return Err(p.clone());
-        }
-        let prog = ebpf
-            .program_mut(CHARGE_PROGRAM)
-            .ok_or("charge program missing")?;
-        let p: &mut TracePoint = prog.try_into().map_err(chain)?;
-        return p.load().map_err(chain);
-    }
-    if matches!(kind, HookKind::TpBtf | HookKind::RawTp) {
-        if let Some(p) = env.prototype_problem.get(&family) {
-            return Err(p.clone());
-        }
-    }
-    let needs_btf = matches!(
-        kind,
-        HookKind::Fentry | HookKind::Kprobe | HookKind::TpBtf | HookKind::RawTp
-    );
-    if needs_btf {
-        if let Some(p) = &env.btf_problem {
-            return Err(p.clone());
-        }
-    }
-    if kind == HookKind::Kprobe && !env.has_kprobes {
-        return Err("kernel has no kprobes (no kprobe_events in tracefs, no /sys/bus/event_source/devices/kprobe)".into());
-    }
-    if kind == HookKind::Tracepoint {
-        if let Some(p) = env.tracefs_problem.get(&family) {
-            return Err(p.clone());
-        }
-    }
-    let names = program_name(family, kind);
-    let mut attached = Vec::new();
-    for &name in names {
-        if let Err(e) = load_attach(ebpf, name, kind, env.btf) {
-            // Leave nothing half-attached: a family is all or nothing.
-            for n in attached {
-                if let Some(p) = ebpf.program_mut(n) {
-                    let _ = unload(p);
-                }
-            }
-            if let Some(p) = ebpf.program_mut(name) {
-                let _ = unload(p);
-            }
-            return Err(format!("{name}: {e}"));
-        }
-        attached.push(name);
-    }
-    Ok(())
+fn tracepoint<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut TracePoint, String> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(chain)
 }
 
 fn unload(p: &mut Program) -> Result<(), aya::programs::ProgramError> {
@@ -210,47 +101,67 @@ fn unload(p: &mut Program) -> Result<(), aya::programs::ProgramError> {
     }
 }
 
-fn load_attach(
-    ebpf: &mut Ebpf,
-    name: &str,
-    kind: HookKind,
-    btf: Option<&Btf>,
-) -> Result<(), String> {
+/// Loads a program for its target (fentry and tp_btf load against the
+/// kernel's BTF), without attaching it.
+fn load(ebpf: &mut Ebpf, name: &str, target: Target, btf: Option<&Btf>) -> Result<(), String> {
     let prog = ebpf
         .program_mut(name)
         .ok_or_else(|| format!("program {name} missing from the object"))?;
     let need_btf = || btf.ok_or_else(|| "no kernel BTF".to_string());
-    match kind {
-        HookKind::Fentry => {
+    match target {
+        Target::Fentry(function) => {
             let p: &mut FEntry = prog.try_into().map_err(chain)?;
-            p.load("oom_kill_process", need_btf()?).map_err(chain)?;
-            p.attach().map_err(chain)?;
+            p.load(function, need_btf()?).map_err(chain)
         }
-        HookKind::Kprobe => {
+        Target::Kprobe(_) => {
             let p: &mut KProbe = prog.try_into().map_err(chain)?;
-            p.load().map_err(chain)?;
-            p.attach("oom_kill_process", 0).map_err(chain)?;
+            p.load().map_err(chain)
         }
-        HookKind::TpBtf => {
+        Target::BtfTracepoint(tracepoint) => {
             let p: &mut BtfTracePoint = prog.try_into().map_err(chain)?;
-            let tracepoint = if name == "signal_tp_btf" {
-                "signal_generate"
-            } else {
-                "mark_victim"
-            };
-            p.load(tracepoint, need_btf()?).map_err(chain)?;
+            p.load(tracepoint, need_btf()?).map_err(chain)
+        }
+        Target::RawTracepoint(_) => {
+            let p: &mut RawTracePoint = prog.try_into().map_err(chain)?;
+            p.load().map_err(chain)
+        }
+        Target::Tracepoint { .. } => {
+            let p: &mut TracePoint = prog.try_into().map_err(chain)?;
+            p.load().map_err(chain)
+        }
+    }
+}
+
+fn load_attach(
+    ebpf: &mut Ebpf,
+    name: &str,
+    target: Target,
+    btf: Option<&Btf>,
+) -> Result<(), String> {
+    load(ebpf, name, target, btf)?;
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?;
+    match target {
+        Target::Fentry(_) => {
+            let p: &mut FEntry = prog.try_into().map_err(chain)?;
             p.attach().map_err(chain)?;
         }
-        HookKind::RawTp => {
-            let p: &mut RawTracePoint = prog.try_into().map_err(chain)?;
-            p.load().map_err(chain)?;
-            p.attach("mark_victim").map_err(chain)?;
+        Target::Kprobe(function) => {
+            let p: &mut KProbe = prog.try_into().map_err(chain)?;
+            p.attach(function, 0).map_err(chain)?;
         }
-        HookKind::Tracepoint => {
-            let (category, event) = tracepoint_of(name);
+        Target::BtfTracepoint(_) => {
+            let p: &mut BtfTracePoint = prog.try_into().map_err(chain)?;
+            p.attach().map_err(chain)?;
+        }
+        Target::RawTracepoint(tracepoint) => {
+            let p: &mut RawTracePoint = prog.try_into().map_err(chain)?;
+            p.attach(tracepoint).map_err(chain)?;
+        }
+        Target::Tracepoint { category, name } => {
             let p: &mut TracePoint = prog.try_into().map_err(chain)?;
-            p.load().map_err(chain)?;
-            p.attach(category, event).map_err(chain)?;
+            p.attach(category, name).map_err(chain)?;
         }
     }
     Ok(())
@@ -281,3 +192,121 @@ pub fn chain(e: impl std::error::Error) -> String {
     s
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
+    use oomtrace_core::hooks::{self, Target};
+
+    /// The ELF section aya-ebpf's program macros give a program attaching
+    /// at `target`.
+    fn section_fits(target: Target, section: &str) -> bool {
+        match target {
+            Target::Fentry(f) => section == format!("fentry/{f}"),
+            // `#[kprobe]` names no function: it is given at attach.
+            Target::Kprobe(f) => section == "kprobe" || section == format!("kprobe/{f}"),
+            Target::BtfTracepoint(tp) => section == format!("tp_btf/{tp}"),
+            Target::RawTracepoint(tp) => section == format!("raw_tp/{tp}"),
+            Target::Tracepoint { category, name } => {
+                section == format!("tracepoint/{category}/{name}")
+            }
+        }
+    }
+
+    /// aya-ebpf's macros take neither the program name nor its attach point
+    /// from a constant, so the kernel side spells both out: every row of
+    /// the probe table must find its program in the built object, of its
+    /// type and at its attach point, and every program of the object must
+    /// have a row.
+    #[test]
+    fn table_matches_the_built_object() {
+        let bytes = crate::loader::OBJECT;
+        if bytes.is_empty() {
+            eprintln!("skipped: built with AYA_BUILD_SKIP=1, there is no eBPF object to check");
+            return;
+        }
+        let elf = object::File::parse(bytes).expect("the eBPF object parses");
+        let mut programs: BTreeMap<String, String> = BTreeMap::new();
+        for sym in elf.symbols() {
+            if sym.kind() != SymbolKind::Text || !sym.is_global() {
+                continue;
+            }
+            let Some(section) = sym
+                .section_index()
+                .and_then(|i| elf.section_by_index(i).ok())
+            else {
+                continue;
+            };
+            let section = section.name().expect("section name");
+            if section.starts_with(".text") {
+                continue;
+            }
+            programs.insert(sym.name().expect("symbol name").into(), section.into());
+        }
+        for (probe, spec) in hooks::table_programs() {
+            let section = programs.get(spec.name).unwrap_or_else(|| {
+                panic!(
+                    "{} ({}={}) is not a program of the object; it has {programs:?}",
+                    spec.name, probe.family, probe.kind
+                )
+            });
+            assert!(
+                section_fits(spec.target, section),
+                "{} is in section {section}, the table says {:?}",
+                spec.name,
+                spec.target
+            );
+        }
+        for name in programs.keys() {
+            if let Err(e) = hooks::program(name) {
+                panic!("{e}: a program of the object that nothing loads");
+            }
+        }
+    }
+
+    /// `--hooks`'s help lists, per family, the table's kinds (and `off`
+    /// for the families that may be turned off).
+    #[test]
+    fn hooks_help_lists_the_table() {
+        use clap::CommandFactory as _;
+        use oomtrace_core::hooks::{Family, HookKind};
+        let cli = crate::cli::Cli::command();
+        let help = cli
+            .find_subcommand("run")
+            .and_then(|run| run.get_arguments().find(|a| a.get_id() == "hooks"))
+            .and_then(|a| a.get_help())
+            .expect("--hooks has a help text")
+            .to_string();
+        let list = help
+            .split_once("(kinds: ")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(list, _)| list)
+            .expect("(kinds: ...) in the help");
+        let mut listed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for part in list.split("; ") {
+            let (families, kinds) = part.split_once(": ").expect("FAMILIES: KINDS");
+            let kinds: Vec<&str> = kinds
+                .split(',')
+                .next()
+                .unwrap_or_default()
+                .split('|')
+                .collect();
+            for f in families.split(", ") {
+                listed.insert(f, kinds.clone());
+            }
+        }
+        for family in Family::ALL {
+            let mut want: Vec<&str> = family.candidates().map(HookKind::name).collect();
+            if !family.required() {
+                want.push("off");
+            }
+            assert_eq!(
+                listed.get(family.name()),
+                Some(&want),
+                "{family} in: {help}"
+            );
+        }
+        assert_eq!(listed.len(), Family::ALL.len(), "{help}");
+    }
+}

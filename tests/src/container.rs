@@ -63,8 +63,8 @@ use std::{
 use serde_json::json;
 
 use crate::{
-    bin, memory_root, require_root, unique_container_id, unique_uid, wait_until, CgroupVersion,
-    DEADLINE,
+    bin, cgroup_pids, kill, kill_all, memory_root, require_root, unique_container_id, unique_uid,
+    wait_until, CgroupVersion, DEADLINE,
 };
 
 /// How long teardown waits for processes and cgroups to go.
@@ -353,17 +353,7 @@ impl Pod {
 }
 
 fn set_memory_limit(dir: &Path, bytes: u64) {
-    let (_, version) = memory_root();
-    let file = match version {
-        CgroupVersion::V1 => "memory.limit_in_bytes",
-        CgroupVersion::V2 => "memory.max",
-    };
-    let path = dir.join(file);
-    fs::write(&path, bytes.to_string())
-        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    if version == CgroupVersion::V2 {
-        let _ = fs::write(dir.join("memory.swap.max"), "0");
-    }
+    crate::set_memory_limit(dir, bytes).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 impl Drop for Pod {
@@ -383,15 +373,8 @@ fn remove_tree(dir: &Path) {
             }
         }
     }
-    let kill_all = || {
-        for pid in procs(dir) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-        }
-    };
     let gone = wait_until(TEARDOWN, || {
-        kill_all();
+        kill_all(dir);
         match fs::remove_dir(dir) {
             Ok(()) => true,
             Err(e) => e.kind() == ErrorKind::NotFound,
@@ -400,14 +383,6 @@ fn remove_tree(dir: &Path) {
     if !gone {
         eprintln!("oomtrace-e2e: could not remove cgroup {}", dir.display());
     }
-}
-
-fn procs(dir: &Path) -> Vec<u32> {
-    fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
 }
 
 /// A bind mount of a host path into the container (`rbind`: the mounts
@@ -672,7 +647,10 @@ impl Container {
     /// Host pids of the processes in the container's memory cgroup (a
     /// process moved out of it is not listed).
     pub fn pids(&self) -> Vec<u32> {
-        procs(&self.memory_cgroup())
+        cgroup_pids(&self.memory_cgroup())
+            .into_iter()
+            .map(|p| p as u32)
+            .collect()
     }
 
     /// What the container's processes and runc printed so far.
@@ -866,9 +844,7 @@ impl Drop for Exec {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
-        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
+        kill(self.pid as i32, rustix::process::Signal::KILL);
         // Not waiting for runc to drain pipes a background process holds.
         let _ = self.child.kill();
         let _ = self.child.wait();

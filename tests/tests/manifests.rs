@@ -61,11 +61,11 @@ fn manifest_files() -> Vec<PathBuf> {
 }
 
 /// The YAML documents of a file, as generic values.
-fn documents(path: &Path) -> Vec<serde_yaml::Value> {
+fn documents(path: &Path) -> Vec<yaml_serde::Value> {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::Deserializer::from_str(&text)
+    yaml_serde::Deserializer::from_str(&text)
         .map(|d| {
-            <serde_yaml::Value as serde::Deserialize>::deserialize(d)
+            <yaml_serde::Value as serde::Deserialize>::deserialize(d)
                 .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()))
         })
         .filter(|v| !v.is_null())
@@ -75,7 +75,7 @@ fn documents(path: &Path) -> Vec<serde_yaml::Value> {
 /// `doc` as a `T`, failing on any field `T` does not have (serde_ignored
 /// sees what k8s-openapi skips) and on anything the type does not carry
 /// back unchanged (a round trip through JSON compared with the input).
-fn parse_strict<T: DeserializeOwned + Serialize>(doc: &serde_yaml::Value) -> Result<T, String> {
+fn parse_strict<T: DeserializeOwned + Serialize>(doc: &yaml_serde::Value) -> Result<T, String> {
     let mut unknown = Vec::new();
     // serde_ignored writes `?` for each Option on the way: drop them.
     let typed: T = serde_ignored::deserialize(doc.clone(), |path| {
@@ -102,7 +102,7 @@ enum Object {
     Pod(Box<Pod>),
 }
 
-fn parse_object(doc: &serde_yaml::Value) -> Result<Object, String> {
+fn parse_object(doc: &yaml_serde::Value) -> Result<Object, String> {
     let kind = doc.get("kind").and_then(|k| k.as_str()).ok_or("no kind")?;
     Ok(match kind {
         "Namespace" => Object::Namespace(Box::new(parse_strict(doc)?)),
@@ -190,14 +190,14 @@ fn a_misspelt_field_is_caught() {
         .expect("a DaemonSet in deploy/daemonset.yaml")
         .clone();
     let mut typo = ds.clone();
-    typo["spec"]["template"]["spec"]["hostPid"] = serde_yaml::Value::Bool(true);
+    typo["spec"]["template"]["spec"]["hostPid"] = yaml_serde::Value::Bool(true);
     let err = parse_strict::<DaemonSet>(&typo)
         .map(|_| ())
         .expect_err("hostPid");
     assert!(err.contains("spec.template.spec.hostPid"), "{err}");
     let mut nested = ds;
     nested["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilites"] =
-        serde_yaml::Value::Null;
+        yaml_serde::Value::Null;
     let err = parse_strict::<DaemonSet>(&nested)
         .map(|_| ())
         .expect_err("capabilites");

@@ -86,7 +86,11 @@ pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Res
     }
     crate::cargo(root, env, &["build", "--bins"])?;
     let dir = root.join("target/compare");
-    let (oomtrace, _) = vm::snapshot(&root.join("target/debug"), &[], &dir.join("bin"))?;
+    let (oomtrace, _) = vm::snapshot(
+        &crate::target_dir(root).join("debug"),
+        &[],
+        &dir.join("bin"),
+    )?;
     let hog = dir.join("bin/oomtrace-hog");
     let out = dir.join("out");
     if out.exists() {

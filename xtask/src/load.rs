@@ -175,6 +175,20 @@ fn faults(mib: usize, iters: u32, pressure: bool) -> anyhow::Result<u64> {
     Ok(pages)
 }
 
+/// fork(2): 0 in the child, the child's pid in the parent.
+///
+/// # Safety
+/// The process must be single-threaded, and the child may call only
+/// async-signal-safe functions.
+unsafe fn fork() -> anyhow::Result<libc::pid_t> {
+    // SAFETY: as the caller promised.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        bail!("fork: {}", std::io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
 fn forks(count: u32) -> anyhow::Result<()> {
     let path = c"/bin/true";
     let argv = [path.as_ptr(), std::ptr::null()];
@@ -182,10 +196,7 @@ fn forks(count: u32) -> anyhow::Result<()> {
     for _ in 0..count {
         // SAFETY: this process is single-threaded; the child only calls
         // async-signal-safe execve and _exit.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            bail!("fork: {}", std::io::Error::last_os_error());
-        }
+        let pid = unsafe { fork()? };
         if pid == 0 {
             unsafe {
                 libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
@@ -207,10 +218,7 @@ fn forks(count: u32) -> anyhow::Result<()> {
 fn sleepers(count: u32) -> anyhow::Result<()> {
     for _ in 1..count {
         // SAFETY: single-threaded; the child only calls prctl and pause.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            bail!("fork: {}", std::io::Error::last_os_error());
-        }
+        let pid = unsafe { fork()? };
         if pid == 0 {
             unsafe {
                 // Gone with this process, whatever becomes of the bench.

@@ -115,26 +115,15 @@ fn run() -> anyhow::Result<()> {
             setup::ensure()?;
         }
         Task::Build => {
-            let env = setup::ensure()?;
-            cargo(
-                &root,
-                &env,
-                &["build", "--release", "--package", "oomtrace"],
-            )?;
+            build_release(&root)?;
         }
         Task::Run { args } => {
-            let env = setup::ensure()?;
-            cargo(
-                &root,
-                &env,
-                &["build", "--release", "--package", "oomtrace"],
-            )?;
+            let bin = build_release(&root)?;
             let args = if args.is_empty() {
                 vec!["tail".to_string()]
             } else {
                 args
             };
-            let bin = root.join("target/release/oomtrace");
             let status = Command::new(&bin)
                 .args(&args)
                 .status()
@@ -211,15 +200,23 @@ fn workspace_root() -> PathBuf {
 }
 
 fn rustix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
+    rustix::process::geteuid().is_root()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the
+/// workspace), else `target` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// Sets up, builds oomtrace (release) and returns the binary.
+fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+    let env = setup::ensure()?;
+    cargo(root, &env, &["build", "--release", "--package", "oomtrace"])?;
+    Ok(target_dir(root).join("release/oomtrace"))
 }
 
 fn cargo(root: &Path, env: &setup::BuildEnv, args: &[&str]) -> anyhow::Result<()> {
@@ -274,7 +271,7 @@ fn fixtures(root: &Path) -> anyhow::Result<()> {
     if !status.success() {
         bail!("recording the fixtures failed ({status})");
     }
-    let bin = root.join("target/debug/oomtrace");
+    let bin = target_dir(root).join("debug/oomtrace");
     for entry in std::fs::read_dir(&dir)? {
         let p = entry?.path();
         if p.extension().is_some_and(|e| e == "rec") {

@@ -413,7 +413,11 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
     // The guest sees the host's files read-only: the script lives in
     // target/vm, and only target/vm/artifacts is writable from the guest.
     let dir = root.join("target/vm");
-    let (oomtrace, exes) = snapshot(&root.join("target/debug"), &built, &dir.join("bin"))?;
+    let (oomtrace, exes) = snapshot(
+        &crate::target_dir(root).join("debug"),
+        &built,
+        &dir.join("bin"),
+    )?;
     let artifacts = dir.join("artifacts");
     if artifacts.exists() {
         fs::remove_dir_all(&artifacts)
@@ -430,25 +434,44 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
     let boots = std::env::var("OOMTRACE_VM_BOOTS").unwrap_or_else(|_| "main,global".into());
     let want = |b: &str| boots.split(',').any(|w| w.trim() == b);
     let mut failed = Vec::new();
-
-    if want("main") {
-        let runs = pass_runs(&exes, test_args);
+    // One boot running `runs`: the script written, the boot logged (and
+    // booted once more if the guest stalled); a failure noted. The guest's
+    // lines back.
+    let mut boot = |name: &str,
+                    file: &str,
+                    memory: &str,
+                    purpose: &str,
+                    runs: &[Run],
+                    global_ok: bool|
+     -> anyhow::Result<Vec<String>> {
         let script = write_script(
-            &dir.join("guest.sh"),
-            &guest_script(&oomtrace, &runs, &artifacts, false),
+            &dir.join(file),
+            &guest_script(&oomtrace, runs, &artifacts, global_ok),
         )?;
         eprintln!(
-            "vm: booting {} (TCG, 2 cpus, 2G) for {} pass(es), at most {} s",
+            "vm: booting {} (TCG, 2 cpus, {memory}) for {purpose}, at most {} s",
             kernel.display(),
-            PASSES.len(),
             timeout.as_secs()
         );
         let t = Instant::now();
-        let (result, _) = boot_once_more_if_stalled(&kernel, &script, &artifacts, "2G", timeout)?;
-        eprintln!("vm: main boot: {result} in {} s", t.elapsed().as_secs());
+        let (result, lines) =
+            boot_once_more_if_stalled(&kernel, &script, &artifacts, memory, timeout)?;
+        eprintln!("vm: {name} boot: {result} in {} s", t.elapsed().as_secs());
         if result != "pass" {
-            failed.push(format!("main boot: {result}"));
+            failed.push(format!("{name} boot: {result}"));
         }
+        Ok(lines)
+    };
+
+    if want("main") {
+        boot(
+            "main",
+            "guest.sh",
+            "2G",
+            &format!("{} pass(es)", PASSES.len()),
+            &pass_runs(&exes, test_args),
+            false,
+        )?;
     }
     if want("global") {
         let vm_exe = exes
@@ -469,22 +492,14 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
                 .map(String::from)
                 .to_vec(),
         }];
-        let script = write_script(
-            &dir.join("guest-global.sh"),
-            &guest_script(&oomtrace, &runs, &artifacts, true),
+        let lines = boot(
+            "global-OOM",
+            "guest-global.sh",
+            GLOBAL_OOM_MEMORY,
+            "the global OOM (no memcg limit)",
+            &runs,
+            true,
         )?;
-        eprintln!(
-            "vm: booting {} (TCG, 2 cpus, {GLOBAL_OOM_MEMORY}, no memcg limit) for the global OOM, at most {} s",
-            kernel.display(),
-            timeout.as_secs()
-        );
-        let t = Instant::now();
-        let (result, lines) =
-            boot_once_more_if_stalled(&kernel, &script, &artifacts, GLOBAL_OOM_MEMORY, timeout)?;
-        eprintln!(
-            "vm: global-OOM boot: {result} in {} s",
-            t.elapsed().as_secs()
-        );
         if let Some(line) = lines
             .iter()
             .find_map(|l| l.split_once(CAPTURE).map(|(_, j)| j))
@@ -493,9 +508,6 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             fs::write(&keep, format!("{line}\n"))
                 .with_context(|| format!("writing {}", keep.display()))?;
             eprintln!("vm: the system_oom verdict is in {}", keep.display());
-        }
-        if result != "pass" {
-            failed.push(format!("global-OOM boot: {result}"));
         }
     }
     eprintln!("vm: done in {} s", started.elapsed().as_secs());

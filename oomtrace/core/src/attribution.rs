@@ -1,20 +1,28 @@
 //! Attribution: kernel events and a read-only view of the node in, verdicts
 //! out. No I/O here — every rule is testable from a recorded trace, and a
 //! replay gives the same verdicts as the live run.
+//!
+//! One path for every kill: a source (the OOM hooks, a userspace signal,
+//! the kernel log) is *assessed* into an [`Assessment`]; the engine then
+//! reads what that assessment needs from the node ([`Observed`]); and
+//! [`verdict`] builds the one `Verdict`, worded by [`crate::wording`].
 
 use std::collections::HashMap;
 
-use oomtrace_common::{MemcgLevel, OomEvent, SignalEvent, TaskInfo, VictimEvent, VictimSource};
+use oomtrace_common::{MemcgRead, OomEvent, SignalEvent, TaskInfo, VictimEvent, VictimSource};
 
 use crate::{
     cgroup::{CgroupId, CgroupTree},
     event,
+    kernel_log::PastKill,
     oom_report::{Constraint as KmsgConstraint, OomSummary},
     pods::{self, KubeCgroup, Level},
     verdict::{
-        Constraint, ConstraintSource, Container, Evidence, Limit, NodeMemory, Pod, PressureKind,
-        Process, Signal, Stopped, Trigger, Verdict, VerdictKind, Victim,
+        wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Limit,
+        Memory, Names, NodeMemory, PressureKind, Process, Signal, Stopped, Trigger, Verdict,
+        VerdictKind, Victim,
     },
+    wording,
 };
 
 /// A page counter at or above this many pages is unlimited
@@ -35,6 +43,8 @@ pub struct Snapshot<'a> {
     pub boot_to_wall_ns: i128,
     /// Kernel-log summaries by victim pid, when they arrived before the verdict.
     pub kmsg: &'a HashMap<u32, OomSummary>,
+    /// oomtrace's own pid namespace (the host's, run with hostPID).
+    pub host_pid_ns: u32,
 }
 
 /// What the engine learned at the edge for this victim.
@@ -48,6 +58,77 @@ pub struct Hints<'a> {
     pub victim_owner: Option<&'a str>,
     /// The same for the trigger.
     pub trigger_owner: Option<&'a str>,
+}
+
+/// One kill as its source described it and the rules judged it, before
+/// anything is read from the node. Which cgroups the engine reads next
+/// (the limit's `memory.oom.group`, the victim's memory, the identity's
+/// names, the top consumers of a global OOM) follows from it.
+#[derive(Clone, Debug)]
+pub struct Assessment {
+    pub verdict: VerdictKind,
+    pub kind: Option<PressureKind>,
+    pub source: &'static str,
+    pub incident: String,
+    /// CLOCK_BOOTTIME ns of the kill.
+    pub boot_ns: u64,
+    pub time: String,
+    pub victim: Victim,
+    pub trigger: Option<Trigger>,
+    pub limit: Option<Limit>,
+    /// Whose kill it is, not yet named.
+    pub identity: Identity,
+    pub signal: Option<Signal>,
+    pub evidence: Evidence,
+    /// The victim shares the host's pid namespace (a hostPID pod, or no
+    /// container): its pid 1 says nothing about a container.
+    pub host_pid_ns: bool,
+}
+
+/// What the engine read from the node for one kill, in the order it reads.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// v2 `memory.oom.group` of the limit's cgroup.
+    pub oom_group: Option<bool>,
+    pub memory: Option<Memory>,
+    pub node_memory: Option<NodeMemory>,
+    pub growth: Option<Vec<Growth>>,
+    pub top_consumers: Option<Vec<Consumer>>,
+    pub names: Names,
+}
+
+/// The one place a `Verdict` is built, from every source.
+pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
+    let identity = a.identity.named(&seen.names);
+    let kubelet_reports = kubelet_reports(
+        a.verdict,
+        identity.container.is_some(),
+        a.victim.ns_pid,
+        seen.oom_group,
+        a.host_pid_ns,
+    );
+    let mut v = Verdict {
+        verdict: a.verdict,
+        kind: a.kind,
+        source: a.source,
+        incident: a.incident,
+        time: a.time,
+        victim: a.victim,
+        trigger: a.trigger,
+        limit: a.limit,
+        pod: identity.pod,
+        container: identity.container,
+        kubelet_reports,
+        memory: seen.memory,
+        node_memory: seen.node_memory,
+        signal: a.signal,
+        top_consumers: seen.top_consumers,
+        growth: seen.growth,
+        evidence: a.evidence,
+        summary: String::new(),
+    };
+    v.summary = wording::summary(&v);
+    v
 }
 
 #[derive(Default)]
@@ -72,6 +153,16 @@ struct Scope {
     limit: Option<LimitAt>,
 }
 
+impl Scope {
+    /// The Kubernetes identity of the cgroup whose limit was hit.
+    fn limit_kube(&self) -> Option<KubeCgroup> {
+        self.limit
+            .as_ref()
+            .and_then(|l| l.path.as_deref())
+            .and_then(pods::parse_cgroup_path)
+    }
+}
+
 #[derive(Clone)]
 struct LimitAt {
     id: Option<CgroupId>,
@@ -80,17 +171,77 @@ struct LimitAt {
     max_pages: Option<u64>,
 }
 
+impl LimitAt {
+    fn at_path(path: String) -> LimitAt {
+        LimitAt {
+            id: None,
+            path: Some(path),
+            usage_pages: None,
+            max_pages: None,
+        }
+    }
+
+    fn limit(&self, page: u64) -> Limit {
+        Limit {
+            cgroup: self.path.clone(),
+            limit_bytes: self
+                .max_pages
+                .filter(|&m| m < UNLIMITED_PAGES)
+                .map(|m| m * page),
+            usage_bytes: self.usage_pages.map(|u| u * page),
+        }
+    }
+}
+
+/// The verdict, its kind and whose kill it is, from the scope and the
+/// cgroups involved: the rule every source shares.
+struct Decision {
+    verdict: VerdictKind,
+    kind: Option<PressureKind>,
+    identity: Identity,
+}
+
+fn decide_identity(
+    scope: &Scope,
+    victim: Option<&KubeCgroup>,
+    limit: Option<&KubeCgroup>,
+    escape: Option<&KubeCgroup>,
+) -> Decision {
+    let limit_outside_pods = limit.is_none_or(|k| k.pod.is_none());
+    let (verdict, kind) = match escape {
+        Some(_) if scope.constraint == Some(Constraint::Memcg) && limit_outside_pods => {
+            (VerdictKind::EscapedProcess, None)
+        }
+        _ => decide(scope, victim, limit),
+    };
+    // The pod is the victim's; a kill at the kubepods or QoS level names
+    // the victim's pod too, while the limit names the level. An escaped
+    // process is named by the pod its namespaces belong to.
+    let who = match (escape, verdict) {
+        (Some(owner), VerdictKind::EscapedProcess) => Some(owner),
+        _ => victim
+            .filter(|k| k.pod.is_some())
+            .or(limit.filter(|k| k.pod.is_some())),
+    };
+    Decision {
+        verdict,
+        kind,
+        identity: who.map(Identity::of).unwrap_or_default(),
+    }
+}
+
 impl Attributor {
     pub fn on_oom(&mut self, ev: &OomEvent) {
         self.pending.insert(ev.trigger.tid, *ev);
     }
 
-    pub fn on_victim(
+    /// One victim of the OOM killer, as the hooks saw it.
+    pub fn assess(
         &mut self,
         ev: &VictimEvent,
         snap: &Snapshot<'_>,
         hints: &Hints<'_>,
-    ) -> Verdict {
+    ) -> Assessment {
         let boot_ns = ev.header.boot_ns;
         let oom = self
             .pending
@@ -113,91 +264,48 @@ impl Attributor {
         let incident = self.incident(ev, oom.as_ref(), &scope);
 
         let victim_kube = victim_cgroup.as_deref().and_then(pods::parse_cgroup_path);
-        let limit_kube = scope
-            .limit
-            .as_ref()
-            .and_then(|l| l.path.as_deref())
-            .and_then(pods::parse_cgroup_path);
+        let limit_kube = scope.limit_kube();
         let escape = escape(victim_cgroup.as_deref(), hints.victim_owner).or_else(|| {
             escape(trigger_cgroup.as_deref(), hints.trigger_owner)
                 .filter(|_| victim_kube.as_ref().is_none_or(|k| k.pod.is_none()))
         });
-        let limit_outside_pods = limit_kube.as_ref().is_none_or(|k| k.pod.is_none());
-        let (verdict, kind) = match &escape {
-            Some(_) if scope.constraint == Some(Constraint::Memcg) && limit_outside_pods => {
-                (VerdictKind::EscapedProcess, None)
-            }
-            _ => decide(&scope, victim_kube.as_ref(), limit_kube.as_ref()),
-        };
-        // The pod is the victim's; a kill at the kubepods or QoS level names
-        // the victim's pod too, while the limit names the level. An escaped
-        // process is named by the pod its namespaces belong to.
-        let identity = match (&escape, verdict) {
-            (Some(owner), VerdictKind::EscapedProcess) => Some(owner),
-            _ => victim_kube
-                .as_ref()
-                .filter(|k| k.pod.is_some())
-                .or(limit_kube.as_ref().filter(|k| k.pod.is_some())),
-        };
-        let pod = identity.and_then(|k| {
-            k.pod.clone().map(|uid| Pod {
-                uid,
-                namespace: None,
-                name: None,
-                qos: k.qos,
-            })
-        });
-        let container = identity.and_then(|k| {
-            k.container.clone().map(|c| Container {
-                id: c.id,
-                name: None,
-                runtime: c.runtime,
-            })
-        });
+        let d = decide_identity(
+            &scope,
+            victim_kube.as_ref(),
+            limit_kube.as_ref(),
+            escape.as_ref(),
+        );
 
         let page = snap.page_size;
+        let bytes = |pages: Option<u64>| pages.map(|p| p.saturating_mul(page));
         let victim = Victim {
             pid: ev.victim.tgid,
             comm: event::comm(&ev.victim.comm),
-            oom_score_adj: Some(ev.oom_score_adj),
-            rss_bytes: Some((ev.anon_rss_pages + ev.file_rss_pages + ev.shmem_rss_pages) * page),
-            anon_rss_bytes: Some(ev.anon_rss_pages * page),
-            file_rss_bytes: Some(ev.file_rss_pages * page),
-            shmem_rss_bytes: Some(ev.shmem_rss_pages * page),
-            total_vm_bytes: Some(ev.total_vm_pages * page),
+            oom_score_adj: ev.oom_score_adj(),
+            rss_bytes: bytes(ev.rss_pages()),
+            anon_rss_bytes: bytes(ev.anon_rss_pages()),
+            file_rss_bytes: bytes(ev.file_rss_pages()),
+            shmem_rss_bytes: bytes(ev.shmem_rss_pages()),
+            total_vm_bytes: bytes(ev.total_vm_pages()),
             cgroup: victim_cgroup,
-            ns_pid: (ev.victim.ns_pid != 0).then_some(ev.victim.ns_pid),
+            ns_pid: known(ev.victim.ns_pid()),
         };
-        let trigger = Trigger {
-            pid: ev.trigger.tgid,
-            comm: event::comm(&ev.trigger.comm),
-            cgroup: trigger_cgroup,
-        };
-        let limit = scope.limit.as_ref().map(|l| Limit {
-            cgroup: l.path.clone(),
-            limit_bytes: l
-                .max_pages
-                .filter(|&m| m < UNLIMITED_PAGES)
-                .map(|m| m * page),
-            usage_bytes: l.usage_pages.map(|u| u * page),
-        });
-        let mut v = Verdict {
-            verdict,
-            kind,
+        Assessment {
+            verdict: d.verdict,
+            kind: d.kind,
             source: "bpf",
             incident,
+            boot_ns,
             time: wall_time(boot_ns, snap.boot_to_wall_ns),
             victim,
-            trigger: Some(trigger),
-            limit,
-            pod,
-            container,
-            kubelet_reports: None,
-            memory: None,
-            node_memory: None,
+            trigger: Some(Trigger {
+                pid: ev.trigger.tgid,
+                comm: event::comm(&ev.trigger.comm),
+                cgroup: trigger_cgroup,
+            }),
+            limit: scope.limit.as_ref().map(|l| l.limit(page)),
+            identity: d.identity,
             signal: None,
-            top_consumers: None,
-            growth: None,
             evidence: Evidence {
                 constraint: scope.constraint,
                 constraint_source: scope.source,
@@ -206,9 +314,9 @@ impl Attributor {
                     s if s == VictimSource::RawTp as u32 => "raw_tp",
                     _ => "tracepoint",
                 },
-                pid_ns: (ev.victim.pid_ns != 0).then_some(ev.victim.pid_ns),
-                mnt_ns: (ev.victim.mnt_ns != 0).then_some(ev.victim.mnt_ns),
-                pod_cgroup: match verdict {
+                pid_ns: known(ev.victim.pid_ns()),
+                mnt_ns: known(ev.victim.mnt_ns()),
+                pod_cgroup: match d.verdict {
                     VerdictKind::EscapedProcess => hints
                         .victim_owner
                         .or(hints.trigger_owner)
@@ -216,10 +324,8 @@ impl Attributor {
                     _ => None,
                 },
             },
-            summary: String::new(),
-        };
-        v.summary = summary(&v);
-        v
+            host_pid_ns: known(ev.victim.pid_ns()).is_none_or(|ns| ns == snap.host_pid_ns),
+        }
     }
 
     fn incident(&mut self, ev: &VictimEvent, oom: Option<&OomEvent>, scope: &Scope) -> String {
@@ -259,7 +365,7 @@ impl Attributor {
         let last = self.last.as_ref()?;
         let limit_id = last.scope.limit.as_ref()?.id?;
         let vict = chain(&ev.victim);
-        let inside = vict.is_empty() || vict.iter().any(|l| l.id == limit_id.0);
+        let inside = vict.is_empty() || vict.iter().any(|l| l.id == Some(limit_id.0));
         (last.trigger_tid == ev.trigger.tid
             && last.scope.constraint == Some(Constraint::Memcg)
             && last.scope.source == Some(ConstraintSource::MemcgCounters)
@@ -284,71 +390,99 @@ fn escape(cgroup: Option<&str>, owner: Option<&str>) -> Option<KubeCgroup> {
 /// oom.group kill took the whole container.
 /// Null when the victim shares the host's pid namespace (a hostPID pod, or
 /// no container at all): there pid 1 says nothing about the container.
-pub fn kubelet_reports(v: &Verdict, oom_group: Option<bool>, host_pid_ns: bool) -> Option<bool> {
-    v.container.as_ref()?;
+pub fn kubelet_reports(
+    verdict: VerdictKind,
+    in_container: bool,
+    ns_pid: Option<u32>,
+    oom_group: Option<bool>,
+    host_pid_ns: bool,
+) -> Option<bool> {
+    if !in_container {
+        return None;
+    }
     if host_pid_ns {
         return oom_group.filter(|&g| g);
     }
-    if v.verdict == VerdictKind::EscapedProcess {
-        return Some(v.victim.ns_pid == Some(1));
+    if verdict == VerdictKind::EscapedProcess {
+        return Some(ns_pid == Some(1));
     }
-    match (v.victim.ns_pid, oom_group) {
+    match (ns_pid, oom_group) {
         (Some(1), _) | (_, Some(true)) => Some(true),
         (Some(_), _) => Some(false),
         (None, _) => None,
     }
 }
 
-fn leaf(t: &TaskInfo) -> Option<CgroupId> {
-    (t.memcg_depth > 0 && t.memcg[0].id != 0).then(|| CgroupId(t.memcg[0].id))
+/// A value the kernel read, where 0 also means "none" (pids, namespace ids).
+fn known(v: Option<u32>) -> Option<u32> {
+    v.filter(|&v| v != 0)
 }
 
-fn chain(t: &TaskInfo) -> &[MemcgLevel] {
-    let n = (t.memcg_depth as usize).min(t.memcg.len());
-    &t.memcg[..n]
+fn leaf(t: &TaskInfo) -> Option<CgroupId> {
+    t.leaf_memcg_id().filter(|&id| id != 0).map(CgroupId)
+}
+
+fn chain(t: &TaskInfo) -> Vec<MemcgRead> {
+    t.memcg_chain().collect()
+}
+
+fn kmsg_constraint(c: &KmsgConstraint) -> Constraint {
+    match c {
+        KmsgConstraint::Memcg => Constraint::Memcg,
+        KmsgConstraint::None => Constraint::Global,
+        _ => Constraint::Other,
+    }
 }
 
 /// The constraint and the cgroup whose limit was hit, best source first.
 fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope {
     let path_of = |id: u64| snap.tree.path(CgroupId(id)).map(str::to_owned);
-    if let Some(o) = oom {
-        if o.memcg.id == 0 {
+    // `struct oom_control` decides when the hook read it; a part it could
+    // not read falls through to the next source.
+    match oom.map(|o| (o.global(), o.memcg())) {
+        Some((Some(true), _)) => {
             return Scope {
                 constraint: Some(Constraint::Global),
                 source: Some(ConstraintSource::OomControl),
                 limit: None,
             };
         }
-        return Scope {
-            constraint: Some(Constraint::Memcg),
-            source: Some(ConstraintSource::OomControl),
-            limit: Some(LimitAt {
-                id: Some(CgroupId(o.memcg.id)),
-                path: path_of(o.memcg.id),
-                usage_pages: Some(o.memcg.usage_pages),
-                max_pages: Some(o.memcg.max_pages),
-            }),
-        };
+        Some((Some(false), Some(m))) if m.id.is_some() => {
+            return Scope {
+                constraint: Some(Constraint::Memcg),
+                source: Some(ConstraintSource::OomControl),
+                limit: Some(LimitAt {
+                    id: m.id.map(CgroupId),
+                    path: m.id.and_then(path_of),
+                    usage_pages: m.usage_pages,
+                    max_pages: m.max_pages,
+                }),
+            };
+        }
+        _ => {}
     }
     let trig = chain(&ev.trigger);
     let vict = chain(&ev.victim);
     if !trig.is_empty() {
         // The OOMing memcg is an ancestor of both: the trigger's charge
         // failed there, and the victim was chosen inside it.
-        let at_limit = trig.iter().find(|l| {
-            (vict.is_empty() || vict.iter().any(|v| v.id == l.id))
-                && l.max_pages < UNLIMITED_PAGES
-                && l.usage_pages + AT_LIMIT_SLACK_PAGES >= l.max_pages
+        // A level whose id or counters the kernel could not read is never
+        // taken for the one at its limit.
+        let at_limit = trig.iter().find_map(|l| {
+            let (id, usage, max) = (l.id?, l.usage_pages?, l.max_pages?);
+            let shared = vict.is_empty() || vict.iter().any(|v| v.id == Some(id));
+            (shared && max < UNLIMITED_PAGES && usage.saturating_add(AT_LIMIT_SLACK_PAGES) >= max)
+                .then_some((id, usage, max))
         });
         return match at_limit {
-            Some(l) => Scope {
+            Some((id, usage, max)) => Scope {
                 constraint: Some(Constraint::Memcg),
                 source: Some(ConstraintSource::MemcgCounters),
                 limit: Some(LimitAt {
-                    id: Some(CgroupId(l.id)),
-                    path: path_of(l.id),
-                    usage_pages: Some(l.usage_pages),
-                    max_pages: Some(l.max_pages),
+                    id: Some(CgroupId(id)),
+                    path: path_of(id),
+                    usage_pages: Some(usage),
+                    max_pages: Some(max),
                 }),
             },
             None => Scope {
@@ -359,21 +493,10 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
         };
     }
     if let Some(s) = snap.kmsg.get(&ev.victim.tgid) {
-        let constraint = match s.constraint {
-            KmsgConstraint::Memcg => Constraint::Memcg,
-            KmsgConstraint::None => Constraint::Global,
-            _ => Constraint::Other,
-        };
-        let limit = s.oom_memcg.clone().map(|p| LimitAt {
-            id: None,
-            path: Some(p),
-            usage_pages: None,
-            max_pages: None,
-        });
         return Scope {
-            constraint: Some(constraint),
+            constraint: Some(kmsg_constraint(&s.constraint)),
             source: Some(ConstraintSource::KernelLog),
-            limit,
+            limit: s.oom_memcg.clone().map(LimitAt::at_path),
         };
     }
     Scope {
@@ -409,132 +532,40 @@ fn decide(
     }
 }
 
-pub fn wall_time(boot_ns: u64, boot_to_wall_ns: i128) -> String {
-    let wall = boot_ns as i128 + boot_to_wall_ns;
-    time::OffsetDateTime::from_unix_timestamp_nanos(wall)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
-}
-
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-pub fn summary(v: &Verdict) -> String {
-    // Only the pod_limit sentence starts with our own words ("container …");
-    // the others start with a capital already or with a process name, which
-    // is kept as the kernel spelled it.
-    match v.verdict {
-        VerdictKind::PodLimit => capitalize(sentence(v)),
-        _ => sentence(v),
-    }
-}
-
-pub fn capitalize(s: String) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => s,
-    }
-}
-
-fn sentence(v: &Verdict) -> String {
-    let who = match v.victim.rss_bytes {
-        Some(rss) => format!(
-            "{} (pid {}, rss {})",
-            v.victim.comm,
-            v.victim.pid,
-            human_bytes(rss)
-        ),
-        None => format!("{} (pid {})", v.victim.comm, v.victim.pid),
-    };
-    let limit = v.limit.as_ref();
-    let limit_bytes = limit
-        .and_then(|l| l.limit_bytes)
-        .map(|b| format!(" of {}", human_bytes(b)))
-        .unwrap_or_default();
-    let limit_at = limit
-        .and_then(|l| l.cgroup.as_deref())
-        .map(|c| format!(" ({c})"))
-        .unwrap_or_default();
-    let place = place(v);
-    let reports = match v.kubelet_reports {
-        Some(true) => " The kubelet reports OOMKilled.",
-        Some(false) => " The kubelet will not report it: the container's init survived.",
-        None => "",
-    };
-    match (v.verdict, v.kind) {
-        (VerdictKind::PodLimit, _) => {
-            let level = match limit.and_then(|l| l.cgroup.as_deref()).and_then(pods::parse_cgroup_path).map(|k| k.level) {
-                Some(Level::Pod) => "the pod's memory limit",
-                _ => "its memory limit",
-            };
-            format!("{place} hit {level}{limit_bytes}; the kernel killed {who}.{reports}")
-        }
-        (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => format!(
-            "Pods together exceeded node allocatable: the kubepods limit{limit_bytes}{limit_at} was hit; the kernel killed {who} in {place}.{reports}"
-        ),
-        (VerdictKind::NodePressure, Some(PressureKind::Eviction)) => {
-            let by = v.signal.as_ref().map(|s| format!("{} from {} (pid {})", s.name, s.sender.comm, s.sender.pid)).unwrap_or_default();
-            let avail = v.node_memory.as_ref().map(|n| format!(" with memory.available at {}", human_bytes(n.memory_available_bytes))).unwrap_or_default();
-            format!("The node was under memory pressure{avail}: {place} was evicted, {who} ended by {by}.")
-        }
-        (VerdictKind::NodePressure, _) => {
-            let place = if place.is_empty() { String::new() } else { format!(" in {place}") };
-            format!("The node ran out of memory (global OOM); the kernel killed {who}{place}.")
-        }
-        (VerdictKind::EscapedProcess, _) => format!(
-            "{who} belongs to {place} but runs in {}, outside the pod's cgroup, so the pod's limit never held it; the limit{limit_bytes}{limit_at} was hit.",
-            v.victim.cgroup.as_deref().unwrap_or("another cgroup")
-        ),
-        (VerdictKind::System, _) => format!(
-            "Host process {who} in {} was killed: the limit{limit_bytes}{limit_at} was hit.",
-            v.victim.cgroup.as_deref().unwrap_or("an unknown cgroup")
-        ),
-    }
-}
-
-/// "container c of pod ns/name", or as much of it as is known.
-pub fn place(v: &Verdict) -> String {
-    describe(v.pod.as_ref(), v.container.as_ref())
-}
-
-pub fn describe(pod: Option<&Pod>, container: Option<&Container>) -> String {
-    let pod = pod.map(|p| match (&p.namespace, &p.name) {
-        (Some(ns), Some(n)) => format!("pod {ns}/{n}"),
-        _ => format!("pod {}", p.uid),
-    });
-    let container = container.map(|c| match &c.name {
-        Some(n) => format!("container {n}"),
-        None => format!("container {}", c.id.short()),
-    });
-    match (container, pod) {
-        (Some(c), Some(p)) => format!("{c} of {p}"),
-        (None, Some(p)) => p,
-        _ => "a process outside any pod".to_string(),
-    }
-}
-
 /// A kill by signal from userspace, judged: an eviction when the node is
-/// under the kubelet's threshold, else a plain stop.
+/// under the kubelet's threshold (the engine's `Observed` then carries that
+/// node memory), else a plain stop.
 pub enum SignalOutcome {
-    Eviction(Box<Verdict>),
-    Stopped(Stopped),
+    Eviction(Box<Assessment>),
+    Stopped(Box<Stop>),
+}
+
+/// A pod's process ended by a userspace signal that was not an eviction,
+/// before its names are read.
+pub struct Stop {
+    pub time: String,
+    pub process: Process,
+    pub cgroup: Option<String>,
+    pub identity: Identity,
+    pub signal: Signal,
+    pub node_memory: Option<NodeMemory>,
+}
+
+/// The one place a `Stopped` line is built.
+pub fn stopped(s: Stop, names: &Names) -> Stopped {
+    let identity = s.identity.named(names);
+    let mut out = Stopped {
+        time: s.time,
+        process: s.process,
+        cgroup: s.cgroup,
+        pod: identity.pod,
+        container: identity.container,
+        signal: s.signal,
+        node_memory: s.node_memory,
+        summary: String::new(),
+    };
+    out.summary = wording::stopped(&out);
+    out
 }
 
 /// si_code values of a signal sent from userspace: kill(2), tgkill(2),
@@ -546,8 +577,8 @@ const SI_TKILL: i32 = -6;
 
 pub struct SignalContext<'a> {
     pub target_cgroup: Option<&'a str>,
-    pub node: Option<&'a crate::observe::NodeMemory>,
-    pub threshold: &'a crate::kubelet::Threshold,
+    /// The node's memory with the kubelet's eviction threshold.
+    pub node: Option<&'a NodeMemory>,
     pub boot_to_wall_ns: i128,
 }
 
@@ -561,18 +592,8 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
         return None;
     }
     let kube = cx.target_cgroup.and_then(pods::parse_cgroup_path)?;
-    let uid = kube.pod.clone()?;
-    let pod = Some(Pod {
-        uid,
-        namespace: None,
-        name: None,
-        qos: kube.qos,
-    });
-    let container = kube.container.clone().map(|c| Container {
-        id: c.id,
-        name: None,
-        runtime: c.runtime,
-    });
+    kube.pod.as_ref()?;
+    let identity = Identity::of(&kube);
     let signal = Signal {
         name,
         number: ev.sig,
@@ -586,89 +607,53 @@ pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutco
         comm: event::comm(&ev.target.comm),
     };
     let time = wall_time(ev.header.boot_ns, cx.boot_to_wall_ns);
-    let threshold = cx.node.map(|n| cx.threshold.bytes(n.capacity_bytes));
-    let node_memory = cx.node.map(|n| NodeMemory {
-        capacity_bytes: n.capacity_bytes,
-        mem_available_bytes: n.mem_available_bytes,
-        memory_available_bytes: n.memory_available_bytes,
-        eviction_threshold_bytes: threshold,
-        eviction_threshold_source: Some(cx.threshold.source.clone()),
+    let pressure = cx.node.is_some_and(|n| {
+        n.eviction_threshold_bytes
+            .is_some_and(|t| n.memory_available_bytes < t)
     });
-    let pressure =
-        matches!((cx.node, threshold), (Some(n), Some(t)) if n.memory_available_bytes < t);
     if !pressure {
-        let mut s = Stopped {
+        return Some(SignalOutcome::Stopped(Box::new(Stop {
             time,
             process,
             cgroup: cx.target_cgroup.map(str::to_owned),
-            pod,
-            container,
+            identity,
             signal,
-            node_memory,
-            summary: String::new(),
-        };
-        s.summary = format!(
-            "{} (pid {}) of {} was sent {} by {} (pid {}) while the node was not under memory pressure: not an OOM.",
-            s.process.comm, s.process.pid, describe(s.pod.as_ref(), s.container.as_ref()), s.signal.name, s.signal.sender.comm, s.signal.sender.pid
-        );
-        return Some(SignalOutcome::Stopped(s));
+            node_memory: cx.node.cloned(),
+        })));
     }
-    let mut v = Verdict {
+    Some(SignalOutcome::Eviction(Box::new(Assessment {
         verdict: VerdictKind::NodePressure,
         kind: Some(PressureKind::Eviction),
         source: "bpf",
         incident: format!("evict-{}", ev.header.boot_ns),
+        boot_ns: ev.header.boot_ns,
         time,
-        victim: Victim {
-            pid: ev.target.tgid,
-            comm: process.comm,
-            oom_score_adj: None,
-            rss_bytes: None,
-            anon_rss_bytes: None,
-            file_rss_bytes: None,
-            shmem_rss_bytes: None,
-            total_vm_bytes: None,
-            cgroup: cx.target_cgroup.map(str::to_owned),
-            ns_pid: None,
-        },
+        victim: Victim::unread(
+            ev.target.tgid,
+            process.comm,
+            cx.target_cgroup.map(str::to_owned),
+        ),
         trigger: Some(Trigger {
             pid: ev.sender_tgid,
             comm: event::comm(&ev.sender_comm),
             cgroup: None,
         }),
         limit: None,
-        pod,
-        container,
-        kubelet_reports: None,
-        memory: None,
-        node_memory,
+        identity,
         signal: Some(signal),
-        top_consumers: None,
-        growth: None,
-        evidence: Evidence {
-            constraint: None,
-            constraint_source: None,
-            victim_hook: "signal",
-            pid_ns: None,
-            mnt_ns: None,
-            pod_cgroup: None,
-        },
-        summary: String::new(),
-    };
-    v.summary = summary(&v);
-    Some(SignalOutcome::Eviction(Box::new(v)))
+        evidence: Evidence::unread("signal"),
+        host_pid_ns: false,
+    })))
 }
 
 /// A kill found in the kernel log at start: what the log says, no more.
 /// The summary line (when the kernel printed one) gives the constraint and
 /// both cgroups; the kill line the victim and its memory.
-pub fn from_kernel_log(past: &crate::kernel_log::PastKill, boot_to_wall_ns: i128) -> Verdict {
+pub fn from_kernel_log(past: &PastKill, boot_to_wall_ns: i128) -> Assessment {
     let k = &past.kill;
     let s = past.summary.as_ref();
     let constraint = match s.map(|s| &s.constraint) {
-        Some(KmsgConstraint::Memcg) => Some(Constraint::Memcg),
-        Some(KmsgConstraint::None) => Some(Constraint::Global),
-        Some(_) => Some(Constraint::Other),
+        Some(c) => Some(kmsg_constraint(c)),
         None if k.memcg => Some(Constraint::Memcg),
         None => Some(Constraint::Global),
     };
@@ -677,31 +662,24 @@ pub fn from_kernel_log(past: &crate::kernel_log::PastKill, boot_to_wall_ns: i128
     let scope = Scope {
         constraint,
         source: Some(ConstraintSource::KernelLog),
-        limit: limit_path.clone().map(|p| LimitAt {
-            id: None,
-            path: Some(p),
-            usage_pages: None,
-            max_pages: None,
-        }),
+        limit: limit_path.map(LimitAt::at_path),
     };
     let victim_kube = victim_cgroup.as_deref().and_then(pods::parse_cgroup_path);
-    let limit_kube = limit_path.as_deref().and_then(pods::parse_cgroup_path);
-    let (verdict, kind) = decide(&scope, victim_kube.as_ref(), limit_kube.as_ref());
-    let identity = victim_kube
-        .as_ref()
-        .filter(|k| k.pod.is_some())
-        .or(limit_kube.as_ref().filter(|k| k.pod.is_some()));
+    let limit_kube = scope.limit_kube();
+    let d = decide_identity(&scope, victim_kube.as_ref(), limit_kube.as_ref(), None);
     let kib = |v: Option<u64>| v.map(|x| x * 1024);
     let rss = match (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb) {
         (Some(a), Some(f), Some(sh)) => Some((a + f + sh) * 1024),
         _ => None,
     };
-    let mut v = Verdict {
-        verdict,
-        kind,
+    let boot_ns = past.ts_us.saturating_mul(1000);
+    Assessment {
+        verdict: d.verdict,
+        kind: d.kind,
         source: "kernel_log",
         incident: format!("kmsg-{}", past.seq),
-        time: wall_time(past.ts_us.saturating_mul(1000), boot_to_wall_ns),
+        boot_ns,
+        time: wall_time(boot_ns, boot_to_wall_ns),
         victim: Victim {
             pid: k.pid,
             comm: k.comm.clone(),
@@ -715,44 +693,16 @@ pub fn from_kernel_log(past: &crate::kernel_log::PastKill, boot_to_wall_ns: i128
             ns_pid: None,
         },
         trigger: None,
-        limit: limit_path.map(|p| Limit {
-            cgroup: Some(p),
-            limit_bytes: None,
-            usage_bytes: None,
-        }),
-        pod: identity.and_then(|k| {
-            k.pod.clone().map(|uid| Pod {
-                uid,
-                namespace: None,
-                name: None,
-                qos: k.qos,
-            })
-        }),
-        container: identity.and_then(|k| {
-            k.container.clone().map(|c| Container {
-                id: c.id,
-                name: None,
-                runtime: c.runtime,
-            })
-        }),
-        kubelet_reports: None,
-        memory: None,
-        node_memory: None,
+        limit: scope.limit.as_ref().map(|l| l.limit(1)),
+        identity: d.identity,
         signal: None,
-        top_consumers: None,
-        growth: None,
         evidence: Evidence {
             constraint: scope.constraint,
             constraint_source: scope.source,
-            victim_hook: "kernel_log",
-            pid_ns: None,
-            mnt_ns: None,
-            pod_cgroup: None,
+            ..Evidence::unread("kernel_log")
         },
-        summary: String::new(),
-    };
-    v.summary = format!("While oomtrace was not running: {}", summary(&v));
-    v
+        host_pid_ns: false,
+    }
 }
 
 #[cfg(test)]
@@ -760,7 +710,8 @@ mod tests {
     use std::collections::HashMap;
 
     use oomtrace_common::{
-        Header, Kind, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH, WIRE_VERSION,
+        valid, Header, Kind, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH,
+        WIRE_VERSION,
     };
 
     use super::*;
@@ -803,6 +754,8 @@ mod tests {
             ns_pid,
             pid_ns: 99,
             mnt_ns: 98,
+            valid: valid::TASK_ALL,
+            memcg_valid: valid::memcg_all(levels.len()),
             memcg,
         }
     }
@@ -824,6 +777,8 @@ mod tests {
             oom_score_adj: 0,
             _pad: [0; 2],
             source: VictimSource::TpBtf as u32,
+            valid: valid::VICTIM_ALL,
+            _pad2: 0,
         }
     }
 
@@ -836,11 +791,27 @@ mod tests {
             page_size: 4096,
             boot_to_wall_ns: 0,
             kmsg: &kmsg,
+            host_pid_ns: 0,
         })
     }
 
+    /// The verdict of one victim with nothing read from the node.
+    fn on(a: &mut Attributor, ev: &VictimEvent, snap: &Snapshot<'_>, hints: &Hints<'_>) -> Verdict {
+        verdict(a.assess(ev, snap, hints), Observed::default())
+    }
+
     fn judge(ev: &VictimEvent, hints: &Hints<'_>) -> Verdict {
-        with_snapshot(|snap| Attributor::default().on_victim(ev, snap, hints))
+        with_snapshot(|snap| on(&mut Attributor::default(), ev, snap, hints))
+    }
+
+    fn reports(v: &Verdict, oom_group: Option<bool>, host_pid_ns: bool) -> Option<bool> {
+        kubelet_reports(
+            v.verdict,
+            v.container.is_some(),
+            v.victim.ns_pid,
+            oom_group,
+            host_pid_ns,
+        )
     }
 
     fn chain_container(usage: u64, max: u64, pod_usage: u64, pod_max: u64) -> Vec<(u64, u64, u64)> {
@@ -938,23 +909,23 @@ mod tests {
         assert_eq!(v.verdict, VerdictKind::EscapedProcess);
         assert_eq!(v.container.as_ref().map(|c| c.id.as_str()), Some(CID));
         assert_eq!(v.evidence.pod_cgroup.as_deref(), Some(owner.as_str()));
-        assert_eq!(kubelet_reports(&v, None, false), Some(false));
+        assert_eq!(reports(&v, None, false), Some(false));
     }
 
     #[test]
     fn kubelet_reports_only_when_init_dies() {
         let c = chain_container(16384, 16384, 16384, UNLIMITED);
         let init = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
-        assert_eq!(kubelet_reports(&init, None, false), Some(true));
+        assert_eq!(reports(&init, None, false), Some(true));
         let child = judge(&victim(task(11, 7, &c), task(11, 7, &c)), &Hints::default());
-        assert_eq!(kubelet_reports(&child, None, false), Some(false));
+        assert_eq!(reports(&child, None, false), Some(false));
         assert_eq!(
-            kubelet_reports(&child, Some(true), false),
+            reports(&child, Some(true), false),
             Some(true),
             "oom.group takes init too"
         );
         assert_eq!(
-            kubelet_reports(&child, None, true),
+            reports(&child, None, true),
             None,
             "host pid namespace: unknowable"
         );
@@ -968,11 +939,11 @@ mod tests {
             let mut first = victim(task(10, 1, &c), task(12, 3, &c));
             let mut second = victim(task(11, 2, &c), task(12, 3, &c));
             second.header.boot_ns = first.header.boot_ns + 1_000;
-            let one = a.on_victim(&first, snap, &Hints::default());
-            let two = a.on_victim(&second, snap, &Hints::default());
+            let one = on(&mut a, &first, snap, &Hints::default());
+            let two = on(&mut a, &second, snap, &Hints::default());
             assert_eq!(one.incident, two.incident);
             first.header.boot_ns += 5_000_000_000;
-            let later = a.on_victim(&first, snap, &Hints::default());
+            let later = on(&mut a, &first, snap, &Hints::default());
             assert_ne!(later.incident, one.incident);
         });
         let _ = CgroupId(0);
@@ -991,8 +962,8 @@ mod tests {
             let mut second = victim(task(11, 2, &[]), task(12, 3, &freed));
             second.source = VictimSource::Tracepoint as u32;
             second.header.boot_ns = first.header.boot_ns + 6_000_000;
-            let one = a.on_victim(&first, snap, &Hints::default());
-            let two = a.on_victim(&second, snap, &Hints::default());
+            let one = on(&mut a, &first, snap, &Hints::default());
+            let two = on(&mut a, &second, snap, &Hints::default());
             assert_eq!(two.verdict, VerdictKind::PodLimit);
             assert_eq!(two.incident, one.incident);
             assert_eq!(
@@ -1002,8 +973,88 @@ mod tests {
             // Another trigger's kill with nothing at a limit is not borrowed.
             let mut other = victim(task(13, 4, &[]), task(14, 5, &freed));
             other.header.boot_ns = second.header.boot_ns + 1_000;
-            let three = a.on_victim(&other, snap, &Hints::default());
+            let three = on(&mut a, &other, snap, &Hints::default());
             assert_eq!(three.evidence.constraint, Some(Constraint::Global));
         });
+    }
+
+    #[test]
+    fn reads_the_kernel_could_not_make_are_null_not_zero() {
+        let c = chain_container(16_384, 16_384, 16_400, UNLIMITED);
+        let mut ev = victim(task(10, 1, &c), task(10, 1, &c));
+        ev.valid = valid::VICTIM_ALL & !(valid::VICTIM_OOM_SCORE_ADJ | valid::VICTIM_FILE_RSS);
+        ev.victim.valid = valid::TASK_ALL & !(valid::TASK_NS_PID | valid::TASK_PID_NS);
+        let v = judge(&ev, &Hints::default());
+        assert_eq!(v.victim.oom_score_adj, None);
+        assert_eq!(v.victim.file_rss_bytes, None);
+        assert_eq!(
+            v.victim.rss_bytes, None,
+            "a sum with an unread part is unknown"
+        );
+        assert_eq!(v.victim.anon_rss_bytes, Some(90 * 4096));
+        assert_eq!(v.victim.ns_pid, None);
+        assert_eq!(v.evidence.pid_ns, None);
+        assert_eq!(v.evidence.mnt_ns, Some(98));
+        // Without its pid in the namespace, the kubelet's view is unknown.
+        assert_eq!(v.kubelet_reports, None);
+        assert!(v.summary.contains("(pid 10)"), "{}", v.summary);
+    }
+
+    #[test]
+    fn a_level_with_unread_counters_is_never_the_one_at_its_limit() {
+        let c = chain_container(16_384, 16_384, 16_400, 16_400);
+        let mut t = task(10, 1, &c);
+        t.memcg_valid &= !valid::memcg_counters(0);
+        let v = judge(&victim(t, t), &Hints::default());
+        assert_eq!(
+            v.limit.and_then(|l| l.cgroup).as_deref(),
+            Some(POD),
+            "the container level was unread; the pod level at its limit is the one"
+        );
+    }
+
+    #[test]
+    fn a_limit_on_an_unrecognised_cgroup_in_a_pod_is_that_cgroups() {
+        let t = CgroupTree::from_entries(
+            4,
+            &[
+                (1, "/".into()),
+                (2, "/kubepods".into()),
+                (3, "/kubepods/burstable".into()),
+                (4, POD.into()),
+                (5, format!("{POD}/sidecar-thing")),
+            ],
+        );
+        let kmsg = HashMap::new();
+        let snap = Snapshot {
+            tree: &t,
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            kmsg: &kmsg,
+            host_pid_ns: 0,
+        };
+        let c = chain_container(16_384, 16_384, 16_400, UNLIMITED);
+        let v = on(
+            &mut Attributor::default(),
+            &victim(task(10, 1, &c), task(10, 1, &c)),
+            &snap,
+            &Hints::default(),
+        );
+        assert_eq!(v.verdict, VerdictKind::PodLimit);
+        assert!(
+            v.summary
+                .contains("hit the cgroup's memory limit of 64.0 MiB (/kubepods/burstable/pod"),
+            "{}",
+            v.summary
+        );
+        assert!(!v.summary.contains("pod's memory limit"), "{}", v.summary);
+        // The pod's own cgroup at its limit is still the pod's.
+        let c = chain_container(100, UNLIMITED, 16_384, 16_384);
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert!(
+            v.summary.contains("hit the pod's memory limit"),
+            "{}",
+            v.summary
+        );
     }
 }

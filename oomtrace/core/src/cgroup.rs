@@ -7,7 +7,7 @@
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     fs,
-    os::unix::fs::MetadataExt,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
     path::{Path, PathBuf},
 };
 
@@ -135,7 +135,9 @@ impl CgroupTree {
     }
 
     /// Walks the memory hierarchy. Directories that vanish mid-walk are
-    /// skipped: the tree is racing a live node.
+    /// skipped: the tree is racing a live node. Names that are not UTF-8 are
+    /// escaped as the ring buffer's paths are (`event::escape_bytes`), so
+    /// both give the same path.
     pub fn scan(layout: &Layout) -> Result<Self, LayoutError> {
         let mut tree = CgroupTree::new(layout.hierarchy_id);
         let root = &layout.memory_root;
@@ -156,7 +158,7 @@ impl CgroupTree {
                 }
                 let Ok(meta) = entry.metadata() else { continue };
                 let name = entry.file_name();
-                let child_rel = format!("{rel}/{}", name.to_string_lossy());
+                let child_rel = format!("{rel}/{}", event::escape_bytes(name.as_bytes()));
                 tree.insert(CgroupId(meta.ino()), child_rel.clone());
                 stack.push((entry.path(), child_rel));
             }
@@ -176,6 +178,10 @@ impl CgroupTree {
 
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 
     pub fn path(&self, id: CgroupId) -> Option<&str> {
@@ -331,6 +337,44 @@ mod tests {
         t.apply(&cg(Kind::CgroupRmdir, 5, 8, "/x", 3 + TOMBSTONE_NS));
         assert_eq!(t.path(CgroupId(7)), Some("/new"));
         assert_eq!(t.live_paths().collect::<Vec<_>>(), vec!["/new"]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_give_one_path_from_every_source() {
+        use std::{ffi::OsStr, os::unix::ffi::OsStrExt};
+        let root =
+            std::env::temp_dir().join(format!("oomtrace-cgroup-scan-{}", std::process::id()));
+        let odd = root.join(OsStr::from_bytes(b"pod\xff"));
+        let unit = root.join("system.slice/getty\\x2dtty1.service");
+        fs::create_dir_all(&odd).expect("mkdir");
+        fs::create_dir_all(&unit).expect("mkdir");
+        let tree = CgroupTree::scan(&Layout {
+            version: Version::V1,
+            memory_root: root.clone(),
+            hierarchy_id: 4,
+        });
+        let _ = fs::remove_dir_all(&root);
+        let tree = tree.expect("scan");
+        let mut paths: Vec<&str> = tree.live_paths().collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![
+                "/",
+                "/pod\\xff",
+                "/system.slice",
+                "/system.slice/getty\\x2dtty1.service"
+            ]
+        );
+        // The same cgroup from the ring buffer and from /proc/PID/cgroup.
+        let mut raw = [0u8; PATH_LEN];
+        raw[..7].copy_from_slice(b"/pod\xff\0x");
+        assert_eq!(event::path(&raw, 5), "/pod\\xff");
+        let proc_text = event::escape_bytes(b"4:memory:/pod\xff\n1:name=systemd:/\n");
+        assert_eq!(
+            crate::observe::memory_cgroup_of(&proc_text, false).as_deref(),
+            Some("/pod\\xff")
+        );
     }
 
     #[test]

@@ -5,21 +5,25 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use bytes::Bytes;
 use oomtrace_common::{Hook, HOOK_COUNT};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    attribution::{self, Attributor, Hints, SignalContext, SignalOutcome, Snapshot},
+    attribution::{
+        self, Assessment, Attributor, Hints, Observed, SignalContext, SignalOutcome, Snapshot,
+    },
     cgroup::{CgroupId, CgroupTree, Layout},
     event::{self, Event},
-    oom_report::OomSummary,
     observe::{MemoryStat, Observe},
+    oom_report::OomSummary,
     pods::{self, Level},
-    sink::{Heartbeat, Lost, Line},
+    sink::{Heartbeat, Line, Lost},
     verdict::{
-        Consumer, Container, Finding, FindingKind, Growth, Memory, NodeMemory, Pod, PressureKind,
-        Process,
+        wall_time, Consumer, Finding, FindingKind, Growth, Identity, Memory, Names, NodeMemory,
+        PressureKind, Process,
     },
+    wording,
 };
 
 /// How long a victim with no kernel-side constraint data waits for the
@@ -31,7 +35,7 @@ const SIGNAL_DEDUP_NS: u64 = 60_000_000_000;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Input {
     /// A raw ring-buffer record.
-    Kernel(#[serde(with = "b64")] Vec<u8>),
+    Kernel(#[serde(with = "b64")] Bytes),
     Kmsg(OomSummary),
     /// Time passes (CLOCK_BOOTTIME ns).
     Tick(u64),
@@ -47,15 +51,19 @@ pub enum Input {
 
 mod b64 {
     use base64::{engine::general_purpose::STANDARD, Engine as _};
+    use bytes::Bytes;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(v))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         let s = String::deserialize(d)?;
-        STANDARD.decode(s).map_err(serde::de::Error::custom)
+        STANDARD
+            .decode(s)
+            .map(Bytes::from)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -112,6 +120,8 @@ pub struct Engine {
     pressured: HashMap<u64, Sample>,
     last_heartbeat: u64,
     counts: Heartbeat,
+    /// CLOCK_BOOTTIME ns of the latest reclaim-pressure record, 0 before any.
+    last_pressure_ns: u64,
 }
 
 impl Engine {
@@ -133,6 +143,7 @@ impl Engine {
             started: None,
             pressured: HashMap::new(),
             last_heartbeat: 0,
+            last_pressure_ns: 0,
             counts: Heartbeat {
                 uptime_s: 0,
                 events: 0,
@@ -143,6 +154,12 @@ impl Engine {
             },
             start,
         }
+    }
+
+    /// When some memory cgroup last entered reclaim (CLOCK_BOOTTIME ns, 0
+    /// before any): the daemon arms the opt-in charge counter from it.
+    pub fn last_pressure_ns(&self) -> u64 {
+        self.last_pressure_ns
     }
 
     /// Whether victims wait for the kernel log: the caller then ticks faster.
@@ -181,9 +198,12 @@ impl Engine {
             }
             Input::PastKills(kills) => {
                 for past in &kills {
-                    let mut v = attribution::from_kernel_log(past, self.start.boot_to_wall_ns);
-                    self.name(&mut v.pod, &mut v.container, obs);
-                    out.push(Line::Verdict(Box::new(v)));
+                    let a = attribution::from_kernel_log(past, self.start.boot_to_wall_ns);
+                    let seen = Observed {
+                        names: self.names(&a.identity, obs),
+                        ..Observed::default()
+                    };
+                    out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
                 }
             }
             Input::Missed(count) => {
@@ -223,12 +243,12 @@ impl Engine {
         match ev {
             Event::Oom(o) => self.attributor.on_oom(&o),
             Event::Victim(v) => {
-                let hint = if v.victim.memcg_depth == 0 {
+                let hint = if v.victim.memcg_depth() == 0 {
                     self.cgroup_of_live_pid(v.victim.tgid, obs)
                 } else {
                     None
                 };
-                let blind = v.victim.memcg_depth == 0 && v.trigger.memcg_depth == 0;
+                let blind = v.victim.memcg_depth() == 0 && v.trigger.memcg_depth() == 0;
                 if blind && !self.kmsg.contains_key(&v.victim.tgid) {
                     self.waiting
                         .push_back((v.header.boot_ns + KMSG_WAIT_NS, v, hint));
@@ -288,7 +308,8 @@ impl Engine {
         }
     }
 
-    fn owner_of(&self, pid_ns: u32) -> Option<&str> {
+    fn owner_of(&self, pid_ns: Option<u32>) -> Option<&str> {
+        let pid_ns = pid_ns.unwrap_or(0);
         (pid_ns != 0 && pid_ns != self.start.host_pid_ns)
             .then(|| self.owners.get(&pid_ns).map(String::as_str))
             .flatten()
@@ -306,61 +327,70 @@ impl Engine {
             page_size: self.start.page_size,
             boot_to_wall_ns: self.start.boot_to_wall_ns,
             kmsg: &self.kmsg,
+            host_pid_ns: self.start.host_pid_ns,
         };
-        let victim_owner = self.owner_of(v.victim.pid_ns).map(str::to_owned);
-        let trigger_owner = self.owner_of(v.trigger.pid_ns).map(str::to_owned);
+        let victim_owner = self.owner_of(v.victim.pid_ns()).map(str::to_owned);
+        let trigger_owner = self.owner_of(v.trigger.pid_ns()).map(str::to_owned);
         let hints = Hints {
             victim_cgroup: hint.as_deref(),
             victim_owner: victim_owner.as_deref(),
             trigger_owner: trigger_owner.as_deref(),
         };
-        let mut verdict = self.attributor.on_victim(v, &snap, &hints);
-        let oom_group = verdict
+        let a = self.attributor.assess(v, &snap, &hints);
+        let seen = self.observe_kill(&a, v, obs);
+        out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
+    }
+
+    /// Everything a victim's verdict reads from the node, in one order (a
+    /// recording replays these answers in the order they were asked).
+    fn observe_kill(
+        &self,
+        a: &Assessment,
+        v: &oomtrace_common::VictimEvent,
+        obs: &mut dyn Observe,
+    ) -> Observed {
+        let oom_group = a
             .limit
             .as_ref()
-            .and_then(|l| l.cgroup.clone())
-            .and_then(|c| obs.oom_group(&c));
-        let host_pid_ns = v.victim.pid_ns == 0 || v.victim.pid_ns == self.start.host_pid_ns;
-        verdict.kubelet_reports = attribution::kubelet_reports(&verdict, oom_group, host_pid_ns);
-        if let Some(cgroup) = verdict.victim.cgroup.clone() {
-            let stat = obs.memory_stat(&cgroup);
+            .and_then(|l| l.cgroup.as_deref())
+            .and_then(|c| obs.oom_group(c));
+        let memory = a.victim.cgroup.as_ref().and_then(|cgroup| {
+            let stat = obs.memory_stat(cgroup);
             let read_at = obs.now_boot_ns();
-            verdict.memory =
-                stat.map(|s| memory(cgroup, s, read_at.saturating_sub(v.header.boot_ns)));
-        }
-        verdict.node_memory = obs.node_memory().map(|n| NodeMemory {
-            capacity_bytes: n.capacity_bytes,
-            mem_available_bytes: n.mem_available_bytes,
-            memory_available_bytes: n.memory_available_bytes,
-            eviction_threshold_bytes: None,
-            eviction_threshold_source: None,
+            stat.map(|s| memory(cgroup.clone(), s, read_at.saturating_sub(a.boot_ns)))
         });
-        verdict.growth = self.growth(v, obs);
-        if verdict.kind == Some(PressureKind::SystemOom) {
-            verdict.top_consumers = Some(self.top_consumers(obs));
+        let node_memory = obs.node_memory().map(|n| NodeMemory::of(&n, None));
+        let growth = self.growth(v, obs);
+        let top_consumers =
+            (a.kind == Some(PressureKind::SystemOom)).then(|| self.top_consumers(obs));
+        Observed {
+            oom_group,
+            memory,
+            node_memory,
+            growth,
+            top_consumers,
+            names: self.names(&a.identity, obs),
         }
-        self.name(&mut verdict.pod, &mut verdict.container, obs);
-        verdict.summary = attribution::summary(&verdict);
-        out.push(Line::Verdict(Box::new(verdict)));
     }
 
     fn on_pressure(&mut self, p: &oomtrace_common::PressureEvent) {
         let now = p.header.boot_ns;
+        self.last_pressure_ns = self.last_pressure_ns.max(now);
         self.pressured
             .retain(|_, s| now.saturating_sub(s.last_ns) < GROWTH_WINDOW_NS);
-        let n = (p.task.memcg_depth as usize).min(p.task.memcg.len());
-        for level in &p.task.memcg[..n] {
-            if level.id == 0 {
+        for level in p.task.memcg_chain() {
+            let (Some(id), Some(usage)) = (level.id.filter(|&id| id != 0), level.usage_pages)
+            else {
                 continue;
-            }
-            let s = self.pressured.entry(level.id).or_insert(Sample {
+            };
+            let s = self.pressured.entry(id).or_insert(Sample {
                 first_ns: now,
-                first_pages: level.usage_pages,
+                first_pages: usage,
                 last_ns: now,
-                last_pages: level.usage_pages,
+                last_pages: usage,
             });
             s.last_ns = now;
-            s.last_pages = level.usage_pages;
+            s.last_pages = usage;
         }
     }
 
@@ -388,8 +418,8 @@ impl Engine {
             let kill = v.header.boot_ns;
             let at_kill: HashMap<u64, u64> = [&v.victim, &v.trigger]
                 .iter()
-                .flat_map(|t| t.memcg[..(t.memcg_depth as usize).min(t.memcg.len())].iter())
-                .map(|l| (l.id, l.usage_pages))
+                .flat_map(|t| t.memcg_chain())
+                .filter_map(|l| Some((l.id?, l.usage_pages?)))
                 .collect();
             for (&id, s) in &self.pressured {
                 // The kernel's own count wins where it has one.
@@ -423,8 +453,8 @@ impl Engine {
                     let cgroup = self.tree.path(CgroupId(id)).map(str::to_owned);
                     let pod = cgroup
                         .as_deref()
-                        .and_then(pods::parse_cgroup_path)
-                        .and_then(|k| k.pod);
+                        .and_then(|c| Identity::of_path(c).pod)
+                        .map(|p| p.uid);
                     Growth {
                         cgroup,
                         pod,
@@ -437,20 +467,14 @@ impl Engine {
         )
     }
 
-    fn name(
-        &self,
-        pod: &mut Option<Pod>,
-        container: &mut Option<Container>,
-        obs: &mut dyn Observe,
-    ) {
-        if let Some(p) = pod.as_mut() {
-            if let Some((ns, name)) = obs.pod_name(&p.uid) {
-                p.namespace = Some(ns);
-                p.name = Some(name);
-            }
-        }
-        if let Some(c) = container.as_mut() {
-            c.name = obs.container_name(&c.id);
+    /// The kubelet's names for an identity: the pod's, then the container's.
+    fn names(&self, id: &Identity, obs: &mut dyn Observe) -> Names {
+        Names {
+            pod: id.pod.as_ref().and_then(|p| obs.pod_name(&p.uid)),
+            container: id
+                .container
+                .as_ref()
+                .and_then(|c| obs.container_name(&c.id)),
         }
     }
 
@@ -469,14 +493,7 @@ impl Engine {
             .into_iter()
             .filter_map(|cgroup| {
                 let usage_bytes = obs.memory_stat(&cgroup)?.usage_bytes?;
-                let pod = pods::parse_cgroup_path(&cgroup).and_then(|k| {
-                    k.pod.map(|uid| Pod {
-                        uid,
-                        namespace: None,
-                        name: None,
-                        qos: k.qos,
-                    })
-                });
+                let pod = Identity::of_path(&cgroup).pod;
                 Some(Consumer {
                     cgroup,
                     usage_bytes,
@@ -527,25 +544,20 @@ impl Engine {
         let Some(owner) = self.owners.get(&ns.pid_ns).cloned() else {
             return;
         };
-        let owner_kube = pods::parse_cgroup_path(&owner);
-        let pod = owner_kube.as_ref().and_then(|k| {
-            k.pod.clone().map(|uid| Pod {
-                uid,
-                namespace: None,
-                name: None,
-                qos: k.qos,
-            })
-        });
-        let container = owner_kube.and_then(|k| k.container).map(|c| Container {
-            id: c.id,
-            name: None,
-            runtime: c.runtime,
-        });
-        let mut f = Finding {
+        let identity = Identity::of_path(&owner);
+        let identity = identity.clone().named(&self.names(&identity, obs));
+        let f = Finding {
             finding: FindingKind::EscapeDetected,
-            time: attribution::wall_time(boot_ns, self.start.boot_to_wall_ns),
-            pod,
-            container,
+            time: wall_time(boot_ns, self.start.boot_to_wall_ns),
+            summary: wording::escape_detected(
+                comm,
+                pid,
+                identity.pod.as_ref(),
+                identity.container.as_ref(),
+                path,
+            ),
+            pod: identity.pod,
+            container: identity.container,
             process: Some(Process {
                 pid,
                 comm: comm.to_string(),
@@ -553,16 +565,7 @@ impl Engine {
             cgroup: path.to_string(),
             pod_cgroup: Some(owner),
             empty_for_s: None,
-            summary: String::new(),
         };
-        let (mut pod, mut container) = (f.pod.take(), f.container.take());
-        self.name(&mut pod, &mut container, obs);
-        f.pod = pod;
-        f.container = container;
-        f.summary = format!(
-            "{comm} (pid {pid}) of {} moved to {path}, outside its pod's cgroup: the pod's memory limit no longer applies to it.",
-            attribution::describe(f.pod.as_ref(), f.container.as_ref())
-        );
         out.push(Line::Finding(f));
     }
 
@@ -596,10 +599,10 @@ impl Engine {
         }
         let node = obs.node_memory();
         let threshold = obs.eviction_threshold();
+        let node = node.map(|n| NodeMemory::of(&n, Some(&threshold)));
         let cx = SignalContext {
             target_cgroup: target_cgroup.as_deref(),
             node: node.as_ref(),
-            threshold: &threshold,
             boot_to_wall_ns: self.start.boot_to_wall_ns,
         };
         let Some(outcome) = attribution::on_signal(s, &cx) else {
@@ -612,14 +615,17 @@ impl Engine {
                 .retain(|_, t| now.saturating_sub(*t) < SIGNAL_DEDUP_NS);
         }
         match outcome {
-            SignalOutcome::Eviction(mut v) => {
-                self.name(&mut v.pod, &mut v.container, obs);
-                v.summary = attribution::summary(&v);
-                out.push(Line::Verdict(v));
+            SignalOutcome::Eviction(a) => {
+                let seen = Observed {
+                    names: self.names(&a.identity, obs),
+                    node_memory: node,
+                    ..Observed::default()
+                };
+                out.push(Line::Verdict(Box::new(attribution::verdict(*a, seen))));
             }
-            SignalOutcome::Stopped(mut st) => {
-                self.name(&mut st.pod, &mut st.container, obs);
-                out.push(Line::Stopped(st));
+            SignalOutcome::Stopped(stop) => {
+                let names = self.names(&stop.identity, obs);
+                out.push(Line::Stopped(attribution::stopped(*stop, &names)));
             }
         }
     }
@@ -649,31 +655,22 @@ impl Engine {
                     let empty_for = self.now.saturating_sub(since);
                     if empty_for >= grace {
                         self.leaks_reported.insert(id);
-                        let kube = pods::parse_cgroup_path(&path);
-                        let mut pod = kube.and_then(|k| {
-                            k.pod.map(|uid| Pod {
-                                uid,
-                                namespace: None,
-                                name: None,
-                                qos: k.qos,
-                            })
+                        let pod = Identity::of_path(&path).pod.map(|pod| Identity {
+                            pod: Some(pod),
+                            container: None,
                         });
-                        let mut container = None;
-                        self.name(&mut pod, &mut container, obs);
-                        let summary = attribution::capitalize(format!(
-                            "{} has had no process for {:.0} s, but its cgroup {path} remains: a leaked pod cgroup (kubernetes#106957) the kubelet and runtime keep paying for.",
-                            attribution::describe(pod.as_ref(), None),
-                            empty_for as f64 / 1e9
-                        ));
+                        let pod = pod.and_then(|id| id.clone().named(&self.names(&id, obs)).pod);
+                        let empty_for_s = empty_for as f64 / 1e9;
+                        let summary = wording::cgroup_leak(pod.as_ref(), &path, empty_for_s);
                         out.push(Line::Finding(Finding {
                             finding: FindingKind::CgroupLeak,
-                            time: attribution::wall_time(self.now, self.start.boot_to_wall_ns),
+                            time: wall_time(self.now, self.start.boot_to_wall_ns),
                             pod,
                             container: None,
                             process: None,
                             cgroup: path,
                             pod_cgroup: None,
-                            empty_for_s: Some(empty_for as f64 / 1e9),
+                            empty_for_s: Some(empty_for_s),
                             summary,
                         }));
                     }
@@ -703,9 +700,9 @@ fn memory(cgroup: String, s: MemoryStat, delay_ns: u64) -> Memory {
 }
 
 fn leaf_path(tree: &CgroupTree, t: &oomtrace_common::TaskInfo) -> Option<String> {
-    (t.memcg_depth > 0 && t.memcg[0].id != 0)
-        .then(|| tree.path(CgroupId(t.memcg[0].id)).map(str::to_owned))
-        .flatten()
+    t.leaf_memcg_id()
+        .filter(|&id| id != 0)
+        .and_then(|id| tree.path(CgroupId(id)).map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -788,7 +785,7 @@ mod tests {
         };
         ev.comm[..4].copy_from_slice(b"sh\0\0");
         ev.path[..path.len()].copy_from_slice(path.as_bytes());
-        Input::Kernel(bytes_of(&ev))
+        Input::Kernel(Bytes::from(bytes_of(&ev)))
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn read_threshold(path: &Path) -> Threshold {
 }
 
 pub fn parse_config(text: &str, origin: &str) -> Threshold {
-    let config: KubeletConfig = match serde_yaml::from_str(text) {
+    let config: KubeletConfig = match yaml_serde::from_str(text) {
         Ok(c) => c,
         Err(e) => {
             return Threshold {
@@ -110,7 +110,7 @@ pub fn parse_amount(s: &str) -> Option<Amount> {
     };
     let bytes = n * mult;
     (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64)
-        .then(|| Amount::Bytes(bytes as u64))
+        .then_some(Amount::Bytes(bytes as u64))
 }
 
 #[cfg(test)]

@@ -21,3 +21,4 @@ pub mod sink;
 pub mod state;
 pub mod tracefs;
 pub mod verdict;
+pub mod wording;

@@ -11,6 +11,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use procfs::ProcessCGroups;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -156,18 +157,26 @@ fn read_u64(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Parses a /proc/PID/cgroup text for the memory hierarchy's path.
+/// Parses a /proc/PID/cgroup text for the memory hierarchy's path (procfs'
+/// parser; the fuzz target feeds this any text).
 pub fn memory_cgroup_of(text: &str, v2: bool) -> Option<String> {
-    text.lines().find_map(|l| {
-        let mut parts = l.splitn(3, ':');
-        let (id, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let is_memory = if v2 {
-            id == "0" && ctrls.is_empty()
-        } else {
-            ctrls.split(',').any(|c| c == "memory")
-        };
-        is_memory.then(|| path.to_string())
-    })
+    let groups = <ProcessCGroups as procfs::FromBufRead>::from_buf_read(text.as_bytes()).ok()?;
+    memory_cgroup(groups, v2)
+}
+
+/// v2: the unified hierarchy's line (`0::PATH`); v1: the hierarchy the
+/// memory controller is bound to.
+fn memory_cgroup(groups: ProcessCGroups, v2: bool) -> Option<String> {
+    groups
+        .into_iter()
+        .find(|g| {
+            if v2 {
+                g.hierarchy == 0 && g.controllers.is_empty()
+            } else {
+                g.controllers.iter().any(|c| c == "memory")
+            }
+        })
+        .map(|g| g.pathname)
 }
 
 pub fn read_memory_stat(dir: &Path, v2: bool) -> Option<MemoryStat> {
@@ -197,9 +206,12 @@ pub fn read_memory_stat(dir: &Path, v2: bool) -> Option<MemoryStat> {
 
 impl Observe for Live {
     fn proc_cgroup(&mut self, pid: u32) -> Option<String> {
-        let a = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        // Read as bytes and escaped as the ring buffer's paths are (a name
+        // that is not UTF-8 gets `\xNN`, see `event::escape_bytes`): the
+        // same cgroup gives the same path from here and from the kernel.
+        let a = fs::read(format!("/proc/{pid}/cgroup"))
             .ok()
-            .and_then(|t| memory_cgroup_of(&t, self.sources.v2));
+            .and_then(|b| memory_cgroup_of(&crate::event::escape_bytes(&b), self.sources.v2));
         self.keep(Answer::ProcCgroup(a.clone()));
         a
     }
@@ -428,5 +440,63 @@ impl Observe for Replayed {
     }
     fn charges(&mut self) -> Option<Charges> {
         replay_answer!(self, Charges, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_cgroup_from_proc_pid_cgroup() {
+        let v1 = "12:pids:/kubepods/pod1/c1\n\
+                  4:cpu,cpuacct:/kubepods/pod1/c1\n\
+                  7:memory:/kubepods/burstable/pod1/c1\n\
+                  1:name=systemd:/kubepods/pod1/c1\n\
+                  0::/system.slice/containerd.service\n";
+        assert_eq!(
+            memory_cgroup_of(v1, false).as_deref(),
+            Some("/kubepods/burstable/pod1/c1")
+        );
+        // Hybrid: v2 mode takes the unified line.
+        assert_eq!(
+            memory_cgroup_of(v1, true).as_deref(),
+            Some("/system.slice/containerd.service")
+        );
+        let v2 = "0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-c1.scope\n";
+        assert_eq!(
+            memory_cgroup_of(v2, true).as_deref(),
+            Some("/kubepods.slice/kubepods-pod1.slice/cri-containerd-c1.scope")
+        );
+        assert_eq!(memory_cgroup_of(v2, false), None);
+        // A path may hold colons.
+        assert_eq!(memory_cgroup_of("0::/a:b\n", true).as_deref(), Some("/a:b"));
+        assert_eq!(memory_cgroup_of("", true), None);
+        assert_eq!(memory_cgroup_of("garbage", true), None);
+        assert_eq!(memory_cgroup_of("x:memory:/a\n", false), None);
+    }
+
+    #[test]
+    fn live_proc_cgroup_of_this_process() {
+        let Ok(text) = fs::read_to_string("/proc/self/cgroup") else {
+            return;
+        };
+        let v2 = text.lines().any(|l| l.starts_with("0::"))
+            && !text.lines().any(|l| l.contains(":memory:"));
+        let mut live = Live {
+            sources: Sources {
+                memory_root: PathBuf::from("/sys/fs/cgroup"),
+                v2,
+                pods_log_dir: PathBuf::new(),
+                containers_log_dir: PathBuf::new(),
+                kubelet_config: PathBuf::new(),
+            },
+            recorded: Some(Vec::new()),
+            charges: None,
+        };
+        let a = live.proc_cgroup(std::process::id());
+        assert_eq!(a, memory_cgroup_of(&text, v2));
+        assert!(a.is_some(), "{text}");
+        assert_eq!(live.recorded, Some(vec![Answer::ProcCgroup(a)]));
     }
 }

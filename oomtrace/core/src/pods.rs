@@ -254,6 +254,20 @@ pub fn parse_cgroup_path(path: &str) -> Option<KubeCgroup> {
     None
 }
 
+/// Whether `path` is a pod's own cgroup. An unrecognised child of a pod
+/// cgroup is reported at `Level::Pod` too (it belongs to the pod), but a
+/// limit set there is that cgroup's, not the pod's.
+pub fn is_pod_cgroup(path: &str) -> bool {
+    if parse_cgroup_path(path).is_none_or(|k| k.level != Level::Pod) {
+        return false;
+    }
+    let parent = path
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map_or("", |(p, _)| p);
+    parse_cgroup_path(parent).is_none_or(|k| k.level != Level::Pod)
+}
+
 /// How the kubelet spells QoS, pod and container cgroups under one root.
 #[derive(Clone, Copy)]
 enum Naming<'a> {

@@ -37,16 +37,19 @@ pub enum StateError {
 }
 
 pub fn boot_id() -> String {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    procfs::sys::kernel::random::boot_id().unwrap_or_default()
 }
 
+/// /proc/vmstat `oom_kill`: every OOM kill this boot (kernels since 4.13).
 pub fn vmstat_oom_kill() -> Option<u64> {
-    let text = fs::read_to_string("/proc/vmstat").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
-        .and_then(|v| v.trim().parse().ok())
+    oom_kill(&<procfs::VmStat as procfs::Current>::current().ok()?)
+}
+
+fn oom_kill(vmstat: &procfs::VmStat) -> Option<u64> {
+    vmstat
+        .0
+        .get("oom_kill")
+        .and_then(|&n| u64::try_from(n).ok())
 }
 
 /// The state for this boot: `None` when there is no file or it is from
@@ -91,6 +94,24 @@ pub fn save(path: &Path, state: &State) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vmstat_and_boot_id() {
+        let vmstat = |t: &str| <procfs::VmStat as procfs::FromBufRead>::from_buf_read(t.as_bytes());
+        let v = vmstat("nr_free_pages 1024\noom_kill 7\npgfault 99\n").expect("vmstat");
+        assert_eq!(oom_kill(&v), Some(7));
+        let v = vmstat("nr_free_pages 1024\n").expect("vmstat");
+        assert_eq!(oom_kill(&v), None, "kernels before 4.13 have no oom_kill");
+        if let Ok(text) = fs::read_to_string("/proc/vmstat") {
+            assert_eq!(
+                vmstat_oom_kill().is_some(),
+                text.lines().any(|l| l.starts_with("oom_kill "))
+            );
+            let id = boot_id();
+            assert_eq!(id.len(), 36, "{id:?}");
+            assert_eq!(id, id.trim());
+        }
+    }
 
     #[test]
     fn round_trip_and_other_boots() {

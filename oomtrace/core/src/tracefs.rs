@@ -260,30 +260,29 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Where tracefs is mounted, from `/proc/self/mounts`. Falls back to the
+/// Where tracefs is mounted, from `/proc/self/mountinfo`. Falls back to the
 /// debugfs `tracing` directory that older setups (and the kernel's automount)
 /// provide.
 pub fn find_tracefs() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    tracefs_candidates(&mounts)
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    tracefs_candidates(&mountinfo)
         .into_iter()
         .find(|dir| dir.join("events").is_dir())
 }
 
 /// tracefs mounts first, the canonical one ahead of others; then debugfs
-/// mounts with `tracing` appended.
-fn tracefs_candidates(mounts: &str) -> Vec<PathBuf> {
+/// mounts with `tracing` appended. procfs parses each mountinfo line (one
+/// it cannot parse is skipped, not the whole table); it leaves the kernel's
+/// octal escapes in the mount point, so they are decoded here.
+fn tracefs_candidates(mountinfo: &str) -> Vec<PathBuf> {
     let mut tracefs = Vec::new();
     let mut debugfs = Vec::new();
-    for line in mounts.lines() {
-        let mut columns = line.split_whitespace();
-        let (Some(_source), Some(point), Some(fstype)) =
-            (columns.next(), columns.next(), columns.next())
-        else {
-            continue;
-        };
-        let point = PathBuf::from(unescape_mount_point(point));
-        match fstype {
+    for mount in mountinfo
+        .lines()
+        .filter_map(|l| procfs::process::MountInfo::from_line(l).ok())
+    {
+        let point = PathBuf::from(unescape_mount_point(&mount.mount_point.to_string_lossy()));
+        match mount.fs_type.as_str() {
             "tracefs" => tracefs.push(point),
             "debugfs" => debugfs.push(point.join("tracing")),
             _ => {}
@@ -765,11 +764,12 @@ print fmt: \"sig=%d errno=%d code=%d comm=%s pid=%d grp=%d res=%d\", REC->sig, R
     #[test]
     fn mount_table_candidates() {
         let mounts = "\
-sysfs /sys sysfs rw,nosuid 0 0
-debugfs /sys/kernel/debug debugfs rw,relatime 0 0
-nodev /mnt/my\\040trace tracefs rw,relatime 0 0
-nodev /sys/kernel/tracing tracefs rw,relatime 0 0
+23 27 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+30 23 0:7 / /sys/kernel/debug rw,relatime shared:12 - debugfs debugfs rw
+91 27 0:13 / /mnt/my\\040trace rw,relatime - tracefs nodev rw
+42 23 0:13 / /sys/kernel/tracing rw,relatime shared:13 master:1 - tracefs nodev rw
 garbage
+43 23 0:13 / /half/a/line rw - tracefs
 ";
         assert_eq!(
             tracefs_candidates(mounts),

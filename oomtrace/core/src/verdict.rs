@@ -5,7 +5,11 @@
 
 use serde::Serialize;
 
-use crate::pods::{ContainerId, PodUid, Qos, Runtime};
+use crate::{
+    kubelet::Threshold,
+    observe,
+    pods::{parse_cgroup_path, ContainerId, KubeCgroup, PodUid, Qos, Runtime},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -234,4 +238,115 @@ pub struct Stopped {
     pub signal: Signal,
     pub node_memory: Option<NodeMemory>,
     pub summary: String,
+}
+
+/// Whose kill, stop or finding it is: a pod and its container as their
+/// cgroup path names them, before their names are read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Identity {
+    pub pod: Option<Pod>,
+    pub container: Option<Container>,
+}
+
+/// A pod's namespace/name and a container's name, read from the kubelet's
+/// log directories.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Names {
+    pub pod: Option<(String, String)>,
+    pub container: Option<String>,
+}
+
+impl Identity {
+    /// The one place a cgroup path's identity becomes output types.
+    pub fn of(k: &KubeCgroup) -> Identity {
+        Identity {
+            pod: k.pod.clone().map(|uid| Pod {
+                uid,
+                namespace: None,
+                name: None,
+                qos: k.qos,
+            }),
+            container: k.container.clone().map(|c| Container {
+                id: c.id,
+                name: None,
+                runtime: c.runtime,
+            }),
+        }
+    }
+
+    /// The identity of a cgroup path; empty outside kubepods.
+    pub fn of_path(path: &str) -> Identity {
+        parse_cgroup_path(path)
+            .map(|k| Identity::of(&k))
+            .unwrap_or_default()
+    }
+
+    pub fn named(mut self, names: &Names) -> Identity {
+        if let (Some(p), Some((ns, name))) = (self.pod.as_mut(), names.pod.as_ref()) {
+            p.namespace = Some(ns.clone());
+            p.name = Some(name.clone());
+        }
+        if let Some(c) = self.container.as_mut() {
+            c.name = names.container.clone();
+        }
+        self
+    }
+}
+
+impl Victim {
+    /// A victim known only by pid, name and cgroup (a signal's target).
+    pub fn unread(pid: u32, comm: String, cgroup: Option<String>) -> Victim {
+        Victim {
+            pid,
+            comm,
+            oom_score_adj: None,
+            rss_bytes: None,
+            anon_rss_bytes: None,
+            file_rss_bytes: None,
+            shmem_rss_bytes: None,
+            total_vm_bytes: None,
+            cgroup,
+            ns_pid: None,
+        }
+    }
+}
+
+impl Evidence {
+    /// Evidence with nothing read but the hook that saw the kill.
+    pub fn unread(victim_hook: &'static str) -> Evidence {
+        Evidence {
+            constraint: None,
+            constraint_source: None,
+            victim_hook,
+            pid_ns: None,
+            mnt_ns: None,
+            pod_cgroup: None,
+        }
+    }
+}
+
+impl NodeMemory {
+    /// The node's memory as read, with the kubelet's eviction threshold
+    /// when it matters (signals).
+    pub fn of(n: &observe::NodeMemory, threshold: Option<&Threshold>) -> NodeMemory {
+        NodeMemory {
+            capacity_bytes: n.capacity_bytes,
+            mem_available_bytes: n.mem_available_bytes,
+            memory_available_bytes: n.memory_available_bytes,
+            eviction_threshold_bytes: threshold.map(|t| t.bytes(n.capacity_bytes)),
+            eviction_threshold_source: threshold.map(|t| t.source.clone()),
+        }
+    }
+}
+
+/// RFC 3339 UTC wall time of a CLOCK_BOOTTIME instant.
+pub fn wall_time(boot_ns: u64, boot_to_wall_ns: i128) -> String {
+    let wall = boot_ns as i128 + boot_to_wall_ns;
+    time::OffsetDateTime::from_unix_timestamp_nanos(wall)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }

@@ -1,31 +1,55 @@
-//! Readable lines for a terminal: one per verdict, colour only on a TTY and
-//! never with NO_COLOR set.
+//! Readable lines for a terminal: one per verdict. Labels are styled with
+//! anstyle; an anstream `AutoStream` decides whether the styles reach the
+//! output: with `ColorChoice::Auto`, colour on a terminal, never with
+//! NO_COLOR set or TERM=dumb (or unset), always with CLICOLOR_FORCE set.
 
 use std::io::Write;
+
+pub use anstream::ColorChoice;
+use anstream::{
+    stream::{AsLockedWrite, RawStream},
+    AutoStream,
+};
+use anstyle::{AnsiColor, Style};
 
 use super::{Line, Sink};
 use crate::verdict::VerdictKind;
 
-pub struct TextSink<W: Write> {
-    out: W,
-    color: bool,
+const DIM: Style = Style::new().dimmed();
+const fn bold(color: AnsiColor) -> Style {
+    Style::new()
+        .bold()
+        .fg_color(Some(anstyle::Color::Ansi(color)))
+}
+const RED: Style = bold(AnsiColor::Red);
+const YELLOW: Style = bold(AnsiColor::Yellow);
+const MAGENTA: Style = bold(AnsiColor::Magenta);
+const CYAN: Style = bold(AnsiColor::Cyan);
+
+pub struct TextSink<W: RawStream> {
+    out: AutoStream<W>,
 }
 
-impl<W: Write> TextSink<W> {
-    pub fn new(out: W, color: bool) -> Self {
-        TextSink { out, color }
-    }
-
-    fn paint(&self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
+impl<W: RawStream + AsLockedWrite> TextSink<W> {
+    /// `color`: `Auto` for the daemon's stdout; `Always`/`Never` to force.
+    pub fn new(out: W, color: ColorChoice) -> Self {
+        TextSink {
+            out: AutoStream::new(out, color),
         }
     }
+
+    /// What the stream resolved `Auto` to.
+    pub fn color(&self) -> ColorChoice {
+        self.out.current_choice()
+    }
 }
 
-impl<W: Write> Sink for TextSink<W> {
+/// Always styled: the `AutoStream` strips the escapes when colour is off.
+fn paint(style: Style, s: &str) -> String {
+    format!("{style}{s}{style:#}")
+}
+
+impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
     fn write(&mut self, record: &Line) -> std::io::Result<()> {
         let line = match record {
             Line::Status(s) => {
@@ -46,7 +70,7 @@ impl<W: Write> Sink for TextSink<W> {
                 };
                 format!(
                     "{} oomtrace {} on {} (cgroup {version}, {} cgroups) hooks: {}",
-                    self.paint("2", s.state),
+                    paint(DIM, s.state),
                     s.version,
                     s.kernel,
                     s.cgroup.cgroups,
@@ -54,11 +78,11 @@ impl<W: Write> Sink for TextSink<W> {
                 )
             }
             Line::Verdict(v) => {
-                let (label, code) = match v.verdict {
-                    VerdictKind::PodLimit => ("POD_LIMIT", "1;33"),
-                    VerdictKind::NodePressure => ("NODE_PRESSURE", "1;31"),
-                    VerdictKind::EscapedProcess => ("ESCAPED_PROCESS", "1;35"),
-                    VerdictKind::System => ("SYSTEM", "1;36"),
+                let (label, style) = match v.verdict {
+                    VerdictKind::PodLimit => ("POD_LIMIT", YELLOW),
+                    VerdictKind::NodePressure => ("NODE_PRESSURE", RED),
+                    VerdictKind::EscapedProcess => ("ESCAPED_PROCESS", MAGENTA),
+                    VerdictKind::System => ("SYSTEM", CYAN),
                 };
                 let kind = v
                     .kind
@@ -72,27 +96,21 @@ impl<W: Write> Sink for TextSink<W> {
                         )
                     })
                     .unwrap_or_default();
-                format!(
-                    "{} {}{} {}",
-                    v.time,
-                    self.paint(code, label),
-                    kind,
-                    v.summary
-                )
+                format!("{} {}{} {}", v.time, paint(style, label), kind, v.summary)
             }
             Line::Finding(f) => {
                 let label = match f.finding {
                     crate::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
                     crate::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
                 };
-                format!("{} {} {}", f.time, self.paint("1;35", label), f.summary)
+                format!("{} {} {}", f.time, paint(MAGENTA, label), f.summary)
             }
             Line::Stopped(s) => {
-                format!("{} {} {}", s.time, self.paint("2", "STOPPED"), s.summary)
+                format!("{} {} {}", s.time, paint(DIM, "STOPPED"), s.summary)
             }
             Line::Heartbeat(h) => format!(
                 "{} up {} s, {} events, {} verdicts, {} findings, {} lost",
-                self.paint("2", "heartbeat"),
+                paint(DIM, "heartbeat"),
                 h.uptime_s,
                 h.events,
                 h.verdicts,
@@ -101,7 +119,7 @@ impl<W: Write> Sink for TextSink<W> {
             ),
             Line::Lost(l) => format!(
                 "{} {} events lost on hook {} ({} in all)",
-                self.paint("1;31", "LOST"),
+                paint(RED, "LOST"),
                 l.count,
                 l.hook,
                 l.total
@@ -109,5 +127,90 @@ impl<W: Write> Sink for TextSink<W> {
         };
         writeln!(self.out, "{line}")?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        sink::{Heartbeat, Lost},
+        verdict::{Finding, FindingKind},
+    };
+
+    fn lines() -> Vec<Line> {
+        vec![
+            Line::Lost(Lost {
+                hook: "victim",
+                count: 2,
+                total: 5,
+            }),
+            Line::Finding(Finding {
+                finding: FindingKind::CgroupLeak,
+                time: "2024-01-01T00:00:00Z".into(),
+                pod: None,
+                container: None,
+                process: None,
+                cgroup: "/kubepods/podx".into(),
+                pod_cgroup: None,
+                empty_for_s: Some(60.0),
+                summary: "empty for 60 s".into(),
+            }),
+            Line::Heartbeat(Heartbeat {
+                uptime_s: 10,
+                events: 1,
+                ..Heartbeat::default()
+            }),
+        ]
+    }
+
+    fn written(color: ColorChoice) -> String {
+        let mut sink = TextSink::new(Vec::new(), color);
+        for l in lines() {
+            sink.write(&l).expect("write to a Vec");
+        }
+        String::from_utf8(sink.out.into_inner()).expect("utf-8")
+    }
+
+    const PLAIN: &str = "\
+LOST 2 events lost on hook victim (5 in all)
+2024-01-01T00:00:00Z CGROUP_LEAK empty for 60 s
+heartbeat up 10 s, 1 events, 0 verdicts, 0 findings, 0 lost
+";
+
+    #[test]
+    fn without_colour_no_escape_reaches_the_output() {
+        let out = written(ColorChoice::Never);
+        assert_eq!(out, PLAIN);
+        assert!(!out.contains('\x1b'));
+    }
+
+    #[test]
+    fn with_colour_labels_are_styled() {
+        let out = written(ColorChoice::Always);
+        assert_eq!(
+            out.lines().next(),
+            Some(format!("{RED}LOST{RED:#} 2 events lost on hook victim (5 in all)").as_str())
+        );
+        assert!(
+            out.contains(&format!("{MAGENTA}CGROUP_LEAK{MAGENTA:#}")),
+            "{out:?}"
+        );
+        assert!(out.contains(&format!("{DIM}heartbeat{DIM:#}")), "{out:?}");
+        assert!(
+            out.contains("\x1b[1m") && out.contains("\x1b[31m"),
+            "bold red: {out:?}"
+        );
+        // The same text once the styles are stripped.
+        assert_eq!(anstream::adapter::strip_str(&out).to_string(), PLAIN);
+    }
+
+    #[test]
+    fn auto_is_off_for_a_non_terminal() {
+        // A Vec is no terminal: off unless CLICOLOR_FORCE is set around us.
+        let sink = TextSink::new(Vec::new(), ColorChoice::Auto);
+        if std::env::var_os("CLICOLOR_FORCE").is_none_or(|v| v.is_empty()) {
+            assert_eq!(sink.color(), ColorChoice::Never);
+        }
     }
 }

@@ -1,0 +1,181 @@
+//! Every sentence oomtrace prints: the summaries of verdicts, stops and
+//! findings, and the small phrases they share. Built from the finished
+//! output types only, so wording changes never touch a rule.
+
+use crate::{
+    pods::{self, Level},
+    verdict::{Container, Pod, PressureKind, Stopped, Verdict, VerdictKind},
+};
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn capitalize(s: String) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => s,
+    }
+}
+
+/// "container c of pod ns/name", or as much of it as is known.
+pub fn describe(pod: Option<&Pod>, container: Option<&Container>) -> String {
+    let pod = pod.map(|p| match (&p.namespace, &p.name) {
+        (Some(ns), Some(n)) => format!("pod {ns}/{n}"),
+        _ => format!("pod {}", p.uid),
+    });
+    let container = container.map(|c| match &c.name {
+        Some(n) => format!("container {n}"),
+        None => format!("container {}", c.id.short()),
+    });
+    match (container, pod) {
+        (Some(c), Some(p)) => format!("{c} of {p}"),
+        (None, Some(p)) => p,
+        _ => "a process outside any pod".to_string(),
+    }
+}
+
+/// The verdict's one-sentence summary. Only the pod_limit sentence starts
+/// with our own words ("container …"); the others start with a capital
+/// already or with a process name, kept as the kernel spelled it.
+pub fn summary(v: &Verdict) -> String {
+    let s = match v.verdict {
+        VerdictKind::PodLimit => capitalize(sentence(v)),
+        _ => sentence(v),
+    };
+    match v.source {
+        "kernel_log" => format!("While oomtrace was not running: {s}"),
+        _ => s,
+    }
+}
+
+/// Whose limit it was, by the level of the limit's cgroup: a container's
+/// own, the pod's, or a cgroup inside the pod that oomtrace cannot name.
+fn whose_limit(v: &Verdict) -> &'static str {
+    let Some(path) = v.limit.as_ref().and_then(|l| l.cgroup.as_deref()) else {
+        return "its memory limit";
+    };
+    match pods::parse_cgroup_path(path).map(|k| k.level) {
+        Some(Level::Pod) if pods::is_pod_cgroup(path) => "the pod's memory limit",
+        Some(Level::Pod) => "the cgroup's memory limit",
+        _ => "its memory limit",
+    }
+}
+
+fn sentence(v: &Verdict) -> String {
+    let who = match v.victim.rss_bytes {
+        Some(rss) => format!(
+            "{} (pid {}, rss {})",
+            v.victim.comm,
+            v.victim.pid,
+            human_bytes(rss)
+        ),
+        None => format!("{} (pid {})", v.victim.comm, v.victim.pid),
+    };
+    let limit = v.limit.as_ref();
+    let limit_bytes = limit
+        .and_then(|l| l.limit_bytes)
+        .map(|b| format!(" of {}", human_bytes(b)))
+        .unwrap_or_default();
+    let limit_at = limit
+        .and_then(|l| l.cgroup.as_deref())
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    let place = describe(v.pod.as_ref(), v.container.as_ref());
+    let reports = match v.kubelet_reports {
+        Some(true) => " The kubelet reports OOMKilled.",
+        Some(false) => " The kubelet will not report it: the container's init survived.",
+        None => "",
+    };
+    match (v.verdict, v.kind) {
+        (VerdictKind::PodLimit, _) => {
+            let whose = whose_limit(v);
+            let at = match whose {
+                "the cgroup's memory limit" => limit_at,
+                _ => String::new(),
+            };
+            format!("{place} hit {whose}{limit_bytes}{at}; the kernel killed {who}.{reports}")
+        }
+        (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => format!(
+            "Pods together exceeded node allocatable: the kubepods limit{limit_bytes}{limit_at} was hit; the kernel killed {who} in {place}.{reports}"
+        ),
+        (VerdictKind::NodePressure, Some(PressureKind::Eviction)) => {
+            let by = v
+                .signal
+                .as_ref()
+                .map(|s| format!("{} from {} (pid {})", s.name, s.sender.comm, s.sender.pid))
+                .unwrap_or_default();
+            let avail = v
+                .node_memory
+                .as_ref()
+                .map(|n| {
+                    format!(
+                        " with memory.available at {}",
+                        human_bytes(n.memory_available_bytes)
+                    )
+                })
+                .unwrap_or_default();
+            format!("The node was under memory pressure{avail}: {place} was evicted, {who} ended by {by}.")
+        }
+        (VerdictKind::NodePressure, _) => {
+            let place = if v.pod.is_none() && v.container.is_none() {
+                String::new()
+            } else {
+                format!(" in {place}")
+            };
+            format!("The node ran out of memory (global OOM); the kernel killed {who}{place}.")
+        }
+        (VerdictKind::EscapedProcess, _) => format!(
+            "{who} belongs to {place} but runs in {}, outside the pod's cgroup, so the pod's limit never held it; the limit{limit_bytes}{limit_at} was hit.",
+            v.victim.cgroup.as_deref().unwrap_or("another cgroup")
+        ),
+        (VerdictKind::System, _) => format!(
+            "Host process {who} in {} was killed: the limit{limit_bytes}{limit_at} was hit.",
+            v.victim.cgroup.as_deref().unwrap_or("an unknown cgroup")
+        ),
+    }
+}
+
+pub fn stopped(s: &Stopped) -> String {
+    format!(
+        "{} (pid {}) of {} was sent {} by {} (pid {}) while the node was not under memory pressure: not an OOM.",
+        s.process.comm,
+        s.process.pid,
+        describe(s.pod.as_ref(), s.container.as_ref()),
+        s.signal.name,
+        s.signal.sender.comm,
+        s.signal.sender.pid
+    )
+}
+
+pub fn escape_detected(
+    comm: &str,
+    pid: u32,
+    pod: Option<&Pod>,
+    container: Option<&Container>,
+    cgroup: &str,
+) -> String {
+    format!(
+        "{comm} (pid {pid}) of {} moved to {cgroup}, outside its pod's cgroup: the pod's memory limit no longer applies to it.",
+        describe(pod, container)
+    )
+}
+
+pub fn cgroup_leak(pod: Option<&Pod>, cgroup: &str, empty_for_s: f64) -> String {
+    capitalize(format!(
+        "{} has had no process for {empty_for_s:.0} s, but its cgroup {cgroup} remains: a leaked pod cgroup (kubernetes#106957) the kubelet and runtime keep paying for.",
+        describe(pod, None),
+    ))
+}
