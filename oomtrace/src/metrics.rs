@@ -561,14 +561,7 @@ mod tests {
             signal: None,
             top_consumers: None,
             growth: None,
-            evidence: Evidence {
-                constraint: None,
-                constraint_source: None,
-                victim_hook: "tp_btf",
-                pid_ns: None,
-                mnt_ns: None,
-                pod_cgroup: None,
-            },
+            evidence: Evidence::unread("tp_btf"),
             summary: String::new(),
         }))
     }

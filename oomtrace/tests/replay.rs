@@ -115,10 +115,26 @@ fn fixtures_carry_their_scenarios_verdicts() {
     let evict = replayed("userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not");
     assert!(
         verdicts(&evict, |v| v["kind"] == "eviction"
-            && v["signal"]["name"] == "SIGKILL")
+            && v["signal"]["name"] == "SIGKILL"
+            && v["evidence"]["basis"] == "runtime_sigterm_then_sigkill")
         .count()
             >= 1
     );
+
+    let stops = replayed("signals_under_pressure_that_are_not_the_kubelets_eviction_are_stops");
+    for reason in [
+        "sender_not_runtime",
+        "sigkill_without_sigterm",
+        "grace_longer_than_hard_eviction",
+    ] {
+        assert!(
+            stops
+                .iter()
+                .any(|l| l["type"] == "stopped" && l["reason"] == reason),
+            "no stopped line with reason {reason}"
+        );
+    }
+    assert_eq!(verdicts(&stops, |v| v["kind"] == "eviction").count(), 0);
 
     let leak = replayed("pod_cgroup_left_behind_is_a_leak_after_the_grace_period");
     assert!(leak

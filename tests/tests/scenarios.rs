@@ -178,14 +178,26 @@ fn pressured_kubelet_config(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// The stopped line about `pid` in pod `uid`.
+fn stopped_line(daemon: &Daemon, what: &str, uid: &str, pid: u32) -> Json {
+    daemon.wait_for(what, |l| {
+        l["type"] == "stopped" && l["pod"]["uid"] == uid && l["process"]["pid"] == pid
+    })
+}
+
 #[test]
 fn userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not() {
     let config = pressured_kubelet_config(&std::env::temp_dir());
     let pressured = Daemon::start(&["--kubelet-config", &config.display().to_string()]);
     let calm = Daemon::start(&["--kubelet-config", "/nonexistent/kubelet-config.yaml"]);
     let pod = Pod::new(Qos::Burstable);
+    // sleep as its pid namespace's init has no SIGTERM handler: it ignores
+    // SIGTERM, and the runtime's SIGKILL ends it.
     let c = pod.container(&["sleep", "3600"]).start();
-    // The runtime stops the container the way the kubelet's eviction does.
+    // The runtime stops the container the way the kubelet's hard eviction
+    // does: SIGTERM, then SIGKILL when the grace period (1-2 s) runs out.
+    c.kill("TERM");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     c.kill("KILL");
     assert_eq!(c.wait_exit(DEADLINE), Some(Exit::Signal(9)));
 
@@ -197,6 +209,12 @@ fn userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not() {
     assert_eq!(v["victim"]["pid"], c.init_pid, "{v}");
     assert_eq!(v["container"]["id"], c.id.as_str(), "{v}");
     assert_eq!(v["signal"]["name"], "SIGKILL", "{v}");
+    assert_eq!(
+        v["evidence"]["basis"], "runtime_sigterm_then_sigkill",
+        "{v}"
+    );
+    let grace = v["evidence"]["grace_s"].as_f64().expect("grace_s");
+    assert!((1.0..3.0).contains(&grace), "the 1.5 s grace period: {v}");
     assert!(
         v["signal"]["sender"]["comm"]
             .as_str()
@@ -217,20 +235,76 @@ fn userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not() {
         "{v}"
     );
 
-    let s = calm.wait_for("a stopped line", |l| {
-        l["type"] == "stopped" && l["pod"]["uid"] == pod.uid.as_str()
-    });
-    assert_eq!(s["signal"]["name"], "SIGKILL", "{s}");
-    assert_eq!(s["process"]["pid"], c.init_pid, "{s}");
+    let s = stopped_line(&calm, "a stopped line", &pod.uid, c.init_pid);
+    assert_eq!(s["signal"]["name"], "SIGTERM", "the stop began there: {s}");
+    assert_eq!(s["reason"], "no_memory_pressure", "{s}");
     calm.barrier();
     assert!(
         verdicts_for_pod(&calm, &pod.uid).is_empty(),
         "no memory pressure, no OOM verdict"
     );
+    assert_eq!(
+        calm.all(|l| l["type"] == "stopped" && l["pod"]["uid"] == pod.uid.as_str())
+            .len(),
+        1,
+        "one line per stop, not one per signal"
+    );
     drop(c);
     // The pressured daemon last: its recording is the kept fixture.
     calm.finish();
     pressured.finish();
+    let _ = fs::remove_file(config);
+}
+
+/// Under memory pressure, signals that do not look like the kubelet's
+/// eviction (issue: a supervisor reaping its worker and an operator's
+/// `kill` both came out as evictions) are `stopped` lines with the reason.
+#[test]
+fn signals_under_pressure_that_are_not_the_kubelets_eviction_are_stops() {
+    let config = pressured_kubelet_config(&std::env::temp_dir());
+    let daemon = Daemon::start(&["--kubelet-config", &config.display().to_string()]);
+    let pod = Pod::new(Qos::Burstable);
+
+    // A process in the pod kills another one (a supervisor reaping a worker).
+    let supervisor = pod.container(&["sleep", "3600"]).start();
+    let worker = supervisor.exec(&["tail", "-f", "/dev/null"]);
+    let _reaper = supervisor.exec(&["killall", "-KILL", "tail"]);
+    let s = stopped_line(&daemon, "the reaped worker", &pod.uid, worker.pid);
+    assert_eq!(s["reason"], "sender_not_runtime", "{s}");
+    assert_eq!(s["signal"]["sender"]["comm"], "killall", "{s}");
+
+    // An operator's kill from a host shell (this test process).
+    let operator = pod.container(&["sleep", "3600"]).start();
+    let pid = rustix::process::Pid::from_raw(operator.init_pid as i32).expect("init pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+    assert_eq!(operator.wait_exit(DEADLINE), Some(Exit::Signal(9)));
+    let s = stopped_line(&daemon, "the operator's kill", &pod.uid, operator.init_pid);
+    assert_eq!(s["reason"], "sender_not_runtime", "{s}");
+
+    // The runtime's SIGKILL with no grace period: not how the kubelet stops.
+    let abrupt = pod.container(&["sleep", "3600"]).start();
+    abrupt.kill("KILL");
+    assert_eq!(abrupt.wait_exit(DEADLINE), Some(Exit::Signal(9)));
+    let s = stopped_line(&daemon, "the abrupt stop", &pod.uid, abrupt.init_pid);
+    assert_eq!(s["reason"], "sigkill_without_sigterm", "{s}");
+
+    // A deletion's grace period: the process outlives a hard eviction's.
+    let deleted = pod.container(&["sleep", "3600"]).start();
+    deleted.kill("TERM");
+    let s = stopped_line(&daemon, "the slow stop", &pod.uid, deleted.init_pid);
+    assert_eq!(s["reason"], "grace_longer_than_hard_eviction", "{s}");
+    assert_eq!(s["signal"]["name"], "SIGTERM", "{s}");
+    deleted.kill("KILL");
+    assert_eq!(deleted.wait_exit(DEADLINE), Some(Exit::Signal(9)));
+
+    daemon.barrier();
+    assert!(
+        verdicts_for_pod(&daemon, &pod.uid).is_empty(),
+        "none of these is an eviction: {:?}",
+        verdicts_for_pod(&daemon, &pod.uid)
+    );
+    drop((supervisor, operator, abrupt, deleted));
+    daemon.finish();
     let _ = fs::remove_file(config);
 }
 

@@ -19,8 +19,8 @@ use crate::{
     pods::{self, KubeCgroup, Level},
     verdict::{
         wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Limit,
-        Memory, Names, NodeMemory, PressureKind, Process, Signal, Stopped, Trigger, Verdict,
-        VerdictKind, Victim,
+        Memory, Names, NodeMemory, PressureKind, Process, Signal, StopReason, Stopped, Trigger,
+        Verdict, VerdictKind, Victim,
     },
     wording,
 };
@@ -154,6 +154,19 @@ struct Scope {
 }
 
 impl Scope {
+    /// What an OOM verdict rests on (docs/schema.md, `evidence.basis`).
+    fn basis(&self) -> &'static str {
+        match self.source {
+            // The kernel's own record of this OOM: no inference.
+            Some(ConstraintSource::OomControl) => "oom_control",
+            // Inferred: the lowest common ancestor at its page-counter max.
+            Some(ConstraintSource::MemcgCounters) => "page_counters_at_limit",
+            Some(ConstraintSource::KernelLog) => "kernel_log",
+            // Inferred from the victim's place alone.
+            None => "victim_cgroup_only",
+        }
+    }
+
     /// The Kubernetes identity of the cgroup whose limit was hit.
     fn limit_kube(&self) -> Option<KubeCgroup> {
         self.limit
@@ -323,6 +336,8 @@ impl Attributor {
                         .map(str::to_owned),
                     _ => None,
                 },
+                basis: Some(scope.basis()),
+                grace_s: None,
             },
             host_pid_ns: known(ev.victim.pid_ns()).is_none_or(|ns| ns == snap.host_pid_ns),
         }
@@ -532,16 +547,21 @@ fn decide(
     }
 }
 
-/// A kill by signal from userspace, judged: an eviction when the node is
-/// under the kubelet's threshold (the engine's `Observed` then carries that
-/// node memory), else a plain stop.
-pub enum SignalOutcome {
-    Eviction(Box<Assessment>),
+/// What a userspace SIGTERM/SIGKILL to a pod's process comes to: a verdict
+/// now, a line now, or a wait for the rest of the stop.
+pub enum SignalStep {
+    /// The eviction, with the node's memory at its SIGTERM.
+    Eviction(Box<Assessment>, Option<NodeMemory>),
     Stopped(Box<Stop>),
+    /// A runtime's SIGTERM under pressure: an eviction only if the process
+    /// ends within a hard eviction's grace period. Decided by the SIGKILL
+    /// that follows, or by [`after_grace`] at `deadline_ns`.
+    Wait(Box<PendingStop>),
 }
 
 /// A pod's process ended by a userspace signal that was not an eviction,
 /// before its names are read.
+#[derive(Clone, Debug)]
 pub struct Stop {
     pub time: String,
     pub process: Process,
@@ -549,6 +569,7 @@ pub struct Stop {
     pub identity: Identity,
     pub signal: Signal,
     pub node_memory: Option<NodeMemory>,
+    pub reason: StopReason,
 }
 
 /// The one place a `Stopped` line is built.
@@ -562,6 +583,7 @@ pub fn stopped(s: Stop, names: &Names) -> Stopped {
         container: identity.container,
         signal: s.signal,
         node_memory: s.node_memory,
+        reason: s.reason,
         summary: String::new(),
     };
     out.summary = wording::stopped(&out);
@@ -575,6 +597,47 @@ const SI_USER: i32 = 0;
 const SI_QUEUE: i32 = -1;
 const SI_TKILL: i32 = -6;
 
+/// `signal_generate`'s `result`: delivered, or ignored by the target. A
+/// container's init with no SIGTERM handler ignores the runtime's SIGTERM
+/// (the kernel drops it at generation), yet that SIGTERM starts the stop.
+const TRACE_SIGNAL_DELIVERED: i32 = 0;
+const TRACE_SIGNAL_IGNORED: i32 = 1;
+
+/// Whether a signal was sent to the target (delivered or ignored), not
+/// lost (already pending, queue overflow).
+pub fn sent(ev: &SignalEvent) -> bool {
+    matches!(
+        ev.result(),
+        Some(TRACE_SIGNAL_DELIVERED | TRACE_SIGNAL_IGNORED)
+    )
+}
+
+/// The longest SIGTERM → SIGKILL gap of a hard eviction: the kubelet gives
+/// it a grace period of 1 s (older kubelets) or 2 s (current ones raise
+/// anything under 2 s to 2 s); the rest is slack for the runtime's own
+/// `runc kill` calls.
+pub const HARD_EVICTION_GRACE_NS: u64 = 3_000_000_000;
+
+/// Process names of the container runtimes that deliver a stop's signals
+/// (each `runc kill` is a fresh, short-lived process). Names are the
+/// kernel's 15-byte comm.
+const RUNTIMES: &[&str] = &[
+    "runc",
+    "crun",
+    "youki",
+    "runsc",
+    "conmon",
+    "containerd",
+    "crio",
+    "dockerd",
+    "kata-runtime",
+];
+
+/// Whether `comm` is a container runtime (or one of containerd's shims).
+pub fn is_runtime(comm: &str) -> bool {
+    RUNTIMES.contains(&comm) || comm.starts_with("containerd-shim")
+}
+
 pub struct SignalContext<'a> {
     pub target_cgroup: Option<&'a str>,
     /// The node's memory with the kubelet's eviction threshold.
@@ -582,68 +645,156 @@ pub struct SignalContext<'a> {
     pub boot_to_wall_ns: i128,
 }
 
-pub fn on_signal(ev: &SignalEvent, cx: &SignalContext<'_>) -> Option<SignalOutcome> {
+/// A runtime's SIGTERM to a pod's process under memory pressure, waiting
+/// for the rest of the stop.
+#[derive(Clone, Debug)]
+pub struct PendingStop {
+    pub boot_ns: u64,
+    pub deadline_ns: u64,
+    pub pid: u32,
+    stop: Stop,
+}
+
+fn under_pressure(node: Option<&NodeMemory>) -> bool {
+    node.is_some_and(|n| {
+        n.eviction_threshold_bytes
+            .is_some_and(|t| n.memory_available_bytes < t)
+    })
+}
+
+/// A userspace SIGTERM or SIGKILL to a pod's process, judged. An eviction
+/// needs what the kubelet's eviction looks like from the kernel: the
+/// runtime sends it, memory.available is under the hard threshold, and the
+/// process ends within a hard eviction's grace period after the SIGTERM.
+/// `earlier` is this process's pending SIGTERM, if any.
+pub fn on_signal(
+    ev: &SignalEvent,
+    cx: &SignalContext<'_>,
+    earlier: Option<&PendingStop>,
+) -> Option<SignalStep> {
     let name = match ev.sig {
         9 => "SIGKILL",
         15 => "SIGTERM",
         _ => return None,
     };
-    if !matches!(ev.code, SI_USER | SI_QUEUE | SI_TKILL) || ev.result != 0 {
+    let from_userspace = matches!(ev.code(), Some(SI_USER | SI_QUEUE | SI_TKILL));
+    if !from_userspace || !sent(ev) {
         return None;
     }
     let kube = cx.target_cgroup.and_then(pods::parse_cgroup_path)?;
     kube.pod.as_ref()?;
-    let identity = Identity::of(&kube);
+    let sender_comm = event::comm(&ev.sender_comm);
+    let runtime = is_runtime(&sender_comm);
     let signal = Signal {
         name,
         number: ev.sig,
         sender: Process {
             pid: ev.sender_tgid,
-            comm: event::comm(&ev.sender_comm),
+            comm: sender_comm,
         },
     };
-    let process = Process {
-        pid: ev.target.tgid,
-        comm: event::comm(&ev.target.comm),
+    let boot_ns = ev.header.boot_ns;
+    let stop = Stop {
+        time: wall_time(boot_ns, cx.boot_to_wall_ns),
+        process: Process {
+            pid: ev.target.tgid,
+            comm: event::comm(&ev.target.comm),
+        },
+        cgroup: cx.target_cgroup.map(str::to_owned),
+        identity: Identity::of(&kube),
+        signal,
+        node_memory: cx.node.cloned(),
+        reason: StopReason::NoMemoryPressure,
     };
-    let time = wall_time(ev.header.boot_ns, cx.boot_to_wall_ns);
-    let pressure = cx.node.is_some_and(|n| {
-        n.eviction_threshold_bytes
-            .is_some_and(|t| n.memory_available_bytes < t)
-    });
-    if !pressure {
-        return Some(SignalOutcome::Stopped(Box::new(Stop {
-            time,
-            process,
-            cgroup: cx.target_cgroup.map(str::to_owned),
-            identity,
-            signal,
-            node_memory: cx.node.cloned(),
-        })));
+    let with = |reason| {
+        Some(SignalStep::Stopped(Box::new(Stop {
+            reason,
+            ..stop.clone()
+        })))
+    };
+    if let Some(term) = earlier {
+        if ev.sig == 15 {
+            // Another SIGTERM changes nothing: the first one started the stop.
+            return Some(SignalStep::Wait(Box::new(term.clone())));
+        }
+        // The SIGKILL that ends a stop: the grace period it shows decides.
+        if !runtime {
+            return with(StopReason::SenderNotRuntime);
+        }
+        let gap = boot_ns.saturating_sub(term.boot_ns);
+        if gap > HARD_EVICTION_GRACE_NS {
+            return with(StopReason::GraceLongerThanHardEviction);
+        }
+        return Some(eviction(
+            term,
+            stop,
+            "runtime_sigterm_then_sigkill",
+            Some(gap),
+        ));
     }
-    Some(SignalOutcome::Eviction(Box::new(Assessment {
+    if !runtime {
+        return with(StopReason::SenderNotRuntime);
+    }
+    if !under_pressure(cx.node) {
+        return with(StopReason::NoMemoryPressure);
+    }
+    if ev.sig == 9 {
+        return with(StopReason::SigkillWithoutSigterm);
+    }
+    Some(SignalStep::Wait(Box::new(PendingStop {
+        boot_ns,
+        deadline_ns: boot_ns.saturating_add(HARD_EVICTION_GRACE_NS),
+        pid: ev.target.tgid,
+        stop,
+    })))
+}
+
+/// A pending SIGTERM whose grace period ran out with no SIGKILL: gone means
+/// it ended within the grace (an eviction, inferred: the exit itself is not
+/// seen); alive means the stop's grace is longer than a hard eviction's.
+pub fn after_grace(p: PendingStop, alive: bool) -> SignalStep {
+    if alive {
+        return SignalStep::Stopped(Box::new(Stop {
+            reason: StopReason::GraceLongerThanHardEviction,
+            ..p.stop
+        }));
+    }
+    let stop = p.stop.clone();
+    eviction(&p, stop, "runtime_sigterm_then_exit", None)
+}
+
+/// The eviction verdict's assessment: the stop began with `term`'s SIGTERM
+/// and ended with `last` (the SIGKILL, or the SIGTERM itself).
+fn eviction(
+    term: &PendingStop,
+    last: Stop,
+    basis: &'static str,
+    grace_ns: Option<u64>,
+) -> SignalStep {
+    let a = Assessment {
         verdict: VerdictKind::NodePressure,
         kind: Some(PressureKind::Eviction),
         source: "bpf",
-        incident: format!("evict-{}", ev.header.boot_ns),
-        boot_ns: ev.header.boot_ns,
-        time,
-        victim: Victim::unread(
-            ev.target.tgid,
-            process.comm,
-            cx.target_cgroup.map(str::to_owned),
-        ),
+        incident: format!("evict-{}", term.boot_ns),
+        boot_ns: term.boot_ns,
+        time: term.stop.time.clone(),
+        victim: Victim::unread(last.process.pid, last.process.comm, last.cgroup),
         trigger: Some(Trigger {
-            pid: ev.sender_tgid,
-            comm: event::comm(&ev.sender_comm),
+            pid: last.signal.sender.pid,
+            comm: last.signal.sender.comm.clone(),
             cgroup: None,
         }),
         limit: None,
-        identity,
-        signal: Some(signal),
-        evidence: Evidence::unread("signal"),
+        identity: last.identity,
+        signal: Some(last.signal),
+        evidence: Evidence {
+            basis: Some(basis),
+            grace_s: grace_ns.map(|g| (g as f64 / 1e6).round() / 1e3),
+            ..Evidence::unread("signal")
+        },
         host_pid_ns: false,
-    })))
+    };
+    SignalStep::Eviction(Box::new(a), term.stop.node_memory.clone())
 }
 
 /// A kill found in the kernel log at start: what the log says, no more.
@@ -699,6 +850,7 @@ pub fn from_kernel_log(past: &PastKill, boot_to_wall_ns: i128) -> Assessment {
         evidence: Evidence {
             constraint: scope.constraint,
             constraint_source: scope.source,
+            basis: Some(scope.basis()),
             ..Evidence::unread("kernel_log")
         },
         host_pid_ns: false,
@@ -710,8 +862,8 @@ mod tests {
     use std::collections::HashMap;
 
     use oomtrace_common::{
-        valid, Header, Kind, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH,
-        WIRE_VERSION,
+        valid, Header, Kind, MemcgLevel, SignalEvent, TaskInfo, VictimEvent, VictimSource,
+        MEMCG_DEPTH, WIRE_VERSION,
     };
 
     use super::*;
@@ -1056,5 +1208,167 @@ mod tests {
             "{}",
             v.summary
         );
+    }
+
+    fn comm16(name: &str) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[..name.len()].copy_from_slice(name.as_bytes());
+        c
+    }
+
+    /// A userspace signal at `at_ms` to pid 10 in the test pod's container.
+    fn signal(sig: u32, sender: &str, at_ms: u64) -> SignalEvent {
+        let c = chain_container(100, UNLIMITED, 100, UNLIMITED);
+        SignalEvent {
+            header: Header {
+                version: WIRE_VERSION,
+                kind: Kind::Signal as u16,
+                cpu: 0,
+                boot_ns: at_ms * 1_000_000,
+            },
+            sig,
+            code: 0,
+            result: 0,
+            source: VictimSource::TpBtf as u32,
+            sender_tgid: 77,
+            sender_tid: 77,
+            sender_comm: comm16(sender),
+            valid: valid::SIGNAL_ALL,
+            _pad: 0,
+            target: task(10, 1, &c),
+        }
+    }
+
+    fn node(pressure: bool) -> NodeMemory {
+        NodeMemory {
+            capacity_bytes: 8 << 30,
+            mem_available_bytes: 1 << 30,
+            memory_available_bytes: if pressure { 50 << 20 } else { 4 << 30 },
+            eviction_threshold_bytes: Some(100 << 20),
+            eviction_threshold_source: Some("test".into()),
+        }
+    }
+
+    fn step(ev: &SignalEvent, pressure: bool, earlier: Option<&PendingStop>) -> SignalStep {
+        let n = node(pressure);
+        let path = format!("{POD}/{CID}");
+        let cx = SignalContext {
+            target_cgroup: Some(&path),
+            node: Some(&n),
+            boot_to_wall_ns: 0,
+        };
+        on_signal(ev, &cx, earlier).expect("a pod's process, signalled from userspace")
+    }
+
+    fn reason(s: SignalStep) -> StopReason {
+        match s {
+            SignalStep::Stopped(s) => s.reason,
+            SignalStep::Eviction(..) => panic!("an eviction"),
+            SignalStep::Wait(_) => panic!("a wait"),
+        }
+    }
+
+    fn pending(s: SignalStep) -> PendingStop {
+        match s {
+            SignalStep::Wait(p) => *p,
+            _ => panic!("not a wait"),
+        }
+    }
+
+    fn evicted(s: SignalStep) -> Verdict {
+        match s {
+            SignalStep::Eviction(a, n) => verdict(
+                *a,
+                Observed {
+                    node_memory: n,
+                    ..Observed::default()
+                },
+            ),
+            _ => panic!("not an eviction"),
+        }
+    }
+
+    #[test]
+    fn a_runtime_sigterm_then_sigkill_within_the_hard_grace_is_an_eviction() {
+        let term = pending(step(&signal(15, "runc", 1_000), true, None));
+        assert_eq!(term.deadline_ns, 1_000_000_000 + HARD_EVICTION_GRACE_NS);
+        let v = evicted(step(&signal(9, "runc", 3_000), true, Some(&term)));
+        assert_eq!(v.kind, Some(PressureKind::Eviction));
+        assert_eq!(v.evidence.basis, Some("runtime_sigterm_then_sigkill"));
+        assert_eq!(v.evidence.grace_s, Some(2.0));
+        assert_eq!(v.incident, "evict-1000000000");
+        assert_eq!(v.signal.as_ref().map(|s| s.name), Some("SIGKILL"));
+        assert!(
+            v.summary.contains("2.0 s after its SIGTERM"),
+            "{}",
+            v.summary
+        );
+        // A second SIGTERM keeps the first one's clock.
+        let again = pending(step(&signal(15, "runc", 2_000), true, Some(&term)));
+        assert_eq!(again.boot_ns, term.boot_ns);
+    }
+
+    #[test]
+    fn a_deletions_grace_period_is_not_an_eviction() {
+        let term = pending(step(&signal(15, "runc", 1_000), true, None));
+        assert_eq!(
+            reason(step(&signal(9, "runc", 31_000), true, Some(&term))),
+            StopReason::GraceLongerThanHardEviction
+        );
+        let term = pending(step(&signal(15, "runc", 1_000), true, None));
+        assert_eq!(
+            reason(after_grace(term, true)),
+            StopReason::GraceLongerThanHardEviction
+        );
+    }
+
+    #[test]
+    fn an_exit_on_the_runtimes_sigterm_is_an_eviction_that_says_it_is_inferred() {
+        let term = pending(step(&signal(15, "containerd-shim", 1_000), true, None));
+        let v = evicted(after_grace(term, false));
+        assert_eq!(v.evidence.basis, Some("runtime_sigterm_then_exit"));
+        assert_eq!(v.evidence.grace_s, None);
+        assert_eq!(v.signal.as_ref().map(|s| s.name), Some("SIGTERM"));
+        assert!(v.summary.contains("inferred"), "{}", v.summary);
+    }
+
+    #[test]
+    fn signals_that_do_not_look_like_the_kubelets_eviction_are_stops() {
+        // A supervisor in the pod reaping its worker, under pressure.
+        assert_eq!(
+            reason(step(&signal(9, "supervisord", 1_000), true, None)),
+            StopReason::SenderNotRuntime
+        );
+        // An operator's kill from a host shell.
+        assert_eq!(
+            reason(step(&signal(15, "bash", 1_000), true, None)),
+            StopReason::SenderNotRuntime
+        );
+        // The runtime, with no grace period: never the kubelet.
+        assert_eq!(
+            reason(step(&signal(9, "runc", 1_000), true, None)),
+            StopReason::SigkillWithoutSigterm
+        );
+        // The runtime's stop without pressure.
+        assert_eq!(
+            reason(step(&signal(15, "runc", 1_000), false, None)),
+            StopReason::NoMemoryPressure
+        );
+        // After the runtime's SIGTERM, a SIGKILL from someone else.
+        let term = pending(step(&signal(15, "runc", 1_000), true, None));
+        assert_eq!(
+            reason(step(&signal(9, "bash", 1_500), true, Some(&term))),
+            StopReason::SenderNotRuntime
+        );
+        assert!(is_runtime("containerd-shim"));
+        assert!(is_runtime("crun"));
+        assert!(!is_runtime("runcx"));
+    }
+
+    #[test]
+    fn oom_verdicts_say_what_they_rest_on() {
+        let c = chain_container(16_384, 16_384, 16_400, UNLIMITED);
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(v.evidence.basis, Some("page_counters_at_limit"));
     }
 }

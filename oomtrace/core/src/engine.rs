@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     attribution::{
-        self, Assessment, Attributor, Hints, Observed, SignalContext, SignalOutcome, Snapshot,
+        self, Assessment, Attributor, Hints, Observed, PendingStop, SignalContext, SignalStep,
+        Snapshot,
     },
     cgroup::{CgroupId, CgroupTree, Layout},
     event::{self, Event},
@@ -109,6 +110,8 @@ pub struct Engine {
     /// Pid namespace → the container cgroup its first process joined.
     owners: HashMap<u32, String>,
     signalled: HashMap<u32, u64>,
+    /// Runtime SIGTERMs under pressure waiting for the rest of the stop, by pid.
+    pending_stops: HashMap<u32, PendingStop>,
     lost_seen: [u64; HOOK_COUNT as usize],
     /// Pod cgroups seen empty, since when (boot ns).
     empty_since: HashMap<CgroupId, u64>,
@@ -135,6 +138,7 @@ impl Engine {
             waiting: VecDeque::new(),
             owners,
             signalled: HashMap::new(),
+            pending_stops: HashMap::new(),
             lost_seen: [0; HOOK_COUNT as usize],
             empty_since: HashMap::new(),
             leaks_reported: HashSet::new(),
@@ -164,7 +168,7 @@ impl Engine {
 
     /// Whether victims wait for the kernel log: the caller then ticks faster.
     pub fn waiting(&self) -> bool {
-        !self.waiting.is_empty()
+        !self.waiting.is_empty() || !self.pending_stops.is_empty()
     }
 
     pub fn handle(&mut self, input: Input, obs: &mut dyn Observe) -> Vec<Line> {
@@ -228,6 +232,7 @@ impl Engine {
             }
         }
         self.flush_waiting(obs, &mut out);
+        self.check_pending_stops(obs, &mut out);
         for r in &out {
             match r {
                 Line::Verdict(_) => self.counts.verdicts += 1,
@@ -576,7 +581,7 @@ impl Engine {
         out: &mut Vec<Line>,
     ) {
         // Cheap filters first: most SIGKILL/SIGTERM on a node are not ours.
-        if s.result != 0 || s.code > 0 {
+        if !attribution::sent(s) || s.code().is_none_or(|c| c > 0) {
             return;
         }
         if self
@@ -605,28 +610,71 @@ impl Engine {
             node: node.as_ref(),
             boot_to_wall_ns: self.start.boot_to_wall_ns,
         };
-        let Some(outcome) = attribution::on_signal(s, &cx) else {
+        let earlier = self.pending_stops.remove(&s.target.tgid);
+        let Some(step) = attribution::on_signal(s, &cx, earlier.as_ref()) else {
+            if let Some(p) = earlier {
+                self.pending_stops.insert(p.pid, p);
+            }
             return;
         };
-        self.signalled.insert(s.target.tgid, s.header.boot_ns);
+        self.signal_step(step, s.header.boot_ns, obs, out);
+    }
+
+    /// A signal's outcome: a line now, or a stop that waits for the rest.
+    fn signal_step(
+        &mut self,
+        step: SignalStep,
+        now: u64,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Line>,
+    ) {
+        let pid = match &step {
+            SignalStep::Eviction(a, _) => a.victim.pid,
+            SignalStep::Stopped(s) => s.process.pid,
+            SignalStep::Wait(p) => {
+                self.pending_stops.insert(p.pid, (**p).clone());
+                return;
+            }
+        };
+        self.signalled.insert(pid, now);
         if self.signalled.len() > 65_536 {
-            let now = s.header.boot_ns;
             self.signalled
                 .retain(|_, t| now.saturating_sub(*t) < SIGNAL_DEDUP_NS);
         }
-        match outcome {
-            SignalOutcome::Eviction(a) => {
+        match step {
+            SignalStep::Eviction(a, node_memory) => {
                 let seen = Observed {
                     names: self.names(&a.identity, obs),
-                    node_memory: node,
+                    node_memory,
                     ..Observed::default()
                 };
                 out.push(Line::Verdict(Box::new(attribution::verdict(*a, seen))));
             }
-            SignalOutcome::Stopped(stop) => {
+            SignalStep::Stopped(stop) => {
                 let names = self.names(&stop.identity, obs);
                 out.push(Line::Stopped(attribution::stopped(*stop, &names)));
             }
+            SignalStep::Wait(_) => {}
+        }
+    }
+
+    /// Runtime SIGTERMs whose hard-eviction grace ran out with no SIGKILL:
+    /// whether the process is still there decides.
+    fn check_pending_stops(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        let now = self.now;
+        let mut due: Vec<u32> = self
+            .pending_stops
+            .values()
+            .filter(|p| p.deadline_ns <= now)
+            .map(|p| p.pid)
+            .collect();
+        due.sort_unstable();
+        for pid in due {
+            let Some(p) = self.pending_stops.remove(&pid) else {
+                continue;
+            };
+            let alive = obs.namespaces(pid).is_some();
+            self.signal_step(attribution::after_grace(p, alive), now, obs, out);
         }
     }
 

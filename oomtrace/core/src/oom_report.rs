@@ -114,7 +114,9 @@ fn unescape(text: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    // Bytes that are not UTF-8 read as they do from the ring buffer and
+    // cgroupfs (`\xNN`), so paths from the three sources compare equal.
+    crate::event::escape_bytes(&out)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -386,8 +388,9 @@ mod tests {
         );
         // Not an escape: left alone rather than guessed at.
         assert_eq!(record("6,1,1,-;a\\xZZ \\x4").text, "a\\xZZ \\x4");
-        // Bytes that are not UTF-8 do not fail the record.
-        assert_eq!(record("6,1,1,-;bad \\xff end").text, "bad \u{fffd} end");
+        // Bytes that are not UTF-8 do not fail the record, and read as
+        // the ring buffer's and cgroupfs's names do.
+        assert_eq!(record("6,1,1,-;bad \\xff end").text, "bad \\xff end");
     }
 
     #[test]

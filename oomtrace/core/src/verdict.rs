@@ -166,6 +166,11 @@ pub struct Evidence {
     pub mnt_ns: Option<u32>,
     /// For escaped_process: the pod cgroup the process belongs to by its namespaces.
     pub pod_cgroup: Option<String>,
+    /// What the verdict rests on, and whether that is inference
+    /// (docs/schema.md lists every value).
+    pub basis: Option<&'static str>,
+    /// Eviction only: seconds from the runtime's SIGTERM to its SIGKILL.
+    pub grace_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -226,8 +231,25 @@ pub struct Finding {
     pub summary: String,
 }
 
-/// A pod's process ended by SIGKILL/SIGTERM from userspace while the node
-/// was not under memory pressure: not an OOM, said so that nothing is hidden.
+/// Why a pod's process ended by a userspace signal is not an eviction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// memory.available was above the kubelet's hard threshold.
+    NoMemoryPressure,
+    /// Sent by a process that is not a container runtime: the kubelet never
+    /// signals a container itself.
+    SenderNotRuntime,
+    /// A SIGKILL with no SIGTERM before it: the kubelet's stops always give
+    /// a grace period (at least 1 s).
+    SigkillWithoutSigterm,
+    /// The process outlived a hard eviction's grace period after SIGTERM:
+    /// a deletion or a rollout (30 s by default), not an eviction.
+    GraceLongerThanHardEviction,
+}
+
+/// A pod's process ended by SIGKILL/SIGTERM from userspace that was not an
+/// eviction (`reason` says why): not an OOM, said so that nothing is hidden.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stopped {
     pub time: String,
@@ -237,6 +259,7 @@ pub struct Stopped {
     pub container: Option<Container>,
     pub signal: Signal,
     pub node_memory: Option<NodeMemory>,
+    pub reason: StopReason,
     pub summary: String,
 }
 
@@ -321,6 +344,8 @@ impl Evidence {
             pid_ns: None,
             mnt_ns: None,
             pod_cgroup: None,
+            basis: None,
+            grace_s: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::{
     pods::{self, Level},
-    verdict::{Container, Pod, PressureKind, Stopped, Verdict, VerdictKind},
+    verdict::{Container, Pod, PressureKind, StopReason, Stopped, Verdict, VerdictKind},
 };
 
 pub fn human_bytes(b: u64) -> String {
@@ -127,7 +127,14 @@ fn sentence(v: &Verdict) -> String {
                     )
                 })
                 .unwrap_or_default();
-            format!("The node was under memory pressure{avail}: {place} was evicted, {who} ended by {by}.")
+            let how = match (v.evidence.basis, v.evidence.grace_s) {
+                (Some("runtime_sigterm_then_exit"), _) => {
+                    " It exited within a hard eviction's grace period after the runtime's SIGTERM (its exit is inferred, not seen).".to_string()
+                }
+                (_, Some(g)) => format!(" The runtime's SIGKILL came {g:.1} s after its SIGTERM: a hard eviction's grace period."),
+                _ => String::new(),
+            };
+            format!("The node was under memory pressure{avail}: {place} was evicted, {who} ended by {by}.{how}")
         }
         (VerdictKind::NodePressure, _) => {
             let place = if v.pod.is_none() && v.container.is_none() {
@@ -149,8 +156,20 @@ fn sentence(v: &Verdict) -> String {
 }
 
 pub fn stopped(s: &Stopped) -> String {
+    let why = match s.reason {
+        StopReason::NoMemoryPressure => "while the node was not under memory pressure",
+        StopReason::SenderNotRuntime => {
+            "by a process that is not a container runtime (the kubelet stops containers only through the runtime)"
+        }
+        StopReason::SigkillWithoutSigterm => {
+            "with no SIGTERM before it (the kubelet always gives a grace period)"
+        }
+        StopReason::GraceLongerThanHardEviction => {
+            "after a grace period longer than a hard eviction's (a deletion or rollout)"
+        }
+    };
     format!(
-        "{} (pid {}) of {} was sent {} by {} (pid {}) while the node was not under memory pressure: not an OOM.",
+        "{} (pid {}) of {} was sent {} by {} (pid {}) {why}: not an eviction, not an OOM.",
         s.process.comm,
         s.process.pid,
         describe(s.pod.as_ref(), s.container.as_ref()),

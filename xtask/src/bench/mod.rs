@@ -517,7 +517,7 @@ fn machine(root: &Path, quick: bool) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let hyper = if cpuinfo.contains(" hypervisor") {
-        "a VM (the `hypervisor` CPU flag is set; BPF dispatch costs several times bare metal here, see /work/shared/docs/ebpf-toolchain.md)"
+        "a VM (the `hypervisor` CPU flag is set; BPF dispatch costs several times bare metal here, see docs/toolchain.md)"
     } else {
         "bare metal"
     };
@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn quick_runs_never_write_benchmarks_md() {
-        let root = Path::new("/work/x");
+        let root = Path::new("/srv/x");
         let target = root.join("target");
         let opts = |quick: bool, out: Option<&str>| Opts {
             quick,
@@ -572,6 +572,6 @@ mod tests {
             Some(PathBuf::from("/tmp/q.md"))
         );
         assert_eq!(path(&opts(true, Some("BENCHMARKS.md"))), None);
-        assert_eq!(path(&opts(true, Some("/work/x/BENCHMARKS.md"))), None);
+        assert_eq!(path(&opts(true, Some("/srv/x/BENCHMARKS.md"))), None);
     }
 }
