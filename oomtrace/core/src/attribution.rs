@@ -483,12 +483,29 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
         // failed there, and the victim was chosen inside it.
         // A level whose id or counters the kernel could not read is never
         // taken for the one at its limit.
-        let at_limit = trig.iter().find_map(|l| {
-            let (id, usage, max) = (l.id?, l.usage_pages?, l.max_pages?);
-            let shared = vict.is_empty() || vict.iter().any(|v| v.id == Some(id));
-            (shared && max < UNLIMITED_PAGES && usage.saturating_add(AT_LIMIT_SLACK_PAGES) >= max)
-                .then_some((id, usage, max))
-        });
+        let limited: Vec<(u64, u64, u64)> = trig
+            .iter()
+            .filter_map(|l| {
+                let (id, usage, max) = (l.id?, l.usage_pages?, l.max_pages?);
+                let shared = vict.is_empty() || vict.iter().any(|v| v.id == Some(id));
+                (shared && max < UNLIMITED_PAGES).then_some((id, usage, max))
+            })
+            .collect();
+        // The page counter's charge failed at the lowest level where usage
+        // plus the charge would pass max, and was undone below it. A failed
+        // single page leaves that level exactly at max while a child can sit
+        // pages under its own (a pod's limit, container + pause, is usually
+        // hit before the container's); only a failed huge-page charge
+        // leaves it up to 511 pages short, hence the slack, second.
+        let at_limit = limited
+            .iter()
+            .find(|&&(_, usage, max)| usage >= max)
+            .or_else(|| {
+                limited.iter().find(|&&(_, usage, max)| {
+                    usage.saturating_add(AT_LIMIT_SLACK_PAGES) >= max
+                })
+            })
+            .copied();
         return match at_limit {
             Some((id, usage, max)) => Scope {
                 constraint: Some(Constraint::Memcg),
@@ -1370,5 +1387,22 @@ mod tests {
         let c = chain_container(16_384, 16_384, 16_400, UNLIMITED);
         let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
         assert_eq!(v.evidence.basis, Some("page_counters_at_limit"));
+    }
+
+    #[test]
+    fn a_pod_at_its_limit_wins_over_a_container_pages_short_of_its_own() {
+        // Seen on CRI-made pods (issue 11): container 66,899,968 of
+        // 67,108,864 bytes, the pod (container + pause) at its 64 MiB.
+        let c = chain_container(66_899_968 / 4096, 16_384, 16_384, 16_384);
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(v.limit.and_then(|l| l.cgroup).as_deref(), Some(POD));
+        // A failed huge-page charge leaves the container short of its max
+        // while nothing above is at its own: still the container's.
+        let c = chain_container(16_384 - 300, 16_384, 16_384 - 250, 16_384);
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
+        assert_eq!(
+            v.limit.and_then(|l| l.cgroup).as_deref(),
+            Some(format!("{POD}/{CID}").as_str())
+        );
     }
 }
