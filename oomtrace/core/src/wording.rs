@@ -179,3 +179,15 @@ pub fn cgroup_leak(pod: Option<&Pod>, cgroup: &str, empty_for_s: f64) -> String 
         describe(pod, None),
     ))
 }
+
+/// A `missed` line: kills the kernel counted that got no verdict.
+pub fn missed(count: u64, since: &str) -> String {
+    let (kills, have) = if count == 1 {
+        ("1 process", "has")
+    } else {
+        (&*format!("{count} processes"), "have")
+    };
+    format!(
+        "The kernel OOM-killed {kills} since {since} that {have} no verdict: their events were lost (see the `lost` lines; enlarge --ring-buffer-bytes)."
+    )
+}

@@ -109,14 +109,19 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                 format!("{} {} {}", s.time, paint(DIM, "STOPPED"), s.summary)
             }
             Line::Heartbeat(h) => format!(
-                "{} up {} s, {} events, {} verdicts, {} findings, {} lost",
+                "{} up {} s, {} events, {} verdicts, {} findings, {} lost, {} missed{}",
                 paint(DIM, "heartbeat"),
                 h.uptime_s,
                 h.events,
                 h.verdicts,
                 h.findings,
-                h.lost
+                h.lost,
+                h.missed,
+                h.kernel_oom_kills
+                    .map(|k| format!(" ({k} OOM kills counted by the kernel)"))
+                    .unwrap_or_default()
             ),
+            Line::Missed(m) => format!("{} {} {}", m.since, paint(RED, "MISSED"), m.summary),
             Line::Lost(l) => format!(
                 "{} {} events lost on hook {} ({} in all)",
                 paint(RED, "LOST"),
@@ -175,7 +180,7 @@ mod tests {
     const PLAIN: &str = "\
 LOST 2 events lost on hook victim (5 in all)
 2024-01-01T00:00:00Z CGROUP_LEAK empty for 60 s
-heartbeat up 10 s, 1 events, 0 verdicts, 0 findings, 0 lost
+heartbeat up 10 s, 1 events, 0 verdicts, 0 findings, 0 lost, 0 missed
 ";
 
     #[test]
