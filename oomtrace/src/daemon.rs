@@ -23,6 +23,7 @@ use tokio::{
 };
 
 use oomtrace_core::{
+    audit::KernelCount,
     cgroup::{CgroupTree, Layout, Version},
     engine::{Engine, Input, Start},
     hooks::Family,
@@ -226,6 +227,12 @@ impl Daemon {
         mpsc::Receiver<kernel_log::Seen>,
     )> {
         let mut loaded = load_hooks(&config)?;
+        // Read once the hooks are attached: every kill counted from here on
+        // has a record (or a `lost` line), so it must get a verdict.
+        let kernel_oom_kills = state::vmstat_oom_kill().map(|oom_kill| KernelCount {
+            boot_ns: observe::boot_ns(),
+            oom_kill,
+        });
         let ring = RingBuf::try_from(
             loaded
                 .ebpf
@@ -288,6 +295,7 @@ impl Daemon {
             containers: running_containers(&tree, &mut live, host_pid_ns),
             leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
             heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
+            kernel_oom_kills,
         };
         let recorder = match record_to {
             Some(p) => Some(

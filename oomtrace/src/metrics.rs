@@ -118,6 +118,7 @@ pub struct Metrics {
     findings: Family<FindingLabels, Counter>,
     stopped: Family<StoppedLabels, Counter>,
     lost: Family<HookLabels, Counter>,
+    missed: Counter,
     up: Gauge,
     kernel_log: Gauge,
 }
@@ -158,6 +159,12 @@ impl Metrics {
                 hook: hook.name().into(),
             });
         }
+        let missed = Counter::default();
+        registry.register(
+            "oomtrace_missed_kills",
+            "OOM kills the kernel counted (/proc/vmstat oom_kill) that got no verdict: their events were lost",
+            missed.clone(),
+        );
         let hooks = Family::<HookChoiceLabels, Gauge>::default();
         registry.register(
             "oomtrace_hook",
@@ -215,6 +222,7 @@ impl Metrics {
             findings,
             stopped,
             lost,
+            missed,
             up,
             kernel_log,
         }
@@ -265,6 +273,9 @@ impl Metrics {
                         hook: l.hook.into(),
                     })
                     .inc_by(l.count);
+            }
+            Line::Missed(m) => {
+                self.missed.inc_by(m.count);
             }
             Line::Status(s) => {
                 self.up.set(i64::from(s.state == "ready"));
@@ -500,7 +511,7 @@ mod tests {
         cgroup::Version,
         hooks::{Choice, Family as HookFamily, HookKind, Skipped},
         pods::{ContainerId, PodUid},
-        sink::{CgroupStatus, Lost},
+        sink::{CgroupStatus, Lost, Missed},
         verdict::{
             Evidence, Finding, FindingKind, PressureKind, Trigger, Verdict, VerdictKind, Victim,
         },
@@ -672,6 +683,15 @@ mod tests {
             count: 7,
             total: 7,
         }));
+        m.observe(&Line::Missed(Missed {
+            count: 3,
+            total: 3,
+            kernel_oom_kills: 5,
+            verdicts: 2,
+            oom_group_kills: 0,
+            since: String::new(),
+            summary: String::new(),
+        }));
         let text = m.encode().expect("encode");
         for line in [
             &format!("oomtrace_kills_total{{verdict=\"pod_limit\",kind=\"\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\",container=\"app\"}} 2"),
@@ -680,6 +700,7 @@ mod tests {
             "oomtrace_lost_events_total{hook=\"cgroup\"} 7",
             "oomtrace_lost_events_total{hook=\"victim\"} 0",
             "oomtrace_lost_events_total{hook=\"pressure\"} 0",
+            "oomtrace_missed_kills_total 3",
             "oomtrace_hook{family=\"oom\",kind=\"none\"} 1",
             "oomtrace_hook{family=\"oom\",kind=\"fentry\"} 0",
             "oomtrace_hook{family=\"victim\",kind=\"tp_btf\"} 1",
@@ -695,6 +716,8 @@ mod tests {
             "# HELP oomtrace_kills_total Processes killed for memory, by verdict (pod_limit, node_pressure, escaped_process, system), node_pressure kind, and the pod and container when known.",
             "# TYPE oomtrace_kills_total counter",
             "# TYPE oomtrace_lost_events_total counter",
+            "# TYPE oomtrace_missed_kills_total counter",
+            "oomtrace_missed_kills_total 3",
             "# TYPE oomtrace_up gauge",
             "# HELP oomtrace_up 1 while every hook is attached and kills are being watched; 0 once the daemon is stopping.",
             "oomtrace_lost_events_total{hook=\"cgroup\"} 7",

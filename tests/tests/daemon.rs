@@ -1,14 +1,25 @@
 //! The daemon as a pipeline sees it: heartbeats, lost events reported, a
 //! clean stop on SIGTERM. Needs root (cargo xtask test).
 
-use oomtrace_e2e::{unique_uid, Cgroup, Daemon};
+use std::collections::HashSet;
+
+use oomtrace_e2e::{kill, oom_hog, unique_uid, wait_until, Cgroup, Daemon, Json, DEADLINE};
 
 #[test]
 fn heartbeat_counts_what_happened() {
     let daemon = Daemon::start(&["--heartbeat", "1s"]);
     let beat = daemon.wait_for("a heartbeat", |l| l["type"] == "heartbeat");
     for field in [
-        "uptime_s", "events", "verdicts", "findings", "lost", "cgroups",
+        "uptime_s",
+        "events",
+        "verdicts",
+        "findings",
+        "lost",
+        "cgroups",
+        "kernel_oom_kills",
+        "oom_verdicts",
+        "oom_group_kills",
+        "missed",
     ] {
         assert!(beat[field].is_u64(), "{field} in {beat}");
     }
@@ -140,4 +151,106 @@ fn charge_counter_is_off_unless_asked_for() {
         has_tracepoint.then_some("tracepoint")
     );
     asked.finish();
+}
+
+/// The process state letter from /proc/PID/stat (`T`: stopped).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// Never silent: kills whose events were lost are reported. The daemon is
+/// stopped (SIGSTOP) with one page of ring buffer; a burst of cgroup
+/// events fills it, then real OOM kills happen: their victim records
+/// cannot be reserved. Resumed, the daemon says `lost` for the victim hook
+/// and, once the deadline has passed, `missed` for the kills the kernel
+/// counted (/proc/vmstat oom_kill) that have no verdict.
+#[test]
+fn kills_whose_events_were_lost_are_reported_missed() {
+    const KILLS: usize = 3;
+    let daemon = Daemon::start(&["--ring-buffer-bytes", "4096", "--heartbeat", "1s"]);
+    daemon.settle();
+    let pid = daemon.pid();
+    let parent = Cgroup::create(&format!("oomtrace-flood-{}", unique_uid()));
+    let service = Cgroup::create(&format!("oomtrace-missed-{}.service", unique_uid()));
+    service.set_limit(16 << 20);
+
+    kill(pid as i32, rustix::process::Signal::STOP);
+    assert!(
+        wait_until(DEADLINE, || proc_state(pid) == Some('T')),
+        "the daemon did not stop"
+    );
+    let mut made = Vec::new();
+    for i in 0..300 {
+        let dir = parent.dir.join(format!("c{i}"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        made.push(dir);
+    }
+    let mine: Vec<u32> = (0..KILLS).map(|_| oom_hog(&service, 64)).collect();
+    kill(pid as i32, rustix::process::Signal::CONT);
+
+    let lost = daemon.wait_for("a lost line for the victim hook", |l| {
+        l["type"] == "lost" && l["hook"] == "victim"
+    });
+    assert!(lost["count"].as_u64().is_some_and(|c| c > 0), "{lost}");
+    let missed = daemon.wait_for("a missed line", |l| l["type"] == "missed");
+    eprintln!("missed line: {missed}");
+    let n = |v: &Json, f: &str| {
+        v[f].as_u64()
+            .unwrap_or_else(|| panic!("{f} is not a count: {v}"))
+    };
+    assert!(n(&missed, "count") >= 1, "{missed}");
+    assert_eq!(
+        n(&missed, "kernel_oom_kills"),
+        n(&missed, "verdicts") + n(&missed, "oom_group_kills") + n(&missed, "total"),
+        "every kill the kernel counted is a verdict or reported missed: {missed}"
+    );
+    assert!(missed["since"].is_string(), "{missed}");
+    assert!(
+        missed["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("no verdict")),
+        "{missed}"
+    );
+
+    // Every kill of this test without a verdict is counted missed (other
+    // tests kill in parallel, and vmstat is machine-wide: their lost kills
+    // count too, so the totals are at least ours).
+    let verdicts: HashSet<u64> = daemon
+        .all(|l| l["type"] == "verdict")
+        .iter()
+        .filter_map(|v| v["victim"]["pid"].as_u64())
+        .collect();
+    let unjudged = mine
+        .iter()
+        .filter(|&&p| !verdicts.contains(&u64::from(p)))
+        .count() as u64;
+    assert!(
+        unjudged >= 1,
+        "the flood did not fill the ring buffer before the kills: all {KILLS} have verdicts"
+    );
+    let covering = daemon.wait_for("missed lines covering this test's kills", |l| {
+        l["type"] == "missed" && l["total"].as_u64().is_some_and(|t| t >= unjudged)
+    });
+    // Each missed kill lost its victim record: the heartbeat's counts agree.
+    let beat = daemon.wait_for("a heartbeat counting the missed kills", |l| {
+        l["type"] == "heartbeat" && l["missed"].as_u64() >= covering["total"].as_u64()
+    });
+    let lost_victim: u64 = daemon
+        .all(|l| l["type"] == "lost" && l["hook"] == "victim")
+        .iter()
+        .map(|l| n(l, "count"))
+        .sum();
+    assert!(
+        n(&beat, "missed") <= lost_victim,
+        "more kills missed than victim records lost ({lost_victim}): {beat}"
+    );
+    assert!(
+        n(&beat, "kernel_oom_kills") >= KILLS as u64,
+        "the kernel counted this test's kills: {beat}"
+    );
+    for dir in made {
+        let _ = std::fs::remove_dir(dir);
+    }
+    daemon.finish();
 }

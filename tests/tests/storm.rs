@@ -7,7 +7,8 @@
 //! The kernel's count is per cgroup, not /proc/vmstat's `oom_kill`: that one
 //! is global and other tests (and other people's runs) kill in parallel.
 //! cgroup v1 `memory.oom_control` `oom_kill` and v2 `memory.events.local`
-//! `oom_kill` count the kills of the cgroup's own processes only.
+//! `oom_kill` count the kills of the cgroup's own processes only. The
+//! daemon's own audit against the global count must find nothing missed.
 
 use std::{
     collections::HashMap,
@@ -54,7 +55,7 @@ struct Death {
 
 #[test]
 fn oom_storm_across_pods_misses_no_kill() {
-    let daemon = Daemon::start(&[]);
+    let daemon = Daemon::start(&["--heartbeat", "1s"]);
     let pods: Vec<(String, Cgroup)> = (0..PODS)
         .map(|_| {
             let uid = unique_uid();
@@ -127,6 +128,26 @@ fn oom_storm_across_pods_misses_no_kill() {
 
     let lost = daemon.all(|l| l["type"] == "lost");
     assert!(lost.is_empty(), "events were lost in the storm: {lost:?}");
+
+    // The stream's own audit agrees: past its deadline after the barrier,
+    // the kernel's count of OOM kills (machine-wide) has its verdicts.
+    let now = daemon
+        .all(|l| l["type"] == "heartbeat")
+        .last()
+        .and_then(|b| b["uptime_s"].as_u64())
+        .unwrap_or(0);
+    let beat = daemon.wait_for("a heartbeat past the audit's deadline", |l| {
+        l["type"] == "heartbeat" && l["uptime_s"].as_u64().is_some_and(|u| u >= now + 5)
+    });
+    assert_eq!(beat["missed"], 0, "kills without a verdict: {beat}");
+    assert!(
+        beat["kernel_oom_kills"]
+            .as_u64()
+            .is_some_and(|k| k >= kernel_total),
+        "the kernel's count since start holds the storm's {kernel_total} kills: {beat}"
+    );
+    let missed = daemon.all(|l| l["type"] == "missed");
+    assert!(missed.is_empty(), "missed in the storm: {missed:?}");
 
     // Verdicts per pod, by the victim's cgroup (the kernel counts there).
     let by_cgroup: HashMap<&str, usize> = pods

@@ -111,7 +111,7 @@ fn protect(pid: u32) {
 #[test]
 fn oom_group_kills_whole_container_one_incident() {
     require_v2();
-    let daemon = Daemon::start(&[]);
+    let daemon = Daemon::start(&["--heartbeat", "1s"]);
     let uid = unique_uid();
     let cid = unique_container_id();
     let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
@@ -204,6 +204,23 @@ fn oom_group_kills_whole_container_one_incident() {
             "{v}"
         );
     }
+    // The audit against /proc/vmstat oom_kill (which, like memory.events,
+    // counts the chosen victim twice) finds nothing missed past its deadline.
+    let now = daemon
+        .all(|l| l["type"] == "heartbeat")
+        .last()
+        .and_then(|b| b["uptime_s"].as_u64())
+        .unwrap_or(0);
+    let beat = daemon.wait_for("a heartbeat past the audit's deadline", |l| {
+        l["type"] == "heartbeat" && l["uptime_s"].as_u64().is_some_and(|u| u >= now + 5)
+    });
+    assert_eq!(beat["missed"], 0, "{beat}");
+    assert!(
+        beat["oom_group_kills"].as_u64().is_some_and(|g| g >= 1),
+        "{beat}"
+    );
+    let missed = daemon.all(|l| l["type"] == "missed");
+    assert!(missed.is_empty(), "{missed:?}");
     daemon.finish();
 }
 

@@ -501,9 +501,9 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
             .iter()
             .find(|&&(_, usage, max)| usage >= max)
             .or_else(|| {
-                limited.iter().find(|&&(_, usage, max)| {
-                    usage.saturating_add(AT_LIMIT_SLACK_PAGES) >= max
-                })
+                limited
+                    .iter()
+                    .find(|&&(_, usage, max)| usage.saturating_add(AT_LIMIT_SLACK_PAGES) >= max)
             })
             .copied();
         return match at_limit {

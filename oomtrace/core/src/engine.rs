@@ -14,7 +14,8 @@ use crate::{
         self, Assessment, Attributor, Hints, Observed, PendingStop, SignalContext, SignalStep,
         Snapshot,
     },
-    cgroup::{CgroupId, CgroupTree, Layout},
+    audit::{Audit, KernelCount},
+    cgroup::{CgroupId, CgroupTree, Layout, Version},
     event::{self, Event},
     observe::{MemoryStat, Observe},
     oom_report::OomSummary,
@@ -87,6 +88,12 @@ pub struct Start {
     /// 0: no heartbeat lines.
     #[serde(default)]
     pub heartbeat_ns: u64,
+    /// /proc/vmstat `oom_kill` once the hooks were attached: the kernel's
+    /// count the stream is audited against (`missed` lines). None: no
+    /// audit (a kernel without the count, or a recording made before the
+    /// audit existed, which holds no vmstat answers).
+    #[serde(default)]
+    pub kernel_oom_kills: Option<KernelCount>,
 }
 
 /// A cgroup's page counter at the first and the latest pressure record.
@@ -125,6 +132,10 @@ pub struct Engine {
     counts: Heartbeat,
     /// CLOCK_BOOTTIME ns of the latest reclaim-pressure record, 0 before any.
     last_pressure_ns: u64,
+    /// The kernel's OOM-kill count against the verdicts (None: no audit).
+    audit: Option<Audit>,
+    /// The incident of the latest victim the audit counted.
+    audited_incident: Option<String>,
 }
 
 impl Engine {
@@ -148,14 +159,9 @@ impl Engine {
             pressured: HashMap::new(),
             last_heartbeat: 0,
             last_pressure_ns: 0,
-            counts: Heartbeat {
-                uptime_s: 0,
-                events: 0,
-                verdicts: 0,
-                findings: 0,
-                lost: 0,
-                cgroups: 0,
-            },
+            counts: Heartbeat::default(),
+            audit: start.kernel_oom_kills.map(Audit::new),
+            audited_incident: None,
             start,
         }
     }
@@ -173,6 +179,8 @@ impl Engine {
 
     pub fn handle(&mut self, input: Input, obs: &mut dyn Observe) -> Vec<Line> {
         let mut out = Vec::new();
+        // Lines before this index are counted already.
+        let mut counted = 0;
         match input {
             Input::Kernel(bytes) => match event::decode(&bytes) {
                 Ok(ev) => {
@@ -192,11 +200,21 @@ impl Engine {
                 self.now = self.now.max(now);
                 let started = *self.started.get_or_insert(now);
                 self.check_leaks(obs, &mut out);
+                // Victims due by now get their verdicts before the audit.
+                self.flush_waiting(obs, &mut out);
+                self.audit(now, obs, &mut out);
                 let every = self.start.heartbeat_ns;
                 if every > 0 && now.saturating_sub(self.last_heartbeat.max(started)) >= every {
+                    self.count(&out);
+                    counted = out.len();
                     self.last_heartbeat = now;
                     self.counts.uptime_s = now.saturating_sub(started) / 1_000_000_000;
                     self.counts.cgroups = self.tree.live().count() as u64;
+                    if let Some(a) = &self.audit {
+                        self.counts.kernel_oom_kills = Some(a.kernel_oom_kills());
+                        self.counts.oom_group_kills = a.oom_group_kills();
+                        self.counts.missed = a.missed();
+                    }
                     out.push(Line::Heartbeat(self.counts.clone()));
                 }
             }
@@ -233,7 +251,13 @@ impl Engine {
         }
         self.flush_waiting(obs, &mut out);
         self.check_pending_stops(obs, &mut out);
-        for r in &out {
+        self.count(&out[counted..]);
+        out
+    }
+
+    /// The heartbeat's counters, for lines about to be printed.
+    fn count(&mut self, lines: &[Line]) {
+        for r in lines {
             match r {
                 Line::Verdict(_) => self.counts.verdicts += 1,
                 Line::Finding(_) => self.counts.findings += 1,
@@ -241,7 +265,53 @@ impl Engine {
                 _ => {}
             }
         }
-        out
+    }
+
+    /// The kernel's OOM-kill count, read about once a second, against the
+    /// verdicts: kills without one past the deadline are a `missed` line.
+    fn audit(&mut self, now: u64, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        let Some(audit) = self.audit.as_mut().filter(|a| a.due(now)) else {
+            return;
+        };
+        let count = obs.vmstat_oom_kill();
+        if let Some(m) = audit.read(now, count, self.start.boot_to_wall_ns) {
+            out.push(Line::Missed(m));
+        }
+    }
+
+    /// Whether the kernel counted this victim's incident as an oom.group
+    /// kill (cgroup v2), which counts its chosen victim twice: the group is
+    /// that of the highest cgroup with `memory.oom.group` set from the
+    /// victim's up to the one whose limit was hit (below the root for a
+    /// global OOM). Read for the first victim of each incident, when
+    /// auditing; `limit_group` is the limit's, read for the verdict.
+    fn group_kill(
+        &mut self,
+        a: &Assessment,
+        limit_group: Option<bool>,
+        obs: &mut dyn Observe,
+    ) -> bool {
+        if self.audit.is_none()
+            || self.start.layout.version != Version::V2
+            || self.audited_incident.as_deref() == Some(a.incident.as_str())
+        {
+            return false;
+        }
+        self.audited_incident = Some(a.incident.clone());
+        if limit_group == Some(true) {
+            return true;
+        }
+        let limit = a.limit.as_ref().and_then(|l| l.cgroup.as_deref());
+        let mut cgroup = a.victim.cgroup.as_deref();
+        while let Some(c) = cgroup.filter(|&c| c != "/" && !c.is_empty() && Some(c) != limit) {
+            if obs.oom_group(c) == Some(true) {
+                return true;
+            }
+            cgroup = c
+                .rsplit_once('/')
+                .map(|(up, _)| if up.is_empty() { "/" } else { up });
+        }
+        false
     }
 
     fn on_event(&mut self, ev: Event, obs: &mut dyn Observe, out: &mut Vec<Line>) {
@@ -343,6 +413,11 @@ impl Engine {
         };
         let a = self.attributor.assess(v, &snap, &hints);
         let seen = self.observe_kill(&a, v, obs);
+        let group_kill = self.group_kill(&a, seen.oom_group, obs);
+        if let Some(audit) = self.audit.as_mut() {
+            audit.verdict(group_kill);
+        }
+        self.counts.oom_verdicts += 1;
         out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
     }
 
@@ -755,7 +830,10 @@ fn leaf_path(tree: &CgroupTree, t: &oomtrace_common::TaskInfo) -> Option<String>
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::HashMap, path::PathBuf};
+    use std::{
+        collections::{HashMap, HashSet},
+        path::PathBuf,
+    };
 
     use oomtrace_common::{AttachEvent, Kind, COMM_LEN, PATH_LEN, WIRE_VERSION};
 
@@ -813,6 +891,9 @@ mod tests {
         fn charges(&mut self) -> Option<Charges> {
             None
         }
+        fn vmstat_oom_kill(&mut self) -> Option<u64> {
+            None
+        }
     }
 
     fn attach(pid: u32, path: &str, boot_ns: u64) -> Input {
@@ -853,6 +934,7 @@ mod tests {
             containers: Vec::new(),
             leak_grace_ns: u64::MAX,
             heartbeat_ns: 0,
+            kernel_oom_kills: None,
         });
         // Container A's init, then (A gone) container B's init: the kernel
         // gave B's new pid namespace A's old inode number, 77.
@@ -876,5 +958,323 @@ mod tests {
             found[0].container.as_ref().map(|c| c.id.as_str()),
             Some(CID_B)
         );
+    }
+
+    /// The kernel's OOM-kill count and the cgroups with memory.oom.group
+    /// set; nothing else is known. Counts its vmstat reads.
+    #[derive(Default)]
+    struct Kernel {
+        oom_kill: u64,
+        groups: HashSet<String>,
+        reads: usize,
+    }
+
+    impl Observe for Kernel {
+        fn proc_cgroup(&mut self, _: u32) -> Option<String> {
+            None
+        }
+        fn namespaces(&mut self, _: u32) -> Option<Namespaces> {
+            None
+        }
+        fn memory_stat(&mut self, _: &str) -> Option<MemoryStat> {
+            None
+        }
+        fn node_memory(&mut self) -> Option<NodeMemory> {
+            None
+        }
+        fn eviction_threshold(&mut self) -> Threshold {
+            Threshold::default()
+        }
+        fn pod_name(&mut self, _: &PodUid) -> Option<(String, String)> {
+            None
+        }
+        fn container_name(&mut self, _: &ContainerId) -> Option<String> {
+            None
+        }
+        fn populated(&mut self, _: &str) -> Option<bool> {
+            None
+        }
+        fn oom_group(&mut self, cgroup: &str) -> Option<bool> {
+            Some(self.groups.contains(cgroup))
+        }
+        fn now_boot_ns(&mut self) -> u64 {
+            0
+        }
+        fn charges(&mut self) -> Option<Charges> {
+            None
+        }
+        fn vmstat_oom_kill(&mut self) -> Option<u64> {
+            self.reads += 1;
+            Some(self.oom_kill)
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+    const BASE: u64 = 500;
+
+    /// A v2 node with one pod container (cgroup id 5); audited from 1 s
+    /// (`audit`), a heartbeat every second.
+    fn audited(audit: bool) -> Engine {
+        Engine::new(Start {
+            node: "n".into(),
+            kernel: "k".into(),
+            layout: Layout {
+                version: Version::V2,
+                memory_root: PathBuf::from("/sys/fs/cgroup"),
+                hierarchy_id: 0,
+            },
+            cgroups: vec![
+                (1, "/".into()),
+                (2, "/kubepods".into()),
+                (3, "/kubepods/burstable".into()),
+                (4, POD_A.into()),
+                (5, format!("{POD_A}/{CID_A}")),
+            ],
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            host_pid_ns: HOST_NS,
+            containers: Vec::new(),
+            leak_grace_ns: u64::MAX,
+            heartbeat_ns: S,
+            kernel_oom_kills: audit.then_some(KernelCount {
+                boot_ns: S,
+                oom_kill: BASE,
+            }),
+        })
+    }
+
+    /// A process of the container (cgroup 5, at its limit), killed at
+    /// `boot_ns` by an allocation of `trigger`.
+    fn killed(pid: u32, trigger: u32, boot_ns: u64) -> Input {
+        use oomtrace_common::{
+            valid, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH,
+        };
+        let task = |pid: u32| {
+            let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+            for (i, (id, max)) in [
+                (5, 4096),
+                (4, 1 << 51),
+                (3, 1 << 51),
+                (2, 1 << 51),
+                (1, 1 << 51),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                memcg[i] = MemcgLevel {
+                    id,
+                    usage_pages: 4096,
+                    max_pages: max,
+                };
+            }
+            TaskInfo {
+                tgid: pid,
+                tid: pid,
+                comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+                memcg_depth: 5,
+                ns_pid: 7,
+                pid_ns: 99,
+                mnt_ns: 98,
+                valid: valid::TASK_ALL,
+                memcg_valid: valid::memcg_all(5),
+                memcg,
+            }
+        };
+        let ev = VictimEvent {
+            header: oomtrace_common::Header {
+                version: WIRE_VERSION,
+                kind: Kind::Victim as u16,
+                cpu: 0,
+                boot_ns,
+            },
+            victim: task(pid),
+            trigger: task(trigger),
+            total_vm_pages: 100,
+            anon_rss_pages: 90,
+            file_rss_pages: 5,
+            shmem_rss_pages: 0,
+            oom_score_adj: 0,
+            _pad: [0; 2],
+            source: VictimSource::TpBtf as u32,
+            valid: valid::VICTIM_ALL,
+            _pad2: 0,
+        };
+        Input::Kernel(Bytes::from(bytes_of(&ev)))
+    }
+
+    /// Every line of ticks at `from..=to` s (every 50 ms too, as while
+    /// victims wait: vmstat is still read about once a second).
+    fn ticks(e: &mut Engine, k: &mut Kernel, from: u64, to: u64) -> Vec<Line> {
+        (from * 20..=to * 20)
+            .flat_map(|t| e.handle(Input::Tick(t * S / 20), k))
+            .collect()
+    }
+
+    fn missed(lines: &[Line]) -> Vec<&crate::sink::Missed> {
+        lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Missed(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn last_beat(lines: &[Line]) -> Heartbeat {
+        lines
+            .iter()
+            .rev()
+            .find_map(|l| match l {
+                Line::Heartbeat(h) => Some(h.clone()),
+                _ => None,
+            })
+            .expect("a heartbeat")
+    }
+
+    fn verdicts(lines: &[Line]) -> usize {
+        lines
+            .iter()
+            .filter(|l| matches!(l, Line::Verdict(_)))
+            .count()
+    }
+
+    #[test]
+    fn verdicts_that_keep_up_leave_missed_at_zero() {
+        let mut e = audited(true);
+        let mut k = Kernel {
+            oom_kill: BASE,
+            ..Kernel::default()
+        };
+        let mut out = ticks(&mut e, &mut k, 2, 3);
+        // Kills counted before their records are read, one tick apart.
+        for (i, pid) in (100..110).enumerate() {
+            k.oom_kill += 1;
+            out.extend(ticks(&mut e, &mut k, 4 + i as u64, 4 + i as u64));
+            out.extend(e.handle(killed(pid, pid, (4 + i as u64) * S), &mut k));
+        }
+        out.extend(ticks(&mut e, &mut k, 15, 25));
+        assert_eq!(verdicts(&out), 10);
+        assert!(missed(&out).is_empty(), "{:?}", missed(&out));
+        let beat = last_beat(&out);
+        assert_eq!(beat.kernel_oom_kills, Some(10), "{beat:?}");
+        assert_eq!((beat.oom_verdicts, beat.missed), (10, 0), "{beat:?}");
+        // About once a second over 23 s of 50 ms ticks.
+        assert!((20..=26).contains(&k.reads), "{} vmstat reads", k.reads);
+    }
+
+    #[test]
+    fn kills_without_a_verdict_are_missed_once_after_the_deadline() {
+        let mut e = audited(true);
+        let mut k = Kernel {
+            oom_kill: BASE,
+            ..Kernel::default()
+        };
+        let mut out = ticks(&mut e, &mut k, 2, 3);
+        // Three kills; the ring buffer lost two of the records.
+        k.oom_kill += 3;
+        out.extend(e.handle(killed(100, 100, 3 * S + 1), &mut k));
+        let early = ticks(&mut e, &mut k, 4, 6);
+        assert!(missed(&early).is_empty(), "before the deadline: {early:?}");
+        out.extend(early);
+        out.extend(ticks(&mut e, &mut k, 7, 30));
+        let m = missed(&out);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].count, m[0].total), (2, 2));
+        assert_eq!((m[0].kernel_oom_kills, m[0].verdicts), (3, 1));
+        let beat = last_beat(&out);
+        assert_eq!(
+            (beat.kernel_oom_kills, beat.oom_verdicts, beat.missed),
+            (Some(3), 1, 2)
+        );
+    }
+
+    #[test]
+    fn an_oom_group_kill_is_counted_right() {
+        let mut e = audited(true);
+        let mut k = Kernel {
+            oom_kill: BASE,
+            groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
+            ..Kernel::default()
+        };
+        let mut out = ticks(&mut e, &mut k, 2, 3);
+        // One invocation kills the container's three processes; the kernel
+        // counts the chosen one twice: 4.
+        k.oom_kill += 4;
+        for (i, pid) in [100, 101, 102].into_iter().enumerate() {
+            out.extend(e.handle(killed(pid, 100, 3 * S + 1 + i as u64 * 1000), &mut k));
+        }
+        out.extend(ticks(&mut e, &mut k, 4, 20));
+        let incidents: HashSet<String> = out
+            .iter()
+            .filter_map(|l| match l {
+                Line::Verdict(v) => Some(v.incident.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!((verdicts(&out), incidents.len()), (3, 1));
+        assert!(missed(&out).is_empty(), "{:?}", missed(&out));
+        let beat = last_beat(&out);
+        assert_eq!(
+            (
+                beat.kernel_oom_kills,
+                beat.oom_verdicts,
+                beat.oom_group_kills
+            ),
+            (Some(4), 3, 1)
+        );
+        // A second, separate incident in the same group that lost its record.
+        k.oom_kill += 2;
+        out.extend(ticks(&mut e, &mut k, 21, 30));
+        let m = missed(&out);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m[0].count, 2);
+    }
+
+    #[test]
+    fn kills_from_before_start_are_not_counted() {
+        let mut e = audited(true);
+        let mut k = Kernel {
+            oom_kill: BASE,
+            ..Kernel::default()
+        };
+        let past = crate::kernel_log::PastKill {
+            seq: 7,
+            ts_us: 500_000,
+            kill: crate::oom_report::OomKill {
+                memcg: true,
+                pid: 42,
+                comm: "old".into(),
+                total_vm_kb: None,
+                anon_rss_kb: None,
+                file_rss_kb: None,
+                shmem_rss_kb: None,
+                oom_score_adj: None,
+            },
+            summary: None,
+        };
+        let mut out = e.handle(Input::PastKills(vec![past]), &mut k);
+        assert_eq!(verdicts(&out), 1);
+        // One live kill whose record was lost: the backlog's verdict does
+        // not stand in for it.
+        k.oom_kill += 1;
+        out.extend(ticks(&mut e, &mut k, 2, 10));
+        let m = missed(&out);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].count, m[0].verdicts), (1, 0));
+        assert_eq!(last_beat(&out).oom_verdicts, 0);
+    }
+
+    #[test]
+    fn a_recording_without_the_base_reads_no_vmstat() {
+        let mut e = audited(false);
+        let mut k = Kernel {
+            oom_kill: BASE + 5,
+            ..Kernel::default()
+        };
+        let out = ticks(&mut e, &mut k, 2, 10);
+        assert_eq!(k.reads, 0);
+        assert!(missed(&out).is_empty());
+        let beat = last_beat(&out);
+        assert_eq!((beat.kernel_oom_kills, beat.missed), (None, 0));
     }
 }

@@ -5,6 +5,7 @@
 //! runs on any machine with a stable rustc. See ARCHITECTURE.md.
 
 pub mod attribution;
+pub mod audit;
 pub mod btf;
 pub mod cgroup;
 pub mod engine;

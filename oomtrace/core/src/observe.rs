@@ -80,6 +80,9 @@ pub enum Answer {
     OomGroup(Option<bool>),
     NowBootNs(u64),
     Charges(Option<Charges>),
+    /// /proc/vmstat `oom_kill` (only in recordings that audit: see
+    /// `engine::Start::kernel_oom_kills`).
+    VmstatOomKill(Option<u64>),
 }
 
 pub trait Observe {
@@ -99,6 +102,8 @@ pub trait Observe {
     fn now_boot_ns(&mut self) -> u64;
     /// The kernel's per-cgroup charge counters, when armed.
     fn charges(&mut self) -> Option<Charges>;
+    /// /proc/vmstat `oom_kill`: the kernel's OOM kills this boot.
+    fn vmstat_oom_kill(&mut self) -> Option<u64>;
 }
 
 /// Paths and settings the live observer reads from.
@@ -303,6 +308,12 @@ impl Observe for Live {
         self.keep(Answer::Charges(a.clone()));
         a
     }
+
+    fn vmstat_oom_kill(&mut self) -> Option<u64> {
+        let a = crate::state::vmstat_oom_kill();
+        self.keep(Answer::VmstatOomKill(a));
+        a
+    }
 }
 
 fn populated(dir: &Path, v2: bool) -> Option<bool> {
@@ -440,6 +451,9 @@ impl Observe for Replayed {
     }
     fn charges(&mut self) -> Option<Charges> {
         replay_answer!(self, Charges, None)
+    }
+    fn vmstat_oom_kill(&mut self) -> Option<u64> {
+        replay_answer!(self, VmstatOomKill, None)
     }
 }
 

@@ -198,3 +198,29 @@ pub fn cgroup_leak(pod: Option<&Pod>, cgroup: &str, empty_for_s: f64) -> String 
         describe(pod, None),
     ))
 }
+
+/// A `missed` line: kills the kernel counted that got no verdict.
+pub fn missed(count: u64, since: &str) -> String {
+    let (kills, have, events) = match count {
+        1 => ("1 process".to_string(), "has", "its event was"),
+        n => (format!("{n} processes"), "have", "their events were"),
+    };
+    format!(
+        "The kernel OOM-killed {kills} since {since} that {have} no verdict: {events} lost (see the `lost` lines; enlarge --ring-buffer-bytes)."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_counts_in_words() {
+        assert_eq!(
+            missed(1, "T"),
+            "The kernel OOM-killed 1 process since T that has no verdict: its event was lost (see the `lost` lines; enlarge --ring-buffer-bytes)."
+        );
+        assert!(missed(3, "T")
+            .starts_with("The kernel OOM-killed 3 processes since T that have no verdict"));
+    }
+}

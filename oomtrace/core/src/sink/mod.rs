@@ -21,6 +21,7 @@ pub enum Line {
     Finding(Finding),
     Stopped(Stopped),
     Lost(Lost),
+    Missed(Missed),
     Heartbeat(Heartbeat),
 }
 
@@ -33,6 +34,16 @@ pub struct Heartbeat {
     pub verdicts: u64,
     pub findings: u64,
     pub lost: u64,
+    /// The kernel's OOM kills since start (/proc/vmstat `oom_kill`), at the
+    /// latest read; null when the kernel does not count them.
+    pub kernel_oom_kills: Option<u64>,
+    /// The verdicts of OOM-killed processes since start (the OOM hooks'; not
+    /// evictions, not kills found in the kernel log at start).
+    pub oom_verdicts: u64,
+    /// oom.group kills since start: the kernel counts their chosen victim twice.
+    pub oom_group_kills: u64,
+    /// Kills the kernel counted that got no verdict (`missed` lines), in all.
+    pub missed: u64,
     /// Live cgroups in oomtrace's node model at this beat: compared with a
     /// walk of cgroupfs, it shows the model kept up (no missed mkdir/rmdir).
     pub cgroups: u64,
@@ -63,6 +74,27 @@ pub struct Lost {
     /// Events lost since the previous `lost` line for this hook.
     pub count: u64,
     pub total: u64,
+}
+
+/// Kills the kernel counted (/proc/vmstat `oom_kill`) that have no verdict
+/// after the audit's deadline: their events were lost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Missed {
+    /// Kills newly found without a verdict.
+    pub count: u64,
+    /// Missed kills since start, this line's included.
+    pub total: u64,
+    /// The kernel's OOM kills since start, as read at least the deadline ago.
+    pub kernel_oom_kills: u64,
+    /// The verdicts of OOM-killed processes since start.
+    pub verdicts: u64,
+    /// oom.group kills since start (the kernel counts their chosen victim
+    /// twice): `kernel_oom_kills = verdicts + oom_group_kills + total`.
+    pub oom_group_kills: u64,
+    /// The missed kills happened after this time (RFC 3339): the last read
+    /// of the count whose kills all had verdicts.
+    pub since: String,
+    pub summary: String,
 }
 
 /// Where records go. Errors are I/O errors of the output: a closed pipe

@@ -109,14 +109,19 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                 format!("{} {} {}", s.time, paint(DIM, "STOPPED"), s.summary)
             }
             Line::Heartbeat(h) => format!(
-                "{} up {} s, {} events, {} verdicts, {} findings, {} lost",
+                "{} up {} s, {} events, {} verdicts, {} findings, {} lost, {} missed{}",
                 paint(DIM, "heartbeat"),
                 h.uptime_s,
                 h.events,
                 h.verdicts,
                 h.findings,
-                h.lost
+                h.lost,
+                h.missed,
+                h.kernel_oom_kills
+                    .map(|k| format!(" ({k} OOM kills counted by the kernel)"))
+                    .unwrap_or_default()
             ),
+            Line::Missed(m) => format!("{} {} {}", m.since, paint(RED, "MISSED"), m.summary),
             Line::Lost(l) => format!(
                 "{} {} events lost on hook {} ({} in all)",
                 paint(RED, "LOST"),
@@ -134,7 +139,7 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
 mod tests {
     use super::*;
     use crate::{
-        sink::{Heartbeat, Lost},
+        sink::{Heartbeat, Lost, Missed},
         verdict::{Finding, FindingKind},
     };
 
@@ -161,6 +166,22 @@ mod tests {
                 events: 1,
                 ..Heartbeat::default()
             }),
+            Line::Missed(Missed {
+                count: 2,
+                total: 2,
+                kernel_oom_kills: 3,
+                verdicts: 1,
+                oom_group_kills: 0,
+                since: "2024-01-01T00:00:00Z".into(),
+                summary: crate::wording::missed(2, "2024-01-01T00:00:00Z"),
+            }),
+            Line::Heartbeat(Heartbeat {
+                uptime_s: 11,
+                kernel_oom_kills: Some(3),
+                oom_verdicts: 1,
+                missed: 2,
+                ..Heartbeat::default()
+            }),
         ]
     }
 
@@ -175,7 +196,9 @@ mod tests {
     const PLAIN: &str = "\
 LOST 2 events lost on hook victim (5 in all)
 2024-01-01T00:00:00Z CGROUP_LEAK empty for 60 s
-heartbeat up 10 s, 1 events, 0 verdicts, 0 findings, 0 lost
+heartbeat up 10 s, 1 events, 0 verdicts, 0 findings, 0 lost, 0 missed
+2024-01-01T00:00:00Z MISSED The kernel OOM-killed 2 processes since 2024-01-01T00:00:00Z that have no verdict: their events were lost (see the `lost` lines; enlarge --ring-buffer-bytes).
+heartbeat up 11 s, 0 events, 0 verdicts, 0 findings, 0 lost, 2 missed (3 OOM kills counted by the kernel)
 ";
 
     #[test]
@@ -197,6 +220,7 @@ heartbeat up 10 s, 1 events, 0 verdicts, 0 findings, 0 lost
             "{out:?}"
         );
         assert!(out.contains(&format!("{DIM}heartbeat{DIM:#}")), "{out:?}");
+        assert!(out.contains(&format!("{RED}MISSED{RED:#}")), "{out:?}");
         assert!(
             out.contains("\x1b[1m") && out.contains("\x1b[31m"),
             "bold red: {out:?}"
