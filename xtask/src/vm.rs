@@ -396,6 +396,9 @@ keep() {
     s.push_str("global=$(dmesg | grep -c 'Out of memory: Killed process')\nnote \"global OOM kills: $global\"\ndmesg | grep 'Out of memory: Killed process' | sed 's/^/vm: global OOM: /'\n");
     if global_ok {
         s.push_str("[ \"$global\" -gt 0 ] || { note 'no global OOM happened'; fail=1; }\n");
+    } else {
+        // Processes killed at random make every result of this boot suspect.
+        s.push_str("[ \"$global\" -eq 0 ] || { note 'a global OOM in a boot that must have none: its results cannot be trusted'; fail=1; }\n");
     }
     s.push_str(&format!(
         "kill $heartbeat 2>/dev/null\nnote \"exit codes:$results\"\nif [ $fail -eq 0 ]; then echo '{SENTINEL} pass'; else echo '{SENTINEL} fail'; fi\n"
@@ -429,9 +432,9 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(BOOT_TIMEOUT);
-    // `OOMTRACE_VM_BOOTS=main` or `=global`: one of the two boots only
-    // (local iteration); default both.
-    let boots = std::env::var("OOMTRACE_VM_BOOTS").unwrap_or_else(|_| "main,global".into());
+    // `OOMTRACE_VM_BOOTS=main`, `=global` or `=stall` (the stall path's
+    // self-check): some of the boots only (local iteration); default all.
+    let boots = std::env::var("OOMTRACE_VM_BOOTS").unwrap_or_else(|_| "main,global,stall".into());
     let want = |b: &str| boots.split(',').any(|w| w.trim() == b);
     let mut failed = Vec::new();
     // One boot running `runs`: the script written, the boot logged (and
@@ -454,8 +457,8 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             timeout.as_secs()
         );
         let t = Instant::now();
-        let (result, lines) =
-            boot_once_more_if_stalled(&kernel, &script, &artifacts, memory, timeout)?;
+        let (result, lines, _) =
+            boot_once_more_if_stalled(&kernel, &script, &artifacts, memory, timeout, STALL)?;
         eprintln!("vm: {name} boot: {result} in {} s", t.elapsed().as_secs());
         if result != "pass" {
             failed.push(format!("{name} boot: {result}"));
@@ -510,6 +513,11 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             eprintln!("vm: the system_oom verdict is in {}", keep.display());
         }
     }
+    if want("stall") {
+        if let Err(e) = stall_self_check(&kernel, &dir, &artifacts) {
+            failed.push(format!("{e:#}"));
+        }
+    }
     eprintln!("vm: done in {} s", started.elapsed().as_secs());
     if !failed.is_empty() {
         bail!("the end-to-end scenarios failed on Debian's 6.1 kernel ({}); the guest's output is above, failed tests' recordings under {}", failed.join("; "), artifacts.display());
@@ -535,19 +543,25 @@ pub(crate) enum Outcome {
     TimedOut(Duration),
     /// vng ended without the sentinel (its status).
     NoSentinel(String),
+    /// The guest stalled after printing a failing result (that line): the
+    /// failure stands, and no second boot may hide it.
+    StalledAfterFailure(String),
 }
 
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::Sentinel(word) => f.write_str(word),
-            Outcome::Stalled => {
-                write!(f, "the guest stalled (no output for {} s)", STALL.as_secs())
-            }
+            // How long the silence was is said when the VM is killed.
+            Outcome::Stalled => f.write_str("the guest stalled (it stopped printing)"),
             Outcome::TimedOut(t) => write!(f, "timed out after {} s", t.as_secs()),
             Outcome::NoSentinel(status) => {
                 write!(f, "vng exited ({status}) without the {SENTINEL} line")
             }
+            Outcome::StalledAfterFailure(line) => write!(
+                f,
+                "the guest stalled (it stopped printing) after a failure: {line}"
+            ),
         }
     }
 }
@@ -562,25 +576,101 @@ impl PartialEq<&str> for Outcome {
 /// any line means the guest itself stopped.
 const STALL: Duration = Duration::from_secs(240);
 
+/// The first line of a boot's output that says something failed: a test
+/// (`... FAILED`, `test result: FAILED`, a panic) or a run's non-zero exit
+/// (`vm: exit N after ...`).
+pub(crate) fn first_failure(lines: &[String]) -> Option<&str> {
+    lines.iter().map(String::as_str).find(|l| {
+        let l = l.trim();
+        l.ends_with(" FAILED")
+            || l.contains("test result: FAILED")
+            || l.contains("panicked at")
+            || l.strip_prefix("vm: exit ")
+                .and_then(|r| r.split_whitespace().next())
+                .is_some_and(|code| code != "0")
+    })
+}
+
+/// A stalled boot's outcome: a failure it printed before stalling stands
+/// (`None`: boot once more).
+fn after_stall(lines: &[String]) -> Option<Outcome> {
+    first_failure(lines).map(|l| Outcome::StalledAfterFailure(l.to_string()))
+}
+
 /// [`boot`], and once more when the guest stalled: a stall is the emulator
 /// or the guest kernel stopping as a whole, not a test failing (a failing or
 /// hung test is still answered by the guest: its heartbeat goes on, and the
-/// run's own timeout ends it). Said loudly, never silently.
+/// run's own timeout ends it). Said loudly, never silently. A boot that
+/// printed a failure before stalling fails without a second boot, and a
+/// second stall is a failure too. Returns how many boots it took.
 fn boot_once_more_if_stalled(
     kernel: &Path,
     script: &Path,
     artifacts: &Path,
     memory: &str,
     timeout: Duration,
-) -> anyhow::Result<(Outcome, Vec<String>)> {
-    let (outcome, lines) = boot(kernel, script, artifacts, memory, timeout)?;
+    stall: Duration,
+) -> anyhow::Result<(Outcome, Vec<String>, u32)> {
+    let (outcome, lines) = boot_stalling_after(kernel, script, artifacts, memory, timeout, stall)?;
     if outcome != Outcome::Stalled {
-        return Ok((outcome, lines));
+        return Ok((outcome, lines, 1));
+    }
+    if let Some(failed) = after_stall(&lines) {
+        eprintln!("vm: {failed}; not booting again");
+        return Ok((failed, lines, 1));
     }
     eprintln!(
         "vm: WARNING: {outcome}; the last lines are above. Booting once more, from the start"
     );
-    boot(kernel, script, artifacts, memory, timeout)
+    let (outcome, lines) = boot_stalling_after(kernel, script, artifacts, memory, timeout, stall)?;
+    Ok((outcome, lines, 2))
+}
+
+/// The stall path, for real: a guest that prints a line, then nothing, is
+/// declared stalled, booted once more, and fails when it stalls again; a
+/// guest that prints a failing result before stalling fails at once.
+/// About two minutes under TCG (short boots, a 20 s stall).
+fn stall_self_check(kernel: &Path, dir: &Path, artifacts: &Path) -> anyhow::Result<()> {
+    const QUICK_STALL: Duration = Duration::from_secs(20);
+    let silent = write_script(
+        &dir.join("guest-stall.sh"),
+        "#!/bin/sh
+echo 'vm: stall self-check: printing nothing from now on'
+exec sleep 100000
+",
+    )?;
+    let (outcome, _, boots) = boot_once_more_if_stalled(
+        kernel,
+        &silent,
+        artifacts,
+        "512M",
+        Duration::from_secs(300),
+        QUICK_STALL,
+    )?;
+    if outcome != Outcome::Stalled || boots != 2 {
+        bail!("the stall self-check expected a stall, a second boot and a second stall; got {outcome} after {boots} boot(s)");
+    }
+    let failing = write_script(
+        &dir.join("guest-stall-failed.sh"),
+        "#!/bin/sh
+echo 'vm: exit 101 after 3 s'
+echo 'vm: stall self-check: a failure, then nothing'
+exec sleep 100000
+",
+    )?;
+    let (outcome, _, boots) = boot_once_more_if_stalled(
+        kernel,
+        &failing,
+        artifacts,
+        "512M",
+        Duration::from_secs(300),
+        QUICK_STALL,
+    )?;
+    if !matches!(outcome, Outcome::StalledAfterFailure(_)) || boots != 1 {
+        bail!("the stall self-check expected a failure that stands after a stall, in one boot; got {outcome} after {boots} boot(s)");
+    }
+    eprintln!("vm: stall self-check: a silent guest is booted once more and fails on its second stall; a failure printed before a stall fails at once");
+    Ok(())
 }
 
 /// Runs vng in a process group of its own, echoing the guest's output as it
@@ -592,6 +682,18 @@ pub(crate) fn boot(
     artifacts: &Path,
     memory: &str,
     timeout: Duration,
+) -> anyhow::Result<(Outcome, Vec<String>)> {
+    boot_stalling_after(kernel, script, artifacts, memory, timeout, STALL)
+}
+
+/// [`boot`], with the silence that counts as a stall.
+fn boot_stalling_after(
+    kernel: &Path,
+    script: &Path,
+    artifacts: &Path,
+    memory: &str,
+    timeout: Duration,
+    stall: Duration,
 ) -> anyhow::Result<(Outcome, Vec<String>)> {
     let bin = Path::new(VNG_VENV).join("bin");
     let path = format!(
@@ -651,7 +753,7 @@ pub(crate) fn boot(
     let stdout = std::io::stdout();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left.min(STALL)) {
+        match rx.recv_timeout(left.min(stall)) {
             Ok(line) => {
                 let mut out = stdout.lock();
                 let _ = writeln!(out, "vm| {line}");
@@ -675,7 +777,7 @@ pub(crate) fn boot(
     if stalled {
         eprintln!(
             "vm: no line from the guest for {} s: killing the VM (process group {pgid})",
-            STALL.as_secs()
+            stall.as_secs()
         );
         kill_group(pgid);
     }
@@ -704,5 +806,48 @@ pub(crate) fn boot(
 fn kill_group(pgid: i32) {
     if let Some(pid) = rustix::process::Pid::from_raw(pgid) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_failure_printed_before_a_stall_stands() {
+        let ok = lines(
+            "vm: ==== foundation\ntest a ... ok\nvm: exit 0 after 12 s\nvm: heartbeat: up 60 s",
+        );
+        assert_eq!(first_failure(&ok), None);
+        assert!(
+            after_stall(&ok).is_none(),
+            "a clean stall is booted once more"
+        );
+        for failing in [
+            "test pod_limit_cgroupfs_driver ... FAILED",
+            "test result: FAILED. 5 passed; 1 failed",
+            "thread 'x' panicked at tests/tests/foundation.rs:9:5:",
+            "vm: exit 101 after 33 s",
+        ] {
+            let mut l = ok.clone();
+            l.push(failing.to_string());
+            l.push("vm: heartbeat: up 120 s".to_string());
+            assert_eq!(first_failure(&l), Some(failing));
+            assert!(
+                matches!(after_stall(&l), Some(Outcome::StalledAfterFailure(f)) if f == failing)
+            );
+        }
+    }
+
+    #[test]
+    fn a_global_oom_fails_the_main_boot() {
+        let main = guest_script(Path::new("/x/oomtrace"), &[], Path::new("/x/a"), false);
+        assert!(main.contains("[ \"$global\" -eq 0 ] || {"), "{main}");
+        let global = guest_script(Path::new("/x/oomtrace"), &[], Path::new("/x/a"), true);
+        assert!(global.contains("[ \"$global\" -gt 0 ] || {"), "{global}");
     }
 }
