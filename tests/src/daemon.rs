@@ -515,6 +515,20 @@ impl Daemon {
     /// A barrier: causes an OOM kill in a fresh host cgroup and waits for its
     /// verdict. Events are delivered in order, so every verdict caused
     /// before this call has been printed once it returns.
+    /// The first heartbeat at least `secs` s after the latest one printed so
+    /// far: what the daemon says once a deadline of its own has passed
+    /// (start it with a short `--heartbeat`).
+    pub fn heartbeat_after(&self, secs: u64) -> Value {
+        let now = self
+            .all(|l| l["type"] == "heartbeat")
+            .last()
+            .and_then(|b| b["uptime_s"].as_u64())
+            .unwrap_or(0);
+        self.wait_for("a heartbeat past the deadline", |l| {
+            l["type"] == "heartbeat" && l["uptime_s"].as_u64().is_some_and(|u| u >= now + secs)
+        })
+    }
+
     pub fn barrier(&self) {
         let cg = Cgroup::create(&format!("oomtrace-barrier-{}", unique_uid()));
         cg.set_limit(16 << 20);

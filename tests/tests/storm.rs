@@ -131,14 +131,7 @@ fn oom_storm_across_pods_misses_no_kill() {
 
     // The stream's own audit agrees: past its deadline after the barrier,
     // the kernel's count of OOM kills (machine-wide) has its verdicts.
-    let now = daemon
-        .all(|l| l["type"] == "heartbeat")
-        .last()
-        .and_then(|b| b["uptime_s"].as_u64())
-        .unwrap_or(0);
-    let beat = daemon.wait_for("a heartbeat past the audit's deadline", |l| {
-        l["type"] == "heartbeat" && l["uptime_s"].as_u64().is_some_and(|u| u >= now + 5)
-    });
+    let beat = daemon.heartbeat_after(5);
     assert_eq!(beat["missed"], 0, "kills without a verdict: {beat}");
     assert!(
         beat["kernel_oom_kills"]

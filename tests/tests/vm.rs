@@ -206,14 +206,7 @@ fn oom_group_kills_whole_container_one_incident() {
     }
     // The audit against /proc/vmstat oom_kill (which, like memory.events,
     // counts the chosen victim twice) finds nothing missed past its deadline.
-    let now = daemon
-        .all(|l| l["type"] == "heartbeat")
-        .last()
-        .and_then(|b| b["uptime_s"].as_u64())
-        .unwrap_or(0);
-    let beat = daemon.wait_for("a heartbeat past the audit's deadline", |l| {
-        l["type"] == "heartbeat" && l["uptime_s"].as_u64().is_some_and(|u| u >= now + 5)
-    });
+    let beat = daemon.heartbeat_after(5);
     assert_eq!(beat["missed"], 0, "{beat}");
     assert!(
         beat["oom_group_kills"].as_u64().is_some_and(|g| g >= 1),
