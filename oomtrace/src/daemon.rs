@@ -119,10 +119,18 @@ pub fn boot_to_wall_ns() -> i128 {
     wall - observe::boot_ns() as i128
 }
 
-/// Containers already running: the pid namespace of one process of each
-/// container cgroup, so their processes are known wherever they go.
-fn running_containers(tree: &CgroupTree, live: &mut Live, host_pid_ns: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
+/// Containers already running, so their processes are known wherever they
+/// go: the pid namespace of one process of each container cgroup, and
+/// every process in one (with the time it was seen there) for hostPID pods,
+/// whose processes share the host's namespaces.
+#[expect(clippy::type_complexity, reason = "the two halves of engine::Start")]
+fn running_containers(
+    tree: &CgroupTree,
+    live: &mut Live,
+    host_pid_ns: u32,
+) -> (Vec<(u32, String)>, Vec<(u32, String, u64)>) {
+    let (mut namespaces, mut pids) = (Vec::new(), Vec::new());
+    let seen_at = observe::boot_ns();
     for (_, node) in tree.live() {
         if !pods::parse_cgroup_path(&node.path).is_some_and(|k| k.level == Level::Container) {
             continue;
@@ -132,17 +140,23 @@ fn running_containers(tree: &CgroupTree, live: &mut Live, host_pid_ns: u32) -> V
             .memory_root
             .join(node.path.trim_start_matches('/'))
             .join("cgroup.procs");
-        let first = std::fs::read_to_string(procs)
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
-        if let Some(ns) = first.and_then(|pid| live.namespaces(pid)) {
+        let listed: Vec<u32> = std::fs::read_to_string(procs)
+            .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        if let Some(ns) = listed.first().and_then(|&pid| live.namespaces(pid)) {
             if ns.pid_ns != host_pid_ns {
-                out.push((ns.pid_ns, node.path.clone()));
+                namespaces.push((ns.pid_ns, node.path.clone()));
             }
         }
+        pids.extend(
+            listed
+                .into_iter()
+                .map(|pid| (pid, node.path.clone(), seen_at)),
+        );
     }
-    out.sort();
-    out
+    namespaces.sort();
+    pids.sort();
+    (namespaces, pids)
 }
 
 /// The opt-in charge counter: attached while some cgroup is under pressure.
@@ -284,6 +298,7 @@ impl Daemon {
             .namespaces(std::process::id())
             .map(|n| n.pid_ns)
             .unwrap_or(0);
+        let (containers, container_pids) = running_containers(&tree, &mut live, host_pid_ns);
         let start = Start {
             node: config.node.clone(),
             kernel: kernel_release(),
@@ -292,7 +307,8 @@ impl Daemon {
             page_size: rustix::param::page_size() as u64,
             boot_to_wall_ns: boot_to_wall_ns(),
             host_pid_ns,
-            containers: running_containers(&tree, &mut live, host_pid_ns),
+            containers,
+            container_pids,
             leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
             heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
             kernel_oom_kills,

@@ -84,6 +84,11 @@ pub struct Start {
     pub host_pid_ns: u32,
     /// Pid namespace → container cgroup, for containers already running.
     pub containers: Vec<(u32, String)>,
+    /// (pid, container cgroup, when seen there) of every process in a
+    /// container at start: a hostPID pod's process leaving it is known by
+    /// its pid, its namespaces being the host's.
+    #[serde(default)]
+    pub container_pids: Vec<(u32, String, u64)>,
     pub leak_grace_ns: u64,
     /// 0: no heartbeat lines.
     #[serde(default)]
@@ -116,6 +121,11 @@ pub struct Engine {
     waiting: VecDeque<(u64, oomtrace_common::VictimEvent, Option<String>)>,
     /// Pid namespace → the container cgroup its first process joined.
     owners: HashMap<u32, String>,
+    /// Pid → the container cgroup it last joined, and when: how a process of
+    /// a hostPID pod (the host's namespaces) is tied to its pod.
+    pod_of_pid: HashMap<u32, (String, u64)>,
+    /// Pid → the container cgroup of a hostPID pod's process that left it.
+    escaped_by_pid: HashMap<u32, String>,
     signalled: HashMap<u32, u64>,
     /// Runtime SIGTERMs under pressure waiting for the rest of the stop, by pid.
     pending_stops: HashMap<u32, PendingStop>,
@@ -142,12 +152,19 @@ impl Engine {
     pub fn new(start: Start) -> Engine {
         let tree = CgroupTree::from_entries(start.layout.hierarchy_id, &start.cgroups);
         let owners = start.containers.iter().cloned().collect();
+        let pod_of_pid = start
+            .container_pids
+            .iter()
+            .map(|(pid, cgroup, at)| (*pid, (cgroup.clone(), *at)))
+            .collect();
         Engine {
             tree,
             attributor: Attributor::default(),
             kmsg: HashMap::new(),
             waiting: VecDeque::new(),
             owners,
+            pod_of_pid,
+            escaped_by_pid: HashMap::new(),
             signalled: HashMap::new(),
             pending_stops: HashMap::new(),
             lost_seen: [0; HOOK_COUNT as usize],
@@ -404,7 +421,10 @@ impl Engine {
             kmsg: &self.kmsg,
             host_pid_ns: self.start.host_pid_ns,
         };
-        let victim_owner = self.owner_of(v.victim.pid_ns()).map(str::to_owned);
+        let victim_owner = self
+            .owner_of(v.victim.pid_ns())
+            .or_else(|| self.escaped_by_pid.get(&v.victim.tgid).map(String::as_str))
+            .map(str::to_owned);
         let trigger_owner = self.owner_of(v.trigger.pid_ns()).map(str::to_owned);
         let hints = Hints {
             victim_cgroup: hint.as_deref(),
@@ -604,6 +624,9 @@ impl Engine {
         let in_pod = kube.as_ref().is_some_and(|k| k.pod.is_some());
         // Only two cases need the namespaces: a process joining a container
         // (learn its pid namespace) and one leaving every pod (an escape?).
+        if in_container {
+            self.remember_container_pid(pid, path, boot_ns);
+        }
         if in_pod && !in_container {
             return;
         }
@@ -611,6 +634,13 @@ impl Engine {
             return;
         };
         if ns.pid_ns == self.start.host_pid_ns {
+            if !in_container {
+                if let Some(owner) = self.host_pid_owner(pid, obs) {
+                    self.pod_of_pid.remove(&pid);
+                    self.escaped_by_pid.insert(pid, owner.clone());
+                    self.escape_detected(pid, comm, path, boot_ns, owner, obs, out);
+                }
+            }
             return;
         }
         if in_container {
@@ -624,6 +654,52 @@ impl Engine {
         let Some(owner) = self.owners.get(&ns.pid_ns).cloned() else {
             return;
         };
+        self.escape_detected(pid, comm, path, boot_ns, owner, obs, out);
+    }
+
+    /// A process of a hostPID pod leaving every pod: the container it was
+    /// seen joining (or, for one forked there since, its parent's), when
+    /// the process at that pid is still the one seen: a pid the kernel
+    /// reused for a later process is no escape.
+    fn host_pid_owner(&self, pid: u32, obs: &mut dyn Observe) -> Option<String> {
+        // /proc's start time is in clock ticks (10 ms at most).
+        const TICK_NS: u64 = 10_000_000;
+        let me = obs.proc_start(pid)?;
+        if let Some((cgroup, at)) = self.pod_of_pid.get(&pid) {
+            return (me.start_ns <= at.saturating_add(TICK_NS)).then(|| cgroup.clone());
+        }
+        let (cgroup, at) = self.pod_of_pid.get(&me.ppid)?.clone();
+        let parent = obs.proc_start(me.ppid)?;
+        (parent.start_ns <= at.saturating_add(TICK_NS) && me.start_ns.saturating_add(TICK_NS) >= at)
+            .then_some(cgroup)
+    }
+
+    fn remember_container_pid(&mut self, pid: u32, path: &str, boot_ns: u64) {
+        // Bounded: pids of containers that are gone go first.
+        if self.pod_of_pid.len() >= 1 << 18 {
+            let tree = &self.tree;
+            self.pod_of_pid
+                .retain(|_, (cgroup, _)| tree.live().any(|(_, n)| n.path == *cgroup));
+            if self.pod_of_pid.len() >= 1 << 18 {
+                self.pod_of_pid.clear();
+            }
+        }
+        self.pod_of_pid.insert(pid, (path.to_string(), boot_ns));
+    }
+
+    /// The `escape_detected` finding: `pid` left its pod (`owner`, the
+    /// container cgroup it belongs to) for `path`.
+    #[expect(clippy::too_many_arguments, reason = "one finding's facts, named")]
+    fn escape_detected(
+        &mut self,
+        pid: u32,
+        comm: &str,
+        path: &str,
+        boot_ns: u64,
+        owner: String,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Line>,
+    ) {
         let identity = Identity::of_path(&owner);
         let identity = identity.clone().named(&self.names(&identity, obs));
         let f = Finding {
@@ -835,6 +911,8 @@ mod tests {
         path::PathBuf,
     };
 
+    use crate::observe::ProcStart;
+
     use oomtrace_common::{AttachEvent, Kind, COMM_LEN, PATH_LEN, WIRE_VERSION};
 
     use super::*;
@@ -852,8 +930,9 @@ mod tests {
     const CID_A: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";
     const CID_B: &str = "4e0b2d1c8f3e5a7b9c2d4e6f8a0b1c3d5e7f9a1b2c4d6e8f0a2b3c4d5e6f7a81";
 
-    /// Answers only the namespaces of the pids it was given.
-    struct Namespaced(HashMap<u32, u32>);
+    /// Answers only the namespaces of the pids it was given, and the start
+    /// (ns) and parent of those in its second map.
+    struct Namespaced(HashMap<u32, u32>, HashMap<u32, ProcStart>);
 
     impl Observe for Namespaced {
         fn proc_cgroup(&mut self, _: u32) -> Option<String> {
@@ -894,6 +973,9 @@ mod tests {
         fn vmstat_oom_kill(&mut self) -> Option<u64> {
             None
         }
+        fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
+            self.1.get(&pid).copied()
+        }
     }
 
     fn attach(pid: u32, path: &str, boot_ns: u64) -> Input {
@@ -917,9 +999,8 @@ mod tests {
         Input::Kernel(Bytes::from(bytes_of(&ev)))
     }
 
-    #[test]
-    fn a_reused_pid_namespace_inode_names_the_newer_container() {
-        let mut engine = Engine::new(Start {
+    fn start_in_host_ns() -> Start {
+        Start {
             node: "n".into(),
             kernel: "k".into(),
             layout: Layout {
@@ -935,10 +1016,98 @@ mod tests {
             leak_grace_ns: u64::MAX,
             heartbeat_ns: 0,
             kernel_oom_kills: None,
-        });
+            container_pids: Vec::new(),
+        }
+    }
+
+    fn escapes(out: &[Line]) -> Vec<&Finding> {
+        out.iter()
+            .filter_map(|r| match r {
+                Line::Finding(f) if f.finding == FindingKind::EscapeDetected => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn started(start_ns: u64, ppid: u32) -> ProcStart {
+        ProcStart { start_ns, ppid }
+    }
+
+    #[test]
+    fn a_host_pid_pods_process_leaving_its_pod_is_found_by_its_pid() {
+        let container = format!("{POD_A}/{CID_A}");
+        let ms = 1_000_000;
+        // Every process here shares the host's pid namespace (hostPID).
+        let ns = HashMap::from([(10, HOST_NS), (11, HOST_NS), (12, HOST_NS), (13, HOST_NS)]);
+        let mut obs = Namespaced(
+            ns,
+            HashMap::from([
+                // Seen joining the container at 100 ms, started before.
+                (10, started(50 * ms, 1)),
+                // Forked by 10 inside the pod, after 10 joined it.
+                (11, started(300 * ms, 10)),
+                // Forked by 10 before 10 joined the pod: never in it.
+                (12, started(60 * ms, 10)),
+            ]),
+        );
+        let mut engine = Engine::new(start_in_host_ns());
+        engine.handle(attach(10, &container, 100 * ms), &mut obs);
+        let out = engine.handle(
+            attach(11, "/system.slice/agent.service", 400 * ms),
+            &mut obs,
+        );
+        let found = escapes(&out);
+        assert_eq!(found.len(), 1, "the child forked in the pod");
+        assert_eq!(found[0].pod_cgroup.as_deref(), Some(container.as_str()));
+        assert_eq!(
+            found[0].container.as_ref().map(|c| c.id.as_str()),
+            Some(CID_A)
+        );
+        let out = engine.handle(
+            attach(12, "/system.slice/agent.service", 500 * ms),
+            &mut obs,
+        );
+        assert!(escapes(&out).is_empty(), "forked before its parent joined");
+        let out = engine.handle(
+            attach(10, "/system.slice/agent.service", 600 * ms),
+            &mut obs,
+        );
+        assert_eq!(escapes(&out).len(), 1, "the process seen joining the pod");
+    }
+
+    #[test]
+    fn a_reused_pid_is_no_escape() {
+        let ms = 1_000_000;
+        let mut obs = Namespaced(
+            HashMap::from([(10, HOST_NS)]),
+            // The process now at pid 10 started after the one seen in the
+            // pod: the kernel reused the pid.
+            HashMap::from([(10, started(900 * ms, 1))]),
+        );
+        let mut engine = Engine::new(start_in_host_ns());
+        engine.handle(attach(10, &format!("{POD_A}/{CID_A}"), 100 * ms), &mut obs);
+        let out = engine.handle(
+            attach(10, "/system.slice/cron.service", 1000 * ms),
+            &mut obs,
+        );
+        assert!(escapes(&out).is_empty());
+        // A host process never seen in a pod is none either.
+        let out = engine.handle(
+            attach(99, "/system.slice/cron.service", 1100 * ms),
+            &mut obs,
+        );
+        assert!(escapes(&out).is_empty());
+    }
+
+    #[test]
+    fn a_reused_pid_namespace_inode_names_the_newer_container() {
+        let mut engine = Engine::new(start_in_host_ns());
         // Container A's init, then (A gone) container B's init: the kernel
         // gave B's new pid namespace A's old inode number, 77.
-        let mut obs = Namespaced(HashMap::from([(10, 77), (20, 77), (21, 77)]));
+        let mut obs = Namespaced(
+            HashMap::from([(10, 77), (20, 77), (21, 77)]),
+            HashMap::new(),
+        );
         engine.handle(attach(10, &format!("{POD_A}/{CID_A}"), 1), &mut obs);
         engine.handle(attach(20, &format!("{POD_B}/{CID_B}"), 2), &mut obs);
         let out = engine.handle(attach(21, "/system.slice/demo.service", 3), &mut obs);
@@ -1003,6 +1172,9 @@ mod tests {
         fn charges(&mut self) -> Option<Charges> {
             None
         }
+        fn proc_start(&mut self, _: u32) -> Option<ProcStart> {
+            None
+        }
         fn vmstat_oom_kill(&mut self) -> Option<u64> {
             self.reads += 1;
             Some(self.oom_kill)
@@ -1035,6 +1207,7 @@ mod tests {
             host_pid_ns: HOST_NS,
             containers: Vec::new(),
             leak_grace_ns: u64::MAX,
+            container_pids: Vec::new(),
             heartbeat_ns: S,
             kernel_oom_kills: audit.then_some(KernelCount {
                 boot_ns: S,

@@ -83,6 +83,7 @@ pub enum Answer {
     /// /proc/vmstat `oom_kill` (only in recordings that audit: see
     /// `engine::Start::kernel_oom_kills`).
     VmstatOomKill(Option<u64>),
+    ProcStart(Option<ProcStart>),
 }
 
 pub trait Observe {
@@ -104,6 +105,15 @@ pub trait Observe {
     fn charges(&mut self) -> Option<Charges>;
     /// /proc/vmstat `oom_kill`: the kernel's OOM kills this boot.
     fn vmstat_oom_kill(&mut self) -> Option<u64>;
+    /// When a live process started, and its parent (/proc/PID/stat).
+    fn proc_start(&mut self, pid: u32) -> Option<ProcStart>;
+}
+
+/// A live process's start (CLOCK_BOOTTIME ns, to the clock tick) and parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcStart {
+    pub start_ns: u64,
+    pub ppid: u32,
 }
 
 /// Paths and settings the live observer reads from.
@@ -135,6 +145,19 @@ impl Live {
             .memory_root
             .join(cgroup.trim_start_matches('/'))
     }
+}
+
+/// /proc/PID/stat's start time (clock ticks since boot) and parent.
+fn read_proc_start(pid: u32) -> Option<ProcStart> {
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .stat()
+        .ok()?;
+    let ticks = procfs::ticks_per_second().max(1);
+    Some(ProcStart {
+        start_ns: stat.starttime.saturating_mul(1_000_000_000) / ticks,
+        ppid: u32::try_from(stat.ppid).ok()?,
+    })
 }
 
 pub fn boot_ns() -> u64 {
@@ -314,6 +337,12 @@ impl Observe for Live {
         self.keep(Answer::VmstatOomKill(a));
         a
     }
+
+    fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
+        let a = read_proc_start(pid);
+        self.keep(Answer::ProcStart(a));
+        a
+    }
 }
 
 fn populated(dir: &Path, v2: bool) -> Option<bool> {
@@ -454,6 +483,9 @@ impl Observe for Replayed {
     }
     fn vmstat_oom_kill(&mut self) -> Option<u64> {
         replay_answer!(self, VmstatOomKill, None)
+    }
+    fn proc_start(&mut self, _pid: u32) -> Option<ProcStart> {
+        replay_answer!(self, ProcStart, None)
     }
 }
 
