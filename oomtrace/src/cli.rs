@@ -30,6 +30,27 @@ pub enum Command {
     Record(RecordArgs),
     /// Reproduce the verdicts of a recording offline, without the kernel.
     Replay(ReplayArgs),
+    /// Verdicts from a saved kernel log (dmesg, dmesg -T, journalctl -k, syslog, /dev/kmsg records, a sosreport file); no root needed.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The log to read; `-` or nothing for standard input.
+    #[arg(default_value = "-")]
+    pub file: PathBuf,
+    /// Output format (`text` as `tail` prints it).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The kubelet's pod log directory, for pod names when it exists here.
+    #[arg(long, value_name = "PATH", default_value = "/var/log/pods")]
+    pub pods_log_dir: PathBuf,
+    /// The kubelet's container log symlinks, for container names when they exist here.
+    #[arg(long, value_name = "PATH", default_value = "/var/log/containers")]
+    pub containers_log_dir: PathBuf,
+    /// Name of the node the log came from, for the JSON `node` field (empty when not given).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
