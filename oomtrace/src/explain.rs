@@ -17,7 +17,10 @@ use crate::cli::{ExplainArgs, Format};
 
 pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
     let input = read(&a.file)?;
-    let kills = match explain::explain(&input) {
+    let opts = explain::Options {
+        local_offset: a.utc_offset,
+    };
+    let kills = match explain::explain_with(&input, opts) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("oomtrace: {}: {e}", name(&a.file));

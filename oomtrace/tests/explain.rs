@@ -168,8 +168,29 @@ fn host_dmesg() {
 fn host_dmesg_dates() {
     let got = verdicts("host-6.18-dmesg-T.txt");
     check("dmesg -T", &got, &HOST_KILLS);
-    // Local dates without a zone are not a wall time oomtrace can state.
+    // Local dates without a zone are not a wall time oomtrace can state…
     assert!(got.iter().all(|v| v["time"].is_null()));
+    // …unless told the zone (this host's is UTC).
+    let path = fixture("host-6.18-dmesg-T.txt");
+    let out = explain(
+        &[path.to_str().expect("utf-8"), "--utc-offset", "+00:00"],
+        None,
+    );
+    assert!(out.status.success());
+    let first: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(3)
+            .expect("a 4th verdict"),
+    )
+    .expect("JSON");
+    assert_eq!(first["victim"]["pid"], 31338);
+    assert_eq!(first["time"], "2026-11-27T23:35:01Z");
+    let out = explain(
+        &[path.to_str().expect("utf-8"), "--utc-offset", "01:00"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
 }
 
 #[test]

@@ -74,9 +74,22 @@ struct Report {
 /// about 8 EiB in kB: no limit.
 const UNLIMITED_KB: u64 = 1 << 52;
 
+/// What the log itself cannot say.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// The UTC offset of `dmesg -T` dates, which carry none; without it
+    /// their time is null.
+    pub local_offset: Option<time::UtcOffset>,
+}
+
 /// Every kill in `input`, oldest first. Lines the parsers do not know are
 /// skipped; `Err` only when the input is not text at all.
 pub fn explain(input: &[u8]) -> Result<Vec<LoggedKill>, ExplainError> {
+    explain_with(input, Options::default())
+}
+
+/// [`explain`], with what the caller knows about the log.
+pub fn explain_with(input: &[u8], opts: Options) -> Result<Vec<LoggedKill>, ExplainError> {
     let mut kills = Vec::new();
     let mut report: Option<Report> = None;
     // Summaries wait for their kill line, by pid: another report's lines
@@ -85,7 +98,7 @@ pub fn explain(input: &[u8]) -> Result<Vec<LoggedKill>, ExplainError> {
     for (n, raw) in input.split(|&b| b == b'\n').enumerate() {
         let line_no = n as u64 + 1;
         let line = String::from_utf8_lossy(raw);
-        let Some(s) = strip(line.trim_end_matches('\r')) else {
+        let Some(s) = strip(line.trim_end_matches('\r'), opts) else {
             continue;
         };
         let text = s.text.as_str();
@@ -221,7 +234,7 @@ fn usage_limit(text: &str) -> Option<(u64, u64)> {
 
 /// The kernel's text of one input line, its prefix stripped; `None` for a
 /// `/dev/kmsg` dictionary line.
-fn strip(line: &str) -> Option<Stamped> {
+fn strip(line: &str, opts: Options) -> Option<Stamped> {
     if line.starts_with(' ') && line.contains('=') && !line.trim_start().starts_with('[') {
         // ` SUBSYSTEM=…` after a raw record; nothing else starts so.
         if line.trim_start().split_once('=').is_some_and(|(k, _)| {
@@ -247,9 +260,16 @@ fn strip(line: &str) -> Option<Stamped> {
     if let Some((us, after)) = boot_stamp(rest) {
         s.since_boot_us = Some(us);
         rest = after;
-    } else if let Some(after) = ctime_stamp(rest) {
-        // `dmesg -T`: local time of an unknown zone; not a wall time we
-        // can state.
+    } else if let Some((date, after)) = ctime_stamp(rest) {
+        // `dmesg -T`: local time of a zone the log does not name; a wall
+        // time only when the caller names it.
+        if let Some(offset) = opts.local_offset {
+            s.time = date
+                .assume_offset(offset)
+                .to_offset(time::UtcOffset::UTC)
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok();
+        }
         rest = after;
     }
     rest = caller_id(rest);
@@ -277,17 +297,20 @@ fn boot_stamp(line: &str) -> Option<(u64, &str)> {
     Some((us, rest.strip_prefix(' ').unwrap_or(rest)))
 }
 
-/// `[Fri Nov 27 23:13:03 2026] ` (`dmesg -T`).
-fn ctime_stamp(line: &str) -> Option<&str> {
+/// `[Fri Nov 27 23:13:03 2026] ` (`dmesg -T`): the date, zone unknown.
+fn ctime_stamp(line: &str) -> Option<(time::PrimitiveDateTime, &str)> {
     let inner = line.strip_prefix('[')?;
     let (stamp, rest) = inner.split_once(']')?;
     let words: Vec<&str> = stamp.split_whitespace().collect();
-    let ok = words.len() == 5
-        && month(words[1]).is_some()
-        && words[3].len() == 8
-        && words[3].bytes().filter(|&b| b == b':').count() == 2
-        && words[4].bytes().all(|b| b.is_ascii_digit());
-    ok.then(|| rest.strip_prefix(' ').unwrap_or(rest))
+    let [_, mon, day, hms, year] = words.as_slice() else {
+        return None;
+    };
+    let month = time::Month::try_from(month(mon)?).ok()?;
+    let mut t = hms.split(':').map(|x| x.parse::<u8>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    let at = time::PrimitiveDateTime::new(date, time::Time::from_hms(h, m, sec).ok()?);
+    Some((at, rest.strip_prefix(' ').unwrap_or(rest)))
 }
 
 /// `[ T1234] ` or `[ C3] ` after the stamp (CONFIG_PRINTK_CALLER).
@@ -420,6 +443,14 @@ mod tests {
         check_host(&k);
         // Local time of an unknown zone: not stated.
         assert_eq!((k[0].time.as_deref(), k[0].since_boot_us), (None, None));
+        // Unless the caller names the zone.
+        let input = reprefix(|_, t| format!("[Fri Nov 27 23:24:48 2026] {t}"));
+        let opts = Options {
+            local_offset: time::UtcOffset::from_hms(-5, 0, 0).ok(),
+        };
+        let k = explain_with(input.as_bytes(), opts).unwrap_or_default();
+        check_host(&k);
+        assert_eq!(k[0].time.as_deref(), Some("2026-11-28T04:24:48Z"));
         let k = kills(&reprefix(|s, t| format!("[{s}] [  T18700] {t}")));
         check_host(&k);
     }
@@ -561,6 +592,46 @@ mod tests {
         // Unlimited limits are no limit.
         let unlimited = HOST_618.replace("limit 16384kB", "limit 9007199254740988kB");
         assert_eq!(kills(&unlimited)[0].limit_bytes, None);
+    }
+
+    /// A cheap stand-in for the fuzz target in `cargo test`: the report
+    /// with bytes flipped, dropped and duplicated, through the verdicts.
+    #[test]
+    fn mutated_reports_never_panic() {
+        let base = HOST_618.as_bytes();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let mut m = base.to_vec();
+            for _ in 0..(next() % 8 + 1) {
+                if m.is_empty() {
+                    break;
+                }
+                let at = (next() as usize) % m.len();
+                match next() % 4 {
+                    0 => m[at] = next() as u8,
+                    1 => {
+                        m.remove(at);
+                    }
+                    2 => m.insert(at, b"\n[]:;,=()-"[(next() % 10) as usize]),
+                    _ => {
+                        let end = (at + (next() as usize) % 64).min(m.len());
+                        let piece = m[at..end].to_vec();
+                        m.splice(at..at, piece);
+                    }
+                }
+            }
+            for k in explain(&m).unwrap_or_default() {
+                let a = crate::attribution::from_saved_log(&k);
+                let v = crate::attribution::verdict_from_log(a, Default::default());
+                assert!(v.summary.starts_with("From the kernel log: "));
+            }
+        }
     }
 
     #[test]
