@@ -536,6 +536,31 @@ mod tests {
         assert!(kills("Killed process 7 (x) total-vm:1kB\n").is_empty());
     }
 
+    /// Early 5.x: the summary, and a kill line without `UID:`, `pgtables:`
+    /// and `oom_score_adj:` (synthesized from 5.1's mm/oom_kill.c format).
+    #[test]
+    fn kernel_5x_report() {
+        let input = "\
+[  99.000001] stress invoked oom-killer: gfp_mask=0x6200ca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0
+[  99.000002] memory: usage 102400kB, limit 102400kB, failcnt 12
+[  99.000003] Memory cgroup stats for /system.slice/stress.service: cache:0KB rss:102400KB
+[  99.000004] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/system.slice/stress.service,task_memcg=/system.slice/stress.service,task=stress,pid=777,uid=0
+[  99.000005] Memory cgroup out of memory: Killed process 777 (stress) total-vm:110000kB, anon-rss:102000kB, file-rss:300kB, shmem-rss:0kB
+";
+        let k = kills(input);
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].past.kill.oom_score_adj, None);
+        assert_eq!(k[0].limit_bytes, Some(100 << 20));
+        let v = crate::attribution::verdict_from_log(
+            crate::attribution::from_saved_log(&k[0]),
+            Default::default(),
+        );
+        assert_eq!(
+            v.limit.and_then(|l| l.cgroup).as_deref(),
+            Some("/system.slice/stress.service")
+        );
+    }
+
     #[test]
     fn interleaved_reports_lend_nothing() {
         let a = "/a";
