@@ -30,6 +30,52 @@ pub enum Command {
     Record(RecordArgs),
     /// Reproduce the verdicts of a recording offline, without the kernel.
     Replay(ReplayArgs),
+    /// Verdicts from a saved kernel log (dmesg, dmesg -T, journalctl -k, syslog, /dev/kmsg records, a sosreport file); no root needed.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The log to read; `-` or nothing for standard input.
+    #[arg(default_value = "-")]
+    pub file: PathBuf,
+    /// Output format (`text` as `tail` prints it).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The kubelet's pod log directory, for pod names when it exists here.
+    #[arg(long, value_name = "PATH", default_value = "/var/log/pods")]
+    pub pods_log_dir: PathBuf,
+    /// The kubelet's container log symlinks, for container names when they exist here.
+    #[arg(long, value_name = "PATH", default_value = "/var/log/containers")]
+    pub containers_log_dir: PathBuf,
+    /// Name of the node the log came from, for the JSON `node` field (empty when not given).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// The UTC offset of `dmesg -T` dates, which name no zone (e.g. `+01:00`, `-05:00`, `UTC`); without it their `time` is null.
+    #[arg(long, value_name = "OFFSET", value_parser = parse_utc_offset)]
+    pub utc_offset: Option<time::UtcOffset>,
+}
+
+fn parse_utc_offset(s: &str) -> Result<time::UtcOffset, String> {
+    if matches!(s, "Z" | "z" | "UTC" | "utc") {
+        return Ok(time::UtcOffset::UTC);
+    }
+    let bad = || format!("`{s}`: expected an offset like +01:00, -0500 or UTC");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let digits: String = rest.chars().filter(|&c| c != ':').collect();
+    if !(digits.len() == 2 || digits.len() == 4) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let h: i8 = digits[..2].parse().map_err(|_| bad())?;
+    let m: i8 = digits
+        .get(2..)
+        .map_or(Ok(0), str::parse)
+        .map_err(|_| bad())?;
+    time::UtcOffset::from_hms(sign * h, sign * m, 0).map_err(|_| bad())
 }
 
 #[derive(Args, Debug)]

@@ -75,7 +75,7 @@ impl Config {
     }
 }
 
-fn make_sink(format: Format, node: String) -> Box<dyn Sink> {
+pub(crate) fn make_sink(format: Format, node: String) -> Box<dyn Sink> {
     let stdout = std::io::stdout().lock();
     match format {
         Format::Json => Box::new(JsonSink::new(stdout, node)),

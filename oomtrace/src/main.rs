@@ -5,6 +5,7 @@ mod charges;
 mod cli;
 mod daemon;
 mod doctor;
+mod explain;
 mod loader;
 mod metrics;
 mod probe;
@@ -46,6 +47,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::run(a.common),
         Command::Record(a) => daemon::run(a.common, a.format.unwrap_or(Format::Json), Some(a.file)),
         Command::Replay(a) => daemon::replay(&a.file, a.format.unwrap_or(Format::Json)),
+        Command::Explain(a) => explain::run(a),
     }
 }
 

@@ -552,7 +552,7 @@ mod tests {
             kind,
             source: "bpf",
             incident: "oom-1".into(),
-            time: "2026-11-23T06:51:44.615662573Z".into(),
+            time: Some("2026-11-23T06:51:44.615662573Z".into()),
             victim: Victim::unread(1, "x".into(), None),
             trigger: Some(Trigger {
                 pid: 1,

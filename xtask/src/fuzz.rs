@@ -61,6 +61,11 @@ const TARGETS: &[Target] = &[
         max_len: 2048,
     },
     Target {
+        name: "explain",
+        what: "`explain::explain`: any bytes as a saved kernel log (dmesg, -T, journal, syslog, kmsg records), then the verdicts",
+        max_len: 16384,
+    },
+    Target {
         name: "pods",
         what: "`pods::parse_cgroup_path`, `parse_pod_log_dir`, `parse_container_log_name`, `PodUid`/`ContainerId::parse`",
         max_len: 1024,
@@ -333,6 +338,19 @@ fn seed(root: &Path, target: &str, corpus: &Path) -> anyhow::Result<usize> {
             seeds.extend(kmsg_records());
             seeds.push(b"3,1234,5678,-;Memory cgroup out of memory: Killed process 42 (hog) total-vm:70000kB, anon-rss:65000kB, file-rss:1000kB, shmem-rss:0kB, UID:0 pgtables:200kB oom_score_adj:0\n".to_vec());
             seeds.push(b"6,1235,5679,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod1,task_memcg=/kubepods/pod1/c1,task=hog,pid=42,uid=0\n".to_vec());
+        }
+        "explain" => {
+            let dir = root.join("oomtrace/tests/fixtures/explain");
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+                .map(|es| es.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            files.sort();
+            for f in files {
+                if let Ok(b) = fs::read(&f) {
+                    // Whole reports within -max_len.
+                    seeds.push(b.into_iter().take(16384).collect());
+                }
+            }
         }
         "pods" => {
             for p in cgroup_paths().into_iter().take(200) {

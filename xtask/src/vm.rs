@@ -400,6 +400,11 @@ keep() {
         // Processes killed at random make every result of this boot suspect.
         s.push_str("[ \"$global\" -eq 0 ] || { note 'a global OOM in a boot that must have none: its results cannot be trusted'; fail=1; }\n");
     }
+    // The guest's kernel log, for `oomtrace explain` fixtures (6.1, cgroup v2).
+    let log = if global_ok { "global" } else { "main" };
+    s.push_str(&format!(
+        "dmesg > \"$artifacts/dmesg-{log}.txt\"\ntimeout 1 cat /dev/kmsg > \"$artifacts/kmsg-{log}.txt\"\n"
+    ));
     s.push_str(&format!(
         "kill $heartbeat 2>/dev/null\nnote \"exit codes:$results\"\nif [ $fail -eq 0 ]; then echo '{SENTINEL} pass'; else echo '{SENTINEL} fail'; fi\n"
     ));
@@ -511,6 +516,20 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             fs::write(&keep, format!("{line}\n"))
                 .with_context(|| format!("writing {}", keep.display()))?;
             eprintln!("vm: the system_oom verdict is in {}", keep.display());
+        }
+    }
+    // The guest's kernel logs, kept next to system_oom.json.
+    for log in [
+        "dmesg-main.txt",
+        "kmsg-main.txt",
+        "dmesg-global.txt",
+        "kmsg-global.txt",
+    ] {
+        if fs::copy(artifacts.join(log), dir.join(log)).is_ok() {
+            eprintln!(
+                "vm: the guest's kernel log is in {}",
+                dir.join(log).display()
+            );
         }
     }
     if want("stall") {

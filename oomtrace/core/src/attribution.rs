@@ -72,7 +72,8 @@ pub struct Assessment {
     pub incident: String,
     /// CLOCK_BOOTTIME ns of the kill.
     pub boot_ns: u64,
-    pub time: String,
+    /// Null only for a kill read from a saved log without wall dates.
+    pub time: Option<String>,
     pub victim: Victim,
     pub trigger: Option<Trigger>,
     pub limit: Option<Limit>,
@@ -309,7 +310,7 @@ impl Attributor {
             source: "bpf",
             incident,
             boot_ns,
-            time: wall_time(boot_ns, snap.boot_to_wall_ns),
+            time: Some(wall_time(boot_ns, snap.boot_to_wall_ns)),
             victim,
             trigger: Some(Trigger {
                 pid: ev.trigger.tgid,
@@ -794,7 +795,7 @@ fn eviction(
         source: "bpf",
         incident: format!("evict-{}", term.boot_ns),
         boot_ns: term.boot_ns,
-        time: term.stop.time.clone(),
+        time: Some(term.stop.time.clone()),
         victim: Victim::unread(last.process.pid, last.process.comm, last.cgroup),
         trigger: Some(Trigger {
             pid: last.signal.sender.pid,
@@ -847,7 +848,7 @@ pub fn from_kernel_log(past: &PastKill, boot_to_wall_ns: i128) -> Assessment {
         source: "kernel_log",
         incident: format!("kmsg-{}", past.seq),
         boot_ns,
-        time: wall_time(boot_ns, boot_to_wall_ns),
+        time: Some(wall_time(boot_ns, boot_to_wall_ns)),
         victim: Victim {
             pid: k.pid,
             comm: k.comm.clone(),
@@ -872,6 +873,29 @@ pub fn from_kernel_log(past: &PastKill, boot_to_wall_ns: i128) -> Assessment {
         },
         host_pid_ns: false,
     }
+}
+
+/// A kill read from a saved log by `oomtrace explain`: the backlog's rules,
+/// with the time, incident and limit the log itself gave (never the
+/// machine's: the log may come from another one).
+pub fn from_saved_log(k: &crate::explain::LoggedKill) -> Assessment {
+    let mut a = from_kernel_log(&k.past, 0);
+    a.time = k.time.clone();
+    a.boot_ns = k.since_boot_us.unwrap_or(0).saturating_mul(1000);
+    a.incident = k.incident.clone();
+    if let Some(l) = a.limit.as_mut() {
+        l.limit_bytes = k.limit_bytes;
+        l.usage_bytes = k.usage_bytes;
+    }
+    a
+}
+
+/// The verdict of a kill read from a saved log: the one builder, and the
+/// sentence that says where it came from.
+pub fn verdict_from_log(a: Assessment, seen: Observed) -> Verdict {
+    let mut v = verdict(a, seen);
+    v.summary = wording::summary_from_log(&v);
+    v
 }
 
 #[cfg(test)]

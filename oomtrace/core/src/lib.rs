@@ -10,6 +10,7 @@ pub mod btf;
 pub mod cgroup;
 pub mod engine;
 pub mod event;
+pub mod explain;
 pub mod hooks;
 pub mod kernel_log;
 pub mod kubelet;

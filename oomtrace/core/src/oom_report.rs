@@ -92,7 +92,7 @@ fn number<T: std::str::FromStr>(field: HeaderField, value: &str) -> Result<T, Km
 
 /// The kernel writes bytes below space, at or above 127, and `\` itself as
 /// `\xNN`; multi-byte UTF-8 therefore arrives as several escapes.
-fn unescape(text: &str) -> String {
+pub(crate) fn unescape(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

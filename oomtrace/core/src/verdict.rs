@@ -179,12 +179,14 @@ pub struct Verdict {
     /// Only for `node_pressure`.
     pub kind: Option<PressureKind>,
     /// `bpf`: seen live by the kernel hooks; `kernel_log`: found in the
-    /// kernel log at start, a kill that happened while oomtrace was not running.
+    /// kernel log at start (a kill that happened while oomtrace was not
+    /// running) or in a saved log by `oomtrace explain`.
     pub source: &'static str,
     /// Shared by every victim of one OOM invocation (oom.group kills).
     pub incident: String,
-    /// RFC 3339 UTC time of the kill in the kernel.
-    pub time: String,
+    /// RFC 3339 UTC time of the kill in the kernel; null only from
+    /// `oomtrace explain` on a log whose lines carry no zoned wall date.
+    pub time: Option<String>,
     pub victim: Victim,
     /// The task whose charge failed (eviction: the sender); null when unknown.
     pub trigger: Option<Trigger>,

@@ -61,6 +61,15 @@ pub fn summary(v: &Verdict) -> String {
     }
 }
 
+/// The summary of a verdict `oomtrace explain` read from a saved log.
+pub fn summary_from_log(v: &Verdict) -> String {
+    let s = match v.verdict {
+        VerdictKind::PodLimit => capitalize(sentence(v)),
+        _ => sentence(v),
+    };
+    format!("From the kernel log: {s}")
+}
+
 /// Whose limit it was, by the level of the limit's cgroup: a container's
 /// own, the pod's, or a cgroup inside the pod that oomtrace cannot name.
 fn whose_limit(v: &Verdict) -> &'static str {

@@ -96,7 +96,13 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                         )
                     })
                     .unwrap_or_default();
-                format!("{} {}{} {}", v.time, paint(style, label), kind, v.summary)
+                format!(
+                    "{} {}{} {}",
+                    v.time.as_deref().unwrap_or("-"),
+                    paint(style, label),
+                    kind,
+                    v.summary
+                )
             }
             Line::Finding(f) => {
                 let label = match f.finding {

@@ -1,0 +1,330 @@
+//! `oomtrace explain` on saved kernel logs: the built binary, no root, no
+//! kernel. Each fixture names the kills that made it.
+//!
+//! Real captures (this repository's test host, 6.18, cgroup v1, the kills
+//! made by the end-to-end suite's `oomtrace-hog` processes; trimmed to a
+//! few whole reports, the ring buffer's cut start kept):
+//! - `host-6.18-dmesg.txt`: `dmesg`
+//! - `host-6.18-dmesg-T.txt`: `dmesg -T` of the same lines
+//! - `host-6.18-kmsg.txt`: `cat /dev/kmsg` of the same records
+//!
+//! Synthesized from the kernels' print formats (mm/oom_kill.c,
+//! mm/memcontrol.c), not captured:
+//! - `synth-6.1-v2-journal.txt`: `journalctl -k -o short-iso` shape, a
+//!   cgroup v2 systemd-driver container limit and a global OOM
+//! - `synth-4.14-sosreport.txt`: a sosreport's dmesg with a 4.x report
+//!   (`Task in … killed as a result of limit of …`, bare `Killed process`)
+//! - `garbage.bin` (the first 4 KiB of an ELF), `no-oom.txt`
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/explain")
+        .join(name)
+}
+
+fn explain(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oomtrace"))
+        .arg("explain")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running oomtrace explain");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("writing stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("oomtrace explain output")
+}
+
+fn verdicts(name: &str) -> Vec<Value> {
+    let path = fixture(name);
+    let out = explain(&[path.to_str().expect("utf-8 path")], None);
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// (pid, verdict, kind, pod uid, container id prefix, limit cgroup, limit bytes)
+type Kill = (
+    u64,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<u64>,
+);
+
+/// The kills in the host captures, in log order.
+const HOST_KILLS: [Kill; 7] = [
+    // The ring buffer's oldest lines: three kill lines of a storm whose
+    // reports were overwritten; memcg kills of unknown cgroups.
+    (18604, "system", None, None, None, None, None),
+    (18605, "system", None, None, None, None, None),
+    (18606, "system", None, None, None, None, None),
+    // tests/tests/scenarios.rs: a BestEffort container (cgroupfs) at its own 64 MiB limit.
+    (
+        31338,
+        "pod_limit",
+        None,
+        Some("00007777-002d-47ae-8983-0018ec0b0ceb"),
+        Some("00007777002e"),
+        Some("/kubepods/besteffort/pod00007777-002d-47ae-8983-0018ec0b0ceb/00007777002e48288bb80018ec0b0cebc0ffee00c0ffee00c0ffee00c0ffee00"),
+        Some(64 << 20),
+    ),
+    // A Guaranteed pod's own 64 MiB limit, hit by one of its containers.
+    (
+        31928,
+        "pod_limit",
+        None,
+        Some("00007c22-00d1-41fb-8be8-0018ec0b0f1f"),
+        Some("00007c2200d2"),
+        Some("/kubepods/pod00007c22-00d1-41fb-8be8-0018ec0b0f1f"),
+        Some(64 << 20),
+    ),
+    // The systemd driver: a containerd scope at its limit.
+    (
+        31937,
+        "pod_limit",
+        None,
+        Some("00007c22-00d7-43b1-8bbe-0018ec0b0f48"),
+        Some("00007c2200d8"),
+        Some("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod00007c22_00d7_43b1_8bbe_0018ec0b0f48.slice/cri-containerd-00007c2200d843b382e70018ec0b0f48c0ffee00c0ffee00c0ffee00c0ffee00.scope"),
+        Some(64 << 20),
+    ),
+    // Pods together over node allocatable: the kubepods limit (96 MiB).
+    (
+        4916,
+        "node_pressure",
+        Some("allocatable_oom"),
+        Some("00000316-00ac-468a-85f9-0018ec0b136e"),
+        Some("0000031600ae"),
+        Some("/oomtrace-node-00000316-00ab-465a-8900-0018ec0b136e/kubepods"),
+        Some(96 << 20),
+    ),
+];
+
+fn check(name: &str, got: &[Value], want: &[Kill]) {
+    assert_eq!(got.len(), want.len(), "{name}: {got:#?}");
+    for (v, &(pid, verdict, kind, pod, container, limit, limit_bytes)) in got.iter().zip(want) {
+        let ctx = format!("{name}, pid {pid}: {v}");
+        assert_eq!(v["type"], "verdict", "{ctx}");
+        assert_eq!(v["source"], "kernel_log", "{ctx}");
+        assert_eq!(v["victim"]["pid"], pid, "{ctx}");
+        assert_eq!(v["verdict"], verdict, "{ctx}");
+        assert_eq!(v["kind"].as_str(), kind, "{ctx}");
+        assert_eq!(v["pod"]["uid"].as_str(), pod, "{ctx}");
+        let cid = v["container"]["id"].as_str();
+        assert_eq!(cid.map(|c| &c[..12]), container, "{ctx}");
+        assert_eq!(v["limit"]["cgroup"].as_str(), limit, "{ctx}");
+        assert_eq!(v["limit"]["limit_bytes"].as_u64(), limit_bytes, "{ctx}");
+        // What a log cannot hold is null, never read from this machine.
+        for field in ["memory", "node_memory", "growth", "trigger", "signal"] {
+            assert!(v[field].is_null(), "{field}: {ctx}");
+        }
+        assert!(v["victim"]["ns_pid"].is_null(), "{ctx}");
+        assert_eq!(v["pod"]["name"], Value::Null, "{ctx}");
+        assert!(
+            v["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("From the kernel log: ")),
+            "{ctx}"
+        );
+    }
+}
+
+#[test]
+fn host_dmesg() {
+    let got = verdicts("host-6.18-dmesg.txt");
+    check("dmesg", &got, &HOST_KILLS);
+    // `[seconds]` stamps are since boot: no wall time.
+    assert!(got.iter().all(|v| v["time"].is_null()));
+    assert_eq!(got[3]["incident"], "log-4386.372317");
+    assert_eq!(got[3]["victim"]["rss_bytes"], (65152 + 1736) * 1024);
+}
+
+#[test]
+fn host_dmesg_dates() {
+    let got = verdicts("host-6.18-dmesg-T.txt");
+    check("dmesg -T", &got, &HOST_KILLS);
+    // Local dates without a zone are not a wall time oomtrace can state…
+    assert!(got.iter().all(|v| v["time"].is_null()));
+    // …unless told the zone (this host's is UTC).
+    let path = fixture("host-6.18-dmesg-T.txt");
+    let out = explain(
+        &[path.to_str().expect("utf-8"), "--utc-offset", "+00:00"],
+        None,
+    );
+    assert!(out.status.success());
+    let first: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(3)
+            .expect("a 4th verdict"),
+    )
+    .expect("JSON");
+    assert_eq!(first["victim"]["pid"], 31338);
+    assert_eq!(first["time"], "2026-11-27T23:35:01Z");
+    let out = explain(
+        &[path.to_str().expect("utf-8"), "--utc-offset", "01:00"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+}
+
+#[test]
+fn host_kmsg_records() {
+    let got = verdicts("host-6.18-kmsg.txt");
+    // The raw capture has one more record of the storm at its start.
+    let mut want = HOST_KILLS.to_vec();
+    want.insert(3, (18609, "system", None, None, None, None, None));
+    check("/dev/kmsg", &got, &want);
+    assert_eq!(got[4]["incident"], "kmsg-25837");
+}
+
+#[test]
+fn synthesized_6_1_v2_journal() {
+    let got = verdicts("synth-6.1-v2-journal.txt");
+    let scope = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6f1c2a9e_3b7d_4c11_9e0a_2b8f5d4c7a10.slice/cri-containerd-3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70.scope";
+    let scope: &'static str = Box::leak(scope.to_owned().into_boxed_str());
+    check(
+        "journal",
+        &got,
+        &[
+            (
+                4242,
+                "pod_limit",
+                None,
+                Some("6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10"),
+                Some("3f9a1c0b7e2d"),
+                Some(scope),
+                Some(256 << 20),
+            ),
+            (
+                2912,
+                "node_pressure",
+                Some("system_oom"),
+                None,
+                None,
+                None,
+                None,
+            ),
+        ],
+    );
+    // Zoned ISO dates are wall times.
+    assert_eq!(got[0]["time"], "2026-11-20T10:15:02Z");
+    assert_eq!(got[1]["evidence"]["constraint"], "global");
+    // The task table is not read: no top consumers from a log.
+    assert!(got[1]["top_consumers"].is_null());
+}
+
+#[test]
+fn synthesized_4_14_sosreport() {
+    let got = verdicts("synth-4.14-sosreport.txt");
+    check(
+        "4.14",
+        &got,
+        &[(
+            4242,
+            "pod_limit",
+            None,
+            Some("6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10"),
+            Some("3f9a1c0b7e2d"),
+            Some("/kubepods/burstable/pod6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10"),
+            Some(512 << 20),
+        )],
+    );
+    // 4.x printed no oom_score_adj on the kill line.
+    assert!(got[0]["victim"]["oom_score_adj"].is_null());
+}
+
+#[test]
+fn text_format_and_stdin() {
+    let input = std::fs::read(fixture("host-6.18-dmesg.txt")).expect("fixture");
+    let out = explain(&["--format", "text", "-"], Some(&input));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 7, "{text}");
+    assert!(text.contains("POD_LIMIT From the kernel log: Container 00007777002e of pod 00007777-002d-47ae-8983-0018ec0b0ceb hit its memory limit of 64.0 MiB"), "{text}");
+}
+
+#[test]
+fn pod_names_from_the_log_dirs() {
+    let dir = std::env::temp_dir().join(format!("oomtrace-explain-{}", std::process::id()));
+    let pods = dir.join("pods");
+    let containers = dir.join("containers");
+    let uid = "00007c22-00d1-41fb-8be8-0018ec0b0f1f";
+    let cid = "00007c2200d241fd816c0018ec0b0f1fc0ffee00c0ffee00c0ffee00c0ffee00";
+    std::fs::create_dir_all(pods.join(format!("shop_cart-7d9_{uid}"))).expect("pods dir");
+    std::fs::create_dir_all(&containers).expect("containers dir");
+    std::fs::write(containers.join(format!("cart-7d9_shop_app-{cid}.log")), "").expect("log");
+    let path = fixture("host-6.18-dmesg.txt");
+    let out = explain(
+        &[
+            path.to_str().expect("utf-8"),
+            "--pods-log-dir",
+            pods.to_str().expect("utf-8"),
+            "--containers-log-dir",
+            containers.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let got: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let v = &got[4];
+    assert_eq!(v["pod"]["namespace"], "shop", "{v}");
+    assert_eq!(v["pod"]["name"], "cart-7d9", "{v}");
+    assert_eq!(v["container"]["name"], "app", "{v}");
+}
+
+#[test]
+fn bad_input() {
+    // No kills: exit 0, nothing on stdout, one line on stderr.
+    for input in [&b""[..], b"[ 1.0] eth0: link up\n"] {
+        let out = explain(&["-"], Some(input));
+        assert!(out.status.success());
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("no OOM kill found"), "{err}");
+    }
+    let out = explain(&[fixture("no-oom.txt").to_str().expect("utf-8")], None);
+    assert!(out.status.success());
+    // Not text, or not there: non-zero, no panic.
+    let out = explain(&[fixture("garbage.bin").to_str().expect("utf-8")], None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a text log"));
+    let out = explain(&["/nonexistent/oomtrace-explain"], None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // A report cut anywhere: never a panic, never the wrong pid.
+    let text = std::fs::read(fixture("host-6.18-dmesg.txt")).expect("fixture");
+    for cut in (0..text.len()).step_by(997) {
+        let out = explain(&["-"], Some(&text[..cut]));
+        assert!(out.status.success(), "cut at {cut}: {out:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}
