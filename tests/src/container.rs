@@ -347,6 +347,7 @@ impl Pod {
             mounts: Vec::new(),
             hostname: format!("pod-{}", &self.uid[self.uid.len() - 12..]),
             cgroup_namespace: false,
+            host_pid: false,
             oom_score_adj: None,
         }
     }
@@ -430,6 +431,9 @@ pub struct ContainerSpec {
     pub hostname: String,
     /// A private cgroup namespace (`linux.namespaces` type `cgroup`).
     pub cgroup_namespace: bool,
+    /// The host's pid namespace (a `hostPID: true` pod: node agents,
+    /// debug pods).
+    pub host_pid: bool,
     /// `process.oomScoreAdj` (the kubelet sets it from the QoS class).
     /// Below the test process's own value it needs CAP_SYS_RESOURCE, which
     /// root lacks on some CI hosts (this one): runc then fails to start.
@@ -449,6 +453,11 @@ impl ContainerSpec {
 
     pub fn cgroup_namespace(mut self) -> Self {
         self.cgroup_namespace = true;
+        self
+    }
+
+    pub fn host_pid(mut self) -> Self {
+        self.host_pid = true;
         self
     }
 
@@ -509,11 +518,13 @@ impl ContainerSpec {
             }));
         }
         let mut namespaces = vec![
-            json!({"type": "pid"}),
             json!({"type": "ipc"}),
             json!({"type": "uts"}),
             json!({"type": "mount"}),
         ];
+        if !self.host_pid {
+            namespaces.push(json!({"type": "pid"}));
+        }
         if self.cgroup_namespace {
             namespaces.push(json!({"type": "cgroup"}));
         }

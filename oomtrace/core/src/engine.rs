@@ -89,6 +89,10 @@ pub struct Start {
     /// its pid, its namespaces being the host's.
     #[serde(default)]
     pub container_pids: Vec<(u32, String, u64)>,
+    /// Whether hostPID pods' processes are followed by pid (recordings made
+    /// before this was added hold no answers for it).
+    #[serde(default)]
+    pub host_pid_escapes: bool,
     pub leak_grace_ns: u64,
     /// 0: no heartbeat lines.
     #[serde(default)]
@@ -634,7 +638,7 @@ impl Engine {
             return;
         };
         if ns.pid_ns == self.start.host_pid_ns {
-            if !in_container {
+            if !in_container && self.start.host_pid_escapes {
                 if let Some(owner) = self.host_pid_owner(pid, obs) {
                     self.pod_of_pid.remove(&pid);
                     self.escaped_by_pid.insert(pid, owner.clone());
@@ -1017,6 +1021,7 @@ mod tests {
             heartbeat_ns: 0,
             kernel_oom_kills: None,
             container_pids: Vec::new(),
+            host_pid_escapes: true,
         }
     }
 
@@ -1208,6 +1213,7 @@ mod tests {
             containers: Vec::new(),
             leak_grace_ns: u64::MAX,
             container_pids: Vec::new(),
+            host_pid_escapes: true,
             heartbeat_ns: S,
             kernel_oom_kills: audit.then_some(KernelCount {
                 boot_ns: S,
