@@ -203,6 +203,71 @@ fn host_kmsg_records() {
     assert_eq!(got[4]["incident"], "kmsg-25837");
 }
 
+/// Real captures from Debian's 6.1 kernel (cgroup v2) in the test VM.
+#[test]
+fn vm_6_1_dmesg() {
+    let main = verdicts("vm-6.1-dmesg-main.txt");
+    let text = std::fs::read_to_string(fixture("vm-6.1-dmesg-main.txt")).expect("fixture");
+    assert_eq!(
+        main.len(),
+        text.matches("Killed process").count(),
+        "one verdict per kill in the log"
+    );
+    let pick = |pid: u64| -> Vec<Value> {
+        main.iter()
+            .filter(|v| v["victim"]["pid"] == pid)
+            .cloned()
+            .collect()
+    };
+    // tests/tests/foundation.rs on the systemd driver: a BestEffort
+    // containerd scope at its own limit.
+    let scope = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod00000106_00d8_4b47_8458_0018ec0cab99.slice/cri-containerd-0000010600d94b578a100018ec0cab99c0ffee00c0ffee00c0ffee00c0ffee00.scope";
+    check(
+        "vm main, systemd driver",
+        &pick(401),
+        &[(
+            401,
+            "pod_limit",
+            None,
+            Some("00000106-00d8-4b47-8458-0018ec0cab99"),
+            Some("0000010600d9"),
+            Some(scope),
+            None,
+        )],
+    );
+    // Pods together over node allocatable: the kubepods limit (96 MiB).
+    check(
+        "vm main, allocatable",
+        &pick(601),
+        &[(
+            601,
+            "node_pressure",
+            Some("allocatable_oom"),
+            Some("000001a9-0011-4d2c-8cc4-0018ec0cb2dc"),
+            Some("000001a90013"),
+            Some("/oomtrace-node-000001a9-0010-44fe-89bc-0018ec0cb2dc/kubepods"),
+            Some(96 << 20),
+        )],
+    );
+
+    // tests/tests/vm.rs's global OOM in 512 MiB: no memcg constraint.
+    let global = verdicts("vm-6.1-dmesg-global.txt");
+    check(
+        "vm global",
+        &global,
+        &[(
+            260,
+            "node_pressure",
+            Some("system_oom"),
+            Some("000000fb-0005-464f-8e6c-0018ec0ccf3b"),
+            Some("000000fb0006"),
+            None,
+            None,
+        )],
+    );
+    assert_eq!(global[0]["evidence"]["constraint"], "global");
+}
+
 #[test]
 fn synthesized_6_1_v2_journal() {
     let got = verdicts("synth-6.1-v2-journal.txt");
