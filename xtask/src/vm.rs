@@ -54,10 +54,22 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// `vm` holds the VM-only scenarios (`test = false`: host `cargo test` skips it).
 /// `scenarios` and `containers` (real runc containers: every verdict and
 /// finding) run on cgroup v2 here.
-const E2E_TARGETS: &[&str] = &["foundation", "vm", "scenarios", "containers"];
+const E2E_TARGETS: &[&str] = &[
+    "foundation",
+    "vm",
+    "storm",
+    "scenarios",
+    "containers",
+    "daemon",
+    "metrics",
+];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
-/// v2 and real containers, while `foundation` and `vm` walk every fallback.
-const BEST_PASS_ONLY: &[&str] = &["scenarios", "containers"];
+/// v2 and real containers, the daemon's restarts, lost events and
+/// heartbeats and metrics through Prometheus, while `foundation`, `vm` and
+/// the no-kill-missed `storm` walk every fallback. (The least-privilege run,
+/// `manifests`, is the host's for now: on Debian's 6.1 the DaemonSet's
+/// capabilities do not attach the classic cgroup tracepoints.)
+const BEST_PASS_ONLY: &[&str] = &["scenarios", "containers", "daemon", "metrics"];
 /// Tests left to the host: container churn (hundreds of runc starts) takes
 /// minutes under TCG and tests no kernel difference.
 const HOST_ONLY: &[&str] = &[
