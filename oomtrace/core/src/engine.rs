@@ -934,51 +934,12 @@ mod tests {
     const CID_A: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";
     const CID_B: &str = "4e0b2d1c8f3e5a7b9c2d4e6f8a0b1c3d5e7f9a1b2c4d6e8f0a2b3c4d5e6f7a81";
 
-    /// Answers only the namespaces of the pids it was given, and the start
-    /// (ns) and parent of those in its second map.
-    struct Namespaced(HashMap<u32, u32>, HashMap<u32, ProcStart>);
-
-    impl Observe for Namespaced {
-        fn proc_cgroup(&mut self, _: u32) -> Option<String> {
-            None
-        }
-        fn namespaces(&mut self, pid: u32) -> Option<Namespaces> {
-            self.0
-                .get(&pid)
-                .map(|&pid_ns| Namespaces { pid_ns, mnt_ns: 0 })
-        }
-        fn memory_stat(&mut self, _: &str) -> Option<MemoryStat> {
-            None
-        }
-        fn node_memory(&mut self) -> Option<NodeMemory> {
-            None
-        }
-        fn eviction_threshold(&mut self) -> Threshold {
-            Threshold::default()
-        }
-        fn pod_name(&mut self, _: &PodUid) -> Option<(String, String)> {
-            None
-        }
-        fn container_name(&mut self, _: &ContainerId) -> Option<String> {
-            None
-        }
-        fn populated(&mut self, _: &str) -> Option<bool> {
-            None
-        }
-        fn oom_group(&mut self, _: &str) -> Option<bool> {
-            None
-        }
-        fn now_boot_ns(&mut self) -> u64 {
-            0
-        }
-        fn charges(&mut self) -> Option<Charges> {
-            None
-        }
-        fn vmstat_oom_kill(&mut self) -> Option<u64> {
-            None
-        }
-        fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
-            self.1.get(&pid).copied()
+    /// A fake node that knows only these pids' namespaces and starts.
+    fn namespaced(ns: HashMap<u32, u32>, starts: HashMap<u32, ProcStart>) -> Fake {
+        Fake {
+            ns,
+            starts,
+            ..Fake::default()
         }
     }
 
@@ -1044,7 +1005,7 @@ mod tests {
         let ms = 1_000_000;
         // Every process here shares the host's pid namespace (hostPID).
         let ns = HashMap::from([(10, HOST_NS), (11, HOST_NS), (12, HOST_NS), (13, HOST_NS)]);
-        let mut obs = Namespaced(
+        let mut obs = namespaced(
             ns,
             HashMap::from([
                 // Seen joining the container at 100 ms, started before.
@@ -1083,7 +1044,7 @@ mod tests {
     #[test]
     fn a_reused_pid_is_no_escape() {
         let ms = 1_000_000;
-        let mut obs = Namespaced(
+        let mut obs = namespaced(
             HashMap::from([(10, HOST_NS)]),
             // The process now at pid 10 started after the one seen in the
             // pod: the kernel reused the pid.
@@ -1109,7 +1070,7 @@ mod tests {
         let mut engine = Engine::new(start_in_host_ns());
         // Container A's init, then (A gone) container B's init: the kernel
         // gave B's new pid namespace A's old inode number, 77.
-        let mut obs = Namespaced(
+        let mut obs = namespaced(
             HashMap::from([(10, 77), (20, 77), (21, 77)]),
             HashMap::new(),
         );
@@ -1134,21 +1095,26 @@ mod tests {
         );
     }
 
-    /// The kernel's OOM-kill count and the cgroups with memory.oom.group
-    /// set; nothing else is known. Counts its vmstat reads.
+    /// The one fake node of these tests: the namespaces and starts of the
+    /// pids it was given, the kernel's OOM-kill count (its vmstat reads
+    /// counted) and the cgroups with memory.oom.group set; nothing else.
     #[derive(Default)]
-    struct Kernel {
+    struct Fake {
+        ns: HashMap<u32, u32>,
+        starts: HashMap<u32, ProcStart>,
         oom_kill: u64,
         groups: HashSet<String>,
         reads: usize,
     }
 
-    impl Observe for Kernel {
+    impl Observe for Fake {
         fn proc_cgroup(&mut self, _: u32) -> Option<String> {
             None
         }
-        fn namespaces(&mut self, _: u32) -> Option<Namespaces> {
-            None
+        fn namespaces(&mut self, pid: u32) -> Option<Namespaces> {
+            self.ns
+                .get(&pid)
+                .map(|&pid_ns| Namespaces { pid_ns, mnt_ns: 0 })
         }
         fn memory_stat(&mut self, _: &str) -> Option<MemoryStat> {
             None
@@ -1177,8 +1143,8 @@ mod tests {
         fn charges(&mut self) -> Option<Charges> {
             None
         }
-        fn proc_start(&mut self, _: u32) -> Option<ProcStart> {
-            None
+        fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
+            self.starts.get(&pid).copied()
         }
         fn vmstat_oom_kill(&mut self) -> Option<u64> {
             self.reads += 1;
@@ -1283,7 +1249,7 @@ mod tests {
 
     /// Every line of ticks at `from..=to` s (every 50 ms too, as while
     /// victims wait: vmstat is still read about once a second).
-    fn ticks(e: &mut Engine, k: &mut Kernel, from: u64, to: u64) -> Vec<Line> {
+    fn ticks(e: &mut Engine, k: &mut Fake, from: u64, to: u64) -> Vec<Line> {
         (from * 20..=to * 20)
             .flat_map(|t| e.handle(Input::Tick(t * S / 20), k))
             .collect()
@@ -1320,9 +1286,9 @@ mod tests {
     #[test]
     fn verdicts_that_keep_up_leave_missed_at_zero() {
         let mut e = audited(true);
-        let mut k = Kernel {
+        let mut k = Fake {
             oom_kill: BASE,
-            ..Kernel::default()
+            ..Fake::default()
         };
         let mut out = ticks(&mut e, &mut k, 2, 3);
         // Kills counted before their records are read, one tick apart.
@@ -1344,9 +1310,9 @@ mod tests {
     #[test]
     fn kills_without_a_verdict_are_missed_once_after_the_deadline() {
         let mut e = audited(true);
-        let mut k = Kernel {
+        let mut k = Fake {
             oom_kill: BASE,
-            ..Kernel::default()
+            ..Fake::default()
         };
         let mut out = ticks(&mut e, &mut k, 2, 3);
         // Three kills; the ring buffer lost two of the records.
@@ -1370,10 +1336,10 @@ mod tests {
     #[test]
     fn an_oom_group_kill_is_counted_right() {
         let mut e = audited(true);
-        let mut k = Kernel {
+        let mut k = Fake {
             oom_kill: BASE,
             groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
-            ..Kernel::default()
+            ..Fake::default()
         };
         let mut out = ticks(&mut e, &mut k, 2, 3);
         // One invocation kills the container's three processes; the kernel
@@ -1412,9 +1378,9 @@ mod tests {
     #[test]
     fn kills_from_before_start_are_not_counted() {
         let mut e = audited(true);
-        let mut k = Kernel {
+        let mut k = Fake {
             oom_kill: BASE,
-            ..Kernel::default()
+            ..Fake::default()
         };
         let past = crate::kernel_log::PastKill {
             seq: 7,
@@ -1446,9 +1412,9 @@ mod tests {
     #[test]
     fn a_recording_without_the_base_reads_no_vmstat() {
         let mut e = audited(false);
-        let mut k = Kernel {
+        let mut k = Fake {
             oom_kill: BASE + 5,
-            ..Kernel::default()
+            ..Fake::default()
         };
         let out = ticks(&mut e, &mut k, 2, 10);
         assert_eq!(k.reads, 0);
