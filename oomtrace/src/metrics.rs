@@ -137,7 +137,7 @@ impl Metrics {
         let findings = Family::<FindingLabels, Counter>::default();
         registry.register(
             "oomtrace_findings",
-            "Findings before any kill (escape_detected, cgroup_leak)",
+            "Findings beside the kills (escape_detected, cgroup_leak, oomkilled_misreport)",
             findings.clone(),
         );
         let stopped = Family::<StoppedLabels, Counter>::default();
@@ -676,6 +676,8 @@ mod tests {
             cgroup: "/kubepods/x".into(),
             pod_cgroup: None,
             empty_for_s: Some(301.0),
+            exit: None,
+            earlier_kills: None,
             summary: String::new(),
         }));
         m.observe(&Line::Lost(Lost {

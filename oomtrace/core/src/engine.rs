@@ -17,13 +17,14 @@ use crate::{
     audit::{Audit, KernelCount},
     cgroup::{CgroupId, CgroupTree, Layout, Version},
     event::{self, Event},
+    misreport::{Misreport, Misreports},
     observe::{MemoryStat, Observe},
     oom_report::OomSummary,
     pods::{self, Level},
     sink::{Heartbeat, Line, Lost},
     verdict::{
         wall_time, Consumer, Finding, FindingKind, Growth, Identity, Memory, Names, NodeMemory,
-        PressureKind, Process,
+        PressureKind, Process, Signal,
     },
     wording,
 };
@@ -150,6 +151,8 @@ pub struct Engine {
     audit: Option<Audit>,
     /// The incident of the latest victim the audit counted.
     audited_incident: Option<String>,
+    /// Containers with OOM kills, for `oomkilled_misreport` at their end.
+    misreports: Misreports,
 }
 
 impl Engine {
@@ -183,6 +186,7 @@ impl Engine {
             counts: Heartbeat::default(),
             audit: start.kernel_oom_kills.map(Audit::new),
             audited_incident: None,
+            misreports: Misreports::default(),
             start,
         }
     }
@@ -272,6 +276,11 @@ impl Engine {
         }
         self.flush_waiting(obs, &mut out);
         self.check_pending_stops(obs, &mut out);
+        for l in &out {
+            if let Line::Verdict(v) = l {
+                self.misreports.on_verdict(v);
+            }
+        }
         self.count(&out[counted..]);
         out
     }
@@ -301,17 +310,10 @@ impl Engine {
     }
 
     /// Whether the kernel counted this victim's incident as an oom.group
-    /// kill (cgroup v2), which counts its chosen victim twice: the group is
-    /// that of the highest cgroup with `memory.oom.group` set from the
-    /// victim's up to the one whose limit was hit (below the root for a
-    /// global OOM). Read for the first victim of each incident, when
-    /// auditing; `limit_group` is the limit's, read for the verdict.
-    fn group_kill(
-        &mut self,
-        a: &Assessment,
-        limit_group: Option<bool>,
-        obs: &mut dyn Observe,
-    ) -> bool {
+    /// kill (cgroup v2), which counts its chosen victim twice. Only the
+    /// first victim of each incident counts; `group` is the kill's, read
+    /// for the verdict.
+    fn group_kill(&mut self, a: &Assessment, group: Option<bool>) -> bool {
         if self.audit.is_none()
             || self.start.layout.version != Version::V2
             || self.audited_incident.as_deref() == Some(a.incident.as_str())
@@ -319,20 +321,7 @@ impl Engine {
             return false;
         }
         self.audited_incident = Some(a.incident.clone());
-        if limit_group == Some(true) {
-            return true;
-        }
-        let limit = a.limit.as_ref().and_then(|l| l.cgroup.as_deref());
-        let mut cgroup = a.victim.cgroup.as_deref();
-        while let Some(c) = cgroup.filter(|&c| c != "/" && !c.is_empty() && Some(c) != limit) {
-            if obs.oom_group(c) == Some(true) {
-                return true;
-            }
-            cgroup = c
-                .rsplit_once('/')
-                .map(|(up, _)| if up.is_empty() { "/" } else { up });
-        }
-        false
+        group == Some(true)
     }
 
     fn on_event(&mut self, ev: Event, obs: &mut dyn Observe, out: &mut Vec<Line>) {
@@ -371,6 +360,12 @@ impl Engine {
                 if let Event::Rmdir(c) = &ev {
                     self.empty_since.remove(&CgroupId(c.id));
                     self.leaks_reported.remove(&CgroupId(c.id));
+                    if c.root == self.start.layout.hierarchy_id {
+                        let path = event::path(&c.path, c.path_len);
+                        if let Some(m) = self.misreports.on_removed(&path) {
+                            self.misreport(m, c.header.boot_ns, obs, out);
+                        }
+                    }
                 }
                 self.tree.apply(&ev);
             }
@@ -437,7 +432,7 @@ impl Engine {
         };
         let a = self.attributor.assess(v, &snap, &hints);
         let seen = self.observe_kill(&a, v, obs);
-        let group_kill = self.group_kill(&a, seen.oom_group, obs);
+        let group_kill = self.group_kill(&a, seen.oom_group);
         if let Some(audit) = self.audit.as_mut() {
             audit.verdict(group_kill);
         }
@@ -457,7 +452,7 @@ impl Engine {
             .limit
             .as_ref()
             .and_then(|l| l.cgroup.as_deref())
-            .and_then(|c| obs.oom_group(c));
+            .and_then(|limit| obs.oom_group(a.victim.cgroup.as_deref().unwrap_or(limit), limit));
         let memory = a.victim.cgroup.as_ref().and_then(|cgroup| {
             let stat = obs.memory_stat(cgroup);
             let read_at = obs.now_boot_ns();
@@ -725,6 +720,8 @@ impl Engine {
             cgroup: path.to_string(),
             pod_cgroup: Some(owner),
             empty_for_s: None,
+            exit: None,
+            earlier_kills: None,
         };
         out.push(Line::Finding(f));
     }
@@ -739,6 +736,7 @@ impl Engine {
         if !attribution::sent(s) || s.code().is_none_or(|c| c > 0) {
             return;
         }
+        self.init_signal(s, obs, out);
         if self
             .signalled
             .get(&s.target.tgid)
@@ -773,6 +771,75 @@ impl Engine {
             return;
         };
         self.signal_step(step, s.header.boot_ns, obs, out);
+    }
+
+    /// A userspace SIGTERM/SIGKILL to a container's init: the end of a
+    /// container that may be misreported `OOMKilled`. Only the cgroup the
+    /// kernel read at the signal is used (no /proc read: the init may be
+    /// gone, and a recording replays the questions asked in order).
+    fn init_signal(
+        &mut self,
+        s: &oomtrace_common::SignalEvent,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Line>,
+    ) {
+        let name = match s.sig {
+            9 => "SIGKILL",
+            15 => "SIGTERM",
+            _ => return,
+        };
+        let own_ns = s
+            .target
+            .pid_ns()
+            .is_some_and(|ns| ns != 0 && ns != self.start.host_pid_ns);
+        if s.target.ns_pid() != Some(1) || !own_ns {
+            return;
+        }
+        let Some(cgroup) = leaf_path(&self.tree, &s.target) else {
+            return;
+        };
+        let process = Process {
+            pid: s.target.tgid,
+            comm: event::comm(&s.target.comm),
+        };
+        let signal = Signal {
+            name,
+            number: s.sig,
+            sender: Process {
+                pid: s.sender_tgid,
+                comm: event::comm(&s.sender_comm),
+            },
+        };
+        if let Some(m) = self.misreports.on_init_signal(&cgroup, process, signal) {
+            self.misreport(m, s.header.boot_ns, obs, out);
+        }
+    }
+
+    /// The `oomkilled_misreport` finding, named and worded.
+    fn misreport(
+        &mut self,
+        m: Misreport,
+        boot_ns: u64,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Line>,
+    ) {
+        let identity = m.identity.clone();
+        let identity = identity.clone().named(&self.names(&identity, obs));
+        let summary =
+            wording::oomkilled_misreport(identity.pod.as_ref(), identity.container.as_ref(), &m);
+        out.push(Line::Finding(Finding {
+            finding: FindingKind::OomkilledMisreport,
+            time: wall_time(boot_ns, self.start.boot_to_wall_ns),
+            pod: identity.pod,
+            container: identity.container,
+            process: m.process,
+            cgroup: m.container_cgroup,
+            pod_cgroup: None,
+            empty_for_s: None,
+            exit: Some(m.exit),
+            earlier_kills: Some(m.earlier_kills),
+            summary,
+        }));
     }
 
     /// A signal's outcome: a line now, or a stop that waits for the rest.
@@ -874,6 +941,8 @@ impl Engine {
                             cgroup: path,
                             pod_cgroup: None,
                             empty_for_s: Some(empty_for_s),
+                            exit: None,
+                            earlier_kills: None,
                             summary,
                         }));
                     }
@@ -1134,8 +1203,12 @@ mod tests {
         fn populated(&mut self, _: &str) -> Option<bool> {
             None
         }
-        fn oom_group(&mut self, cgroup: &str) -> Option<bool> {
-            Some(self.groups.contains(cgroup))
+        fn oom_group(&mut self, victim: &str, limit: &str) -> Option<bool> {
+            Some(
+                crate::observe::up_to(victim, limit)
+                    .iter()
+                    .any(|c| self.groups.contains(*c)),
+            )
         }
         fn now_boot_ns(&mut self) -> u64 {
             0

@@ -98,8 +98,11 @@ pub trait Observe {
     fn container_name(&mut self, id: &ContainerId) -> Option<String>;
     /// Whether a cgroup or any descendant holds a process.
     fn populated(&mut self, cgroup: &str) -> Option<bool>;
-    /// v2 `memory.oom.group`: the whole cgroup dies with one victim.
-    fn oom_group(&mut self, cgroup: &str) -> Option<bool>;
+    /// Whether a kill in `victim` (a cgroup at or below `limit`, the one
+    /// whose limit was hit) takes a whole group: v2 `memory.oom.group` set
+    /// on some cgroup from the victim's up to the limit's (the kernel's
+    /// `mem_cgroup_get_oom_group`). Null when a level could not be read.
+    fn oom_group(&mut self, victim: &str, limit: &str) -> Option<bool>;
     fn now_boot_ns(&mut self) -> u64;
     /// The kernel's per-cgroup charge counters, when armed.
     fn charges(&mut self) -> Option<Charges>;
@@ -310,9 +313,22 @@ impl Observe for Live {
         a
     }
 
-    fn oom_group(&mut self, cgroup: &str) -> Option<bool> {
+    fn oom_group(&mut self, victim: &str, limit: &str) -> Option<bool> {
         let a = if self.sources.v2 {
-            read_u64(&self.cgroup_dir(cgroup).join("memory.oom.group")).map(|v| v == 1)
+            let mut unread = false;
+            let mut found = false;
+            for c in up_to(victim, limit) {
+                match read_u64(&self.cgroup_dir(c).join("memory.oom.group")) {
+                    Some(1) => found = true,
+                    Some(_) => {}
+                    None => unread = true,
+                }
+            }
+            if found {
+                Some(true)
+            } else {
+                (!unread).then_some(false)
+            }
         } else {
             Some(false)
         };
@@ -472,7 +488,7 @@ impl Observe for Replayed {
     fn populated(&mut self, _cgroup: &str) -> Option<bool> {
         replay_answer!(self, Populated, None)
     }
-    fn oom_group(&mut self, _cgroup: &str) -> Option<bool> {
+    fn oom_group(&mut self, _victim: &str, _limit: &str) -> Option<bool> {
         replay_answer!(self, OomGroup, None)
     }
     fn now_boot_ns(&mut self) -> u64 {
@@ -544,5 +560,49 @@ mod tests {
         assert_eq!(a, memory_cgroup_of(&text, v2));
         assert!(a.is_some(), "{text}");
         assert_eq!(live.recorded, Some(vec![Answer::ProcCgroup(a)]));
+    }
+}
+
+/// `victim` and its ancestors up to `limit` included (the root excluded): the
+/// cgroups whose `memory.oom.group` the kernel consults for a kill. A
+/// victim outside `limit`'s subtree gives `limit` alone.
+pub(crate) fn up_to<'a>(victim: &'a str, limit: &'a str) -> Vec<&'a str> {
+    let inside = victim == limit
+        || limit == "/"
+        || victim
+            .strip_prefix(limit)
+            .is_some_and(|rest| rest.starts_with('/'));
+    if !inside {
+        return vec![limit].into_iter().filter(|c| *c != "/").collect();
+    }
+    let mut out = Vec::new();
+    let mut c = victim;
+    while !c.is_empty() && c != "/" {
+        out.push(c);
+        if c == limit {
+            break;
+        }
+        c = match c.rsplit_once('/') {
+            Some(("", _)) | None => "/",
+            Some((up, _)) => up,
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+mod oom_group_tests {
+    use super::up_to;
+
+    #[test]
+    fn the_group_walk_stops_at_the_limit() {
+        assert_eq!(
+            up_to("/kubepods/burstable/podX/c1", "/kubepods/burstable/podX"),
+            ["/kubepods/burstable/podX/c1", "/kubepods/burstable/podX"]
+        );
+        assert_eq!(up_to("/a/b", "/"), ["/a/b", "/a"]);
+        assert_eq!(up_to("/a/b", "/a/b"), ["/a/b"]);
+        assert_eq!(up_to("/ab/c", "/a"), ["/a"], "not a prefix by name alone");
+        assert!(up_to("/x", "/").len() == 1);
     }
 }

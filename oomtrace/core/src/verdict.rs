@@ -214,6 +214,9 @@ pub struct Verdict {
 pub enum FindingKind {
     EscapeDetected,
     CgroupLeak,
+    /// Kubernetes will show the container `OOMKilled`, but its init ended
+    /// otherwise (kubernetes#140716).
+    OomkilledMisreport,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -230,6 +233,10 @@ pub struct Finding {
     pub pod_cgroup: Option<String>,
     /// cgroup_leak: how long it has been empty.
     pub empty_for_s: Option<f64>,
+    /// oomkilled_misreport: how the container's init ended.
+    pub exit: Option<crate::misreport::Exit>,
+    /// oomkilled_misreport: the OOM kills in the container before that.
+    pub earlier_kills: Option<Vec<crate::misreport::EarlierKill>>,
     pub summary: String,
 }
 

@@ -208,6 +208,64 @@ pub fn cgroup_leak(pod: Option<&Pod>, cgroup: &str, empty_for_s: f64) -> String 
     ))
 }
 
+/// The `oomkilled_misreport` finding: what Kubernetes will show, and what
+/// really happened.
+pub fn oomkilled_misreport(
+    pod: Option<&Pod>,
+    container: Option<&Container>,
+    m: &crate::misreport::Misreport,
+) -> String {
+    let init = m
+        .process
+        .as_ref()
+        .map(|p| format!("its init {} (pid {})", p.comm, p.pid))
+        .unwrap_or_else(|| "its init".to_string());
+    let how = match (m.exit.signal, m.exit.sender.as_ref()) {
+        (Some(sig), Some(s)) => {
+            let what = if crate::attribution::is_runtime(&s.comm) {
+                "a stop"
+            } else {
+                "not the runtime"
+            };
+            format!("ended by {sig} from {} (pid {}), {what}", s.comm, s.pid)
+        }
+        _ => "ended without the OOM killer (by its own exit or a signal oomtrace did not see)"
+            .to_string(),
+    };
+    let kills: Vec<String> = m
+        .earlier_kills
+        .iter()
+        .take(3)
+        .map(|k| {
+            format!(
+                "{} (pid {}){}",
+                k.victim.comm,
+                k.victim.pid,
+                k.time
+                    .as_deref()
+                    .map(|t| format!(" at {t}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let more = m.earlier_kills.len().saturating_sub(kills.len()) + m.more_kills;
+    let which = match (kills.len(), more) {
+        (1, 0) => format!("the OOM kill was of another process, {}", kills[0]),
+        (_, 0) => format!(
+            "the OOM kills were of other processes: {}",
+            kills.join(", ")
+        ),
+        _ => format!(
+            "the OOM kills were of other processes: {} and {more} more",
+            kills.join(", ")
+        ),
+    };
+    format!(
+        "Kubernetes will show {} OOMKilled, but {init} {how}; {which} (kubernetes#140716).",
+        describe(pod, container)
+    )
+}
+
 /// A `missed` line: kills the kernel counted that got no verdict.
 pub fn missed(count: u64, since: &str) -> String {
     let (kills, have, events) = match count {

@@ -108,6 +108,7 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                 let label = match f.finding {
                     crate::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
                     crate::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
+                    crate::verdict::FindingKind::OomkilledMisreport => "OOMKILLED_MISREPORT",
                 };
                 format!("{} {} {}", f.time, paint(MAGENTA, label), f.summary)
             }
@@ -165,6 +166,8 @@ mod tests {
                 cgroup: "/kubepods/podx".into(),
                 pod_cgroup: None,
                 empty_for_s: Some(60.0),
+                exit: None,
+                earlier_kills: None,
                 summary: "empty for 60 s".into(),
             }),
             Line::Heartbeat(Heartbeat {

@@ -1,0 +1,354 @@
+//! The `oomkilled_misreport` finding (kubernetes#140716): runtimes report a
+//! container `OOMKilled` from its cgroup's cumulative OOM-kill count, so a
+//! container whose child was OOM-killed earlier is reported `OOMKilled`
+//! however its init ends later — a stop, a crash, a clean exit.
+//!
+//! Per container this remembers the OOM kills oomtrace gave a verdict for
+//! (live, or from the kernel log's backlog at start) and whether one of
+//! them took the init. The container's end is seen as a userspace signal to
+//! its init (a SIGKILL ends it; a SIGTERM is remembered until the
+//! container's cgroup is removed) or, with no signal seen, as the removal
+//! of its cgroup: the runtime removes it once the init has exited.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::{
+    pods::{parse_cgroup_path, ContainerId, Level},
+    verdict::{Identity, Process, Signal, Verdict},
+};
+
+/// Containers remembered at most; the oldest entries go first past it (a
+/// node runs a few hundred containers, and only ones with a kill are kept).
+const MAX_CONTAINERS: usize = 4096;
+/// Earlier kills listed per container; the count goes on past it.
+const MAX_KILLS: usize = 16;
+
+/// An OOM kill in the container before its init ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EarlierKill {
+    pub time: Option<String>,
+    pub victim: Process,
+    pub incident: String,
+}
+
+/// How the container's init ended, as far as oomtrace saw it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Exit {
+    /// The userspace signal that ended it; null when none was seen (the
+    /// init exited by itself, or by a signal sent before oomtrace started).
+    pub signal: Option<&'static str>,
+    /// Its exit code: not observed by oomtrace (always null). The runtime
+    /// reports 128 + n for a death by signal n.
+    pub code: Option<i32>,
+    pub sender: Option<Process>,
+}
+
+/// A finding ready to be named and worded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Misreport {
+    pub container_cgroup: String,
+    pub identity: Identity,
+    pub process: Option<Process>,
+    pub exit: Exit,
+    pub earlier_kills: Vec<EarlierKill>,
+    /// Kills past the `MAX_KILLS` listed.
+    pub more_kills: usize,
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    cgroup: String,
+    kills: Vec<EarlierKill>,
+    more_kills: usize,
+    init_killed: bool,
+    /// The init's SIGTERM, waiting for the end of the container.
+    term: Option<(Process, Signal)>,
+    /// Insertion order, for eviction past `MAX_CONTAINERS`.
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Misreports {
+    containers: HashMap<ContainerId, Track>,
+    seq: u64,
+}
+
+/// The container a cgroup path is (not a pod or QoS level).
+fn container_of(cgroup: &str) -> Option<ContainerId> {
+    let k = parse_cgroup_path(cgroup)?;
+    (k.level == Level::Container)
+        .then_some(k.container)
+        .flatten()
+        .map(|c| c.id)
+}
+
+impl Misreports {
+    /// Every OOM-kill verdict. Skipped: evictions (not OOM kills), and
+    /// kills where it is unknown whether the init died (`kubelet_reports`
+    /// null: a process sharing the host's pid namespace).
+    pub fn on_verdict(&mut self, v: &Verdict) {
+        if v.signal.is_some() || v.kubelet_reports.is_none() {
+            return;
+        }
+        let Some(cgroup) = v.victim.cgroup.as_deref() else {
+            return;
+        };
+        let Some(id) = container_of(cgroup) else {
+            return;
+        };
+        if v.container.as_ref().is_none_or(|c| c.id != id) {
+            // An escaped process: its kill is not counted in this cgroup.
+            return;
+        }
+        let seq = self.next_seq();
+        let t = self.containers.entry(id).or_insert_with(|| Track {
+            cgroup: cgroup.to_string(),
+            seq,
+            ..Track::default()
+        });
+        if v.kubelet_reports == Some(true) {
+            t.init_killed = true;
+        }
+        if t.kills.len() < MAX_KILLS {
+            t.kills.push(EarlierKill {
+                time: v.time.clone(),
+                victim: Process {
+                    pid: v.victim.pid,
+                    comm: v.victim.comm.clone(),
+                },
+                incident: v.incident.clone(),
+            });
+        } else {
+            t.more_kills += 1;
+        }
+        self.trim();
+    }
+
+    /// A userspace SIGTERM or SIGKILL to the init (pid 1 of its own pid
+    /// namespace) of the container at `cgroup`.
+    pub fn on_init_signal(
+        &mut self,
+        cgroup: &str,
+        process: Process,
+        signal: Signal,
+    ) -> Option<Misreport> {
+        let id = container_of(cgroup)?;
+        let t = self.containers.get_mut(&id)?;
+        if t.init_killed {
+            return None;
+        }
+        if signal.number == 15 {
+            t.term.get_or_insert((process, signal));
+            return None;
+        }
+        let t = self.containers.remove(&id)?;
+        Some(t.finding(cgroup, Some((process, signal))))
+    }
+
+    /// The removal of a cgroup: for a container's, its init has ended.
+    pub fn on_removed(&mut self, cgroup: &str) -> Option<Misreport> {
+        let id = container_of(cgroup)?;
+        let mut t = self.containers.remove(&id)?;
+        if t.init_killed {
+            return None;
+        }
+        let term = t.term.take();
+        Some(t.finding(cgroup, term))
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn trim(&mut self) {
+        while self.containers.len() > MAX_CONTAINERS {
+            let Some(oldest) = self
+                .containers
+                .iter()
+                .min_by_key(|(_, t)| t.seq)
+                .map(|(id, _)| id.clone())
+            else {
+                return;
+            };
+            self.containers.remove(&oldest);
+        }
+    }
+}
+
+impl Track {
+    fn finding(self, cgroup: &str, end: Option<(Process, Signal)>) -> Misreport {
+        let (process, exit) = match end {
+            Some((p, s)) => (
+                Some(p),
+                Exit {
+                    signal: Some(s.name),
+                    code: None,
+                    sender: Some(s.sender),
+                },
+            ),
+            None => (
+                None,
+                Exit {
+                    signal: None,
+                    code: None,
+                    sender: None,
+                },
+            ),
+        };
+        let cgroup = if self.cgroup.is_empty() {
+            cgroup.to_string()
+        } else {
+            self.cgroup
+        };
+        Misreport {
+            identity: Identity::of_path(&cgroup),
+            container_cgroup: cgroup,
+            process,
+            exit,
+            earlier_kills: self.kills,
+            more_kills: self.more_kills,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        pods::PodUid,
+        verdict::{Container, Evidence, Pod, VerdictKind, Victim},
+    };
+
+    const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
+
+    fn id(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    fn cgroup(c: char) -> String {
+        format!("/kubepods/burstable/pod{UID}/{}", id(c))
+    }
+
+    /// An OOM-kill verdict of `pid` in container `c`; `init`: the kubelet
+    /// reports it (the init died).
+    fn kill(c: char, pid: u32, init: bool) -> Verdict {
+        let mut victim = Victim::unread(pid, "php-fpm".into(), Some(cgroup(c)));
+        victim.ns_pid = Some(if init { 1 } else { 7 });
+        Verdict {
+            verdict: VerdictKind::PodLimit,
+            kind: None,
+            source: "bpf",
+            incident: format!("oom-{pid}"),
+            time: Some("2026-11-28T12:03:44Z".into()),
+            victim,
+            trigger: None,
+            limit: None,
+            pod: Some(Pod {
+                uid: PodUid::parse(UID).expect("uid"),
+                namespace: None,
+                name: None,
+                qos: None,
+            }),
+            container: Some(Container {
+                id: ContainerId::parse(&id(c)).expect("id"),
+                name: None,
+                runtime: None,
+            }),
+            kubelet_reports: Some(init),
+            memory: None,
+            node_memory: None,
+            signal: None,
+            top_consumers: None,
+            growth: None,
+            evidence: Evidence::unread("tp_btf"),
+            summary: String::new(),
+        }
+    }
+
+    fn signal(number: u32, sender: &str) -> Signal {
+        Signal {
+            name: if number == 9 { "SIGKILL" } else { "SIGTERM" },
+            number,
+            sender: Process {
+                pid: 500,
+                comm: sender.into(),
+            },
+        }
+    }
+
+    fn init() -> Process {
+        Process {
+            pid: 40,
+            comm: "sh".into(),
+        }
+    }
+
+    #[test]
+    fn a_stop_after_a_childs_kill_is_a_misreport() {
+        let mut m = Misreports::default();
+        m.on_verdict(&kill('a', 812, false));
+        assert_eq!(
+            m.on_init_signal(&cgroup('a'), init(), signal(15, "runc")),
+            None,
+            "a SIGTERM waits for the end"
+        );
+        let f = m.on_removed(&cgroup('a')).expect("the finding at the end");
+        assert_eq!(f.exit.signal, Some("SIGTERM"));
+        assert_eq!(
+            f.exit.sender.as_ref().map(|s| s.comm.as_str()),
+            Some("runc")
+        );
+        assert_eq!(f.process, Some(init()));
+        assert_eq!(f.earlier_kills.len(), 1);
+        assert_eq!(f.earlier_kills[0].victim.pid, 812);
+        assert_eq!(f.container_cgroup, cgroup('a'));
+        let text = crate::wording::oomkilled_misreport(None, None, &f);
+        assert!(
+            text.contains("ended by SIGTERM from runc (pid 500), a stop")
+                && text.contains("php-fpm (pid 812) at 2026-11-28T12:03:44Z"),
+            "{text}"
+        );
+        assert_eq!(m.on_removed(&cgroup('a')), None, "once");
+    }
+
+    #[test]
+    fn a_sigkill_ends_the_init_at_once() {
+        let mut m = Misreports::default();
+        m.on_verdict(&kill('a', 812, false));
+        let f = m
+            .on_init_signal(&cgroup('a'), init(), signal(9, "kill"))
+            .expect("finding");
+        assert_eq!(f.exit.signal, Some("SIGKILL"));
+    }
+
+    #[test]
+    fn an_exit_with_no_signal_seen_is_reported_at_the_cgroups_removal() {
+        let mut m = Misreports::default();
+        m.on_verdict(&kill('a', 812, false));
+        let f = m.on_removed(&cgroup('a')).expect("finding");
+        assert_eq!(f.exit.signal, None);
+        assert_eq!(f.process, None);
+    }
+
+    #[test]
+    fn no_finding_when_the_kubelet_is_right_or_there_was_no_kill() {
+        let mut m = Misreports::default();
+        m.on_verdict(&kill('a', 812, false));
+        m.on_verdict(&kill('a', 40, true));
+        assert_eq!(m.on_removed(&cgroup('a')), None, "the init was OOM-killed");
+        assert_eq!(
+            m.on_init_signal(&cgroup('b'), init(), signal(9, "runc")),
+            None,
+            "no kill in that container"
+        );
+        m.on_verdict(&kill('c', 9, false));
+        assert_eq!(
+            m.on_removed(&format!("/kubepods/burstable/pod{UID}")),
+            None,
+            "a pod cgroup is not a container's"
+        );
+    }
+}
