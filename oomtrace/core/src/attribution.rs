@@ -568,8 +568,10 @@ fn decide(
 /// What a userspace SIGTERM/SIGKILL to a pod's process comes to: a verdict
 /// now, a line now, or a wait for the rest of the stop.
 pub enum SignalStep {
-    /// The eviction, with the node's memory at its SIGTERM.
-    Eviction(Box<Assessment>, Option<NodeMemory>),
+    /// The eviction, with the node's memory at its SIGTERM, once the whole
+    /// pod is seen stopped (the kubelet evicts pods, never one container);
+    /// else the stop, reason `pod_not_stopped`.
+    Eviction(Box<Assessment>, Option<NodeMemory>, Box<Stop>),
     Stopped(Box<Stop>),
     /// A runtime's SIGTERM under pressure: an eviction only if the process
     /// ends within a hard eviction's grace period. Decided by the SIGKILL
@@ -789,6 +791,7 @@ fn eviction(
     basis: &'static str,
     grace_ns: Option<u64>,
 ) -> SignalStep {
+    let last_stop = last.clone();
     let a = Assessment {
         verdict: VerdictKind::NodePressure,
         kind: Some(PressureKind::Eviction),
@@ -812,7 +815,15 @@ fn eviction(
         },
         host_pid_ns: false,
     };
-    SignalStep::Eviction(Box::new(a), term.stop.node_memory.clone())
+    let only_this = Stop {
+        reason: StopReason::PodNotStopped,
+        ..last_stop
+    };
+    SignalStep::Eviction(
+        Box::new(a),
+        term.stop.node_memory.clone(),
+        Box::new(only_this),
+    )
 }
 
 /// A kill found in the kernel log at start: what the log says, no more.
@@ -1318,7 +1329,7 @@ mod tests {
 
     fn evicted(s: SignalStep) -> Verdict {
         match s {
-            SignalStep::Eviction(a, n) => verdict(
+            SignalStep::Eviction(a, n, _) => verdict(
                 *a,
                 Observed {
                     node_memory: n,

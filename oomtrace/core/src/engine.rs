@@ -134,6 +134,8 @@ pub struct Engine {
     signalled: HashMap<u32, u64>,
     /// Runtime SIGTERMs under pressure waiting for the rest of the stop, by pid.
     pending_stops: HashMap<u32, PendingStop>,
+    /// Evictions waiting for their whole pod to stop.
+    pending_evictions: Vec<PendingEviction>,
     lost_seen: [u64; HOOK_COUNT as usize],
     /// Pod cgroups seen empty, since when (boot ns).
     empty_since: HashMap<CgroupId, u64>,
@@ -174,6 +176,7 @@ impl Engine {
             escaped_by_pid: HashMap::new(),
             signalled: HashMap::new(),
             pending_stops: HashMap::new(),
+            pending_evictions: Vec::new(),
             lost_seen: [0; HOOK_COUNT as usize],
             empty_since: HashMap::new(),
             leaks_reported: HashSet::new(),
@@ -199,7 +202,9 @@ impl Engine {
 
     /// Whether victims wait for the kernel log: the caller then ticks faster.
     pub fn waiting(&self) -> bool {
-        !self.waiting.is_empty() || !self.pending_stops.is_empty()
+        !self.waiting.is_empty()
+            || !self.pending_stops.is_empty()
+            || !self.pending_evictions.is_empty()
     }
 
     pub fn handle(&mut self, input: Input, obs: &mut dyn Observe) -> Vec<Line> {
@@ -276,6 +281,7 @@ impl Engine {
         }
         self.flush_waiting(obs, &mut out);
         self.check_pending_stops(obs, &mut out);
+        self.check_pending_evictions(obs, &mut out);
         for l in &out {
             if let Line::Verdict(v) = l {
                 self.misreports.on_verdict(v);
@@ -851,7 +857,7 @@ impl Engine {
         out: &mut Vec<Line>,
     ) {
         let pid = match &step {
-            SignalStep::Eviction(a, _) => a.victim.pid,
+            SignalStep::Eviction(a, _, _) => a.victim.pid,
             SignalStep::Stopped(s) => s.process.pid,
             SignalStep::Wait(p) => {
                 self.pending_stops.insert(p.pid, (**p).clone());
@@ -864,13 +870,20 @@ impl Engine {
                 .retain(|_, t| now.saturating_sub(*t) < SIGNAL_DEDUP_NS);
         }
         match step {
-            SignalStep::Eviction(a, node_memory) => {
-                let seen = Observed {
-                    names: self.names(&a.identity, obs),
-                    node_memory,
-                    ..Observed::default()
-                };
-                out.push(Line::Verdict(Box::new(attribution::verdict(*a, seen))));
+            SignalStep::Eviction(a, node_memory, only_this) => {
+                match only_this.cgroup.as_deref().and_then(pod_cgroup_of) {
+                    Some(pod_cgroup) => self.pending_evictions.push(PendingEviction {
+                        deadline_ns: now.saturating_add(POD_STOP_WAIT_NS),
+                        pod_cgroup,
+                        a,
+                        node_memory,
+                        only_this,
+                    }),
+                    None => {
+                        let names = self.names(&only_this.identity, obs);
+                        out.push(Line::Stopped(attribution::stopped(*only_this, &names)));
+                    }
+                }
             }
             SignalStep::Stopped(stop) => {
                 let names = self.names(&stop.identity, obs);
@@ -897,6 +910,31 @@ impl Engine {
             };
             let alive = obs.namespaces(pid).is_some();
             self.signal_step(attribution::after_grace(p, alive), now, obs, out);
+        }
+    }
+
+    /// Evictions whose pod is now empty (the verdict), or still running
+    /// past the wait (a stop of one container, not an eviction).
+    fn check_pending_evictions(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        if self.pending_evictions.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending_evictions);
+        for p in pending {
+            let stopped = obs.populated(&p.pod_cgroup) != Some(true);
+            if stopped {
+                let seen = Observed {
+                    names: self.names(&p.a.identity, obs),
+                    node_memory: p.node_memory,
+                    ..Observed::default()
+                };
+                out.push(Line::Verdict(Box::new(attribution::verdict(*p.a, seen))));
+            } else if self.now >= p.deadline_ns {
+                let names = self.names(&p.only_this.identity, obs);
+                out.push(Line::Stopped(attribution::stopped(*p.only_this, &names)));
+            } else {
+                self.pending_evictions.push(p);
+            }
         }
     }
 
@@ -952,6 +990,31 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// An eviction verdict waiting for the rest of its pod to stop.
+struct PendingEviction {
+    deadline_ns: u64,
+    pod_cgroup: String,
+    a: Box<Assessment>,
+    node_memory: Option<NodeMemory>,
+    /// The stop to report instead if the pod keeps running.
+    only_this: Box<attribution::Stop>,
+}
+
+/// How long after a container's end its whole pod must be stopped for an
+/// eviction: the kubelet stops every container at once, then the sandbox
+/// (measured with containerd: well under a second).
+const POD_STOP_WAIT_NS: u64 = 10_000_000_000;
+
+/// The pod cgroup a container (or pod-level) cgroup path belongs to.
+fn pod_cgroup_of(path: &str) -> Option<String> {
+    let k = pods::parse_cgroup_path(path)?;
+    match k.level {
+        Level::Pod => Some(path.to_string()),
+        Level::Container => path.rsplit_once('/').map(|(pod, _)| pod.to_string()),
+        _ => None,
     }
 }
 

@@ -255,6 +255,10 @@ pub enum StopReason {
     /// The process outlived a hard eviction's grace period after SIGTERM:
     /// a deletion or a rollout (30 s by default), not an eviction.
     GraceLongerThanHardEviction,
+    /// Looked like a hard eviction, but the rest of the pod kept running:
+    /// the kubelet evicts whole pods (a container restart, e.g. after a
+    /// failed liveness probe, stops one container).
+    PodNotStopped,
 }
 
 /// A pod's process ended by SIGKILL/SIGTERM from userspace that was not an

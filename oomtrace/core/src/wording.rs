@@ -176,6 +176,9 @@ pub fn stopped(s: &Stopped) -> String {
         StopReason::GraceLongerThanHardEviction => {
             "after a grace period longer than a hard eviction's (a deletion or rollout)"
         }
+        StopReason::PodNotStopped => {
+            "while the rest of its pod kept running (the kubelet evicts whole pods: a container restart)"
+        }
     };
     format!(
         "{} (pid {}) of {} was sent {} by {} (pid {}) {why}: not an eviction, not an OOM.",
