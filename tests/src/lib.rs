@@ -25,6 +25,7 @@ use serde_json::Value;
 mod cgroup;
 pub mod container;
 mod daemon;
+pub mod kmsg;
 
 pub use cgroup::{
     cgroup_pids, kill, kill_all, memory_root, set_memory_limit, Cgroup, CgroupVersion,
