@@ -10,7 +10,9 @@
 //! library): the daemon ([`Launch`], [`Daemon`]) and the cgroups
 //! ([`Cgroup`]), through their `try_` forms, which return errors instead of
 //! panicking. Keep this library free of build scripts and heavy
-//! dependencies: every xtask build compiles it.
+//! dependencies: every xtask build compiles it. The one exception, the CRI
+//! harness ([`cri`]: tonic, and k8s-cri whose build runs protoc), sits
+//! behind the default feature `cri`, which xtask leaves off.
 
 use std::{
     fs,
@@ -24,6 +26,8 @@ use serde_json::Value;
 
 mod cgroup;
 pub mod container;
+#[cfg(feature = "cri")]
+pub mod cri;
 mod daemon;
 pub mod kmsg;
 

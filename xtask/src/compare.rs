@@ -84,6 +84,8 @@ pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Res
     if !missing.is_empty() {
         setup::apt_install(&missing)?;
     }
+    // The workspace's build runs protoc (the tests' CRI client).
+    setup::ensure_test_packages()?;
     crate::cargo(root, env, &["build", "--bins"])?;
     let dir = root.join("target/compare");
     let (oomtrace, _) = vm::snapshot(

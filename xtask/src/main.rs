@@ -192,6 +192,9 @@ fn run() -> anyhow::Result<()> {
             if !rustix_is_root() {
                 bail!("the VM run needs root (apt-get, and the guest runs the tests as root): run `cargo xtask vm-test` as root");
             }
+            // The guest runs the host's runc and containerd (9p), and the
+            // build needs protoc.
+            setup::ensure_test_packages()?;
             cargo(&root, &env, &["build", "--bins"])?;
             vm::test(&root, &env, &args)?;
         }

@@ -79,8 +79,19 @@ pub fn missing(packages: &[&'static str]) -> Vec<&'static str> {
 /// refuses hybrid cgroup hierarchies) from a busybox rootfs; a real
 /// Prometheus and promtool for the metrics endpoint (tests/tests/metrics.rs
 /// runs the binaries itself, so the package's service is never needed); jq,
-/// the JSON consumer deploy/README.md shows (tests/tests/manifests.rs).
-const TEST_PACKAGES: &[&str] = &["runc", "busybox-static", "prometheus", "jq"];
+/// the JSON consumer deploy/README.md shows (tests/tests/manifests.rs);
+/// containerd, the runtime the CRI harness drives as a kubelet would
+/// (tests/src/cri.rs starts its own, so no service is needed either), and
+/// protoc (protobuf-compiler), which k8s-cri's build script runs to generate
+/// the CRI client: a whole-workspace build needs it, `cargo xtask run` not.
+const TEST_PACKAGES: &[&str] = &[
+    "runc",
+    "busybox-static",
+    "prometheus",
+    "jq",
+    "containerd",
+    "protobuf-compiler",
+];
 
 /// Installs the end-to-end tests' packages when missing.
 pub fn ensure_test_packages() -> anyhow::Result<()> {

@@ -8,7 +8,7 @@
 //! (`OOMTRACE_E2E_HOOKS`, read by tests/src/lib.rs), and prints
 //! `oomtrace doctor`; the `vm` target's VM-only scenarios (cgroup v2
 //! `memory.oom.group`) run in each pass too, and the real-container targets
-//! (`scenarios`, `containers`) in the best-hooks pass. A second, small boot (512 MiB,
+//! (`scenarios`, `containers`, `cri`) in the best-hooks pass. A second, small boot (512 MiB,
 //! no memcg limit anywhere) runs only the global-OOM scenario (the `vm`
 //! target's ignored test): a global OOM is safe nowhere else, and its
 //! `system_oom` verdict is kept in `target/vm/system_oom.json`.
@@ -53,7 +53,8 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The end-to-end test executables run in the guest (cargo target names):
 /// `vm` holds the VM-only scenarios (`test = false`: host `cargo test` skips it).
 /// `scenarios` and `containers` (real runc containers: every verdict and
-/// finding) run on cgroup v2 here.
+/// finding) run on cgroup v2 here, and `cri` (pods through containerd's
+/// CRI, as a kubelet runs them: on v2 with `memory.oom.group`).
 const E2E_TARGETS: &[&str] = &[
     "foundation",
     "vm",
@@ -62,14 +63,17 @@ const E2E_TARGETS: &[&str] = &[
     "containers",
     "daemon",
     "metrics",
+    "cri",
 ];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
 /// v2 and real containers, the daemon's restarts, lost events and
-/// heartbeats and metrics through Prometheus, while `foundation`, `vm` and
-/// the no-kill-missed `storm` walk every fallback. (The least-privilege run,
-/// `manifests`, is the host's for now: on Debian's 6.1 the DaemonSet's
-/// capabilities do not attach the classic cgroup tracepoints.)
-const BEST_PASS_ONLY: &[&str] = &["scenarios", "containers", "daemon", "metrics"];
+/// heartbeats, metrics through Prometheus, and the CRI runtime's side of
+/// OOM kills and stops (no daemon: the hooks change nothing there), while
+/// `foundation`, `vm` and the no-kill-missed `storm` walk every fallback.
+/// (The least-privilege run, `manifests`, is the host's for now: on
+/// Debian's 6.1 the DaemonSet's capabilities do not attach the classic
+/// cgroup tracepoints.)
+const BEST_PASS_ONLY: &[&str] = &["scenarios", "containers", "daemon", "metrics", "cri"];
 /// Tests left to the host: container churn (hundreds of runc starts) takes
 /// minutes under TCG and tests no kernel difference.
 const HOST_ONLY: &[&str] = &[
