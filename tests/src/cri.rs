@@ -791,9 +791,18 @@ pub struct CriPodBuilder {
     namespace: String,
     name: Option<String>,
     containers: Vec<ContainerDecl>,
+    oom_group: bool,
 }
 
 impl CriPodBuilder {
+    /// The kubelet's `singleProcessOOMKill: true` (1.32 and later): no
+    /// `memory.oom.group` on the containers (cgroup v2), so an OOM kill
+    /// takes one process, as on cgroup v1.
+    pub fn single_process_oom_kill(mut self) -> Self {
+        self.oom_group = false;
+        self
+    }
+
     /// Default: `default`.
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespace = namespace.into();
@@ -914,6 +923,7 @@ impl CriPodBuilder {
             memory_limit: pod_limit,
             containers: Vec::new(),
             start_time: Duration::ZERO,
+            oom_group: self.oom_group,
             stopped: false,
             removed: false,
             pod,
@@ -991,6 +1001,7 @@ pub struct CriPod {
     pub containers: Vec<CriContainer>,
     /// From `RunPodSandbox` to the last `StartContainer` answered.
     pub start_time: Duration,
+    oom_group: bool,
     stopped: bool,
     removed: bool,
     /// Declared last: its cgroups go after the runtime removed its own.
@@ -1005,6 +1016,7 @@ impl CriPod {
             namespace: "default".into(),
             name: None,
             containers: Vec::new(),
+            oom_group: true,
         }
     }
 
@@ -1052,7 +1064,7 @@ impl CriPod {
                 _ => {}
             }
         }
-        if version == CgroupVersion::V2 {
+        if version == CgroupVersion::V2 && self.oom_group {
             unified.insert("memory.oom.group".to_string(), "1".to_string());
         }
         let config = ContainerConfig {

@@ -90,9 +90,15 @@ mod tests {
         let r = "6,1234,5678,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/burstable/podX,task_memcg=/kubepods/burstable/podX/abc,task=oomtrace-hog,pid=812,uid=0\n";
         let s = parse(r).expect("a summary");
         assert_eq!(s.oom_memcg.as_deref(), Some("/kubepods/burstable/podX"));
-        assert_eq!(s.task_memcg.as_deref(), Some("/kubepods/burstable/podX/abc"));
+        assert_eq!(
+            s.task_memcg.as_deref(),
+            Some("/kubepods/burstable/podX/abc")
+        );
         assert_eq!(s.pid, 812);
         assert_eq!(s.task, "oomtrace-hog");
-        assert_eq!(parse("6,1,2,-;Memory cgroup out of memory: Killed process 812"), None);
+        assert_eq!(
+            parse("6,1,2,-;Memory cgroup out of memory: Killed process 812"),
+            None
+        );
     }
 }

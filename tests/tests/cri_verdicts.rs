@@ -1,0 +1,471 @@
+//! Verdicts on pods the kubelet's way, checked against the runtime: a
+//! private containerd makes the pods through its CRI (tests/src/cri.rs),
+//! the processes are OOM-killed or stopped for real, and every verdict is
+//! compared with what the runtime reports (ContainerStatus) and with the
+//! kernel's own account of the kill (its `oom-kill:` line's `oom_memcg`,
+//! the cgroup its OOM killer worked in).
+//!
+//! Needs root (BPF, cgroups, containerd): `cargo xtask test` runs it on the
+//! host (cgroup v1) and in the 6.1 VM (cgroup v2, `memory.oom.group` on
+//! containers as kubelet 1.28 and later set it).
+
+use std::{fs, path::PathBuf};
+
+use oomtrace_e2e::{
+    container::{Node, Qos},
+    cri::{Containerd, CriContainer, CriPod, State, Status},
+    kmsg, memory_root, unique_uid, wait_until, CgroupVersion, Daemon, Json, DEADLINE,
+};
+
+const LIMIT: u64 = 64 << 20;
+
+/// A daemon that names pods and containers from the runtime's log
+/// directories, as a DaemonSet mounting /var/log does.
+fn daemon(extra: &[&str]) -> Daemon {
+    let rt = Containerd::get();
+    let pods = rt.pods_log_dir().display().to_string();
+    let containers = rt.containers_log_dir().display().to_string();
+    let mut args = vec![
+        "--pods-log-dir",
+        pods.as_str(),
+        "--containers-log-dir",
+        containers.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
+fn verdict_of(daemon: &Daemon, pid: u32) -> Json {
+    daemon.wait_for(&format!("the verdict for pid {pid}"), |l| {
+        l["type"] == "verdict" && l["victim"]["pid"] == pid
+    })
+}
+
+/// What the kubelet will show for a container, from its ContainerStatus:
+/// `OOMKilled` only for an exited container (a running one shows Running,
+/// whatever the runtime's reason field already holds).
+fn kubelet_shows_oomkilled(s: &Status) -> bool {
+    s.state == State::Exited && s.reason == "OOMKilled"
+}
+
+/// The verdict's limit is the cgroup the kernel's OOM killer worked in for
+/// this kill, and its size is that cgroup's limit.
+fn assert_limit_is_the_kernels(v: &Json) {
+    let pid = v["victim"]["pid"].as_u64().expect("victim pid") as u32;
+    let k = kmsg::oom_summary(pid, DEADLINE)
+        .unwrap_or_else(|| panic!("no oom-kill line in the kernel log for pid {pid}: {v}"));
+    let oom_memcg = k.oom_memcg.clone().expect("oom_memcg in the kernel's line");
+    assert_eq!(
+        v["limit"]["cgroup"], oom_memcg,
+        "the verdict's limit against the kernel's oom_memcg ({k:?}): {v}"
+    );
+    let file = match memory_root().1 {
+        CgroupVersion::V1 => "memory.limit_in_bytes",
+        CgroupVersion::V2 => "memory.max",
+    };
+    let dir: PathBuf = memory_root().0.join(oom_memcg.trim_start_matches('/'));
+    if let Ok(text) = fs::read_to_string(dir.join(file)) {
+        if let Ok(bytes) = text.trim().parse::<u64>() {
+            assert_eq!(v["limit"]["limit_bytes"], bytes, "{v}");
+        }
+    }
+}
+
+/// One line per scenario for the record (the note and docs/comparison.md
+/// quote them): oomtrace's verdict beside what the runtime reported.
+fn side_by_side(scenario: &str, line: &Json, status: &Status) {
+    eprintln!(
+        "SIDE-BY-SIDE {scenario}: oomtrace {} {} limit={} basis={} kubelet_reports={} | runtime {:?} exit {} reason {:?}",
+        line["type"].as_str().unwrap_or("?"),
+        line["verdict"].as_str().or(line["finding"].as_str()).or(line["reason"].as_str()).unwrap_or("?"),
+        line["limit"]["cgroup"],
+        line["evidence"]["basis"],
+        line["kubelet_reports"],
+        status.state,
+        status.exit_code,
+        status.reason
+    );
+}
+
+fn assert_names(v: &Json, pod: &CriPod, c: &CriContainer) {
+    assert_eq!(v["pod"]["uid"], pod.uid.as_str(), "{v}");
+    assert_eq!(v["pod"]["namespace"], pod.namespace.as_str(), "{v}");
+    assert_eq!(v["pod"]["name"], pod.name.as_str(), "{v}");
+    assert_eq!(v["container"]["id"], c.id.as_str(), "{v}");
+    assert_eq!(v["container"]["name"], c.name.as_str(), "{v}");
+}
+
+/// One container, its limit the pod's too (the kubelet's pod-level limit
+/// is the sum of the containers'): the pod's cgroup, which also holds the
+/// sandbox, is usually the one at its limit first. The verdict names the
+/// cgroup the kernel named, and says what the kubelet will show.
+#[test]
+fn a_containers_init_past_its_limit_matches_the_runtime_and_the_kernel() {
+    let daemon = daemon(&[]);
+    let pod = CriPod::builder(Qos::Burstable)
+        .namespace("shop")
+        .name("checkout-7d9f")
+        .container("worker", &["oomtrace-hog", "--mib", "256"], Some(LIMIT))
+        .run();
+    let c = pod.container("worker");
+    let status = c.wait_exited(DEADLINE);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (137, "OOMKilled")
+    );
+    let v = verdict_of(&daemon, c.pid);
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_names(&v, &pod, c);
+    assert_eq!(v["pod"]["qos"], "Burstable", "{v}");
+    assert_eq!(
+        v["kubelet_reports"],
+        kubelet_shows_oomkilled(&status),
+        "ContainerStatus {status:?}: {v}"
+    );
+    assert_limit_is_the_kernels(&v);
+    side_by_side(
+        "init past its limit (Burstable, one container)",
+        &v,
+        &status,
+    );
+    daemon.finish();
+}
+
+/// Two containers with limits (Guaranteed): one grows past its own limit
+/// while the pod's sum still has room: the container's cgroup is the limit.
+#[test]
+fn a_guaranteed_pods_container_hits_its_own_limit_not_the_pods() {
+    let daemon = daemon(&[]);
+    let pod = CriPod::builder(Qos::Guaranteed)
+        .container("steady", &["sleep", "3600"], Some(LIMIT))
+        .container("grower", &["oomtrace-hog", "--mib", "256"], Some(LIMIT))
+        .run();
+    let c = pod.container("grower");
+    let status = c.wait_exited(DEADLINE);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (137, "OOMKilled")
+    );
+    let v = verdict_of(&daemon, c.pid);
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["pod"]["qos"], "Guaranteed", "{v}");
+    assert_eq!(v["limit"]["cgroup"], c.cgroup.as_str(), "{v}");
+    assert_eq!(v["kubelet_reports"], true, "{v}");
+    assert_limit_is_the_kernels(&v);
+    assert_eq!(
+        pod.container("steady").status().state,
+        State::Running,
+        "the other container lives on"
+    );
+    side_by_side("Guaranteed, one container past its own limit", &v, &status);
+    daemon.finish();
+}
+
+/// A child process OOM-killed: on cgroup v1 (and v2 without oom.group) the
+/// init lives on and the kubelet shows the container Running; on v2 with
+/// `memory.oom.group = 1` the kernel kills the whole container, init
+/// included, and the runtime reports it OOMKilled. oomtrace's
+/// `kubelet_reports` must say which, for every victim.
+#[test]
+fn a_childs_kill_is_reported_as_the_runtime_reports_it() {
+    let daemon = daemon(&[]);
+    let pod = CriPod::builder(Qos::Burstable)
+        .container(
+            "app",
+            &["sh", "-c", "oomtrace-hog --mib 256; exec sleep 3600"],
+            Some(LIMIT),
+        )
+        .run();
+    let c = pod.container("app");
+    let hog = daemon.wait_for("the child's verdict", |l| {
+        l["type"] == "verdict"
+            && l["container"]["id"] == c.id.as_str()
+            && l["victim"]["comm"] == "oomtrace-hog"
+    });
+    assert_eq!(hog["verdict"], "pod_limit", "{hog}");
+    assert_ne!(hog["victim"]["ns_pid"], 1, "{hog}");
+    assert_limit_is_the_kernels(&hog);
+    let group = memory_root().1 == CgroupVersion::V2;
+    let status = if group {
+        c.wait_exited(DEADLINE)
+    } else {
+        // The init must still run once the kill is over: its shell runs
+        // `sleep` next.
+        assert!(
+            wait_until(DEADLINE, || fs::read_to_string(format!(
+                "/proc/{}/comm",
+                c.pid
+            ))
+            .is_ok_and(|s| s.trim() == "sleep")),
+            "the init lives on"
+        );
+        c.status()
+    };
+    assert_eq!(
+        hog["kubelet_reports"],
+        kubelet_shows_oomkilled(&status),
+        "ContainerStatus {status:?}: {hog}"
+    );
+    if group {
+        assert_eq!(
+            (status.exit_code, status.reason.as_str()),
+            (137, "OOMKilled")
+        );
+        let init = verdict_of(&daemon, c.pid);
+        assert_eq!(init["incident"], hog["incident"], "one group kill: {init}");
+        assert_eq!(init["kubelet_reports"], true, "{init}");
+    } else {
+        assert_eq!(status.state, State::Running, "{status:?}");
+        // The runtime's reason already says OOMKilled (kubernetes#140716).
+        assert_eq!(status.reason, "OOMKilled", "{status:?}");
+    }
+    side_by_side("a child OOM-killed", &hog, &status);
+    daemon.finish();
+}
+
+/// kubernetes#140716: after a child's OOM kill, a graceful stop (init exits
+/// 143 on SIGTERM) is still reported `OOMKilled` by the runtime. oomtrace
+/// says so with an `oomkilled_misreport` finding. (On v2 the kubelet's
+/// `singleProcessOOMKill` keeps the init alive through the child's kill.)
+#[test]
+fn a_stop_after_a_childs_kill_is_a_misreport_finding() {
+    let daemon = daemon(&[]);
+    let pod = CriPod::builder(Qos::Burstable)
+        .namespace("shop")
+        .name("php-7c4d")
+        .single_process_oom_kill()
+        .container(
+            "fpm",
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 143' TERM; oomtrace-hog --mib 256; while :; do sleep 1 & wait $!; done",
+            ],
+            Some(LIMIT),
+        )
+        .run();
+    let c = pod.container("fpm");
+    let kill = daemon.wait_for("the child's verdict", |l| {
+        l["type"] == "verdict" && l["container"]["id"] == c.id.as_str()
+    });
+    assert_eq!(kill["kubelet_reports"], false, "{kill}");
+    assert_eq!(c.status().state, State::Running);
+    c.stop(10);
+    let status = c.wait_exited(DEADLINE);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (143, "OOMKilled"),
+        "the runtime's misreport itself"
+    );
+    let f = daemon.wait_for("the misreport finding", |l| {
+        l["type"] == "finding"
+            && l["finding"] == "oomkilled_misreport"
+            && l["container"]["id"] == c.id.as_str()
+    });
+    assert_eq!(f["pod"]["namespace"], "shop", "{f}");
+    assert_eq!(f["pod"]["name"], "php-7c4d", "{f}");
+    assert_eq!(f["container"]["name"], "fpm", "{f}");
+    assert_eq!(f["process"]["pid"], c.pid, "the init: {f}");
+    assert_eq!(f["exit"]["signal"], "SIGTERM", "{f}");
+    assert!(
+        f["exit"]["sender"]["comm"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("runc")),
+        "{f}"
+    );
+    assert_eq!(
+        f["earlier_kills"][0]["victim"]["pid"], kill["victim"]["pid"],
+        "{f}"
+    );
+    assert_eq!(f["earlier_kills"][0]["incident"], kill["incident"], "{f}");
+    let summary = f["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("OOMKilled") && summary.contains("fpm of pod shop/php-7c4d"),
+        "{f}"
+    );
+    side_by_side("StopContainer(10) after a child's kill", &f, &status);
+    daemon.finish();
+}
+
+/// A BestEffort pod (no limit of its own) takes the node's kubepods
+/// (allocatable) limit: node pressure, the kubepods cgroup as the kernel
+/// names it.
+#[test]
+fn a_besteffort_pod_past_allocatable_is_node_pressure() {
+    let daemon = daemon(&[]);
+    let node = Node::new();
+    node.set_allocatable(96 << 20);
+    let pod = CriPod::builder(Qos::BestEffort)
+        .cgroup_prefix(&node.prefix)
+        .container("batch", &["oomtrace-hog", "--mib", "512"], None)
+        .run();
+    let c = pod.container("batch");
+    let status = c.wait_exited(DEADLINE);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (137, "OOMKilled")
+    );
+    let v = verdict_of(&daemon, c.pid);
+    assert_eq!(v["verdict"], "node_pressure", "{v}");
+    assert_eq!(v["kind"], "allocatable_oom", "{v}");
+    assert_eq!(v["pod"]["qos"], "BestEffort", "{v}");
+    assert_eq!(
+        v["limit"]["cgroup"],
+        format!("{}/kubepods", node.prefix),
+        "{v}"
+    );
+    assert_eq!(
+        v["kubelet_reports"],
+        kubelet_shows_oomkilled(&status),
+        "{v}"
+    );
+    assert_limit_is_the_kernels(&v);
+    side_by_side("BestEffort past allocatable", &v, &status);
+    drop(pod);
+    daemon.finish();
+}
+
+/// A kubelet config whose hard threshold sits above this machine's
+/// memory.available: the node counts as under pressure without exhausting it.
+fn pressured_kubelet_config() -> PathBuf {
+    let meminfo = fs::read_to_string("/proc/meminfo").expect("meminfo");
+    let total_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal");
+    let path = std::env::temp_dir().join(format!("kubelet-{}.yaml", unique_uid()));
+    fs::write(
+        &path,
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nevictionHard:\n  memory.available: \"{total_kib}Ki\"\n"
+        ),
+    )
+    .expect("writing the kubelet config");
+    path
+}
+
+/// The kubelet's hard eviction, reproduced call for call: every container
+/// stopped with a 2 s grace period at once, then the sandbox. A workload
+/// that ignores SIGTERM is SIGKILLed by the runtime 2 s later; one that
+/// exits on SIGTERM ends before that (inferred, and said so).
+#[test]
+fn a_hard_eviction_through_the_runtime_is_an_eviction() {
+    let config = pressured_kubelet_config();
+    let daemon = daemon(&["--kubelet-config", &config.display().to_string()]);
+    let mut pod = CriPod::builder(Qos::Burstable)
+        .namespace("shop")
+        .name("cache-0")
+        .container("stubborn", &["sleep", "3600"], None)
+        .container(
+            "polite",
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 143' TERM; while :; do sleep 1 & wait $!; done",
+            ],
+            None,
+        )
+        .run();
+    pod.stop(2);
+    let (stubborn, polite) = (pod.container("stubborn"), pod.container("polite"));
+    let s = stubborn.wait_exited(DEADLINE);
+    assert_eq!((s.exit_code, s.reason.as_str()), (137, "Error"), "{s:?}");
+    let p = polite.wait_exited(DEADLINE);
+    assert_eq!((p.exit_code, p.reason.as_str()), (143, "Error"), "{p:?}");
+
+    let v = verdict_of(&daemon, stubborn.pid);
+    assert_eq!(
+        (v["verdict"].as_str(), v["kind"].as_str()),
+        (Some("node_pressure"), Some("eviction")),
+        "{v}"
+    );
+    assert_names(&v, &pod, stubborn);
+    assert_eq!(
+        v["evidence"]["basis"], "runtime_sigterm_then_sigkill",
+        "{v}"
+    );
+    let grace = v["evidence"]["grace_s"].as_f64().expect("grace_s");
+    assert!((1.5..3.0).contains(&grace), "the 2 s grace period: {v}");
+    assert!(
+        v["signal"]["sender"]["comm"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("runc")),
+        "{v}"
+    );
+    side_by_side("hard eviction (grace 2 s), SIGTERM ignored", &v, &s);
+    let v = verdict_of(&daemon, polite.pid);
+    assert_eq!(v["kind"], "eviction", "{v}");
+    assert_names(&v, &pod, polite);
+    assert_eq!(v["evidence"]["basis"], "runtime_sigterm_then_exit", "{v}");
+    side_by_side("hard eviction (grace 2 s), exits on SIGTERM", &v, &p);
+    daemon.finish();
+    let _ = fs::remove_file(config);
+}
+
+/// A deletion under pressure: the pod's own grace period (30 s) outlives a
+/// hard eviction's: a `stopped` line, never an eviction.
+#[test]
+fn a_deletion_under_pressure_is_a_stop() {
+    let config = pressured_kubelet_config();
+    let daemon = daemon(&["--kubelet-config", &config.display().to_string()]);
+    let mut pod = CriPod::builder(Qos::Burstable)
+        .container("stubborn", &["sleep", "3600"], None)
+        .run();
+    let pid = pod.container("stubborn").pid;
+    let line = std::thread::scope(|s| {
+        let stop = s.spawn(|| pod.stop(30));
+        let line = daemon.wait_for("the stopped line", |l| {
+            l["type"] == "stopped" && l["process"]["pid"] == pid
+        });
+        assert_eq!(line["reason"], "grace_longer_than_hard_eviction", "{line}");
+        assert_eq!(line["signal"]["name"], "SIGTERM", "{line}");
+        stop.join().expect("the stop");
+        line
+    });
+    let s = pod.container("stubborn").status();
+    assert_eq!((s.state, s.exit_code), (State::Exited, 137), "{s:?}");
+    side_by_side("deletion under pressure (grace 30 s)", &line, &s);
+    daemon.barrier();
+    assert!(
+        daemon
+            .all(|l| l["type"] == "verdict" && l["pod"]["uid"] == pod.uid.as_str())
+            .is_empty(),
+        "a deletion is no eviction"
+    );
+    daemon.finish();
+    let _ = fs::remove_file(config);
+}
+
+/// One container stopped the eviction's way while the rest of its pod runs
+/// (a restart after a failed liveness probe): not an eviction.
+#[test]
+fn one_container_stopped_while_its_pod_runs_is_not_an_eviction() {
+    let config = pressured_kubelet_config();
+    let daemon = daemon(&["--kubelet-config", &config.display().to_string()]);
+    let pod = CriPod::builder(Qos::Burstable)
+        .container("restarted", &["sleep", "3600"], None)
+        .container("sidecar", &["sleep", "3600"], None)
+        .run();
+    let c = pod.container("restarted");
+    c.stop(2);
+    let line = daemon.wait_for("the stopped line", |l| {
+        l["type"] == "stopped" && l["process"]["pid"] == c.pid
+    });
+    assert_eq!(line["reason"], "pod_not_stopped", "{line}");
+    assert_eq!(pod.container("sidecar").status().state, State::Running);
+    side_by_side(
+        "one container stopped (grace 2 s), pod runs",
+        &line,
+        &c.status(),
+    );
+    daemon.barrier();
+    assert!(
+        daemon
+            .all(|l| l["type"] == "verdict" && l["pod"]["uid"] == pod.uid.as_str())
+            .is_empty(),
+        "no eviction"
+    );
+    daemon.finish();
+    let _ = fs::remove_file(config);
+}
