@@ -139,13 +139,20 @@ pub struct Common {
     /// Kernel BTF to read struct offsets from.
     #[arg(long, value_name = "PATH", default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
-    /// The kubelet's config file, for its hard eviction threshold (`evictionHard`).
+    /// The kubelet's config file, for its eviction thresholds (`evictionHard`,
+    /// `evictionSoft` with `evictionMaxPodGracePeriod`).
     #[arg(
         long,
         value_name = "PATH",
         default_value = "/var/lib/kubelet/config.yaml"
     )]
     pub kubelet_config: PathBuf,
+    /// The kubelet's log, where its eviction manager names the pods it
+    /// evicts (an eviction verdict then rests on it: `basis: kubelet_log`):
+    /// a file, `journal` (journalctl -u kubelet), `none`, or `auto`
+    /// (/var/log/kubelet.log if present, else the journal if journalctl runs).
+    #[arg(long, value_name = "PATH|journal|none|auto", default_value = "auto")]
+    pub kubelet_log: String,
     /// How long a pod cgroup may stay empty before it is reported as leaked.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub leak_grace: std::time::Duration,

@@ -270,6 +270,9 @@ impl Daemon {
             },
             recorded: None,
             charges: None,
+            kubelet_log: oomtrace_core::kubelet_log::Reader::new(
+                oomtrace_core::kubelet_log::Source::parse(&config.common.kubelet_log),
+            ),
         };
         let charge_hook = loaded
             .choices
@@ -313,6 +316,7 @@ impl Daemon {
             leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
             heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
             kernel_oom_kills,
+            kubelet_log: live.kubelet_log.enabled(),
         };
         let recorder = match record_to {
             Some(p) => Some(

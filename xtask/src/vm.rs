@@ -64,6 +64,9 @@ const E2E_TARGETS: &[&str] = &[
     "daemon",
     "metrics",
     "cri",
+    // Verdicts on CRI-made pods against ContainerStatus and the kernel's
+    // oom_memcg: in every pass, since the limit's scope depends on the hooks.
+    "cri_verdicts",
 ];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
 /// v2 and real containers, the daemon's restarts, lost events and

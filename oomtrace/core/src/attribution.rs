@@ -339,6 +339,7 @@ impl Attributor {
                 },
                 basis: Some(scope.basis()),
                 grace_s: None,
+                eviction_threshold: None,
             },
             host_pid_ns: known(ev.victim.pid_ns()).is_none_or(|ns| ns == snap.host_pid_ns),
         }
@@ -660,9 +661,20 @@ pub fn is_runtime(comm: &str) -> bool {
 
 pub struct SignalContext<'a> {
     pub target_cgroup: Option<&'a str>,
-    /// The node's memory with the kubelet's eviction threshold.
+    /// The node's memory with the kubelet's hard eviction threshold.
     pub node: Option<&'a NodeMemory>,
+    /// The kubelet's soft threshold, when its config has one.
+    pub soft: Option<SoftThreshold>,
     pub boot_to_wall_ns: i128,
+}
+
+/// `evictionSoft` memory.available, in bytes for this node.
+#[derive(Clone, Debug)]
+pub struct SoftThreshold {
+    pub bytes: u64,
+    /// The longest SIGTERM → SIGKILL gap of a soft eviction.
+    pub grace_ns: u64,
+    pub source: String,
 }
 
 /// A runtime's SIGTERM to a pod's process under memory pressure, waiting
@@ -672,6 +684,8 @@ pub struct PendingStop {
     pub boot_ns: u64,
     pub deadline_ns: u64,
     pub pid: u32,
+    /// `hard` or `soft`: the threshold memory.available was under.
+    threshold: &'static str,
     stop: Stop,
 }
 
@@ -742,7 +756,7 @@ pub fn on_signal(
             return with(StopReason::SenderNotRuntime);
         }
         let gap = boot_ns.saturating_sub(term.boot_ns);
-        if gap > HARD_EVICTION_GRACE_NS {
+        if boot_ns > term.deadline_ns {
             return with(StopReason::GraceLongerThanHardEviction);
         }
         return Some(eviction(
@@ -755,16 +769,35 @@ pub fn on_signal(
     if !runtime {
         return with(StopReason::SenderNotRuntime);
     }
-    if !under_pressure(cx.node) {
+    // The hard threshold first: under it the kubelet evicts at once, with
+    // the shortest grace period.
+    let soft = cx
+        .soft
+        .as_ref()
+        .filter(|s| cx.node.is_some_and(|n| n.memory_available_bytes < s.bytes));
+    let (threshold, window_ns, stop) = if under_pressure(cx.node) {
+        ("hard", HARD_EVICTION_GRACE_NS, stop)
+    } else if let Some(s) = soft {
+        let mut stop = stop;
+        if let Some(n) = stop.node_memory.as_mut() {
+            n.eviction_threshold_bytes = Some(s.bytes);
+            n.eviction_threshold_source = Some(s.source.clone());
+        }
+        ("soft", s.grace_ns, stop)
+    } else {
         return with(StopReason::NoMemoryPressure);
-    }
+    };
     if ev.sig == 9 {
-        return with(StopReason::SigkillWithoutSigterm);
+        return Some(SignalStep::Stopped(Box::new(Stop {
+            reason: StopReason::SigkillWithoutSigterm,
+            ..stop
+        })));
     }
     Some(SignalStep::Wait(Box::new(PendingStop {
         boot_ns,
-        deadline_ns: boot_ns.saturating_add(HARD_EVICTION_GRACE_NS),
+        deadline_ns: boot_ns.saturating_add(window_ns),
         pid: ev.target.tgid,
+        threshold,
         stop,
     })))
 }
@@ -811,6 +844,7 @@ fn eviction(
         evidence: Evidence {
             basis: Some(basis),
             grace_s: grace_ns.map(|g| (g as f64 / 1e6).round() / 1e3),
+            eviction_threshold: Some(term.threshold),
             ..Evidence::unread("signal")
         },
         host_pid_ns: false,
@@ -1302,14 +1336,59 @@ mod tests {
     }
 
     fn step(ev: &SignalEvent, pressure: bool, earlier: Option<&PendingStop>) -> SignalStep {
+        step_with(ev, pressure, None, earlier)
+    }
+
+    fn step_with(
+        ev: &SignalEvent,
+        pressure: bool,
+        soft: Option<SoftThreshold>,
+        earlier: Option<&PendingStop>,
+    ) -> SignalStep {
         let n = node(pressure);
         let path = format!("{POD}/{CID}");
         let cx = SignalContext {
             target_cgroup: Some(&path),
             node: Some(&n),
+            soft,
             boot_to_wall_ns: 0,
         };
         on_signal(ev, &cx, earlier).expect("a pod's process, signalled from userspace")
+    }
+
+    /// Above the hard threshold (4 GiB available), under a soft one of
+    /// 5 GiB whose pods get 20 s.
+    fn soft() -> Option<SoftThreshold> {
+        Some(SoftThreshold {
+            bytes: 5 << 30,
+            grace_ns: 21_000_000_000,
+            source: "cfg evictionSoft memory.available<5Gi".into(),
+        })
+    }
+
+    #[test]
+    fn a_soft_eviction_gets_its_longer_grace_period() {
+        let term = pending(step_with(&signal(15, "runc", 1_000), false, soft(), None));
+        assert_eq!(term.deadline_ns, 22_000_000_000);
+        let v = evicted(step_with(
+            &signal(9, "runc", 16_000),
+            false,
+            soft(),
+            Some(&term),
+        ));
+        assert_eq!(v.kind, Some(PressureKind::Eviction));
+        assert_eq!(v.evidence.eviction_threshold, Some("soft"));
+        assert_eq!(v.evidence.grace_s, Some(15.0));
+        let n = v.node_memory.expect("node memory");
+        assert_eq!(n.eviction_threshold_bytes, Some(5 << 30));
+        assert!(v.summary.contains("soft eviction"), "{}", v.summary);
+        let late = step_with(&signal(9, "runc", 30_000), false, soft(), Some(&term));
+        assert_eq!(reason(late), StopReason::GraceLongerThanHardEviction);
+        assert_eq!(
+            reason(step_with(&signal(15, "runc", 1_000), false, None, None)),
+            StopReason::NoMemoryPressure,
+            "no soft threshold configured"
+        );
     }
 
     fn reason(s: SignalStep) -> StopReason {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     attribution::{
         self, Assessment, Attributor, Hints, Observed, PendingStop, SignalContext, SignalStep,
-        Snapshot,
+        Snapshot, SoftThreshold,
     },
     audit::{Audit, KernelCount},
     cgroup::{CgroupId, CgroupTree, Layout, Version},
@@ -104,6 +104,10 @@ pub struct Start {
     /// audit existed, which holds no vmstat answers).
     #[serde(default)]
     pub kernel_oom_kills: Option<KernelCount>,
+    /// Whether the kubelet's log is read (`--kubelet-log`): an eviction
+    /// then waits a little for the eviction manager's own line.
+    #[serde(default)]
+    pub kubelet_log: bool,
 }
 
 /// A cgroup's page counter at the first and the latest pressure record.
@@ -764,9 +768,19 @@ impl Engine {
         let node = obs.node_memory();
         let threshold = obs.eviction_threshold();
         let node = node.map(|n| NodeMemory::of(&n, Some(&threshold)));
+        let soft = threshold
+            .soft
+            .as_ref()
+            .zip(node.as_ref())
+            .map(|(s, n)| SoftThreshold {
+                bytes: s.bytes(n.capacity_bytes),
+                grace_ns: s.grace_ns(),
+                source: s.source.clone(),
+            });
         let cx = SignalContext {
             target_cgroup: target_cgroup.as_deref(),
             node: node.as_ref(),
+            soft,
             boot_to_wall_ns: self.start.boot_to_wall_ns,
         };
         let earlier = self.pending_stops.remove(&s.target.tgid);
@@ -874,6 +888,8 @@ impl Engine {
                 match only_this.cgroup.as_deref().and_then(pod_cgroup_of) {
                     Some(pod_cgroup) => self.pending_evictions.push(PendingEviction {
                         deadline_ns: now.saturating_add(POD_STOP_WAIT_NS),
+                        stopped_at: None,
+                        names: None,
                         pod_cgroup,
                         a,
                         node_memory,
@@ -920,18 +936,46 @@ impl Engine {
             return;
         }
         let pending = std::mem::take(&mut self.pending_evictions);
-        for p in pending {
-            let stopped = obs.populated(&p.pod_cgroup) != Some(true);
-            if stopped {
+        for mut p in pending {
+            if p.stopped_at.is_none() {
+                if obs.populated(&p.pod_cgroup) == Some(true) {
+                    if self.now >= p.deadline_ns {
+                        let names = self.names(&p.only_this.identity, obs);
+                        out.push(Line::Stopped(attribution::stopped(*p.only_this, &names)));
+                    } else {
+                        self.pending_evictions.push(p);
+                    }
+                    continue;
+                }
+                p.stopped_at = Some(self.now);
+                p.names = Some(self.names(&p.a.identity, obs));
+            }
+            let names = p.names.clone().unwrap_or_default();
+            // The kubelet logs its eviction once the pod is killed: give it
+            // a moment, when its log is read.
+            let confirmed = match (&names.pod, self.start.kubelet_log) {
+                (Some((ns, name)), true) => {
+                    let since = (p.a.boot_ns as i128 + self.start.boot_to_wall_ns) / 1_000_000_000;
+                    obs.kubelet_evicted(ns, name, since as i64 - 1) == Some(true)
+                }
+                _ => false,
+            };
+            let waited = self.now.saturating_sub(p.stopped_at.unwrap_or(self.now));
+            if confirmed
+                || !self.start.kubelet_log
+                || names.pod.is_none()
+                || waited >= KUBELET_LOG_WAIT_NS
+            {
+                let mut a = *p.a;
+                if confirmed {
+                    a.evidence.basis = Some("kubelet_log");
+                }
                 let seen = Observed {
-                    names: self.names(&p.a.identity, obs),
+                    names,
                     node_memory: p.node_memory,
                     ..Observed::default()
                 };
-                out.push(Line::Verdict(Box::new(attribution::verdict(*p.a, seen))));
-            } else if self.now >= p.deadline_ns {
-                let names = self.names(&p.only_this.identity, obs);
-                out.push(Line::Stopped(attribution::stopped(*p.only_this, &names)));
+                out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
             } else {
                 self.pending_evictions.push(p);
             }
@@ -996,6 +1040,9 @@ impl Engine {
 /// An eviction verdict waiting for the rest of its pod to stop.
 struct PendingEviction {
     deadline_ns: u64,
+    /// When the pod was seen empty (then only the kubelet's line is awaited).
+    stopped_at: Option<u64>,
+    names: Option<Names>,
     pod_cgroup: String,
     a: Box<Assessment>,
     node_memory: Option<NodeMemory>,
@@ -1007,6 +1054,10 @@ struct PendingEviction {
 /// eviction: the kubelet stops every container at once, then the sandbox
 /// (measured with containerd: well under a second).
 const POD_STOP_WAIT_NS: u64 = 10_000_000_000;
+
+/// How long an eviction waits for the kubelet's own line once its pod is
+/// empty (the kubelet logs it as its kill returns).
+const KUBELET_LOG_WAIT_NS: u64 = 5_000_000_000;
 
 /// The pod cgroup a container (or pod-level) cgroup path belongs to.
 fn pod_cgroup_of(path: &str) -> Option<String> {
@@ -1115,6 +1166,7 @@ mod tests {
             kernel_oom_kills: None,
             container_pids: Vec::new(),
             host_pid_escapes: true,
+            kubelet_log: false,
         }
     }
 
@@ -1279,6 +1331,9 @@ mod tests {
         fn charges(&mut self) -> Option<Charges> {
             None
         }
+        fn kubelet_evicted(&mut self, _: &str, _: &str, _: i64) -> Option<bool> {
+            None
+        }
         fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
             self.starts.get(&pid).copied()
         }
@@ -1321,6 +1376,7 @@ mod tests {
                 boot_ns: S,
                 oom_kill: BASE,
             }),
+            kubelet_log: false,
         })
     }
 

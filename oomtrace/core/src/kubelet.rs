@@ -1,5 +1,6 @@
-//! The kubelet's hard eviction threshold for memory.available, from its
-//! config file (`evictionHard`), as the kubelet itself would read it.
+//! The kubelet's eviction thresholds for memory.available, from its config
+//! file (`evictionHard`; `evictionSoft` with `evictionMaxPodGracePeriod`),
+//! as the kubelet itself would read them.
 
 use std::{fs, path::Path};
 
@@ -18,6 +19,21 @@ pub struct Threshold {
     pub amount: Amount,
     /// Where it came from: the file, or the kubelet's default.
     pub source: String,
+    /// `evictionSoft` memory.available, when the config sets one.
+    #[serde(default)]
+    pub soft: Option<Soft>,
+}
+
+/// A soft eviction threshold: the kubelet evicts under it (once it held
+/// for `evictionSoftGracePeriod`) with `evictionMaxPodGracePeriod` as the
+/// pods' grace period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Soft {
+    pub amount: Amount,
+    /// `evictionMaxPodGracePeriod` (seconds; 0, the default, means the
+    /// kubelet's minimum of 2 s).
+    pub max_pod_grace_s: u32,
+    pub source: String,
 }
 
 impl Default for Threshold {
@@ -25,6 +41,7 @@ impl Default for Threshold {
         Threshold {
             amount: Amount::Bytes(100 << 20),
             source: "kubelet default memory.available<100Mi".into(),
+            soft: None,
         }
     }
 }
@@ -43,6 +60,10 @@ impl Threshold {
 struct KubeletConfig {
     #[serde(default)]
     eviction_hard: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    eviction_soft: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    eviction_max_pod_grace_period: Option<u32>,
 }
 
 /// Reads `evictionHard["memory.available"]`. A missing file or key means the
@@ -67,16 +88,45 @@ pub fn parse_config(text: &str, origin: &str) -> Threshold {
             }
         }
     };
-    let Some(value) = config
+    let soft = config
+        .eviction_soft
+        .as_ref()
+        .and_then(|m| m.get("memory.available"))
+        .and_then(|value| {
+            Some(Soft {
+                amount: parse_amount(value)?,
+                max_pod_grace_s: config.eviction_max_pod_grace_period.unwrap_or(0),
+                source: format!("{origin} evictionSoft memory.available<{value}"),
+            })
+        });
+    let hard = match config
         .eviction_hard
         .as_ref()
         .and_then(|m| m.get("memory.available"))
-    else {
-        return Threshold::default();
+    {
+        None => Threshold::default(),
+        Some(value) => match parse_amount(value) {
+            Some(amount) => Threshold { amount, source: format!("{origin} evictionHard memory.available<{value}"), soft: None },
+            None => Threshold { source: format!("{origin}: cannot read memory.available<{value}; kubelet default memory.available<100Mi"), ..Threshold::default() },
+        },
     };
-    match parse_amount(value) {
-        Some(amount) => Threshold { amount, source: format!("{origin} evictionHard memory.available<{value}") },
-        None => Threshold { source: format!("{origin}: cannot read memory.available<{value}; kubelet default memory.available<100Mi"), ..Threshold::default() },
+    Threshold { soft, ..hard }
+}
+
+impl Soft {
+    pub fn bytes(&self, capacity: u64) -> u64 {
+        Threshold {
+            amount: self.amount.clone(),
+            source: String::new(),
+            soft: None,
+        }
+        .bytes(capacity)
+    }
+
+    /// The longest SIGTERM → SIGKILL gap of this soft eviction: the pods'
+    /// grace period (never under the kubelet's 2 s) and 1 s of slack.
+    pub fn grace_ns(&self) -> u64 {
+        (u64::from(self.max_pod_grace_s.max(2)) + 1) * 1_000_000_000
     }
 }
 
@@ -131,7 +181,8 @@ mod tests {
         assert_eq!(
             Threshold {
                 amount: Amount::Percent(1000),
-                source: String::new()
+                source: String::new(),
+                soft: None,
             }
             .bytes(1000),
             100
@@ -153,6 +204,26 @@ mod tests {
         assert_eq!(
             read_threshold(Path::new("/nonexistent/kubelet.yaml")),
             Threshold::default()
+        );
+    }
+
+    #[test]
+    fn a_soft_threshold_with_its_grace_period() {
+        let t = parse_config("evictionSoft:\n  memory.available: \"1Gi\"\nevictionSoftGracePeriod:\n  memory.available: \"1m30s\"\nevictionMaxPodGracePeriod: 20\n", "cfg");
+        assert_eq!(
+            t.amount,
+            Threshold::default().amount,
+            "the hard default stays"
+        );
+        let soft = t.soft.expect("the soft threshold");
+        assert_eq!(soft.amount, Amount::Bytes(1 << 30));
+        assert_eq!(soft.grace_ns(), 21_000_000_000);
+        assert!(soft.source.contains("evictionSoft"));
+        let t = parse_config("evictionSoft:\n  memory.available: \"10%\"\n", "cfg");
+        assert_eq!(
+            t.soft.map(|s| s.grace_ns()),
+            Some(3_000_000_000),
+            "the 2 s minimum"
         );
     }
 }

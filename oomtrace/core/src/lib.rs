@@ -14,6 +14,7 @@ pub mod explain;
 pub mod hooks;
 pub mod kernel_log;
 pub mod kubelet;
+pub mod kubelet_log;
 pub mod misreport;
 pub mod observe;
 pub mod offsets;

@@ -84,6 +84,7 @@ pub enum Answer {
     /// `engine::Start::kernel_oom_kills`).
     VmstatOomKill(Option<u64>),
     ProcStart(Option<ProcStart>),
+    KubeletEvicted(Option<bool>),
 }
 
 pub trait Observe {
@@ -110,6 +111,9 @@ pub trait Observe {
     fn vmstat_oom_kill(&mut self) -> Option<u64>;
     /// When a live process started, and its parent (/proc/PID/stat).
     fn proc_start(&mut self, pid: u32) -> Option<ProcStart>;
+    /// Whether the kubelet's log says it evicted pod `namespace/name`
+    /// (since `since_unix_s`); None when no log is read.
+    fn kubelet_evicted(&mut self, namespace: &str, name: &str, since_unix_s: i64) -> Option<bool>;
 }
 
 /// A live process's start (CLOCK_BOOTTIME ns, to the clock tick) and parent.
@@ -134,6 +138,7 @@ pub struct Live {
     pub sources: Sources,
     pub recorded: Option<Vec<Answer>>,
     pub charges: Option<Box<dyn ChargeSource>>,
+    pub kubelet_log: crate::kubelet_log::Reader,
 }
 
 impl Live {
@@ -359,6 +364,12 @@ impl Observe for Live {
         self.keep(Answer::ProcStart(a));
         a
     }
+
+    fn kubelet_evicted(&mut self, namespace: &str, name: &str, since_unix_s: i64) -> Option<bool> {
+        let a = self.kubelet_log.evicted(namespace, name, since_unix_s);
+        self.keep(Answer::KubeletEvicted(a));
+        a
+    }
 }
 
 fn populated(dir: &Path, v2: bool) -> Option<bool> {
@@ -503,6 +514,9 @@ impl Observe for Replayed {
     fn proc_start(&mut self, _pid: u32) -> Option<ProcStart> {
         replay_answer!(self, ProcStart, None)
     }
+    fn kubelet_evicted(&mut self, _: &str, _: &str, _: i64) -> Option<bool> {
+        replay_answer!(self, KubeletEvicted, None)
+    }
 }
 
 #[cfg(test)]
@@ -555,6 +569,7 @@ mod tests {
             },
             recorded: Some(Vec::new()),
             charges: None,
+            kubelet_log: crate::kubelet_log::Reader::new(crate::kubelet_log::Source::None),
         };
         let a = live.proc_cgroup(std::process::id());
         assert_eq!(a, memory_cgroup_of(&text, v2));

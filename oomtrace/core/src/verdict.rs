@@ -171,6 +171,9 @@ pub struct Evidence {
     pub basis: Option<&'static str>,
     /// Eviction only: seconds from the runtime's SIGTERM to its SIGKILL.
     pub grace_s: Option<f64>,
+    /// Eviction only: `hard` or `soft`, the kubelet threshold
+    /// memory.available was under at the SIGTERM.
+    pub eviction_threshold: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -359,6 +362,7 @@ impl Evidence {
             pod_cgroup: None,
             basis: None,
             grace_s: None,
+            eviction_threshold: None,
         }
     }
 }

@@ -136,11 +136,15 @@ fn sentence(v: &Verdict) -> String {
                     )
                 })
                 .unwrap_or_default();
+            let kind = match v.evidence.eviction_threshold {
+                Some("soft") => "a soft eviction",
+                _ => "a hard eviction",
+            };
             let how = match (v.evidence.basis, v.evidence.grace_s) {
                 (Some("runtime_sigterm_then_exit"), _) => {
-                    " It exited within a hard eviction's grace period after the runtime's SIGTERM (its exit is inferred, not seen).".to_string()
+                    format!(" It exited within {kind}'s grace period after the runtime's SIGTERM (its exit is inferred, not seen).")
                 }
-                (_, Some(g)) => format!(" The runtime's SIGKILL came {g:.1} s after its SIGTERM: a hard eviction's grace period."),
+                (_, Some(g)) => format!(" The runtime's SIGKILL came {g:.1} s after its SIGTERM: {kind}'s grace period."),
                 _ => String::new(),
             };
             format!("The node was under memory pressure{avail}: {place} was evicted, {who} ended by {by}.{how}")
@@ -174,7 +178,7 @@ pub fn stopped(s: &Stopped) -> String {
             "with no SIGTERM before it (the kubelet always gives a grace period)"
         }
         StopReason::GraceLongerThanHardEviction => {
-            "after a grace period longer than a hard eviction's (a deletion or rollout)"
+            "after a grace period longer than an eviction's (a deletion or rollout)"
         }
         StopReason::PodNotStopped => {
             "while the rest of its pod kept running (the kubelet evicts whole pods: a container restart)"
