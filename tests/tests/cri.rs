@@ -146,6 +146,7 @@ fn cri_child_oom_killed_leaves_init_running_unless_oom_group() {
                 "1"
             );
             let s = c.wait_exited(DEADLINE);
+            eprintln!("then, the group kill: {s:?}");
             assert_eq!(s, status(State::Exited, 137, "OOMKilled"));
         }
     }
