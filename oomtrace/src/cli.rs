@@ -150,7 +150,7 @@ pub struct Common {
     /// The kubelet's log, where its eviction manager names the pods it
     /// evicts (an eviction verdict then rests on it: `basis: kubelet_log`):
     /// a file, `journal` (journalctl -u kubelet), `none`, or `auto`
-    /// (/var/log/kubelet.log if present, else the journal if journalctl runs).
+    /// (/var/log/kubelet.log if present, else the journal if it holds the kubelet unit's lines).
     #[arg(long, value_name = "PATH|journal|none|auto", default_value = "auto")]
     pub kubelet_log: String,
     /// How long a pod cgroup may stay empty before it is reported as leaked.

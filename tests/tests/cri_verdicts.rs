@@ -328,6 +328,11 @@ fn a_besteffort_pod_past_allocatable_is_node_pressure() {
 /// A kubelet config whose hard threshold sits above this machine's
 /// memory.available: the node counts as under pressure without exhausting it.
 fn pressured_kubelet_config() -> PathBuf {
+    kubelet_config(|total_kib| format!("evictionHard:\n  memory.available: \"{total_kib}Ki\"\n"))
+}
+
+/// A kubelet config built from MemTotal (KiB).
+fn kubelet_config(body: impl Fn(u64) -> String) -> PathBuf {
     let meminfo = fs::read_to_string("/proc/meminfo").expect("meminfo");
     let total_kib: u64 = meminfo
         .lines()
@@ -338,7 +343,8 @@ fn pressured_kubelet_config() -> PathBuf {
     fs::write(
         &path,
         format!(
-            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nevictionHard:\n  memory.available: \"{total_kib}Ki\"\n"
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n{}",
+            body(total_kib)
         ),
     )
     .expect("writing the kubelet config");
@@ -468,4 +474,89 @@ fn one_container_stopped_while_its_pod_runs_is_not_an_eviction() {
     );
     daemon.finish();
     let _ = fs::remove_file(config);
+}
+
+/// A soft eviction: memory.available under `evictionSoft` only (the hard
+/// threshold is the default 100Mi), so the kubelet stops the pod with
+/// `evictionMaxPodGracePeriod` (here 5 s): an eviction with that longer
+/// grace, never one past it.
+#[test]
+fn a_soft_eviction_has_the_configured_grace_period() {
+    let config = kubelet_config(|total_kib| {
+        format!("evictionSoft:\n  memory.available: \"{total_kib}Ki\"\nevictionSoftGracePeriod:\n  memory.available: \"30s\"\nevictionMaxPodGracePeriod: 5\n")
+    });
+    let daemon = daemon(&["--kubelet-config", &config.display().to_string()]);
+    let mut pod = CriPod::builder(Qos::Burstable)
+        .container("stubborn", &["sleep", "3600"], None)
+        .run();
+    pod.stop(5);
+    let c = pod.container("stubborn");
+    let s = c.wait_exited(DEADLINE);
+    assert_eq!((s.exit_code, s.reason.as_str()), (137, "Error"), "{s:?}");
+    let v = verdict_of(&daemon, c.pid);
+    assert_eq!(v["kind"], "eviction", "{v}");
+    assert_eq!(v["evidence"]["eviction_threshold"], "soft", "{v}");
+    let grace = v["evidence"]["grace_s"].as_f64().expect("grace_s");
+    assert!((4.5..6.0).contains(&grace), "the 5 s grace period: {v}");
+    assert!(
+        v["node_memory"]["eviction_threshold_source"]
+            .as_str()
+            .is_some_and(|s| s.contains("evictionSoft")),
+        "{v}"
+    );
+    side_by_side("soft eviction (grace 5 s)", &v, &s);
+
+    // The same node, a pod deleted with its 30 s: past the soft grace.
+    let mut deleted = CriPod::builder(Qos::Burstable)
+        .container("stubborn", &["sleep", "3600"], None)
+        .run();
+    let pid = deleted.container("stubborn").pid;
+    std::thread::scope(|s| {
+        let stop = s.spawn(|| deleted.stop(30));
+        let line = daemon.wait_for("the stopped line", |l| {
+            l["type"] == "stopped" && l["process"]["pid"] == pid
+        });
+        assert_eq!(line["reason"], "grace_longer_than_hard_eviction", "{line}");
+        stop.join().expect("the stop");
+    });
+    daemon.finish();
+    let _ = fs::remove_file(config);
+}
+
+/// Where the kubelet's log is readable, its eviction manager's line for the
+/// pod is what the eviction rests on (written here as the kubelet writes
+/// it once its kill returned: the kubelet itself does not run here).
+#[test]
+fn the_kubelets_own_log_confirms_an_eviction() {
+    let config = pressured_kubelet_config();
+    let log = std::env::temp_dir().join(format!("kubelet-{}.log", unique_uid()));
+    fs::write(
+        &log,
+        "I1128 01:00:00.000000    2480 kubelet.go:2400] \"SyncLoop ADD\"\n",
+    )
+    .expect("kubelet log");
+    let daemon = daemon(&[
+        "--kubelet-config",
+        &config.display().to_string(),
+        "--kubelet-log",
+        &log.display().to_string(),
+    ]);
+    let mut pod = CriPod::builder(Qos::Burstable)
+        .namespace("shop")
+        .name("cache-1")
+        .container("stubborn", &["sleep", "3600"], None)
+        .run();
+    pod.stop(2);
+    let mut text = fs::read_to_string(&log).expect("kubelet log");
+    text.push_str("I1128 01:00:05.445172    2480 eviction_manager.go:595] \"Eviction manager: pod is evicted successfully\" pod=\"shop/cache-1\"\n");
+    fs::write(&log, text).expect("kubelet log");
+    let c = pod.container("stubborn");
+    let v = verdict_of(&daemon, c.pid);
+    assert_eq!(v["kind"], "eviction", "{v}");
+    assert_eq!(v["evidence"]["basis"], "kubelet_log", "{v}");
+    assert!(v["evidence"]["grace_s"].as_f64().is_some(), "{v}");
+    side_by_side("hard eviction, the kubelet's log read", &v, &c.status());
+    daemon.finish();
+    let _ = fs::remove_file(config);
+    let _ = fs::remove_file(log);
 }

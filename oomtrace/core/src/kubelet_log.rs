@@ -28,8 +28,8 @@ pub enum Source {
 
 impl Source {
     /// `--kubelet-log`: a path, `journal`, `none`, or `auto` (the file
-    /// `/var/log/kubelet.log` when it exists, else the journal when
-    /// `journalctl` runs, else none).
+    /// `/var/log/kubelet.log` when it exists, else the journal when it holds
+    /// the kubelet unit's lines, else none).
     pub fn parse(s: &str) -> Source {
         match s {
             "none" | "" => Source::None,
@@ -39,9 +39,9 @@ impl Source {
                 if file.is_file() {
                     Source::File(file)
                 } else if Command::new("journalctl")
-                    .arg("--version")
+                    .args(["-u", "kubelet", "-n", "1", "-q", "--no-pager", "-o", "cat"])
                     .output()
-                    .is_ok_and(|o| o.status.success())
+                    .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
                 {
                     Source::Journal
                 } else {
@@ -58,16 +58,21 @@ pub fn is_eviction_of(line: &str, namespace: &str, name: &str) -> bool {
     line.contains(EVICTED) && line.contains(&format!("pod=\"{namespace}/{name}\""))
 }
 
-/// Reads the kubelet's log for eviction lines; each line confirms one
-/// eviction only (a StatefulSet pod evicted twice keeps its name).
+/// Reads the kubelet's log for eviction lines. A line confirms the
+/// verdicts of one eviction only — its pod's containers, whose SIGTERMs
+/// come within a minute of each other — not a later one of a pod with the
+/// same name (a StatefulSet's pods keep theirs).
 #[derive(Debug)]
 pub struct Reader {
     source: Source,
     /// File: how far it was read, and the eviction lines found so far
     /// (their offsets, and whether one was used).
     offset: u64,
-    found: Vec<(u64, String, bool)>,
+    found: Vec<(u64, String, Option<i64>)>,
 }
+
+/// Verdicts whose SIGTERMs are this close share one eviction line.
+const SAME_EVICTION_S: i64 = 60;
 
 impl Reader {
     /// A file is read from its current end: lines written before oomtrace
@@ -96,11 +101,16 @@ impl Reader {
             Source::None => None,
             Source::File(path) => {
                 self.read_file(&path)?;
-                let hit = self
-                    .found
-                    .iter_mut()
-                    .find(|(_, l, used)| !*used && is_eviction_of(l, namespace, name));
-                Some(hit.map(|(_, _, used)| *used = true).is_some())
+                let hit = self.found.iter_mut().find(|(_, l, used)| {
+                    used.is_none_or(|first| (since_unix_s - first).abs() < SAME_EVICTION_S)
+                        && is_eviction_of(l, namespace, name)
+                });
+                Some(
+                    hit.map(|(_, _, used)| {
+                        used.get_or_insert(since_unix_s);
+                    })
+                    .is_some(),
+                )
             }
             Source::Journal => {
                 let out = Command::new("journalctl")
@@ -134,7 +144,7 @@ impl Reader {
         let mut at = self.offset;
         for line in text.split_inclusive('\n') {
             if line.contains(EVICTED) {
-                self.found.push((at, line.trim_end().to_string(), false));
+                self.found.push((at, line.trim_end().to_string(), None));
             }
             at += line.len() as u64;
         }
@@ -181,8 +191,17 @@ mod tests {
         text.push_str("I1012 19:34:46.0 2480 other.go:1] \"something else\"\n");
         text.push_str(&format!("{LINE}\n"));
         std::fs::write(&path, text).expect("write");
-        assert_eq!(r.evicted("default", "nginx", 0), Some(true));
-        assert_eq!(r.evicted("default", "nginx", 0), Some(false), "used once");
+        assert_eq!(r.evicted("default", "nginx", 1000), Some(true));
+        assert_eq!(
+            r.evicted("default", "nginx", 1001),
+            Some(true),
+            "another container of that pod"
+        );
+        assert_eq!(
+            r.evicted("default", "nginx", 2000),
+            Some(false),
+            "a later eviction"
+        );
         let mut r = Reader::new(Source::File(dir.join("missing.log")));
         assert_eq!(r.evicted("default", "nginx", 0), None);
         let _ = std::fs::remove_dir_all(dir);
