@@ -232,8 +232,8 @@ fn options(sub: &str) -> BTreeMap<String, (String, Option<String>)> {
     assert!(out.status.success(), "oomtrace {sub} --help failed");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut opts = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim_start();
+    let lines: Vec<&str> = text.lines().map(str::trim_start).collect();
+    for (i, line) in lines.iter().enumerate() {
         let Some(rest) = line.strip_prefix("--") else {
             continue;
         };
@@ -244,7 +244,18 @@ fn options(sub: &str) -> BTreeMap<String, (String, Option<String>)> {
             .and_then(|r| r.split_once('>'))
             .map(|(v, _)| v.to_string())
             .unwrap_or_default();
-        let default = rest
+        // clap puts the help on the option's line, or (when some help is
+        // long) on the lines below it, up to the next option.
+        let help: String = std::iter::once(rest)
+            .chain(
+                lines[i + 1..]
+                    .iter()
+                    .copied()
+                    .take_while(|l| !l.starts_with('-')),
+            )
+            .collect::<Vec<_>>()
+            .join(" ");
+        let default = help
             .split_once("[default: ")
             .and_then(|(_, d)| d.split_once(']'))
             .map(|(d, _)| d.to_string());
