@@ -71,13 +71,19 @@ fn assert_limit_is_the_kernels(v: &Json) {
     }
 }
 
-/// One line per scenario for the record (the note and docs/comparison.md
-/// quote them): oomtrace's verdict beside what the runtime reported.
+/// One row per scenario for the record: oomtrace's line beside what the
+/// runtime reported. Printed (the note quotes them), and appended as JSON to
+/// `OOMTRACE_E2E_SIDE_BY_SIDE` when set (`cargo xtask compare` renders
+/// those rows into docs/comparison.md).
 fn side_by_side(scenario: &str, line: &Json, status: &Status) {
+    let what = line["verdict"]
+        .as_str()
+        .or(line["finding"].as_str())
+        .or(line["reason"].as_str())
+        .unwrap_or("?");
     eprintln!(
-        "SIDE-BY-SIDE {scenario}: oomtrace {} {} limit={} basis={} kubelet_reports={} | runtime {:?} exit {} reason {:?}",
+        "SIDE-BY-SIDE {scenario}: oomtrace {} {what} limit={} basis={} kubelet_reports={} | runtime {:?} exit {} reason {:?}",
         line["type"].as_str().unwrap_or("?"),
-        line["verdict"].as_str().or(line["finding"].as_str()).or(line["reason"].as_str()).unwrap_or("?"),
         line["limit"]["cgroup"],
         line["evidence"]["basis"],
         line["kubelet_reports"],
@@ -85,6 +91,34 @@ fn side_by_side(scenario: &str, line: &Json, status: &Status) {
         status.exit_code,
         status.reason
     );
+    let Some(path) = std::env::var_os("OOMTRACE_E2E_SIDE_BY_SIDE") else {
+        return;
+    };
+    let row = serde_json::json!({
+        "scenario": scenario,
+        "oomtrace": {
+            "type": line["type"],
+            "what": what,
+            "kind": line["kind"],
+            "limit": line["limit"]["cgroup"],
+            "basis": line["evidence"]["basis"],
+            "kubelet_reports": line["kubelet_reports"],
+            "summary": line["summary"],
+        },
+        "runtime": {
+            "state": format!("{:?}", status.state),
+            "exit_code": status.exit_code,
+            "reason": status.reason,
+        },
+    });
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.to_string_lossy()));
+    // One write per row: rows from parallel tests do not interleave.
+    std::io::Write::write_all(&mut f, format!("{row}\n").as_bytes())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.to_string_lossy()));
 }
 
 fn assert_names(v: &Json, pod: &CriPod, c: &CriContainer) {

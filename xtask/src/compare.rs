@@ -112,10 +112,107 @@ pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Res
             out.display()
         );
     }
+    runtime_rows(root, env, &out)?;
     let doc = render(&out, &release)?;
     let path = root.join("docs/comparison.md");
     fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("compare: wrote {}", path.display());
+    Ok(())
+}
+
+/// The rows of "what the runtime reported": the CRI verdict scenarios
+/// (tests/tests/cri_verdicts.rs) run on this host, each writing oomtrace's
+/// line beside the runtime's ContainerStatus to `out/runtime.jsonl`.
+fn runtime_rows(root: &Path, env: &setup::BuildEnv, out: &Path) -> anyhow::Result<()> {
+    let rows = out.join(RUNTIME_ROWS);
+    if rows.exists() {
+        fs::remove_file(&rows).with_context(|| format!("clearing {}", rows.display()))?;
+    }
+    let kernel = setup::output("uname", &["-r"]).unwrap_or_default();
+    fs::write(out.join("host-kernel.txt"), kernel.trim())?;
+    let path = rows.display().to_string();
+    crate::cargo_with(
+        root,
+        env,
+        &["test", "-p", "oomtrace-e2e", "--test", "cri_verdicts"],
+        &[("OOMTRACE_E2E_SIDE_BY_SIDE", path.as_str())],
+    )
+    .context("the CRI verdict scenarios (their rows are docs/comparison.md's runtime column)")
+}
+
+/// Where [`runtime_rows`] keeps its rows, beside the VM's outputs.
+const RUNTIME_ROWS: &str = "runtime.jsonl";
+
+/// The section of rows from [`runtime_rows`], sorted by scenario.
+fn render_runtime(d: &mut String, out: &Path) -> anyhow::Result<()> {
+    let Ok(text) = fs::read_to_string(out.join(RUNTIME_ROWS)) else {
+        return Ok(());
+    };
+    let mut rows: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    rows.sort_by(|a, b| a["scenario"].as_str().cmp(&b["scenario"].as_str()));
+    let kernel = fs::read_to_string(out.join("host-kernel.txt")).unwrap_or_default();
+    writeln!(
+        d,
+        "## What the runtime reported: pods made through containerd's CRI
+
+         Generated in the same `cargo xtask compare` run, on the host (Linux {}, cgroup v1,          the tracepoint hooks), by tests/tests/cri_verdicts.rs: a private containerd 1.6 makes          the pods with the kubelet's CRI calls, the kills and stops are real, and each row is          oomtrace's line beside the runtime's own ContainerStatus for that container (the state,          exit code and reason the kubelet reads). bcc and bpftrace print no verdict, so they          have no column here; `cargo xtask test` asserts the same rows on cgroup v2 in the VM.
+",
+        kernel.trim()
+    )?;
+    writeln!(
+        d,
+        "| scenario | oomtrace | limit (the kernel's oom_memcg) | basis | kubelet_reports | what the runtime reported |"
+    )?;
+    writeln!(d, "| --- | --- | --- | --- | --- | --- |")?;
+    for r in &rows {
+        let o = &r["oomtrace"];
+        let what = match o["kind"].as_str() {
+            Some(k) => format!(
+                "{} {} / {k}",
+                o["type"].as_str().unwrap_or("?"),
+                o["what"].as_str().unwrap_or("?")
+            ),
+            None => format!(
+                "{} {}",
+                o["type"].as_str().unwrap_or("?"),
+                o["what"].as_str().unwrap_or("?")
+            ),
+        };
+        let or_dash = |v: &serde_json::Value| match v.as_str() {
+            Some(s) => format!("`{}`", cell(s)),
+            None if v.is_null() => "—".to_string(),
+            None => v.to_string(),
+        };
+        writeln!(
+            d,
+            "| {} | {what} | {} | {} | {} | {}, exit {}, reason `{}` |",
+            r["scenario"].as_str().unwrap_or("?"),
+            or_dash(&o["limit"]),
+            or_dash(&o["basis"]),
+            or_dash(&o["kubelet_reports"]),
+            r["runtime"]["state"].as_str().unwrap_or("?"),
+            r["runtime"]["exit_code"],
+            cell(r["runtime"]["reason"].as_str().unwrap_or("")),
+        )?;
+    }
+    writeln!(
+        d,
+        "
+oomtrace's sentences:
+"
+    )?;
+    for r in &rows {
+        writeln!(
+            d,
+            "- {}: {}",
+            r["scenario"].as_str().unwrap_or("?"),
+            r["oomtrace"]["summary"].as_str().unwrap_or("")
+        )?;
+    }
+    writeln!(d)?;
     Ok(())
 }
 
@@ -372,8 +469,9 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
     if !dmesg.is_empty() {
         writeln!(
             d,
-            "The kernel's own lines for the same kills:\n\n```\n{dmesg}```"
+            "The kernel's own lines for the same kills:\n\n```\n{dmesg}```\n"
         )?;
     }
+    render_runtime(&mut d, out)?;
     Ok(d)
 }

@@ -240,7 +240,7 @@ fn cargo(root: &Path, env: &setup::BuildEnv, args: &[&str]) -> anyhow::Result<()
 }
 
 /// [`cargo`] with extra environment variables.
-fn cargo_with(
+pub(crate) fn cargo_with(
     root: &Path,
     env: &setup::BuildEnv,
     args: &[&str],
