@@ -320,14 +320,16 @@ impl Daemon {
         choice["chosen"].as_str().map(str::to_owned)
     }
 
-    /// Where a memcg verdict's constraint must come from with the hooks this
+    /// Where a memcg verdict's constraint may come from with the hooks this
     /// kernel gave: `struct oom_control` when the per-OOM hook attached,
-    /// else the memcg page counters read at the kill (BTF is present on
-    /// every kernel tested here).
-    pub fn expected_constraint_source(&self) -> &'static str {
+    /// else the kernel's summary line or the memcg page counters read at
+    /// the kill (BTF is present on every kernel tested here).
+    pub fn expected_constraint_sources(&self) -> &'static [&'static str] {
         match self.hook("oom") {
-            Some(_) => "oom_control",
-            None => "memcg_counters",
+            Some(_) => &["oom_control"],
+            // The kernel's summary line when it was read in time, else the
+            // counters (the kernel rate-limits its OOM reports).
+            None => &["kernel_log", "memcg_counters"],
         }
     }
 

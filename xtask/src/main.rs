@@ -285,6 +285,8 @@ fn fixtures(root: &Path) -> anyhow::Result<()> {
             "foundation",
             "--test",
             "scenarios",
+            "--test",
+            "cri_verdicts",
             "--",
             "--test-threads=1",
             // Churn recordings run to megabytes and hold no verdict.

@@ -249,6 +249,15 @@ impl Attributor {
         self.pending.insert(ev.trigger.tid, *ev);
     }
 
+    /// Whether the per-OOM hook read `struct oom_control` for this
+    /// victim's kill (else its scope comes from the kernel log or the
+    /// page counters).
+    pub fn has_oom_control(&self, ev: &VictimEvent) -> bool {
+        self.pending
+            .get(&ev.trigger.tid)
+            .is_some_and(|o| ev.header.boot_ns.saturating_sub(o.header.boot_ns) < 1_000_000_000)
+    }
+
     /// One victim of the OOM killer, as the hooks saw it.
     pub fn assess(
         &mut self,
@@ -385,7 +394,10 @@ impl Attributor {
         let inside = vict.is_empty() || vict.iter().any(|l| l.id == Some(limit_id.0));
         (last.trigger_tid == ev.trigger.tid
             && last.scope.constraint == Some(Constraint::Memcg)
-            && last.scope.source == Some(ConstraintSource::MemcgCounters)
+            && matches!(
+                last.scope.source,
+                Some(ConstraintSource::MemcgCounters | ConstraintSource::KernelLog)
+            )
             && ev.header.boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
             && inside)
             .then(|| last.scope.clone())
@@ -480,6 +492,32 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
     }
     let trig = chain(&ev.trigger);
     let vict = chain(&ev.victim);
+    // Without the per-OOM hook, the kernel's own summary line for this kill
+    // (`oom-kill:constraint=...,oom_memcg=...`) names the cgroup its OOM
+    // killer worked in: that beats inferring it from page counters read a
+    // little later. Its counters come from the trigger's chain when the
+    // chain holds that cgroup.
+    if let Some(s) = snap.kmsg.get(&ev.victim.tgid) {
+        let limit = s.oom_memcg.clone().map(|path| {
+            let level = trig
+                .iter()
+                .find(|l| l.id.and_then(path_of).as_deref() == Some(path.as_str()));
+            match level {
+                Some(l) => LimitAt {
+                    id: l.id.map(CgroupId),
+                    path: Some(path),
+                    usage_pages: l.usage_pages,
+                    max_pages: l.max_pages,
+                },
+                None => LimitAt::at_path(path),
+            }
+        });
+        return Scope {
+            constraint: Some(kmsg_constraint(&s.constraint)),
+            source: Some(ConstraintSource::KernelLog),
+            limit,
+        };
+    }
     if !trig.is_empty() {
         // The OOMing memcg is an ancestor of both: the trigger's charge
         // failed there, and the victim was chosen inside it.
@@ -524,13 +562,6 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
                 source: Some(ConstraintSource::MemcgCounters),
                 limit: None,
             },
-        };
-    }
-    if let Some(s) = snap.kmsg.get(&ev.victim.tgid) {
-        return Scope {
-            constraint: Some(kmsg_constraint(&s.constraint)),
-            source: Some(ConstraintSource::KernelLog),
-            limit: s.oom_memcg.clone().map(LimitAt::at_path),
         };
     }
     Scope {
@@ -1501,6 +1532,51 @@ mod tests {
         let c = chain_container(16_384, 16_384, 16_400, UNLIMITED);
         let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &Hints::default());
         assert_eq!(v.evidence.basis, Some("page_counters_at_limit"));
+    }
+
+    #[test]
+    fn the_kernels_summary_line_names_the_limit_when_no_per_oom_hook_read_it() {
+        // Seen in the 6.1 VM (tracepoint-only hooks, CRI pod): neither level
+        // at its max when read; the kernel's line named the pod.
+        let c = chain_container(66_527_232 / 4096, 16_384, 16_300, 16_384);
+        let tree = tree();
+        let mut kmsg = HashMap::new();
+        kmsg.insert(
+            10,
+            OomSummary {
+                constraint: KmsgConstraint::Memcg,
+                oom_memcg: Some(POD.to_string()),
+                task_memcg: Some(format!("{POD}/{CID}")),
+                task: "oomtrace-hog".into(),
+                pid: 10,
+                uid: Some(0),
+            },
+        );
+        let snap = Snapshot {
+            tree: &tree,
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            kmsg: &kmsg,
+            host_pid_ns: 0,
+        };
+        let v = on(
+            &mut Attributor::default(),
+            &victim(task(10, 1, &c), task(10, 1, &c)),
+            &snap,
+            &Hints::default(),
+        );
+        let limit = v.limit.expect("a limit");
+        assert_eq!(limit.cgroup.as_deref(), Some(POD));
+        assert_eq!(
+            limit.limit_bytes,
+            Some(16_384 * 4096),
+            "the pod level's counters"
+        );
+        assert_eq!(v.evidence.basis, Some("kernel_log"));
+        assert_eq!(
+            v.evidence.constraint_source,
+            Some(ConstraintSource::KernelLog)
+        );
     }
 
     #[test]

@@ -29,9 +29,11 @@ use crate::{
     wording,
 };
 
-/// How long a victim with no kernel-side constraint data waits for the
-/// kernel log's summary line before it is attributed without it.
-const KMSG_WAIT_NS: u64 = 300_000_000;
+/// How long a victim whose scope the per-OOM hook did not read waits for
+/// the kernel log's summary line before it is attributed without it (the
+/// line is printed before the victim is marked; a slow or loaded node
+/// reads /dev/kmsg a few hundred ms late; an oom.group member has none).
+const KMSG_WAIT_NS: u64 = 1_000_000_000;
 /// One verdict per process: a later SIGKILL after a SIGTERM is the same stop.
 const SIGNAL_DEDUP_NS: u64 = 60_000_000_000;
 
@@ -343,8 +345,13 @@ impl Engine {
                 } else {
                     None
                 };
+                // Without the per-OOM hook the kernel's summary line for
+                // this kill names the cgroup at its limit: worth a short
+                // wait (it is printed before the victim is marked, and read
+                // from /dev/kmsg a moment later).
                 let blind = v.victim.memcg_depth() == 0 && v.trigger.memcg_depth() == 0;
-                if blind && !self.kmsg.contains_key(&v.victim.tgid) {
+                let inferred = !self.attributor.has_oom_control(&v);
+                if (blind || inferred) && !self.kmsg.contains_key(&v.victim.tgid) {
                     self.waiting
                         .push_back((v.header.boot_ns + KMSG_WAIT_NS, v, hint));
                 } else {

@@ -63,6 +63,8 @@ struct Track {
     kills: Vec<EarlierKill>,
     more_kills: usize,
     init_killed: bool,
+    /// A kill whose victim may have been the init.
+    maybe_init: bool,
     /// The init's SIGTERM, waiting for the end of the container.
     term: Option<(Process, Signal)>,
     /// Insertion order, for eviction past `MAX_CONTAINERS`.
@@ -85,11 +87,12 @@ fn container_of(cgroup: &str) -> Option<ContainerId> {
 }
 
 impl Misreports {
-    /// Every OOM-kill verdict. Skipped: evictions (not OOM kills), and
-    /// kills where it is unknown whether the init died (`kubelet_reports`
-    /// null: a process sharing the host's pid namespace).
+    /// Every OOM-kill verdict (evictions, not OOM kills, are skipped). A
+    /// kill where it is unknown whether the init died (`kubelet_reports`
+    /// null: the hooks read no namespaces) counts, but then only a signal
+    /// to the init afterwards shows that the init outlived it.
     pub fn on_verdict(&mut self, v: &Verdict) {
-        if v.signal.is_some() || v.kubelet_reports.is_none() {
+        if v.signal.is_some() {
             return;
         }
         let Some(cgroup) = v.victim.cgroup.as_deref() else {
@@ -108,8 +111,10 @@ impl Misreports {
             seq,
             ..Track::default()
         });
-        if v.kubelet_reports == Some(true) {
-            t.init_killed = true;
+        match v.kubelet_reports {
+            Some(true) => t.init_killed = true,
+            Some(false) => {}
+            None => t.maybe_init = true,
         }
         if t.kills.len() < MAX_KILLS {
             t.kills.push(EarlierKill {
@@ -151,10 +156,10 @@ impl Misreports {
     pub fn on_removed(&mut self, cgroup: &str) -> Option<Misreport> {
         let id = container_of(cgroup)?;
         let mut t = self.containers.remove(&id)?;
-        if t.init_killed {
+        let term = t.term.take();
+        if t.init_killed || (t.maybe_init && term.is_none()) {
             return None;
         }
-        let term = t.term.take();
         Some(t.finding(cgroup, term))
     }
 
@@ -349,6 +354,28 @@ mod tests {
             m.on_removed(&format!("/kubepods/burstable/pod{UID}")),
             None,
             "a pod cgroup is not a container's"
+        );
+    }
+
+    #[test]
+    fn a_kill_that_may_have_been_the_inits_needs_the_init_seen_alive_after() {
+        let mut unknown = kill('a', 812, false);
+        unknown.kubelet_reports = None;
+        let mut m = Misreports::default();
+        m.on_verdict(&unknown);
+        assert_eq!(
+            m.on_removed(&cgroup('a')),
+            None,
+            "maybe the init died of it"
+        );
+        m.on_verdict(&unknown);
+        assert_eq!(
+            m.on_init_signal(&cgroup('a'), init(), signal(15, "runc")),
+            None
+        );
+        assert!(
+            m.on_removed(&cgroup('a')).is_some(),
+            "the init lived to be stopped"
         );
     }
 }
