@@ -81,7 +81,7 @@ fn verdicts<'a>(
 
 #[test]
 fn fixtures_carry_their_scenarios_verdicts() {
-    let init = replayed("container_init_over_its_limit_is_reported_by_the_kubelet");
+    let init = replayed("a_containers_init_past_its_limit_matches_the_runtime_and_the_kernel");
     assert!(
         verdicts(&init, |v| v["verdict"] == "pod_limit"
             && v["kubelet_reports"] == true
@@ -90,7 +90,7 @@ fn fixtures_carry_their_scenarios_verdicts() {
             == 1
     );
 
-    let child = replayed("child_process_kill_is_one_the_kubelet_hides");
+    let child = replayed("a_childs_kill_is_reported_as_the_runtime_reports_it");
     assert!(
         verdicts(&child, |v| v["verdict"] == "pod_limit"
             && v["kubelet_reports"] == false)
@@ -98,7 +98,7 @@ fn fixtures_carry_their_scenarios_verdicts() {
             == 1
     );
 
-    let alloc = replayed("pods_over_node_allocatable_get_allocatable_oom");
+    let alloc = replayed("pods_past_allocatable_together_are_node_pressure");
     assert!(verdicts(&alloc, |v| v["kind"] == "allocatable_oom").count() >= 1);
 
     let escape = replayed("process_escaping_its_pod_is_found_at_the_move_and_at_the_kill");
@@ -112,7 +112,7 @@ fn fixtures_carry_their_scenarios_verdicts() {
             == 1
     );
 
-    let evict = replayed("userspace_sigkill_under_pressure_is_an_eviction_and_without_is_not");
+    let evict = replayed("a_hard_eviction_through_the_runtime_is_an_eviction");
     assert!(
         verdicts(&evict, |v| v["kind"] == "eviction"
             && v["signal"]["name"] == "SIGKILL"
@@ -122,19 +122,27 @@ fn fixtures_carry_their_scenarios_verdicts() {
     );
 
     let stops = replayed("signals_under_pressure_that_are_not_the_kubelets_eviction_are_stops");
-    for reason in [
-        "sender_not_runtime",
-        "sigkill_without_sigterm",
-        "grace_longer_than_hard_eviction",
+    let deleted = replayed("a_deletion_under_pressure_is_a_stop");
+    let one = replayed("one_container_stopped_while_its_pod_runs_is_not_an_eviction");
+    for (lines, reason) in [
+        (&stops, "sender_not_runtime"),
+        (&stops, "sigkill_without_sigterm"),
+        (&deleted, "grace_longer_than_hard_eviction"),
+        (&one, "pod_not_stopped"),
     ] {
         assert!(
-            stops
+            lines
                 .iter()
                 .any(|l| l["type"] == "stopped" && l["reason"] == reason),
             "no stopped line with reason {reason}"
         );
+        assert_eq!(verdicts(lines, |v| v["kind"] == "eviction").count(), 0);
     }
-    assert_eq!(verdicts(&stops, |v| v["kind"] == "eviction").count(), 0);
+
+    let misreport = replayed("a_stop_after_a_childs_kill_is_a_misreport_finding");
+    assert!(misreport.iter().any(|l| l["type"] == "finding"
+        && l["finding"] == "oomkilled_misreport"
+        && l["exit"]["signal"] == "SIGTERM"));
 
     let leak = replayed("pod_cgroup_left_behind_is_a_leak_after_the_grace_period");
     assert!(leak
