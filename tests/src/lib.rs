@@ -104,6 +104,21 @@ pub fn pod_path() -> (String, String) {
     (pod, container)
 }
 
+/// The `NSpid:` line of /proc/<pid>/status: host pid, then pid in the
+/// process's own pid namespace (empty once it is gone).
+pub fn nspid(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Polls `cond` every 10 ms until it holds or `limit` passes.
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

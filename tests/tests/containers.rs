@@ -10,7 +10,7 @@ use oomtrace_e2e::{
         cgroup2_nsdelegate, cgroup_mounts, host_cgroupfs_mount, memory_cgroup_of, oom_kill_count,
         Exit, Pod, Qos,
     },
-    memory_root, unique_uid, wait_until, Cgroup, CgroupVersion, DEADLINE,
+    memory_root, nspid, unique_uid, wait_until, Cgroup, CgroupVersion, DEADLINE,
 };
 
 const LIMIT: u64 = 64 << 20;
@@ -18,21 +18,6 @@ const LIMIT: u64 = 64 << 20;
 fn ns(pid: u32, kind: &str) -> String {
     fs::read_link(format!("/proc/{pid}/ns/{kind}"))
         .map(|l| l.display().to_string())
-        .unwrap_or_default()
-}
-
-/// The `NSpid:` line of /proc/<pid>/status: host pid, then pid in the
-/// container's namespace.
-fn nspid(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
         .unwrap_or_default()
 }
 

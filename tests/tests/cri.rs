@@ -15,7 +15,7 @@ use std::{
 use oomtrace_e2e::{
     container::{cgroup_mounts, memory_cgroup_of, Qos},
     cri::{Containerd, CriPod, State, Status},
-    memory_root, wait_until, CgroupVersion, DEADLINE,
+    memory_root, nspid, wait_until, CgroupVersion, DEADLINE,
 };
 
 const LIMIT: u64 = 64 << 20;
@@ -27,21 +27,6 @@ fn status(state: State, exit_code: i32, reason: &str) -> Status {
         reason: reason.into(),
         message: String::new(),
     }
-}
-
-/// The `NSpid:` line of /proc/<pid>/status: host pid, then pid in the
-/// container's namespace.
-fn nspid(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn memory_limit(dir: &Path) -> u64 {

@@ -243,7 +243,10 @@ impl Engine {
                 if every > 0 && now.saturating_sub(self.last_heartbeat.max(started)) >= every {
                     self.count(&out);
                     counted = out.len();
-                    self.last_heartbeat = now;
+                    // On the grid of `every` from the start: a tick a little
+                    // late does not push every later beat back (at 1 s ticks
+                    // that skipped every other beat).
+                    self.last_heartbeat = now - now.saturating_sub(started) % every;
                     self.counts.uptime_s = now.saturating_sub(started) / 1_000_000_000;
                     self.counts.cgroups = self.tree.live().count() as u64;
                     if let Some(a) = &self.audit {
