@@ -77,10 +77,21 @@ const SAME_EVICTION_S: i64 = 60;
 impl Reader {
     /// A file is read from its current end: lines written before oomtrace
     /// started are about evictions it did not see.
+    /// A file that cannot be read at start is not read at all (said once):
+    /// else every eviction would wait for a line that cannot come.
     pub fn new(source: Source) -> Reader {
-        let offset = match &source {
-            Source::File(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-            _ => 0,
+        let (source, offset) = match source {
+            Source::File(p) => match std::fs::metadata(&p) {
+                Ok(m) if File::open(&p).is_ok() => (Source::File(p), m.len()),
+                _ => {
+                    tracing::warn!(
+                        "the kubelet log {} cannot be read: eviction verdicts rest on oomtrace's inference alone",
+                        p.display()
+                    );
+                    (Source::None, 0)
+                }
+            },
+            other => (other, 0),
         };
         Reader {
             source,
@@ -203,6 +214,7 @@ mod tests {
             "a later eviction"
         );
         let mut r = Reader::new(Source::File(dir.join("missing.log")));
+        assert!(!r.enabled(), "a file missing at start is not waited for");
         assert_eq!(r.evicted("default", "nginx", 0), None);
         let _ = std::fs::remove_dir_all(dir);
     }
