@@ -358,6 +358,27 @@ mod tests {
     }
 
     #[test]
+    fn the_systemd_drivers_names_are_containers_too() {
+        let uid = UID.replace('-', "_");
+        let scope = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-{}.scope",
+            id('d')
+        );
+        let mut v = kill('d', 812, false);
+        v.victim.cgroup = Some(scope.clone());
+        let mut m = Misreports::default();
+        m.on_verdict(&v);
+        let f = m
+            .on_init_signal(&scope, init(), signal(9, "runc"))
+            .expect("a finding for the systemd-named container");
+        assert_eq!(f.container_cgroup, scope);
+        assert_eq!(
+            f.identity.container.map(|c| c.id),
+            Some(ContainerId::parse(&id('d')).expect("id"))
+        );
+    }
+
+    #[test]
     fn a_kill_that_may_have_been_the_inits_needs_the_init_seen_alive_after() {
         let mut unknown = kill('a', 812, false);
         unknown.kubelet_reports = None;
