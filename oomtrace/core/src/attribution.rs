@@ -7,7 +7,7 @@
 //! reads what that assessment needs from the node ([`Observed`]); and
 //! [`verdict`] builds the one `Verdict`, worded by [`crate::wording`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use oomtrace_common::{MemcgRead, OomEvent, SignalEvent, TaskInfo, VictimEvent, VictimSource};
 
@@ -136,8 +136,15 @@ pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
 pub struct Attributor {
     /// Per-OOM records waiting for their victims, by trigger tid.
     pending: HashMap<u32, OomEvent>,
-    last: Option<LastVictim>,
+    /// The latest victims, newest last: the later victims of one OOM
+    /// invocation (an oom.group kill) may be judged after other kills
+    /// (they wait for a kernel-log line the kernel prints only for the
+    /// first), so more than the very last one is kept.
+    recent: VecDeque<LastVictim>,
 }
+
+/// Victims remembered for [`Attributor::recent`].
+const RECENT_VICTIMS: usize = 64;
 
 struct LastVictim {
     trigger_tid: u32,
@@ -357,18 +364,20 @@ impl Attributor {
     fn incident(&mut self, ev: &VictimEvent, oom: Option<&OomEvent>, scope: &Scope) -> String {
         let boot_ns = ev.header.boot_ns;
         let limit = scope.limit.as_ref().and_then(|l| l.id).map(|c| c.0);
-        let incident = match (oom, &self.last) {
+        let same = self.recent.iter().rev().find(|last| {
+            last.trigger_tid == ev.trigger.tid
+                && last.limit == limit
+                && boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
+        });
+        let incident = match (oom, same) {
             (Some(o), _) => format!("oom-{}", o.header.boot_ns),
-            (None, Some(last))
-                if last.trigger_tid == ev.trigger.tid
-                    && last.limit == limit
-                    && boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS =>
-            {
-                last.incident.clone()
-            }
+            (None, Some(last)) => last.incident.clone(),
             _ => format!("oom-{boot_ns}"),
         };
-        self.last = Some(LastVictim {
+        if self.recent.len() >= RECENT_VICTIMS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(LastVictim {
             trigger_tid: ev.trigger.tid,
             limit,
             boot_ns,
@@ -376,6 +385,22 @@ impl Attributor {
             scope: scope.clone(),
         });
         incident
+    }
+
+    /// The victim judged last of the OOM invocation `ev` may belong to:
+    /// the same trigger, moments before.
+    fn follows(&self, ev: &VictimEvent) -> Option<&LastVictim> {
+        self.recent.iter().rev().find(|last| {
+            last.trigger_tid == ev.trigger.tid
+                && ev.header.boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
+        })
+    }
+
+    /// Whether an earlier victim of the same OOM invocation was judged
+    /// already: then this one needs no kernel-log line of its own (the
+    /// kernel prints one per invocation).
+    pub fn follows_a_judged_victim(&self, ev: &VictimEvent) -> bool {
+        self.follows(ev).is_some()
     }
 
     /// Without a per-OOM record, the later victims of one oom.group kill
@@ -388,7 +413,7 @@ impl Attributor {
         if oom.is_some() {
             return None;
         }
-        let last = self.last.as_ref()?;
+        let last = self.follows(ev)?;
         let limit_id = last.scope.limit.as_ref()?.id?;
         let vict = chain(&ev.victim);
         let inside = vict.is_empty() || vict.iter().any(|l| l.id == Some(limit_id.0));

@@ -353,7 +353,8 @@ impl Engine {
                 // wait (it is printed before the victim is marked, and read
                 // from /dev/kmsg a moment later).
                 let blind = v.victim.memcg_depth() == 0 && v.trigger.memcg_depth() == 0;
-                let inferred = !self.attributor.has_oom_control(&v);
+                let inferred = !self.attributor.has_oom_control(&v)
+                    && !self.attributor.follows_a_judged_victim(&v);
                 if (blind || inferred) && !self.kmsg.contains_key(&v.victim.tgid) {
                     self.waiting
                         .push_back((v.header.boot_ns + KMSG_WAIT_NS, v, hint));
@@ -409,7 +410,11 @@ impl Engine {
 
     fn flush_waiting(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
         while let Some((deadline, v, _)) = self.waiting.front() {
-            if !self.kmsg.contains_key(&v.victim.tgid) && self.now < *deadline {
+            // An oom.group member gets no kernel-log line of its own: its
+            // invocation's first victim, judged, is enough.
+            let ready = self.kmsg.contains_key(&v.victim.tgid)
+                || self.attributor.follows_a_judged_victim(v);
+            if !ready && self.now < *deadline {
                 break;
             }
             let Some((_, v, hint)) = self.waiting.pop_front() else {
