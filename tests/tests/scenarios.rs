@@ -154,3 +154,47 @@ fn container_churn_gives_no_verdict() {
     );
     daemon.finish();
 }
+
+/// kubernetes#140716 with the systemd cgroup driver's names (containerd's
+/// systemd driver needs systemd as PID 1, which these machines do not run:
+/// the cgroups are named by hand, runc makes them): a child OOM-killed, then
+/// the runtime's SIGTERM ends the init, which the runtime will report
+/// `OOMKilled`; oomtrace says it was not.
+#[test]
+fn a_misreport_under_the_systemd_drivers_names() {
+    let daemon = Daemon::start(&[]);
+    let node = oomtrace_e2e::container::Node::new();
+    let pod = Pod::new(Qos::Burstable);
+    let mut spec = pod
+        .container(&[
+            "sh",
+            "-c",
+            "trap 'exit 143' TERM; oomtrace-hog --mib 256; while :; do sleep 1 & wait $!; done",
+        ])
+        .memory_limit(LIMIT);
+    spec.cgroups_path = format!(
+        "{}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{}.scope",
+        node.prefix,
+        pod.uid.replace('-', "_"),
+        spec.id
+    );
+    let c = spec.start();
+    let kill = daemon.wait_for("the child's verdict", |l| {
+        l["type"] == "verdict" && l["container"]["id"] == c.id.as_str()
+    });
+    assert_eq!(kill["victim"]["comm"], "oomtrace-hog", "{kill}");
+    assert_eq!(c.status(), "running", "the init lives on");
+    c.kill("TERM");
+    // runc passes exit 143 on as 128 + 15.
+    assert_eq!(c.wait_exit(DEADLINE), Some(Exit::Signal(15)));
+    c.delete();
+    let f = daemon.wait_for("the misreport finding", |l| {
+        l["type"] == "finding" && l["finding"] == "oomkilled_misreport"
+    });
+    assert_eq!(f["container"]["id"], c.id.as_str(), "{f}");
+    assert_eq!(f["pod"]["uid"], pod.uid.as_str(), "{f}");
+    assert_eq!(f["cgroup"], c.cgroups_path.as_str(), "{f}");
+    assert_eq!(f["exit"]["signal"], "SIGTERM", "{f}");
+    assert_eq!(f["earlier_kills"][0]["incident"], kill["incident"], "{f}");
+    daemon.finish();
+}

@@ -156,10 +156,13 @@ fn render_runtime(d: &mut String, out: &Path) -> anyhow::Result<()> {
     let kernel = fs::read_to_string(out.join("host-kernel.txt")).unwrap_or_default();
     writeln!(
         d,
-        "## What the runtime reported: pods made through containerd's CRI
-
-         Generated in the same `cargo xtask compare` run, on the host (Linux {}, cgroup v1,          the tracepoint hooks), by tests/tests/cri_verdicts.rs: a private containerd 1.6 makes          the pods with the kubelet's CRI calls, the kills and stops are real, and each row is          oomtrace's line beside the runtime's own ContainerStatus for that container (the state,          exit code and reason the kubelet reads). bcc and bpftrace print no verdict, so they          have no column here; `cargo xtask test` asserts the same rows on cgroup v2 in the VM.
-",
+        "## What the runtime reported: pods made through containerd's CRI\n\n\
+         Generated in the same `cargo xtask compare` run, on the host (Linux {}, cgroup v1, \
+         the tracepoint hooks), by tests/tests/cri_verdicts.rs: a private containerd 1.6 makes \
+         the pods with the kubelet's CRI calls, the kills and stops are real, and each row is \
+         oomtrace's line beside the runtime's own ContainerStatus for that container (the state, \
+         exit code and reason the kubelet reads). bcc and bpftrace print no verdict, so they \
+         have no column here; `cargo xtask test` asserts the same rows on cgroup v2 in the VM.\n",
         kernel.trim()
     )?;
     writeln!(
