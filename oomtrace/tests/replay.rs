@@ -139,10 +139,18 @@ fn fixtures_carry_their_scenarios_verdicts() {
         assert_eq!(verdicts(lines, |v| v["kind"] == "eviction").count(), 0);
     }
 
-    let misreport = replayed("a_stop_after_a_childs_kill_is_a_misreport_finding");
-    assert!(misreport.iter().any(|l| l["type"] == "finding"
-        && l["finding"] == "oomkilled_misreport"
-        && l["exit"]["signal"] == "SIGTERM"));
+    for name in [
+        "a_stop_after_a_childs_kill_is_a_misreport_finding",
+        "a_misreport_under_the_systemd_drivers_names",
+    ] {
+        let misreport = replayed(name);
+        assert!(
+            misreport.iter().any(|l| l["type"] == "finding"
+                && l["finding"] == "oomkilled_misreport"
+                && l["exit"]["signal"] == "SIGTERM"),
+            "{name}"
+        );
+    }
 
     let leak = replayed("pod_cgroup_left_behind_is_a_leak_after_the_grace_period");
     assert!(leak
