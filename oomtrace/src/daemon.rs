@@ -29,6 +29,7 @@ use oomtrace_core::{
     hooks::Family,
     kernel_log,
     observe::{self, Live, Observe, Sources},
+    oom_report::OomLine,
     pods::{self, Level},
     recording::{self, Recorder},
     sink::{json::JsonSink, text::TextSink, CgroupStatus, Line, Sink, Status},
@@ -469,9 +470,9 @@ impl Daemon {
         if let Err(e) = state::save(&self.config.common.state_file, &self.position) {
             tracing::warn!("{e}");
         }
-        match seen.summary {
-            Some(summary) => self.feed(Input::Kmsg(summary)),
-            None => Ok(()),
+        match seen.line {
+            OomLine::Summary(summary) => self.feed(Input::Kmsg(summary)),
+            OomLine::Kill(kill) => self.feed(Input::KmsgKill(kill.pid)),
         }
     }
 

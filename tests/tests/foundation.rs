@@ -35,12 +35,43 @@ fn assert_pod_limit(v: &Json, pid: u32, uid: &str, cid: &str, limit_cgroup: &str
         "{v}"
     );
     assert!(v["incident"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+    assert_memory_at_the_kill(v, limit_cgroup);
     assert!(
         v["summary"]
             .as_str()
             .is_some_and(|s| s.contains("oomtrace-hog")),
         "{v}"
     );
+}
+
+/// The memory is the kill's: the kernel's report (the cgroup at its limit,
+/// full there) or the victim cgroup's page counter read at the kill — never
+/// a read after it, when the victim's pages may be gone already. Null only
+/// where the classic tracepoint read no counters and no report came.
+fn assert_memory_at_the_kill(v: &Json, limit_cgroup: &str) {
+    let m = &v["memory"];
+    let usage = m["usage_bytes"].as_u64();
+    match m["source"].as_str() {
+        Some("kernel_oom_report") => {
+            assert_eq!(m["cgroup"], limit_cgroup, "{v}");
+            assert!(usage.is_some_and(|u| u + (4 << 20) >= LIMIT), "{v}");
+            // The hog's anonymous memory filled the limit.
+            assert!(
+                m["anon_bytes"].as_u64().is_some_and(|a| a >= LIMIT / 2),
+                "{v}"
+            );
+            assert!(m["working_set_bytes"].as_u64().is_some(), "{v}");
+        }
+        Some("page_counter") => {
+            assert_eq!(m["cgroup"], v["victim"]["cgroup"], "{v}");
+            assert!(usage.is_some_and(|u| u + (4 << 20) >= LIMIT), "{v}");
+            assert_eq!(m["anon_bytes"], Json::Null, "{v}");
+        }
+        _ => assert!(
+            m.is_null() && v["evidence"]["victim_hook"] == "tracepoint",
+            "memory without a known source: {v}"
+        ),
+    }
 }
 
 /// The constraint's source follows from the hooks the kernel gave this
@@ -114,6 +145,68 @@ fn pod_level_limit_guaranteed() {
     assert_pod_limit(&v, pid, &uid, &cid, &pod.rel, "Guaranteed");
     assert_constraint_source(&daemon, &v);
     assert_eq!(v["victim"]["cgroup"], container.rel.as_str(), "{v}");
+    daemon.finish();
+}
+
+/// Busy loops on every CPU while they live: a loaded node, where the daemon
+/// runs late after a burst of kills.
+struct CpuLoad(Vec<std::process::Child>);
+
+impl CpuLoad {
+    fn start() -> CpuLoad {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        CpuLoad(
+            (0..cpus)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for CpuLoad {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_burst_of_kills_across_pods_keeps_each_kills_memory() {
+    // Six pods past their limits at once on a loaded node: every verdict's
+    // memory is its own kill's (the cgroup full), however late the daemon
+    // gets to it. A read of cgroupfs after the kill shows what is left.
+    let daemon = Daemon::start(&[]);
+    let load = CpuLoad::start();
+    let pods: Vec<(String, String, Cgroup)> = (0..6)
+        .map(|_| {
+            let uid = unique_uid();
+            let cid = unique_container_id();
+            let c = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+            c.set_limit(LIMIT);
+            (uid, cid, c)
+        })
+        .collect();
+    let pids: Vec<u32> = std::thread::scope(|s| {
+        let hogs: Vec<_> = pods
+            .iter()
+            .map(|(_, _, c)| s.spawn(move || oom_hog(c, 256)))
+            .collect();
+        hogs.into_iter()
+            .map(|h| h.join().expect("a hog's thread"))
+            .collect()
+    });
+    drop(load);
+    for ((uid, cid, c), pid) in pods.iter().zip(pids) {
+        let v = daemon.wait_for("the burst's verdicts", is_verdict_for(pid));
+        assert_pod_limit(&v, pid, uid, cid, &c.rel, "Burstable");
+    }
     daemon.finish();
 }
 

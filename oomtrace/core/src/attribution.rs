@@ -96,6 +96,8 @@ pub struct Observed {
     pub growth: Option<Vec<Growth>>,
     pub top_consumers: Option<Vec<Consumer>>,
     pub names: Names,
+    /// ns from the kill to the engine's reads for it (OOM kills).
+    pub judged_after_ns: Option<u64>,
 }
 
 /// The one place a `Verdict` is built, from every source.
@@ -125,7 +127,12 @@ pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
         signal: a.signal,
         top_consumers: seen.top_consumers,
         growth: seen.growth,
-        evidence: a.evidence,
+        evidence: crate::verdict::Evidence {
+            judged_after_ms: seen
+                .judged_after_ns
+                .map(|ns| (ns as f64 / 1e4).round() / 100.0),
+            ..a.evidence
+        },
         summary: String::new(),
     };
     v.summary = wording::summary(&v);
@@ -356,6 +363,7 @@ impl Attributor {
                 basis: Some(scope.basis()),
                 grace_s: None,
                 eviction_threshold: None,
+                judged_after_ms: None,
             },
             host_pid_ns: known(ev.victim.pid_ns()).is_none_or(|ns| ns == snap.host_pid_ns),
         }
@@ -1575,6 +1583,7 @@ mod tests {
                 task: "oomtrace-hog".into(),
                 pid: 10,
                 uid: Some(0),
+                report: None,
             },
         );
         let snap = Snapshot {

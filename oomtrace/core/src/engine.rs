@@ -18,8 +18,8 @@ use crate::{
     cgroup::{CgroupId, CgroupTree, Layout, Version},
     event::{self, Event},
     misreport::{Misreport, Misreports},
-    observe::{MemoryStat, Observe},
-    oom_report::OomSummary,
+    observe::Observe,
+    oom_report::{MemcgReport, OomSummary},
     pods::{self, Level},
     sink::{Heartbeat, Line, Lost},
     verdict::{
@@ -29,11 +29,16 @@ use crate::{
     wording,
 };
 
-/// How long a victim whose scope the per-OOM hook did not read waits for
-/// the kernel log's summary line before it is attributed without it (the
-/// line is printed before the victim is marked; a slow or loaded node
-/// reads /dev/kmsg a few hundred ms late; an oom.group member has none).
+/// How long a victim waits for the kernel's OOM report (its summary line
+/// names the cgroup at its limit where no per-OOM hook read it, and its
+/// stats are the memory at the kill) before it is judged without it. The
+/// report is printed before the victim is marked; a slow or loaded node
+/// reads /dev/kmsg a few hundred ms late. The wait ends early at the kill's
+/// own `Killed process` line (a rate-limited report: none will come); an
+/// oom.group member has none of its own and waits for none.
 const KMSG_WAIT_NS: u64 = 1_000_000_000;
+/// Reports kept for the later victims of their OOM invocation.
+const REPORTS_KEPT: usize = 64;
 /// One verdict per process: a later SIGKILL after a SIGTERM is the same stop.
 const SIGNAL_DEDUP_NS: u64 = 60_000_000_000;
 
@@ -42,6 +47,9 @@ pub enum Input {
     /// A raw ring-buffer record.
     Kernel(#[serde(with = "b64")] Bytes),
     Kmsg(OomSummary),
+    /// The kernel log's `Killed process` line for this pid: its report, if
+    /// any, has been read.
+    KmsgKill(u32),
     /// Time passes (CLOCK_BOOTTIME ns).
     Tick(u64),
     /// Per-hook totals of ring-buffer reservation failures.
@@ -129,6 +137,10 @@ pub struct Engine {
     tree: CgroupTree,
     attributor: Attributor,
     kmsg: HashMap<u32, OomSummary>,
+    /// Pids whose `Killed process` line was read without a summary before it.
+    unreported: HashSet<u32>,
+    /// The memcg part of the latest OOM reports, by incident.
+    reports: VecDeque<(String, MemcgReport)>,
     waiting: VecDeque<(u64, oomtrace_common::VictimEvent, Option<String>)>,
     /// Pid namespace → the container cgroup its first process joined.
     owners: HashMap<u32, String>,
@@ -176,6 +188,8 @@ impl Engine {
             tree,
             attributor: Attributor::default(),
             kmsg: HashMap::new(),
+            unreported: HashSet::new(),
+            reports: VecDeque::new(),
             waiting: VecDeque::new(),
             owners,
             pod_of_pid,
@@ -230,7 +244,18 @@ impl Engine {
                 if self.kmsg.len() > 4096 {
                     self.kmsg.clear();
                 }
+                self.unreported.remove(&s.pid);
                 self.kmsg.insert(s.pid, s);
+                self.flush_waiting(obs, &mut out);
+            }
+            Input::KmsgKill(pid) => {
+                if !self.kmsg.contains_key(&pid) {
+                    if self.unreported.len() > 4096 {
+                        self.unreported.clear();
+                    }
+                    self.unreported.insert(pid);
+                }
+                self.flush_waiting(obs, &mut out);
             }
             Input::Tick(now) => {
                 self.now = self.now.max(now);
@@ -261,6 +286,11 @@ impl Engine {
                 for past in &kills {
                     let a = attribution::from_kernel_log(past, self.start.boot_to_wall_ns);
                     let seen = Observed {
+                        memory: past
+                            .summary
+                            .as_ref()
+                            .and_then(|s| s.report.as_ref())
+                            .map(Memory::from_report),
                         names: self.names(&a.identity, obs),
                         ..Observed::default()
                     };
@@ -348,14 +378,7 @@ impl Engine {
                 } else {
                     None
                 };
-                // Without the per-OOM hook the kernel's summary line for
-                // this kill names the cgroup at its limit: worth a short
-                // wait (it is printed before the victim is marked, and read
-                // from /dev/kmsg a moment later).
-                let blind = v.victim.memcg_depth() == 0 && v.trigger.memcg_depth() == 0;
-                let inferred = !self.attributor.has_oom_control(&v)
-                    && !self.attributor.follows_a_judged_victim(&v);
-                if (blind || inferred) && !self.kmsg.contains_key(&v.victim.tgid) {
+                if !self.report_read(&v) {
                     self.waiting
                         .push_back((v.header.boot_ns + KMSG_WAIT_NS, v, hint));
                 } else {
@@ -410,11 +433,7 @@ impl Engine {
 
     fn flush_waiting(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
         while let Some((deadline, v, _)) = self.waiting.front() {
-            // An oom.group member gets no kernel-log line of its own: its
-            // invocation's first victim, judged, is enough.
-            let ready = self.kmsg.contains_key(&v.victim.tgid)
-                || self.attributor.follows_a_judged_victim(v);
-            if !ready && self.now < *deadline {
+            if !self.report_read(v) && self.now < *deadline {
                 break;
             }
             let Some((_, v, hint)) = self.waiting.pop_front() else {
@@ -422,6 +441,16 @@ impl Engine {
             };
             self.victim(&v, hint, obs, out);
         }
+    }
+
+    /// Whether the kernel's report for this victim has been read, or none
+    /// will come: an oom.group member gets none of its own (its
+    /// invocation's first victim, judged, had it).
+    fn report_read(&self, v: &oomtrace_common::VictimEvent) -> bool {
+        let pid = v.victim.tgid;
+        self.kmsg.contains_key(&pid)
+            || self.unreported.contains(&pid)
+            || self.attributor.follows_a_judged_victim(v)
     }
 
     fn owner_of(&self, pid_ns: Option<u32>) -> Option<&str> {
@@ -456,6 +485,12 @@ impl Engine {
             trigger_owner: trigger_owner.as_deref(),
         };
         let a = self.attributor.assess(v, &snap, &hints);
+        if let Some(r) = self.kmsg.get(&v.victim.tgid).and_then(|s| s.report.clone()) {
+            if self.reports.len() >= REPORTS_KEPT {
+                self.reports.pop_front();
+            }
+            self.reports.push_back((a.incident.clone(), r));
+        }
         let seen = self.observe_kill(&a, v, obs);
         let group_kill = self.group_kill(&a, seen.oom_group);
         if let Some(audit) = self.audit.as_mut() {
@@ -478,11 +513,8 @@ impl Engine {
             .as_ref()
             .and_then(|l| l.cgroup.as_deref())
             .and_then(|limit| obs.oom_group(a.victim.cgroup.as_deref().unwrap_or(limit), limit));
-        let memory = a.victim.cgroup.as_ref().and_then(|cgroup| {
-            let stat = obs.memory_stat(cgroup);
-            let read_at = obs.now_boot_ns();
-            stat.map(|s| memory(cgroup.clone(), s, read_at.saturating_sub(a.boot_ns)))
-        });
+        let judged_at = obs.now_boot_ns();
+        let memory = self.kill_memory(a, v);
         let node_memory = obs.node_memory().map(|n| NodeMemory::of(&n, None));
         let growth = self.growth(v, obs);
         let top_consumers =
@@ -494,7 +526,34 @@ impl Engine {
             growth,
             top_consumers,
             names: self.names(&a.identity, obs),
+            judged_after_ns: Some(judged_at.saturating_sub(a.boot_ns)),
         }
+    }
+
+    /// The memory at the kill: the kernel's report for this kill's OOM
+    /// invocation, else the victim cgroup's page counter as the victim hook
+    /// read it. Never cgroupfs after the kill: the victim's pages are being
+    /// freed by then.
+    fn kill_memory(&self, a: &Assessment, v: &oomtrace_common::VictimEvent) -> Option<Memory> {
+        let report = self
+            .kmsg
+            .get(&v.victim.tgid)
+            .and_then(|s| s.report.as_ref())
+            .or_else(|| {
+                self.reports
+                    .iter()
+                    .rev()
+                    .find(|(incident, _)| *incident == a.incident)
+                    .map(|(_, r)| r)
+            });
+        if let Some(r) = report {
+            return Some(Memory::from_report(r));
+        }
+        let pages = v.victim.memcg(0)?.usage_pages?;
+        Some(Memory::from_page_counter(
+            a.victim.cgroup.clone()?,
+            pages.saturating_mul(self.start.page_size),
+        ))
     }
 
     fn on_pressure(&mut self, p: &oomtrace_common::PressureEvent) {
@@ -1084,22 +1143,6 @@ fn pod_cgroup_of(path: &str) -> Option<String> {
     }
 }
 
-fn memory(cgroup: String, s: MemoryStat, delay_ns: u64) -> Memory {
-    Memory {
-        cgroup,
-        working_set_bytes: s
-            .usage_bytes
-            .map(|u| u.saturating_sub(s.inactive_file_bytes.unwrap_or(0))),
-        usage_bytes: s.usage_bytes,
-        anon_bytes: s.anon_bytes,
-        file_bytes: s.file_bytes,
-        active_file_bytes: s.active_file_bytes,
-        inactive_file_bytes: s.inactive_file_bytes,
-        slab_bytes: s.slab_bytes,
-        read_delay_ms: (delay_ns as f64 / 1e4).round() / 100.0,
-    }
-}
-
 fn leaf_path(tree: &CgroupTree, t: &oomtrace_common::TaskInfo) -> Option<String> {
     t.leaf_memcg_id()
         .filter(|&id| id != 0)
@@ -1124,6 +1167,7 @@ mod tests {
         kubelet::Threshold,
         observe::{Charges, MemoryStat, Namespaces, NodeMemory},
         pods::{ContainerId, PodUid},
+        verdict::{MemorySource, Verdict},
     };
 
     const HOST_NS: u32 = 1;
@@ -1488,6 +1532,80 @@ mod tests {
             .iter()
             .filter(|l| matches!(l, Line::Verdict(_)))
             .count()
+    }
+
+    fn only_verdict(lines: &[Line]) -> &Verdict {
+        let v: Vec<&Verdict> = lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Verdict(v) => Some(&**v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(v.len(), 1, "{lines:?}");
+        v[0]
+    }
+
+    fn summary_for(pid: u32, report: Option<MemcgReport>) -> OomSummary {
+        let cgroup = format!("{POD_A}/{CID_A}");
+        OomSummary {
+            constraint: crate::oom_report::Constraint::Memcg,
+            oom_memcg: Some(cgroup.clone()),
+            task_memcg: Some(cgroup),
+            task: "worker".into(),
+            pid,
+            uid: Some(0),
+            report,
+        }
+    }
+
+    #[test]
+    fn the_memory_is_the_kernels_report_at_the_kill() {
+        let mut e = audited(false);
+        let mut k = Fake::default();
+        ticks(&mut e, &mut k, 1, 2);
+        // The victim record first: it waits for the report.
+        let out = e.handle(killed(100, 100, 2 * S), &mut k);
+        assert!(out.is_empty() && e.waiting(), "{out:?}");
+        let report = MemcgReport {
+            cgroup: format!("{POD_A}/{CID_A}"),
+            usage_kb: Some(16384),
+            limit_kb: Some(16384),
+            stats: [
+                ("anon".to_owned(), 15 << 20),
+                ("inactive_file".to_owned(), 1 << 20),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let out = e.handle(Input::Kmsg(summary_for(100, Some(report))), &mut k);
+        let m = only_verdict(&out).memory.clone().expect("memory");
+        assert_eq!(m.source, MemorySource::KernelOomReport);
+        assert_eq!(m.anon_bytes, Some(15 << 20));
+        assert_eq!(m.working_set_bytes, Some(15 << 20));
+    }
+
+    #[test]
+    fn a_rate_limited_report_leaves_the_page_counter_and_no_wait() {
+        let mut e = audited(false);
+        let mut k = Fake::default();
+        ticks(&mut e, &mut k, 1, 2);
+        assert!(e.handle(killed(100, 100, 2 * S), &mut k).is_empty());
+        // The kill line without a summary before it: no report will come.
+        let out = e.handle(Input::KmsgKill(100), &mut k);
+        let m = only_verdict(&out).memory.clone().expect("memory");
+        assert_eq!(m.source, MemorySource::PageCounter);
+        assert_eq!(m.cgroup, format!("{POD_A}/{CID_A}"));
+        assert_eq!(m.usage_bytes, Some(4096 * 4096));
+        assert_eq!((m.anon_bytes, m.working_set_bytes), (None, None));
+        // Had the kill line come first, the record is judged at once.
+        let out = e.handle(Input::KmsgKill(101), &mut k);
+        assert!(out.is_empty());
+        let out = e.handle(killed(101, 101, 3 * S), &mut k);
+        assert_eq!(
+            only_verdict(&out).memory.as_ref().map(|m| m.source),
+            Some(MemorySource::PageCounter)
+        );
     }
 
     #[test]

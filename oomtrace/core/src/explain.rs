@@ -110,7 +110,7 @@ pub fn explain_with(input: &[u8], opts: Options) -> Result<Vec<LoggedKill>, Expl
             continue;
         }
         if let Some(r) = report.as_mut() {
-            if let Some(ul) = usage_limit(text) {
+            if let Some(ul) = oom_report::usage_limit(text) {
                 r.usage_limit_kb.get_or_insert(ul);
                 continue;
             }
@@ -171,6 +171,7 @@ pub fn explain_with(input: &[u8], opts: Options) -> Result<Vec<LoggedKill>, Expl
                         task: kill.comm.clone(),
                         pid: kill.pid,
                         uid: None,
+                        report: None,
                     })
                 });
                 // The usage and limit printed for the memcg the summary names.
@@ -222,14 +223,6 @@ fn incident(s: &Stamped, line_no: u64) -> String {
         (None, Some(us)) => format!("log-{}.{:06}", us / 1_000_000, us % 1_000_000),
         (None, None) => format!("line-{line_no}"),
     }
-}
-
-/// `memory: usage 16384kB, limit 16384kB, failcnt 19` (v1 and v2 alike).
-fn usage_limit(text: &str) -> Option<(u64, u64)> {
-    let rest = text.strip_prefix("memory: usage ")?;
-    let (usage, rest) = rest.split_once("kB, limit ")?;
-    let (limit, _) = rest.split_once("kB")?;
-    Some((usage.parse().ok()?, limit.parse().ok()?))
 }
 
 /// The kernel's text of one input line, its prefix stripped; `None` for a

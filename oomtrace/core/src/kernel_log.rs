@@ -1,7 +1,8 @@
 //! /dev/kmsg: the kernel's OOM lines. Live, a thread of its own (reads
 //! block) follows the log from its end and hands the `oom-kill:` summary
-//! lines to the pipeline; the kernel rate-limits them, so they only fill
-//! gaps. At start, the backlog since the last run shows the kills that
+//! lines, each with its report's memcg numbers, and the `Killed process`
+//! lines to the pipeline; the kernel rate-limits the reports, so they fill
+//! gaps and give the memory at the kill when they come. At start, the backlog since the last run shows the kills that
 //! happened while oomtrace was not running.
 
 use std::{
@@ -14,13 +15,13 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use crate::oom_report::{self, OomKill, OomLine, OomSummary};
+use crate::oom_report::{self, OomKill, OomLine, OomSummary, ReportReader};
 
-/// A summary line, with the log sequence number it had.
+/// A summary or kill line, with the log sequence number it had.
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub seq: u64,
-    pub summary: Option<OomSummary>,
+    pub line: OomLine,
 }
 
 /// A kill found in the log's backlog, with its summary when the kernel
@@ -43,6 +44,7 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<()> {
         .spawn(move || {
             // One read returns exactly one record; 8 KiB is the kernel's maximum.
             let mut buf = vec![0u8; 8192];
+            let mut reports = ReportReader::default();
             loop {
                 match file.read(&mut buf) {
                     Ok(0) => return,
@@ -51,15 +53,13 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<()> {
                         let Ok(record) = oom_report::parse_record(&text) else {
                             continue;
                         };
-                        let summary = match oom_report::parse_oom_line(&record.text) {
-                            Some(OomLine::Summary(s)) => Some(s),
-                            Some(OomLine::Kill(_)) => None,
-                            None => continue,
+                        let Some(line) = reports.feed(&record.text) else {
+                            continue;
                         };
                         if tx
                             .blocking_send(Seen {
                                 seq: record.seq,
-                                summary,
+                                line,
                             })
                             .is_err()
                         {
@@ -90,6 +90,7 @@ pub fn backlog(after: Option<u64>) -> std::io::Result<(Vec<PastKill>, Option<u64
     let mut kills = Vec::new();
     let mut summaries: HashMap<u32, OomSummary> = HashMap::new();
     let mut last = None;
+    let mut reports = ReportReader::default();
     loop {
         match file.read(&mut buf) {
             Ok(0) => break,
@@ -102,7 +103,7 @@ pub fn backlog(after: Option<u64>) -> std::io::Result<(Vec<PastKill>, Option<u64
                 if after.is_some_and(|a| record.seq <= a) {
                     continue;
                 }
-                match oom_report::parse_oom_line(&record.text) {
+                match reports.feed(&record.text) {
                     // The summary comes just before its kill line.
                     Some(OomLine::Summary(s)) => {
                         summaries.insert(s.pid, s);

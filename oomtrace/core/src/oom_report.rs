@@ -6,7 +6,7 @@
 //! chosen by the process being killed, so every parser here assumes the comm
 //! may try to look like the surrounding syntax.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 /// One `/dev/kmsg` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +154,110 @@ pub struct OomSummary {
     pub pid: u32,
     /// `None` when the kernel printed the invalid uid (-1).
     pub uid: Option<u32>,
+    /// The report's account of `oom_memcg` when the reader saw it (live
+    /// and backlog; never from the summary line alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<MemcgReport>,
+}
+
+/// What a memcg OOM report says of the cgroup at its limit: `memory: usage
+/// …kB, limit …kB` and the `Memory cgroup stats for /path:` block. The
+/// kernel prints it under the OOM lock, before the victim is chosen, having
+/// just flushed the counters: the memory as it was at the kill.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemcgReport {
+    pub cgroup: String,
+    pub usage_kb: Option<u64>,
+    pub limit_kb: Option<u64>,
+    /// `memory.stat` keys as printed: v2's (`anon`, `file`, …) or v1's
+    /// (`rss`, `cache`, …, `total_*`).
+    pub stats: BTreeMap<String, u64>,
+}
+
+/// `memory: usage 16384kB, limit 16384kB, failcnt 19` (v1 and v2 alike).
+pub(crate) fn usage_limit(text: &str) -> Option<(u64, u64)> {
+    let rest = text.strip_prefix("memory: usage ")?;
+    let (usage, rest) = rest.split_once("kB, limit ")?;
+    let (limit, _) = rest.split_once("kB")?;
+    Some((usage.parse().ok()?, limit.parse().ok()?))
+}
+
+/// Follows the log record by record and hands out the summary and kill
+/// lines, each summary with its report's memcg part. One OOM report is
+/// printed under the OOM lock, so its records do not interleave with
+/// another's; other messages may come between them.
+#[derive(Debug, Default)]
+pub struct ReportReader {
+    usage_limit: Option<(u64, u64)>,
+    memcg: Option<MemcgReport>,
+    in_stats: bool,
+}
+
+impl ReportReader {
+    pub fn feed(&mut self, text: &str) -> Option<OomLine> {
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.contains(" invoked oom-killer: ") {
+            *self = ReportReader::default();
+            return None;
+        }
+        if let Some(ul) = usage_limit(text) {
+            // The first is the memcg's own; v1 follows with memory+swap and kmem.
+            if self.memcg.is_none() {
+                self.usage_limit.get_or_insert(ul);
+            }
+            return None;
+        }
+        if let Some(rest) = text.strip_prefix("Memory cgroup stats for ") {
+            // 6.x ends the path with `:` and prints the stats after it (on
+            // records of their own); 4.x/5.x put `cache:…KB rss:…` on the
+            // same line, which is not taken.
+            self.in_stats = false;
+            if let (None, Some(path)) = (&self.memcg, rest.strip_suffix(':')) {
+                let (usage_kb, limit_kb) = self.usage_limit.unzip();
+                self.memcg = Some(MemcgReport {
+                    cgroup: path.to_owned(),
+                    usage_kb,
+                    limit_kb,
+                    stats: BTreeMap::new(),
+                });
+                self.in_stats = true;
+            }
+            return None;
+        }
+        if self.in_stats {
+            // 6.1 prints the block as one record of lines, 6.18 a record per line.
+            let pairs: Option<Vec<(&str, u64)>> = text
+                .lines()
+                .map(|l| {
+                    let (k, v) = l.trim().split_once(' ')?;
+                    let key_ok = !k.is_empty()
+                        && k.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                    key_ok.then_some(())?;
+                    Some((k, v.trim().parse().ok()?))
+                })
+                .collect();
+            match (pairs, self.memcg.as_mut()) {
+                (Some(pairs), Some(m)) if !pairs.is_empty() => {
+                    for (k, v) in pairs {
+                        m.stats.insert(k.to_owned(), v);
+                    }
+                    return None;
+                }
+                _ => self.in_stats = false,
+            }
+        }
+        match parse_oom_line(text)? {
+            OomLine::Summary(mut s) => {
+                let memcg = self.memcg.take();
+                s.report = memcg.filter(|m| s.oom_memcg.as_deref() == Some(m.cgroup.as_str()));
+                self.usage_limit = None;
+                self.in_stats = false;
+                Some(OomLine::Summary(s))
+            }
+            kill => Some(kill),
+        }
+    }
 }
 
 /// The `Killed process` line.
@@ -238,6 +342,7 @@ fn parse_summary(body: &str) -> Option<OomSummary> {
         task: task?,
         pid,
         uid,
+        report: None,
     })
 }
 
@@ -350,6 +455,7 @@ mod tests {
                 task: "python3".into(),
                 pid: 6979,
                 uid: Some(0),
+                report: None,
             }
         );
         assert_eq!(
@@ -498,6 +604,7 @@ mod tests {
                 task: "stress-ng-vm".into(),
                 pid: 2912,
                 uid: Some(1000),
+                report: None,
             }
         );
     }
@@ -706,5 +813,110 @@ mod tests {
                 let _ = parse_record(&line[..cut]);
             }
         }
+    }
+
+    /// Every summary and kill line the reader hands out for a raw log.
+    fn read_log(log: &str) -> Vec<OomLine> {
+        let mut r = ReportReader::default();
+        log.lines()
+            .filter_map(|l| parse_record(l).ok())
+            .filter_map(|rec| r.feed(&rec.text))
+            .collect()
+    }
+
+    #[test]
+    fn v1_report_on_6_18_gives_the_stats_of_the_memcg_at_its_limit() {
+        // Captured on the host (cgroup v1): rate-limited kills (kill lines
+        // only), then a container's kill and a pod's kill with reports.
+        let lines = read_log(include_str!(
+            "../../tests/fixtures/explain/host-6.18-kmsg.txt"
+        ));
+        let summaries: Vec<&OomSummary> = lines
+            .iter()
+            .filter_map(|l| match l {
+                OomLine::Summary(s) => Some(s),
+                OomLine::Kill(_) => None,
+            })
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .filter(|l| matches!(l, OomLine::Kill(_)))
+                .count()
+                > summaries.len()
+        );
+        let first = summaries.first().expect("a summary");
+        let r = first.report.as_ref().expect("its report");
+        assert_eq!(Some(r.cgroup.as_str()), first.oom_memcg.as_deref());
+        assert_eq!((r.usage_kb, r.limit_kb), (Some(65536), Some(65536)));
+        assert_eq!(r.stats.get("rss"), Some(&66781184));
+        assert!(r.stats.contains_key("total_rss"), "{r:?}");
+        let m = crate::verdict::Memory::from_report(r);
+        assert_eq!(m.usage_bytes, Some(65536 * 1024));
+        assert_eq!(m.anon_bytes, r.stats.get("total_rss").copied());
+        assert_eq!(m.slab_bytes, None);
+        // The pod's report: its own numbers, not the container's before it.
+        let pod = summaries
+            .iter()
+            .find(|s| {
+                s.oom_memcg
+                    .as_deref()
+                    .is_some_and(|m| m.ends_with("0018ec0b0f1f"))
+            })
+            .expect("the pod-level kill");
+        let r = pod.report.as_ref().expect("its report");
+        assert_eq!(Some(r.cgroup.as_str()), pod.oom_memcg.as_deref());
+        assert_eq!(r.stats.get("hierarchical_memory_limit"), Some(&67108864));
+    }
+
+    const V2_REPORT: &str = "4,10,1000,-;hog invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0
+6,11,1001,-;memory: usage 65536kB, limit 65536kB, failcnt 12
+6,12,1002,-;swap: usage 0kB, limit 0kB, failcnt 0
+6,13,1003,-;Memory cgroup stats for /kubepods/pod1/c1:
+6,14,1004,-;anon 66977792\\x0afile 4096\\x0aactive_file 0\\x0ainactive_file 4096\\x0aslab 8192\\x0a
+6,15,1005,-;Tasks state (memory values in pages):
+6,16,1006,-;[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name
+6,17,1007,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod1/c1,task_memcg=/kubepods/pod1/c1,task=hog,pid=77,uid=0
+3,18,1008,-;Memory cgroup out of memory: Killed process 77 (hog) total-vm:68772kB, anon-rss:65152kB, file-rss:1736kB, shmem-rss:0kB, UID:0 pgtables:172kB oom_score_adj:0";
+
+    #[test]
+    fn v2_report_on_6_1_is_one_record_of_lines() {
+        let lines = read_log(V2_REPORT);
+        let [OomLine::Summary(s), OomLine::Kill(k)] = lines.as_slice() else {
+            panic!("{lines:?}");
+        };
+        assert_eq!(k.pid, 77);
+        let r = s.report.as_ref().expect("the report");
+        assert_eq!(r.cgroup, "/kubepods/pod1/c1");
+        let m = crate::verdict::Memory::from_report(r);
+        assert_eq!(m.usage_bytes, Some(65536 * 1024));
+        assert_eq!(m.anon_bytes, Some(66977792));
+        assert_eq!(m.file_bytes, Some(4096));
+        assert_eq!(m.slab_bytes, Some(8192));
+        assert_eq!(m.working_set_bytes, Some(65536 * 1024 - 4096));
+    }
+
+    #[test]
+    fn a_report_is_lent_to_no_other_memcg_and_no_later_summary() {
+        // Stats of another cgroup than the summary's oom_memcg: not taken.
+        let other = V2_REPORT.replace("stats for /kubepods/pod1/c1:", "stats for /elsewhere:");
+        let lines = read_log(&other);
+        let Some(OomLine::Summary(s)) = lines.first() else {
+            panic!("{lines:?}");
+        };
+        assert_eq!(s.report, None);
+        // A second summary without a report of its own gets none.
+        let twice = format!(
+            "{V2_REPORT}\n6,19,1009,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod1/c1,task_memcg=/kubepods/pod1/c1,task=hog,pid=78,uid=0"
+        );
+        let summaries: Vec<_> = read_log(&twice)
+            .into_iter()
+            .filter_map(|l| match l {
+                OomLine::Summary(s) => Some(s),
+                OomLine::Kill(_) => None,
+            })
+            .collect();
+        assert!(summaries[0].report.is_some());
+        assert_eq!(summaries[1].report, None);
     }
 }

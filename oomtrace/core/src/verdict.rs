@@ -66,10 +66,14 @@ pub struct Victim {
     pub ns_pid: Option<u32>,
 }
 
-/// The victim cgroup's memory, read from its files just after the kill.
+/// A cgroup's memory at the kill, never read after it: by then the kernel
+/// may have freed the victim's pages (the OOM reaper starts at once).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Memory {
+    /// Whose numbers these are: the cgroup at its limit for the kernel's
+    /// report, the victim's own for its page counter.
     pub cgroup: String,
+    pub source: MemorySource,
     pub usage_bytes: Option<u64>,
     pub anon_bytes: Option<u64>,
     pub file_bytes: Option<u64>,
@@ -78,8 +82,59 @@ pub struct Memory {
     pub slab_bytes: Option<u64>,
     /// usage − inactive_file, as the kubelet and `kubectl top` compute it.
     pub working_set_bytes: Option<u64>,
-    /// How long after the kill the files were read.
-    pub read_delay_ms: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemorySource {
+    /// The memcg OOM report the kernel printed for this kill (usage and
+    /// the `Memory cgroup stats` block), before any victim was killed.
+    KernelOomReport,
+    /// The victim cgroup's page counter, read by the victim hook at the
+    /// kill: usage only (the report was rate-limited, or a global OOM).
+    PageCounter,
+}
+
+impl Memory {
+    /// From the report's usage line and stats block (v2 keys, or v1's
+    /// hierarchical `total_*` ones).
+    pub fn from_report(r: &crate::oom_report::MemcgReport) -> Memory {
+        let stat = |v2: &str, v1: &str| {
+            r.stats
+                .get(v2)
+                .or_else(|| r.stats.get(&format!("total_{v1}")))
+                .copied()
+        };
+        let usage_bytes = r.usage_kb.map(|kb| kb.saturating_mul(1024));
+        let inactive_file_bytes = stat("inactive_file", "inactive_file");
+        Memory {
+            cgroup: r.cgroup.clone(),
+            source: MemorySource::KernelOomReport,
+            usage_bytes,
+            anon_bytes: stat("anon", "rss"),
+            file_bytes: stat("file", "cache"),
+            active_file_bytes: stat("active_file", "active_file"),
+            inactive_file_bytes,
+            slab_bytes: r.stats.get("slab").copied(),
+            working_set_bytes: usage_bytes
+                .zip(inactive_file_bytes)
+                .map(|(u, i)| u.saturating_sub(i)),
+        }
+    }
+
+    pub fn from_page_counter(cgroup: String, usage_bytes: u64) -> Memory {
+        Memory {
+            cgroup,
+            source: MemorySource::PageCounter,
+            usage_bytes: Some(usage_bytes),
+            anon_bytes: None,
+            file_bytes: None,
+            active_file_bytes: None,
+            inactive_file_bytes: None,
+            slab_bytes: None,
+            working_set_bytes: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -174,6 +229,9 @@ pub struct Evidence {
     /// Eviction only: `hard` or `soft`, the kubelet threshold
     /// memory.available was under at the SIGTERM.
     pub eviction_threshold: Option<&'static str>,
+    /// How long after the kill the daemon judged it (OOM kills; a wait
+    /// for the kernel's report included).
+    pub judged_after_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -363,6 +421,7 @@ impl Evidence {
             basis: None,
             grace_s: None,
             eviction_threshold: None,
+            judged_after_ms: None,
         }
     }
 }

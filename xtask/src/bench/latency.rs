@@ -59,7 +59,7 @@ pub(super) fn latencies(lines: &[Line], pids: &HashSet<u64>) -> (Vec<f64>, HashM
 }
 
 /// `n` memcg OOM kills one after another: kill → line latencies (ms) and the
-/// daemon's own kill → memory-read delays (`memory.read_delay_ms`), sorted.
+/// daemon's own kill → judgement delays (`evidence.judged_after_ms`), sorted.
 fn latency_pass(b: &Bench, n: usize, realtime: bool) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let (_p, rel) = pod_path();
     let cg = Cgroup::try_create(&rel)?;
@@ -86,7 +86,7 @@ fn latency_pass(b: &Bench, n: usize, realtime: bool) -> anyhow::Result<(Vec<f64>
         bail!("{} of {n} kills got no verdict", n - per.len());
     }
     let reads: Vec<f64> = verdicts_for(&lines, &pids)
-        .filter_map(|l| l.v["memory"]["read_delay_ms"].as_f64())
+        .filter_map(|l| l.v["evidence"]["judged_after_ms"].as_f64())
         .collect();
     Ok((sorted(lat), sorted(reads)))
 }
@@ -98,8 +98,8 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
     fs::write(
         b.raw.join("latency.json"),
         serde_json::to_vec_pretty(&json!({
-            "default": s, "default_read_delay": s_reads,
-            "sched_fifo": rt, "sched_fifo_read_delay": rt_reads,
+            "default": s, "default_judged_after": s_reads,
+            "sched_fifo": rt, "sched_fifo_judged_after": rt_reads,
         }))?,
     )?;
     let (p50, p99, max) = (pct(&s, 50.0), pct(&s, 99.0), s[s.len() - 1]);
@@ -112,18 +112,19 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
          A verdict's `time` is the kernel's kill time: the victim hook's CLOCK_BOOTTIME stamp plus \
          (CLOCK_REALTIME − CLOCK_BOOTTIME) taken at the daemon's start. The bench stamps each line with \
          CLOCK_REALTIME when `read_line` returns it, before parsing. Latency = arrival − `time`: it covers the \
-         ring buffer's wake-up, the daemon's scheduling, its reads (the cgroup's memory.stat, /proc/meminfo, the \
+         ring buffer's wake-up, the daemon's scheduling, its wait for the kernel's OOM report from /dev/kmsg (the \
+         memory at the kill; up to 1 s when the kernel rate-limited it), its reads (/proc/meminfo, the \
          root cgroup's usage), the attribution, the write, the pipe and the reader's scheduling. Both ends use \
          CLOCK_REALTIME, and the daemon's offset is taken once at its start: the offset between the two clocks \
          was checked to drift by microseconds over minutes here (no NTP slewing), so it does not bias the figure.\n\n\
          A second pass runs the daemon (`chrt -f 10`) and the bench's reader at SCHED_FIFO (not the default): \
          no other work on the machine can then delay them, which tells a busy run queue apart from oomtrace's \
-         own path (on a quiet machine it can be the slower row: see below). The last column is the verdict's own `memory.read_delay_ms`: \
-         how long after the kill the daemon had read the cgroup's memory, its first step on a victim record.\n"
+         own path (on a quiet machine it can be the slower row: see below). The last column is the verdict's own `evidence.judged_after_ms`: \
+         how long after the kill the daemon judged it (its reads for the verdict).\n"
     );
     let _ = writeln!(
         body,
-        "| pass | kills | min | p50 | p90 | p99 | max | kill → the daemon's memory read, p50 |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| pass | kills | min | p50 | p90 | p99 | max | kill → the daemon's judgement, p50 |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for (name, v, reads) in [
         ("default", &s, &s_reads),

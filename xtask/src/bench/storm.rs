@@ -147,7 +147,7 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
             "verdicts": verdicts_for(&lines, &pids)
                 .map(|l| json!([
                     kill_to_line_ms(l),
-                    l.v["memory"]["read_delay_ms"], l.v["evidence"]["constraint_source"], l.at_ns as f64 / 1e9,
+                    l.v["evidence"]["judged_after_ms"], l.v["evidence"]["constraint_source"], l.at_ns as f64 / 1e9,
                 ])).collect::<Vec<_>>(),
         }))?,
     )?;
