@@ -24,7 +24,7 @@ use tokio::{
 
 use oomtrace_core::{
     audit::KernelCount,
-    cgroup::{CgroupTree, Layout, Version},
+    cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
     engine::{Engine, Input, Start},
     hooks::Family,
     kernel_log,
@@ -183,6 +183,7 @@ struct Daemon {
     /// Ring-buffer records are copied here, one `Bytes` each, reusing its capacity.
     ring_buf: BytesMut,
     cgroups: usize,
+    cgroup_ns: Option<CgroupNamespace>,
     kernel_log: String,
 }
 
@@ -196,6 +197,7 @@ fn status(d: &Daemon, state: &'static str) -> Status {
             version: d.config.layout.version,
             memory_root: d.config.layout.memory_root.display().to_string(),
             cgroups: d.cgroups,
+            namespace: d.cgroup_ns.clone(),
         },
         hooks: d.loaded.choices.clone(),
         kernel_log: d.kernel_log.clone(),
@@ -268,6 +270,7 @@ impl Daemon {
                 pods_log_dir: config.common.pods_log_dir.clone(),
                 containers_log_dir: config.common.containers_log_dir.clone(),
                 kubelet_config: config.common.kubelet_config.clone(),
+                cgroup_ns: None,
             },
             recorded: None,
             charges: None,
@@ -298,6 +301,7 @@ impl Daemon {
         // Attached first, scanned second: a cgroup made in between arrives as
         // an event and simply overwrites its scanned entry.
         let tree = CgroupTree::scan(&config.layout)?;
+        live.sources.cgroup_ns = CgroupNamespace::detect(&tree, &config.layout);
         let host_pid_ns = live
             .namespaces(std::process::id())
             .map(|n| n.pid_ns)
@@ -334,6 +338,7 @@ impl Daemon {
             Ok(()) => "reading".to_string(),
             Err(e) => format!("unavailable: {e}"),
         };
+        let cgroup_ns = live.sources.cgroup_ns.clone();
         let daemon = Daemon {
             config,
             loaded,
@@ -351,6 +356,7 @@ impl Daemon {
             drops_sent: [0; HOOK_COUNT as usize],
             ring_buf: BytesMut::with_capacity(64 * 1024),
             cgroups,
+            cgroup_ns,
             kernel_log,
         };
         Ok((daemon, ring, kmsg_rx))

@@ -5,7 +5,7 @@
 use std::{fs, path::Path, process::ExitCode};
 
 use oomtrace_core::{
-    cgroup::{CgroupTree, Layout},
+    cgroup::{CgroupNamespace, CgroupTree, Layout},
     hooks::{self, Family, Target},
 };
 
@@ -32,7 +32,8 @@ pub fn run(common: Common) -> anyhow::Result<ExitCode> {
 
     match Layout::detect(&common.cgroup_root) {
         Ok(layout) => {
-            let count = CgroupTree::scan(&layout).map(|t| t.len()).unwrap_or(0);
+            let tree = CgroupTree::scan(&layout).ok();
+            let count = tree.as_ref().map_or(0, |t| t.len());
             println!(
                 "cgroups     {:?}, memory controller at {} ({} cgroups){}",
                 layout.version,
@@ -44,6 +45,20 @@ pub fn run(common: Common) -> anyhow::Result<ExitCode> {
                     String::new()
                 }
             );
+            match tree
+                .as_ref()
+                .and_then(|t| CgroupNamespace::detect(t, &layout))
+            {
+                None => println!("cgroupns    the host's: /proc/PID/cgroup paths are the node's"),
+                Some(CgroupNamespace { root: Some(root) }) => println!(
+                    "cgroupns    private, rooted at {root}: /proc/PID/cgroup paths are resolved against it"
+                ),
+                Some(CgroupNamespace { root: None }) => {
+                    let e = "a private cgroup namespace whose root is in no cgroup.procs of the mounted hierarchy: run with hostPID and the host's cgroupfs mounted";
+                    println!("cgroupns    ERROR {e}");
+                    problems.push(e.to_string());
+                }
+            }
             let kube = ["kubepods", "kubepods.slice"]
                 .iter()
                 .find(|k| layout.memory_root.join(k).is_dir());

@@ -526,6 +526,7 @@ mod tests {
                 version: Version::V1,
                 memory_root: "/sys/fs/cgroup/memory".into(),
                 cgroups: 3,
+                namespace: None,
             },
             hooks: vec![
                 Choice {

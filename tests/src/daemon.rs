@@ -158,6 +158,7 @@ impl Launch {
             out_file: self.stdout_file.clone(),
             recording: None,
             ready_after: Duration::ZERO,
+            agent_cgroup: None,
         };
         let limit = self.ready_within;
         match &d.out_file {
@@ -232,6 +233,9 @@ pub struct Daemon {
     /// `oomtrace record`'s file (the end-to-end tests').
     recording: Option<PathBuf>,
     ready_after: Duration,
+    /// The cgroup a daemon started in a private cgroup namespace runs in
+    /// (`OOMTRACE_E2E_CGROUPNS`); removed after it stops.
+    agent_cgroup: Option<crate::Cgroup>,
 }
 
 impl Daemon {
@@ -248,8 +252,37 @@ impl Daemon {
     /// [`Daemon::start`] with oomtrace run under `wrapper`, a command that
     /// execs the rest of its arguments (e.g. `setpriv` with fewer
     /// capabilities); empty: oomtrace itself.
+    ///
+    /// With `OOMTRACE_E2E_CGROUPNS=1` oomtrace runs as containerd runs a
+    /// DaemonSet's container on a cgroup v2 node (and v1 hierarchies are
+    /// namespaced alike): in a cgroup of its own, in a private cgroup
+    /// namespace rooted there, so /proc/PID/cgroup reads `/../..`-relative
+    /// paths; every path it reports must still be the node's.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Daemon {
         require_root();
+        let agent_cgroup = std::env::var("OOMTRACE_E2E_CGROUPNS")
+            .is_ok_and(|v| v == "1")
+            .then(|| crate::Cgroup::create(&format!("oomtrace-agent-{}", unique_uid())));
+        let namespaced: Vec<String>;
+        let wrapper: Vec<&str> = match &agent_cgroup {
+            Some(cg) => {
+                // Into its cgroup first, then a namespace rooted there.
+                namespaced = [
+                    "sh".to_owned(),
+                    "-c".to_owned(),
+                    format!("echo $$ > {} && exec \"$@\"", cg.procs().display()),
+                    "sh".to_owned(),
+                    "unshare".to_owned(),
+                    "--cgroup".to_owned(),
+                ]
+                .into_iter()
+                .chain(wrapper.iter().map(|w| (*w).to_owned()))
+                .collect();
+                namespaced.iter().map(String::as_str).collect()
+            }
+            None => wrapper.to_vec(),
+        };
+        let wrapper = wrapper.as_slice();
         let own_hooks = args
             .iter()
             .any(|a| *a == "--hooks" || a.starts_with("--hooks="));
@@ -280,6 +313,15 @@ impl Daemon {
         let ready = d.wait_for("the ready status line", is_ready);
         assert_eq!(ready["schema_version"], 1);
         assert_eq!(ready["node"], "e2e-node");
+        match &agent_cgroup {
+            Some(cg) => assert_eq!(
+                ready["cgroup"]["namespace"]["root"],
+                cg.rel.as_str(),
+                "oomtrace in a private cgroup namespace rooted at its own cgroup: {ready}"
+            ),
+            None => assert_eq!(ready["cgroup"]["namespace"], Value::Null, "{ready}"),
+        }
+        d.agent_cgroup = agent_cgroup;
         if let Some(expect) = std::env::var("OOMTRACE_E2E_EXPECT_HOOKS")
             .ok()
             .filter(|_| !own_hooks)

@@ -1,8 +1,14 @@
 //! A real OOM kill in the kernel becomes one verdict line: real BPF programs,
 //! real kubelet-shaped cgroups, real processes. Needs root (cargo xtask test).
 
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
 use oomtrace_e2e::{
-    is_verdict_for, oom_hog, unique_container_id, unique_uid, Cgroup, Daemon, Json,
+    bin, is_verdict_for, oom_hog, unique_container_id, unique_uid, wait_until, Cgroup, Daemon, Json,
 };
 
 const LIMIT: u64 = 64 << 20;
@@ -298,5 +304,52 @@ fn forced_tracepoint_fallback_still_attributes() {
     assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "Burstable");
     assert_constraint_source(&daemon, &v);
     assert_eq!(v["evidence"]["victim_hook"], "tracepoint", "{v}");
+    daemon.finish();
+}
+
+#[test]
+fn a_victim_named_from_proc_has_the_nodes_full_path() {
+    // The classic victim tracepoint gives a pid only, and a forked child
+    // was never seen attaching: its cgroup comes from /proc/PID/cgroup —
+    // relative to oomtrace's own cgroup in a private cgroup namespace
+    // (OOMTRACE_E2E_CGROUPNS) — and must be the node's full path.
+    let daemon = Daemon::start(&["--hooks", "victim=tracepoint"]);
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+    container.set_limit(LIMIT);
+    let mut parent = Command::new(bin("oomtrace-hog"))
+        .arg("--join")
+        .arg(container.procs())
+        .args(["--mib", "256", "--child"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("oomtrace-hog --child");
+    let mut first = String::new();
+    let stdout = parent.stdout.take().expect("its stdout");
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("the child's pid");
+    let child: u32 = first
+        .trim()
+        .strip_prefix("child ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not a child pid: {first:?}"));
+    assert!(
+        wait_until(Duration::from_secs(60), || container
+            .oom_kills()
+            .is_ok_and(|n| n >= 1)),
+        "the child was not OOM-killed"
+    );
+    let v = daemon.wait_for("the child's verdict", is_verdict_for(child));
+    // Unreaped until now: the parent ends when its stdin closes.
+    drop(parent.stdin.take());
+    let _ = parent.wait();
+    assert_eq!(v["evidence"]["victim_hook"], "tracepoint", "{v}");
+    assert_eq!(v["victim"]["cgroup"], container.rel.as_str(), "{v}");
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
+    assert_eq!(v["container"]["id"], cid.as_str(), "{v}");
     daemon.finish();
 }

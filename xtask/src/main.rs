@@ -174,6 +174,28 @@ fn run() -> anyhow::Result<()> {
                 &test,
                 &[("OOMTRACE_E2E_EXPECT_HOOKS", HOST_EXPECT_HOOKS)],
             )?;
+            // Once more as a DaemonSet's container runs: in a cgroup of its
+            // own and a private cgroup namespace (v1 hierarchies are
+            // namespaced alike).
+            eprintln!("xtask: the verdict, escape and leak scenarios with oomtrace in a private cgroup namespace");
+            let mut ns_test = vec!["test", "--no-fail-fast", "-p", "oomtrace-e2e"];
+            for t in vm::CGROUPNS_TARGETS {
+                ns_test.extend(["--test", t]);
+            }
+            ns_test.push("--");
+            ns_test.extend(args.iter().map(String::as_str));
+            for t in vm::CGROUPNS_SKIP {
+                ns_test.extend(["--skip", t]);
+            }
+            cargo_with(
+                &root,
+                &env,
+                &ns_test,
+                &[
+                    ("OOMTRACE_E2E_EXPECT_HOOKS", HOST_EXPECT_HOOKS),
+                    ("OOMTRACE_E2E_CGROUPNS", "1"),
+                ],
+            )?;
             if no_vm {
                 eprintln!("xtask: --no-vm: skipping the 6.1 VM run");
             } else {

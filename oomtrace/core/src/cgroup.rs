@@ -275,8 +275,138 @@ impl CgroupTree {
     }
 }
 
+/// Where this process's cgroup namespace is rooted, when it has one of its
+/// own: containerd and CRI-O give every container (privileged ones on v1
+/// excepted) a private cgroup namespace, in which /proc/PID/cgroup reads
+/// paths relative to the namespace's root (`/../../kubepods/...`). The
+/// kernel's records and the cgroupfs walk (the node's hierarchy, mounted
+/// from the host) give full paths; [`CgroupNamespace::full_path`] turns the
+/// relative ones into the same form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CgroupNamespace {
+    /// The namespace root's full path in the memory hierarchy; None when
+    /// it could not be found (relative paths are then unusable).
+    pub root: Option<String>,
+}
+
+impl CgroupNamespace {
+    /// None when /proc/self/cgroup names the cgroup this process is in (the
+    /// host's cgroup namespace, or one rooted at the top); else the
+    /// namespace's root, found by this process's pid in the `cgroup.procs`
+    /// of the mounted hierarchy — a root of None when it is in none there
+    /// (relative paths are then not used, rather than guessed).
+    pub fn detect(tree: &CgroupTree, layout: &Layout) -> Option<Self> {
+        let me = std::process::id();
+        let holds_me = |path: &str| {
+            fs::read_to_string(
+                layout
+                    .memory_root
+                    .join(path.trim_start_matches('/'))
+                    .join("cgroup.procs"),
+            )
+            .is_ok_and(|t| t.lines().any(|l| l.trim().parse() == Ok(me)))
+        };
+        let own = fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| crate::observe::memory_cgroup_of(&t, layout.version == Version::V2))?;
+        if !own.contains("/..") && holds_me(&own) {
+            return None;
+        }
+        let root = tree
+            .live()
+            .find(|(_, node)| holds_me(&node.path))
+            .and_then(|(_, node)| namespace_root(&node.path, &own));
+        if root.is_none() {
+            tracing::warn!(
+                "this process (pid {me}, {own} in its own cgroup namespace) is in no cgroup under {} that explains it: /proc/PID/cgroup paths are not used (run with hostPID and the host's cgroupfs mounted)",
+                layout.memory_root.display()
+            );
+        }
+        Some(CgroupNamespace { root })
+    }
+
+    /// A path as /proc/PID/cgroup gives it inside this namespace, as the
+    /// node's full path (`..` resolved against the namespace's root).
+    pub fn full_path(&self, relative: &str) -> Option<String> {
+        Some(full_path(self.root.as_deref()?, relative))
+    }
+}
+
+/// The root of a namespace in which `full` reads as `relative` (no `..`).
+fn namespace_root(full: &str, relative: &str) -> Option<String> {
+    if relative.contains("/..") {
+        return None;
+    }
+    let rel = relative.trim_end_matches('/');
+    if rel.is_empty() {
+        return Some(full.to_owned());
+    }
+    let root = full.strip_suffix(rel)?;
+    Some(if root.is_empty() {
+        "/".to_owned()
+    } else {
+        root.to_owned()
+    })
+}
+
+fn full_path(root: &str, relative: &str) -> String {
+    let mut parts: Vec<&str> = root.split('/').filter(|p| !p.is_empty()).collect();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn namespace_relative_paths_resolve_to_the_nodes() {
+        let root = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-agent.scope";
+        let ns = super::CgroupNamespace {
+            root: Some(root.into()),
+        };
+        let full = |p: &str| ns.full_path(p).unwrap_or_default();
+        assert_eq!(
+            full("/../../kubepods-besteffort.slice/kubepods-besteffort-pod2.slice/cri-containerd-c2.scope"),
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod2.slice/cri-containerd-c2.scope"
+        );
+        assert_eq!(full("/"), root);
+        assert_eq!(full("/sub"), format!("{root}/sub"));
+        assert_eq!(
+            full("/../../../../../../system.slice/kubelet.service"),
+            "/system.slice/kubelet.service"
+        );
+        let at_root = super::CgroupNamespace {
+            root: Some("/".into()),
+        };
+        assert_eq!(at_root.full_path("/a/b").as_deref(), Some("/a/b"));
+        assert_eq!(
+            super::namespace_root("/a/b/c", "/").as_deref(),
+            Some("/a/b/c")
+        );
+        assert_eq!(
+            super::namespace_root("/a/b/c", "/c").as_deref(),
+            Some("/a/b")
+        );
+        assert_eq!(
+            super::namespace_root("/a/b/c", "/a/b/c").as_deref(),
+            Some("/")
+        );
+        assert_eq!(super::namespace_root("/a/b/c", "/x"), None);
+        assert_eq!(super::namespace_root("/a/b/c", "/../c"), None);
+        // Its root unknown: no path rather than a wrong one.
+        assert_eq!(
+            super::CgroupNamespace { root: None }.full_path("/../x"),
+            None
+        );
+    }
+
     use super::*;
     use oomtrace_common::{CgroupEvent, Header, Kind, PATH_LEN, WIRE_VERSION};
 

@@ -131,6 +131,9 @@ pub struct Sources {
     pub pods_log_dir: PathBuf,
     pub containers_log_dir: PathBuf,
     pub kubelet_config: PathBuf,
+    /// This process's own cgroup namespace, when it has one: /proc/PID/cgroup
+    /// paths are then relative to its root.
+    pub cgroup_ns: Option<crate::cgroup::CgroupNamespace>,
 }
 
 /// Reads the machine; every answer is also pushed to `recorded` when recording.
@@ -247,7 +250,11 @@ impl Observe for Live {
         // same cgroup gives the same path from here and from the kernel.
         let a = fs::read(format!("/proc/{pid}/cgroup"))
             .ok()
-            .and_then(|b| memory_cgroup_of(&crate::event::escape_bytes(&b), self.sources.v2));
+            .and_then(|b| memory_cgroup_of(&crate::event::escape_bytes(&b), self.sources.v2))
+            .and_then(|p| match &self.sources.cgroup_ns {
+                Some(ns) => ns.full_path(&p),
+                None => Some(p),
+            });
         self.keep(Answer::ProcCgroup(a.clone()));
         a
     }
@@ -566,6 +573,7 @@ mod tests {
                 pods_log_dir: PathBuf::new(),
                 containers_log_dir: PathBuf::new(),
                 kubelet_config: PathBuf::new(),
+                cgroup_ns: None,
             },
             recorded: Some(Vec::new()),
             charges: None,

@@ -1,6 +1,9 @@
 //! A process that joins a cgroup and then allocates memory, touching every
 //! page, until it holds `--mib` MiB (or the OOM killer ends it). With
-//! `--hold` it then waits for stdin to close.
+//! `--hold` it then waits for stdin to close. With `--child` it joins, then
+//! allocates in a forked child (its pid printed first: `child PID`), which
+//! stays unreaped until stdin closes: a process the cgroup tracepoints never
+//! saw attach, whose /proc/PID/cgroup outlives its kill.
 //!
 //! Joining itself (rather than being moved by the test) guarantees no byte is
 //! charged before the process sits in the cgroup under test.
@@ -12,12 +15,14 @@ fn main() -> std::process::ExitCode {
     let mut mib: usize = 0;
     let mut hold = false;
     let mut sleep_s: u64 = 0;
+    let mut child = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--join" => join.extend(args.next()),
             "--mib" => mib = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--hold" => hold = true,
+            "--child" => child = true,
             "--sleep" => sleep_s = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             other => {
                 eprintln!("oomtrace-hog: unknown argument {other}");
@@ -30,6 +35,26 @@ fn main() -> std::process::ExitCode {
             eprintln!("oomtrace-hog: joining {procs}: {e}");
             return std::process::ExitCode::FAILURE;
         }
+    }
+    if child {
+        let spawned = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args(["--mib", &mib.to_string()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+        });
+        let mut c = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("oomtrace-hog: forking the child: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        println!("child {}", c.id());
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        let _ = c.wait();
+        return std::process::ExitCode::SUCCESS;
     }
     let mut held: Vec<Vec<u8>> = Vec::with_capacity(mib);
     for i in 0..mib {

@@ -66,6 +66,9 @@ pub struct CgroupStatus {
     pub version: crate::cgroup::Version,
     pub memory_root: String,
     pub cgroups: usize,
+    /// oomtrace's own cgroup namespace when it has a private one (its
+    /// root's full path): /proc/PID/cgroup paths are resolved against it.
+    pub namespace: Option<crate::cgroup::CgroupNamespace>,
 }
 
 #[derive(Clone, Debug, Serialize)]
