@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use oomtrace_e2e::{pod_path, wait_until, Cgroup, Line};
 use serde_json::json;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -17,6 +17,9 @@ use super::{
     stats::{pct, sorted},
     Bench, Out, Report, Target, SIGKILL,
 };
+
+/// The kernel's log levels: console, default message, minimum console, boot default.
+const PRINTK: &str = "/proc/sys/kernel/printk";
 
 /// `2026-11-23T06:51:44.615662573Z` → ns since the epoch.
 fn parse_rfc3339_ns(s: &str) -> Option<i128> {
@@ -95,11 +98,25 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
     let n = b.size(200, 30);
     let (s, s_reads) = latency_pass(b, n, false)?;
     let (rt, rt_reads) = latency_pass(b, n, true)?;
+    // The same kills with the kernel's console log level lowered, so that
+    // the kill's KERN_ERR line is not written to the console.
+    let printk = fs::read_to_string(PRINTK).context("reading /proc/sys/kernel/printk")?;
+    fs::write(PRINTK, "1").context("lowering the console log level")?;
+    let quiet = latency_pass(b, n, false);
+    if let Err(e) = fs::write(PRINTK, printk.trim()) {
+        eprintln!(
+            "bench: restoring /proc/sys/kernel/printk to {}: {e}",
+            printk.trim()
+        );
+    }
+    let (q, q_reads) = quiet?;
     fs::write(
         b.raw.join("latency.json"),
         serde_json::to_vec_pretty(&json!({
             "default": s, "default_judged_after": s_reads,
             "sched_fifo": rt, "sched_fifo_judged_after": rt_reads,
+            "console_quiet": q, "console_quiet_judged_after": q_reads,
+            "printk": printk.trim(),
         }))?,
     )?;
     let (p50, p99, max) = (pct(&s, 50.0), pct(&s, 99.0), s[s.len() - 1]);
@@ -119,16 +136,24 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
          was checked to drift by microseconds over minutes here (no NTP slewing), so it does not bias the figure.\n\n\
          A second pass runs the daemon (`chrt -f 10`) and the bench's reader at SCHED_FIFO (not the default): \
          no other work on the machine can then delay them, which tells a busy run queue apart from oomtrace's \
-         own path (on a quiet machine it can be the slower row: see below). The last column is the verdict's own `evidence.judged_after_ms`: \
+         own path (on a quiet machine it can be the slower row: see below). A third pass (default scheduling) \
+         lowers the kernel's console log level to 1 (`/proc/sys/kernel/printk`, restored afterwards), so the \
+         kernel does not write the kill's `Killed process` line (KERN_ERR) to its console: the difference \
+         to the default row is what that console print costs the kill → line path here. The last column is the verdict's own `evidence.judged_after_ms`: \
          how long after the kill the daemon judged it (its reads for the verdict).\n"
     );
     let _ = writeln!(
         body,
         "| pass | kills | min | p50 | p90 | p99 | max | kill → the daemon's judgement, p50 |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
     );
+    let quiet_name = format!(
+        "default, console log level 1 (was `{}`)",
+        printk.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
     for (name, v, reads) in [
         ("default", &s, &s_reads),
         ("SCHED_FIFO (daemon + reader)", &rt, &rt_reads),
+        (quiet_name.as_str(), &q, &q_reads),
     ] {
         let _ = writeln!(
             body,
@@ -142,37 +167,34 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
             pct(reads, 50.0),
         );
     }
-    // Established with ftrace on this machine (oom:mark_victim, sched_wakeup
-    // and sched_switch of the daemon, its syscalls): see the text.
-    let serial_console = fs::read_to_string("/proc/cmdline")
-        .is_ok_and(|c| c.split_whitespace().any(|a| a.starts_with("console=ttyS")));
-    if serial_console {
-        let _ = writeln!(
-            body,
-            "\nWhere the kills that take about 3 ms come from (traced with ftrace on this machine: \
-             `oom:mark_victim`, the daemon's `sched_wakeup`/`sched_switch` and its syscalls): the kernel kills in \
-             the context of the task whose charge failed, and right after `mark_victim` it prints \
-             `Memory cgroup out of memory: Killed process ...` with `pr_err` while still holding the victim's \
-             task lock (preemption off). This kernel's console is a serial port (`console=ttyS0` with loglevel 4, \
-             so KERN_ERR lines are written to it synchronously), which takes about 2.5 ms. The ring buffer wakes the \
-             daemon at once; when the wake-up puts it on that same CPU (every time at SCHED_FIFO here, where the \
-             real-time wake-up stays on the waker's CPU; sometimes by default), it runs only when the print is \
-             done. When it lands on the other CPU the line follows the kill by about 0.5 ms (traced: 0.51 ms; the \
-             default row's median on a quiet machine), which is oomtrace's own path: reading the record, the \
-             cgroup's memory.stat, /proc/meminfo and the root cgroup, attributing, writing. Nodes without a slow \
-             synchronous console do not pay the 2.5 ms."
-        );
-    }
+    let (q50, q99) = (pct(&q, 50.0), pct(&q, 99.0));
+    let console = fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|c| {
+            c.split_whitespace()
+                .rev()
+                .find_map(|a| a.strip_prefix("console="))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "none given on the command line".into());
+    let _ = writeln!(
+        body,
+        "\nThe console, measured: this kernel's console is `{console}`. With the kill's line kept off it, \
+         the median is {q50:.3} ms and p99 {q99:.3} ms, against {p50:.3} ms and {p99:.3} ms by default: \
+         the console print accounts for {:+.3} ms of the median and {:+.3} ms of p99 in this run.",
+        p50 - q50,
+        p99 - q99,
+    );
     let cause = |met: bool| {
         if met {
             String::new()
         } else {
             format!(
                 "waiting for a CPU on this loaded 2-core machine (with SCHED_FIFO p50 {rt50:.3} ms, p99 {rt99:.3} ms){}",
-                if serial_console {
-                    ", and the kernel's own serial-console print of the kill (below)"
+                if p50 - q50 > 0.1 {
+                    format!(", and the kernel's console print of the kill (p50 {q50:.3} ms without it, measured below)")
                 } else {
-                    ""
+                    String::new()
                 }
             )
         }

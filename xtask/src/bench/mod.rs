@@ -103,6 +103,9 @@ struct Target {
     target: String,
     measured: String,
     met: bool,
+    /// The measurements' spread straddles the target: neither met nor missed.
+    #[serde(default)]
+    inconclusive: bool,
     note: String,
 }
 
@@ -118,8 +121,16 @@ impl Target {
             target: target.into(),
             measured,
             met,
+            inconclusive: false,
             note: String::new(),
         }
+    }
+
+    /// Neither met nor missed by this run's measurements.
+    fn inconclusive(mut self) -> Target {
+        self.met = false;
+        self.inconclusive = true;
+        self
     }
 
     /// The cause of a miss, or what the figure needs said next to it.
@@ -369,7 +380,11 @@ fn targets_table(targets: &[Target]) -> String {
             t.what,
             t.target,
             t.measured,
-            if t.met { "yes" } else { "**no**" },
+            match (t.met, t.inconclusive) {
+                (_, true) => "inconclusive",
+                (true, false) => "yes",
+                (false, false) => "**no**",
+            },
             if t.note.is_empty() {
                 String::new()
             } else {
