@@ -10,7 +10,7 @@ use oomtrace_core::{
     explain,
     pods::{self, ContainerId, PodUid},
     sink::Line,
-    verdict::{Identity, Names},
+    verdict::{Identity, Memory, Names},
 };
 
 use crate::cli::{ExplainArgs, Format};
@@ -36,6 +36,12 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
     for k in &kills {
         let assessment = attribution::from_saved_log(k);
         let seen = Observed {
+            memory: k
+                .past
+                .summary
+                .as_ref()
+                .and_then(|s| s.report.as_ref())
+                .map(Memory::from_report),
             names: names(&assessment.identity, &a.pods_log_dir, &a.containers_log_dir),
             ..Observed::default()
         };

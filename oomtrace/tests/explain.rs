@@ -125,8 +125,17 @@ const HOST_KILLS: [Kill; 7] = [
     ),
 ];
 
+/// A 6.x log's memcg kills that have their report have its memory (the
+/// rest were rate-limited: a `Killed process` line alone).
+fn assert_memory_from_reports(got: &[Value]) {
+    let memcg = got.iter().filter(|v| !v["limit"].is_null()).count();
+    let with_memory = got.iter().filter(|v| !v["memory"].is_null()).count();
+    assert!(memcg > 0 && with_memory > 0, "{got:#?}");
+}
+
 fn check(name: &str, got: &[Value], want: &[Kill]) {
     assert_eq!(got.len(), want.len(), "{name}: {got:#?}");
+
     for (v, &(pid, verdict, kind, pod, container, limit, limit_bytes)) in got.iter().zip(want) {
         let ctx = format!("{name}, pid {pid}: {v}");
         assert_eq!(v["type"], "verdict", "{ctx}");
@@ -140,8 +149,17 @@ fn check(name: &str, got: &[Value], want: &[Kill]) {
         assert_eq!(v["limit"]["cgroup"].as_str(), limit, "{ctx}");
         assert_eq!(v["limit"]["limit_bytes"].as_u64(), limit_bytes, "{ctx}");
         // What a log cannot hold is null, never read from this machine.
-        for field in ["memory", "node_memory", "growth", "trigger", "signal"] {
+        for field in ["node_memory", "growth", "trigger", "signal"] {
             assert!(v[field].is_null(), "{field}: {ctx}");
+        }
+        // The memory is the report's (6.x prints the stats of the cgroup at
+        // its limit, full at the kill), or null.
+        let m = &v["memory"];
+        if !m.is_null() {
+            assert_eq!(m["source"], "kernel_oom_report", "{ctx}");
+            assert_eq!(m["cgroup"].as_str(), limit, "{ctx}");
+            let usage = m["usage_bytes"].as_u64().unwrap_or(0);
+            assert!(limit_bytes.is_some_and(|l| usage + (4 << 20) >= l), "{ctx}");
         }
         assert!(v["victim"]["ns_pid"].is_null(), "{ctx}");
         assert_eq!(v["pod"]["name"], Value::Null, "{ctx}");
@@ -157,6 +175,7 @@ fn check(name: &str, got: &[Value], want: &[Kill]) {
 #[test]
 fn host_dmesg() {
     let got = verdicts("host-6.18-dmesg.txt");
+    assert_memory_from_reports(&got);
     check("dmesg", &got, &HOST_KILLS);
     // `[seconds]` stamps are since boot: no wall time.
     assert!(got.iter().all(|v| v["time"].is_null()));
@@ -207,6 +226,7 @@ fn host_kmsg_records() {
 #[test]
 fn vm_6_1_dmesg() {
     let main = verdicts("vm-6.1-dmesg-main.txt");
+    assert_memory_from_reports(&main);
     let text = std::fs::read_to_string(fixture("vm-6.1-dmesg-main.txt")).expect("fixture");
     assert_eq!(
         main.len(),

@@ -19,7 +19,7 @@
 
 use crate::{
     kernel_log::PastKill,
-    oom_report::{self, Constraint, OomLine, OomSummary},
+    oom_report::{self, Constraint, MemcgReport, OomLine, OomSummary, ReportReader},
 };
 
 /// One kill found in a saved log.
@@ -95,6 +95,10 @@ pub fn explain_with(input: &[u8], opts: Options) -> Result<Vec<LoggedKill>, Expl
     // Summaries wait for their kill line, by pid: another report's lines
     // may come between them.
     let mut summaries: Vec<OomSummary> = Vec::new();
+    // The memcg part of each report (usage and the stats block) follows
+    // the same lines: the memory at the kill, as the kernel printed it.
+    let mut reader = ReportReader::default();
+    let mut memcg: Option<(u32, MemcgReport)> = None;
     for (n, raw) in input.split(|&b| b == b'\n').enumerate() {
         let line_no = n as u64 + 1;
         let line = String::from_utf8_lossy(raw);
@@ -102,6 +106,9 @@ pub fn explain_with(input: &[u8], opts: Options) -> Result<Vec<LoggedKill>, Expl
             continue;
         };
         let text = s.text.as_str();
+        if let Some(OomLine::Summary(sum)) = reader.feed(text) {
+            memcg = sum.report.map(|r| (sum.pid, r));
+        }
         if text.contains(" invoked oom-killer: ") {
             report = Some(Report {
                 incident: incident(&s, line_no),
@@ -151,7 +158,11 @@ pub fn explain_with(input: &[u8], opts: Options) -> Result<Vec<LoggedKill>, Expl
             None => None,
         };
         match parsed {
-            Some(OomLine::Summary(sum)) => {
+            Some(OomLine::Summary(mut sum)) => {
+                sum.report = memcg
+                    .take()
+                    .filter(|(pid, _)| *pid == sum.pid)
+                    .map(|(_, r)| r);
                 summaries.retain(|s| s.pid != sum.pid);
                 summaries.push(sum);
             }
