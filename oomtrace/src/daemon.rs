@@ -307,6 +307,11 @@ impl Daemon {
             .map(|n| n.pid_ns)
             .unwrap_or(0);
         let (containers, container_pids) = running_containers(&tree, &mut live, host_pid_ns);
+        let (kmsg_tx, kmsg_rx) = mpsc::channel::<kernel_log::Seen>(1024);
+        let (kernel_log, reading_kmsg) = match kernel_log::spawn_reader(kmsg_tx) {
+            Ok(()) => ("reading".to_string(), true),
+            Err(e) => (format!("unavailable: {e}"), false),
+        };
         let start = Start {
             node: config.node.clone(),
             kernel: kernel_release(),
@@ -322,6 +327,7 @@ impl Daemon {
             heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
             kernel_oom_kills,
             kubelet_log: live.kubelet_log.enabled(),
+            kernel_log: reading_kmsg,
         };
         let recorder = match record_to {
             Some(p) => Some(
@@ -333,11 +339,6 @@ impl Daemon {
         live.recorded = recorder.as_ref().map(|_| Vec::new());
         let cgroups = start.cgroups.len();
 
-        let (kmsg_tx, kmsg_rx) = mpsc::channel::<kernel_log::Seen>(1024);
-        let kernel_log = match kernel_log::spawn_reader(kmsg_tx) {
-            Ok(()) => "reading".to_string(),
-            Err(e) => format!("unavailable: {e}"),
-        };
         let cgroup_ns = live.sources.cgroup_ns.clone();
         let daemon = Daemon {
             config,

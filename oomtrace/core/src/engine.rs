@@ -118,6 +118,14 @@ pub struct Start {
     /// then waits a little for the eviction manager's own line.
     #[serde(default)]
     pub kubelet_log: bool,
+    /// Whether /dev/kmsg is read (not in a non-privileged container): a
+    /// victim waits for the kernel's report only then.
+    #[serde(default = "reading")]
+    pub kernel_log: bool,
+}
+
+fn reading() -> bool {
+    true
 }
 
 /// A cgroup's page counter at the first and the latest pressure record.
@@ -448,7 +456,8 @@ impl Engine {
     /// invocation's first victim, judged, had it).
     fn report_read(&self, v: &oomtrace_common::VictimEvent) -> bool {
         let pid = v.victim.tgid;
-        self.kmsg.contains_key(&pid)
+        !self.start.kernel_log
+            || self.kmsg.contains_key(&pid)
             || self.unreported.contains(&pid)
             || self.attributor.follows_a_judged_victim(v)
     }
@@ -1226,6 +1235,7 @@ mod tests {
             container_pids: Vec::new(),
             host_pid_escapes: true,
             kubelet_log: false,
+            kernel_log: true,
         }
     }
 
@@ -1436,6 +1446,7 @@ mod tests {
                 oom_kill: BASE,
             }),
             kubelet_log: false,
+            kernel_log: true,
         })
     }
 
@@ -1606,6 +1617,21 @@ mod tests {
             only_verdict(&out).memory.as_ref().map(|m| m.source),
             Some(MemorySource::PageCounter)
         );
+    }
+
+    #[test]
+    fn without_the_kernel_log_nothing_waits_for_it() {
+        // A non-privileged container has no /dev/kmsg: the page counter at
+        // once, not a second's wait per kill for a report that cannot come.
+        let mut e = Engine::new(Start {
+            kernel_log: false,
+            ..audited(false).start
+        });
+        let mut k = Fake::default();
+        ticks(&mut e, &mut k, 1, 2);
+        let out = e.handle(killed(100, 100, 2 * S), &mut k);
+        let m = only_verdict(&out).memory.clone().expect("memory");
+        assert_eq!(m.source, MemorySource::PageCounter);
     }
 
     #[test]
