@@ -490,12 +490,22 @@ pub mod programs {
     pub const CGROUP_RELEASE: &str = "cgroup_release";
     /// tracepoint `cgroup:cgroup_attach_task` (cgroup.rs).
     pub const CGROUP_ATTACH: &str = "cgroup_attach";
+    /// tp_btf `cgroup_mkdir` (cgroup.rs).
+    pub const CGROUP_MKDIR_BTF: &str = "cg_mkdir_btf";
+    /// tp_btf `cgroup_rmdir` (cgroup.rs).
+    pub const CGROUP_RMDIR_BTF: &str = "cg_rmdir_btf";
+    /// tp_btf `cgroup_release` (cgroup.rs).
+    pub const CGROUP_RELEASE_BTF: &str = "cg_release_btf";
+    /// tp_btf `cgroup_attach_task` (cgroup.rs).
+    pub const CGROUP_ATTACH_BTF: &str = "cg_attach_btf";
     /// tp_btf `signal_generate` (signal.rs).
     pub const SIGNAL_TP_BTF: &str = "signal_tp_btf";
     /// tracepoint `signal:signal_generate` (signal.rs).
     pub const SIGNAL_TP: &str = "signal_generate";
     /// tracepoint `vmscan:mm_vmscan_memcg_reclaim_begin` (memcg.rs).
     pub const MEMCG_RECLAIM: &str = "memcg_reclaim";
+    /// tp_btf `mm_vmscan_memcg_reclaim_begin` (memcg.rs).
+    pub const MEMCG_RECLAIM_BTF: &str = "reclaim_tp_btf";
     /// tracepoint `memcg:mod_memcg_lruvec_state` (memcg.rs).
     pub const MEMCG_CHARGE: &str = "memcg_charge";
 }

@@ -74,6 +74,12 @@ pub static CGROUP_KN: u32 = 0;
 #[no_mangle]
 pub static KN_ID: u32 = 0;
 #[no_mangle]
+pub static CGROUP_LEVEL: u32 = 0;
+#[no_mangle]
+pub static CGROUP_ROOT: u32 = 0;
+#[no_mangle]
+pub static ROOT_HIERARCHY_ID: u32 = 0;
+#[no_mangle]
 pub static MEMCG_CSS: u32 = 0;
 #[no_mangle]
 pub static MEMCG_MEMORY: u32 = 0;

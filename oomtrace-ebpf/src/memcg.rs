@@ -8,9 +8,9 @@
 //! buffer: it sums charged pages per cgroup in a per-CPU map.
 
 use aya_ebpf::{
-    macros::{map, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
     maps::{PerCpuArray, PerCpuHashMap},
-    programs::TracePointContext,
+    programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
 use oomtrace_common::{Hook, Kind, PressureEvent};
@@ -31,21 +31,36 @@ static CHARGES: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(8192, 
 #[map]
 static LAST_PRESSURE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// The same as `memcg_reclaim`, without the perf event (see cgroup.rs).
+#[btf_tracepoint(function = "mm_vmscan_memcg_reclaim_begin")]
+pub fn reclaim_tp_btf(ctx: BtfTracePointContext) -> i32 {
+    pressure(&ctx);
+    0
+}
+
 #[tracepoint(category = "vmscan", name = "mm_vmscan_memcg_reclaim_begin")]
 pub fn memcg_reclaim(ctx: TracePointContext) -> u32 {
+    pressure(&ctx);
+    0
+}
+
+/// One record per CPU per 100 ms: the task charging (the one in reclaim)
+/// and its memcg chain.
+#[inline(always)]
+fn pressure<C: EbpfContext>(ctx: &C) {
     let h = header(Kind::Pressure);
     let Some(last) = LAST_PRESSURE.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     unsafe {
         if h.boot_ns.saturating_sub(*last) < PRESSURE_EVERY_NS {
-            return 0;
+            return;
         }
         *last = h.boot_ns;
     }
     let Some(mut entry) = EVENTS.reserve::<PressureEvent>(0) else {
         count_drop(Hook::Pressure);
-        return 0;
+        return;
     };
     let ev = entry.as_mut_ptr();
     let missing = unsafe {
@@ -55,8 +70,7 @@ pub fn memcg_reclaim(ctx: TracePointContext) -> u32 {
     };
     entry.submit(0);
     // Rate-limited above, and silent unless a read failed.
-    log_task(&ctx, "pressure task", missing);
-    0
+    log_task(ctx, "pressure task", missing);
 }
 
 #[tracepoint(category = "memcg", name = "mod_memcg_lruvec_state")]

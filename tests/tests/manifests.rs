@@ -681,7 +681,7 @@ fn least_privilege_daemonset_is_enough_on_this_kernel() {
 
     // What root attaches on this kernel, to compare with.
     let full = Daemon::start(&[]);
-    let families = ["oom", "victim", "cgroup", "signal"];
+    let families = ["oom", "victim", "cgroup", "signal", "pressure"];
     let want: Vec<Option<String>> = families.iter().map(|f| full.hook(f)).collect();
     full.finish();
 

@@ -255,7 +255,7 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 /// refused with EPERM, so no `oom` family) must give every family that can
 /// be asserted: the host's side of issue 12's "a silent fallback must fail".
 /// The VM's passes set their own (xtask/src/vm.rs `PASSES`).
-const HOST_EXPECT_HOOKS: &str = "victim=tp_btf,signal=tp_btf,cgroup=tracepoint,pressure=tracepoint";
+const HOST_EXPECT_HOOKS: &str = "victim=tp_btf,signal=tp_btf,cgroup=tp_btf,pressure=tp_btf";
 
 fn cargo(root: &Path, env: &setup::BuildEnv, args: &[&str]) -> anyhow::Result<()> {
     cargo_with(root, env, args, &[])

@@ -263,6 +263,16 @@ const MARK_VICTIM_TASK: Need = Need::BtfPrototype(Prototype {
     index: 0,
     ty: "task_struct *",
 });
+const CGROUP_EVENT_CGROUP: Need = Need::BtfPrototype(Prototype {
+    tracepoint: "cgroup_mkdir",
+    index: 0,
+    ty: "cgroup *",
+});
+const CGROUP_ATTACH_TASK: Need = Need::BtfPrototype(Prototype {
+    tracepoint: "cgroup_attach_task",
+    index: 2,
+    ty: "task_struct *",
+});
 const SIGNAL_TARGET_TASK: Need = Need::BtfPrototype(Prototype {
     tracepoint: "signal_generate",
     index: 2,
@@ -331,6 +341,30 @@ pub static PROBES: &[Probe] = &[
     },
     Probe {
         family: Family::Cgroup,
+        kind: HookKind::TpBtf,
+        programs: &[
+            ProgramSpec {
+                name: programs::CGROUP_MKDIR_BTF,
+                target: Target::BtfTracepoint("cgroup_mkdir"),
+            },
+            ProgramSpec {
+                name: programs::CGROUP_RMDIR_BTF,
+                target: Target::BtfTracepoint("cgroup_rmdir"),
+            },
+            ProgramSpec {
+                name: programs::CGROUP_RELEASE_BTF,
+                target: Target::BtfTracepoint("cgroup_release"),
+            },
+            ProgramSpec {
+                name: programs::CGROUP_ATTACH_BTF,
+                target: Target::BtfTracepoint("cgroup_attach_task"),
+            },
+        ],
+        needs: &[CGROUP_EVENT_CGROUP, CGROUP_ATTACH_TASK, Need::Btf],
+        arming: Arming::AtStart,
+    },
+    Probe {
+        family: Family::Cgroup,
         kind: HookKind::Tracepoint,
         programs: &[
             ProgramSpec {
@@ -386,6 +420,16 @@ pub static PROBES: &[Probe] = &[
             },
         }],
         needs: &[Need::TracefsFormat(Format::Signal)],
+        arming: Arming::AtStart,
+    },
+    Probe {
+        family: Family::Pressure,
+        kind: HookKind::TpBtf,
+        programs: &[ProgramSpec {
+            name: programs::MEMCG_RECLAIM_BTF,
+            target: Target::BtfTracepoint("mm_vmscan_memcg_reclaim_begin"),
+        }],
+        needs: &[Need::Btf],
         arming: Arming::AtStart,
     },
     Probe {
@@ -670,9 +714,9 @@ mod tests {
         let kinds = |f: Family| f.candidates().map(HookKind::name).collect::<Vec<_>>();
         assert_eq!(kinds(Family::Oom), ["fentry", "kprobe"]);
         assert_eq!(kinds(Family::Victim), ["tp_btf", "raw_tp", "tracepoint"]);
-        assert_eq!(kinds(Family::Cgroup), ["tracepoint"]);
+        assert_eq!(kinds(Family::Cgroup), ["tp_btf", "tracepoint"]);
         assert_eq!(kinds(Family::Signal), ["tp_btf", "tracepoint"]);
-        assert_eq!(kinds(Family::Pressure), ["tracepoint"]);
+        assert_eq!(kinds(Family::Pressure), ["tp_btf", "tracepoint"]);
         assert_eq!(kinds(Family::Charge), ["tracepoint"]);
         // The `--hooks` error names every family the table has.
         let names: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
@@ -732,8 +776,21 @@ mod tests {
                 assert!(p.needs.contains(&Need::Kprobes));
             }
             if matches!(p.kind, HookKind::TpBtf | HookKind::RawTp) {
-                // The prototype first: its reason says more than "no BTF".
-                assert!(matches!(p.needs.first(), Some(Need::BtfPrototype(_))));
+                // The prototypes first, for programs that read arguments:
+                // their reason says more than "no BTF".
+                let first_other = p
+                    .needs
+                    .iter()
+                    .position(|n| !matches!(n, Need::BtfPrototype(_)))
+                    .unwrap_or(p.needs.len());
+                assert!(
+                    p.needs[first_other..]
+                        .iter()
+                        .all(|n| !matches!(n, Need::BtfPrototype(_))),
+                    "{}",
+                    p.family
+                );
+                assert!(p.needs.contains(&Need::Btf), "{}", p.family);
             }
         }
         let names: Vec<&str> = table_programs().map(|(_, s)| s.name).collect();
@@ -764,14 +821,19 @@ mod tests {
             CGROUP_RMDIR,
             CGROUP_RELEASE,
             CGROUP_ATTACH,
+            CGROUP_MKDIR_BTF,
+            CGROUP_RMDIR_BTF,
+            CGROUP_RELEASE_BTF,
+            CGROUP_ATTACH_BTF,
             SIGNAL_TP_BTF,
             SIGNAL_TP,
             MEMCG_RECLAIM,
+            MEMCG_RECLAIM_BTF,
             MEMCG_CHARGE,
         ] {
             assert!(program(name).is_ok(), "{name}");
         }
-        assert_eq!(table_programs().count(), 13);
+        assert_eq!(table_programs().count(), 18);
         let (row, spec) = program("memcg_charge").expect("in the table");
         assert_eq!(row.family, Family::Charge);
         assert_eq!(
@@ -872,7 +934,8 @@ mod tests {
         let oom = format!(
             r#"{{"family":"oom","chosen":null,"skipped":[{{"kind":"fentry","reason":"{EPERM}"}},{{"kind":"kprobe","reason":"kernel has no kprobes (no kprobe_events in tracefs, no /sys/bus/event_source/devices/kprobe)"}}]}}"#
         );
-        let rest = r#"{"family":"cgroup","chosen":"tracepoint","skipped":[]},{"family":"signal","chosen":"tp_btf","skipped":[{"kind":"tracepoint","reason":"a better hook attached"}]},{"family":"pressure","chosen":"tracepoint","skipped":[]}"#;
+        // Since then the cgroup and pressure families have a tp_btf row first.
+        let rest = r#"{"family":"cgroup","chosen":"tp_btf","skipped":[{"kind":"tracepoint","reason":"a better hook attached"}]},{"family":"signal","chosen":"tp_btf","skipped":[{"kind":"tracepoint","reason":"a better hook attached"}]},{"family":"pressure","chosen":"tp_btf","skipped":[{"kind":"tracepoint","reason":"a better hook attached"}]}"#;
         assert_eq!(
             host_choices("auto"),
             format!(
@@ -890,7 +953,7 @@ mod tests {
             forced.contains(r#"{"kind":"fentry","reason":"--hooks asked for oom=kprobe"}"#),
             "{forced}"
         );
-        assert!(forced.contains(r#"{"family":"cgroup","chosen":null,"skipped":[{"kind":"tracepoint","reason":"turned off by --hooks"}]}"#), "{forced}");
+        assert!(forced.contains(r#"{"family":"cgroup","chosen":null,"skipped":[{"kind":"tp_btf","reason":"turned off by --hooks"},{"kind":"tracepoint","reason":"turned off by --hooks"}]}"#), "{forced}");
         assert!(
             forced.contains(r#"{"family":"charge","chosen":"tracepoint","skipped":[]}"#),
             "{forced}"
