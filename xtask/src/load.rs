@@ -32,6 +32,24 @@ pub enum Load {
         #[arg(long)]
         count: u32,
     },
+    /// kill(self, SIGURG) COUNT times (ignored by default): one
+    /// `signal:signal_generate` hit each, for the hook's cost per hit.
+    Signals {
+        #[arg(long)]
+        join: String,
+        #[arg(long)]
+        count: u32,
+    },
+    /// Move this process between the cgroups whose cgroup.procs are A and
+    /// B, COUNT times: one `cgroup:cgroup_attach_task` hit each.
+    Attaches {
+        #[arg(long)]
+        a: String,
+        #[arg(long)]
+        b: String,
+        #[arg(long)]
+        count: u32,
+    },
     /// Join, fork COUNT−1 children, and wait (all of them) until killed.
     Sleepers {
         #[arg(long)]
@@ -58,6 +76,27 @@ pub fn run(load: Load) -> anyhow::Result<()> {
             self_join(&join)?;
             let started = Instant::now();
             forks(count)?;
+            report(started, count as u64, 0)
+        }
+        Load::Signals { join, count } => {
+            self_join(&join)?;
+            let started = Instant::now();
+            for _ in 0..count {
+                rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::URG,
+                )
+                .context("kill(self, SIGURG)")?;
+            }
+            report(started, count as u64, 0)
+        }
+        Load::Attaches { a, b, count } => {
+            let me = std::process::id().to_string();
+            let started = Instant::now();
+            for i in 0..count {
+                let to = if i % 2 == 0 { &a } else { &b };
+                std::fs::write(to, &me).with_context(|| format!("joining {to}"))?;
+            }
             report(started, count as u64, 0)
         }
         Load::Sleepers { join, count } => {
