@@ -291,6 +291,12 @@ fn report_path(root: &Path, target: &Path, opts: &Opts) -> anyhow::Result<PathBu
 pub fn run(root: &Path, env: &setup::BuildEnv, opts: Opts) -> anyhow::Result<()> {
     let target = crate::target_dir(root);
     let out = report_path(root, &target, &opts)?;
+    // The per-program table names programs with bpftool (fdinfo has ids
+    // only), and the finer overhead figure matches hooks by those names.
+    let missing = setup::missing(&["bpftool"]);
+    if !missing.is_empty() {
+        setup::apt_install(&missing)?;
+    }
     // Release binaries: figures for what users run, not for a debug build.
     crate::cargo(
         root,
