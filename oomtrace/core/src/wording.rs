@@ -298,3 +298,80 @@ mod tests {
             .starts_with("The kernel OOM-killed 3 processes since T that have no verdict"));
     }
 }
+
+/// "1,843" (a count with thousands separators).
+fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The node memory breakdown's sentence: the totals, then the largest
+/// share that is not free memory nor a pod's own.
+pub fn node_memory_summary(b: &crate::node_memory::Breakdown) -> String {
+    let head = format!(
+        "Of {} of memory, {} is free and pods hold {}",
+        human_bytes(b.total_bytes),
+        human_bytes(b.free_bytes),
+        human_bytes(b.pods.bytes)
+    );
+    let Some((part, bytes)) = crate::node_memory::largest_outside_pods(b) else {
+        return format!("{head}.");
+    };
+    let size = human_bytes(bytes);
+    let top = |g: &crate::node_memory::Group| {
+        g.top
+            .first()
+            .map(|c| {
+                format!(
+                    " ({} the largest, {})",
+                    c.cgroup,
+                    human_bytes(c.usage_bytes)
+                )
+            })
+            .unwrap_or_default()
+    };
+    let share = match part {
+        "dying_cgroups" => {
+            let n = b
+                .dying_cgroups
+                .count
+                .map(|n| format!("{} ", count(n)))
+                .unwrap_or_default();
+            let of_pods = if b
+                .dying_cgroups
+                .by_parent
+                .first()
+                .is_some_and(|d| pods::parse_cgroup_path(&d.cgroup).is_some())
+            {
+                " of deleted pods"
+            } else {
+                ""
+            };
+            format!("{size} held by {n}dying cgroups{of_pods} (removed, their page cache still charged to them)")
+        }
+        "system" => format!("{size} in system.slice{}", top(&b.system)),
+        "other_cgroups" => format!(
+            "{size} in cgroups outside kubepods and system.slice{}",
+            top(&b.other)
+        ),
+        "kernel" => format!(
+            "{size} of kernel memory charged to no cgroup (slab {})",
+            human_bytes(
+                b.kernel
+                    .slab_reclaimable_bytes
+                    .saturating_add(b.kernel.slab_unreclaimable_bytes)
+            )
+        ),
+        "page_cache_unowned" => format!("{size} of page cache charged to no live cgroup"),
+        "unowned_anon" => format!("{size} of process memory in the root cgroup"),
+        _ => format!("{size} unaccounted (in no counter oomtrace reads)"),
+    };
+    format!("{head}; the largest share outside the pods: {share}.")
+}
