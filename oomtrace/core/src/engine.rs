@@ -487,13 +487,23 @@ impl Engine {
         let growth = self.growth(v, obs);
         let top_consumers =
             (a.kind == Some(PressureKind::SystemOom)).then(|| self.top_consumers(obs));
+        let names = self.names(&a.identity, obs);
+        // Last, so that recordings made before it replay: where the node's
+        // memory went, for every node-pressure kill.
+        let node_memory = match (node_memory, a.kind.is_some()) {
+            (Some(mut n), true) => {
+                n.breakdown = obs.node_breakdown();
+                Some(n)
+            }
+            (n, _) => n,
+        };
         Observed {
             oom_group,
             memory,
             node_memory,
             growth,
             top_consumers,
-            names: self.names(&a.identity, obs),
+            names,
         }
     }
 
@@ -792,6 +802,21 @@ impl Engine {
                 grace_ns: s.grace_ns(),
                 source: s.source.clone(),
             });
+        // A runtime's signal under the kubelet's threshold may be an
+        // eviction: where the node's memory was, read at the signal (after
+        // the reads recordings made before it hold).
+        let mut node = node;
+        if let Some(n) = node.as_mut() {
+            let under = n
+                .eviction_threshold_bytes
+                .is_some_and(|t| n.memory_available_bytes < t)
+                || soft
+                    .as_ref()
+                    .is_some_and(|t| n.memory_available_bytes < t.bytes);
+            if under && attribution::is_runtime(&event::comm(&s.sender_comm)) {
+                n.breakdown = obs.node_breakdown();
+            }
+        }
         let cx = SignalContext {
             target_cgroup: target_cgroup.as_deref(),
             node: node.as_ref(),
@@ -1319,6 +1344,9 @@ mod tests {
             None
         }
         fn node_memory(&mut self) -> Option<NodeMemory> {
+            None
+        }
+        fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
             None
         }
         fn eviction_threshold(&mut self) -> Threshold {

@@ -90,6 +90,8 @@ pub struct NodeMemory {
     pub memory_available_bytes: u64,
     pub eviction_threshold_bytes: Option<u64>,
     pub eviction_threshold_source: Option<String>,
+    /// Where the node's memory was (node-pressure verdicts; null otherwise).
+    pub breakdown: Option<Box<crate::node_memory::Breakdown>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -377,6 +379,7 @@ impl NodeMemory {
             memory_available_bytes: n.memory_available_bytes,
             eviction_threshold_bytes: threshold.map(|t| t.bytes(n.capacity_bytes)),
             eviction_threshold_source: threshold.map(|t| t.source.clone()),
+            breakdown: None,
         }
     }
 }

@@ -55,6 +55,16 @@ pub fn summary(v: &Verdict) -> String {
         VerdictKind::PodLimit => capitalize(sentence(v)),
         _ => sentence(v),
     };
+    // A node-pressure kill: where the node's memory was.
+    let s = match v
+        .node_memory
+        .as_ref()
+        .and_then(|n| n.breakdown.as_ref())
+        .filter(|_| v.verdict == VerdictKind::NodePressure)
+    {
+        Some(b) => format!("{s} {}", b.summary),
+        None => s,
+    };
     match v.source {
         "kernel_log" => format!("While oomtrace was not running: {s}"),
         _ => s,
@@ -284,27 +294,12 @@ pub fn missed(count: u64, since: &str) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missed_counts_in_words() {
-        assert_eq!(
-            missed(1, "T"),
-            "The kernel OOM-killed 1 process since T that has no verdict: its event was lost (see the `lost` lines; enlarge --ring-buffer-bytes)."
-        );
-        assert!(missed(3, "T")
-            .starts_with("The kernel OOM-killed 3 processes since T that have no verdict"));
-    }
-}
-
 /// "1,843" (a count with thousands separators).
 fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -374,4 +369,19 @@ pub fn node_memory_summary(b: &crate::node_memory::Breakdown) -> String {
         _ => format!("{size} unaccounted (in no counter oomtrace reads)"),
     };
     format!("{head}; the largest share outside the pods: {share}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missed_counts_in_words() {
+        assert_eq!(
+            missed(1, "T"),
+            "The kernel OOM-killed 1 process since T that has no verdict: its event was lost (see the `lost` lines; enlarge --ring-buffer-bytes)."
+        );
+        assert!(missed(3, "T")
+            .starts_with("The kernel OOM-killed 3 processes since T that have no verdict"));
+    }
 }
