@@ -121,6 +121,9 @@ pub struct Pods {
     pub top: Vec<Pod>,
 }
 
+/// The QoS levels' cgroups (Guaranteed: the sum of its pods); what
+/// `pods.bytes` holds beyond them is kubepods' own (kernel memory charged
+/// to it).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByQos {
     pub guaranteed: u64,
@@ -329,6 +332,9 @@ pub fn breakdown(input: &Input) -> Breakdown {
             Level::Qos(Qos::Burstable) => by_qos.burstable += live(c),
             Level::Qos(Qos::BestEffort) => by_qos.besteffort += live(c),
             Level::Pod => {
+                if k.qos == Some(Qos::Guaranteed) {
+                    by_qos.guaranteed += live(c);
+                }
                 let usage = c.usage.unwrap_or(0);
                 pod_list.push(Pod {
                     cgroup: c.path.clone(),
@@ -343,9 +349,6 @@ pub fn breakdown(input: &Input) -> Breakdown {
             _ => {}
         }
     }
-    by_qos.guaranteed = pods_bytes
-        .saturating_sub(by_qos.burstable)
-        .saturating_sub(by_qos.besteffort);
     pod_list.sort_by(|a, b| {
         b.working_set_bytes
             .cmp(&a.working_set_bytes)
@@ -732,7 +735,7 @@ mod tests {
         let b = breakdown(&v1_input());
         assert_eq!(b.pods.by_qos.burstable, 400 * MIB);
         assert_eq!(b.pods.by_qos.besteffort, 0);
-        assert_eq!(b.pods.by_qos.guaranteed, 650 * MIB);
+        assert_eq!(b.pods.by_qos.guaranteed, 640 * MIB);
         assert_eq!(b.pods.top.len(), 2);
         assert_eq!(
             b.pods.top[0].uid.as_deref(),
