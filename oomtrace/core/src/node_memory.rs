@@ -38,8 +38,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::pods::{self, Level, Qos};
 
-/// How many pods, services, cgroups and dying-cgroup parents are named.
+/// How many pods, services and cgroups are named.
 pub const TOP: usize = 5;
+/// How many parents of dying cgroups are named.
+pub const TOP_DYING: usize = 10;
 
 /// The /proc/meminfo fields the breakdown uses, in bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -403,7 +405,7 @@ pub fn breakdown(input: &Input) -> Breakdown {
             .then(b.count.cmp(&a.count))
             .then(a.cgroup.cmp(&b.cgroup))
     });
-    dying.truncate(TOP);
+    dying.truncate(TOP_DYING);
     let dying_cgroups = Dying {
         count,
         bytes: dying_bytes,
