@@ -21,8 +21,8 @@ use std::{
 };
 
 use oomtrace_e2e::{
-    bin, memory_root, require_root, unique_container_id, unique_uid, wait_until, Cgroup,
-    CgroupVersion, Json, DEADLINE,
+    bin, is_verdict_for, memory_root, oom_hog, require_root, unique_container_id, unique_uid,
+    wait_until, Cgroup, CgroupVersion, Daemon, Json, DEADLINE,
 };
 
 const MIB: u64 = 1 << 20;
@@ -301,4 +301,43 @@ fn the_text_table_names_every_part() {
         assert!(text.contains(part), "no `{part}` in:\n{text}");
     }
     println!("{text}");
+}
+
+/// A node-pressure verdict carries the breakdown read at the kill: here an
+/// allocatable OOM, in a kubepods root of the test's own (nested, as kind
+/// and k3s nest it) so no other test's pods share its limit.
+#[test]
+fn an_allocatable_oom_carries_the_breakdown() {
+    require_root();
+    let daemon = Daemon::start(&[]);
+    let uid = unique_uid();
+    let root = format!("oomtrace-e2e-node-{uid}/kubepods");
+    let kubepods = Cgroup::create(&root);
+    kubepods.set_limit(64 * MIB);
+    let container = Cgroup::create(&format!(
+        "{root}/besteffort/pod{uid}/{}",
+        unique_container_id()
+    ));
+    let pid = oom_hog(&container, 256);
+    let v = daemon.wait_for("the allocatable_oom verdict", is_verdict_for(pid));
+    assert_eq!(v["verdict"], "node_pressure", "{v}");
+    assert_eq!(v["kind"], "allocatable_oom", "{v}");
+    let b = &v["node_memory"]["breakdown"];
+    assert!(b.is_object(), "no node_memory.breakdown: {v}");
+    assert_adds_up(b);
+    // The test's kubepods root is no top-level kubepods: its pods are
+    // among the other cgroups.
+    assert!(
+        b["other"]["top"].as_array().is_some_and(|t| !t.is_empty()),
+        "{b}"
+    );
+    let summary = v["summary"].as_str().expect("summary");
+    let breakdown_summary = b["summary"].as_str().expect("the breakdown's summary");
+    assert!(
+        summary.ends_with(breakdown_summary),
+        "the verdict's summary ends with the breakdown's: {summary}"
+    );
+    drop(container);
+    drop(kubepods);
+    daemon.finish();
 }

@@ -67,16 +67,27 @@ const E2E_TARGETS: &[&str] = &[
     // Verdicts on CRI-made pods against ContainerStatus and the kernel's
     // oom_memcg: in every pass, since the limit's scope depends on the hooks.
     "cri_verdicts",
+    // The node memory breakdown on cgroup v2 (`oomtrace memory`, dying
+    // cgroups, and an allocatable OOM's verdict).
+    "node_memory",
 ];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
 /// v2 and real containers, the daemon's restarts, lost events and
-/// heartbeats, metrics through Prometheus, and the CRI runtime's side of
-/// OOM kills and stops (no daemon: the hooks change nothing there), while
+/// heartbeats, metrics through Prometheus, the node memory breakdown
+/// (`oomtrace memory`, dying cgroups), and the CRI runtime's side of OOM
+/// kills and stops (no daemon: the hooks change nothing there), while
 /// `foundation`, `vm` and the no-kill-missed `storm` walk every fallback.
 /// (The least-privilege run, `manifests`, is the host's for now: on
 /// Debian's 6.1 the DaemonSet's capabilities do not attach the classic
 /// cgroup tracepoints.)
-const BEST_PASS_ONLY: &[&str] = &["scenarios", "containers", "daemon", "metrics", "cri"];
+const BEST_PASS_ONLY: &[&str] = &[
+    "scenarios",
+    "containers",
+    "daemon",
+    "metrics",
+    "cri",
+    "node_memory",
+];
 /// Tests of a target skipped in the fallback passes: what does not depend
 /// on the OOM hooks (the CRI stops and evictions see only the signal
 /// hook, the same in every pass) runs once, in the best-hooks pass.
