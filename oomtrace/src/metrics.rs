@@ -757,6 +757,7 @@ mod tests {
             empty_for_s: Some(301.0),
             exit: None,
             earlier_kills: None,
+            dying_cgroups: None,
             summary: String::new(),
         }));
         m.observe(&Line::Lost(Lost {

@@ -477,6 +477,101 @@ pub fn largest_outside_pods(b: &Breakdown) -> Option<(&'static str, u64)> {
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
 }
 
+// ---- Dying cgroups that keep growing -------------------------------------
+
+/// How often the daemon samples the dying cgroups (on its ticks).
+pub const DYING_SAMPLE_NS: u64 = 60_000_000_000;
+/// The samples a `dying_cgroups` finding looks back over (10 minutes).
+pub const DYING_WINDOW: usize = 10;
+/// At most one `dying_cgroups` finding an hour.
+pub const DYING_FINDING_EVERY_NS: u64 = 3_600_000_000_000;
+/// Growth that counts: this many more dying cgroups over the window (and
+/// a tenth more than at its start), or this much more memory pinned.
+pub const DYING_MIN_COUNT_GROWTH: u64 = 50;
+pub const DYING_MIN_BYTES_GROWTH: u64 = 256 << 20;
+
+/// A `dying_cgroups` finding's numbers: the window's first and last samples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DyingGrowth {
+    pub count: Option<u64>,
+    pub bytes: u64,
+    pub count_before: Option<u64>,
+    pub bytes_before: u64,
+    pub window_s: u64,
+    /// The parents under which the most is held now.
+    pub by_parent: Vec<DyingParent>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DyingSample {
+    ns: u64,
+    count: Option<u64>,
+    bytes: u64,
+}
+
+/// The seed-004 pattern: removed cgroups piling up (their page cache keeps
+/// them), sample after sample. Pure: samples in, a finding's numbers out.
+#[derive(Clone, Debug, Default)]
+pub struct DyingWatch {
+    samples: std::collections::VecDeque<DyingSample>,
+    last_finding_ns: Option<u64>,
+}
+
+impl DyingWatch {
+    /// Whether a sample is due at `now_ns`.
+    pub fn due(&self, now_ns: u64) -> bool {
+        self.samples
+            .back()
+            .is_none_or(|s| now_ns.saturating_sub(s.ns) >= DYING_SAMPLE_NS)
+    }
+
+    /// One sample; the growth when the dying cgroups' count or pinned
+    /// memory rose at every sample of a full window, by at least the
+    /// minimums, and no finding was given within the hour.
+    pub fn sample(&mut self, now_ns: u64, d: &Dying) -> Option<DyingGrowth> {
+        self.samples.push_back(DyingSample {
+            ns: now_ns,
+            count: d.count,
+            bytes: d.bytes,
+        });
+        while self.samples.len() > DYING_WINDOW {
+            self.samples.pop_front();
+        }
+        if self.samples.len() < DYING_WINDOW
+            || self
+                .last_finding_ns
+                .is_some_and(|t| now_ns.saturating_sub(t) < DYING_FINDING_EVERY_NS)
+        {
+            return None;
+        }
+        let first = *self.samples.front()?;
+        let last = *self.samples.back()?;
+        let pairs = || self.samples.iter().zip(self.samples.iter().skip(1));
+        let counts_grow = pairs()
+            .all(|(a, b)| matches!((a.count, b.count), (Some(x), Some(y)) if y >= x))
+            && match (first.count, last.count) {
+                (Some(a), Some(b)) => {
+                    b >= a.saturating_add(DYING_MIN_COUNT_GROWTH) && b >= a.saturating_add(a / 10)
+                }
+                _ => false,
+            };
+        let bytes_grow = pairs().all(|(a, b)| b.bytes >= a.bytes)
+            && last.bytes >= first.bytes.saturating_add(DYING_MIN_BYTES_GROWTH);
+        if !(counts_grow || bytes_grow) {
+            return None;
+        }
+        self.last_finding_ns = Some(now_ns);
+        Some(DyingGrowth {
+            count: last.count,
+            bytes: last.bytes,
+            count_before: first.count,
+            bytes_before: first.bytes,
+            window_s: last.ns.saturating_sub(first.ns) / 1_000_000_000,
+            by_parent: d.by_parent.clone(),
+        })
+    }
+}
+
 // ---- Reading the machine -------------------------------------------------
 
 #[derive(Debug, thiserror::Error)]
@@ -855,5 +950,61 @@ mod tests {
         assert_eq!(parent("/a/b"), Some("/a"));
         assert_eq!(parent("/a"), Some("/"));
         assert_eq!(parent("/"), None);
+    }
+
+    fn dying(count: u64, bytes: u64) -> Dying {
+        Dying {
+            count: Some(count),
+            bytes,
+            by_parent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dying_cgroups_growing_over_a_window_give_one_finding_an_hour() {
+        let mut w = DyingWatch::default();
+        let min = DYING_SAMPLE_NS;
+        let mut found = Vec::new();
+        // 100 more every minute, for two hours.
+        for i in 0..120u64 {
+            assert!(w.due(i * min));
+            if let Some(g) = w.sample(i * min, &dying(1000 + 100 * i, 0)) {
+                found.push((i, g));
+            }
+            assert!(!w.due(i * min + min / 2));
+        }
+        let at: Vec<u64> = found.iter().map(|f| f.0).collect();
+        assert_eq!(at, [9, 69], "a full window first, then once an hour");
+        let g = &found[0].1;
+        assert_eq!((g.count_before, g.count), (Some(1000), Some(1900)));
+        assert_eq!(g.window_s, 9 * 60);
+    }
+
+    #[test]
+    fn dying_cgroups_that_come_and_go_give_none() {
+        let mut w = DyingWatch::default();
+        for i in 0..60u64 {
+            // Up and down: freed as fast as made.
+            let n = if i % 2 == 0 { 1000 } else { 1400 };
+            assert!(w.sample(i * DYING_SAMPLE_NS, &dying(n, 0)).is_none());
+        }
+        // Growing, but by too little.
+        let mut w = DyingWatch::default();
+        for i in 0..60u64 {
+            assert!(w.sample(i * DYING_SAMPLE_NS, &dying(1000 + i, 0)).is_none());
+        }
+        // Unknown counts never grow; pinned memory still can.
+        let mut w = DyingWatch::default();
+        let found = (0..10u64).find_map(|i| {
+            w.sample(
+                i * DYING_SAMPLE_NS,
+                &Dying {
+                    count: None,
+                    bytes: i * 64 * MIB,
+                    by_parent: Vec::new(),
+                },
+            )
+        });
+        assert_eq!(found.map(|g| g.bytes), Some(9 * 64 * MIB));
     }
 }

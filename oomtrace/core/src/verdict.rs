@@ -222,6 +222,8 @@ pub enum FindingKind {
     /// Kubernetes will show the container `OOMKilled`, but its init ended
     /// otherwise (kubernetes#140716).
     OomkilledMisreport,
+    /// Removed memory cgroups pile up, held by their page cache (seed 004).
+    DyingCgroups,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -242,6 +244,8 @@ pub struct Finding {
     pub exit: Option<crate::misreport::Exit>,
     /// oomkilled_misreport: the OOM kills in the container before that.
     pub earlier_kills: Option<Vec<crate::misreport::EarlierKill>>,
+    /// dying_cgroups: their count and pinned memory, then and now.
+    pub dying_cgroups: Option<crate::node_memory::DyingGrowth>,
     pub summary: String,
 }
 

@@ -307,6 +307,29 @@ fn count(n: u64) -> String {
     out
 }
 
+/// The `dying_cgroups` finding's sentence.
+pub fn dying_cgroups(g: &crate::node_memory::DyingGrowth) -> String {
+    let n = match (g.count_before, g.count) {
+        (Some(a), Some(b)) => format!(
+            "{} removed memory cgroups (from {} {} min ago)",
+            count(b),
+            count(a),
+            g.window_s / 60
+        ),
+        _ => "Removed memory cgroups".to_string(),
+    };
+    let under = g
+        .by_parent
+        .first()
+        .map(|d| format!(", the most under {} ({})", d.cgroup, human_bytes(d.bytes)))
+        .unwrap_or_default();
+    format!(
+        "{n} are still held by the kernel and keep growing: they pin {} (from {}){under}. Memory charged to them (page cache most often) keeps them; the pods' numbers no longer add up to the node's.",
+        human_bytes(g.bytes),
+        human_bytes(g.bytes_before)
+    )
+}
+
 /// The node memory breakdown's sentence: the totals, then the largest
 /// share that is not free memory nor a pod's own.
 pub fn node_memory_summary(b: &crate::node_memory::Breakdown) -> String {
