@@ -1403,7 +1403,7 @@ mod tests {
             let n = self.dying.pop_front()?;
             let mut b = crate::node_memory::breakdown(&crate::node_memory::Input::default());
             b.dying_cgroups.count = Some(n);
-            b.dying_cgroups.bytes = n * 2 << 20;
+            b.dying_cgroups.bytes = (n * 2) << 20;
             Some(Box::new(b))
         }
         fn eviction_threshold(&mut self) -> Threshold {
