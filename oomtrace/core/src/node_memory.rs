@@ -578,7 +578,7 @@ impl DyingWatch {
 pub enum ReadError {
     #[error("reading /proc/meminfo: {0}")]
     Meminfo(#[from] procfs::ProcError),
-    #[error("no memory.stat in the memory hierarchy's root {0}")]
+    #[error("{0} is no memory cgroup hierarchy's root (no memory.stat; set --cgroup-root)")]
     Root(String),
 }
 
@@ -672,8 +672,17 @@ pub fn v1_num_cgroups(text: &str) -> Option<u64> {
 /// /proc/cgroups.
 pub fn read(memory_root: &Path, v2: bool) -> Result<Input, ReadError> {
     let meminfo = read_meminfo()?;
-    let root = read_cgroup(memory_root, "/".into(), v2)
-        .ok_or_else(|| ReadError::Root(memory_root.display().to_string()))?;
+    // A v2 root without memory.stat (older kernels) still has children.
+    let root = match read_cgroup(memory_root, "/".into(), v2) {
+        Some(r) => r,
+        None if v2 && memory_root.join("cgroup.controllers").exists() => CgroupMem {
+            path: "/".into(),
+            nr_dying_descendants: read_kv(&memory_root.join("cgroup.stat"))
+                .and_then(|s| s.get("nr_dying_descendants").copied()),
+            ..CgroupMem::default()
+        },
+        None => return Err(ReadError::Root(memory_root.display().to_string())),
+    };
     let mut cgroups = vec![root];
     let mut stack = vec![(memory_root.to_path_buf(), String::new())];
     while let Some((dir, path)) = stack.pop() {
