@@ -1016,4 +1016,27 @@ mod tests {
         });
         assert_eq!(found.map(|g| g.bytes), Some(9 * 64 * MIB));
     }
+
+    /// This machine's breakdown adds up (skipped where no memory hierarchy
+    /// is mounted at the usual place).
+    #[test]
+    fn this_machines_breakdown_adds_up() {
+        let (root, v2) = if Path::new("/sys/fs/cgroup/memory/memory.stat").exists() {
+            (Path::new("/sys/fs/cgroup/memory"), false)
+        } else if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            (Path::new("/sys/fs/cgroup"), true)
+        } else {
+            eprintln!("skipped: no memory cgroup hierarchy here");
+            return;
+        };
+        let input = read(root, v2).expect("reading this machine");
+        assert!(input.cgroups.iter().any(|c| c.path == "/"));
+        let b = breakdown(&input);
+        let sum: i128 = parts(&b).iter().map(|p| p.1).sum();
+        assert_eq!(sum, i128::from(b.total_bytes));
+        assert!(b.total_bytes > 0 && b.free_bytes <= b.total_bytes);
+        // Not a cgroup hierarchy: a clear error.
+        let e = read(Path::new("/proc/self"), false).expect_err("not a hierarchy");
+        assert!(e.to_string().contains("/proc/self"), "{e}");
+    }
 }
