@@ -32,6 +32,24 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Verdicts from a saved kernel log (dmesg, dmesg -T, journalctl -k, syslog, /dev/kmsg records, a sosreport file); no root needed.
     Explain(ExplainArgs),
+    /// Where the node's memory is now: free, pods by QoS, system.slice, other cgroups, kernel, unowned page cache, dying cgroups, unaccounted (adds up to MemTotal).
+    Memory(MemoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MemoryArgs {
+    /// Output format (default: `text` on a terminal, else `json`).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print it again every DURATION (e.g. `5s`) until interrupted.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub watch: Option<std::time::Duration>,
+    /// Where cgroupfs is mounted.
+    #[arg(long, value_name = "PATH", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// Name of this node in the JSON object (default: the hostname).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 #[derive(Args, Debug)]

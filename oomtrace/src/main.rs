@@ -7,6 +7,7 @@ mod daemon;
 mod doctor;
 mod explain;
 mod loader;
+mod memory;
 mod metrics;
 mod probe;
 
@@ -48,6 +49,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Record(a) => daemon::run(a.common, a.format.unwrap_or(Format::Json), Some(a.file)),
         Command::Replay(a) => daemon::replay(&a.file, a.format.unwrap_or(Format::Json)),
         Command::Explain(a) => explain::run(a),
+        Command::Memory(a) => memory::run(a),
     }
 }
 

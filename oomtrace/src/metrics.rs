@@ -105,6 +105,11 @@ struct HookChoiceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartLabels {
+    part: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     kernel: String,
@@ -121,6 +126,12 @@ pub struct Metrics {
     missed: Counter,
     up: Gauge,
     kernel_log: Gauge,
+    node_memory: Family<PartLabels, Gauge>,
+    dying_cgroups: Gauge,
+    /// Where the breakdown is read from at each scrape: the memory
+    /// hierarchy's root, and whether it is v2.
+    memory_root: std::path::PathBuf,
+    v2: bool,
 }
 
 impl Metrics {
@@ -216,7 +227,23 @@ impl Metrics {
             kernel_log.clone(),
         );
         kernel_log.set(i64::from(status.kernel_log == "reading"));
+        let node_memory = Family::<PartLabels, Gauge>::default();
+        registry.register(
+            "oomtrace_node_memory_bytes",
+            "Where the node's memory is, read at the scrape; the parts add up to MemTotal: free, pods, system, other_cgroups, kernel, page_cache_unowned, unowned_anon, dying_cgroups, unaccounted (may be negative)",
+            node_memory.clone(),
+        );
+        let dying_cgroups = Gauge::default();
+        registry.register(
+            "oomtrace_dying_cgroups",
+            "Removed memory cgroups the kernel still holds (v2 nr_dying_descendants of the root; v1 /proc/cgroups' count less the live ones), read at the scrape",
+            dying_cgroups.clone(),
+        );
         Metrics {
+            node_memory,
+            dying_cgroups,
+            memory_root: status.cgroup.memory_root.clone().into(),
+            v2: status.cgroup.version == oomtrace_core::cgroup::Version::V2,
             registry,
             kills,
             findings,
@@ -282,6 +309,27 @@ impl Metrics {
                 self.kernel_log.set(i64::from(s.kernel_log == "reading"));
             }
             Line::Heartbeat(_) => {}
+        }
+    }
+
+    /// Reads the node memory breakdown into its gauges (at each scrape;
+    /// a failed read keeps the last values).
+    pub fn refresh_node_memory(&self) {
+        let input = match oomtrace_core::node_memory::read(&self.memory_root, self.v2) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::debug!("node memory for the metrics: {e}");
+                return;
+            }
+        };
+        let b = oomtrace_core::node_memory::breakdown(&input);
+        for (part, bytes) in oomtrace_core::node_memory::parts(&b) {
+            self.node_memory
+                .get_or_create(&PartLabels { part: part.into() })
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        if let Some(n) = b.dying_cgroups.count {
+            self.dying_cgroups.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -446,6 +494,10 @@ async fn exposition(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
+    let fresh = Arc::clone(&metrics);
+    if let Err(e) = tokio::task::spawn_blocking(move || fresh.refresh_node_memory()).await {
+        tracing::debug!("node memory for the metrics: {e}");
+    }
     let (body, content_type) = if openmetrics {
         (metrics.encode(), OPENMETRICS)
     } else {
@@ -658,6 +710,33 @@ mod tests {
         assert!(parse_addr("").is_err());
     }
 
+    /// The gauges of the node memory breakdown, read from this machine
+    /// (skipped where /sys/fs/cgroup/memory is no v1 hierarchy).
+    #[test]
+    fn node_memory_gauges_are_read_at_the_scrape() {
+        if !std::path::Path::new("/sys/fs/cgroup/memory/memory.stat").exists() {
+            eprintln!("skipped: no cgroup v1 memory hierarchy here");
+            return;
+        }
+        let m = Metrics::new(&status("ready"));
+        m.refresh_node_memory();
+        let text = m.encode().expect("encode");
+        for part in oomtrace_core::node_memory::parts(&oomtrace_core::node_memory::breakdown(
+            &oomtrace_core::node_memory::Input::default(),
+        )) {
+            let prefix = format!("oomtrace_node_memory_bytes{{part=\"{}\"}} ", part.0);
+            assert!(
+                text.lines().any(|l| l.starts_with(&prefix)),
+                "no `{prefix}` in:\n{text}"
+            );
+        }
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("oomtrace_dying_cgroups ")),
+            "{text}"
+        );
+    }
+
     #[test]
     fn exposition_counts_records() {
         let m = Metrics::new(&status("ready"));
@@ -679,6 +758,7 @@ mod tests {
             empty_for_s: Some(301.0),
             exit: None,
             earlier_kills: None,
+            dying_cgroups: None,
             summary: String::new(),
         }));
         m.observe(&Line::Lost(Lost {

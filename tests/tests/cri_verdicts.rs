@@ -495,6 +495,19 @@ fn a_hard_eviction_through_the_runtime_is_an_eviction() {
             .is_some_and(|c| c.starts_with("runc")),
         "{v}"
     );
+    // Where the node's memory was at the runtime's signal.
+    let b = &v["node_memory"]["breakdown"];
+    assert!(
+        b["total_bytes"].as_u64().is_some_and(|t| t > 0),
+        "an eviction carries node_memory.breakdown: {v}"
+    );
+    assert!(
+        v["summary"]
+            .as_str()
+            .zip(b["summary"].as_str())
+            .is_some_and(|(s, bs)| s.ends_with(bs)),
+        "{v}"
+    );
     side_by_side("hard eviction (grace 2 s), SIGTERM ignored", &v, &s);
     let v = verdict_of(&daemon, polite.pid);
     assert_eq!(v["kind"], "eviction", "{v}");

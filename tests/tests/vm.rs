@@ -310,5 +310,47 @@ fn global_oom_is_system_oom_with_top_consumers() {
     for c in top {
         assert!(c["usage_bytes"].as_u64().is_some(), "{c}");
     }
+    // Where the node's memory was at the kill: the parts add up to
+    // MemTotal, and the surviving holders' pods are among them.
+    let b = &v["node_memory"]["breakdown"];
+    assert!(
+        b.is_object(),
+        "a global OOM carries node_memory.breakdown: {v}"
+    );
+    assert_eq!(b["total_bytes"], total, "{b}");
+    let part = |p: &Json| {
+        p.as_u64()
+            .unwrap_or_else(|| panic!("not a byte count: {p} in {b}"))
+    };
+    let parts: u64 = [
+        &b["free_bytes"],
+        &b["pods"]["bytes"],
+        &b["system"]["bytes"],
+        &b["other"]["bytes"],
+        &b["kernel"]["bytes"],
+        &b["page_cache_unowned_bytes"],
+        &b["unowned_anon_bytes"],
+        &b["dying_cgroups"]["bytes"],
+    ]
+    .into_iter()
+    .map(part)
+    .sum();
+    let unaccounted = b["unaccounted_bytes"].as_i64().expect("unaccounted_bytes");
+    assert_eq!(
+        i128::from(parts) + i128::from(unaccounted),
+        i128::from(total),
+        "the parts add up to MemTotal: {b}"
+    );
+    assert!(
+        part(&b["pods"]["by_qos"]["besteffort"]) >= u64::from(hold_mib / 2) << 20,
+        "a holder's {hold_mib} MiB are the BestEffort pods': {b}"
+    );
+    assert!(
+        v["summary"]
+            .as_str()
+            .zip(b["summary"].as_str())
+            .is_some_and(|(s, bs)| s.ends_with(bs)),
+        "{v}"
+    );
     daemon.finish();
 }

@@ -70,11 +70,15 @@ const E2E_TARGETS: &[&str] = &[
     "cri_verdicts",
     // The least-privilege DaemonSet's capabilities against this kernel.
     "manifests",
+    // The node memory breakdown on cgroup v2 (`oomtrace memory`, dying
+    // cgroups, and an allocatable OOM's verdict).
+    "node_memory",
 ];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
 /// v2 and real containers, the daemon's restarts, lost events and
-/// heartbeats, metrics through Prometheus, and the CRI runtime's side of
-/// OOM kills and stops (no daemon: the hooks change nothing there), while
+/// heartbeats, metrics through Prometheus, the node memory breakdown
+/// (`oomtrace memory`, dying cgroups), and the CRI runtime's side of OOM
+/// kills and stops (no daemon: the hooks change nothing there), while
 /// `foundation`, `vm` and the no-kill-missed `storm` walk every fallback.
 /// `manifests` runs the agent with exactly the least-privilege DaemonSet's
 /// capabilities (Debian's 6.1 opens a classic tracepoint's perf event only
@@ -86,6 +90,7 @@ const BEST_PASS_ONLY: &[&str] = &[
     "metrics",
     "cri",
     "manifests",
+    "node_memory",
 ];
 /// Tests of a target skipped in the fallback passes: what does not depend
 /// on the OOM hooks (the CRI stops and evictions see only the signal

@@ -1396,6 +1396,7 @@ mod tests {
             memory_available_bytes: if pressure { 50 << 20 } else { 4 << 30 },
             eviction_threshold_bytes: Some(100 << 20),
             eviction_threshold_source: Some("test".into()),
+            breakdown: None,
         }
     }
 

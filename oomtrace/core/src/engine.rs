@@ -181,6 +181,8 @@ pub struct Engine {
     audited_incident: Option<String>,
     /// Containers with OOM kills, for `oomkilled_misreport` at their end.
     misreports: Misreports,
+    /// The dying cgroups sampled on ticks, for the `dying_cgroups` finding.
+    dying: crate::node_memory::DyingWatch,
 }
 
 impl Engine {
@@ -218,6 +220,7 @@ impl Engine {
             audit: start.kernel_oom_kills.map(Audit::new),
             audited_incident: None,
             misreports: Misreports::default(),
+            dying: crate::node_memory::DyingWatch::default(),
             start,
         }
     }
@@ -269,6 +272,7 @@ impl Engine {
                 self.now = self.now.max(now);
                 let started = *self.started.get_or_insert(now);
                 self.check_leaks(obs, &mut out);
+                self.watch_dying(obs, &mut out);
                 // Victims due by now get their verdicts before the audit.
                 self.flush_waiting(obs, &mut out);
                 self.audit(now, obs, &mut out);
@@ -528,13 +532,23 @@ impl Engine {
         let growth = self.growth(v, obs);
         let top_consumers =
             (a.kind == Some(PressureKind::SystemOom)).then(|| self.top_consumers(obs));
+        let names = self.names(&a.identity, obs);
+        // Last, so that recordings made before it replay: where the node's
+        // memory went, for every node-pressure kill.
+        let node_memory = match (node_memory, a.kind.is_some()) {
+            (Some(mut n), true) => {
+                n.breakdown = obs.node_breakdown();
+                Some(n)
+            }
+            (n, _) => n,
+        };
         Observed {
             oom_group,
             memory,
             node_memory,
             growth,
             top_consumers,
-            names: self.names(&a.identity, obs),
+            names,
             judged_after_ns: Some(judged_at.saturating_sub(a.boot_ns)),
         }
     }
@@ -815,6 +829,7 @@ impl Engine {
             empty_for_s: None,
             exit: None,
             earlier_kills: None,
+            dying_cgroups: None,
         };
         out.push(Line::Finding(f));
     }
@@ -860,6 +875,21 @@ impl Engine {
                 grace_ns: s.grace_ns(),
                 source: s.source.clone(),
             });
+        // A runtime's signal under the kubelet's threshold may be an
+        // eviction: where the node's memory was, read at the signal (after
+        // the reads recordings made before it hold).
+        let mut node = node;
+        if let Some(n) = node.as_mut() {
+            let under = n
+                .eviction_threshold_bytes
+                .is_some_and(|t| n.memory_available_bytes < t)
+                || soft
+                    .as_ref()
+                    .is_some_and(|t| n.memory_available_bytes < t.bytes);
+            if under && attribution::is_runtime(&event::comm(&s.sender_comm)) {
+                n.breakdown = obs.node_breakdown();
+            }
+        }
         let cx = SignalContext {
             target_cgroup: target_cgroup.as_deref(),
             node: node.as_ref(),
@@ -941,6 +971,7 @@ impl Engine {
             empty_for_s: None,
             exit: Some(m.exit),
             earlier_kills: Some(m.earlier_kills),
+            dying_cgroups: None,
             summary,
         }));
     }
@@ -1065,6 +1096,50 @@ impl Engine {
         }
     }
 
+    /// Removed cgroups piling up (their page cache keeps them): the node
+    /// memory breakdown sampled once a minute; a `dying_cgroups` finding
+    /// when it grew through a whole window, at most once an hour.
+    fn watch_dying(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        if !self.dying.due(self.now) {
+            return;
+        }
+        let Some(b) = obs.node_breakdown() else {
+            // Unread (or a recording made before this read): try again
+            // at the next sample.
+            let _ = self.dying.sample(
+                self.now,
+                &crate::node_memory::Dying {
+                    count: None,
+                    bytes: 0,
+                    by_parent: Vec::new(),
+                },
+            );
+            return;
+        };
+        let Some(g) = self.dying.sample(self.now, &b.dying_cgroups) else {
+            return;
+        };
+        let cgroup = g
+            .by_parent
+            .first()
+            .map_or_else(|| "/".to_string(), |d| d.cgroup.clone());
+        let summary = wording::dying_cgroups(&g);
+        out.push(Line::Finding(Finding {
+            finding: FindingKind::DyingCgroups,
+            time: wall_time(self.now, self.start.boot_to_wall_ns),
+            pod: None,
+            container: None,
+            process: None,
+            cgroup,
+            pod_cgroup: None,
+            empty_for_s: None,
+            exit: None,
+            earlier_kills: None,
+            dying_cgroups: Some(g),
+            summary,
+        }));
+    }
+
     /// Pod cgroups with no process left that outlive the grace period
     /// (kubernetes#106957): reported once each.
     fn check_leaks(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
@@ -1108,6 +1183,7 @@ impl Engine {
                             empty_for_s: Some(empty_for_s),
                             exit: None,
                             earlier_kills: None,
+                            dying_cgroups: None,
                             summary,
                         }));
                     }
@@ -1358,6 +1434,8 @@ mod tests {
         oom_kill: u64,
         groups: HashSet<String>,
         reads: usize,
+        /// Dying cgroups at each breakdown read (none: unread).
+        dying: VecDeque<u64>,
     }
 
     impl Observe for Fake {
@@ -1374,6 +1452,13 @@ mod tests {
         }
         fn node_memory(&mut self) -> Option<NodeMemory> {
             None
+        }
+        fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
+            let n = self.dying.pop_front()?;
+            let mut b = crate::node_memory::breakdown(&crate::node_memory::Input::default());
+            b.dying_cgroups.count = Some(n);
+            b.dying_cgroups.bytes = (n * 2) << 20;
+            Some(Box::new(b))
         }
         fn eviction_threshold(&mut self) -> Threshold {
             Threshold::default()
@@ -1507,6 +1592,39 @@ mod tests {
             _pad2: 0,
         };
         Input::Kernel(Bytes::from(bytes_of(&ev)))
+    }
+
+    #[test]
+    fn dying_cgroups_growing_every_minute_are_a_finding_once() {
+        let mut e = Engine::new(start_in_host_ns());
+        let mut k = Fake {
+            dying: (0..30).map(|i| 100 + 60 * i).collect(),
+            ..Fake::default()
+        };
+        // Ticks every second for 30 minutes: one read a minute.
+        let out: Vec<Line> = (0..=30 * 60)
+            .flat_map(|t| e.handle(Input::Tick(t * S), &mut k))
+            .collect();
+        assert!(
+            k.dying.len() <= 1,
+            "read once a minute: {} left",
+            k.dying.len()
+        );
+        let found: Vec<&Finding> = out
+            .iter()
+            .filter_map(|l| match l {
+                Line::Finding(f) if f.finding == FindingKind::DyingCgroups => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "at most one an hour");
+        let g = found[0].dying_cgroups.as_ref().expect("numbers");
+        assert_eq!((g.count_before, g.count), (Some(100), Some(100 + 60 * 9)));
+        assert!(
+            found[0].summary.contains("keep growing"),
+            "{}",
+            found[0].summary
+        );
     }
 
     /// Every line of ticks at `from..=to` s (every 50 ms too, as while

@@ -85,6 +85,9 @@ pub enum Answer {
     VmstatOomKill(Option<u64>),
     ProcStart(Option<ProcStart>),
     KubeletEvicted(Option<bool>),
+    /// The node memory breakdown of a node-pressure kill (recordings made
+    /// before it have none: the replay then answers null).
+    NodeBreakdown(Option<Box<crate::node_memory::Breakdown>>),
 }
 
 pub trait Observe {
@@ -114,6 +117,9 @@ pub trait Observe {
     /// Whether the kubelet's log says it evicted pod `namespace/name`
     /// (since `since_unix_s`); None when no log is read.
     fn kubelet_evicted(&mut self, namespace: &str, name: &str, since_unix_s: i64) -> Option<bool>;
+    /// Where the node's memory is (`node_memory`): read for node-pressure
+    /// kills, last of a kill's reads.
+    fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>>;
 }
 
 /// A live process's start (CLOCK_BOOTTIME ns, to the clock tick) and parent.
@@ -377,6 +383,18 @@ impl Observe for Live {
         self.keep(Answer::KubeletEvicted(a));
         a
     }
+
+    fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
+        let a = match crate::node_memory::read(&self.sources.memory_root, self.sources.v2) {
+            Ok(input) => Some(Box::new(crate::node_memory::breakdown(&input))),
+            Err(e) => {
+                tracing::debug!("node memory breakdown: {e}");
+                None
+            }
+        };
+        self.keep(Answer::NodeBreakdown(a.clone()));
+        a
+    }
 }
 
 fn populated(dir: &Path, v2: bool) -> Option<bool> {
@@ -436,14 +454,14 @@ pub fn read_node_memory(memory_root: &Path, v2: bool) -> Option<NodeMemory> {
 
 /// Answers from a recording, in order.
 pub struct Replayed {
-    answers: std::vec::IntoIter<Answer>,
+    answers: std::iter::Peekable<std::vec::IntoIter<Answer>>,
     pub diverged: Option<String>,
 }
 
 impl Replayed {
     pub fn new(answers: Vec<Answer>) -> Self {
         Replayed {
-            answers: answers.into_iter(),
+            answers: answers.into_iter().peekable(),
             diverged: None,
         }
     }
@@ -523,6 +541,14 @@ impl Observe for Replayed {
     }
     fn kubelet_evicted(&mut self, _: &str, _: &str, _: i64) -> Option<bool> {
         replay_answer!(self, KubeletEvicted, None)
+    }
+    fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
+        // Recordings from before this read have no such answer: the next
+        // one belongs to another question, so it is left for it.
+        match self.answers.peek() {
+            Some(Answer::NodeBreakdown(_)) => replay_answer!(self, NodeBreakdown, None),
+            _ => None,
+        }
     }
 }
 

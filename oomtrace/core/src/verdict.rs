@@ -145,6 +145,8 @@ pub struct NodeMemory {
     pub memory_available_bytes: u64,
     pub eviction_threshold_bytes: Option<u64>,
     pub eviction_threshold_source: Option<String>,
+    /// Where the node's memory was (node-pressure verdicts; null otherwise).
+    pub breakdown: Option<Box<crate::node_memory::Breakdown>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -278,6 +280,8 @@ pub enum FindingKind {
     /// Kubernetes will show the container `OOMKilled`, but its init ended
     /// otherwise (kubernetes#140716).
     OomkilledMisreport,
+    /// Removed memory cgroups pile up, held by their page cache (seed 004).
+    DyingCgroups,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -298,6 +302,8 @@ pub struct Finding {
     pub exit: Option<crate::misreport::Exit>,
     /// oomkilled_misreport: the OOM kills in the container before that.
     pub earlier_kills: Option<Vec<crate::misreport::EarlierKill>>,
+    /// dying_cgroups: their count and pinned memory, then and now.
+    pub dying_cgroups: Option<crate::node_memory::DyingGrowth>,
     pub summary: String,
 }
 
@@ -436,6 +442,7 @@ impl NodeMemory {
             memory_available_bytes: n.memory_available_bytes,
             eviction_threshold_bytes: threshold.map(|t| t.bytes(n.capacity_bytes)),
             eviction_threshold_source: threshold.map(|t| t.source.clone()),
+            breakdown: None,
         }
     }
 }

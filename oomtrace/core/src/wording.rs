@@ -55,6 +55,16 @@ pub fn summary(v: &Verdict) -> String {
         VerdictKind::PodLimit => capitalize(sentence(v)),
         _ => sentence(v),
     };
+    // A node-pressure kill: where the node's memory was.
+    let s = match v
+        .node_memory
+        .as_ref()
+        .and_then(|n| n.breakdown.as_ref())
+        .filter(|_| v.verdict == VerdictKind::NodePressure)
+    {
+        Some(b) => format!("{s} {}", b.summary),
+        None => s,
+    };
     match v.source {
         "kernel_log" => format!("While oomtrace was not running: {s}"),
         _ => s,
@@ -282,6 +292,106 @@ pub fn missed(count: u64, since: &str) -> String {
     format!(
         "The kernel OOM-killed {kills} since {since} that {have} no verdict: {events} lost (see the `lost` lines; enlarge --ring-buffer-bytes)."
     )
+}
+
+/// "1,843" (a count with thousands separators).
+fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `dying_cgroups` finding's sentence.
+pub fn dying_cgroups(g: &crate::node_memory::DyingGrowth) -> String {
+    let n = match (g.count_before, g.count) {
+        (Some(a), Some(b)) => format!(
+            "{} removed memory cgroups (from {} {} min ago)",
+            count(b),
+            count(a),
+            g.window_s / 60
+        ),
+        _ => "Removed memory cgroups".to_string(),
+    };
+    let under = g
+        .by_parent
+        .first()
+        .map(|d| format!(", the most under {} ({})", d.cgroup, human_bytes(d.bytes)))
+        .unwrap_or_default();
+    format!(
+        "{n} are still held by the kernel and keep growing: they pin {} (from {}){under}. Memory charged to them (page cache most often) keeps them; the pods' numbers no longer add up to the node's.",
+        human_bytes(g.bytes),
+        human_bytes(g.bytes_before)
+    )
+}
+
+/// The node memory breakdown's sentence: the totals, then the largest
+/// share that is not free memory nor a pod's own.
+pub fn node_memory_summary(b: &crate::node_memory::Breakdown) -> String {
+    let head = format!(
+        "Of {} of memory, {} is free and pods hold {}",
+        human_bytes(b.total_bytes),
+        human_bytes(b.free_bytes),
+        human_bytes(b.pods.bytes)
+    );
+    let Some((part, bytes)) = crate::node_memory::largest_outside_pods(b) else {
+        return format!("{head}.");
+    };
+    let size = human_bytes(bytes);
+    let top = |g: &crate::node_memory::Group| {
+        g.top
+            .first()
+            .map(|c| {
+                format!(
+                    " ({} the largest, {})",
+                    c.cgroup,
+                    human_bytes(c.usage_bytes)
+                )
+            })
+            .unwrap_or_default()
+    };
+    let share = match part {
+        "dying_cgroups" => {
+            let n = b
+                .dying_cgroups
+                .count
+                .map(|n| format!("{} ", count(n)))
+                .unwrap_or_default();
+            let of_pods = if b
+                .dying_cgroups
+                .by_parent
+                .first()
+                .is_some_and(|d| pods::parse_cgroup_path(&d.cgroup).is_some())
+            {
+                " of deleted pods"
+            } else {
+                ""
+            };
+            format!("{size} held by {n}dying cgroups{of_pods} (removed, their page cache still charged to them)")
+        }
+        "system" => format!("{size} in system.slice{}", top(&b.system)),
+        "other_cgroups" => format!(
+            "{size} in cgroups outside kubepods and system.slice{}",
+            top(&b.other)
+        ),
+        "kernel" => format!(
+            "{size} of kernel memory charged to no cgroup (slab {})",
+            human_bytes(
+                b.kernel
+                    .slab_reclaimable_bytes
+                    .saturating_add(b.kernel.slab_unreclaimable_bytes)
+            )
+        ),
+        "page_cache_unowned" => format!("{size} of page cache charged to no live cgroup"),
+        "unowned_anon" => format!("{size} of process memory in the root cgroup"),
+        _ => format!("{size} unaccounted (in no counter oomtrace reads)"),
+    };
+    format!("{head}; the largest share outside the pods: {share}.")
 }
 
 #[cfg(test)]

@@ -109,6 +109,7 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                     crate::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
                     crate::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
                     crate::verdict::FindingKind::OomkilledMisreport => "OOMKILLED_MISREPORT",
+                    crate::verdict::FindingKind::DyingCgroups => "DYING_CGROUPS",
                 };
                 format!("{} {} {}", f.time, paint(MAGENTA, label), f.summary)
             }
@@ -168,6 +169,7 @@ mod tests {
                 empty_for_s: Some(60.0),
                 exit: None,
                 earlier_kills: None,
+                dying_cgroups: None,
                 summary: "empty for 60 s".into(),
             }),
             Line::Heartbeat(Heartbeat {
