@@ -9,6 +9,7 @@ mod explain;
 mod loader;
 mod metrics;
 mod probe;
+mod sampler;
 
 use std::process::ExitCode;
 

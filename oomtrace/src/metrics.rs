@@ -572,6 +572,7 @@ mod tests {
             signal: None,
             top_consumers: None,
             growth: None,
+            warned_s_before: None,
             evidence: Evidence::unread("tp_btf"),
             summary: String::new(),
         }))
@@ -678,6 +679,12 @@ mod tests {
             empty_for_s: Some(301.0),
             exit: None,
             earlier_kills: None,
+            usage_bytes: None,
+            limit_bytes: None,
+            growth_bytes_per_s: None,
+            seconds_to_limit: None,
+            working_set_bytes: None,
+            psi: None,
             summary: String::new(),
         }));
         m.observe(&Line::Lost(Lost {

@@ -125,6 +125,7 @@ pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
         signal: a.signal,
         top_consumers: seen.top_consumers,
         growth: seen.growth,
+        warned_s_before: None,
         evidence: a.evidence,
         summary: String::new(),
     };

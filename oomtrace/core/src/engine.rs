@@ -18,6 +18,7 @@ use crate::{
     cgroup::{CgroupId, CgroupTree, Layout, Version},
     event::{self, Event},
     misreport::{Misreport, Misreports},
+    near_oom::{self, Detector},
     observe::{MemoryStat, Observe},
     oom_report::OomSummary,
     pods::{self, Level},
@@ -52,6 +53,9 @@ pub enum Input {
     /// Kills the kernel counted (/proc/vmstat oom_kill) while oomtrace was
     /// not running that its log no longer shows.
     Missed(u64),
+    /// The memory of the limited cgroups near their limits (the daemon's
+    /// sampler, for `near_oom`).
+    Usage(near_oom::Samples),
 }
 
 mod b64 {
@@ -110,6 +114,10 @@ pub struct Start {
     /// then waits a little for the eviction manager's own line.
     #[serde(default)]
     pub kubelet_log: bool,
+    /// `--near-oom-horizon`, ns; 0 (and recordings from before it): no
+    /// `near_oom` findings.
+    #[serde(default)]
+    pub near_oom_horizon_ns: u64,
 }
 
 /// A cgroup's page counter at the first and the latest pressure record.
@@ -119,6 +127,21 @@ struct Sample {
     first_pages: u64,
     last_ns: u64,
     last_pages: u64,
+}
+
+/// How long a pressure record at a cgroup's limit says it is reclaiming there.
+const AT_LIMIT_NS: u64 = 2_000_000_000;
+/// A page counter at or above this is no limit (`PAGE_COUNTER_MAX` and near).
+const UNLIMITED_PAGES: u64 = 1 << 50;
+
+/// Whether `near_oom` samples this cgroup: a level the kubelet limits, or a
+/// host service (`/system.slice/NAME.service`).
+pub fn is_near_oom_target(path: &str) -> bool {
+    if pods::parse_cgroup_path(path).is_some() {
+        return true;
+    }
+    path.strip_prefix("/system.slice/")
+        .is_some_and(|s| s.ends_with(".service") && !s.contains('/'))
 }
 
 /// How far back pressure counts as "before the kill".
@@ -161,6 +184,12 @@ pub struct Engine {
     audited_incident: Option<String>,
     /// Containers with OOM kills, for `oomkilled_misreport` at their end.
     misreports: Misreports,
+    /// The `near_oom` rule.
+    near: Detector,
+    /// Memory cgroups a pressure record saw at their limit, and when.
+    at_limit: HashMap<u64, u64>,
+    /// The cgroups the sampler reads; None when the tree changed since.
+    targets: Option<Vec<(u64, String)>>,
 }
 
 impl Engine {
@@ -196,6 +225,9 @@ impl Engine {
             audit: start.kernel_oom_kills.map(Audit::new),
             audited_incident: None,
             misreports: Misreports::default(),
+            near: Detector::new(start.near_oom_horizon_ns),
+            at_limit: HashMap::new(),
+            targets: None,
             start,
         }
     }
@@ -204,6 +236,22 @@ impl Engine {
     /// before any): the daemon arms the opt-in charge counter from it.
     pub fn last_pressure_ns(&self) -> u64 {
         self.last_pressure_ns
+    }
+
+    /// The memory cgroups with a limit oomtrace models, for the `near_oom`
+    /// sampler: containers (and below), pods, QoS levels, kubepods, and
+    /// `system.slice` services. Empty when `near_oom` is off.
+    pub fn near_oom_targets(&mut self) -> &[(u64, String)] {
+        if !self.near.enabled() {
+            return &[];
+        }
+        let tree = &self.tree;
+        self.targets.get_or_insert_with(|| {
+            tree.live()
+                .filter(|(_, n)| is_near_oom_target(&n.path))
+                .map(|(id, n)| (id.0, n.path.clone()))
+                .collect()
+        })
     }
 
     /// Whether victims wait for the kernel log: the caller then ticks faster.
@@ -266,6 +314,10 @@ impl Engine {
                     };
                     out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
                 }
+            }
+            Input::Usage(batch) => {
+                self.now = self.now.max(batch.boot_ns);
+                self.near_oom(&batch, obs, &mut out);
             }
             Input::Missed(count) => {
                 out.push(Line::Lost(Lost {
@@ -363,6 +415,9 @@ impl Engine {
                 }
             }
             Event::Attach(a) => {
+                if self.tree.path(CgroupId(a.dst_id)).is_none() {
+                    self.targets = None;
+                }
                 self.tree.apply(&ev);
                 if a.dst_root == self.start.layout.hierarchy_id {
                     self.on_attach(
@@ -378,6 +433,7 @@ impl Engine {
             Event::Signal(s) => self.on_signal(&s, obs, out),
             Event::Pressure(p) => self.on_pressure(&p),
             Event::Mkdir(_) | Event::Rmdir(_) | Event::Release(_) => {
+                self.targets = None;
                 if let Event::Rmdir(c) = &ev {
                     self.empty_since.remove(&CgroupId(c.id));
                     self.leaks_reported.remove(&CgroupId(c.id));
@@ -462,7 +518,10 @@ impl Engine {
             audit.verdict(group_kill);
         }
         self.counts.oom_verdicts += 1;
-        out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
+        let warned = self.warned_s_before(&a);
+        let mut verdict = attribution::verdict(a, seen);
+        verdict.warned_s_before = warned;
+        out.push(Line::Verdict(Box::new(verdict)));
     }
 
     /// Everything a victim's verdict reads from the node, in one order (a
@@ -502,11 +561,19 @@ impl Engine {
         self.last_pressure_ns = self.last_pressure_ns.max(now);
         self.pressured
             .retain(|_, s| now.saturating_sub(s.last_ns) < GROWTH_WINDOW_NS);
+        self.at_limit
+            .retain(|_, t| now.saturating_sub(*t) < AT_LIMIT_NS);
         for level in p.task.memcg_chain() {
             let (Some(id), Some(usage)) = (level.id.filter(|&id| id != 0), level.usage_pages)
             else {
                 continue;
             };
+            // At its max, give or take a charge batch (64 pages) or 2 %.
+            if let Some(max) = level.max_pages.filter(|&m| m > 0 && m < UNLIMITED_PAGES) {
+                if usage.saturating_add((max / 50).max(64)) >= max {
+                    self.at_limit.insert(id, now);
+                }
+            }
             let s = self.pressured.entry(id).or_insert(Sample {
                 first_ns: now,
                 first_pages: usage,
@@ -516,6 +583,64 @@ impl Engine {
             s.last_ns = now;
             s.last_pages = usage;
         }
+    }
+
+    /// A batch of usage samples through the `near_oom` rule: one finding
+    /// per episode.
+    fn near_oom(&mut self, batch: &near_oom::Samples, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        let now = batch.boot_ns;
+        let at_limit = &self.at_limit;
+        let warnings = self.near.observe(batch, |id| {
+            at_limit
+                .get(&id)
+                .is_some_and(|&t| now.saturating_sub(t) < AT_LIMIT_NS)
+        });
+        for w in warnings {
+            let identity = Identity::of_path(&w.sample.cgroup);
+            let identity = identity.clone().named(&self.names(&identity, obs));
+            let mut f = Finding::new(
+                FindingKind::NearOom,
+                wall_time(w.boot_ns, self.start.boot_to_wall_ns),
+                w.sample.cgroup.clone(),
+            );
+            f.pod = identity.pod;
+            f.container = identity.container;
+            f.usage_bytes = Some(w.sample.usage_bytes);
+            f.limit_bytes = Some(w.sample.limit_bytes);
+            f.growth_bytes_per_s = w.growth_bytes_per_s.map(|g| g.round() as i64);
+            f.seconds_to_limit = w.seconds_to_limit.map(|s| (s * 10.0).round() / 10.0);
+            f.working_set_bytes = w.sample.working_set_bytes;
+            f.psi = w.sample.psi;
+            f.summary = wording::near_oom(&f, w.reason);
+            out.push(Line::Finding(f));
+        }
+    }
+
+    /// Seconds from the `near_oom` of the cgroup whose limit a kill hit
+    /// (when the limit is unknown: of the victim's cgroup or its nearest
+    /// warned ancestor) to the kill.
+    fn warned_s_before(&self, a: &Assessment) -> Option<f64> {
+        let limit = a.limit.as_ref().and_then(|l| l.cgroup.clone());
+        let candidates: Vec<String> = match (limit, a.victim.cgroup.as_deref()) {
+            (Some(l), _) => vec![l],
+            (None, Some(v)) => {
+                let mut c = vec![v.to_string()];
+                let mut p = v;
+                while let Some((up, _)) = p.rsplit_once('/') {
+                    if up.is_empty() {
+                        break;
+                    }
+                    c.push(up.to_string());
+                    p = up;
+                }
+                c
+            }
+            (None, None) => return None,
+        };
+        candidates.iter().find_map(|c| {
+            let at = self.near.warned_before(c, a.boot_ns)?;
+            Some((a.boot_ns.saturating_sub(at) as f64 / 1e9 * 1000.0).round() / 1000.0)
+        })
     }
 
     /// The cgroups charging fastest before the kill: the kernel's charge
@@ -747,6 +872,12 @@ impl Engine {
             empty_for_s: None,
             exit: None,
             earlier_kills: None,
+            usage_bytes: None,
+            limit_bytes: None,
+            growth_bytes_per_s: None,
+            seconds_to_limit: None,
+            working_set_bytes: None,
+            psi: None,
         };
         out.push(Line::Finding(f));
     }
@@ -873,6 +1004,12 @@ impl Engine {
             empty_for_s: None,
             exit: Some(m.exit),
             earlier_kills: Some(m.earlier_kills),
+            usage_bytes: None,
+            limit_bytes: None,
+            growth_bytes_per_s: None,
+            seconds_to_limit: None,
+            working_set_bytes: None,
+            psi: None,
             summary,
         }));
     }
@@ -1040,6 +1177,12 @@ impl Engine {
                             empty_for_s: Some(empty_for_s),
                             exit: None,
                             earlier_kills: None,
+                            usage_bytes: None,
+                            limit_bytes: None,
+                            growth_bytes_per_s: None,
+                            seconds_to_limit: None,
+                            working_set_bytes: None,
+                            psi: None,
                             summary,
                         }));
                     }
@@ -1182,6 +1325,7 @@ mod tests {
             container_pids: Vec::new(),
             host_pid_escapes: true,
             kubelet_log: false,
+            near_oom_horizon_ns: 0,
         }
     }
 
@@ -1392,6 +1536,7 @@ mod tests {
                 oom_kill: BASE,
             }),
             kubelet_log: false,
+            near_oom_horizon_ns: 0,
         })
     }
 
