@@ -1636,6 +1636,69 @@ mod tests {
     }
 
     #[test]
+    fn near_oom_is_one_finding_before_the_kill_which_says_so() {
+        let mut start = audited(false).start.clone();
+        start.near_oom_horizon_ns = 60 * S;
+        let mut e = Engine::new(start);
+        let mut k = Fake::default();
+        let container = format!("{POD_A}/{CID_A}");
+        assert!(e
+            .near_oom_targets()
+            .iter()
+            .any(|(id, p)| *id == 5 && *p == container));
+        let limit = 128u64 << 20;
+        let mut out = Vec::new();
+        // 16 MiB/s from 64 MiB, sampled every 500 ms.
+        for i in 0..8u64 {
+            let usage = (64 << 20) + i * (8 << 20);
+            out.extend(e.handle(
+                Input::Usage(near_oom::Samples {
+                    boot_ns: 10 * S + i * S / 2,
+                    cgroups: vec![near_oom::Sample {
+                        id: 5,
+                        cgroup: container.clone(),
+                        usage_bytes: usage,
+                        limit_bytes: limit,
+                        working_set_bytes: Some(usage),
+                        psi: None,
+                    }],
+                }),
+                &mut k,
+            ));
+        }
+        let found: Vec<&Finding> = out
+            .iter()
+            .filter_map(|l| match l {
+                Line::Finding(f) if f.finding == FindingKind::NearOom => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{out:?}");
+        let f = found[0];
+        assert_eq!(f.cgroup, container);
+        assert_eq!(f.limit_bytes, Some(limit));
+        assert_eq!(f.growth_bytes_per_s, Some(16 << 20));
+        assert_eq!(
+            f.pod.as_ref().map(|p| p.uid.to_string()),
+            Some(POD_A[23..].to_string())
+        );
+        assert!(f.container.is_some());
+        assert!(f.summary.contains("growing 16.0 MiB/s"), "{}", f.summary);
+        // 106 MiB at 12.5 s: warned; the kill at 14 s.
+        // The verdict waits up to 1 s for the kernel log's line.
+        let mut out = e.handle(killed(100, 100, 14 * S), &mut k);
+        out.extend(e.handle(Input::Tick(15 * S + S / 5), &mut k));
+        let v = out
+            .iter()
+            .find_map(|l| match l {
+                Line::Verdict(v) => Some(v),
+                _ => None,
+            })
+            .expect("the kill's verdict");
+        assert_eq!(v.warned_s_before, Some(1.5), "{v:?}");
+    }
+
+    #[test]
     fn verdicts_that_keep_up_leave_missed_at_zero() {
         let mut e = audited(true);
         let mut k = Fake {
