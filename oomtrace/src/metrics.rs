@@ -137,7 +137,7 @@ impl Metrics {
         let findings = Family::<FindingLabels, Counter>::default();
         registry.register(
             "oomtrace_findings",
-            "Findings beside the kills (escape_detected, cgroup_leak, oomkilled_misreport)",
+            "Findings beside the kills (escape_detected, cgroup_leak, oomkilled_misreport, near_oom)",
             findings.clone(),
         );
         let stopped = Family::<StoppedLabels, Counter>::default();

@@ -67,6 +67,8 @@ const E2E_TARGETS: &[&str] = &[
     // Verdicts on CRI-made pods against ContainerStatus and the kernel's
     // oom_memcg: in every pass, since the limit's scope depends on the hooks.
     "cri_verdicts",
+    // The near_oom sampler on v2 (memory.current, memory.pressure).
+    "near_oom",
 ];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
 /// v2 and real containers, the daemon's restarts, lost events and
@@ -76,7 +78,14 @@ const E2E_TARGETS: &[&str] = &[
 /// (The least-privilege run, `manifests`, is the host's for now: on
 /// Debian's 6.1 the DaemonSet's capabilities do not attach the classic
 /// cgroup tracepoints.)
-const BEST_PASS_ONLY: &[&str] = &["scenarios", "containers", "daemon", "metrics", "cri"];
+const BEST_PASS_ONLY: &[&str] = &[
+    "scenarios",
+    "containers",
+    "daemon",
+    "metrics",
+    "cri",
+    "near_oom",
+];
 /// Tests of a target skipped in the fallback passes: what does not depend
 /// on the OOM hooks (the CRI stops and evictions see only the signal
 /// hook, the same in every pass) runs once, in the best-hooks pass.
