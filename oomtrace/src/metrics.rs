@@ -687,6 +687,11 @@ mod tests {
             psi: None,
             summary: String::new(),
         }));
+        m.observe(&Line::Finding(Finding::new(
+            FindingKind::NearOom,
+            String::new(),
+            "/kubepods".into(),
+        )));
         m.observe(&Line::Lost(Lost {
             hook: "cgroup",
             count: 7,
@@ -706,6 +711,7 @@ mod tests {
             &format!("oomtrace_kills_total{{verdict=\"pod_limit\",kind=\"\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\",container=\"app\"}} 2"),
             "oomtrace_kills_total{verdict=\"node_pressure\",kind=\"system_oom\",namespace=\"\",pod=\"\",pod_uid=\"\",container=\"\"} 1",
             &format!("oomtrace_findings_total{{finding=\"cgroup_leak\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\"}} 1"),
+            "oomtrace_findings_total{finding=\"near_oom\",namespace=\"\",pod=\"\",pod_uid=\"\"} 1",
             "oomtrace_lost_events_total{hook=\"cgroup\"} 7",
             "oomtrace_lost_events_total{hook=\"victim\"} 0",
             "oomtrace_lost_events_total{hook=\"pressure\"} 0",
