@@ -149,6 +149,8 @@ fn a_container_growing_into_its_limit_is_warned_before_its_kill() {
     );
     assert_warned(&daemon, &v, &container.rel);
     assert_eq!(daemon.all(near_oom_of(&container.rel)).len(), 1);
+    // For the README's examples (`--nocapture`).
+    eprintln!("near_oom finding: {f}\nthe kill's verdict: {v}");
     daemon.finish();
 }
 
