@@ -21,12 +21,14 @@ use super::{
 
 const LIMIT: u64 = 64 << 20;
 
-/// A hog growing to `mib` MiB at `rate` MiB/s in `cg`, then exiting.
+/// A hog growing to `mib` MiB at `rate` MiB/s in `cg`, holding it 1 s,
+/// then exiting.
 fn grower(b: &Bench, cg: &Cgroup, mib: u32, rate: u32) -> anyhow::Result<Child> {
     Command::new(&b.hog)
         .arg("--join")
         .arg(cg.procs())
         .args(["--mib", &mib.to_string(), "--rate-mib-s", &rate.to_string()])
+        .args(["--sleep", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -35,7 +37,8 @@ fn grower(b: &Bench, cg: &Cgroup, mib: u32, rate: u32) -> anyhow::Result<Child> 
 
 /// One storm: `at_once` hogs at a time, round-robin over `cgs`, each
 /// growing to 56 MiB of its cgroup's 64 MiB (87.5 %: a `near_oom` each
-/// time) at 64 MiB/s and exiting (its cgroup shrinks back to nothing).
+/// time) at 16 MiB/s, holding it 1 s and exiting (its cgroup shrinks back
+/// to nothing).
 /// Returns the hogs run.
 fn storm(b: &Bench, cgs: &[Cgroup], at_once: usize, secs: u64) -> anyhow::Result<usize> {
     let started = Instant::now();
@@ -45,7 +48,7 @@ fn storm(b: &Bench, cgs: &[Cgroup], at_once: usize, secs: u64) -> anyhow::Result
     while started.elapsed() < Duration::from_secs(secs) {
         running.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
         while running.len() < at_once {
-            running.push(grower(b, &cgs[next % cgs.len()], 56, 64)?);
+            running.push(grower(b, &cgs[next % cgs.len()], 56, 16)?);
             next += 1;
             ran += 1;
         }
@@ -71,7 +74,8 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
         body,
         "Method: {count} pod container cgroups, each limited to 64 MiB; for {secs} s, {at_once} \
          `oomtrace-hog`s at a time, round-robin over them, each growing to 56 MiB (87.5 % of its limit) \
-         at 64 MiB/s and exiting, so the cgroups grow toward their limits and shrink again. \
+         at 16 MiB/s, holding it 1 s and exiting, so the cgroups grow toward their limits (a `near_oom` \
+         each time) and shrink again. \
          A fresh `oomtrace run` per run, settled before the storm, stdout read line by line: with \
          the sampler (default flags: `--near-oom-horizon 60s`, `--near-oom-interval 500ms`) and \
          without (`--near-oom-horizon 0`), {pairs} interleaved pair(s). The sampler is userspace \
