@@ -123,7 +123,7 @@ fn assert_warned(daemon: &Daemon, v: &Json, finding_cgroup: &str) {
 }
 
 #[test]
-fn a_container_growing_into_its_limit_is_warned_before_its_kill() {
+fn near_oom_warns_a_container_growing_into_its_limit_before_its_kill() {
     let daemon = Daemon::start(&[]);
     let uid = unique_uid();
     let cid = unique_container_id();
@@ -155,7 +155,7 @@ fn a_container_growing_into_its_limit_is_warned_before_its_kill() {
 }
 
 #[test]
-fn near_the_limit_and_staying_is_one_finding_and_far_from_it_none() {
+fn near_oom_once_for_staying_near_the_limit_none_far_from_it() {
     let daemon = Daemon::start(&[]);
     let (near_uid, far_uid) = (unique_uid(), unique_uid());
     let near = Cgroup::create(&format!(
@@ -194,7 +194,7 @@ fn near_the_limit_and_staying_is_one_finding_and_far_from_it_none() {
 }
 
 #[test]
-fn a_pod_limit_and_a_kubepods_limit_are_warned_as_theirs() {
+fn near_oom_of_a_pod_limit_and_a_kubepods_limit_is_theirs() {
     let daemon = Daemon::start(&[]);
     // A Guaranteed pod whose own cgroup holds the limit.
     let pod_uid = unique_uid();
