@@ -1698,6 +1698,101 @@ mod tests {
         assert_eq!(v.warned_s_before, Some(1.5), "{v:?}");
     }
 
+    /// A memcg-pressure record of a task in the container (cgroup 5) whose
+    /// page counter is at `usage` of `max` pages.
+    fn pressure(boot_ns: u64, usage: u64, max: u64) -> Input {
+        use oomtrace_common::{valid, MemcgLevel, PressureEvent, TaskInfo, MEMCG_DEPTH};
+        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+        for (i, (id, u, m)) in [(5, usage, max), (4, usage, 1 << 51), (1, usage, 1 << 51)]
+            .into_iter()
+            .enumerate()
+        {
+            memcg[i] = MemcgLevel {
+                id,
+                usage_pages: u,
+                max_pages: m,
+            };
+        }
+        let ev = PressureEvent {
+            header: oomtrace_common::Header {
+                version: WIRE_VERSION,
+                kind: Kind::Pressure as u16,
+                cpu: 0,
+                boot_ns,
+            },
+            task: TaskInfo {
+                tgid: 100,
+                tid: 100,
+                comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+                memcg_depth: 3,
+                ns_pid: 7,
+                pid_ns: 99,
+                mnt_ns: 98,
+                valid: valid::TASK_ALL,
+                memcg_valid: valid::memcg_all(3),
+                memcg,
+            },
+        };
+        Input::Kernel(Bytes::from(bytes_of(&ev)))
+    }
+
+    #[test]
+    fn near_oom_when_the_kernel_reclaims_at_the_limit_without_growth() {
+        let mut start = audited(false).start.clone();
+        start.near_oom_horizon_ns = 60 * S;
+        let mut e = Engine::new(start);
+        let mut k = Fake::default();
+        let container = format!("{POD_A}/{CID_A}");
+        let limit = 128u64 << 20;
+        let flat = |t: u64| {
+            Input::Usage(near_oom::Samples {
+                boot_ns: t,
+                cgroups: vec![near_oom::Sample {
+                    id: 5,
+                    cgroup: container.clone(),
+                    usage_bytes: limit - (1 << 20),
+                    limit_bytes: limit,
+                    working_set_bytes: Some(limit - (2 << 20)),
+                    psi: Some(near_oom::Psi {
+                        some_avg10: 12.5,
+                        full_avg10: 3.0,
+                    }),
+                }],
+            })
+        };
+        let findings = |out: &[Line]| -> Vec<Finding> {
+            out.iter()
+                .filter_map(|l| match l {
+                    Line::Finding(f) if f.finding == FindingKind::NearOom => Some(f.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Flat at 98 %: no growth, no reclaim seen: nothing.
+        let mut out = Vec::new();
+        for i in 0..4 {
+            out.extend(e.handle(flat(10 * S + i * S / 2), &mut k));
+        }
+        assert!(findings(&out).is_empty(), "{out:?}");
+        // A reclaim record with this cgroup's counter far from its max
+        // (reclaim at some other level) says nothing; one at its max does.
+        out.extend(e.handle(pressure(12 * S, 32_000, 1 << 40), &mut k));
+        out.extend(e.handle(flat(12 * S + S / 2), &mut k));
+        assert!(findings(&out).is_empty(), "{out:?}");
+        out.extend(e.handle(pressure(13 * S, 32_760, 32_768), &mut k));
+        out.extend(e.handle(flat(13 * S + S / 2), &mut k));
+        let found = findings(&out);
+        assert_eq!(found.len(), 1, "{out:?}");
+        let f = &found[0];
+        assert_eq!(f.seconds_to_limit, None);
+        assert_eq!(f.psi.map(|p| p.full_avg10), Some(3.0));
+        assert!(f.summary.contains("already reclaiming"), "{}", f.summary);
+        // Still at it: one per episode.
+        out.extend(e.handle(pressure(14 * S, 32_760, 32_768), &mut k));
+        out.extend(e.handle(flat(14 * S + S / 2), &mut k));
+        assert_eq!(findings(&out).len(), 1);
+    }
+
     #[test]
     fn verdicts_that_keep_up_leave_missed_at_zero() {
         let mut e = audited(true);
