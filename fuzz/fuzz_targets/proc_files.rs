@@ -1,13 +1,15 @@
-//! Small files oomtrace reads: /proc/PID/cgroup and its own state file.
+//! Small files oomtrace reads: /proc/PID/cgroup, a cgroup's
+//! memory.pressure (the near_oom sampler's PSI) and its own state file.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::{observe, scratch_file, state};
+use oomtrace_fuzz::{near_oom, observe, scratch_file, state};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = observe::memory_cgroup_of(&text, false);
     let _ = observe::memory_cgroup_of(&text, true);
+    let _ = near_oom::parse_psi(&text);
     let path = scratch_file("state.json", data);
     let _ = state::load(&path);
 });

@@ -174,6 +174,14 @@ pub struct Common {
     /// How long a pod cgroup may stay empty before it is reported as leaked.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub leak_grace: std::time::Duration,
+    /// Warn (`near_oom` finding) when a limited memory cgroup near its
+    /// limit will reach it within this long at its current growth, or is
+    /// already reclaiming at it (0 turns the sampler and the finding off).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub near_oom_horizon: std::time::Duration,
+    /// How often the `near_oom` sampler reads the limited cgroups' usage.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub near_oom_interval: std::time::Duration,
     /// Print a heartbeat line this often (0 turns it off).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub heartbeat: std::time::Duration,

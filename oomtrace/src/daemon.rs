@@ -40,6 +40,7 @@ use crate::{
     charges::ChargeReader,
     cli::{Common, Format},
     loader, probe,
+    sampler::Sampler,
 };
 
 /// The charge counter is detached after this long without pressure.
@@ -62,6 +63,14 @@ impl Config {
                 .to_string_lossy()
                 .into_owned(),
         };
+        if !common.near_oom_horizon.is_zero()
+            && common.near_oom_interval < Duration::from_millis(50)
+        {
+            anyhow::bail!(
+                "--near-oom-interval {:?} is too short: at least 50ms",
+                common.near_oom_interval
+            );
+        }
         if !common.ring_buffer_bytes.is_power_of_two() || common.ring_buffer_bytes < 4096 {
             anyhow::bail!(
                 "--ring-buffer-bytes {} must be a power of two of at least 4096",
@@ -185,6 +194,11 @@ struct Daemon {
     cgroups: usize,
     cgroup_ns: Option<CgroupNamespace>,
     kernel_log: String,
+    /// The `near_oom` sampler (None: `--near-oom-horizon 0`).
+    sampler: Option<Sampler>,
+    /// Whether the latest usage batch held any cgroup: one empty batch
+    /// follows a non-empty one (their episodes end), later ones are not sent.
+    sampled_any: bool,
 }
 
 /// The status line's facts, fixed at start.
@@ -328,6 +342,11 @@ impl Daemon {
             kernel_oom_kills,
             kubelet_log: live.kubelet_log.enabled(),
             kernel_log: reading_kmsg,
+            near_oom_horizon_ns: config
+                .common
+                .near_oom_horizon
+                .as_nanos()
+                .min(u64::MAX as u128) as u64,
         };
         let recorder = match record_to {
             Some(p) => Some(
@@ -340,7 +359,15 @@ impl Daemon {
         let cgroups = start.cgroups.len();
 
         let cgroup_ns = live.sources.cgroup_ns.clone();
+        let sampler = (!config.common.near_oom_horizon.is_zero()).then(|| {
+            Sampler::new(
+                &config.layout.memory_root,
+                config.layout.version == Version::V2,
+            )
+        });
         let daemon = Daemon {
+            sampler,
+            sampled_any: false,
             config,
             loaded,
             engine: Engine::new(start),
@@ -489,6 +516,20 @@ impl Daemon {
         self.feed(Input::Tick(now))
     }
 
+    /// The `near_oom` sampler's turn: the limited cgroups' usage to the engine.
+    fn on_sample(&mut self) -> anyhow::Result<()> {
+        let Some(sampler) = self.sampler.as_mut() else {
+            return Ok(());
+        };
+        let batch = sampler.sample(self.engine.near_oom_targets(), observe::boot_ns());
+        let any = !batch.cgroups.is_empty();
+        if !any && !self.sampled_any {
+            return Ok(());
+        }
+        self.sampled_any = any;
+        self.feed(Input::Usage(batch))
+    }
+
     /// Ring-buffer reservation failures per hook, when they grew.
     fn on_drops(&mut self) -> anyhow::Result<()> {
         let mut totals = [0u64; HOOK_COUNT as usize];
@@ -547,6 +588,13 @@ async fn pipeline(
     daemon.backlog()?;
 
     let mut drops_tick = tokio::time::interval(Duration::from_secs(1));
+    // Never fires when the sampler is off.
+    let sample_every = match daemon.sampler {
+        Some(_) => daemon.config.common.near_oom_interval,
+        None => Duration::from_secs(3600 * 24 * 365),
+    };
+    let mut sample_tick = tokio::time::interval(sample_every);
+    sample_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The next tick's deadline, kept across turns of the loop: a sleep made
     // afresh each turn never fired while another branch kept the loop busy
     // (ring-buffer traffic, or just the 1 s drops interval, which always won
@@ -573,6 +621,7 @@ async fn pipeline(
                 daemon.on_tick()?;
             }
             _ = drops_tick.tick() => daemon.on_drops()?,
+            _ = sample_tick.tick(), if daemon.sampler.is_some() => daemon.on_sample()?,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

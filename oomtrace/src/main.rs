@@ -10,6 +10,7 @@ mod loader;
 mod memory;
 mod metrics;
 mod probe;
+mod sampler;
 
 use std::process::ExitCode;
 

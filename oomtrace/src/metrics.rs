@@ -148,7 +148,7 @@ impl Metrics {
         let findings = Family::<FindingLabels, Counter>::default();
         registry.register(
             "oomtrace_findings",
-            "Findings beside the kills (escape_detected, cgroup_leak, oomkilled_misreport)",
+            "Findings beside the kills (escape_detected, cgroup_leak, oomkilled_misreport, near_oom)",
             findings.clone(),
         );
         let stopped = Family::<StoppedLabels, Counter>::default();
@@ -625,6 +625,7 @@ mod tests {
             signal: None,
             top_consumers: None,
             growth: None,
+            warned_s_before: None,
             evidence: Evidence::unread("tp_btf"),
             summary: String::new(),
         }))
@@ -759,8 +760,19 @@ mod tests {
             exit: None,
             earlier_kills: None,
             dying_cgroups: None,
+            usage_bytes: None,
+            limit_bytes: None,
+            growth_bytes_per_s: None,
+            seconds_to_limit: None,
+            working_set_bytes: None,
+            psi: None,
             summary: String::new(),
         }));
+        m.observe(&Line::Finding(Finding::new(
+            FindingKind::NearOom,
+            String::new(),
+            "/kubepods".into(),
+        )));
         m.observe(&Line::Lost(Lost {
             hook: "cgroup",
             count: 7,
@@ -780,6 +792,7 @@ mod tests {
             &format!("oomtrace_kills_total{{verdict=\"pod_limit\",kind=\"\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\",container=\"app\"}} 2"),
             "oomtrace_kills_total{verdict=\"node_pressure\",kind=\"system_oom\",namespace=\"\",pod=\"\",pod_uid=\"\",container=\"\"} 1",
             &format!("oomtrace_findings_total{{finding=\"cgroup_leak\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\"}} 1"),
+            "oomtrace_findings_total{finding=\"near_oom\",namespace=\"\",pod=\"\",pod_uid=\"\"} 1",
             "oomtrace_lost_events_total{hook=\"cgroup\"} 7",
             "oomtrace_lost_events_total{hook=\"victim\"} 0",
             "oomtrace_lost_events_total{hook=\"pressure\"} 0",

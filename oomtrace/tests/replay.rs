@@ -112,6 +112,22 @@ fn fixtures_carry_their_scenarios_verdicts() {
             == 1
     );
 
+    let near = replayed("near_oom_warns_a_container_growing_into_its_limit_before_its_kill");
+    let warned: Vec<&Value> = near
+        .iter()
+        .filter(|l| l["type"] == "finding" && l["finding"] == "near_oom")
+        .collect();
+    assert_eq!(warned.len(), 1, "{near:?}");
+    assert!(warned[0]["seconds_to_limit"]
+        .as_f64()
+        .is_some_and(|s| s > 0.0));
+    assert!(
+        verdicts(&near, |v| v["verdict"] == "pod_limit"
+            && v["warned_s_before"].as_f64().is_some_and(|s| s > 0.0))
+        .count()
+            == 1
+    );
+
     let evict = replayed("a_hard_eviction_through_the_runtime_is_an_eviction");
     assert!(
         verdicts(&evict, |v| v["kind"] == "eviction"

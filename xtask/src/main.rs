@@ -309,6 +309,8 @@ fn fixtures(root: &Path) -> anyhow::Result<()> {
             "scenarios",
             "--test",
             "cri_verdicts",
+            "--test",
+            "near_oom",
             "--",
             "--test-threads=1",
             // Churn recordings run to megabytes and hold no verdict.

@@ -73,6 +73,8 @@ const E2E_TARGETS: &[&str] = &[
     // The node memory breakdown on cgroup v2 (`oomtrace memory`, dying
     // cgroups, and an allocatable OOM's verdict).
     "node_memory",
+    // The near_oom sampler on v2 (memory.current, memory.pressure).
+    "near_oom",
 ];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
 /// v2 and real containers, the daemon's restarts, lost events and
@@ -91,6 +93,7 @@ const BEST_PASS_ONLY: &[&str] = &[
     "cri",
     "manifests",
     "node_memory",
+    "near_oom",
 ];
 /// Tests of a target skipped in the fallback passes: what does not depend
 /// on the OOM hooks (the CRI stops and evictions see only the signal

@@ -127,6 +127,7 @@ pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
         signal: a.signal,
         top_consumers: seen.top_consumers,
         growth: seen.growth,
+        warned_s_before: None,
         evidence: crate::verdict::Evidence {
             judged_after_ms: seen
                 .judged_after_ns

@@ -18,6 +18,7 @@ use crate::{
     cgroup::{CgroupId, CgroupTree, Layout, Version},
     event::{self, Event},
     misreport::{Misreport, Misreports},
+    near_oom::{self, Detector},
     observe::Observe,
     oom_report::{MemcgReport, OomSummary},
     pods::{self, Level},
@@ -60,6 +61,9 @@ pub enum Input {
     /// Kills the kernel counted (/proc/vmstat oom_kill) while oomtrace was
     /// not running that its log no longer shows.
     Missed(u64),
+    /// The memory of the limited cgroups near their limits (the daemon's
+    /// sampler, for `near_oom`).
+    Usage(near_oom::Samples),
 }
 
 mod b64 {
@@ -118,6 +122,10 @@ pub struct Start {
     /// then waits a little for the eviction manager's own line.
     #[serde(default)]
     pub kubelet_log: bool,
+    /// `--near-oom-horizon`, ns; 0 (and recordings from before it): no
+    /// `near_oom` findings.
+    #[serde(default)]
+    pub near_oom_horizon_ns: u64,
     /// Whether /dev/kmsg is read (not in a non-privileged container): a
     /// victim waits for the kernel's report only then.
     #[serde(default = "reading")]
@@ -135,6 +143,21 @@ struct Sample {
     first_pages: u64,
     last_ns: u64,
     last_pages: u64,
+}
+
+/// How long a pressure record at a cgroup's limit says it is reclaiming there.
+const AT_LIMIT_NS: u64 = 2_000_000_000;
+/// A page counter at or above this is no limit (`PAGE_COUNTER_MAX` and near).
+const UNLIMITED_PAGES: u64 = 1 << 50;
+
+/// Whether `near_oom` samples this cgroup: a level the kubelet limits, or a
+/// host service (`/system.slice/NAME.service`).
+pub fn is_near_oom_target(path: &str) -> bool {
+    if pods::parse_cgroup_path(path).is_some() {
+        return true;
+    }
+    path.strip_prefix("/system.slice/")
+        .is_some_and(|s| s.ends_with(".service") && !s.contains('/'))
 }
 
 /// How far back pressure counts as "before the kill".
@@ -183,6 +206,12 @@ pub struct Engine {
     misreports: Misreports,
     /// The dying cgroups sampled on ticks, for the `dying_cgroups` finding.
     dying: crate::node_memory::DyingWatch,
+    /// The `near_oom` rule.
+    near: Detector,
+    /// Memory cgroups a pressure record saw at their limit, and when.
+    at_limit: HashMap<u64, u64>,
+    /// The cgroups the sampler reads; None when the tree changed since.
+    targets: Option<Vec<(u64, String)>>,
 }
 
 impl Engine {
@@ -221,6 +250,9 @@ impl Engine {
             audited_incident: None,
             misreports: Misreports::default(),
             dying: crate::node_memory::DyingWatch::default(),
+            near: Detector::new(start.near_oom_horizon_ns),
+            at_limit: HashMap::new(),
+            targets: None,
             start,
         }
     }
@@ -229,6 +261,22 @@ impl Engine {
     /// before any): the daemon arms the opt-in charge counter from it.
     pub fn last_pressure_ns(&self) -> u64 {
         self.last_pressure_ns
+    }
+
+    /// The memory cgroups with a limit oomtrace models, for the `near_oom`
+    /// sampler: containers (and below), pods, QoS levels, kubepods, and
+    /// `system.slice` services. Empty when `near_oom` is off.
+    pub fn near_oom_targets(&mut self) -> &[(u64, String)] {
+        if !self.near.enabled() {
+            return &[];
+        }
+        let tree = &self.tree;
+        self.targets.get_or_insert_with(|| {
+            tree.live()
+                .filter(|(_, n)| is_near_oom_target(&n.path))
+                .map(|(id, n)| (id.0, n.path.clone()))
+                .collect()
+        })
     }
 
     /// Whether victims wait for the kernel log: the caller then ticks faster.
@@ -308,6 +356,10 @@ impl Engine {
                     };
                     out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
                 }
+            }
+            Input::Usage(batch) => {
+                self.now = self.now.max(batch.boot_ns);
+                self.near_oom(&batch, obs, &mut out);
             }
             Input::Missed(count) => {
                 out.push(Line::Lost(Lost {
@@ -398,6 +450,9 @@ impl Engine {
                 }
             }
             Event::Attach(a) => {
+                if self.tree.path(CgroupId(a.dst_id)).is_none() {
+                    self.targets = None;
+                }
                 self.tree.apply(&ev);
                 if a.dst_root == self.start.layout.hierarchy_id {
                     self.on_attach(
@@ -413,6 +468,7 @@ impl Engine {
             Event::Signal(s) => self.on_signal(&s, obs, out),
             Event::Pressure(p) => self.on_pressure(&p),
             Event::Mkdir(_) | Event::Rmdir(_) | Event::Release(_) => {
+                self.targets = None;
                 if let Event::Rmdir(c) = &ev {
                     self.empty_since.remove(&CgroupId(c.id));
                     self.leaks_reported.remove(&CgroupId(c.id));
@@ -510,7 +566,10 @@ impl Engine {
             audit.verdict(group_kill);
         }
         self.counts.oom_verdicts += 1;
-        out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
+        let warned = self.warned_s_before(&a);
+        let mut verdict = attribution::verdict(a, seen);
+        verdict.warned_s_before = warned;
+        out.push(Line::Verdict(Box::new(verdict)));
     }
 
     /// Everything a victim's verdict reads from the node, in one order (a
@@ -584,11 +643,19 @@ impl Engine {
         self.last_pressure_ns = self.last_pressure_ns.max(now);
         self.pressured
             .retain(|_, s| now.saturating_sub(s.last_ns) < GROWTH_WINDOW_NS);
+        self.at_limit
+            .retain(|_, t| now.saturating_sub(*t) < AT_LIMIT_NS);
         for level in p.task.memcg_chain() {
             let (Some(id), Some(usage)) = (level.id.filter(|&id| id != 0), level.usage_pages)
             else {
                 continue;
             };
+            // At its max, give or take a charge batch (64 pages) or 2 %.
+            if let Some(max) = level.max_pages.filter(|&m| m > 0 && m < UNLIMITED_PAGES) {
+                if usage.saturating_add((max / 50).max(64)) >= max {
+                    self.at_limit.insert(id, now);
+                }
+            }
             let s = self.pressured.entry(id).or_insert(Sample {
                 first_ns: now,
                 first_pages: usage,
@@ -598,6 +665,64 @@ impl Engine {
             s.last_ns = now;
             s.last_pages = usage;
         }
+    }
+
+    /// A batch of usage samples through the `near_oom` rule: one finding
+    /// per episode.
+    fn near_oom(&mut self, batch: &near_oom::Samples, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        let now = batch.boot_ns;
+        let at_limit = &self.at_limit;
+        let warnings = self.near.observe(batch, |id| {
+            at_limit
+                .get(&id)
+                .is_some_and(|&t| now.saturating_sub(t) < AT_LIMIT_NS)
+        });
+        for w in warnings {
+            let identity = Identity::of_path(&w.sample.cgroup);
+            let identity = identity.clone().named(&self.names(&identity, obs));
+            let mut f = Finding::new(
+                FindingKind::NearOom,
+                wall_time(w.boot_ns, self.start.boot_to_wall_ns),
+                w.sample.cgroup.clone(),
+            );
+            f.pod = identity.pod;
+            f.container = identity.container;
+            f.usage_bytes = Some(w.sample.usage_bytes);
+            f.limit_bytes = Some(w.sample.limit_bytes);
+            f.growth_bytes_per_s = w.growth_bytes_per_s.map(|g| g.round() as i64);
+            f.seconds_to_limit = w.seconds_to_limit.map(|s| (s * 10.0).round() / 10.0);
+            f.working_set_bytes = w.sample.working_set_bytes;
+            f.psi = w.sample.psi;
+            f.summary = wording::near_oom(&f, w.reason);
+            out.push(Line::Finding(f));
+        }
+    }
+
+    /// Seconds from the `near_oom` of the cgroup whose limit a kill hit
+    /// (when the limit is unknown: of the victim's cgroup or its nearest
+    /// warned ancestor) to the kill.
+    fn warned_s_before(&self, a: &Assessment) -> Option<f64> {
+        let limit = a.limit.as_ref().and_then(|l| l.cgroup.clone());
+        let candidates: Vec<String> = match (limit, a.victim.cgroup.as_deref()) {
+            (Some(l), _) => vec![l],
+            (None, Some(v)) => {
+                let mut c = vec![v.to_string()];
+                let mut p = v;
+                while let Some((up, _)) = p.rsplit_once('/') {
+                    if up.is_empty() {
+                        break;
+                    }
+                    c.push(up.to_string());
+                    p = up;
+                }
+                c
+            }
+            (None, None) => return None,
+        };
+        candidates.iter().find_map(|c| {
+            let at = self.near.warned_before(c, a.boot_ns)?;
+            Some((a.boot_ns.saturating_sub(at) as f64 / 1e9 * 1000.0).round() / 1000.0)
+        })
     }
 
     /// The cgroups charging fastest before the kill: the kernel's charge
@@ -830,6 +955,12 @@ impl Engine {
             exit: None,
             earlier_kills: None,
             dying_cgroups: None,
+            usage_bytes: None,
+            limit_bytes: None,
+            growth_bytes_per_s: None,
+            seconds_to_limit: None,
+            working_set_bytes: None,
+            psi: None,
         };
         out.push(Line::Finding(f));
     }
@@ -972,6 +1103,12 @@ impl Engine {
             exit: Some(m.exit),
             earlier_kills: Some(m.earlier_kills),
             dying_cgroups: None,
+            usage_bytes: None,
+            limit_bytes: None,
+            growth_bytes_per_s: None,
+            seconds_to_limit: None,
+            working_set_bytes: None,
+            psi: None,
             summary,
         }));
     }
@@ -1125,18 +1262,13 @@ impl Engine {
             .map_or_else(|| "/".to_string(), |d| d.cgroup.clone());
         let summary = wording::dying_cgroups(&g);
         out.push(Line::Finding(Finding {
-            finding: FindingKind::DyingCgroups,
-            time: wall_time(self.now, self.start.boot_to_wall_ns),
-            pod: None,
-            container: None,
-            process: None,
-            cgroup,
-            pod_cgroup: None,
-            empty_for_s: None,
-            exit: None,
-            earlier_kills: None,
             dying_cgroups: Some(g),
             summary,
+            ..Finding::new(
+                FindingKind::DyingCgroups,
+                wall_time(self.now, self.start.boot_to_wall_ns),
+                cgroup,
+            )
         }));
     }
 
@@ -1184,6 +1316,12 @@ impl Engine {
                             exit: None,
                             earlier_kills: None,
                             dying_cgroups: None,
+                            usage_bytes: None,
+                            limit_bytes: None,
+                            growth_bytes_per_s: None,
+                            seconds_to_limit: None,
+                            working_set_bytes: None,
+                            psi: None,
                             summary,
                         }));
                     }
@@ -1312,6 +1450,7 @@ mod tests {
             host_pid_escapes: true,
             kubelet_log: false,
             kernel_log: true,
+            near_oom_horizon_ns: 0,
         }
     }
 
@@ -1532,6 +1671,7 @@ mod tests {
             }),
             kubelet_log: false,
             kernel_log: true,
+            near_oom_horizon_ns: 0,
         })
     }
 
@@ -1750,6 +1890,164 @@ mod tests {
         let out = e.handle(killed(100, 100, 2 * S), &mut k);
         let m = only_verdict(&out).memory.clone().expect("memory");
         assert_eq!(m.source, MemorySource::PageCounter);
+    }
+
+    #[test]
+    fn near_oom_is_one_finding_before_the_kill_which_says_so() {
+        let mut start = audited(false).start.clone();
+        start.near_oom_horizon_ns = 60 * S;
+        let mut e = Engine::new(start);
+        let mut k = Fake::default();
+        let container = format!("{POD_A}/{CID_A}");
+        assert!(e
+            .near_oom_targets()
+            .iter()
+            .any(|(id, p)| *id == 5 && *p == container));
+        let limit = 128u64 << 20;
+        let mut out = Vec::new();
+        // 16 MiB/s from 64 MiB, sampled every 500 ms.
+        for i in 0..8u64 {
+            let usage = (64 << 20) + i * (8 << 20);
+            out.extend(e.handle(
+                Input::Usage(near_oom::Samples {
+                    boot_ns: 10 * S + i * S / 2,
+                    cgroups: vec![near_oom::Sample {
+                        id: 5,
+                        cgroup: container.clone(),
+                        usage_bytes: usage,
+                        limit_bytes: limit,
+                        working_set_bytes: Some(usage),
+                        psi: None,
+                    }],
+                }),
+                &mut k,
+            ));
+        }
+        let found: Vec<&Finding> = out
+            .iter()
+            .filter_map(|l| match l {
+                Line::Finding(f) if f.finding == FindingKind::NearOom => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{out:?}");
+        let f = found[0];
+        assert_eq!(f.cgroup, container);
+        assert_eq!(f.limit_bytes, Some(limit));
+        assert_eq!(f.growth_bytes_per_s, Some(16 << 20));
+        assert_eq!(
+            f.pod.as_ref().map(|p| p.uid.to_string()),
+            Some(POD_A[23..].to_string())
+        );
+        assert!(f.container.is_some());
+        assert!(f.summary.contains("growing 16.0 MiB/s"), "{}", f.summary);
+        // 106 MiB at 12.5 s: warned; the kill at 14 s.
+        // The verdict waits up to 1 s for the kernel log's line.
+        let mut out = e.handle(killed(100, 100, 14 * S), &mut k);
+        out.extend(e.handle(Input::Tick(15 * S + S / 5), &mut k));
+        let v = out
+            .iter()
+            .find_map(|l| match l {
+                Line::Verdict(v) => Some(v),
+                _ => None,
+            })
+            .expect("the kill's verdict");
+        assert_eq!(v.warned_s_before, Some(1.5), "{v:?}");
+    }
+
+    /// A memcg-pressure record of a task in the container (cgroup 5) whose
+    /// page counter is at `usage` of `max` pages.
+    fn pressure(boot_ns: u64, usage: u64, max: u64) -> Input {
+        use oomtrace_common::{valid, MemcgLevel, PressureEvent, TaskInfo, MEMCG_DEPTH};
+        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+        for (i, (id, u, m)) in [(5, usage, max), (4, usage, 1 << 51), (1, usage, 1 << 51)]
+            .into_iter()
+            .enumerate()
+        {
+            memcg[i] = MemcgLevel {
+                id,
+                usage_pages: u,
+                max_pages: m,
+            };
+        }
+        let ev = PressureEvent {
+            header: oomtrace_common::Header {
+                version: WIRE_VERSION,
+                kind: Kind::Pressure as u16,
+                cpu: 0,
+                boot_ns,
+            },
+            task: TaskInfo {
+                tgid: 100,
+                tid: 100,
+                comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+                memcg_depth: 3,
+                ns_pid: 7,
+                pid_ns: 99,
+                mnt_ns: 98,
+                valid: valid::TASK_ALL,
+                memcg_valid: valid::memcg_all(3),
+                memcg,
+            },
+        };
+        Input::Kernel(Bytes::from(bytes_of(&ev)))
+    }
+
+    #[test]
+    fn near_oom_when_the_kernel_reclaims_at_the_limit_without_growth() {
+        let mut start = audited(false).start.clone();
+        start.near_oom_horizon_ns = 60 * S;
+        let mut e = Engine::new(start);
+        let mut k = Fake::default();
+        let container = format!("{POD_A}/{CID_A}");
+        let limit = 128u64 << 20;
+        let flat = |t: u64| {
+            Input::Usage(near_oom::Samples {
+                boot_ns: t,
+                cgroups: vec![near_oom::Sample {
+                    id: 5,
+                    cgroup: container.clone(),
+                    usage_bytes: limit - (1 << 20),
+                    limit_bytes: limit,
+                    working_set_bytes: Some(limit - (2 << 20)),
+                    psi: Some(near_oom::Psi {
+                        some_avg10: 12.5,
+                        full_avg10: 3.0,
+                    }),
+                }],
+            })
+        };
+        let findings = |out: &[Line]| -> Vec<Finding> {
+            out.iter()
+                .filter_map(|l| match l {
+                    Line::Finding(f) if f.finding == FindingKind::NearOom => Some(f.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Flat at 98 %: no growth, no reclaim seen: nothing.
+        let mut out = Vec::new();
+        for i in 0..4 {
+            out.extend(e.handle(flat(10 * S + i * S / 2), &mut k));
+        }
+        assert!(findings(&out).is_empty(), "{out:?}");
+        // A reclaim record with this cgroup's counter far from its max
+        // (reclaim at some other level) says nothing; one at its max does.
+        out.extend(e.handle(pressure(12 * S, 32_000, 1 << 40), &mut k));
+        out.extend(e.handle(flat(12 * S + S / 2), &mut k));
+        assert!(findings(&out).is_empty(), "{out:?}");
+        out.extend(e.handle(pressure(13 * S, 32_760, 32_768), &mut k));
+        out.extend(e.handle(flat(13 * S + S / 2), &mut k));
+        let found = findings(&out);
+        assert_eq!(found.len(), 1, "{out:?}");
+        let f = &found[0];
+        assert_eq!(f.seconds_to_limit, None);
+        assert_eq!(f.psi.map(|p| p.full_avg10), Some(3.0));
+        assert!(f.summary.contains("already reclaiming"), "{}", f.summary);
+        // Still at it: one per episode.
+        out.extend(e.handle(pressure(14 * S, 32_760, 32_768), &mut k));
+        out.extend(e.handle(flat(14 * S + S / 2), &mut k));
+        assert_eq!(findings(&out).len(), 1);
     }
 
     #[test]

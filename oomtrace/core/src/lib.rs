@@ -16,6 +16,7 @@ pub mod kernel_log;
 pub mod kubelet;
 pub mod kubelet_log;
 pub mod misreport;
+pub mod near_oom;
 pub mod node_memory;
 pub mod observe;
 pub mod offsets;

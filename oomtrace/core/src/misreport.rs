@@ -268,6 +268,7 @@ mod tests {
             signal: None,
             top_consumers: None,
             growth: None,
+            warned_s_before: None,
             evidence: Evidence::unread("tp_btf"),
             summary: String::new(),
         }

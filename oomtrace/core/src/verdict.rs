@@ -267,6 +267,9 @@ pub struct Verdict {
     pub top_consumers: Option<Vec<Consumer>>,
     /// The cgroups charging memory fastest in the seconds before the kill.
     pub growth: Option<Vec<Growth>>,
+    /// Seconds from the `near_oom` finding of the cgroup whose limit was
+    /// hit to this kill; null when none was given.
+    pub warned_s_before: Option<f64>,
     pub evidence: Evidence,
     pub summary: String,
 }
@@ -282,6 +285,9 @@ pub enum FindingKind {
     OomkilledMisreport,
     /// Removed memory cgroups pile up, held by their page cache (seed 004).
     DyingCgroups,
+    /// A memory cgroup close to its limit and growing into it within the
+    /// horizon, or already reclaiming at it: before any kill.
+    NearOom,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -304,7 +310,45 @@ pub struct Finding {
     pub earlier_kills: Option<Vec<crate::misreport::EarlierKill>>,
     /// dying_cgroups: their count and pinned memory, then and now.
     pub dying_cgroups: Option<crate::node_memory::DyingGrowth>,
+    /// near_oom: the cgroup's usage and limit at the sample.
+    pub usage_bytes: Option<u64>,
+    pub limit_bytes: Option<u64>,
+    /// near_oom: growth of the working set over the last seconds (a
+    /// least-squares fit), bytes/s.
+    pub growth_bytes_per_s: Option<i64>,
+    /// near_oom: at that growth, seconds until the limit (null: not growing).
+    pub seconds_to_limit: Option<f64>,
+    /// near_oom: usage − inactive_file.
+    pub working_set_bytes: Option<u64>,
+    /// near_oom: the cgroup's memory PSI (v2 `memory.pressure`); null on v1.
+    pub psi: Option<crate::near_oom::Psi>,
     pub summary: String,
+}
+
+impl Finding {
+    /// A finding of `finding` about `cgroup` with no other fact yet.
+    pub fn new(finding: FindingKind, time: String, cgroup: String) -> Finding {
+        Finding {
+            finding,
+            time,
+            pod: None,
+            container: None,
+            process: None,
+            cgroup,
+            pod_cgroup: None,
+            empty_for_s: None,
+            exit: None,
+            earlier_kills: None,
+            dying_cgroups: None,
+            usage_bytes: None,
+            limit_bytes: None,
+            growth_bytes_per_s: None,
+            seconds_to_limit: None,
+            working_set_bytes: None,
+            psi: None,
+            summary: String::new(),
+        }
+    }
 }
 
 /// Why a pod's process ended by a userspace signal is not an eviction.

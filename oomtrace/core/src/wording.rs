@@ -283,6 +283,54 @@ pub fn oomkilled_misreport(
     )
 }
 
+/// The `near_oom` finding: whose limit, how close, how fast.
+pub fn near_oom(f: &crate::verdict::Finding, reason: crate::near_oom::Reason) -> String {
+    let level = pods::parse_cgroup_path(&f.cgroup).map(|k| k.level);
+    let (who, whose) = match level {
+        Some(Level::Container) => (
+            capitalize(describe(f.pod.as_ref(), f.container.as_ref())),
+            "its",
+        ),
+        Some(Level::Pod) if pods::is_pod_cgroup(&f.cgroup) => {
+            (capitalize(describe(f.pod.as_ref(), None)), "the pod's")
+        }
+        Some(Level::Pod) => (
+            format!(
+                "{} ({})",
+                capitalize(describe(f.pod.as_ref(), None)),
+                f.cgroup
+            ),
+            "its",
+        ),
+        Some(Level::Kubepods) => (
+            format!("The pods together ({})", f.cgroup),
+            "the node allocatable",
+        ),
+        Some(Level::Qos(_)) => (format!("The pods of {}", f.cgroup), "their"),
+        None => (format!("Host cgroup {}", f.cgroup), "its"),
+    };
+    let limit = f.limit_bytes.unwrap_or(0);
+    let used = f.working_set_bytes.or(f.usage_bytes).unwrap_or(0);
+    let pct = if limit > 0 {
+        used as f64 * 100.0 / limit as f64
+    } else {
+        0.0
+    };
+    let at = format!(
+        "{who} is at {pct:.0} % of {whose} {} limit",
+        human_bytes(limit)
+    );
+    match (reason, f.growth_bytes_per_s, f.seconds_to_limit) {
+        (crate::near_oom::Reason::Growing, Some(g), Some(eta)) => format!(
+            "{at} and growing {}/s: about {eta:.1} s to an OOM kill.",
+            human_bytes(g.max(0) as u64)
+        ),
+        _ => {
+            format!("{at} and the kernel is already reclaiming at that limit: an OOM kill is near.")
+        }
+    }
+}
+
 /// A `missed` line: kills the kernel counted that got no verdict.
 pub fn missed(count: u64, since: &str) -> String {
     let (kills, have, events) = match count {

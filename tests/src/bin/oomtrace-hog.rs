@@ -4,6 +4,9 @@
 //! allocates in a forked child (its pid printed first: `child PID`), which
 //! stays unreaped until stdin closes: a process the cgroup tracepoints never
 //! saw attach, whose /proc/PID/cgroup outlives its kill.
+//! With `--rate-mib-s N` it
+//! allocates at N MiB/s (paced from its start, so it does not drift)
+//! instead of as fast as it can.
 //!
 //! Joining itself (rather than being moved by the test) guarantees no byte is
 //! charged before the process sits in the cgroup under test.
@@ -16,6 +19,7 @@ fn main() -> std::process::ExitCode {
     let mut hold = false;
     let mut sleep_s: u64 = 0;
     let mut child = false;
+    let mut rate: f64 = 0.0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -23,6 +27,7 @@ fn main() -> std::process::ExitCode {
             "--mib" => mib = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--hold" => hold = true,
             "--child" => child = true,
+            "--rate-mib-s" => rate = args.next().and_then(|v| v.parse().ok()).unwrap_or(0.0),
             "--sleep" => sleep_s = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             other => {
                 eprintln!("oomtrace-hog: unknown argument {other}");
@@ -57,7 +62,12 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     let mut held: Vec<Vec<u8>> = Vec::with_capacity(mib);
+    let started = std::time::Instant::now();
     for i in 0..mib {
+        if rate > 0.0 {
+            let due = started + std::time::Duration::from_secs_f64(i as f64 / rate);
+            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        }
         // Distinct bytes per chunk so no page can be shared or deduplicated.
         held.push(vec![(i % 251) as u8 + 1; 1 << 20]);
     }

@@ -14,6 +14,8 @@
 //!   of `cargo xtask vm-test`: the guest runs this section through the
 //!   hidden `xtask bench-guest` and hands its report back as JSON.
 //! - footprint: RSS and start-to-ready with 1,000 cgroups, 10,000 processes.
+//! - near-oom: the `near_oom` sampler's cost, 200 limited cgroups growing
+//!   and shrinking, with and without it.
 //!
 //! Every daemon is the release build in its default configuration
 //! (`oomtrace run`), except `--state-file` (the bench's own, so it does not
@@ -44,6 +46,7 @@ use crate::setup;
 mod churn;
 mod footprint;
 mod latency;
+mod near_oom;
 mod overhead;
 mod stats;
 mod storm;
@@ -72,6 +75,8 @@ pub enum Section {
     #[value(name = "churn-v2")]
     ChurnV2,
     Footprint,
+    #[value(name = "near-oom")]
+    NearOom,
 }
 
 impl Section {
@@ -83,17 +88,19 @@ impl Section {
             Section::Churn => "churn",
             Section::ChurnV2 => "churn-v2",
             Section::Footprint => "footprint",
+            Section::NearOom => "near-oom",
         }
     }
 }
 
-const ALL: [Section; 6] = [
+const ALL: [Section; 7] = [
     Section::Overhead,
     Section::Latency,
     Section::Storm,
     Section::Churn,
     Section::ChurnV2,
     Section::Footprint,
+    Section::NearOom,
 ];
 
 /// One line of the targets table.
@@ -341,6 +348,7 @@ pub fn run(root: &Path, env: &setup::BuildEnv, opts: Opts) -> anyhow::Result<()>
             Section::Churn => churn::run(&b),
             Section::ChurnV2 => churn::run_v2(&b, &target),
             Section::Footprint => footprint::run(&b),
+            Section::NearOom => near_oom::run(&b),
         }
         .with_context(|| format!("bench section {}", s.name()))?;
         let after = Context::now();

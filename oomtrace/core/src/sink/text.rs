@@ -110,6 +110,7 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                     crate::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
                     crate::verdict::FindingKind::OomkilledMisreport => "OOMKILLED_MISREPORT",
                     crate::verdict::FindingKind::DyingCgroups => "DYING_CGROUPS",
+                    crate::verdict::FindingKind::NearOom => "NEAR_OOM",
                 };
                 format!("{} {} {}", f.time, paint(MAGENTA, label), f.summary)
             }
@@ -170,6 +171,12 @@ mod tests {
                 exit: None,
                 earlier_kills: None,
                 dying_cgroups: None,
+                usage_bytes: None,
+                limit_bytes: None,
+                growth_bytes_per_s: None,
+                seconds_to_limit: None,
+                working_set_bytes: None,
+                psi: None,
                 summary: "empty for 60 s".into(),
             }),
             Line::Heartbeat(Heartbeat {

@@ -1,0 +1,172 @@
+//! The `near_oom` sampler: every `--near-oom-interval` it reads the usage
+//! of the memory cgroups the engine names (`Engine::near_oom_targets`:
+//! those with a limit oomtrace models) from cgroupfs and hands the ones at
+//! or above `near_oom::SAMPLE_FLOOR` of their limit to the engine as one
+//! `Input::Usage`, recorded like every input.
+//!
+//! Cost: one small read per cgroup per sample (v1 `memory.usage_in_bytes`,
+//! v2 `memory.current`); the limit is re-read every [`LIMIT_EVERY_NS`];
+//! `memory.stat` (for the working set) and v2 `memory.pressure` only for
+//! cgroups past the floor. No kernel hook is involved.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use oomtrace_core::near_oom::{self, Psi, Sample, Samples};
+
+/// A cgroup's limit is re-read this often (the kubelet changes it rarely:
+/// an in-place resize).
+const LIMIT_EVERY_NS: u64 = 5_000_000_000;
+/// At or above this a limit is none (v1's `PAGE_COUNTER_MAX` in bytes).
+const UNLIMITED: u64 = 1 << 60;
+
+pub struct Sampler {
+    root: PathBuf,
+    v2: bool,
+    /// Per cgroup id: its limit (None: unlimited or unreadable), and when read.
+    limits: HashMap<u64, (Option<u64>, u64)>,
+    buf: Vec<u8>,
+}
+
+impl Sampler {
+    pub fn new(memory_root: &Path, v2: bool) -> Sampler {
+        Sampler {
+            root: memory_root.to_path_buf(),
+            v2,
+            limits: HashMap::new(),
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    /// One sample of `targets` at `now` (CLOCK_BOOTTIME ns).
+    pub fn sample(&mut self, targets: &[(u64, String)], now: u64) -> Samples {
+        let mut out = Samples {
+            boot_ns: now,
+            cgroups: Vec::new(),
+        };
+        if self.limits.len() > targets.len() * 2 + 64 {
+            let live: std::collections::HashSet<u64> = targets.iter().map(|t| t.0).collect();
+            self.limits.retain(|id, _| live.contains(id));
+        }
+        let (usage_file, limit_file) = if self.v2 {
+            ("memory.current", "memory.max")
+        } else {
+            ("memory.usage_in_bytes", "memory.limit_in_bytes")
+        };
+        for (id, path) in targets {
+            let dir = self.root.join(path.trim_start_matches('/'));
+            let limit = match self.limits.get(id) {
+                Some(&(limit, at)) if now.saturating_sub(at) < LIMIT_EVERY_NS => limit,
+                _ => {
+                    let limit = self
+                        .read_u64(&dir.join(limit_file))
+                        .filter(|&l| l > 0 && l < UNLIMITED);
+                    self.limits.insert(*id, (limit, now));
+                    limit
+                }
+            };
+            let Some(limit) = limit else { continue };
+            let Some(usage) = self.read_u64(&dir.join(usage_file)) else {
+                continue;
+            };
+            if (usage as f64) < near_oom::SAMPLE_FLOOR * limit as f64 {
+                continue;
+            }
+            let inactive_key = if self.v2 {
+                "inactive_file"
+            } else {
+                "total_inactive_file"
+            };
+            let working_set_bytes = self
+                .read(&dir.join("memory.stat"))
+                .and_then(|t| stat_value(t, inactive_key))
+                .map(|inactive| usage.saturating_sub(inactive));
+            let psi: Option<Psi> = if self.v2 {
+                self.read(&dir.join("memory.pressure"))
+                    .and_then(near_oom::parse_psi)
+            } else {
+                None
+            };
+            out.cgroups.push(Sample {
+                id: *id,
+                cgroup: path.clone(),
+                usage_bytes: usage,
+                limit_bytes: limit,
+                working_set_bytes,
+                psi,
+            });
+        }
+        out
+    }
+
+    /// A small file's text, read into the reused buffer.
+    fn read(&mut self, path: &Path) -> Option<&str> {
+        self.buf.clear();
+        File::open(path).ok()?.read_to_end(&mut self.buf).ok()?;
+        std::str::from_utf8(&self.buf).ok()
+    }
+
+    fn read_u64(&mut self, path: &Path) -> Option<u64> {
+        self.read(path)?.trim().parse().ok()
+    }
+}
+
+fn stat_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_only_limited_cgroups_past_the_floor() {
+        let root = std::env::temp_dir().join(format!("oomtrace-sampler-{}", std::process::id()));
+        let mk = |name: &str, current: &str, max: &str| {
+            let d = root.join(name);
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("memory.current"), current).expect("write");
+            std::fs::write(d.join("memory.max"), max).expect("write");
+            std::fs::write(d.join("memory.stat"), "anon 1\ninactive_file 1000\n").expect("write");
+            std::fs::write(
+                d.join("memory.pressure"),
+                "some avg10=2.00 avg60=0 avg300=0 total=1\nfull avg10=1.00 avg60=0 avg300=0 total=1\n",
+            )
+            .expect("write");
+        };
+        mk("near", "9000\n", "10000\n");
+        mk("low", "1000\n", "10000\n");
+        mk("free", "9000\n", "max\n");
+        let mut s = Sampler::new(&root, true);
+        let targets = vec![
+            (1, "/near".to_string()),
+            (2, "/low".to_string()),
+            (3, "/free".to_string()),
+            (4, "/gone".to_string()),
+        ];
+        let batch = s.sample(&targets, 7);
+        let _ = std::fs::remove_dir_all(&root);
+        assert_eq!(batch.boot_ns, 7);
+        assert_eq!(
+            batch.cgroups,
+            vec![Sample {
+                id: 1,
+                cgroup: "/near".into(),
+                usage_bytes: 9000,
+                limit_bytes: 10000,
+                working_set_bytes: Some(8000),
+                psi: Some(Psi {
+                    some_avg10: 2.0,
+                    full_avg10: 1.0
+                }),
+            }]
+        );
+    }
+}
