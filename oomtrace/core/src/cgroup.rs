@@ -310,6 +310,17 @@ impl CgroupNamespace {
             .ok()
             .and_then(|t| crate::observe::memory_cgroup_of(&t, layout.version == Version::V2))?;
         if !own.contains("/..") && holds_me(&own) {
+            // Also what a namespace's own cgroupfs mount shows (its root as
+            // `/`): the kernel's paths would then not match the walk's.
+            let ns = |pid: &str| fs::metadata(format!("/proc/{pid}/ns/cgroup")).map(|m| m.ino());
+            if let (Ok(me_ns), Ok(init_ns)) = (ns("self"), ns("1")) {
+                if me_ns != init_ns && own == "/" {
+                    tracing::warn!(
+                        "{} looks like this cgroup namespace's own view, not the node's: mount the host's cgroupfs (hostPath /sys/fs/cgroup) and point --cgroup-root at it",
+                        layout.memory_root.display()
+                    );
+                }
+            }
             return None;
         }
         let root = tree

@@ -40,6 +40,10 @@ use crate::{
 const KMSG_WAIT_NS: u64 = 1_000_000_000;
 /// Reports kept for the later victims of their OOM invocation.
 const REPORTS_KEPT: usize = 64;
+/// How long a kernel-log line waits for its victim's record: the victim is
+/// judged within [`KMSG_WAIT_NS`] of its own record, so a line this old
+/// belongs to no victim to come (a reused pid must not find it).
+const KMSG_KEEP_NS: u64 = 60_000_000_000;
 /// One verdict per process: a later SIGKILL after a SIGTERM is the same stop.
 const SIGNAL_DEDUP_NS: u64 = 60_000_000_000;
 
@@ -170,6 +174,9 @@ pub struct Engine {
     kmsg: HashMap<u32, OomSummary>,
     /// Pids whose `Killed process` line was read without a summary before it.
     unreported: HashSet<u32>,
+    /// When each pid's kernel-log line came, oldest first: lines no victim
+    /// took are dropped after [`KMSG_KEEP_NS`].
+    log_seen: VecDeque<(u64, u32)>,
     /// The memcg part of the latest OOM reports, by incident.
     reports: VecDeque<(String, MemcgReport)>,
     waiting: VecDeque<(u64, oomtrace_common::VictimEvent, Option<String>)>,
@@ -228,6 +235,7 @@ impl Engine {
             attributor: Attributor::default(),
             kmsg: HashMap::new(),
             unreported: HashSet::new(),
+            log_seen: VecDeque::new(),
             reports: VecDeque::new(),
             waiting: VecDeque::new(),
             owners,
@@ -304,6 +312,7 @@ impl Engine {
                     self.kmsg.clear();
                 }
                 self.unreported.remove(&s.pid);
+                self.log_seen.push_back((self.now, s.pid));
                 self.kmsg.insert(s.pid, s);
                 self.flush_waiting(obs, &mut out);
             }
@@ -313,12 +322,21 @@ impl Engine {
                         self.unreported.clear();
                     }
                     self.unreported.insert(pid);
+                    self.log_seen.push_back((self.now, pid));
                 }
                 self.flush_waiting(obs, &mut out);
             }
             Input::Tick(now) => {
                 self.now = self.now.max(now);
                 let started = *self.started.get_or_insert(now);
+                while let Some(&(at, pid)) = self.log_seen.front() {
+                    if now.saturating_sub(at) < KMSG_KEEP_NS {
+                        break;
+                    }
+                    self.log_seen.pop_front();
+                    self.kmsg.remove(&pid);
+                    self.unreported.remove(&pid);
+                }
                 self.check_leaks(obs, &mut out);
                 self.watch_dying(obs, &mut out);
                 // Victims due by now get their verdicts before the audit.
@@ -561,6 +579,9 @@ impl Engine {
             self.reports.push_back((a.incident.clone(), r));
         }
         let seen = self.observe_kill(&a, v, obs);
+        // Its lines are spent: a later process with the same pid has its own.
+        self.kmsg.remove(&v.victim.tgid);
+        self.unreported.remove(&v.victim.tgid);
         let group_kill = self.group_kill(&a, seen.oom_group);
         if let Some(audit) = self.audit.as_mut() {
             audit.verdict(group_kill);

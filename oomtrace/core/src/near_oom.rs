@@ -245,7 +245,9 @@ fn slope(points: &VecDeque<(u64, u64)>) -> Option<f64> {
         return None;
     }
     let n = points.len() as f64;
-    let xs = points.iter().map(|&(t, _)| (t - t0) as f64 / 1e9);
+    let xs = points
+        .iter()
+        .map(|&(t, _)| t.saturating_sub(t0) as f64 / 1e9);
     let mean_x = xs.clone().sum::<f64>() / n;
     let mean_y = points.iter().map(|&(_, y)| y as f64).sum::<f64>() / n;
     let (mut sxy, mut sxx) = (0.0, 0.0);

@@ -240,8 +240,9 @@ pub fn breakdown(input: &Input) -> Breakdown {
         let residual = lru.saturating_sub(kids_lru);
         let bytes = if input.v2 {
             // No local counters: a cgroup with processes of its own keeps
-            // the residual (the v2 root's are kernel threads).
-            let own_procs = c.has_procs && c.path != "/";
+            // the residual, and so does the root (boot-time page cache and
+            // kernel threads are charged there: not the dying cgroups').
+            let own_procs = c.has_procs || c.path == "/";
             if direct_dying.unwrap_or(0) > 0 && !own_procs {
                 residual
             } else {

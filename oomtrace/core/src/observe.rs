@@ -528,6 +528,11 @@ impl Observe for Replayed {
         replay_answer!(self, OomGroup, None)
     }
     fn now_boot_ns(&mut self) -> u64 {
+        // Recordings from before the memory at the kill came from the
+        // kernel's report read the victim cgroup's memory.stat here.
+        if let Some(Answer::MemoryStat(_)) = self.answers.peek() {
+            self.answers.next();
+        }
         replay_answer!(self, NowBootNs, 0)
     }
     fn charges(&mut self) -> Option<Charges> {

@@ -225,26 +225,33 @@ impl ReportReader {
             return None;
         }
         if self.in_stats {
-            // 6.1 prints the block as one record of lines, 6.18 a record per line.
-            let pairs: Option<Vec<(&str, u64)>> = text
-                .lines()
-                .map(|l| {
-                    let (k, v) = l.trim().split_once(' ')?;
+            if text.starts_with("Tasks state") {
+                self.in_stats = false;
+                return None;
+            }
+            // 6.1 prints the block as one record of lines (cut at the
+            // record's size limit: its last line may be a fragment), 6.18 a
+            // record per line (other messages may come between). Every
+            // line that is `key value` counts, the first value of a key
+            // wins; anything else is skipped, up to the task table or the
+            // summary.
+            if let Some(m) = self.memcg.as_mut() {
+                let mut any = false;
+                for l in text.lines() {
+                    let Some((k, v)) = l.trim().split_once(' ') else {
+                        continue;
+                    };
                     let key_ok = !k.is_empty()
                         && k.bytes()
                             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                    key_ok.then_some(())?;
-                    Some((k, v.trim().parse().ok()?))
-                })
-                .collect();
-            match (pairs, self.memcg.as_mut()) {
-                (Some(pairs), Some(m)) if !pairs.is_empty() => {
-                    for (k, v) in pairs {
-                        m.stats.insert(k.to_owned(), v);
+                    if let (true, Ok(v)) = (key_ok, v.trim().parse::<u64>()) {
+                        m.stats.entry(k.to_owned()).or_insert(v);
+                        any = true;
                     }
+                }
+                if any {
                     return None;
                 }
-                _ => self.in_stats = false,
             }
         }
         match parse_oom_line(text)? {
@@ -855,6 +862,10 @@ mod tests {
         assert_eq!(m.usage_bytes, Some(65536 * 1024));
         assert_eq!(m.anon_bytes, r.stats.get("total_rss").copied());
         assert_eq!(m.slab_bytes, None);
+        assert_eq!(
+            m.inactive_file_bytes,
+            r.stats.get("total_inactive_file").copied()
+        );
         // The pod's report: its own numbers, not the container's before it.
         let pod = summaries
             .iter()
@@ -867,6 +878,39 @@ mod tests {
         let r = pod.report.as_ref().expect("its report");
         assert_eq!(Some(r.cgroup.as_str()), pod.oom_memcg.as_deref());
         assert_eq!(r.stats.get("hierarchical_memory_limit"), Some(&67108864));
+        // The pod's own counters are 0 (its processes sit in the
+        // container): the hierarchical ones are the pod's memory.
+        assert_eq!(r.stats.get("rss"), Some(&0));
+        let m = crate::verdict::Memory::from_report(r);
+        assert_eq!(m.anon_bytes, r.stats.get("total_rss").copied());
+        assert!(m.anon_bytes.is_some_and(|a| a > 60 << 20), "{m:?}");
+    }
+
+    #[test]
+    fn a_cut_block_and_lines_between_lose_nothing_that_was_printed() {
+        // 6.1: the block's record cut at the size limit, mid-line.
+        let cut = V2_REPORT.replace("slab 8192\\x0a", "slab 8192\\x0apgfau");
+        assert_ne!(cut, V2_REPORT);
+        let lines = read_log(&cut);
+        let Some(OomLine::Summary(s)) = lines.first() else {
+            panic!("{lines:?}");
+        };
+        let r = s.report.as_ref().expect("the report");
+        assert_eq!(r.stats.get("anon"), Some(&66977792));
+        assert_eq!(r.stats.get("slab"), Some(&8192));
+        // 6.18 (a record per line): another message between two stats lines.
+        let between = V2_REPORT.replace(
+            "6,14,1004,-;anon 66977792\\x0a",
+            "6,14,1004,-;anon 66977792\n4,99,1004,-;eth0: Link is Up - 1Gbps/Full\n6,98,1004,-;",
+        );
+        assert_ne!(between, V2_REPORT);
+        let lines = read_log(&between);
+        let Some(OomLine::Summary(s)) = lines.first() else {
+            panic!("{lines:?}");
+        };
+        let r = s.report.as_ref().expect("the report");
+        assert_eq!(r.stats.get("anon"), Some(&66977792));
+        assert_eq!(r.stats.get("inactive_file"), Some(&4096));
     }
 
     const V2_REPORT: &str = "4,10,1000,-;hog invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0

@@ -99,10 +99,12 @@ impl Memory {
     /// From the report's usage line and stats block (v2 keys, or v1's
     /// hierarchical `total_*` ones).
     pub fn from_report(r: &crate::oom_report::MemcgReport) -> Memory {
+        // v1 prints the cgroup's own counters and then the hierarchical
+        // `total_*` ones, which are v2's (and the kernel's limit's) sense.
         let stat = |v2: &str, v1: &str| {
             r.stats
-                .get(v2)
-                .or_else(|| r.stats.get(&format!("total_{v1}")))
+                .get(&format!("total_{v1}"))
+                .or_else(|| r.stats.get(v2))
                 .copied()
         };
         let usage_bytes = r.usage_kb.map(|kb| kb.saturating_mul(1024));
