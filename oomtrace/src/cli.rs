@@ -148,7 +148,7 @@ pub struct Common {
     pub containers_log_dir: PathBuf,
     /// Force a hook per family, e.g. `oom=kprobe,victim=tracepoint` (kinds: oom:
     /// fentry|kprobe|off; victim: tp_btf|raw_tp|tracepoint; signal: tp_btf|tracepoint|off;
-    /// cgroup, pressure: tracepoint|off; charge: tracepoint|off, off unless named here).
+    /// cgroup, pressure: tp_btf|tracepoint|off; charge: tracepoint|off, off unless named here).
     #[arg(long, value_name = "FAMILY=KIND,...", default_value = "auto")]
     pub hooks: HookRequests,
     /// Name of this node in every JSON object (default: the hostname).
@@ -179,6 +179,10 @@ pub struct Common {
     /// already reclaiming at it (0 turns the sampler and the finding off).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub near_oom_horizon: std::time::Duration,
+    /// How often the node's dying cgroups are counted for the
+    /// `dying_cgroups` finding (it needs growth at every one of 10 samples).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub dying_sample_interval: std::time::Duration,
     /// How often the `near_oom` sampler reads the limited cgroups' usage.
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub near_oom_interval: std::time::Duration,

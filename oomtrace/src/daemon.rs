@@ -342,6 +342,11 @@ impl Daemon {
             kernel_oom_kills,
             kubelet_log: live.kubelet_log.enabled(),
             kernel_log: reading_kmsg,
+            dying_sample_ns: config
+                .common
+                .dying_sample_interval
+                .as_nanos()
+                .clamp(1, u64::MAX as u128) as u64,
             near_oom_horizon_ns: config
                 .common
                 .near_oom_horizon

@@ -136,6 +136,7 @@ fn dying_under<'a>(b: &'a Json, cgroup: &str) -> Option<&'a Json> {
 #[test]
 fn removed_cgroups_pinned_by_page_cache_are_counted_until_it_is_freed() {
     require_root();
+    let _one_at_a_time = DYING.lock().unwrap_or_else(|e| e.into_inner());
     let (_, version) = memory_root();
     const N: u64 = 20;
     const EACH: u64 = 2 * MIB;
@@ -339,5 +340,58 @@ fn an_allocatable_oom_carries_the_breakdown() {
     );
     drop(container);
     drop(kubepods);
+    daemon.finish();
+}
+
+/// The dying-cgroup tests read the node's count, which the other one moves.
+static DYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn dying_cgroups_piling_up_sample_after_sample_are_a_finding() {
+    require_root();
+    let _one_at_a_time = DYING.lock().unwrap_or_else(|e| e.into_inner());
+    // Sampled every second here (60 s by default): ten samples that each
+    // see more removed cgroups held by their page cache (seed 004).
+    let daemon = Daemon::start(&["--dying-sample-interval", "1s"]);
+    let uid = unique_uid();
+    let pod = Cgroup::create(&format!("kubepods/burstable/pod{uid}"));
+    let dir = scratch_dir(&format!("oomtrace-e2e-piling-{uid}"));
+    let _cleanup = RemoveDir(dir.clone());
+    let is_finding = |l: &Json| l["type"] == "finding" && l["finding"] == "dying_cgroups";
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut made = 0u64;
+    while daemon.all(is_finding).is_empty() && std::time::Instant::now() < deadline {
+        for _ in 0..10 {
+            let mut c = Cgroup::create(&format!("{}/{}", pod.rel, unique_container_id()));
+            write_from(&c, &dir.join(format!("f{made}")), 256 << 10);
+            c.remove_leaf().expect("rmdir of the container cgroup");
+            made += 1;
+        }
+    }
+    let found = daemon.all(is_finding);
+    assert_eq!(
+        found.len(),
+        1,
+        "one dying_cgroups finding after {made} removed cgroups held by their page cache"
+    );
+    let f = &found[0];
+    let g = &f["dying_cgroups"];
+    assert!(
+        u(&g["count"]) >= u(&g["count_before"]) + 50
+            || u(&g["bytes"]) >= u(&g["bytes_before"]) + 256 * MIB,
+        "{f}"
+    );
+    assert!(u(&g["window_s"]) >= 8, "ten samples a second apart: {f}");
+    assert!(f["summary"].as_str().is_some_and(|s| !s.is_empty()), "{f}");
+    // Still one: at most one an hour, however long it goes on.
+    for _ in 0..3 {
+        let mut c = Cgroup::create(&format!("{}/{}", pod.rel, unique_container_id()));
+        write_from(&c, &dir.join(format!("f{made}")), 256 << 10);
+        c.remove_leaf().expect("rmdir of the container cgroup");
+        made += 1;
+    }
+    daemon.barrier();
+    assert_eq!(daemon.all(is_finding).len(), 1, "rate-limited");
+    let _ = fs::remove_dir_all(&dir);
     daemon.finish();
 }

@@ -130,6 +130,9 @@ pub struct Start {
     /// `near_oom` findings.
     #[serde(default)]
     pub near_oom_horizon_ns: u64,
+    /// How often the dying cgroups are sampled (`--dying-sample-interval`).
+    #[serde(default = "dying_sample_ns")]
+    pub dying_sample_ns: u64,
     /// Whether /dev/kmsg is read (not in a non-privileged container): a
     /// victim waits for the kernel's report only then.
     #[serde(default = "reading")]
@@ -138,6 +141,10 @@ pub struct Start {
 
 fn reading() -> bool {
     true
+}
+
+fn dying_sample_ns() -> u64 {
+    crate::node_memory::DYING_SAMPLE_NS
 }
 
 /// A cgroup's page counter at the first and the latest pressure record.
@@ -1258,7 +1265,7 @@ impl Engine {
     /// memory breakdown sampled once a minute; a `dying_cgroups` finding
     /// when it grew through a whole window, at most once an hour.
     fn watch_dying(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
-        if !self.dying.due(self.now) {
+        if !self.dying.due(self.now, self.start.dying_sample_ns) {
             return;
         }
         let Some(b) = obs.node_breakdown() else {
@@ -1472,6 +1479,7 @@ mod tests {
             kubelet_log: false,
             kernel_log: true,
             near_oom_horizon_ns: 0,
+            dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
         }
     }
 
@@ -1693,6 +1701,7 @@ mod tests {
             kubelet_log: false,
             kernel_log: true,
             near_oom_horizon_ns: 0,
+            dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
         })
     }
 

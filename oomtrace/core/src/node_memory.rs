@@ -519,11 +519,11 @@ pub struct DyingWatch {
 }
 
 impl DyingWatch {
-    /// Whether a sample is due at `now_ns`.
-    pub fn due(&self, now_ns: u64) -> bool {
+    /// Whether a sample is due at `now_ns`, one every `every_ns`.
+    pub fn due(&self, now_ns: u64, every_ns: u64) -> bool {
         self.samples
             .back()
-            .is_none_or(|s| now_ns.saturating_sub(s.ns) >= DYING_SAMPLE_NS)
+            .is_none_or(|s| now_ns.saturating_sub(s.ns) >= every_ns)
     }
 
     /// One sample; the growth when the dying cgroups' count or pinned
@@ -977,11 +977,11 @@ mod tests {
         let mut found = Vec::new();
         // 100 more every minute, for two hours.
         for i in 0..120u64 {
-            assert!(w.due(i * min));
+            assert!(w.due(i * min, DYING_SAMPLE_NS));
             if let Some(g) = w.sample(i * min, &dying(1000 + 100 * i, 0)) {
                 found.push((i, g));
             }
-            assert!(!w.due(i * min + min / 2));
+            assert!(!w.due(i * min + min / 2, DYING_SAMPLE_NS));
         }
         let at: Vec<u64> = found.iter().map(|f| f.0).collect();
         assert_eq!(at, [9, 69], "a full window first, then once an hour");
