@@ -194,6 +194,8 @@ struct Daemon {
     cgroups: usize,
     cgroup_ns: Option<CgroupNamespace>,
     kernel_log: String,
+    /// Drains /dev/kmsg at once when kernel records arrive (see `Nudge`).
+    kmsg_nudge: Option<kernel_log::Nudge>,
     /// The `near_oom` sampler (None: `--near-oom-horizon 0`).
     sampler: Option<Sampler>,
     /// Whether the latest usage batch held any cgroup: one empty batch
@@ -322,10 +324,11 @@ impl Daemon {
             .unwrap_or(0);
         let (containers, container_pids) = running_containers(&tree, &mut live, host_pid_ns);
         let (kmsg_tx, kmsg_rx) = mpsc::channel::<kernel_log::Seen>(1024);
-        let (kernel_log, reading_kmsg) = match kernel_log::spawn_reader(kmsg_tx) {
-            Ok(()) => ("reading".to_string(), true),
-            Err(e) => (format!("unavailable: {e}"), false),
+        let (kernel_log, kmsg_nudge) = match kernel_log::spawn_reader(kmsg_tx) {
+            Ok(nudge) => ("reading".to_string(), Some(nudge)),
+            Err(e) => (format!("unavailable: {e}"), None),
         };
+        let reading_kmsg = kmsg_nudge.is_some();
         let start = Start {
             node: config.node.clone(),
             kernel: kernel_release(),
@@ -391,6 +394,7 @@ impl Daemon {
             cgroups,
             cgroup_ns,
             kernel_log,
+            kmsg_nudge,
         };
         Ok((daemon, ring, kmsg_rx))
     }
@@ -453,6 +457,11 @@ impl Daemon {
         while let Some(item) = ring.next() {
             self.ring_buf.extend_from_slice(&item);
             batch.push(self.ring_buf.split().freeze());
+        }
+        // A victim's report is already in the kernel log: read it now, not
+        // at the kernel's next lazy wake-up of log readers.
+        if let (false, Some(n)) = (batch.is_empty(), &self.kmsg_nudge) {
+            n.now();
         }
         for bytes in batch {
             self.feed(Input::Kernel(bytes))?;

@@ -7,9 +7,10 @@
 
 use std::{
     collections::HashMap,
-    fs::{File, OpenOptions},
+    fs::OpenOptions,
     io::{Read, Seek, SeekFrom},
-    os::unix::fs::OpenOptionsExt,
+    os::{fd::OwnedFd, unix::fs::OpenOptionsExt},
+    sync::Arc,
 };
 
 use serde::{Deserialize, Serialize};
@@ -35,10 +36,31 @@ pub struct PastKill {
     pub summary: Option<OomSummary>,
 }
 
-pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<()> {
-    let mut file = File::open("/dev/kmsg")?;
+/// Wakes the reader to drain /dev/kmsg now. The kernel wakes its readers
+/// lazily (on the next timer tick, milliseconds later), but the OOM report a
+/// victim's verdict waits for is in the log before the victim record leaves
+/// the kernel: the daemon nudges the reader whenever records arrive.
+#[derive(Clone)]
+pub struct Nudge(Arc<OwnedFd>);
+
+impl Nudge {
+    pub fn now(&self) {
+        let _ = rustix::io::write(&*self.0, &1u64.to_ne_bytes());
+    }
+}
+
+pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open("/dev/kmsg")?;
     // /dev/kmsg seeks to the end of the ring: only what happens from now on.
     file.seek(SeekFrom::End(0))?;
+    let nudge = Arc::new(rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+    )?);
+    let woken = nudge.clone();
     std::thread::Builder::new()
         .name("kmsg".into())
         .spawn(move || {
@@ -46,37 +68,56 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<()> {
             let mut buf = vec![0u8; 8192];
             let mut reports = ReportReader::default();
             loop {
-                match file.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        let text = String::from_utf8_lossy(&buf[..n]);
-                        let Ok(record) = oom_report::parse_record(&text) else {
-                            continue;
-                        };
-                        let Some(line) = reports.feed(&record.text) else {
-                            continue;
-                        };
-                        if tx
-                            .blocking_send(Seen {
-                                seq: record.seq,
-                                line,
-                            })
-                            .is_err()
-                        {
+                // Everything there is, then wait for more or a nudge.
+                loop {
+                    match file.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            let text = String::from_utf8_lossy(&buf[..n]);
+                            let Ok(record) = oom_report::parse_record(&text) else {
+                                continue;
+                            };
+                            let Some(line) = reports.feed(&record.text) else {
+                                continue;
+                            };
+                            if tx
+                                .blocking_send(Seen {
+                                    seq: record.seq,
+                                    line,
+                                })
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        // EPIPE: records were overwritten before we read them; go on.
+                        Err(e) if e.raw_os_error() == Some(32) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            tracing::warn!("reading /dev/kmsg stopped: {e}");
                             return;
                         }
                     }
-                    // EPIPE: records were overwritten before we read them; go on.
-                    Err(e) if e.raw_os_error() == Some(32) => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                }
+                let mut fds = [
+                    rustix::event::PollFd::new(&file, rustix::event::PollFlags::IN),
+                    rustix::event::PollFd::new(&*woken, rustix::event::PollFlags::IN),
+                ];
+                match rustix::event::poll(&mut fds, None) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
                     Err(e) => {
-                        tracing::warn!("reading /dev/kmsg stopped: {e}");
+                        tracing::warn!("waiting on /dev/kmsg stopped: {e}");
                         return;
                     }
                 }
+                if !fds[1].revents().is_empty() {
+                    let mut count = [0u8; 8];
+                    let _ = rustix::io::read(&*woken, &mut count);
+                }
             }
         })?;
-    Ok(())
+    Ok(Nudge(nudge))
 }
 
 /// The kills in the log after sequence number `after` (all of them when
