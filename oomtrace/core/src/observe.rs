@@ -258,6 +258,10 @@ impl Observe for Live {
             .ok()
             .and_then(|b| memory_cgroup_of(&crate::event::escape_bytes(&b), self.sources.v2))
             .and_then(|p| match &self.sources.cgroup_ns {
+                // The namespace's root is oomtrace's own cgroup: a task
+                // shows it once it has exited (moved to the root), which
+                // says nothing, as `/` says nothing in the node's namespace.
+                Some(_) if p == "/" => Some(p),
                 Some(ns) => ns.full_path(&p),
                 None => Some(p),
             });
