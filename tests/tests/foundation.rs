@@ -347,7 +347,13 @@ fn a_victim_named_from_proc_has_the_nodes_full_path() {
     drop(parent.stdin.take());
     let _ = parent.wait();
     assert_eq!(v["evidence"]["victim_hook"], "tracepoint", "{v}");
-    assert_eq!(v["victim"]["cgroup"], container.rel.as_str(), "{v}");
+    // The node's full path, or null: on cgroup v1 the kernel shows an
+    // exiting task in `/` whatever its cgroup, and the daemon may read it
+    // that late — never a namespace-relative path, never oomtrace's own.
+    assert!(
+        v["victim"]["cgroup"] == container.rel.as_str() || v["victim"]["cgroup"].is_null(),
+        "{v}"
+    );
     assert_eq!(v["verdict"], "pod_limit", "{v}");
     assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
     assert_eq!(v["container"]["id"], cid.as_str(), "{v}");
