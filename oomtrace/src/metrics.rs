@@ -749,24 +749,9 @@ mod tests {
             None,
         ));
         m.observe(&Line::Finding(Finding {
-            finding: FindingKind::CgroupLeak,
-            time: String::new(),
             pod: Some(pod()),
-            container: None,
-            process: None,
-            cgroup: "/kubepods/x".into(),
-            pod_cgroup: None,
             empty_for_s: Some(301.0),
-            exit: None,
-            earlier_kills: None,
-            dying_cgroups: None,
-            usage_bytes: None,
-            limit_bytes: None,
-            growth_bytes_per_s: None,
-            seconds_to_limit: None,
-            working_set_bytes: None,
-            psi: None,
-            summary: String::new(),
+            ..Finding::new(FindingKind::CgroupLeak, String::new(), "/kubepods/x".into())
         }));
         m.observe(&Line::Finding(Finding::new(
             FindingKind::NearOom,

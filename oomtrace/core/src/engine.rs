@@ -962,8 +962,6 @@ impl Engine {
         let identity = Identity::of_path(&owner);
         let identity = identity.clone().named(&self.names(&identity, obs));
         let f = Finding {
-            finding: FindingKind::EscapeDetected,
-            time: wall_time(boot_ns, self.start.boot_to_wall_ns),
             summary: wording::escape_detected(
                 comm,
                 pid,
@@ -977,18 +975,12 @@ impl Engine {
                 pid,
                 comm: comm.to_string(),
             }),
-            cgroup: path.to_string(),
             pod_cgroup: Some(owner),
-            empty_for_s: None,
-            exit: None,
-            earlier_kills: None,
-            dying_cgroups: None,
-            usage_bytes: None,
-            limit_bytes: None,
-            growth_bytes_per_s: None,
-            seconds_to_limit: None,
-            working_set_bytes: None,
-            psi: None,
+            ..Finding::new(
+                FindingKind::EscapeDetected,
+                wall_time(boot_ns, self.start.boot_to_wall_ns),
+                path.to_string(),
+            )
         };
         out.push(Line::Finding(f));
     }
@@ -1120,24 +1112,17 @@ impl Engine {
         let summary =
             wording::oomkilled_misreport(identity.pod.as_ref(), identity.container.as_ref(), &m);
         out.push(Line::Finding(Finding {
-            finding: FindingKind::OomkilledMisreport,
-            time: wall_time(boot_ns, self.start.boot_to_wall_ns),
             pod: identity.pod,
             container: identity.container,
             process: m.process,
-            cgroup: m.container_cgroup,
-            pod_cgroup: None,
-            empty_for_s: None,
             exit: Some(m.exit),
             earlier_kills: Some(m.earlier_kills),
-            dying_cgroups: None,
-            usage_bytes: None,
-            limit_bytes: None,
-            growth_bytes_per_s: None,
-            seconds_to_limit: None,
-            working_set_bytes: None,
-            psi: None,
             summary,
+            ..Finding::new(
+                FindingKind::OomkilledMisreport,
+                wall_time(boot_ns, self.start.boot_to_wall_ns),
+                m.container_cgroup,
+            )
         }));
     }
 
@@ -1333,24 +1318,14 @@ impl Engine {
                         let empty_for_s = empty_for as f64 / 1e9;
                         let summary = wording::cgroup_leak(pod.as_ref(), &path, empty_for_s);
                         out.push(Line::Finding(Finding {
-                            finding: FindingKind::CgroupLeak,
-                            time: wall_time(self.now, self.start.boot_to_wall_ns),
                             pod,
-                            container: None,
-                            process: None,
-                            cgroup: path,
-                            pod_cgroup: None,
                             empty_for_s: Some(empty_for_s),
-                            exit: None,
-                            earlier_kills: None,
-                            dying_cgroups: None,
-                            usage_bytes: None,
-                            limit_bytes: None,
-                            growth_bytes_per_s: None,
-                            seconds_to_limit: None,
-                            working_set_bytes: None,
-                            psi: None,
                             summary,
+                            ..Finding::new(
+                                FindingKind::CgroupLeak,
+                                wall_time(self.now, self.start.boot_to_wall_ns),
+                                path,
+                            )
                         }));
                     }
                 }
