@@ -440,12 +440,17 @@ impl Attributor {
 
 /// A process whose namespaces tie it to a container (`owner`, the
 /// container's cgroup) while its own cgroup is outside that pod.
+/// Only a cgroup outside every pod counts: a process inside some pod's
+/// cgroup is that pod's. The owner comes from the pid namespace's inode,
+/// which the kernel reuses once a namespace is gone, so a container started
+/// since (whose init was never seen joining) can carry a dead container's
+/// entry; another pod's cgroup is that, not an escape.
 fn escape(cgroup: Option<&str>, owner: Option<&str>) -> Option<KubeCgroup> {
     let owner_kube = pods::parse_cgroup_path(owner?)?;
-    let owner_pod = owner_kube.pod.as_ref()?;
-    let here = cgroup.and_then(pods::parse_cgroup_path);
-    let same_pod = here.as_ref().and_then(|k| k.pod.as_ref()) == Some(owner_pod);
-    (!same_pod && cgroup.is_some()).then_some(owner_kube)
+    owner_kube.pod.as_ref()?;
+    let here = cgroup?;
+    let in_a_pod = pods::parse_cgroup_path(here).is_some_and(|k| k.pod.is_some());
+    (!in_a_pod).then_some(owner_kube)
 }
 
 /// The kubelet reports `OOMKilled` only when the container's init process
@@ -1213,6 +1218,23 @@ mod tests {
         assert_eq!(v.container.as_ref().map(|c| c.id.as_str()), Some(CID));
         assert_eq!(v.evidence.pod_cgroup.as_deref(), Some(owner.as_str()));
         assert_eq!(reports(&v, None, false), Some(false));
+    }
+
+    /// Recorded in CI: a pod's container reused a dead container's pid
+    /// namespace inode; its kill was called an escape from the dead pod.
+    #[test]
+    fn a_stale_owner_never_makes_another_pods_process_an_escape() {
+        let c = chain_container(16384, 16384, 16384, UNLIMITED);
+        let dead = "/kubepods/besteffort/pod0b8e6f2a-1c3d-4e5f-8a9b-0c1d2e3f4a5b/\
+                    aa00000000000000000000000000000000000000000000000000000000000000";
+        let hints = Hints {
+            victim_owner: Some(dead),
+            trigger_owner: Some(dead),
+            ..Hints::default()
+        };
+        let v = judge(&victim(task(10, 1, &c), task(10, 1, &c)), &hints);
+        assert_eq!(v.verdict, VerdictKind::PodLimit);
+        assert_eq!(v.container.as_ref().map(|c| c.id.as_str()), Some(CID));
     }
 
     #[test]
