@@ -1,15 +1,16 @@
 //! `cargo xtask compare`: oomtrace next to its peers — bcc's `oomkill`
 //! (Debian bpfcc-tools) and bpftrace's `oomkill.bt` (Debian bpftrace, `/usr/sbin/oomkill.bt`) — on
-//! the same OOM kills inside Debian's 6.1 VM (as `vm-test` boots it), and
-//! docs/comparison.md written from what each tool printed. Not part of
-//! `cargo xtask test`.
+//! the same OOM kills inside Debian's 6.1 VM (as `vm-test` boots it); in the
+//! same boot each tool's kill → line latency and its cost to the page-fault
+//! and fork/exec storms; docs/comparison.md written from what each tool
+//! printed and what was measured. Not part of `cargo xtask test`.
 //!
 //! bcc compiles its program at run time and bpftrace's `oomkill.bt`
 //! includes kernel headers: both need the guest kernel's headers
 //! (`linux-headers-<release>`, installed on the host, which the guest sees).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
@@ -47,10 +48,36 @@ const SCENARIOS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The latency series: memcg kills one after another, all three tools
+/// attached, the console quiet.
+const LATENCY_KILLS: u32 = 30;
+/// The storms: each phase (no tool, or one tool alone) runs each storm this
+/// many times.
+const STORM_REPS: u32 = 4;
+/// A page-fault storm run: map, touch and unmap this many MiB, this many times.
+const FAULT_MIB: u32 = 64;
+const FAULT_ITERS: u32 = 4;
+/// A fork/exec storm run: fork + exec /bin/true + wait, this many times.
+const FORKS: u32 = 100;
+/// The storm phases in order: every tool alone between two runs with none,
+/// so each is set beside the no-tool runs just before and after it.
+const PHASES: &[&str] = &[
+    "none", "oomtrace", "none", "bcc", "none", "bpftrace", "none",
+];
+/// The tools as the document names them: (phase tag, name).
+const TOOLS: &[(&str, &str)] = &[
+    ("oomtrace", "oomtrace"),
+    ("bcc", "bcc `oomkill`"),
+    ("bpftrace", "bpftrace `oomkill.bt`"),
+];
+
 const POD_UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
 const CID: &str = "3f9a1c0b7e2d4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a";
 /// The oom.group scenario's container (64 hex, like every container id).
 const CID_GROUP: &str = "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c";
+/// The latency series' and the storms' containers.
+const CID_LATENCY: &str = "5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b";
+const CID_STORM: &str = "7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d";
 
 /// `6.1.0-56-amd64` from `/boot/vmlinuz-6.1.0-56-amd64`.
 fn release_of(kernel: &Path) -> anyhow::Result<String> {
@@ -94,12 +121,19 @@ pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Res
         &dir.join("bin"),
     )?;
     let hog = dir.join("bin/oomtrace-hog");
+    // The guest's stamper and storm loads: this very xtask.
+    let xtask = dir.join("bin/xtask");
+    let me = std::env::current_exe().context("finding the xtask executable")?;
+    fs::copy(&me, &xtask).with_context(|| format!("copying {}", me.display()))?;
     let out = dir.join("out");
     if out.exists() {
         fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
     fs::create_dir_all(&out)?;
-    let script = vm::write_script(&dir.join("guest.sh"), &guest_script(&oomtrace, &hog, &out))?;
+    let script = vm::write_script(
+        &dir.join("guest.sh"),
+        &guest_script(&oomtrace, &hog, &xtask, &out),
+    )?;
     eprintln!(
         "compare: booting {} (TCG, 2 cpus, {MEMORY})",
         kernel.display()
@@ -219,13 +253,14 @@ oomtrace's sentences:
     Ok(())
 }
 
-fn guest_script(oomtrace: &Path, hog: &Path, out: &Path) -> String {
+fn guest_script(oomtrace: &Path, hog: &Path, xtask: &Path, out: &Path) -> String {
     let q = |p: &Path| vm::shell_quote(&p.display().to_string());
     let mut s = String::from(vm::PREAMBLE);
     write!(
         s,
         r#"O={oomtrace}
 HOG={hog}
+X={xtask}
 out={out}
 # The tools and this shell must outlive a global OOM; the hogs get +500.
 echo -1000 > /proc/self/oom_score_adj
@@ -253,11 +288,19 @@ hog() {{
 }}
 note "tools: oomtrace $($O --version 2>&1), bcc $(dpkg-query -W -f='${{Version}}' bpfcc-tools), $(bpftrace --version)"
 {{ uname -r; $O --version; echo "bcc (bpfcc-tools) $(dpkg-query -W -f='${{Version}}' bpfcc-tools)"; bpftrace --version; }} > "$out/versions.txt" 2>&1
-$O run --node-name vm --backlog off --state-file "$TMPDIR/state" --heartbeat 0 > "$out/oomtrace.jsonl" 2> "$out/oomtrace.err" &
+# stamped NAME: a fifo whose lines reach $out/NAME behind the time they
+# were read (xtask stamp); its path in $fifo.
+stamped() {{
+    fifo="$TMPDIR/fifo.$1"
+    mkfifo "$fifo"
+    $X stamp < "$fifo" > "$out/$1" &
+}}
+OOMTRACE_RUN="run --node-name vm --backlog off --state-file $TMPDIR/state --heartbeat 0"
+stamped oomtrace.jsonl; $O $OOMTRACE_RUN > "$fifo" 2> "$out/oomtrace.err" &
 otp=$!
-PYTHONUNBUFFERED=1 /usr/sbin/oomkill-bpfcc > "$out/bcc.txt" 2> "$out/bcc.err" &
+stamped bcc.txt; PYTHONUNBUFFERED=1 /usr/sbin/oomkill-bpfcc > "$fifo" 2> "$out/bcc.err" &
 bcp=$!
-stdbuf -oL bpftrace /usr/sbin/oomkill.bt > "$out/bpftrace.txt" 2> "$out/bpftrace.err" &
+stamped bpftrace.txt; stdbuf -oL bpftrace /usr/sbin/oomkill.bt > "$fifo" 2> "$out/bpftrace.err" &
 btp=$!
 waitfor "$out/oomtrace.jsonl" '"state":"ready"' 120 || fail=1
 waitfor "$out/bcc.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bcc.err"; }}
@@ -286,6 +329,23 @@ cg=$(mkcg system.slice/demo.service)
 echo 64M > "$cg/memory.max"; echo 0 > "$cg/memory.swap.max"
 hog "$cg" 256 0 0 "$TMPDIR/s1"; wait $hogpid
 echo "host_service $hogpid" >> "$out/scenarios.txt"
+
+note "latency: {LATENCY_KILLS} memcg kills one after another, all three tools attached, the console quiet"
+# The kernel prints its OOM report to the serial console synchronously
+# (seconds under TCG) between the peers' probe and oomtrace's: quiet, the
+# series measures the tools, not the console.
+printk=$(cat /proc/sys/kernel/printk)
+echo 1 > /proc/sys/kernel/printk
+cg=$(mkcg kubepods/burstable/pod{POD_UID}/{CID_LATENCY})
+echo 16M > "$cg/memory.max"; echo 0 > "$cg/memory.swap.max"
+i=0
+while [ $i -lt {LATENCY_KILLS} ]; do
+    hog "$cg" 64 0 0 "$TMPDIR/l"; wait $hogpid
+    echo "$hogpid" >> "$out/latency.txt"
+    i=$(( i + 1 ))
+done
+echo "$printk" > /proc/sys/kernel/printk
+note "latency series done; printk back to $(cat /proc/sys/kernel/printk | tr '\t' ' ')"
 
 note "scenario global_oom"
 quarter=$(awk '/MemTotal/ {{print int($2 / 1024 / 4)}}' /proc/meminfo)
@@ -324,13 +384,53 @@ while kill -0 $bcp 2>/dev/null || kill -0 $btp 2>/dev/null || kill -0 $otp 2>/de
 done
 wait $bcp $btp $otp 2>/dev/null
 dmesg | grep -i 'killed process' > "$out/dmesg.txt"
+
+# The storms: no tool, then each tool alone between runs with none.
+sc=$(mkcg kubepods/burstable/pod{POD_UID}/{CID_STORM})
+start_tool() {{
+    rm -f "$TMPDIR/alone.out"
+    case $1 in
+    none) tp= ; return 0 ;;
+    oomtrace) $O $OOMTRACE_RUN > "$TMPDIR/alone.out" 2>&1 & tp=$!; ready='"state":"ready"'; secs=120 ;;
+    bcc) PYTHONUNBUFFERED=1 /usr/sbin/oomkill-bpfcc > "$TMPDIR/alone.out" 2>&1 & tp=$!; ready=Tracing; secs=600 ;;
+    bpftrace) stdbuf -oL bpftrace /usr/sbin/oomkill.bt > "$TMPDIR/alone.out" 2>&1 & tp=$!; ready=Tracing; secs=600 ;;
+    esac
+    waitfor "$TMPDIR/alone.out" "$ready" $secs || {{ fail=1; cat "$TMPDIR/alone.out"; }}
+}}
+stop_tool() {{
+    [ -n "$tp" ] || return 0
+    kill -TERM $tp
+    end=$(( $(date +%s) + 60 ))
+    while kill -0 $tp 2>/dev/null; do
+        [ "$(date +%s)" -lt "$end" ] || {{ note "$1 did not exit within 60 s of SIGTERM"; kill -9 $tp; fail=1; break; }}
+        sleep 0.2
+    done
+    wait $tp 2>/dev/null
+}}
+n=0
+for phase in {phases}; do
+    n=$(( n + 1 ))
+    start_tool $phase
+    note "storms: phase $n, $phase"
+    r=0
+    while [ $r -lt {STORM_REPS} ]; do
+        f=$($X bench-load faults --join "$sc/cgroup.procs" --mib {FAULT_MIB} --iters {FAULT_ITERS}) || fail=1
+        echo "$n $phase faults $f" >> "$out/storms.txt"
+        f=$($X bench-load forks --join "$sc/cgroup.procs" --count {FORKS}) || fail=1
+        echo "$n $phase forks $f" >> "$out/storms.txt"
+        r=$(( r + 1 ))
+    done
+    stop_tool $phase
+done
 sed 's/^/vm: dmesg: /' "$out/dmesg.txt"
 for f in bcc.txt bpftrace.txt bcc.err bpftrace.err oomtrace.err; do sed "s/^/vm: $f: /" "$out/$f"; done
 if [ $fail -eq 0 ]; then echo 'OOMTRACE-VM-RESULT: pass'; else echo 'OOMTRACE-VM-RESULT: fail'; fi
 "#,
         oomtrace = q(oomtrace),
         hog = q(hog),
+        xtask = q(xtask),
         out = q(out),
+        phases = PHASES.join(" "),
     )
     .expect("writing to a String");
     s
@@ -372,16 +472,20 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
             Some((tag, w.filter_map(|p| p.parse().ok()).collect()))
         })
         .collect();
-    let verdicts: Vec<(serde_json::Value, String)> = read("oomtrace.jsonl")?
+    let verdicts: Vec<Verdict> = read("oomtrace.jsonl")?
         .lines()
         .filter_map(|l| {
+            let (at, l) = unstamp(l);
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["type"] == "verdict").then(|| (v, l.to_string()))
+            (v["type"] == "verdict").then(|| (v, l.to_string(), at))
         })
         .collect();
-    let peers: Vec<(&str, String)> = vec![
-        ("bcc `oomkill`", read("bcc.txt")?),
-        ("bpftrace `oomkill.bt`", read("bpftrace.txt")?),
+    let peers: Vec<(&str, Vec<Stamped>)> = vec![
+        ("bcc `oomkill`", stamped_lines(&read("bcc.txt")?)),
+        (
+            "bpftrace `oomkill.bt`",
+            stamped_lines(&read("bpftrace.txt")?),
+        ),
     ];
     let versions = read("versions.txt").unwrap_or_default();
     let dmesg = read("dmesg.txt").unwrap_or_default();
@@ -413,9 +517,9 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
         writeln!(d, "## {tag}: {what}\n")?;
         writeln!(d, "| tool | victim | trigger | cgroup | pod | verdict |")?;
         writeln!(d, "| --- | --- | --- | --- | --- | --- |")?;
-        let mine: Vec<&(serde_json::Value, String)> = verdicts
+        let mine: Vec<&Verdict> = verdicts
             .iter()
-            .filter(|(v, _)| {
+            .filter(|(v, _, _)| {
                 v["victim"]["pid"]
                     .as_u64()
                     .is_some_and(|p| pids.contains(&(p as u32)))
@@ -424,7 +528,7 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
         if mine.is_empty() {
             writeln!(d, "| oomtrace | (no line) | | | | |")?;
         }
-        for (v, _) in &mine {
+        for (v, _, _) in &mine {
             let verdict = match v["kind"].as_str() {
                 Some(k) => format!("{} / {k}", v["verdict"].as_str().unwrap_or("?")),
                 None => v["verdict"].as_str().unwrap_or("?").to_string(),
@@ -445,10 +549,10 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
             )?;
         }
         let mut raw = String::new();
-        for (tool, text) in &peers {
-            let lines: Vec<(&str, PeerKill)> = text
-                .lines()
-                .filter_map(|l| parse_peer(l).map(|p| (l, p)))
+        for (tool, lines) in &peers {
+            let lines: Vec<(&str, PeerKill)> = lines
+                .iter()
+                .filter_map(|(_, l)| parse_peer(l).map(|p| (l.as_str(), p)))
                 .filter(|(_, p)| pids.contains(&p.2))
                 .collect();
             if lines.is_empty() {
@@ -463,7 +567,7 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
             }
         }
         writeln!(d, "\nWhat they printed:\n\n```")?;
-        for (_, line) in &mine {
+        for (_, line, _) in &mine {
             writeln!(d, "oomtrace: {line}")?;
         }
         write!(d, "{raw}")?;
@@ -475,6 +579,288 @@ fn render(out: &Path, release: &str) -> anyhow::Result<String> {
             "The kernel's own lines for the same kills:\n\n```\n{dmesg}```\n"
         )?;
     }
+    render_latency(&mut d, out, &verdicts, &peers)?;
+    render_storms(&mut d, out)?;
     render_runtime(&mut d, out)?;
     Ok(d)
+}
+
+/// oomtrace's verdict: (the line parsed, the line, when it was read).
+type Verdict = (serde_json::Value, String, Option<i128>);
+/// A peer's line and when it was read.
+type Stamped = (Option<i128>, String);
+
+/// A line of a file written by `xtask stamp`: (the CLOCK_REALTIME ns it was
+/// read at, the line as the tool printed it). A line without a stamp is
+/// kept whole.
+fn unstamp(line: &str) -> (Option<i128>, &str) {
+    match line.split_once(' ') {
+        Some((t, rest)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+            (t.parse().ok(), rest)
+        }
+        _ => (None, line),
+    }
+}
+
+fn stamped_lines(text: &str) -> Vec<Stamped> {
+    text.lines()
+        .map(|l| {
+            let (at, l) = unstamp(l);
+            (at, l.to_string())
+        })
+        .collect()
+}
+
+/// `xtask stamp`: each line of stdin to stdout behind the CLOCK_REALTIME
+/// (ns since the epoch) at which the read returning it came back, flushed
+/// at once. A tool writes a line in one write, so one read returns it whole.
+pub fn stamp() -> anyhow::Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut input = std::io::stdin().lock();
+    let mut output = std::io::stdout().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input
+            .read_until(b'\n', &mut line)
+            .context("reading stdin")?
+            == 0
+        {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the clock is before 1970")?
+            .as_nanos();
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        write!(output, "{now} ").context("writing stdout")?;
+        output.write_all(&line).context("writing stdout")?;
+        output.flush().context("writing stdout")?;
+    }
+}
+
+/// Kill → line for each tool over the latency series (`latency.txt`: the
+/// victims' pids), the kill's time being oomtrace's `time` for that victim.
+fn render_latency(
+    d: &mut String,
+    out: &Path,
+    verdicts: &[Verdict],
+    peers: &[(&str, Vec<Stamped>)],
+) -> anyhow::Result<()> {
+    let Ok(text) = fs::read_to_string(out.join("latency.txt")) else {
+        return Ok(());
+    };
+    let pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let victim = |v: &serde_json::Value| v["victim"]["pid"].as_u64().map(|p| p as u32);
+    let kill_ns: HashMap<u32, i128> = verdicts
+        .iter()
+        .filter_map(|(v, _, _)| {
+            let t = crate::bench::latency::parse_rfc3339_ns(v["time"].as_str()?)?;
+            Some((victim(v)?, t))
+        })
+        .collect();
+    // Each tool's first line naming the victim, when it was read.
+    let mut arrivals: Vec<(&str, HashMap<u32, i128>)> = Vec::new();
+    let mut mine = HashMap::new();
+    for (v, _, at) in verdicts {
+        if let (Some(pid), Some(at)) = (victim(v), at) {
+            mine.entry(pid).or_insert(*at);
+        }
+    }
+    arrivals.push(("oomtrace", mine));
+    for (tool, lines) in peers {
+        let mut theirs = HashMap::new();
+        for (at, l) in lines {
+            if let (Some(at), Some(p)) = (at, parse_peer(l)) {
+                theirs.entry(p.2).or_insert(*at);
+            }
+        }
+        arrivals.push((tool, theirs));
+    }
+    writeln!(
+        d,
+        "## Kill → line, side by side\n\n\
+         Measured in the same run: {n} memcg OOM kills one after another (a hog asks 64 MiB of a \
+         container cgroup limited to 16 MiB), the three tools attached at once, each tool's \
+         stdout a pipe into `xtask stamp`, which writes each line behind the CLOCK_REALTIME at \
+         which its read returned. The kill's time is oomtrace's `time` for that victim: the \
+         victim hook's CLOCK_BOOTTIME stamp at `mark_victim` plus (CLOCK_REALTIME − \
+         CLOCK_BOOTTIME) taken at oomtrace's start. bcc's and bpftrace's kprobe on \
+         `oom_kill_process` fires earlier in the same call, before the kernel dumps its OOM \
+         report, so their figures count from a little after their own probe: the comparison errs \
+         in the peers' favour. The kernel's console log level was lowered for the series (and \
+         restored), so the kernel does not write its report to the emulated serial console \
+         inside the kill path. Emulated (TCG): absolute figures are many times a real machine's; the ratios are the \
+         point.\n",
+        n = pids.len()
+    )?;
+    writeln!(
+        d,
+        "| tool | kills with a line | p50 | p90 | max | p50 ÷ oomtrace's p50 |"
+    )?;
+    writeln!(d, "| --- | --- | --- | --- | --- | --- |")?;
+    let mut ours_p50 = f64::NAN;
+    for (tool, at) in &arrivals {
+        let ms: Vec<f64> = pids
+            .iter()
+            .filter_map(|p| Some((at.get(p)? - kill_ns.get(p)?) as f64 / 1e6))
+            .collect();
+        let ms = crate::bench::stats::sorted(ms);
+        let p50 = crate::bench::stats::pct(&ms, 50.0);
+        if *tool == "oomtrace" {
+            ours_p50 = p50;
+        }
+        let fmt = |x: f64| {
+            if x.is_nan() {
+                "—".to_string()
+            } else {
+                format!("{x:.1} ms")
+            }
+        };
+        writeln!(
+            d,
+            "| {tool} | {} of {} | {} | {} | {} | {} |",
+            ms.len(),
+            pids.len(),
+            fmt(p50),
+            fmt(crate::bench::stats::pct(&ms, 90.0)),
+            fmt(ms.last().copied().unwrap_or(f64::NAN)),
+            if p50.is_nan() || ours_p50.is_nan() || ours_p50 <= 0.0 {
+                "—".to_string()
+            } else {
+                format!("{:.2}", p50 / ours_p50)
+            }
+        )?;
+    }
+    writeln!(d)?;
+    Ok(())
+}
+
+/// One storm run from `storms.txt`: (phase number, phase, storm, CPU ns).
+fn storm_runs(text: &str) -> Vec<(u32, String, String, f64)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.splitn(4, ' ');
+            let n = w.next()?.parse().ok()?;
+            let phase = w.next()?.to_string();
+            let storm = w.next()?.to_string();
+            let v: serde_json::Value = serde_json::from_str(w.next()?).ok()?;
+            Some((n, phase, storm, v["cpu_ns"].as_u64()? as f64))
+        })
+        .collect()
+}
+
+/// The storms with each tool alone beside the runs with none just before
+/// and after it: the ratio of medians, and whether the no-tool runs' own
+/// spread is wider than the difference.
+fn render_storms(d: &mut String, out: &Path) -> anyhow::Result<()> {
+    use crate::bench::stats::{median, spread};
+    let Ok(text) = fs::read_to_string(out.join("storms.txt")) else {
+        return Ok(());
+    };
+    let runs = storm_runs(&text);
+    writeln!(
+        d,
+        "## Overhead on the storms, side by side\n\n\
+         Measured in the same run, after the kills above: each tool alone (started, attached, \
+         then stopped), with runs under no tool just before and after it (phases {phases}). Each \
+         phase runs each storm {STORM_REPS} times in a container cgroup: **faults** maps, touches \
+         (one write per page) and unmaps {FAULT_MIB} MiB, {FAULT_ITERS} times; **forks** forks, \
+         execs `/bin/true` and waits, {FORKS} times. The figure is the load's CPU time (user + \
+         system, its children's included) per run: a hook's cost lands there. Ratio = the tool's \
+         median ÷ the median of the no-tool runs beside it. \"within noise\" when the difference \
+         is smaller than the no-tool runs' own spread (largest − smallest, over their median). \
+         oomtrace runs with its defaults (every default hook, the near-OOM sampler); bcc and \
+         bpftrace attach one kprobe on `oom_kill_process`, which no storm reaches. Emulated (TCG, \
+         2 vCPUs).\n",
+        phases = PHASES.join(", ")
+    )?;
+    writeln!(
+        d,
+        "| storm | tool | CPU per run, median | no tool beside it, median (spread) | ratio | reading |"
+    )?;
+    writeln!(d, "| --- | --- | --- | --- | --- | --- |")?;
+    for storm in ["faults", "forks"] {
+        for (n, phase) in PHASES.iter().enumerate() {
+            let n = n as u32 + 1;
+            let Some((_, name)) = TOOLS.iter().find(|(t, _)| t == phase) else {
+                continue;
+            };
+            let of = |pick: &dyn Fn(u32, &str) -> bool| -> Vec<f64> {
+                runs.iter()
+                    .filter(|(k, p, s, _)| s == storm && pick(*k, p))
+                    .map(|r| r.3 / 1e6)
+                    .collect()
+            };
+            let tool = of(&|k, _| k == n);
+            let none = of(&|k, p| p == "none" && (k + 1 == n || k == n + 1));
+            if tool.is_empty() || none.is_empty() {
+                writeln!(d, "| {storm} | {name} | (no runs) | | | |")?;
+                continue;
+            }
+            let t = median(&tool);
+            let (lo, m, hi) = spread(none);
+            let ratio = t / m;
+            let noise = (hi - lo) / m;
+            let reading = if (ratio - 1.0).abs() <= noise {
+                format!("within noise (±{:.1} %)", noise * 100.0)
+            } else {
+                format!("{:+.1} %", (ratio - 1.0) * 100.0)
+            };
+            writeln!(
+                d,
+                "| {storm} | {name} | {t:.1} ms | {m:.1} ms ({:.1} %) | {ratio:.3} | {reading} |",
+                noise * 100.0
+            )?;
+        }
+    }
+    writeln!(d)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamped_line_gives_back_the_tools_own_line() {
+        let (at, l) = unstamp("1764311403123456789 02:30:03 Triggered by PID 542 (\"hog\"), OOM kill of PID 542 (\"hog\"), 16384 pages");
+        assert_eq!(at, Some(1_764_311_403_123_456_789));
+        assert_eq!(parse_peer(l).map(|p| p.2), Some(542));
+        // bcc's own line starts with a time, not a stamp: kept whole.
+        assert_eq!(unstamp("02:30:03 Triggered by").0, None);
+        assert_eq!(
+            unstamp("{\"type\":\"verdict\"}"),
+            (None, "{\"type\":\"verdict\"}")
+        );
+    }
+
+    #[test]
+    fn storm_runs_are_read_by_phase_and_storm() {
+        let runs = storm_runs(
+            "1 none faults {\"iters\":4,\"pages\":65536,\"wall_ns\":9,\"cpu_ns\":2000000}\n\
+             2 oomtrace forks {\"iters\":100,\"pages\":0,\"wall_ns\":9,\"cpu_ns\":3000000}\n\
+             3 none forks garbage\n",
+        );
+        assert_eq!(
+            runs,
+            vec![
+                (1, "none".to_string(), "faults".to_string(), 2e6),
+                (2, "oomtrace".to_string(), "forks".to_string(), 3e6),
+            ]
+        );
+    }
+
+    #[test]
+    fn each_tool_phase_sits_between_two_without_a_tool() {
+        for (i, p) in PHASES.iter().enumerate() {
+            if *p != "none" {
+                assert_eq!(PHASES.get(i.wrapping_sub(1)), Some(&"none"));
+                assert_eq!(PHASES.get(i + 1), Some(&"none"));
+                assert!(TOOLS.iter().any(|(t, _)| t == p));
+            }
+        }
+    }
 }

@@ -80,9 +80,15 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// Each line of stdin to stdout behind the CLOCK_REALTIME (ns) it was
+    /// read at (run by `compare` inside the VM, on each tool's output).
+    #[command(hide = true)]
+    Stamp,
     /// Run bcc's oomkill and bpftrace's oomkill.bt next to oomtrace on the same
-    /// OOM kills inside Debian's 6.1 VM and write docs/comparison.md (as root;
-    /// minutes; installs bpfcc-tools, bpftrace and the kernel's headers). Not part of `test`.
+    /// OOM kills inside Debian's 6.1 VM, measure each one's kill → line latency
+    /// and its overhead on the page-fault and fork/exec storms, and write
+    /// docs/comparison.md (as root; minutes; installs bpfcc-tools, bpftrace and
+    /// the kernel's headers). Not part of `test`.
     Compare {
         /// Only rewrite docs/comparison.md from the last run's outputs.
         #[arg(long)]
@@ -202,6 +208,7 @@ fn run() -> anyhow::Result<()> {
                 vm::test(&root, &env, &args)?;
             }
         }
+        Task::Stamp => compare::stamp()?,
         Task::Compare { render_only } => {
             let env = setup::ensure()?;
             if !rustix_is_root() {

@@ -22,7 +22,7 @@ use super::{
 const PRINTK: &str = "/proc/sys/kernel/printk";
 
 /// `2026-11-23T06:51:44.615662573Z` → ns since the epoch.
-fn parse_rfc3339_ns(s: &str) -> Option<i128> {
+pub(crate) fn parse_rfc3339_ns(s: &str) -> Option<i128> {
     OffsetDateTime::parse(s, &Rfc3339)
         .ok()
         .map(OffsetDateTime::unix_timestamp_nanos)

@@ -45,10 +45,10 @@ use crate::setup;
 
 mod churn;
 mod footprint;
-mod latency;
+pub(crate) mod latency;
 mod near_oom;
 mod overhead;
-mod stats;
+pub(crate) mod stats;
 mod storm;
 
 #[derive(clap::Args, Debug)]

@@ -2,7 +2,7 @@
 //! medians, spreads.
 
 /// Nearest-rank percentile of sorted values.
-pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -10,12 +10,12 @@ pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-pub(super) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+pub(crate) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     v
 }
 
-pub(super) fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let s = sorted(v.to_vec());
     if s.is_empty() {
         return f64::NAN;
@@ -29,7 +29,7 @@ pub(super) fn median(v: &[f64]) -> f64 {
 }
 
 /// (smallest, median, largest); NaN for none.
-pub(super) fn spread(v: Vec<f64>) -> (f64, f64, f64) {
+pub(crate) fn spread(v: Vec<f64>) -> (f64, f64, f64) {
     let s = sorted(v);
     match (s.first(), s.last()) {
         (Some(&min), Some(&max)) => (min, median(&s), max),
