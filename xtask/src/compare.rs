@@ -22,7 +22,8 @@ use anyhow::{bail, Context as _};
 use crate::{setup, vm};
 
 const PEER_PACKAGES: &[&str] = &["bpfcc-tools", "bpftrace"];
-const BOOT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// bcc compiles its program twice (with the others, then alone), minutes each under TCG.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 /// The guest's memory: enough for bcc's in-process clang at start, small
 /// enough that the global-OOM scenario fills it before the page cache of
 /// the binaries (read over 9p under TCG) thrashes for minutes (seen at 2 GiB).

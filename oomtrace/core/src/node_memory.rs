@@ -28,15 +28,14 @@
 //!   cgroup, the per-CPU charge caches of the page counters), and the skew
 //!   of counters read one after another on a busy node.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    fs,
-    path::Path,
-};
+use std::{collections::HashMap, fs, path::Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pods::{self, Level, Qos};
+use crate::{
+    observe::{read_kv, read_u64},
+    pods::{self, Level, Qos},
+};
 
 /// How many pods, services and cgroups are named.
 pub const TOP: usize = 5;
@@ -608,22 +607,6 @@ pub fn read_meminfo() -> Result<Meminfo, procfs::ProcError> {
     })
 }
 
-fn read_kv(path: &Path) -> Option<BTreeMap<String, u64>> {
-    let text = fs::read_to_string(path).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                Some((k.to_string(), v.trim().parse().ok()?))
-            })
-            .collect(),
-    )
-}
-
-fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
 /// One cgroup's files; none when it has no memory.stat (removed meanwhile).
 fn read_cgroup(dir: &Path, path: String, v2: bool) -> Option<CgroupMem> {
     let stat = read_kv(&dir.join("memory.stat"))?;
@@ -722,6 +705,7 @@ pub fn read(memory_root: &Path, v2: bool) -> Result<Input, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     const MIB: u64 = 1 << 20;
 

@@ -186,7 +186,7 @@ pub fn boot_ns() -> u64 {
 }
 
 /// `memory.stat` keys → bytes.
-fn read_kv(path: &Path) -> Option<BTreeMap<String, u64>> {
+pub(crate) fn read_kv(path: &Path) -> Option<BTreeMap<String, u64>> {
     let text = fs::read_to_string(path).ok()?;
     Some(
         text.lines()
@@ -198,7 +198,7 @@ fn read_kv(path: &Path) -> Option<BTreeMap<String, u64>> {
     )
 }
 
-fn read_u64(path: &Path) -> Option<u64> {
+pub(crate) fn read_u64(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
