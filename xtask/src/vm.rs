@@ -685,6 +685,9 @@ impl PartialEq<&str> for Outcome {
 /// The guest prints a heartbeat every 60 s (PREAMBLE): this long without
 /// any line means the guest itself stopped.
 const STALL: Duration = Duration::from_secs(240);
+/// How long a boot may take before the guest's first line, whatever the
+/// stall.
+const FIRST_LINE: Duration = Duration::from_secs(120);
 
 /// The first line of a boot's output that says something failed: a test
 /// (`... FAILED`, `test result: FAILED`, a panic) or a run's non-zero exit
@@ -859,11 +862,19 @@ fn boot_stalling_after(
     let mut verdict: Option<String> = None;
     let mut timed_out = false;
     let mut stalled = false;
+    let mut silence;
     let mut lines = Vec::new();
     let stdout = std::io::stdout();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left.min(stall)) {
+        // The boot itself is silent (seen past 20 s under TCG on a loaded
+        // machine): a short stall counts only once the guest has spoken.
+        silence = if lines.is_empty() {
+            stall.max(FIRST_LINE)
+        } else {
+            stall
+        };
+        match rx.recv_timeout(left.min(silence)) {
             Ok(line) => {
                 let mut out = stdout.lock();
                 let _ = writeln!(out, "vm| {line}");
@@ -887,7 +898,7 @@ fn boot_stalling_after(
     if stalled {
         eprintln!(
             "vm: no line from the guest for {} s: killing the VM (process group {pgid})",
-            stall.as_secs()
+            silence.as_secs()
         );
         kill_group(pgid);
     }
