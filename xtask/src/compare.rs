@@ -122,10 +122,11 @@ pub fn run(root: &Path, env: &setup::BuildEnv, render_only: bool) -> anyhow::Res
         &dir.join("bin"),
     )?;
     let hog = dir.join("bin/oomtrace-hog");
-    // The guest's stamper and storm loads: this very xtask.
+    // The guest's stamper and storm loads: xtask as just built (the build
+    // above may have replaced this very executable).
     let xtask = dir.join("bin/xtask");
-    let me = std::env::current_exe().context("finding the xtask executable")?;
-    fs::copy(&me, &xtask).with_context(|| format!("copying {}", me.display()))?;
+    let built = crate::target_dir(root).join("debug/xtask");
+    fs::copy(&built, &xtask).with_context(|| format!("copying {}", built.display()))?;
     let out = dir.join("out");
     if out.exists() {
         fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
