@@ -54,7 +54,7 @@ const SCENARIOS: &[(&str, &str)] = &[
 const LATENCY_KILLS: u32 = 30;
 /// The storms: each phase (no tool, or one tool alone) runs each storm this
 /// many times.
-const STORM_REPS: u32 = 4;
+const STORM_REPS: u32 = 8;
 /// A page-fault storm run: map, touch and unmap this many MiB, this many times.
 const FAULT_MIB: u32 = 64;
 const FAULT_ITERS: u32 = 4;
@@ -337,7 +337,9 @@ note "latency: {LATENCY_KILLS} memcg kills one after another, all three tools at
 # (seconds under TCG) between the peers' probe and oomtrace's: quiet, the
 # series measures the tools, not the console.
 printk=$(cat /proc/sys/kernel/printk)
+echo "$printk" > "$out/printk-before.txt"
 echo 1 > /proc/sys/kernel/printk
+cat /proc/sys/kernel/printk > "$out/printk-during.txt"
 cg=$(mkcg kubepods/burstable/pod{POD_UID}/{CID_LATENCY})
 echo 16M > "$cg/memory.max"; echo 0 > "$cg/memory.swap.max"
 i=0
@@ -681,6 +683,24 @@ fn render_latency(
         }
         arrivals.push((tool, theirs));
     }
+    let level = |f: &str| {
+        fs::read_to_string(out.join(f))
+            .ok()
+            .and_then(|t| t.split_whitespace().next().map(str::to_owned))
+    };
+    let console = match (level("printk-before.txt"), level("printk-during.txt")) {
+        (Some(b), Some(d)) if b == d => format!(
+            "The kernel's console log level was already {d} at the series (the first field of \
+             /proc/sys/kernel/printk): the kernel wrote no OOM report to the emulated serial \
+             console inside the kill path."
+        ),
+        (Some(b), Some(d)) => format!(
+            "The kernel's console log level (the first field of /proc/sys/kernel/printk) was set \
+             from {b} to {d} for the series and restored after, so the kernel wrote no OOM report \
+             to the emulated serial console inside the kill path."
+        ),
+        _ => "The kernel's console log level during the series was not recorded.".to_string(),
+    };
     writeln!(
         d,
         "## Kill → line, side by side\n\n\
@@ -692,10 +712,8 @@ fn render_latency(
          CLOCK_BOOTTIME) taken at oomtrace's start. bcc's and bpftrace's kprobe on \
          `oom_kill_process` fires earlier in the same call, before the kernel dumps its OOM \
          report, so their figures count from a little after their own probe: the comparison errs \
-         in the peers' favour. The kernel's console log level was lowered for the series (and \
-         restored), so the kernel does not write its report to the emulated serial console \
-         inside the kill path. Emulated (TCG): absolute figures are many times a real machine's; the ratios are the \
-         point.\n",
+         in the peers' favour. {console} Emulated (TCG): absolute figures are many times a real \
+         machine's; the ratios are the point.\n",
         n = pids.len()
     )?;
     writeln!(
@@ -736,84 +754,156 @@ fn render_latency(
             }
         )?;
     }
+    let judged = crate::bench::stats::sorted(
+        verdicts
+            .iter()
+            .filter(|(v, _, _)| victim(v).is_some_and(|p| pids.contains(&p)))
+            .filter_map(|(v, _, _)| v["evidence"]["judged_after_ms"].as_f64())
+            .collect(),
+    );
+    if !judged.is_empty() {
+        writeln!(
+            d,
+            "\noomtrace's own `evidence.judged_after_ms` for the same kills (from the kill to its \
+             judgement: the wait for the kernel's OOM report from /dev/kmsg, the reads and the \
+             attribution): p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms.",
+            crate::bench::stats::pct(&judged, 50.0),
+            crate::bench::stats::pct(&judged, 90.0),
+            judged.last().copied().unwrap_or(f64::NAN),
+        )?;
+    }
     writeln!(d)?;
     Ok(())
 }
 
-/// One storm run from `storms.txt`: (phase number, phase, storm, CPU ns).
-fn storm_runs(text: &str) -> Vec<(u32, String, String, f64)> {
+/// One storm run from `storms.txt`.
+#[derive(Debug, PartialEq)]
+struct StormRun {
+    phase_no: u32,
+    phase: String,
+    storm: String,
+    wall_ms: f64,
+    cpu_ms: f64,
+}
+
+fn storm_runs(text: &str) -> Vec<StormRun> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.splitn(4, ' ');
-            let n = w.next()?.parse().ok()?;
+            let phase_no = w.next()?.parse().ok()?;
             let phase = w.next()?.to_string();
             let storm = w.next()?.to_string();
             let v: serde_json::Value = serde_json::from_str(w.next()?).ok()?;
-            Some((n, phase, storm, v["cpu_ns"].as_u64()? as f64))
+            Some(StormRun {
+                phase_no,
+                phase,
+                storm,
+                wall_ms: v["wall_ns"].as_u64()? as f64 / 1e6,
+                cpu_ms: v["cpu_ns"].as_u64()? as f64 / 1e6,
+            })
         })
         .collect()
 }
 
-/// The storms with each tool alone beside the runs with none just before
-/// and after it: the ratio of medians, and whether the no-tool runs' own
-/// spread is wider than the difference.
+/// The storms with each tool alone beside the no-tool phases just before
+/// and after it: the ratio of medians, read as noise when it is inside the
+/// spread of the no-tool phases' own medians.
 fn render_storms(d: &mut String, out: &Path) -> anyhow::Result<()> {
-    use crate::bench::stats::{median, spread};
+    use crate::bench::stats::median;
     let Ok(text) = fs::read_to_string(out.join("storms.txt")) else {
         return Ok(());
     };
     let runs = storm_runs(&text);
+    let faults: Vec<&StormRun> = runs.iter().filter(|r| r.storm == "faults").collect();
+    let cpu_above_wall = faults.iter().filter(|r| r.cpu_ms > r.wall_ms).count();
     writeln!(
         d,
         "## Overhead on the storms, side by side\n\n\
          Measured in the same run, after the kills above: each tool alone (started, attached, \
-         then stopped), with runs under no tool just before and after it (phases {phases}). Each \
+         then stopped), with no-tool phases just before and after it (phases {phases}). Each \
          phase runs each storm {STORM_REPS} times in a container cgroup: **faults** maps, touches \
-         (one write per page) and unmaps {FAULT_MIB} MiB, {FAULT_ITERS} times; **forks** forks, \
-         execs `/bin/true` and waits, {FORKS} times. The figure is the load's CPU time (user + \
-         system, its children's included) per run: a hook's cost lands there. Ratio = the tool's \
-         median ÷ the median of the no-tool runs beside it. \"within noise\" when the difference \
-         is smaller than the no-tool runs' own spread (largest − smallest, over their median). \
-         oomtrace runs with its defaults (every default hook, the near-OOM sampler); bcc and \
-         bpftrace attach one kprobe on `oom_kill_process`, which no storm reaches. Emulated (TCG, \
-         2 vCPUs).\n",
-        phases = PHASES.join(", ")
+         (one write per page) and unmaps {FAULT_MIB} MiB, {FAULT_ITERS} times, in one thread; \
+         **forks** forks, execs `/bin/true` and waits, {FORKS} times. The figure is each run's \
+         wall time, not the CPU time the guest charged: {cpu_above_wall} of the {n_faults} \
+         single-threaded fault runs were charged more CPU time than their wall time. Ratio = the \
+         tool's median ÷ the median of the no-tool phases beside it. Noise = the larger of how \
+         far the no-tool phases' medians differ among themselves (largest − smallest, over their \
+         median) and how far any tool's ratio fell below 1 (a probe cannot make a storm faster); \
+         a ratio within it is inconclusive. oomtrace runs \
+         with its defaults (every default hook, the near-OOM sampler); bcc and bpftrace attach \
+         one kprobe on `oom_kill_process`, which no storm reaches. Emulated (TCG, 2 vCPUs). The \
+         finer figure for oomtrace's own hooks (the kernel's BPF stats, and each hook's cost per \
+         hit measured with and without it) is in BENCHMARKS.md's overhead section, on the host.\n",
+        phases = PHASES.join(", "),
+        n_faults = faults.len(),
     )?;
     writeln!(
         d,
-        "| storm | tool | CPU per run, median | no tool beside it, median (spread) | ratio | reading |"
+        "| storm | tool | wall per run, median | no tool beside it, median | ratio | noise | reading |"
     )?;
-    writeln!(d, "| --- | --- | --- | --- | --- | --- |")?;
+    writeln!(d, "| --- | --- | --- | --- | --- | --- | --- |")?;
     for storm in ["faults", "forks"] {
+        let phase_median = |n: u32| {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter(|r| r.storm == storm && r.phase_no == n)
+                .map(|r| r.wall_ms)
+                .collect();
+            (!v.is_empty()).then(|| median(&v))
+        };
+        let none_medians: Vec<f64> = (1..=PHASES.len() as u32)
+            .filter(|&n| PHASES[n as usize - 1] == "none")
+            .filter_map(phase_median)
+            .collect();
+        let noise = match (
+            none_medians.iter().copied().reduce(f64::min),
+            none_medians.iter().copied().reduce(f64::max),
+        ) {
+            (Some(lo), Some(hi)) => (hi - lo) / median(&none_medians),
+            _ => f64::NAN,
+        };
+        // (tool, its phase's median, the no-tool median beside it)
+        let mut rows = Vec::new();
         for (n, phase) in PHASES.iter().enumerate() {
             let n = n as u32 + 1;
             let Some((_, name)) = TOOLS.iter().find(|(t, _)| t == phase) else {
                 continue;
             };
-            let of = |pick: &dyn Fn(u32, &str) -> bool| -> Vec<f64> {
-                runs.iter()
-                    .filter(|(k, p, s, _)| s == storm && pick(*k, p))
-                    .map(|r| r.3 / 1e6)
-                    .collect()
-            };
-            let tool = of(&|k, _| k == n);
-            let none = of(&|k, p| p == "none" && (k + 1 == n || k == n + 1));
-            if tool.is_empty() || none.is_empty() {
-                writeln!(d, "| {storm} | {name} | (no runs) | | | |")?;
+            let beside: Vec<f64> = runs
+                .iter()
+                .filter(|r| {
+                    r.storm == storm
+                        && r.phase == "none"
+                        && (r.phase_no + 1 == n || r.phase_no == n + 1)
+                })
+                .map(|r| r.wall_ms)
+                .collect();
+            rows.push((
+                *name,
+                phase_median(n),
+                (!beside.is_empty()).then(|| median(&beside)),
+            ));
+        }
+        // A probe cannot make a storm faster: how far a tool's phase fell
+        // below the runs beside it is noise too.
+        let noise = rows
+            .iter()
+            .filter_map(|(_, t, m)| Some(1.0 - (*t)? / (*m)?))
+            .fold(noise, f64::max);
+        for (name, t, m) in rows {
+            let (Some(t), Some(m)) = (t, m) else {
+                writeln!(d, "| {storm} | {name} | (no runs) | | | | |")?;
                 continue;
-            }
-            let t = median(&tool);
-            let (lo, m, hi) = spread(none);
+            };
             let ratio = t / m;
-            let noise = (hi - lo) / m;
-            let reading = if (ratio - 1.0).abs() <= noise {
-                format!("within noise (±{:.1} %)", noise * 100.0)
+            let reading = if noise.is_nan() || (ratio - 1.0).abs() <= noise {
+                "within noise: inconclusive".to_string()
             } else {
                 format!("{:+.1} %", (ratio - 1.0) * 100.0)
             };
             writeln!(
                 d,
-                "| {storm} | {name} | {t:.1} ms | {m:.1} ms ({:.1} %) | {ratio:.3} | {reading} |",
+                "| {storm} | {name} | {t:.0} ms | {m:.0} ms | {ratio:.3} | ±{:.1} % | {reading} |",
                 noise * 100.0
             )?;
         }
@@ -842,15 +932,27 @@ mod tests {
     #[test]
     fn storm_runs_are_read_by_phase_and_storm() {
         let runs = storm_runs(
-            "1 none faults {\"iters\":4,\"pages\":65536,\"wall_ns\":9,\"cpu_ns\":2000000}\n\
-             2 oomtrace forks {\"iters\":100,\"pages\":0,\"wall_ns\":9,\"cpu_ns\":3000000}\n\
+            "1 none faults {\"iters\":4,\"pages\":65536,\"wall_ns\":9000000,\"cpu_ns\":2000000}\n\
+             2 oomtrace forks {\"iters\":100,\"pages\":0,\"wall_ns\":8000000,\"cpu_ns\":3000000}\n\
              3 none forks garbage\n",
         );
+        let got: Vec<(u32, &str, &str, f64, f64)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.phase_no,
+                    r.phase.as_str(),
+                    r.storm.as_str(),
+                    r.wall_ms,
+                    r.cpu_ms,
+                )
+            })
+            .collect();
         assert_eq!(
-            runs,
+            got,
             vec![
-                (1, "none".to_string(), "faults".to_string(), 2e6),
-                (2, "oomtrace".to_string(), "forks".to_string(), 3e6),
+                (1, "none", "faults", 9.0, 2.0),
+                (2, "oomtrace", "forks", 8.0, 3.0),
             ]
         );
     }
