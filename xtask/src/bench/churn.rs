@@ -213,7 +213,7 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
 /// The churn section inside the 6.1 VM (cgroup v2): the release binaries
 /// and this xtask are copied where the guest runs them, the guest runs
 /// `xtask bench-guest`, and its JSON report becomes this section.
-pub(super) fn run_v2(b: &Bench, target: &Path) -> anyhow::Result<Report> {
+pub(super) fn run_v2(b: &Bench, target: &Path, host_cpu: Option<&str>) -> anyhow::Result<Report> {
     crate::vm::ensure()?;
     let kernel = crate::vm::kernel()?;
     let dir = target.join("bench/vm");
@@ -259,10 +259,15 @@ pub(super) fn run_v2(b: &Bench, target: &Path) -> anyhow::Result<Report> {
         .iter_mut()
         .filter(|t| t.what.starts_with("daemon CPU") && !t.met)
     {
-        t.note = "emulated: under TCG every instruction, the daemon's and the kernel's alike, \
-                  costs many times its native time, so CPU per event is not the host's; the host's \
-                  section above has the native figure"
-            .into();
+        t.note = match host_cpu {
+            Some(h) => format!(
+                "emulated (TCG); the same churn on the host, in this bench run, measured {h} \
+                 (section above)"
+            ),
+            None => "emulated (TCG); the host's churn section was not run in this bench, so no \
+                     native figure stands beside it"
+                .into(),
+        };
     }
     r.body = format!(
         "Inside Debian's 6.1 kernel (`{}`), cgroup v2 with the memory controller, booted under TCG \

@@ -28,6 +28,32 @@ pub(crate) fn parse_rfc3339_ns(s: &str) -> Option<i128> {
         .map(OffsetDateTime::unix_timestamp_nanos)
 }
 
+/// Why a figure missed its target, from this run's other passes (ms): a
+/// pass 10 % or more below the default row names what it took away; when
+/// none is, the daemon's own path is what is left, with its judgement's
+/// figure.
+fn miss_cause(what: &str, default: f64, fifo: f64, quiet: f64, judged: f64) -> String {
+    let mut parts = Vec::new();
+    if fifo < default * 0.9 {
+        parts.push(format!(
+            "waiting for a CPU ({fifo:.3} ms with the daemon and the reader at SCHED_FIFO)"
+        ));
+    }
+    if quiet < default * 0.9 {
+        parts.push(format!(
+            "the kernel's console print of the kill ({quiet:.3} ms with it kept off)"
+        ));
+    }
+    if parts.is_empty() {
+        format!(
+            "neither SCHED_FIFO ({fifo:.3} ms) nor a quiet console ({quiet:.3} ms) brought the {what} down: \
+             the daemon's own path (the kill to its judgement: {judged:.3} ms)"
+        )
+    } else {
+        format!("measured below: {}", parts.join("; "))
+    }
+}
+
 /// A verdict's kill time (its `time`) → this process reading the line, ms.
 pub(super) fn kill_to_line_ms(l: &Line) -> Option<f64> {
     let t = parse_rfc3339_ns(l.v["time"].as_str()?)?;
@@ -185,30 +211,25 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
         p50 - q50,
         p99 - q99,
     );
-    let cause = |met: bool| {
-        if met {
-            String::new()
-        } else {
-            format!(
-                "waiting for a CPU on this loaded 2-core machine (with SCHED_FIFO p50 {rt50:.3} ms, p99 {rt99:.3} ms){}",
-                if p50 - q50 > 0.1 {
-                    format!(", and the kernel's console print of the kill (p50 {q50:.3} ms without it, measured below)")
-                } else {
-                    String::new()
-                }
-            )
-        }
-    };
     let targets = vec![
-        Target::new("latency p50", "≤ 1 ms", format!("{p50:.3} ms"), p50 <= 1.0)
-            .note(cause(p50 <= 1.0)),
+        Target::new("latency p50", "≤ 1 ms", format!("{p50:.3} ms"), p50 <= 1.0).note(
+            if p50 <= 1.0 {
+                String::new()
+            } else {
+                miss_cause("median", p50, rt50, q50, pct(&s_reads, 50.0))
+            },
+        ),
         Target::new(
             "latency p99",
             "≤ 10 ms",
             format!("{p99:.3} ms (max {max:.3} ms)"),
             p99 <= 10.0,
         )
-        .note(cause(p99 <= 10.0)),
+        .note(if p99 <= 10.0 {
+            String::new()
+        } else {
+            miss_cause("p99", p99, rt99, q99, pct(&s_reads, 99.0))
+        }),
     ];
     Ok(Report { body, targets })
 }
@@ -216,6 +237,19 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_miss_names_only_what_a_pass_measured() {
+        let c = miss_cause("median", 2.7, 2.76, 0.98, 2.5);
+        assert!(c.contains("console") && !c.contains("waiting"), "{c}");
+        let c = miss_cause("p99", 12.5, 4.6, 8.2, 9.0);
+        assert!(
+            c.contains("console") && c.contains("waiting for a CPU (4.600 ms"),
+            "{c}"
+        );
+        let c = miss_cause("median", 2.7, 2.6, 2.6, 2.5);
+        assert!(c.starts_with("neither") && c.contains("2.500 ms"), "{c}");
+    }
 
     #[test]
     fn rfc3339_to_epoch_ns() {

@@ -337,6 +337,8 @@ pub fn run(root: &Path, env: &setup::BuildEnv, opts: Opts) -> anyhow::Result<()>
     // file, so the measured starts do not each re-read it.
     b.daemon(&[], Out::Pipe)?.stop()?;
     update_block(&out, "machine", &machine(root, opts.quick))?;
+    // The churn section's daemon CPU on the host, set beside the VM's.
+    let mut host_churn_cpu: Option<String> = None;
     for s in sections {
         eprintln!("bench: {} ...", s.name());
         let before = Context::now();
@@ -346,11 +348,18 @@ pub fn run(root: &Path, env: &setup::BuildEnv, opts: Opts) -> anyhow::Result<()>
             Section::Latency => latency::run(&b),
             Section::Storm => storm::run(&b),
             Section::Churn => churn::run(&b),
-            Section::ChurnV2 => churn::run_v2(&b, &target),
+            Section::ChurnV2 => churn::run_v2(&b, &target, host_churn_cpu.as_deref()),
             Section::Footprint => footprint::run(&b),
             Section::NearOom => near_oom::run(&b),
         }
         .with_context(|| format!("bench section {}", s.name()))?;
+        if let Some(t) = report
+            .targets
+            .iter()
+            .find(|t| matches!(s, Section::Churn) && t.what == "daemon CPU under churn")
+        {
+            host_churn_cpu = Some(t.measured.clone());
+        }
         let after = Context::now();
         let mut md = String::new();
         let _ = writeln!(
