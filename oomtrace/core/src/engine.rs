@@ -550,8 +550,21 @@ impl Engine {
     fn owner_of(&self, pid_ns: Option<u32>) -> Option<&str> {
         let pid_ns = pid_ns.unwrap_or(0);
         (pid_ns != 0 && pid_ns != self.start.host_pid_ns)
-            .then(|| self.owners.get(&pid_ns).map(String::as_str))
+            .then(|| self.live_owner(pid_ns))
             .flatten()
+    }
+
+    /// The container a pid namespace was seen in, while its cgroup lives.
+    /// A namespace outlives its container's cgroup only while a process
+    /// in it does, and the runtime keeps a container whose init lives;
+    /// once the namespace is freed the kernel reuses its inode number, so
+    /// an entry whose cgroup is gone is a dead container's.
+    fn live_owner(&self, pid_ns: u32) -> Option<&str> {
+        let owner = self.owners.get(&pid_ns)?;
+        self.tree
+            .live()
+            .any(|(_, n)| n.path == *owner)
+            .then_some(owner.as_str())
     }
 
     fn victim(
@@ -910,7 +923,7 @@ impl Engine {
             self.owners.insert(ns.pid_ns, path.to_string());
             return;
         }
-        let Some(owner) = self.owners.get(&ns.pid_ns).cloned() else {
+        let Some(owner) = self.live_owner(ns.pid_ns).map(str::to_owned) else {
             return;
         };
         self.escape_detected(pid, comm, path, boot_ns, owner, obs, out);
@@ -1412,6 +1425,10 @@ mod tests {
     }
 
     fn attach(pid: u32, path: &str, boot_ns: u64) -> Input {
+        attach_to(pid, path, 0, boot_ns)
+    }
+
+    fn attach_to(pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
         let mut ev = AttachEvent {
             header: oomtrace_common::Header {
                 version: WIRE_VERSION,
@@ -1421,7 +1438,7 @@ mod tests {
             },
             dst_root: 4,
             dst_level: 0,
-            dst_id: 0,
+            dst_id,
             pid,
             path_len: path.len() as u32,
             comm: [0; COMM_LEN],
@@ -1539,7 +1556,10 @@ mod tests {
 
     #[test]
     fn a_reused_pid_namespace_inode_names_the_newer_container() {
-        let mut engine = Engine::new(start_in_host_ns());
+        let mut engine = Engine::new(Start {
+            cgroups: vec![(30, format!("{POD_B}/{CID_B}"))],
+            ..start_in_host_ns()
+        });
         // Container A's init, then (A gone) container B's init: the kernel
         // gave B's new pid namespace A's old inode number, 77.
         let mut obs = namespaced(
@@ -1564,6 +1584,41 @@ mod tests {
         assert_eq!(
             found[0].container.as_ref().map(|c| c.id.as_str()),
             Some(CID_B)
+        );
+    }
+
+    /// Recorded in CI: a container's pid namespace got a dead container's
+    /// inode number and its init was never seen joining in it; the dead
+    /// container's cgroup is gone, so its entry names no one.
+    #[test]
+    fn a_pid_namespace_whose_container_cgroup_is_gone_makes_no_escape() {
+        let mut engine = Engine::new(start_in_host_ns());
+        let mut obs = namespaced(HashMap::from([(10, 77), (21, 77)]), HashMap::new());
+        let dead = format!("{POD_A}/{CID_A}");
+        engine.handle(attach_to(10, &dead, 101, 1), &mut obs);
+        let mut rmdir = oomtrace_common::CgroupEvent {
+            header: oomtrace_common::Header {
+                version: WIRE_VERSION,
+                kind: Kind::CgroupRmdir as u16,
+                cpu: 0,
+                boot_ns: 2,
+            },
+            root: 4,
+            level: 5,
+            id: 101,
+            path_len: dead.len() as u32,
+            _pad: 0,
+            path: [0; PATH_LEN],
+        };
+        rmdir.path[..dead.len()].copy_from_slice(dead.as_bytes());
+        engine.handle(Input::Kernel(Bytes::from(bytes_of(&rmdir))), &mut obs);
+        let out = engine.handle(
+            attach_to(21, "/system.slice/demo.service", 102, 3),
+            &mut obs,
+        );
+        assert!(
+            !out.iter().any(|r| matches!(r, Line::Finding(_))),
+            "no escape from a container that is gone"
         );
     }
 
