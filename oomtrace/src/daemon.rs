@@ -521,6 +521,8 @@ impl Daemon {
         match seen.line {
             OomLine::Summary(summary) => self.feed(Input::Kmsg(summary)),
             OomLine::Kill(kill) => self.feed(Input::KmsgKill(kill.pid)),
+            // The reader sends only summaries and kills.
+            OomLine::Start | OomLine::Unfinished(_) => Ok(()),
         }
     }
 

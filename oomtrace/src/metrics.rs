@@ -417,7 +417,7 @@ fn pod_labels(pod: Option<&Pod>) -> (String, String, String) {
         Some(p) => (
             p.namespace.clone().unwrap_or_default(),
             p.name.clone().unwrap_or_default(),
-            p.uid.to_string(),
+            p.uid.as_ref().map(|u| u.to_string()).unwrap_or_default(),
         ),
         None => Default::default(),
     }
@@ -606,7 +606,7 @@ mod tests {
             source: "bpf",
             incident: "oom-1".into(),
             time: Some("2026-11-23T06:51:44.615662573Z".into()),
-            victim: Victim::unread(1, "x".into(), None),
+            victim: Some(Victim::unread(1, "x".into(), None)),
             trigger: Some(Trigger {
                 pid: 1,
                 comm: "x".into(),
@@ -635,7 +635,7 @@ mod tests {
 
     fn pod() -> Pod {
         Pod {
-            uid: PodUid::parse(UID).expect("uid"),
+            uid: Some(PodUid::parse(UID).expect("uid")),
             namespace: Some("shop".into()),
             name: Some("cart-0".into()),
             qos: None,

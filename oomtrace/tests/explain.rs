@@ -80,9 +80,9 @@ type Kill = (
 const HOST_KILLS: [Kill; 7] = [
     // The ring buffer's oldest lines: three kill lines of a storm whose
     // reports were overwritten; memcg kills of unknown cgroups.
-    (18604, "system", None, None, None, None, None),
-    (18605, "system", None, None, None, None, None),
-    (18606, "system", None, None, None, None, None),
+    (18604, "cgroup_limit", None, None, None, None, None),
+    (18605, "cgroup_limit", None, None, None, None, None),
+    (18606, "cgroup_limit", None, None, None, None, None),
     // tests/tests/scenarios.rs: a BestEffort container (cgroupfs) at its own 64 MiB limit.
     (
         31338,
@@ -217,7 +217,7 @@ fn host_kmsg_records() {
     let got = verdicts("host-6.18-kmsg.txt");
     // The raw capture has one more record of the storm at its start.
     let mut want = HOST_KILLS.to_vec();
-    want.insert(3, (18609, "system", None, None, None, None, None));
+    want.insert(3, (18609, "cgroup_limit", None, None, None, None, None));
     check("/dev/kmsg", &got, &want);
     assert_eq!(got[4]["incident"], "kmsg-25837");
 }
@@ -228,9 +228,13 @@ fn vm_6_1_dmesg() {
     let main = verdicts("vm-6.1-dmesg-main.txt");
     assert_memory_from_reports(&main);
     let text = std::fs::read_to_string(fixture("vm-6.1-dmesg-main.txt")).expect("fixture");
+    // An oom.group kill prints its first victim twice (as the victim, then
+    // as a member): one verdict per victim per incident.
+    let repeats = text.matches("are going to be killed due to memory.oom.group set").count();
+    assert!(repeats > 0);
     assert_eq!(
         main.len(),
-        text.matches("Killed process").count(),
+        text.matches("Killed process").count() - repeats,
         "one verdict per kill in the log"
     );
     let pick = |pid: u64| -> Vec<Value> {
@@ -239,6 +243,18 @@ fn vm_6_1_dmesg() {
             .cloned()
             .collect()
     };
+    // tests/tests/vm.rs's oom.group kill: the members have no summary of
+    // their own; the group's line gives their cgroup, the invocation's
+    // summary the limit. Never a host process.
+    let group = "/kubepods/burstable/pod00000199-0001-460a-846a-0018ec0cad63/00000199000246208e900018ec0cad63c0ffee00c0ffee00c0ffee00c0ffee00";
+    for pid in [418, 414, 415] {
+        let v = pick(pid);
+        assert_eq!(v.len(), 1, "{pid}: {v:#?}");
+        assert_eq!(v[0]["verdict"], "pod_limit", "{pid}: {v:#?}");
+        assert_eq!(v[0]["limit"]["cgroup"], group, "{pid}: {v:#?}");
+        assert_eq!(v[0]["victim"]["cgroup"], group, "{pid}: {v:#?}");
+        assert_eq!(v[0]["incident"], pick(418)[0]["incident"], "{pid}");
+    }
     // tests/tests/foundation.rs on the systemd driver: a BestEffort
     // containerd scope at its own limit.
     let scope = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod00000106_00d8_4b47_8458_0018ec0cab99.slice/cri-containerd-0000010600d94b578a100018ec0cab99c0ffee00c0ffee00c0ffee00c0ffee00.scope";

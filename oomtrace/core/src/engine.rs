@@ -826,7 +826,7 @@ impl Engine {
                     let pod = cgroup
                         .as_deref()
                         .and_then(|c| Identity::of_path(c).pod)
-                        .map(|p| p.uid);
+                        .and_then(|p| p.uid);
                     Growth {
                         cgroup,
                         pod,
@@ -842,7 +842,11 @@ impl Engine {
     /// The kubelet's names for an identity: the pod's, then the container's.
     fn names(&self, id: &Identity, obs: &mut dyn Observe) -> Names {
         Names {
-            pod: id.pod.as_ref().and_then(|p| obs.pod_name(&p.uid)),
+            pod: id
+                .pod
+                .as_ref()
+                .and_then(|p| p.uid.as_ref())
+                .and_then(|uid| obs.pod_name(uid)),
             container: id
                 .container
                 .as_ref()
@@ -1996,7 +2000,7 @@ mod tests {
         assert_eq!(f.limit_bytes, Some(limit));
         assert_eq!(f.growth_bytes_per_s, Some(16 << 20));
         assert_eq!(
-            f.pod.as_ref().map(|p| p.uid.to_string()),
+            f.pod.as_ref().and_then(|p| p.uid.as_ref()).map(|u| u.to_string()),
             Some(POD_A[23..].to_string())
         );
         assert!(f.container.is_some());
@@ -2221,6 +2225,8 @@ mod tests {
                 file_rss_kb: None,
                 shmem_rss_kb: None,
                 oom_score_adj: None,
+                chosen: None,
+                group: None,
             },
             summary: None,
         };

@@ -77,17 +77,21 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
                             let Ok(record) = oom_report::parse_record(&text) else {
                                 continue;
                             };
-                            let Some(line) = reports.feed(&record.text) else {
-                                continue;
-                            };
-                            if tx
-                                .blocking_send(Seen {
-                                    seq: record.seq,
-                                    line,
-                                })
-                                .is_err()
-                            {
-                                return;
+                            for line in reports.feed(&record.text) {
+                                // Report boundaries are explain's; the
+                                // pipeline takes summaries and kills.
+                                if !matches!(line, OomLine::Summary(_) | OomLine::Kill(_)) {
+                                    continue;
+                                }
+                                if tx
+                                    .blocking_send(Seen {
+                                        seq: record.seq,
+                                        line,
+                                    })
+                                    .is_err()
+                                {
+                                    return;
+                                }
                             }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -144,21 +148,23 @@ pub fn backlog(after: Option<u64>) -> std::io::Result<(Vec<PastKill>, Option<u64
                 if after.is_some_and(|a| record.seq <= a) {
                     continue;
                 }
-                match reports.feed(&record.text) {
-                    // The summary comes just before its kill line.
-                    Some(OomLine::Summary(s)) => {
-                        summaries.insert(s.pid, s);
+                for line in reports.feed(&record.text) {
+                    match line {
+                        // The summary comes just before its kill line.
+                        OomLine::Summary(s) => {
+                            summaries.insert(s.pid, s);
+                        }
+                        OomLine::Kill(kill) => {
+                            let summary = summaries.remove(&kill.pid);
+                            kills.push(PastKill {
+                                seq: record.seq,
+                                ts_us: record.ts_us,
+                                kill,
+                                summary,
+                            });
+                        }
+                        OomLine::Start | OomLine::Unfinished(_) => {}
                     }
-                    Some(OomLine::Kill(kill)) => {
-                        let summary = summaries.remove(&kill.pid);
-                        kills.push(PastKill {
-                            seq: record.seq,
-                            ts_us: record.ts_us,
-                            kill,
-                            summary,
-                        });
-                    }
-                    None => {}
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,

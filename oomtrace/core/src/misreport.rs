@@ -95,7 +95,10 @@ impl Misreports {
         if v.signal.is_some() {
             return;
         }
-        let Some(cgroup) = v.victim.cgroup.as_deref() else {
+        let Some(victim) = v.victim.as_ref() else {
+            return;
+        };
+        let Some(cgroup) = victim.cgroup.as_deref() else {
             return;
         };
         let Some(id) = container_of(cgroup) else {
@@ -120,8 +123,8 @@ impl Misreports {
             t.kills.push(EarlierKill {
                 time: v.time.clone(),
                 victim: Process {
-                    pid: v.victim.pid,
-                    comm: v.victim.comm.clone(),
+                    pid: victim.pid,
+                    comm: victim.comm.clone(),
                 },
                 incident: v.incident.clone(),
             });
@@ -248,11 +251,11 @@ mod tests {
             source: "bpf",
             incident: format!("oom-{pid}"),
             time: Some("2026-11-28T12:03:44Z".into()),
-            victim,
+            victim: Some(victim),
             trigger: None,
             limit: None,
             pod: Some(Pod {
-                uid: PodUid::parse(UID).expect("uid"),
+                uid: Some(PodUid::parse(UID).expect("uid")),
                 namespace: None,
                 name: None,
                 qos: None,
@@ -366,7 +369,9 @@ mod tests {
             id('d')
         );
         let mut v = kill('d', 812, false);
-        v.victim.cgroup = Some(scope.clone());
+        if let Some(victim) = v.victim.as_mut() {
+            victim.cgroup = Some(scope.clone());
+        }
         let mut m = Misreports::default();
         m.on_verdict(&v);
         let f = m

@@ -182,89 +182,376 @@ pub(crate) fn usage_limit(text: &str) -> Option<(u64, u64)> {
     Some((usage.parse().ok()?, limit.parse().ok()?))
 }
 
-/// Follows the log record by record and hands out the summary and kill
-/// lines, each summary with its report's memcg part. One OOM report is
-/// printed under the OOM lock, so its records do not interleave with
-/// another's; other messages may come between them.
+/// Follows the log line by line (live: record by record) and hands out
+/// what each OOM report says: its start, the summary with the report's
+/// memcg part, the kill lines with what the report said of them, and a
+/// report that ended without naming a victim. One OOM report is printed
+/// under the OOM lock, so a kernel's reports do not interleave; other
+/// messages may come between their lines, and a paste may cut, reorder
+/// or repeat them, so nothing is lent from one report to another.
 #[derive(Debug, Default)]
 pub struct ReportReader {
+    report: Option<OpenReport>,
     usage_limit: Option<(u64, u64)>,
     memcg: Option<MemcgReport>,
     in_stats: bool,
 }
 
+/// What the report being read has said so far.
+#[derive(Debug, Default)]
+struct OpenReport {
+    /// The task whose allocation invoked the OOM killer.
+    comm: Option<String>,
+    pid: Option<u32>,
+    /// A memcg report's lines (`memory: usage`, `Memory cgroup stats`,
+    /// `Task in`) or a global one's (`Mem-Info:`) were seen.
+    memcg_lines: bool,
+    global_lines: bool,
+    /// Before 4.19: `Task in /task killed as a result of limit of /limit`.
+    task_in: Option<(String, String)>,
+    /// Before 5.2: `<why>: Kill process P (comm) score S or sacrifice child`.
+    chosen: Option<(Chosen, bool)>,
+    /// The report's summary (its oom_memcg is the group kill's limit).
+    summary: Option<OomSummary>,
+    /// `Tasks in /path are going to be killed due to memory.oom.group set`.
+    group: Option<String>,
+    /// A kill or summary line came: the report named its victim.
+    named: bool,
+}
+
+/// The process the kernel chose when it killed a child of it instead
+/// (kernels before 5.2 preferred a child with its own memory).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Chosen {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// A member of a `memory.oom.group` kill: every task of the group's cgroup
+/// dies with the victim.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OomGroup {
+    /// The group's cgroup: the member lives in it or below it.
+    pub cgroup: String,
+    /// The memcg whose limit was hit, from the same report's summary.
+    pub oom_memcg: Option<String>,
+}
+
+/// An OOM report that ended (the next report began, or the input ended)
+/// without a kill or summary line: the log does not name its victim.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unfinished {
+    /// The task that invoked the OOM killer (not necessarily the victim).
+    pub comm: Option<String>,
+    pub pid: Option<u32>,
+    /// Memcg when the report printed a memcg's lines, none (global) when
+    /// it printed the node's, else unknown.
+    pub constraint: Option<Constraint>,
+    /// The memcg at its limit (`Task in … limit of`, `Memory cgroup stats for`).
+    pub oom_memcg: Option<String>,
+    /// Before 4.19: the chosen task's cgroup (`Task in`).
+    pub task_memcg: Option<String>,
+    pub report: Option<MemcgReport>,
+}
+
 impl ReportReader {
-    pub fn feed(&mut self, text: &str) -> Option<OomLine> {
+    /// Every summary, kill and report boundary in one line of kernel text.
+    pub fn feed(&mut self, text: &str) -> Vec<OomLine> {
         let text = text.trim_end_matches(['\n', '\r']);
-        if text.contains(" invoked oom-killer: ") {
-            *self = ReportReader::default();
-            return None;
+        let mut out = Vec::new();
+        if let Some((comm, _)) = text.rsplit_once(" invoked oom-killer: ") {
+            self.end_report(&mut out);
+            self.report = Some(OpenReport {
+                comm: Some(comm.to_owned()),
+                ..OpenReport::default()
+            });
+            out.push(OomLine::Start);
+            return out;
         }
         if let Some(ul) = usage_limit(text) {
             // The first is the memcg's own; v1 follows with memory+swap and kmem.
             if self.memcg.is_none() {
                 self.usage_limit.get_or_insert(ul);
             }
-            return None;
+            self.open().memcg_lines = true;
+            return out;
         }
         if let Some(rest) = text.strip_prefix("Memory cgroup stats for ") {
-            // 6.x ends the path with `:` and prints the stats after it (on
-            // records of their own); 4.x/5.x put `cache:…KB rss:…` on the
-            // same line, which is not taken.
-            self.in_stats = false;
-            if let (None, Some(path)) = (&self.memcg, rest.strip_suffix(':')) {
-                let (usage_kb, limit_kb) = self.usage_limit.unzip();
-                self.memcg = Some(MemcgReport {
-                    cgroup: path.to_owned(),
-                    usage_kb,
-                    limit_kb,
-                    stats: BTreeMap::new(),
-                });
-                self.in_stats = true;
-            }
-            return None;
+            self.stats_header(rest);
+            return out;
         }
         if self.in_stats {
-            if text.starts_with("Tasks state") {
+            if text.starts_with("Tasks state") || text.starts_with("[ pid ]") {
                 self.in_stats = false;
-                return None;
+                return out;
             }
-            // 6.1 prints the block as one record of lines (cut at the
-            // record's size limit: its last line may be a fragment), 6.18 a
-            // record per line (other messages may come between). Every
-            // line that is `key value` counts, the first value of a key
-            // wins; anything else is skipped, up to the task table or the
-            // summary.
-            if let Some(m) = self.memcg.as_mut() {
-                let mut any = false;
-                for l in text.lines() {
-                    let Some((k, v)) = l.trim().split_once(' ') else {
-                        continue;
-                    };
-                    let key_ok = !k.is_empty()
-                        && k.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                    if let (true, Ok(v)) = (key_ok, v.trim().parse::<u64>()) {
-                        m.stats.entry(k.to_owned()).or_insert(v);
-                        any = true;
-                    }
-                }
-                if any {
-                    return None;
-                }
+            if self.stats_lines(text) {
+                return out;
             }
         }
-        match parse_oom_line(text)? {
-            OomLine::Summary(mut s) => {
+        if let Some(pid) = cpu_line_pid(text) {
+            if let Some(r) = self.report.as_mut() {
+                r.pid.get_or_insert(pid);
+            }
+            return out;
+        }
+        if text == "Mem-Info:" {
+            self.open().global_lines = true;
+            return out;
+        }
+        if let Some(rest) = text.strip_prefix("Task in ") {
+            if let Some((task, limit)) = rest.split_once(" killed as a result of limit of ") {
+                let r = self.open();
+                r.task_in = Some((task.to_owned(), limit.to_owned()));
+                r.memcg_lines = true;
+            }
+            return out;
+        }
+        if let Some(path) = text
+            .strip_prefix("Tasks in ")
+            .and_then(|r| r.strip_suffix(" are going to be killed due to memory.oom.group set"))
+        {
+            self.open().group = Some(path.to_owned());
+            return out;
+        }
+        if let Some(chosen) = parse_chosen(text) {
+            self.open().chosen = Some(chosen);
+            return out;
+        }
+        let parsed = parse_oom_line(text).or_else(|| {
+            // Before 5.2 the kill line carried no reason: the report's
+            // `Kill process` line (or its memcg or node lines) gave it.
+            let r = self.report.as_ref()?;
+            let memcg = match &r.chosen {
+                Some((_, memcg)) => *memcg,
+                None if r.memcg_lines => true,
+                None if r.global_lines => false,
+                None => return None,
+            };
+            parse_bare_kill(text, memcg).map(OomLine::Kill)
+        });
+        match parsed {
+            Some(OomLine::Summary(mut s)) => {
                 let memcg = self.memcg.take();
                 s.report = memcg.filter(|m| s.oom_memcg.as_deref() == Some(m.cgroup.as_str()));
                 self.usage_limit = None;
                 self.in_stats = false;
-                Some(OomLine::Summary(s))
+                let r = self.open();
+                r.named = true;
+                r.summary = Some(s.clone());
+                out.push(OomLine::Summary(s));
             }
-            kill => Some(kill),
+            Some(OomLine::Kill(mut kill)) => {
+                let memcg = self.memcg.clone();
+                let r = self.open();
+                r.named = true;
+                if let Some((chosen, _)) = r.chosen.as_ref().filter(|(c, _)| c.pid != kill.pid) {
+                    kill.chosen = Some(chosen.clone());
+                }
+                if let Some(cgroup) = &r.group {
+                    kill.group = Some(OomGroup {
+                        cgroup: cgroup.clone(),
+                        oom_memcg: r.summary.as_ref().and_then(|s| s.oom_memcg.clone()),
+                    });
+                }
+                // Before 4.19 the paths were on the `Task in` line: the
+                // report's summary, for the kill the report made.
+                let legacy = match (&r.task_in, &r.summary) {
+                    (Some((task, limit)), None) if kill.memcg && kill.group.is_none() => {
+                        Some(OomSummary {
+                            constraint: Constraint::Memcg,
+                            oom_memcg: Some(limit.clone()),
+                            task_memcg: Some(task.clone()),
+                            task: kill.comm.clone(),
+                            pid: kill.pid,
+                            uid: None,
+                            report: memcg.filter(|m| &m.cgroup == limit),
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(s) = legacy {
+                    out.push(OomLine::Summary(s));
+                }
+                out.push(OomLine::Kill(kill));
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+        out
+    }
+
+    /// The input ended, or a gap in it (`--` between `grep -C` matches):
+    /// what follows belongs to no report read so far.
+    pub fn finish(&mut self) -> Vec<OomLine> {
+        let mut out = Vec::new();
+        self.end_report(&mut out);
+        out
+    }
+
+    fn end_report(&mut self, out: &mut Vec<OomLine>) {
+        let memcg = self.memcg.take();
+        let usage_limit = self.usage_limit.take();
+        self.in_stats = false;
+        let Some(r) = self.report.take() else {
+            return;
+        };
+        if r.named {
+            return;
+        }
+        let oom_memcg = r
+            .task_in
+            .as_ref()
+            .map(|(_, limit)| limit.clone())
+            .or_else(|| memcg.as_ref().map(|m| m.cgroup.clone()));
+        let constraint = if r.memcg_lines {
+            Some(Constraint::Memcg)
+        } else if r.global_lines {
+            Some(Constraint::None)
+        } else {
+            r.chosen.as_ref().map(|(_, memcg)| match memcg {
+                true => Constraint::Memcg,
+                false => Constraint::None,
+            })
+        };
+        let report = match memcg {
+            Some(m) => Some(m),
+            // 4.x: the stats were on their own line; the usage still counts.
+            None => oom_memcg.as_ref().zip(usage_limit).map(|(c, (u, l))| MemcgReport {
+                cgroup: c.clone(),
+                usage_kb: Some(u),
+                limit_kb: Some(l),
+                stats: BTreeMap::new(),
+            }),
+        };
+        out.push(OomLine::Unfinished(Unfinished {
+            comm: r.comm,
+            pid: r.pid,
+            constraint,
+            task_memcg: r.task_in.map(|(task, _)| task),
+            report: report.filter(|m| oom_memcg.as_deref() == Some(m.cgroup.as_str())),
+            oom_memcg,
+        }));
+    }
+
+    /// A report's lines may come without their header (a paste that starts
+    /// mid-report): they open one.
+    fn open(&mut self) -> &mut OpenReport {
+        self.report.get_or_insert_with(OpenReport::default)
+    }
+
+    fn stats_header(&mut self, rest: &str) {
+        self.in_stats = false;
+        self.open().memcg_lines = true;
+        if let Some(m) = self.memcg.as_mut() {
+            // 4.x prints a line for every cgroup below the memcg too, each
+            // with its own counters: their sum is the memcg's hierarchical
+            // total, as v1's `total_*` keys are.
+            if let Some((path, stats)) = rest.split_once(": ") {
+                let below = path
+                    .strip_prefix(m.cgroup.as_str())
+                    .is_some_and(|r| r.starts_with('/') || m.cgroup == "/");
+                if below && !m.stats.is_empty() {
+                    for (k, v) in one_line_stats(stats) {
+                        let total = m.stats.entry(k).or_insert(0);
+                        *total = total.saturating_add(v);
+                    }
+                }
+            }
+            return;
+        }
+        let (usage_kb, limit_kb) = self.usage_limit.unzip();
+        // 6.x ends the path with `:` and prints the stats after it (on
+        // records or lines of their own); 4.x/5.x put `cache:…KB rss:…KB`
+        // on the same line.
+        if let Some(path) = rest.strip_suffix(':') {
+            self.memcg = Some(MemcgReport {
+                cgroup: path.to_owned(),
+                usage_kb,
+                limit_kb,
+                stats: BTreeMap::new(),
+            });
+            self.in_stats = true;
+        } else if let Some((path, stats)) = rest.split_once(": ") {
+            self.memcg = Some(MemcgReport {
+                cgroup: path.to_owned(),
+                usage_kb,
+                limit_kb,
+                stats: one_line_stats(stats),
+            });
         }
     }
+
+    /// 6.1 prints the block as one record of lines (cut at the record's
+    /// size limit: its last line may be a fragment), 6.18 a record per
+    /// line (other messages may come between). Every line that is `key
+    /// value` counts, the first value of a key wins; anything else is
+    /// skipped, up to the task table or the summary.
+    fn stats_lines(&mut self, text: &str) -> bool {
+        let Some(m) = self.memcg.as_mut() else {
+            return false;
+        };
+        let mut any = false;
+        for l in text.lines() {
+            let Some((k, v)) = l.trim().split_once(' ') else {
+                continue;
+            };
+            if let (true, Ok(v)) = (is_stat_key(k), v.trim().parse::<u64>()) {
+                m.stats.entry(k.to_owned()).or_insert(v);
+                any = true;
+            }
+        }
+        any
+    }
+}
+
+fn is_stat_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `cache:0KB rss:980KB rss_huge:0KB …` (4.x and v1 5.x: one cgroup's own
+/// counters) in bytes, keyed `total_*` as v1's hierarchical counters are
+/// (the lines of the cgroups below are added in).
+fn one_line_stats(text: &str) -> BTreeMap<String, u64> {
+    text.split_whitespace()
+        .filter_map(|t| {
+            let (k, v) = t.split_once(':')?;
+            let kb: u64 = v.strip_suffix("KB")?.parse().ok()?;
+            is_stat_key(k).then(|| (format!("total_{k}"), kb.saturating_mul(1024)))
+        })
+        .collect()
+}
+
+/// `CPU: 0 PID: 18700 Comm: …` (6.x: `CPU: 0 UID: 0 PID: …`).
+fn cpu_line_pid(text: &str) -> Option<u32> {
+    let rest = text.strip_prefix("CPU: ")?;
+    let (_, after) = rest.split_once(" PID: ")?;
+    let (pid, _) = after.split_once(" Comm: ")?;
+    pid.parse().ok()
+}
+
+/// `Memory cgroup out of memory: Kill process 1234 (java) score 1995 or
+/// sacrifice child` (before 5.2): the process chosen, and whether a memcg's
+/// limit chose it.
+fn parse_chosen(text: &str) -> Option<(Chosen, bool)> {
+    let (why, rest) = text.split_once(": Kill process ")?;
+    let memcg = match why {
+        "Memory cgroup out of memory" => true,
+        w if w.starts_with("Out of memory") => false,
+        _ => return None,
+    };
+    let (pid, rest) = rest.split_once(" (")?;
+    let at = rest.rfind(") score ")?;
+    let comm = rest.get(..at)?;
+    Some((
+        Chosen {
+            pid: pid.parse().ok()?,
+            comm: comm.to_owned(),
+        },
+        memcg,
+    ))
 }
 
 /// The `Killed process` line.
@@ -279,12 +566,24 @@ pub struct OomKill {
     pub file_rss_kb: Option<u64>,
     pub shmem_rss_kb: Option<u64>,
     pub oom_score_adj: Option<i32>,
+    /// Before 5.2: the process the kernel chose, when it killed a child of
+    /// it instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<Chosen>,
+    /// A member of a `memory.oom.group` kill (the first victim's own line
+    /// comes before the group's and has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<OomGroup>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OomLine {
+    /// `… invoked oom-killer:`: a report begins.
+    Start,
     Summary(OomSummary),
     Kill(OomKill),
+    /// A report ended without naming its victim.
+    Unfinished(Unfinished),
 }
 
 /// Recognises the summary and kill lines in a record's text; `None` for any
@@ -380,13 +679,28 @@ fn parse_kill(text: &str) -> Option<OomKill> {
         r if r.starts_with("Out of memory") => false,
         _ => return None,
     };
+    kill_body(rest, memcg)
+}
+
+/// A `Killed process …` line without its reason (kernels before 5.2), when
+/// the report said which kind of OOM it is.
+pub fn parse_bare_kill(text: &str, memcg: bool) -> Option<OomKill> {
+    kill_body(text.strip_prefix("Killed process ")?, memcg)
+}
+
+/// `<pid> (<comm>) total-vm:…` and RHEL 7's `<pid> (<comm>), UID 80,
+/// total-vm:…`.
+fn kill_body(rest: &str, memcg: bool) -> Option<OomKill> {
     let (pid, rest) = rest.split_once(" (")?;
     let pid = pid.parse().ok()?;
     // The comm may contain ") total-vm:" itself, but the kernel's own one
     // comes last. Without it the line was cut, possibly inside a comm that
     // contains `)`, and no comm can be trusted.
-    let at = rest.rfind(") total-vm:")?;
-    let (comm, stats) = (rest.get(..at)?, rest.get(at + 2..)?);
+    let at = [") total-vm:", "), UID "]
+        .iter()
+        .filter_map(|end| rest.rfind(end))
+        .max()?;
+    let (comm, stats) = (rest.get(..at)?, rest.get(at + 1..)?);
     let mut kill = OomKill {
         memcg,
         pid,
@@ -396,6 +710,8 @@ fn parse_kill(text: &str) -> Option<OomKill> {
         file_rss_kb: None,
         shmem_rss_kb: None,
         oom_score_adj: None,
+        chosen: None,
+        group: None,
     };
     for token in stats.split([',', ' ']).filter(|t| !t.is_empty()) {
         let Some((key, value)) = token.split_once(':') else {
@@ -476,6 +792,8 @@ mod tests {
                 file_rss_kb: Some(6_652),
                 shmem_rss_kb: Some(0),
                 oom_score_adj: Some(0),
+                chosen: None,
+                group: None,
             }
         );
     }
@@ -695,6 +1013,8 @@ mod tests {
                 file_rss_kb: Some(4),
                 shmem_rss_kb: Some(32),
                 oom_score_adj: Some(1000),
+                chosen: None,
+                group: None,
             }
         );
         let allocating = kill(
@@ -808,9 +1128,9 @@ mod tests {
             for (cut, _) in text.char_indices().chain([(text.len(), ' ')]) {
                 let prefix = &text[..cut];
                 let found = match parse_oom_line(prefix) {
-                    None => continue,
                     Some(OomLine::Summary(s)) => (s.pid, s.task),
                     Some(OomLine::Kill(k)) => (k.pid, k.comm),
+                    _ => continue,
                 };
                 assert_eq!(found, (pid, comm.to_owned()), "{prefix}");
             }
@@ -827,7 +1147,8 @@ mod tests {
         let mut r = ReportReader::default();
         log.lines()
             .filter_map(|l| parse_record(l).ok())
-            .filter_map(|rec| r.feed(&rec.text))
+            .flat_map(|rec| r.feed(&rec.text))
+            .filter(|l| matches!(l, OomLine::Summary(_) | OomLine::Kill(_)))
             .collect()
     }
 
@@ -842,7 +1163,7 @@ mod tests {
             .iter()
             .filter_map(|l| match l {
                 OomLine::Summary(s) => Some(s),
-                OomLine::Kill(_) => None,
+                _ => None,
             })
             .collect();
         assert!(
@@ -957,7 +1278,7 @@ mod tests {
             .into_iter()
             .filter_map(|l| match l {
                 OomLine::Summary(s) => Some(s),
-                OomLine::Kill(_) => None,
+                _ => None,
             })
             .collect();
         assert!(summaries[0].report.is_some());

@@ -51,7 +51,6 @@ impl PodUid {
         Self::parse(&escaped.replace('_', "-")).ok()
     }
 
-    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -85,7 +84,6 @@ impl ContainerId {
         }
     }
 
-    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -252,6 +250,25 @@ pub fn parse_cgroup_path(path: &str) -> Option<KubeCgroup> {
         }
     }
     None
+}
+
+/// A container outside Kubernetes: Docker's own cgroups, `/docker/<id>`
+/// (cgroupfs driver) or `/system.slice/docker-<id>.scope` (systemd's), on a
+/// path with no kubepods root. Its limit is its own (`docker run -m`).
+pub fn parse_standalone_container(path: &str) -> Option<ContainerRef> {
+    if parse_cgroup_path(path).is_some() {
+        return None;
+    }
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let id = match components.as_slice() {
+        ["docker", id] => *id,
+        ["system.slice", unit] => unit.strip_prefix("docker-")?.strip_suffix(".scope")?,
+        _ => return None,
+    };
+    Some(ContainerRef {
+        id: ContainerId::parse(id).ok()?,
+        runtime: Some(Runtime::Docker),
+    })
 }
 
 /// Whether `path` is a pod's own cgroup. An unrecognised child of a pod

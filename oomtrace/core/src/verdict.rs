@@ -15,6 +15,10 @@ use crate::{
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
     PodLimit,
+    /// A memory cgroup hit its limit and the evidence does not name the
+    /// cgroup, so not whose limit it was either (a saved log's kill line
+    /// without its report).
+    CgroupLimit,
     NodePressure,
     EscapedProcess,
     System,
@@ -201,7 +205,8 @@ pub struct Limit {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Pod {
-    pub uid: PodUid,
+    /// Null only when a log names the pod by namespace/name alone.
+    pub uid: Option<PodUid>,
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub qos: Option<Qos>,
@@ -236,6 +241,18 @@ pub struct Evidence {
     /// How long after the kill the daemon judged it (OOM kills; a wait
     /// for the kernel's report included).
     pub judged_after_ms: Option<f64>,
+    /// Eviction from the kubelet's log: the resource its eviction manager
+    /// said it was reclaiming (`memory`, `ephemeral-storage`, `imagefs`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eviction_resource: Option<String>,
+    /// Where the pod's and container's names came from when a saved log
+    /// gave them (`kubelet_log`: the kubelet's own lines in the paste).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names_from: Option<&'static str>,
+    /// Kernels before 5.2: the process the OOM killer chose when it killed
+    /// a child of it instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<Process>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -252,7 +269,10 @@ pub struct Verdict {
     /// RFC 3339 UTC time of the kill in the kernel; null only from
     /// `oomtrace explain` on a log whose lines carry no zoned wall date.
     pub time: Option<String>,
-    pub victim: Victim,
+    /// Null only when the evidence names no process: a saved log cut
+    /// before its report's kill line, or the kubelet's log of an eviction
+    /// (it evicts pods).
+    pub victim: Option<Victim>,
     /// The task whose charge failed (eviction: the sender); null when unknown.
     pub trigger: Option<Trigger>,
     pub limit: Option<Limit>,
@@ -410,7 +430,7 @@ impl Identity {
     pub fn of(k: &KubeCgroup) -> Identity {
         Identity {
             pod: k.pod.clone().map(|uid| Pod {
-                uid,
+                uid: Some(uid),
                 namespace: None,
                 name: None,
                 qos: k.qos,
@@ -474,6 +494,9 @@ impl Evidence {
             grace_s: None,
             eviction_threshold: None,
             judged_after_ms: None,
+            eviction_resource: None,
+            names_from: None,
+            chosen: None,
         }
     }
 }

@@ -32,9 +32,13 @@ fn capitalize(s: String) -> String {
 
 /// "container c of pod ns/name", or as much of it as is known.
 pub fn describe(pod: Option<&Pod>, container: Option<&Container>) -> String {
+    let container_ref = container;
     let pod = pod.map(|p| match (&p.namespace, &p.name) {
         (Some(ns), Some(n)) => format!("pod {ns}/{n}"),
-        _ => format!("pod {}", p.uid),
+        _ => match &p.uid {
+            Some(uid) => format!("pod {uid}"),
+            None => "a pod".to_string(),
+        },
     });
     let container = container.map(|c| match &c.name {
         Some(n) => format!("container {n}"),
@@ -43,7 +47,12 @@ pub fn describe(pod: Option<&Pod>, container: Option<&Container>) -> String {
     match (container, pod) {
         (Some(c), Some(p)) => format!("{c} of {p}"),
         (None, Some(p)) => p,
-        _ => "a process outside any pod".to_string(),
+        // A container outside Kubernetes (`docker run -m`): named by its runtime.
+        (Some(c), None) => match container_runtime(container_ref) {
+            Some(r) => format!("{} {c}", capitalize(r.to_string())),
+            None => c,
+        },
+        (None, None) => "a process outside any pod".to_string(),
     }
 }
 
@@ -73,11 +82,56 @@ pub fn summary(v: &Verdict) -> String {
 
 /// The summary of a verdict `oomtrace explain` read from a saved log.
 pub fn summary_from_log(v: &Verdict) -> String {
+    if v.source == "kubelet_log" {
+        return format!("From the kubelet log: {}", kubelet_eviction(v));
+    }
     let s = match v.verdict {
         VerdictKind::PodLimit => capitalize(sentence(v)),
         _ => sentence(v),
     };
-    format!("From the kernel log: {s}")
+    let chosen = v
+        .evidence
+        .chosen
+        .as_ref()
+        .map(|c| {
+            format!(
+                " The kernel chose {} (pid {}) and killed this child of it instead.",
+                c.comm, c.pid
+            )
+        })
+        .unwrap_or_default();
+    format!("From the kernel log: {s}{chosen}")
+}
+
+fn container_runtime(c: Option<&Container>) -> Option<&'static str> {
+    c.and_then(|c| c.runtime).map(|r| match r {
+        crate::pods::Runtime::Docker => "Docker",
+        other => other.as_str(),
+    })
+}
+
+/// An eviction the kubelet's eviction manager logged: it evicts pods, so no
+/// process is named; the resource says whether memory was the reason.
+fn kubelet_eviction(v: &Verdict) -> String {
+    let pod = describe(v.pod.as_ref(), None);
+    let uid = v
+        .pod
+        .as_ref()
+        .filter(|p| p.name.is_some())
+        .and_then(|p| p.uid.as_ref())
+        .map(|u| format!(" (uid {u})"))
+        .unwrap_or_default();
+    let why = match v.evidence.eviction_resource.as_deref() {
+        Some("memory") => " to reclaim memory: the node was under memory pressure.".to_string(),
+        Some(r) => format!(" to reclaim {r}: disk or other pressure, not a memory kill."),
+        None => ": the node was under pressure; the log here does not name the resource it reclaimed (memory or disk).".to_string(),
+    };
+    let grace = v
+        .evidence
+        .grace_s
+        .map(|g| format!(" Its containers were given a {g:.0} s grace period."))
+        .unwrap_or_default();
+    format!("the kubelet evicted {pod}{uid}{why}{grace}")
 }
 
 /// Whose limit it was, by the level of the limit's cgroup: a container's
@@ -94,15 +148,13 @@ fn whose_limit(v: &Verdict) -> &'static str {
 }
 
 fn sentence(v: &Verdict) -> String {
-    let who = match v.victim.rss_bytes {
-        Some(rss) => format!(
-            "{} (pid {}, rss {})",
-            v.victim.comm,
-            v.victim.pid,
-            human_bytes(rss)
-        ),
-        None => format!("{} (pid {})", v.victim.comm, v.victim.pid),
-    };
+    let victim = v.victim.as_ref();
+    let who = victim.map(|x| match x.rss_bytes {
+        Some(rss) => format!("{} (pid {}, rss {})", x.comm, x.pid, human_bytes(rss)),
+        None => format!("{} (pid {})", x.comm, x.pid),
+    });
+    // A saved log cut before the report's kill line names no victim.
+    const UNNAMED: &str = "the log ends before the kernel names the process it killed";
     let limit = v.limit.as_ref();
     let limit_bytes = limit
         .and_then(|l| l.limit_bytes)
@@ -125,11 +177,25 @@ fn sentence(v: &Verdict) -> String {
                 "the cgroup's memory limit" => limit_at,
                 _ => String::new(),
             };
-            format!("{place} hit {whose}{limit_bytes}{at}; the kernel killed {who}.{reports}")
+            match who {
+                Some(who) => format!(
+                    "{place} hit {whose}{limit_bytes}{at}; the kernel killed {who}.{reports}"
+                ),
+                None => format!("{place} hit {whose}{limit_bytes}{at}; {UNNAMED}."),
+            }
         }
-        (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => format!(
-            "Pods together exceeded node allocatable: the kubepods limit{limit_bytes}{limit_at} was hit; the kernel killed {who} in {place}.{reports}"
+        (VerdictKind::CgroupLimit, _) => format!(
+            "a memory-cgroup kill of {}; the log does not name the cgroup, so whose limit it was (a container's, a pod's, kubepods' or a host service's) is unknown.",
+            who.as_deref().unwrap_or("a process the log does not name")
         ),
+        (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => match who {
+            Some(who) => format!(
+                "Pods together exceeded node allocatable: the kubepods limit{limit_bytes}{limit_at} was hit; the kernel killed {who} in {place}.{reports}"
+            ),
+            None => format!(
+                "Pods together exceeded node allocatable: the kubepods limit{limit_bytes}{limit_at} was hit in {place}; {UNNAMED}."
+            ),
+        },
         (VerdictKind::NodePressure, Some(PressureKind::Eviction)) => {
             let by = v
                 .signal
@@ -157,6 +223,7 @@ fn sentence(v: &Verdict) -> String {
                 (_, Some(g)) => format!(" The runtime's SIGKILL came {g:.1} s after its SIGTERM: {kind}'s grace period."),
                 _ => String::new(),
             };
+            let who = who.unwrap_or_else(|| "its process".to_string());
             format!("The node was under memory pressure{avail}: {place} was evicted, {who} ended by {by}.{how}")
         }
         (VerdictKind::NodePressure, _) => {
@@ -165,16 +232,31 @@ fn sentence(v: &Verdict) -> String {
             } else {
                 format!(" in {place}")
             };
-            format!("The node ran out of memory (global OOM); the kernel killed {who}{place}.")
+            match who {
+                Some(who) => format!(
+                    "The node ran out of memory (global OOM); the kernel killed {who}{place}."
+                ),
+                None => format!("The node ran out of memory (global OOM){place}; {UNNAMED}."),
+            }
         }
         (VerdictKind::EscapedProcess, _) => format!(
-            "{who} belongs to {place} but runs in {}, outside the pod's cgroup, so the pod's limit never held it; the limit{limit_bytes}{limit_at} was hit.",
-            v.victim.cgroup.as_deref().unwrap_or("another cgroup")
+            "{} belongs to {place} but runs in {}, outside the pod's cgroup, so the pod's limit never held it; the limit{limit_bytes}{limit_at} was hit.",
+            who.as_deref().unwrap_or("A process"),
+            victim
+                .and_then(|x| x.cgroup.as_deref())
+                .unwrap_or("another cgroup")
         ),
-        (VerdictKind::System, _) => format!(
-            "Host process {who} in {} was killed: the limit{limit_bytes}{limit_at} was hit.",
-            v.victim.cgroup.as_deref().unwrap_or("an unknown cgroup")
-        ),
+        (VerdictKind::System, _) => match who {
+            Some(who) => format!(
+                "Host process {who} in {} was killed: the limit{limit_bytes}{limit_at} was hit.",
+                victim
+                    .and_then(|x| x.cgroup.as_deref())
+                    .unwrap_or("an unknown cgroup")
+            ),
+            None => format!(
+                "The host cgroup{limit_at} hit its limit{limit_bytes}; {UNNAMED}."
+            ),
+        },
     }
 }
 

@@ -80,6 +80,7 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
             Line::Verdict(v) => {
                 let (label, style) = match v.verdict {
                     VerdictKind::PodLimit => ("POD_LIMIT", YELLOW),
+                    VerdictKind::CgroupLimit => ("CGROUP_LIMIT", YELLOW),
                     VerdictKind::NodePressure => ("NODE_PRESSURE", RED),
                     VerdictKind::EscapedProcess => ("ESCAPED_PROCESS", MAGENTA),
                     VerdictKind::System => ("SYSTEM", CYAN),

@@ -1,0 +1,304 @@
+//! What comes before the kernel's text on a pasted line, and where that text
+//! starts. People paste `dmesg` (`[ seconds]` stamps, or `-T` dates),
+//! `journalctl` (short or ISO, with continuation lines indented under the
+//! message), syslog files with or without the host name, raw `/dev/kmsg`
+//! records, `grep` output over several files, and text quoted in a ticket
+//! (`> `, indentation). The stamps say when, when they can.
+
+use crate::oom_report;
+
+/// One input line: where the kernel's text starts, and what its prefix said.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    pub seq: Option<u64>,
+    pub since_boot_us: Option<u64>,
+    pub time: Option<String>,
+    /// The line had a prefix of a known shape (a stamp, a syslog or kmsg
+    /// header): it is a record of its own, not a fold of the line before.
+    pub prefixed: bool,
+    /// Whose line it is when a syslog-style prefix names it (`kernel`,
+    /// `kubelet`, `containerd`, `systemd`).
+    pub program: Option<String>,
+    pub text: String,
+}
+
+/// What the log itself cannot say.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// The UTC offset of `dmesg -T` dates, which carry none; without it
+    /// their time is null.
+    pub local_offset: Option<time::UtcOffset>,
+}
+
+/// A line's kernel text and stamps; `None` for a `/dev/kmsg` dictionary
+/// line (` SUBSYSTEM=…`), which belongs to the record before.
+pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
+    if line.starts_with(' ') && line.contains('=') && !line.trim_start().starts_with('[') {
+        if line.trim_start().split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        }) {
+            return None;
+        }
+    }
+    let line = unquote(line).trim_start();
+    if let Ok(r) = oom_report::parse_record(line) {
+        return Some(Stamped {
+            seq: Some(r.seq),
+            since_boot_us: Some(r.ts_us),
+            prefixed: true,
+            program: Some("kernel".into()),
+            text: r.text,
+            ..Stamped::default()
+        });
+    }
+    let mut s = Stamped::default();
+    let mut rest = grep_file(line).unwrap_or(line);
+    rest = priority(rest);
+    if let Some((time, program, after)) = syslog_prefix(rest) {
+        s.time = time;
+        s.program = Some(program.to_owned());
+        s.prefixed = true;
+        rest = after;
+    }
+    if let Some((us, after)) = boot_stamp(rest) {
+        s.since_boot_us = Some(us);
+        s.prefixed = true;
+        rest = after;
+    } else if let Some((date, after)) = ctime_stamp(rest) {
+        // `dmesg -T`: local time of a zone the log does not name; a wall
+        // time only when the caller names it.
+        if let Some(offset) = opts.local_offset {
+            s.time = date
+                .assume_offset(offset)
+                .to_offset(time::UtcOffset::UTC)
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok();
+        }
+        s.prefixed = true;
+        rest = after;
+    }
+    rest = caller_id(rest);
+    // Continuation lines (journalctl, dmesg) and pasted blocks are indented.
+    s.text = oom_report::unescape(rest.trim_start());
+    Some(s)
+}
+
+/// `> ` quote marks of a ticket or mail, any depth.
+fn unquote(line: &str) -> &str {
+    let mut rest = line;
+    loop {
+        let t = rest.trim_start();
+        match t.strip_prefix('>') {
+            Some(after) => rest = after.strip_prefix(' ').unwrap_or(after),
+            None => return rest,
+        }
+    }
+}
+
+/// `grep` over several files puts `FILE:` (matches) or `FILE-` (context)
+/// before each line, and `-n` a line number: taken off only when a known
+/// stamp or date follows.
+fn grep_file(line: &str) -> Option<&str> {
+    let head = line.split_whitespace().next()?;
+    if !(head.contains('/') || head.contains('.')) || head.starts_with('[') {
+        return None;
+    }
+    for (at, c) in line.char_indices() {
+        if c == ' ' {
+            return None;
+        }
+        if c != ':' && c != '-' {
+            continue;
+        }
+        let mut rest = line.get(at + 1..)?;
+        // `-n`: a line number and its own separator.
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && matches!(rest.as_bytes().get(digits), Some(b':' | b'-')) {
+            rest = rest.get(digits + 1..)?;
+        }
+        let known = syslog_prefix(rest).is_some()
+            || boot_stamp(rest).is_some()
+            || ctime_stamp(rest).is_some()
+            || oom_report::parse_record(rest).is_ok();
+        if known {
+            return Some(rest);
+        }
+    }
+    None
+}
+
+/// `<6>` before a stamp (`dmesg -r`, some syslog daemons).
+fn priority(line: &str) -> &str {
+    let Some((n, rest)) = line.strip_prefix('<').and_then(|l| l.split_once('>')) else {
+        return line;
+    };
+    if !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()) {
+        rest
+    } else {
+        line
+    }
+}
+
+/// `[ 4386.372317] ` → microseconds since boot.
+pub fn boot_stamp(line: &str) -> Option<(u64, &str)> {
+    let inner = line.strip_prefix('[')?;
+    let (stamp, rest) = inner.split_once(']')?;
+    let (secs, frac) = stamp.trim_start().split_once('.')?;
+    if secs.is_empty() || frac.is_empty() || frac.len() > 9 {
+        return None;
+    }
+    if !secs.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = secs.parse().ok()?;
+    let mut us: u64 = 0;
+    for i in 0..6 {
+        us = us * 10 + frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+    }
+    let us = secs.checked_mul(1_000_000)?.checked_add(us)?;
+    Some((us, rest.strip_prefix(' ').unwrap_or(rest)))
+}
+
+/// `[Fri Nov 27 23:13:03 2026] ` (`dmesg -T`): the date, zone unknown.
+fn ctime_stamp(line: &str) -> Option<(time::PrimitiveDateTime, &str)> {
+    let inner = line.strip_prefix('[')?;
+    let (stamp, rest) = inner.split_once(']')?;
+    let words: Vec<&str> = stamp.split_whitespace().collect();
+    let [_, mon, day, hms, year] = words.as_slice() else {
+        return None;
+    };
+    let month = time::Month::try_from(month(mon)?).ok()?;
+    let mut t = hms.split(':').map(|x| x.parse::<u8>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
+    let at = time::PrimitiveDateTime::new(date, time::Time::from_hms(h, m, sec).ok()?);
+    Some((at, rest.strip_prefix(' ').unwrap_or(rest)))
+}
+
+/// `[ T1234] ` or `[ C3] ` after the stamp (CONFIG_PRINTK_CALLER).
+fn caller_id(line: &str) -> &str {
+    let Some((id, rest)) = line.strip_prefix('[').and_then(|l| l.split_once(']')) else {
+        return line;
+    };
+    let id = id.trim_start();
+    let ok = id.len() > 1
+        && matches!(id.as_bytes()[0], b'T' | b'C')
+        && id[1..].bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        rest.strip_prefix(' ').unwrap_or(rest)
+    } else {
+        line
+    }
+}
+
+fn month(m: &str) -> Option<u8> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    MONTHS.iter().position(|&x| x == m).map(|i| i as u8 + 1)
+}
+
+/// `Nov 27 23:13:03 host kernel: ` (journalctl, syslog: no year, no zone,
+/// so no wall time; EKS's syslog leaves the host out), or
+/// `2026-11-27T23:13:03[.123456]+00:00 host kernel: ` (journalctl -o
+/// short-iso, rsyslog: a wall time). The program may carry a pid
+/// (`kubelet[2480]:`).
+fn syslog_prefix(line: &str) -> Option<(Option<String>, &str, &str)> {
+    let (head, rest) = line.split_once(": ")?;
+    let words: Vec<&str> = head.split_whitespace().collect();
+    let (date, program) = words.split_at(words.len().checked_sub(1)?);
+    let program = program.first()?;
+    let program = program.split_once('[').map_or(*program, |(p, pid)| {
+        if pid.strip_suffix(']').is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            p
+        } else {
+            ""
+        }
+    });
+    if program.is_empty() || !program.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@/".contains(&b)) {
+        return None;
+    }
+    let classic = |mon: &str, day: &str, hms: &str| {
+        month(mon).is_some()
+            && !day.is_empty()
+            && day.bytes().all(|b| b.is_ascii_digit())
+            && hms.len() == 8
+            && hms.bytes().filter(|&b| b == b':').count() == 2
+    };
+    match date {
+        [mon, day, hms] | [mon, day, hms, _] if classic(mon, day, hms) => {
+            Some((None, program, rest))
+        }
+        [iso] | [iso, _] => Some((Some(iso_time(iso)?), program, rest)),
+        _ => None,
+    }
+}
+
+/// An ISO 8601 date with its offset, as RFC 3339 UTC.
+fn iso_time(iso: &str) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    // journalctl's `+0000` is ISO 8601 but not RFC 3339: add the colon.
+    let mut iso = iso.to_owned();
+    let tail = iso.len().checked_sub(5).and_then(|at| iso.get(at..));
+    if let Some(tail) = tail {
+        let b = tail.as_bytes();
+        if (b[0] == b'+' || b[0] == b'-') && b[1..].iter().all(u8::is_ascii_digit) {
+            iso.insert(iso.len() - 2, ':');
+        }
+    }
+    let t = time::OffsetDateTime::parse(&iso, &Rfc3339).ok()?;
+    t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(line: &str) -> String {
+        strip(line, Options::default()).map(|s| s.text).unwrap_or_default()
+    }
+
+    #[test]
+    fn every_prefix_gives_the_same_text() {
+        let want = "Memory cgroup out of memory: Killed process 1 (x) total-vm:1kB";
+        for line in [
+            want.to_owned(),
+            format!("[ 3773.673217] {want}"),
+            format!("[Fri Nov 27 23:24:48 2026] {want}"),
+            format!("Nov 27 23:24:48 node-1 kernel: {want}"),
+            format!("Sep  8 06:22:08 kernel: {want}"),
+            format!("Nov 27 23:24:48 node-1 kernel: [ 3773.673217] {want}"),
+            format!("2026-11-27T23:24:48+0100 node-1 kernel: {want}"),
+            format!("3,420,367390388,-;{want}"),
+            format!("<3>[ 3773.673217] {want}"),
+            format!("/var/log/messages-20230501:May  6 21:11:29 worker-1 kernel: {want}"),
+            format!("kern.log-12-[ 3773.673217] {want}"),
+            format!("    [ 3773.673217] {want}"),
+            format!("> > [ 3773.673217] {want}"),
+            format!("[ 3773.673217] [  T18700] {want}"),
+        ] {
+            assert_eq!(text(&line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn programs_and_stamps() {
+        let s = strip(
+            "Oct 12 19:34:45 aks-node kubelet[2480]: I1012 19:34:45.445172    2480 eviction_manager.go:595] x",
+            Options::default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(s.program.as_deref(), Some("kubelet"));
+        assert!(s.text.starts_with("I1012 "));
+        let s = strip("Sep  8 06:22:08 kernel: oom-kill:x", Options::default()).unwrap_or_default();
+        assert_eq!((s.program.as_deref(), s.text.as_str()), (Some("kernel"), "oom-kill:x"));
+        // A continuation line has no prefix of its own.
+        let s = strip("                     file 135168", Options::default()).unwrap_or_default();
+        assert!(!s.prefixed);
+        assert_eq!(s.text, "file 135168");
+        // A colon in the text is not a syslog prefix.
+        let s = strip("Memory cgroup out of memory: Kill process 1 (x)", Options::default())
+            .unwrap_or_default();
+        assert_eq!((s.program, s.prefixed), (None, false));
+    }
+}
