@@ -7,6 +7,7 @@ mod compare;
 mod fuzz;
 mod image;
 mod load;
+mod real_logs;
 mod setup;
 mod vm;
 
@@ -170,6 +171,8 @@ fn run() -> anyhow::Result<()> {
             // `test` cover the default members: every crate but the eBPF one,
             // which only builds for the BPF target (through oomtrace/build.rs).
             cargo(&root, &env, &["build", "--bins"])?;
+            // Logs nobody here wrote first: seconds, and no root needed.
+            real_logs::check(&root, &target_dir(&root).join("debug/oomtrace"))?;
             let mut test = vec!["test", "--no-fail-fast", "--"];
             test.extend(args.iter().map(String::as_str));
             // A silent fallback fails the host's run too: every daemon a
