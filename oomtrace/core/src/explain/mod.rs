@@ -161,8 +161,12 @@ pub struct Explainer {
     last: Stamped,
     /// Summaries wait for their kill line, by pid.
     summaries: Vec<(OomSummary, Stamped, u64, String)>,
-    /// One verdict per victim per incident (oom.group repeats the first).
+    /// One verdict per victim per incident (oom.group repeats the first),
+    /// and per kill line however often it is pasted (its pid and stamp).
     judged: HashSet<(String, u32)>,
+    stamped: HashSet<(u32, u64)>,
+    /// The report's memcg part, for the members of its oom.group kill.
+    group_report: Option<crate::oom_report::MemcgReport>,
     /// A line that may continue on the next one (a terminal's fold).
     held: Option<(Stamped, u64)>,
     names: LogNames,
@@ -259,6 +263,7 @@ impl Explainer {
         self.report_start_us = None;
         self.report_time = None;
         self.report_line = None;
+        self.group_report = None;
     }
 
     fn take(&mut self, s: Stamped, line_no: u64, out: &mut Vec<Logged>) {
@@ -293,6 +298,7 @@ impl Explainer {
                 self.report_start_us = s.since_boot_us;
                 self.report_time.clone_from(&s.time);
                 self.report_line = Some(line_no);
+                self.group_report = None;
             }
             OomLine::Summary(sum) => {
                 let incident = self.current_incident(s, line_no);
@@ -347,7 +353,24 @@ impl Explainer {
         if !self.judged.insert((incident.clone(), kill.pid)) {
             return;
         }
-        let report = summary.as_ref().and_then(|sum| sum.report.as_ref());
+        if let Some(us) = s.since_boot_us.filter(|_| !from_summary_only) {
+            if !self.stamped.insert((kill.pid, us)) {
+                return;
+            }
+        }
+        if let Some(r) = summary.as_ref().and_then(|sum| sum.report.as_ref()) {
+            self.group_report = Some(r.clone());
+        }
+        // A group member has no summary: the limit's numbers are its report's.
+        let member_report = kill.group.as_ref().and_then(|g| {
+            self.group_report
+                .as_ref()
+                .filter(|r| g.oom_memcg.as_deref() == Some(r.cgroup.as_str()))
+        });
+        let report = summary
+            .as_ref()
+            .and_then(|sum| sum.report.as_ref())
+            .or(member_report);
         let (usage, limit) = usage_limit(report);
         let since_boot_us = s.since_boot_us;
         out.push(Logged::Kill(LoggedKill {
@@ -855,5 +878,365 @@ mod tests {
         let mut mixed = b"\0\x01\xff\n".to_vec();
         mixed.extend_from_slice(HOST_618.as_bytes());
         assert_eq!(explain(&mixed).map(|k| k.len()), Ok(1));
+    }
+}
+
+/// Every form the reader knows, written from the kernels' and kubelet's
+/// print formats (mm/oom_kill.c, mm/memcontrol.c, pkg/kubelet/eviction)
+/// with made-up ids: one test per shape people paste.
+#[cfg(test)]
+mod forms {
+    use super::*;
+    use crate::{attribution, verdict::Verdict};
+
+    const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
+    const UID_: &str = "6f1c2a9e_3b7d_4c11_9e0a_2b8f5d4c7a10";
+    const CID: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";
+    const CID2: &str = "7e0d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f";
+
+    fn all(input: &str) -> Explained {
+        match explain_all(input.as_bytes(), Options::default()) {
+            Ok(e) => e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The verdicts `oomtrace explain` prints for `input` (names from the
+    /// paste only).
+    fn verdicts(input: &str) -> Vec<Verdict> {
+        all(input)
+            .items
+            .iter()
+            .map(|i| match i {
+                Logged::Kill(k) => attribution::verdict_from_log(
+                    attribution::from_saved_log(k),
+                    attribution::Observed::default(),
+                ),
+                Logged::NoVictim(r) => {
+                    attribution::verdict_from_unfinished(r, attribution::Observed::default())
+                }
+                Logged::Eviction(e) => attribution::verdict_from_kubelet_eviction(e),
+            })
+            .collect()
+    }
+
+    fn json(v: &Verdict) -> serde_json::Value {
+        serde_json::to_value(v).unwrap_or_default()
+    }
+
+    fn summary_line(pod: &str, cid: &str, task: &str, pid: u32) -> String {
+        format!("oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset={cid},mems_allowed=0,oom_memcg={pod},task_memcg={pod}/{cid},task={task},pid={pid},uid=999")
+    }
+
+    fn kill_line(pid: u32, comm: &str) -> String {
+        format!("Memory cgroup out of memory: Killed process {pid} ({comm}) total-vm:208060kB, anon-rss:64296kB, file-rss:9904kB, shmem-rss:0kB, UID:999 pgtables:296kB oom_score_adj:984")
+    }
+
+    #[test]
+    fn syslog_without_a_host_name() {
+        let pod = format!("/kubepods/burstable/pod{UID}");
+        let input = format!(
+            "Sep  8 06:22:08 kernel: Tasks state (memory values in pages):\n\
+             Sep  8 06:22:08 kernel: {}\n\
+             Sep  8 06:22:08 kernel: {}\n",
+            summary_line(&pod, CID, "gunicorn", 2908),
+            kill_line(2908, "gunicorn")
+        );
+        let v = verdicts(&input);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        let j = json(&v[0]);
+        assert_eq!(j["verdict"], "pod_limit");
+        assert_eq!(j["limit"]["cgroup"], pod.as_str());
+        assert_eq!(j["pod"]["uid"], UID);
+        assert_eq!(j["container"]["id"], CID);
+        assert_eq!(j["victim"]["rss_bytes"], (64296 + 9904) * 1024);
+    }
+
+    #[test]
+    fn a_summary_alone_is_a_kill() {
+        let pod = format!("/kubepods/burstable/pod{UID}");
+        // Raw /dev/kmsg, and pasted bare: the summary names victim and cgroups.
+        for input in [
+            format!("6,4242,17534177146,-;{}\n", summary_line(&pod, CID, "python3", 209)),
+            format!("{}\n", summary_line(&pod, CID, "python3", 209)),
+            format!(
+                "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg={pod}/{CID},task=python3,pid=209,uid=0\n"
+            ),
+        ] {
+            let v = verdicts(&input);
+            assert_eq!(v.len(), 1, "{input}: {v:#?}");
+            let j = json(&v[0]);
+            assert_eq!(j["victim"]["pid"], 209, "{input}");
+            assert_eq!(j["victim"]["rss_bytes"], serde_json::Value::Null, "{input}");
+            assert_eq!(j["pod"]["uid"], UID, "{input}");
+            if input.contains("global_oom") {
+                assert_eq!((j["verdict"].as_str(), j["kind"].as_str()), (Some("node_pressure"), Some("system_oom")));
+            } else {
+                assert_eq!(j["verdict"], "pod_limit", "{input}");
+                assert_eq!(j["limit"]["cgroup"], pod.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn memcg_kill_lines_without_their_report_are_never_host_processes() {
+        let input = format!(
+            "[18026.221140] {}\n[18026.223926] {}\n",
+            kill_line(140339, "python3"),
+            kill_line(141313, "mount")
+        );
+        let v = verdicts(&input);
+        assert_eq!(v.len(), 2);
+        for v in &v {
+            let j = json(v);
+            assert_eq!(j["verdict"], "cgroup_limit", "{j}");
+            assert_eq!(j["limit"], serde_json::Value::Null);
+            assert_eq!(j["victim"]["cgroup"], serde_json::Value::Null);
+            assert!(v.summary.contains("does not name the cgroup"), "{}", v.summary);
+            assert!(!v.summary.contains("Host process"), "{}", v.summary);
+        }
+        // A report far earlier in the same paste lends them nothing.
+        let scope = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope");
+        let before = format!(
+            "[17534.176984] openssl invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=-997\n\
+             [17534.177146] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg={scope},task_memcg={scope},task=aws-efs-csi-dri,pid=135564,uid=0\n{input}"
+        );
+        let v = verdicts(&before);
+        assert_eq!(v.len(), 3, "{v:#?}");
+        assert_eq!(json(&v[0])["verdict"], "pod_limit");
+        assert_eq!(json(&v[1])["verdict"], "cgroup_limit");
+        assert_ne!(v[0].incident, v[1].incident);
+    }
+
+    #[test]
+    fn oom_group_kill_on_v2_systemd_driver() {
+        let scope = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/cri-containerd-{CID}.scope");
+        let host = "Mar  3 10:00:01 node-7 kernel:";
+        let input = format!(
+            "{host} java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=985\n\
+             {host} memory: usage 524288kB, limit 524288kB, failcnt 90\n\
+             {host} Memory cgroup stats for {scope}:\n\
+             {host} anon 530000000\n\
+             {host} oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=cri-containerd-{CID}.scope,mems_allowed=0,oom_memcg={scope},task_memcg={scope},task=java,pid=500,uid=1000\n\
+             {host} {}\n\
+             {host} Tasks in {scope} are going to be killed due to memory.oom.group set\n\
+             {host} {}\n\
+             {host} {}\n\
+             {host} {}\n",
+            kill_line(500, "java"),
+            kill_line(480, "tini"),
+            kill_line(501, "sidecar-agent"),
+            kill_line(500, "java"),
+        );
+        let v = verdicts(&input);
+        let pids: Vec<u64> = v.iter().filter_map(|v| v.victim.as_ref()).map(|x| u64::from(x.pid)).collect();
+        assert_eq!(pids, [500, 480, 501], "one verdict per victim: {v:#?}");
+        for v in &v {
+            let j = json(v);
+            assert_eq!(j["verdict"], "pod_limit", "{j}");
+            assert_eq!(j["limit"]["cgroup"], scope.as_str(), "{j}");
+            assert_eq!(j["limit"]["limit_bytes"], 512 << 20, "{j}");
+            assert_eq!(j["container"]["id"], CID, "{j}");
+            assert_eq!(j["incident"], v.incident.as_str());
+        }
+        assert!(v.iter().all(|x| x.incident == v[0].incident));
+    }
+
+    #[test]
+    fn rhel7_forms() {
+        let pod = format!("/kubepods/burstable/pod{UID}");
+        // 3.10: `Task in`, the chosen parent and its killed child, the
+        // comm with a space and a slash, `UID` before the sizes, dmesg -T.
+        let input = format!(
+            "[Thu Dec  7 00:05:15 2017] node invoked oom-killer: gfp_mask=0xd0, order=0, oom_score_adj=999\n\
+             [Thu Dec  7 00:05:15 2017] node cpuset={CID} mems_allowed=0\n\
+             [Thu Dec  7 00:05:15 2017] Task in {pod}/{CID} killed as a result of limit of {pod}/{CID}\n\
+             [Thu Dec  7 00:05:15 2017] memory: usage 262144kB, limit 262144kB, failcnt 4\n\
+             [Thu Dec  7 00:05:15 2017] Memory cgroup stats for {pod}/{CID}: cache:0KB rss:262000KB rss_huge:0KB mapped_file:0KB inactive_file:12KB active_file:0KB\n\
+             [Thu Dec  7 00:05:15 2017] Memory cgroup out of memory: Kill process 4100 (node /opt/www/s) score 1990 or sacrifice child\n\
+             [Thu Dec  7 00:05:15 2017] Killed process 4122 (node /opt/www/p), UID 80, total-vm:1200000kB, anon-rss:250000kB, file-rss:1000kB, shmem-rss:0kB\n"
+        );
+        let v = verdicts(&input);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        let j = json(&v[0]);
+        assert_eq!(j["victim"]["pid"], 4122);
+        assert_eq!(j["victim"]["comm"], "node /opt/www/p");
+        assert_eq!(j["verdict"], "pod_limit");
+        assert_eq!(j["limit"]["cgroup"], format!("{pod}/{CID}"));
+        assert_eq!(j["limit"]["limit_bytes"], 256 << 20);
+        assert_eq!(j["evidence"]["chosen"]["pid"], 4100);
+        assert_eq!(j["memory"]["anon_bytes"], serde_json::Value::Null, "memory comes from the CLI's Observed");
+        assert!(v[0].summary.contains("killed this child of it"), "{}", v[0].summary);
+        // The same 4.x stats line, summed over the cgroups below the memcg.
+        let k = all(&input).items;
+        let Some(Logged::Kill(k)) = k.first() else {
+            panic!("{k:?}");
+        };
+        let r = k.past.summary.as_ref().and_then(|s| s.report.as_ref()).cloned().unwrap_or_else(|| panic!("{k:?}"));
+        assert_eq!(r.stats.get("total_rss"), Some(&(262000 * 1024)));
+        // The global form of the same era.
+        let v = verdicts(
+            "x invoked oom-killer: gfp_mask=0x280da, order=0, oom_score_adj=0\nMem-Info:\n\
+             Out of memory: Kill process 1532 (x) score 919 or sacrifice child\n\
+             Killed process 1532 (x) total-vm:1641388kB, anon-rss:1595164kB, file-rss:76kB\n",
+        );
+        assert_eq!(json(&v[0])["kind"], "system_oom");
+        assert_eq!(json(&v[0])["evidence"]["chosen"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn plain_docker_containers() {
+        for (limit, runtime_line) in [
+            (format!("/docker/{CID}"), "cgroupfs"),
+            (format!("/system.slice/docker-{CID}.scope"), "systemd"),
+        ] {
+            let input = format!(
+                "a invoked oom-killer: gfp_mask=0x24000c0(GFP_KERNEL), order=0, oom_score_adj=0\n\
+                 Task in {limit} killed as a result of limit of {limit}\n\
+                 memory: usage 20480kB, limit 20480kB, failcnt 1204\n\
+                 Memory cgroup out of memory: Kill process 1381 (a) score 1046 or sacrifice child\n\
+                 Killed process 1381 (a) total-vm:2121528kB, anon-rss:18624kB, file-rss:2140kB, shmem-rss:0kB\n"
+            );
+            let v = verdicts(&input);
+            let j = json(&v[0]);
+            assert_eq!(j["verdict"], "pod_limit", "{runtime_line}: {j}");
+            assert_eq!(j["pod"], serde_json::Value::Null);
+            assert_eq!(j["container"]["runtime"], "docker");
+            assert!(v[0].summary.contains("Docker container 3f9a1c0b7e2d hit its memory limit"), "{}", v[0].summary);
+        }
+        // A host cgroup stays a host cgroup.
+        let v = verdicts("Task in /mem2 killed as a result of limit of /mem2\nMemory cgroup out of memory: Kill process 9 (m) score 9 or sacrifice child\nKilled process 9 (m) total-vm:1kB, anon-rss:1kB, file-rss:0kB\n");
+        assert_eq!(json(&v[0])["verdict"], "system");
+    }
+
+    #[test]
+    fn a_report_without_its_victim() {
+        let scope = format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/docker-{CID}.scope");
+        let input = format!(
+            "Jan  5 02:12:02 node kernel: Task in {scope} killed as a result of limit of {scope}\n\
+             Jan  5 02:12:02 node kernel: memory: usage 1048576kB, limit 1048576kB, failcnt 189\n\
+             Jan  5 02:12:02 node kernel: Memory cgroup stats for {scope}: cache:24KB rss:1048552KB\n"
+        );
+        let v = verdicts(&input);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        let j = json(&v[0]);
+        assert_eq!(j["victim"], serde_json::Value::Null);
+        assert_eq!(j["verdict"], "pod_limit");
+        assert_eq!(j["limit"]["cgroup"], scope.as_str());
+        assert_eq!(j["pod"]["uid"], UID);
+        assert!(v[0].summary.contains("the log ends before the kernel names the process it killed"), "{}", v[0].summary);
+        // A header alone says neither scope nor victim: no verdict, noted.
+        let e = all("[ 147.754026] exe invoked oom-killer: gfp_mask=0xc40(GFP_NOFS), order=0, oom_score_adj=-999\n[ 147.765432] CPU: 0 PID: 2052 Comm: exe Not tainted 5.4.17 #1\n");
+        assert!(e.items.is_empty());
+        assert_eq!(e.without_outcome, [1]);
+    }
+
+    #[test]
+    fn journald_continuation_lines_and_grep_gaps() {
+        let slice = "/azure.slice/agent.slice";
+        let pad = " ".repeat(59);
+        let input = format!(
+            "Apr 17 09:17:11 node kernel: memory: usage 40960kB, limit 40960kB, failcnt 3\n\
+             Apr 17 09:17:11 node kernel: Memory cgroup stats for {slice}:\n\
+             Apr 17 09:17:11 node kernel: anon 14409728\n\
+             {pad}file 135168\n\
+             {pad}inactive_file 442368\n"
+        );
+        let e = all(&input);
+        let [Logged::NoVictim(r)] = e.items.as_slice() else {
+            panic!("{:?}", e.items);
+        };
+        let m = r.report.report.as_ref().unwrap_or_else(|| panic!("{r:?}"));
+        assert_eq!(m.stats.get("inactive_file"), Some(&442368));
+        assert_eq!(r.limit_bytes, Some(40 << 20));
+        // `grep -C`: a report before a gap lends nothing to a kill after it.
+        let input = format!(
+            "[ 10.0] Task in /a killed as a result of limit of /a\n--\n[ 10.1] Killed process 7 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB\n"
+        );
+        let e = all(&input);
+        assert!(
+            e.items.iter().all(|i| !matches!(i, Logged::Kill(_))),
+            "a bare kill line after a gap has no reason: {:?}",
+            e.items
+        );
+    }
+
+    #[test]
+    fn a_terminal_fold_is_joined() {
+        let pod = format!("/kubepods/burstable/pod{UID}");
+        let line = summary_line(&pod, CID, "gunicorn", 2908);
+        let (a, b) = line.split_at(80);
+        let input = format!("{a}\n{b}\n{}\n", kill_line(2908, "gunicorn"));
+        let v = verdicts(&input);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(json(&v[0])["limit"]["cgroup"], pod.as_str());
+        // A cut line followed by a record of its own is not joined.
+        let input = format!("{a}\n{}\n", kill_line(2908, "gunicorn"));
+        let v = verdicts(&input);
+        assert_eq!(json(&v[0])["verdict"], "cgroup_limit");
+    }
+
+    #[test]
+    fn out_of_order_and_repeated_lines() {
+        let l1 = "May  6 21:11:29 w1 kernel: [ 2641.827901] Out of memory: Killed process 5574 (prometheus) total-vm:5164568kB, anon-rss:3984240kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:8328kB oom_score_adj:999";
+        let l2 = "May  5 01:32:58 w1 kernel: [698939.066080] Out of memory: Killed process 3362909 (prometheus) total-vm:4205720kB, anon-rss:3069552kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:6348kB oom_score_adj:999";
+        // grep over two files of the same node: each kill once.
+        let input = format!("messages:{l1}\nmessages-1:{l2}\nkern.log:{l1}\n");
+        let v = verdicts(&input);
+        let pids: Vec<u32> = v.iter().filter_map(|v| v.victim.as_ref()).map(|x| x.pid).collect();
+        assert_eq!(pids, [5574, 3362909], "{v:#?}");
+        assert!(v.iter().all(|v| v.kind == Some(crate::verdict::PressureKind::SystemOom)));
+    }
+
+    #[test]
+    fn kubelet_evictions_structured_and_klog() {
+        let cid = format!("containerd://{CID}");
+        let input = format!(
+            "Oct 12 19:34:44 n kubelet[2480]: I1012 19:34:44.999261 2480 eviction_manager.go:374] \"Eviction manager: attempting to reclaim\" resourceName=\"memory\"\n\
+             Oct 12 19:34:44 n kubelet[2480]: I1012 19:34:44.999262 2480 eviction_manager.go:374] \"Eviction manager: pods ranked for eviction\" pods=\"[shop/web-1 kube-system/kube-proxy-x]\"\n\
+             Oct 12 19:34:45 n kubelet[2480]: I1012 19:34:45.000152 2480 kuberuntime_container.go:709] \"Killing container with a grace period\" pod=\"shop/web-1\" podUID={UID} containerName=\"web\" containerID=\"{cid}\" gracePeriod=30\n\
+             Oct 12 19:34:45 n kubelet[2480]: I1012 19:34:45.445172 2480 eviction_manager.go:595] \"Eviction manager: pod is evicted successfully\" pod=\"shop/web-1\"\n\
+             I0822 23:51:03.731889 2684 eviction_manager.go:211] eviction manager: attempting to reclaim imagefs\n\
+             I0822 23:51:09.000001 2684 eviction_manager.go:317] eviction manager: pod cache-0_data(0c1a5b5e-98c1-11e7-8e52-42010a800002) evicted successfully\n\
+             I0822 23:51:09.000002 2684 eviction_manager.go:230] eviction manager: no ranking function for resource imagefs\n"
+        );
+        let v = verdicts(&input);
+        assert_eq!(v.len(), 2, "{v:#?}");
+        let a = json(&v[0]);
+        assert_eq!((a["verdict"].as_str(), a["kind"].as_str()), (Some("node_pressure"), Some("eviction")));
+        assert_eq!(a["source"], "kubelet_log");
+        assert_eq!(a["victim"], serde_json::Value::Null);
+        assert_eq!(a["pod"]["uid"], UID);
+        assert_eq!(a["pod"]["namespace"], "shop");
+        assert_eq!(a["pod"]["name"], "web-1");
+        assert_eq!(a["container"]["name"], "web");
+        assert_eq!(a["evidence"]["basis"], "kubelet_log");
+        assert_eq!(a["evidence"]["eviction_resource"], "memory");
+        assert_eq!(a["evidence"]["grace_s"], 30.0);
+        let b = json(&v[1]);
+        assert_eq!(b["pod"]["name"], "cache-0");
+        assert_eq!(b["pod"]["namespace"], "data");
+        assert_eq!(b["evidence"]["eviction_resource"], "imagefs");
+        assert!(v[1].summary.contains("not a memory kill"), "{}", v[1].summary);
+    }
+
+    #[test]
+    fn a_nodes_journal_names_the_kernels_kill() {
+        let pod = format!("/kubepods/burstable/pod{UID}");
+        let input = format!(
+            "Oct 12 19:00:20 n kernel: [ 8523.1] {}\n\
+             Oct 12 19:00:20 n kernel: [ 8523.2] {}\n\
+             Oct 12 19:00:20 n containerd[2388]: time=\"2023-10-12T19:00:20.879932879Z\" level=info msg=\"TaskOOM event container_id:\\\"{CID}\\\"\"\n\
+             Oct 12 19:00:21 n kubelet[2480]: I1012 \"SyncLoop (PLEG): event for pod\" pod=\"shop/web-1\" event=&{{ID:{UID} Type:ContainerDied Data:{CID}}}\n\
+             Oct 12 19:00:21 n kubelet[2480]: I1012 \"Killing container with a grace period\" pod=\"shop/web-1\" podUID={UID} containerName=\"web\" containerID=\"containerd://{CID2}\" gracePeriod=30\n",
+            summary_line(&pod, CID, "gunicorn", 2908),
+            kill_line(2908, "gunicorn")
+        );
+        let e = all(&input);
+        assert_eq!(e.items.len(), 1, "the runtime's lines join the kernel's kill: {:?}", e.items);
+        assert_eq!(e.names.pod(UID), Some(("shop".into(), "web-1".into())));
+        let c = e.names.container(CID2).cloned().unwrap_or_default();
+        assert_eq!(c.container.as_deref(), Some("web"));
+        assert_eq!(e.names.container(CID).and_then(|c| c.uid.clone()).as_deref(), Some(UID));
     }
 }

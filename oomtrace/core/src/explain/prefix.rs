@@ -100,7 +100,7 @@ fn unquote(line: &str) -> &str {
 /// stamp or date follows.
 fn grep_file(line: &str) -> Option<&str> {
     let head = line.split_whitespace().next()?;
-    if !(head.contains('/') || head.contains('.')) || head.starts_with('[') {
+    if head.starts_with('[') || !(head.contains(':') || head.contains('-')) {
         return None;
     }
     for (at, c) in line.char_indices() {
