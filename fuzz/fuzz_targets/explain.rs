@@ -1,21 +1,28 @@
-//! `oomtrace explain`: any bytes as a saved kernel log, then every kill found
-//! through the verdict builder and both writers.
+//! `oomtrace explain`: any bytes as a saved log, then every kill, report
+//! without a victim and eviction found through the verdict builders and
+//! both writers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use oomtrace_fuzz::{
     attribution::{self, Observed},
-    explain,
+    explain::{self, Logged},
     sink::{json::JsonSink, Line, Sink},
 };
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(kills) = explain::explain(data) else {
+    let Ok(found) = explain::explain_all(data, explain::Options::default()) else {
         return;
     };
     let mut sink = JsonSink::new(std::io::sink(), String::new());
-    for k in &kills {
-        let v = attribution::verdict_from_log(attribution::from_saved_log(k), Observed::default());
+    for item in &found.items {
+        let v = match item {
+            Logged::Kill(k) => {
+                attribution::verdict_from_log(attribution::from_saved_log(k), Observed::default())
+            }
+            Logged::NoVictim(r) => attribution::verdict_from_unfinished(r, Observed::default()),
+            Logged::Eviction(e) => attribution::verdict_from_kubelet_eviction(e),
+        };
         // A writer error is io::sink's, never the input's.
         let _ = sink.write(&Line::Verdict(Box::new(v)));
     }

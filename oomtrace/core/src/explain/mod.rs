@@ -856,10 +856,22 @@ mod tests {
                     }
                 }
             }
-            for k in explain(&m).unwrap_or_default() {
-                let a = crate::attribution::from_saved_log(&k);
-                let v = crate::attribution::verdict_from_log(a, Default::default());
-                assert!(v.summary.starts_with("From the kernel log: "));
+            let found = explain_all(&m, Options::default()).unwrap_or_default();
+            for item in &found.items {
+                let v = match item {
+                    Logged::Kill(k) => crate::attribution::verdict_from_log(
+                        crate::attribution::from_saved_log(k),
+                        Default::default(),
+                    ),
+                    Logged::NoVictim(r) => {
+                        crate::attribution::verdict_from_unfinished(r, Default::default())
+                    }
+                    Logged::Eviction(e) => crate::attribution::verdict_from_kubelet_eviction(e),
+                };
+                assert!(v.summary.starts_with("From the k"), "{}", v.summary);
+                if let Some(victim) = &v.victim {
+                    assert!(matches!(item, Logged::Kill(k) if k.past.kill.pid == victim.pid));
+                }
             }
         }
     }

@@ -54,6 +54,7 @@ pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
     let mut s = Stamped::default();
     let mut rest = grep_file(line).unwrap_or(line);
     rest = priority(rest);
+    rest = facility_level(rest);
     if let Some((time, program, after)) = syslog_prefix(rest) {
         s.time = time;
         s.program = Some(program.to_owned());
@@ -64,6 +65,13 @@ pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
         s.since_boot_us = Some(us);
         s.prefixed = true;
         rest = after;
+        // `journalctl -o short-monotonic`: the host and program follow.
+        if s.program.is_none() {
+            if let Some((program, after)) = host_program(rest) {
+                s.program = Some(program.to_owned());
+                rest = after;
+            }
+        }
     } else if let Some((date, after)) = ctime_stamp(rest) {
         // `dmesg -T`: local time of a zone the log does not name; a wall
         // time only when the caller names it.
@@ -125,6 +133,36 @@ fn grep_file(line: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// `kern  :err   : ` (`dmesg -x`).
+fn facility_level(line: &str) -> &str {
+    let Some((facility, rest)) = line.split_once(':') else {
+        return line;
+    };
+    let Some((level, rest)) = rest.split_once(':') else {
+        return line;
+    };
+    const FACILITIES: [&str; 4] = ["kern", "user", "daemon", "syslog"];
+    const LEVELS: [&str; 8] = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"];
+    if FACILITIES.contains(&facility.trim_end()) && LEVELS.contains(&level.trim()) {
+        rest.strip_prefix(' ').unwrap_or(rest)
+    } else {
+        line
+    }
+}
+
+/// `host kernel: ` after a monotonic stamp.
+fn host_program(line: &str) -> Option<(&str, &str)> {
+    let (head, rest) = line.split_once(": ")?;
+    let mut words = head.split(' ');
+    let (_host, program) = (words.next()?, words.next()?);
+    if words.next().is_some() {
+        return None;
+    }
+    let program = program.split_once('[').map_or(program, |(p, _)| p);
+    matches!(program, "kernel" | "kubelet" | "containerd" | "crio" | "dockerd" | "systemd")
+        .then_some((program, rest))
 }
 
 /// `<6>` before a stamp (`dmesg -r`, some syslog daemons).
@@ -218,16 +256,34 @@ fn syslog_prefix(line: &str) -> Option<(Option<String>, &str, &str)> {
     if program.is_empty() || !program.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@/".contains(&b)) {
         return None;
     }
+    // `-o short-precise` adds a fraction to the seconds.
+    let hms_ok = |hms: &str| {
+        let whole = hms.split_once('.').map_or(hms, |(w, f)| {
+            if f.bytes().all(|b| b.is_ascii_digit()) {
+                w
+            } else {
+                ""
+            }
+        });
+        whole.len() == 8 && whole.bytes().filter(|&b| b == b':').count() == 2
+    };
     let classic = |mon: &str, day: &str, hms: &str| {
         month(mon).is_some()
             && !day.is_empty()
             && day.bytes().all(|b| b.is_ascii_digit())
-            && hms.len() == 8
-            && hms.bytes().filter(|&b| b == b':').count() == 2
+            && hms_ok(hms)
     };
     match date {
         [mon, day, hms] | [mon, day, hms, _] if classic(mon, day, hms) => {
             Some((None, program, rest))
+        }
+        // `-o short-full`: `Thu 2023-10-12 19:00:20 UTC host`.
+        [_, ymd, hms, zone] | [_, ymd, hms, zone, _] if hms_ok(hms) && ymd.len() == 10 => {
+            let time = match *zone {
+                "UTC" | "GMT" | "Z" => iso_time(&format!("{ymd}T{hms}Z")),
+                _ => None,
+            };
+            Some((time, program, rest))
         }
         [iso] | [iso, _] => Some((Some(iso_time(iso)?), program, rest)),
         _ => None,
@@ -275,6 +331,10 @@ mod tests {
             format!("kern.log-12-[ 3773.673217] {want}"),
             format!("    [ 3773.673217] {want}"),
             format!("> > [ 3773.673217] {want}"),
+            format!("Nov 27 23:24:48.123456 node-1 kernel: {want}"),
+            format!("[ 3773.673217] node-1 kernel: {want}"),
+            format!("Fri 2026-11-27 23:24:48 UTC node-1 kernel: {want}"),
+            format!("kern  :err   : [ 3773.673217] {want}"),
             format!("[ 3773.673217] [  T18700] {want}"),
         ] {
             assert_eq!(text(&line), want, "{line}");
@@ -296,6 +356,9 @@ mod tests {
         let s = strip("                     file 135168", Options::default()).unwrap_or_default();
         assert!(!s.prefixed);
         assert_eq!(s.text, "file 135168");
+        let s = strip("Fri 2026-11-27 23:24:48 UTC node-1 kernel: x", Options::default())
+            .unwrap_or_default();
+        assert_eq!(s.time.as_deref(), Some("2026-11-27T23:24:48Z"));
         // A colon in the text is not a syslog prefix.
         let s = strip("Memory cgroup out of memory: Kill process 1 (x)", Options::default())
             .unwrap_or_default();
