@@ -1,13 +1,22 @@
 //! `oomtrace explain [FILE|-]`: verdicts from a saved log. Needs no root,
-//! BPF or tracefs: the log is read by `oomtrace_core::explain`, each kill
-//! judged by the backlog's rules, and written as `run` writes verdicts.
+//! BPF or tracefs: the log is read line by line by
+//! `oomtrace_core::explain::Explainer` (bounded memory; a followed log,
+//! `dmesg -w | oomtrace explain`, prints each kill as its line comes), each
+//! kill judged by the backlog's rules, and written as `run` writes verdicts.
+//! gzip, xz and zstd input is read as it is.
 
-use std::{collections::BTreeMap, fs, io::Read, path::Path, process::ExitCode};
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead, BufReader, IsTerminal as _, Read},
+    path::Path,
+    process::ExitCode,
+};
 
 use anyhow::Context;
 use oomtrace_core::{
     attribution::{self, Observed},
-    explain::{self, Explained, LogNames, Logged},
+    explain::{self, Explainer, LogNames, Logged},
     pods::{self, ContainerId, PodUid},
     sink::Line,
     verdict::{Identity, Memory, Names, Verdict},
@@ -15,116 +24,260 @@ use oomtrace_core::{
 
 use crate::cli::{ExplainArgs, Format};
 
+/// What is sniffed of the input to tell text from binary.
+const SNIFF: usize = 64 * 1024;
+
 pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let input = read(&a.file)?;
+    let stdin = a.file.to_str() == Some("-");
+    if stdin && std::io::stdin().is_terminal() {
+        eprintln!(
+            "oomtrace explain: reading a log from the terminal; paste it and end with Ctrl-D, or give it: \
+             `oomtrace explain /var/log/kern.log`, `dmesg | oomtrace explain`, \
+             `journalctl -k -b -1 | oomtrace explain`, `dmesg -w | oomtrace explain`"
+        );
+    }
     let opts = explain::Options {
         local_offset: a.utc_offset,
     };
-    let found = match explain::explain_all(&input, opts) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("oomtrace: {}: {e}", name(&a.file));
-            return Ok(ExitCode::from(2));
-        }
+    // A file is read twice: first for the names the kubelet's lines give
+    // anywhere in it, then for the verdicts. A stream once, names as they come.
+    let names = match stdin {
+        true => None,
+        false => Some(names_in(&a.file, opts)?),
     };
-    let verdicts = verdicts(&found, &a.pods_log_dir, &a.containers_log_dir);
-    if verdicts.is_empty() {
-        eprintln!("oomtrace: no OOM kill found in {}, and no eviction", name(&a.file));
-        note_without_outcome(&found);
-        return Ok(ExitCode::SUCCESS);
-    }
+    let mut input = open(&a.file)?;
+    let sniffed = input.fill_buf().map(|b| b[..b.len().min(SNIFF)].to_vec()).unwrap_or_default();
     let node = a.node_name.clone().unwrap_or_default();
     let mut sink = crate::daemon::make_sink(a.format.unwrap_or(Format::Json), node);
+    let mut e = Explainer::new(opts);
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for v in verdicts {
-        let label = match v.kind {
-            Some(k) => format!(
-                "{}/{}",
-                json_name(&v.verdict),
-                json_name(&k)
-            ),
-            None => json_name(&v.verdict),
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = input
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", name(&a.file)))?;
+        let items = match n {
+            0 => e.finish(),
+            _ => e.line(line.strip_suffix(b"\n").unwrap_or(&line)),
         };
-        *counts.entry(label).or_default() += 1;
-        sink.write(&Line::Verdict(Box::new(v)))?;
+        for item in items {
+            let v = verdict(&item, names.as_ref().unwrap_or(e.names()), &a.pods_log_dir, &a.containers_log_dir);
+            *counts.entry(label(&v)).or_default() += 1;
+            match sink.write(&Line::Verdict(Box::new(v))) {
+                Ok(()) => {}
+                // A closed pipe (`| head -1`): the reader has what it wanted.
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(ExitCode::SUCCESS)
+                }
+                Err(err) => return Err(err).context("writing standard output"),
+            }
+        }
+        if n == 0 {
+            break;
+        }
     }
     let total: usize = counts.values().sum();
-    let by: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    eprintln!(
-        "oomtrace: {total} verdict{} from {}: {}",
-        if total == 1 { "" } else { "s" },
-        name(&a.file),
-        by.join(", ")
-    );
-    note_without_outcome(&found);
+    if total == 0 {
+        if let Err(err) = explain::check_text(&sniffed) {
+            eprintln!("oomtrace: {}: {err}{}", name(&a.file), hint(&sniffed));
+            return Ok(ExitCode::from(2));
+        }
+        eprintln!("oomtrace: no OOM kill found in {}, and no eviction", name(&a.file));
+    } else {
+        let by: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        eprintln!(
+            "oomtrace: {total} verdict{} from {}: {}",
+            if total == 1 { "" } else { "s" },
+            name(&a.file),
+            by.join(", ")
+        );
+    }
+    let without = e.without_outcome();
+    if !without.is_empty() {
+        let lines: Vec<String> = without.iter().map(u64::to_string).collect();
+        let (its, s) = if lines.len() == 1 { ("its", "") } else { ("their", "s") };
+        eprintln!(
+            "oomtrace: {} OOM report{s} began (line {}) but the log holds neither {its} scope nor {its} victim: no verdict",
+            lines.len(),
+            lines.join(", "),
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn json_name<T: serde::Serialize>(t: &T) -> String {
-    serde_json::to_value(t)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn note_without_outcome(found: &Explained) {
-    if found.without_outcome.is_empty() {
-        return;
+fn label(v: &Verdict) -> String {
+    let name = |t: &dyn erased::Named| t.name();
+    match v.kind {
+        Some(k) => format!("{}/{}", name(&v.verdict), name(&k)),
+        None => name(&v.verdict),
     }
-    let lines: Vec<String> = found.without_outcome.iter().map(u64::to_string).collect();
-    eprintln!(
-        "oomtrace: {} OOM report{} began (line {}) but the log holds neither {} scope nor {} victim: no verdict",
-        lines.len(),
-        if lines.len() == 1 { "" } else { "s" },
-        lines.join(", "),
-        if lines.len() == 1 { "its" } else { "their" },
-        if lines.len() == 1 { "its" } else { "their" },
-    );
 }
 
-/// One verdict per kill, report without a victim, and eviction, in log order.
-fn verdicts(found: &Explained, pods_dir: &Path, containers_dir: &Path) -> Vec<Verdict> {
-    found
-        .items
-        .iter()
-        .map(|item| match item {
-            Logged::Kill(k) => {
-                let assessment = attribution::from_saved_log(k);
-                let (names, from) = names(&assessment.identity, &found.names, pods_dir, containers_dir);
-                let seen = Observed {
-                    memory: k
-                        .past
-                        .summary
-                        .as_ref()
-                        .and_then(|s| s.report.as_ref())
-                        .map(Memory::from_report),
-                    names,
-                    ..Observed::default()
-                };
-                let mut v = attribution::verdict_from_log(assessment, seen);
-                v.evidence.names_from = from;
-                v
+mod erased {
+    /// The JSON spelling of a unit enum value.
+    pub trait Named {
+        fn name(&self) -> String;
+    }
+    impl<T: serde::Serialize> Named for T {
+        fn name(&self) -> String {
+            serde_json::to_value(self)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// Compressed input the reader does not take: say what it is.
+fn hint(head: &[u8]) -> &'static str {
+    if head.starts_with(b"PK\x03\x04") {
+        return " (a zip archive: unzip it first)";
+    }
+    if head.starts_with(b"BZh") {
+        return " (bzip2: `bzcat FILE | oomtrace explain`)";
+    }
+    ""
+}
+
+/// The input, decompressed when it is gzip, xz or zstd (by its magic).
+fn open(file: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    let raw: Box<dyn Read + Send> = match file.to_str() {
+        Some("-") => Box::new(std::io::stdin()),
+        _ => Box::new(
+            fs::File::open(file).with_context(|| format!("reading {}", file.display()))?,
+        ),
+    };
+    let mut raw = BufReader::with_capacity(SNIFF, raw);
+    let head = raw.fill_buf().with_context(|| format!("reading {}", name(file)))?;
+    let inner: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(raw))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(XzReader::spawn(raw))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(
+            ruzstd::decoding::StreamingDecoder::new(raw)
+                .map_err(|e| anyhow::anyhow!("{}: not a zstd stream: {e}", name(file)))?,
+        )
+    } else {
+        return Ok(Box::new(raw));
+    };
+    Ok(Box::new(BufReader::with_capacity(SNIFF, inner)))
+}
+
+/// xz, decompressed on a thread of its own into a bounded channel (the
+/// decoder writes; it offers no reader).
+struct XzReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl XzReader {
+    fn spawn(mut input: BufReader<Box<dyn Read + Send>>) -> XzReader {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut w = ChannelWriter(tx.clone());
+            if let Err(e) = lzma_rs::xz_decompress(&mut input, &mut w) {
+                let _ = tx.send(Err(std::io::Error::other(format!("xz: {e}"))));
             }
-            Logged::NoVictim(r) => {
-                let identity = r
-                    .report
-                    .oom_memcg
-                    .as_deref()
-                    .map(Identity::of_path)
-                    .unwrap_or_default();
-                let (names, from) = names(&identity, &found.names, pods_dir, containers_dir);
-                let seen = Observed {
-                    memory: r.report.report.as_ref().map(Memory::from_report),
-                    names,
-                    ..Observed::default()
-                };
-                let mut v = attribution::verdict_from_unfinished(r, seen);
-                v.evidence.names_from = from;
-                v
+        });
+        XzReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+struct ChannelWriter(std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for XzReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The decoder is done.
+                Err(_) => return Ok(0),
             }
-            Logged::Eviction(e) => attribution::verdict_from_kubelet_eviction(e),
-        })
-        .collect()
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The names the kubelet's lines give anywhere in a file.
+fn names_in(file: &Path, opts: explain::Options) -> anyhow::Result<LogNames> {
+    let mut input = open(file)?;
+    let mut e = Explainer::new(opts);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        e.line(line.strip_suffix(b"\n").unwrap_or(&line));
+    }
+    Ok(e.names().clone())
+}
+
+/// One item's verdict, named by the log directories here or the log's own lines.
+fn verdict(item: &Logged, logged: &LogNames, pods_dir: &Path, containers_dir: &Path) -> Verdict {
+    match item {
+        Logged::Kill(k) => {
+            let assessment = attribution::from_saved_log(k);
+            let (names, from) = names(&assessment.identity, logged, pods_dir, containers_dir);
+            let seen = Observed {
+                memory: k
+                    .past
+                    .summary
+                    .as_ref()
+                    .and_then(|s| s.report.as_ref())
+                    .map(Memory::from_report),
+                names,
+                ..Observed::default()
+            };
+            let mut v = attribution::verdict_from_log(assessment, seen);
+            v.evidence.names_from = from;
+            v
+        }
+        Logged::NoVictim(r) => {
+            let identity = r
+                .report
+                .oom_memcg
+                .as_deref()
+                .map(Identity::of_path)
+                .unwrap_or_default();
+            let (names, from) = names(&identity, logged, pods_dir, containers_dir);
+            let seen = Observed {
+                memory: r.report.report.as_ref().map(Memory::from_report),
+                names,
+                ..Observed::default()
+            };
+            let mut v = attribution::verdict_from_unfinished(r, seen);
+            v.evidence.names_from = from;
+            v
+        }
+        Logged::Eviction(e) => attribution::verdict_from_kubelet_eviction(e),
+    }
 }
 
 /// The kubelet's names: from its log directories when they exist here,
@@ -163,19 +316,6 @@ fn name(file: &Path) -> String {
         Some("-") => "standard input".into(),
         _ => file.display().to_string(),
     }
-}
-
-fn read(file: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    if file.to_str() == Some("-") {
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .context("reading standard input")?;
-    } else {
-        buf = fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    }
-    Ok(buf)
 }
 
 fn pod_name(dir: &Path, uid: &PodUid) -> Option<(String, String)> {

@@ -429,3 +429,82 @@ fn bad_input() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+/// A followed log (`dmesg -w | oomtrace explain`): each kill is printed
+/// when its line comes, not at the end of input.
+#[test]
+fn a_followed_log_prints_each_kill_as_it_comes() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oomtrace"))
+        .args(["explain", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running oomtrace explain");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let report = std::fs::read(fixture("host-6.18-dmesg.txt")).expect("fixture");
+    stdin.write_all(&report).expect("writing the report");
+    stdin.flush().expect("flush");
+    // stdin stays open: the verdicts must come anyway.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a verdict before the end of input");
+    let v: Value = serde_json::from_str(&first).expect("JSON");
+    assert_eq!(v["type"], "verdict", "{v}");
+    drop(stdin);
+    let status = child.wait().expect("exit");
+    assert!(status.success());
+}
+
+/// gzip, xz and zstd logs are read as they are, with the same verdicts.
+#[test]
+fn compressed_logs() {
+    let plain = verdicts("host-6.18-dmesg.txt");
+    let dir = std::env::temp_dir().join(format!("oomtrace-explain-z-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let src = fixture("host-6.18-dmesg.txt");
+    for (tool, ext) in [("gzip", "gz"), ("xz", "xz"), ("zstd", "zst")] {
+        let out = dir.join(format!("log.{ext}"));
+        let made = Command::new(tool)
+            .args(["-c", "-q"])
+            .arg(&src)
+            .output();
+        let Some(made) = made.ok().filter(|m| m.status.success()) else {
+            panic!("{tool} is needed for this test (Debian's {tool} package)");
+        };
+        std::fs::write(&out, made.stdout).expect("writing the compressed log");
+        let got = explain(&[out.to_str().expect("utf-8")], None);
+        assert!(got.status.success(), "{tool}: {got:?}");
+        let got: Vec<Value> = String::from_utf8_lossy(&got.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(got, plain, "{tool}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Output closed early (`| head -1`): exit 0, no panic.
+#[test]
+fn a_closed_pipe_is_success() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oomtrace"))
+        .args(["explain", fixture("vm-6.1-dmesg-main.txt").to_str().expect("utf-8")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running oomtrace explain");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("exit");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{out:?}");
+}

@@ -91,6 +91,10 @@ const TEST_PACKAGES: &[&str] = &[
     "jq",
     "containerd",
     "protobuf-compiler",
+    // explain reads compressed logs: the test compresses a fixture with each.
+    "gzip",
+    "xz-utils",
+    "zstd",
 ];
 
 /// Installs the end-to-end tests' packages when missing.

@@ -254,12 +254,60 @@ pub struct Unfinished {
     pub report: Option<MemcgReport>,
 }
 
+/// The phrases a report's lines are known by, found in one pass.
+pub(crate) mod anchors {
+    use std::sync::LazyLock;
+
+    use aho_corasick::AhoCorasick;
+
+    pub const HEADER: u32 = 1 << 0;
+    pub const KILLED: u32 = 1 << 1;
+    pub const CHOSEN: u32 = 1 << 2;
+    pub const TASK_IN: u32 = 1 << 3;
+    /// The kubelet's and containerd's lines (explain::journal).
+    pub const JOURNAL: u32 = 1 << 4;
+
+    const PHRASES: [(&str, u32); 9] = [
+        (" invoked oom-killer: ", HEADER),
+        ("Killed process ", KILLED),
+        (": Kill process ", CHOSEN),
+        (" killed as a result of limit of ", TASK_IN),
+        ("viction manager: ", JOURNAL),
+        ("Killing container with a grace period", JOURNAL),
+        ("SyncLoop (PLEG)", JOURNAL),
+        ("TaskOOM", JOURNAL),
+        ("oom-kill:", KILLED),
+    ];
+
+    static FINDER: LazyLock<Option<AhoCorasick>> =
+        LazyLock::new(|| AhoCorasick::new(PHRASES.iter().map(|(p, _)| p)).ok());
+
+    /// Which phrases `text` holds; every bit when the finder could not be
+    /// built (the parsers then look for themselves).
+    pub fn of(text: &str) -> u32 {
+        let Some(f) = FINDER.as_ref() else {
+            return u32::MAX;
+        };
+        f.find_overlapping_iter(text)
+            .fold(0, |bits, m| bits | PHRASES.get(m.pattern().as_usize()).map_or(0, |p| p.1))
+    }
+}
+
 impl ReportReader {
     /// Every summary, kill and report boundary in one line of kernel text.
     pub fn feed(&mut self, text: &str) -> Vec<OomLine> {
+        self.feed_with(text, anchors::of(text))
+    }
+
+    /// [`feed`](Self::feed), with the phrases already looked for.
+    pub(crate) fn feed_with(&mut self, text: &str, found: u32) -> Vec<OomLine> {
         let text = text.trim_end_matches(['\n', '\r']);
         let mut out = Vec::new();
-        if let Some((comm, _)) = text.rsplit_once(" invoked oom-killer: ") {
+        let header = match found & anchors::HEADER {
+            0 => None,
+            _ => text.rsplit_once(" invoked oom-killer: "),
+        };
+        if let Some((comm, _)) = header {
             self.end_report(&mut out);
             self.report = Some(OpenReport {
                 comm: Some(comm.to_owned()),
@@ -299,7 +347,7 @@ impl ReportReader {
             self.open().global_lines = true;
             return out;
         }
-        if let Some(rest) = text.strip_prefix("Task in ") {
+        if let Some(rest) = text.strip_prefix("Task in ").filter(|_| found & anchors::TASK_IN != 0) {
             if let Some((task, limit)) = rest.split_once(" killed as a result of limit of ") {
                 let r = self.open();
                 r.task_in = Some((task.to_owned(), limit.to_owned()));
@@ -314,8 +362,11 @@ impl ReportReader {
             self.open().group = Some(path.to_owned());
             return out;
         }
-        if let Some(chosen) = parse_chosen(text) {
+        if let Some(chosen) = parse_chosen(text).filter(|_| found & anchors::CHOSEN != 0) {
             self.open().chosen = Some(chosen);
+            return out;
+        }
+        if found & anchors::KILLED == 0 {
             return out;
         }
         let parsed = parse_oom_line(text).or_else(|| {

@@ -273,7 +273,10 @@ impl Explainer {
                 ..s.clone()
             };
         }
-        if s.program.as_deref().is_none_or(|p| p != "kernel") {
+        let found = crate::oom_report::anchors::of(&s.text);
+        if found & crate::oom_report::anchors::JOURNAL != 0
+            && s.program.as_deref().is_none_or(|p| p != "kernel")
+        {
             if let Some(j) = journal::parse(&s.text) {
                 self.journal(j, &s, line_no, out);
                 return;
@@ -285,7 +288,7 @@ impl Explainer {
                 self.gap(out);
             }
         }
-        for l in self.reader.feed(&s.text) {
+        for l in self.reader.feed_with(&s.text, found) {
             self.handle(l, &s, line_no, out);
         }
     }
@@ -467,9 +470,14 @@ impl Explainer {
 
 /// A line a terminal may have folded: an OOM line that is not whole yet.
 fn might_continue(text: &str) -> bool {
+    let found = crate::oom_report::anchors::of(text);
+    if found & crate::oom_report::anchors::KILLED == 0 && !text.starts_with("Task in ") {
+        return false;
+    }
     let summary_cut = text.starts_with("oom-kill:") && !ends_with_uid(text);
-    let task_in_cut = text.starts_with("Task in ") && !text.contains(" killed as a result of limit of ");
-    let kill_cut = text.contains("Killed process ")
+    let task_in_cut = text.starts_with("Task in ") && found & crate::oom_report::anchors::TASK_IN == 0;
+    let kill_cut = found & crate::oom_report::anchors::KILLED != 0
+        && text.contains("Killed process ")
         && !text.contains("total-vm:")
         && !text.contains("is already exiting");
     summary_cut || task_in_cut || kill_cut
