@@ -43,7 +43,7 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
     // anywhere in it, then for the verdicts. A stream once, names as they come.
     let names = match stdin {
         true => None,
-        false => Some(names_in(&a.file, opts)?),
+        false => Some(names_in(&a.file)?),
     };
     let mut input = open(&a.file)?;
     let sniffed = input.fill_buf().map(|b| b[..b.len().min(SNIFF)].to_vec()).unwrap_or_default();
@@ -225,18 +225,18 @@ impl Read for XzReader {
 }
 
 /// The names the kubelet's lines give anywhere in a file.
-fn names_in(file: &Path, opts: explain::Options) -> anyhow::Result<LogNames> {
+fn names_in(file: &Path) -> anyhow::Result<LogNames> {
     let mut input = open(file)?;
-    let mut e = Explainer::new(opts);
+    let mut names = LogNames::default();
     let mut line = Vec::new();
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        e.line(line.strip_suffix(b"\n").unwrap_or(&line));
+        names.learn_line(&line);
     }
-    Ok(e.names().clone())
+    Ok(names)
 }
 
 /// One item's verdict, named by the log directories here or the log's own lines.

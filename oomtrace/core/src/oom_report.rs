@@ -93,6 +93,9 @@ fn number<T: std::str::FromStr>(field: HeaderField, value: &str) -> Result<T, Km
 /// The kernel writes bytes below space, at or above 127, and `\` itself as
 /// `\xNN`; multi-byte UTF-8 therefore arrives as several escapes.
 pub(crate) fn unescape(text: &str) -> String {
+    if !text.contains('\\') {
+        return text.to_owned();
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -288,7 +291,8 @@ pub(crate) mod anchors {
         let Some(f) = FINDER.as_ref() else {
             return u32::MAX;
         };
-        f.find_overlapping_iter(text)
+        // The phrases do not overlap one another: a plain scan finds each.
+        f.find_iter(text)
             .fold(0, |bits, m| bits | PHRASES.get(m.pattern().as_usize()).map_or(0, |p| p.1))
     }
 }

@@ -114,6 +114,26 @@ impl LogNames {
         }
     }
 
+    /// Learns what one raw line of a log names (the kubelet's and
+    /// containerd's lines); the rest are skipped at the cost of one scan.
+    pub fn learn_line(&mut self, raw: &[u8]) {
+        let line = String::from_utf8_lossy(raw);
+        if crate::oom_report::anchors::of(&line) & crate::oom_report::anchors::JOURNAL == 0 {
+            return;
+        }
+        let Some(s) = prefix::strip(&line, Options::default()) else {
+            return;
+        };
+        match journal::parse(&s.text) {
+            Some(JournalLine::Killing(c) | JournalLine::PodContainer(c)) => self.learn(&c),
+            Some(JournalLine::TaskOom { container_id }) => self.learn(&ContainerName {
+                container_id: Some(container_id),
+                ..ContainerName::default()
+            }),
+            _ => {}
+        }
+    }
+
     /// The pod's namespace and name by its uid.
     pub fn pod(&self, uid: &str) -> Option<(String, String)> {
         self.by_uid.get(uid).cloned()
