@@ -344,6 +344,7 @@ impl Daemon {
             heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
             kernel_oom_kills,
             kubelet_log: live.kubelet_log.enabled(),
+            follow_long_stops: true,
             kernel_log: reading_kmsg,
             dying_sample_ns: config
                 .common

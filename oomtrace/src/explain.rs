@@ -46,7 +46,10 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         false => Some(names_in(&a.file)?),
     };
     let mut input = open(&a.file)?;
-    let sniffed = input.fill_buf().map(|b| b[..b.len().min(SNIFF)].to_vec()).unwrap_or_default();
+    let sniffed = input
+        .fill_buf()
+        .map(|b| b[..b.len().min(SNIFF)].to_vec())
+        .unwrap_or_default();
     let node = a.node_name.clone().unwrap_or_default();
     let mut sink = crate::daemon::make_sink(a.format.unwrap_or(Format::Json), node);
     let mut e = Explainer::new(opts);
@@ -62,7 +65,12 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
             _ => e.line(line.strip_suffix(b"\n").unwrap_or(&line)),
         };
         for item in items {
-            let v = verdict(&item, names.as_ref().unwrap_or(e.names()), &a.pods_log_dir, &a.containers_log_dir);
+            let v = verdict(
+                &item,
+                names.as_ref().unwrap_or(e.names()),
+                &a.pods_log_dir,
+                &a.containers_log_dir,
+            );
             *counts.entry(label(&v)).or_default() += 1;
             match sink.write(&Line::Verdict(Box::new(v))) {
                 Ok(()) => {}
@@ -83,7 +91,10 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
             eprintln!("oomtrace: {}: {err}{}", name(&a.file), hint(&sniffed));
             return Ok(ExitCode::from(2));
         }
-        eprintln!("oomtrace: no OOM kill found in {}, and no eviction", name(&a.file));
+        eprintln!(
+            "oomtrace: no OOM kill found in {}, and no eviction",
+            name(&a.file)
+        );
     } else {
         let by: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
         eprintln!(
@@ -96,7 +107,11 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
     let without = e.without_outcome();
     if !without.is_empty() {
         let lines: Vec<String> = without.iter().map(u64::to_string).collect();
-        let (its, s) = if lines.len() == 1 { ("its", "") } else { ("their", "s") };
+        let (its, s) = if lines.len() == 1 {
+            ("its", "")
+        } else {
+            ("their", "s")
+        };
         eprintln!(
             "oomtrace: {} OOM report{s} began (line {}) but the log holds neither {its} scope nor {its} victim: no verdict",
             lines.len(),
@@ -144,12 +159,12 @@ fn hint(head: &[u8]) -> &'static str {
 fn open(file: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     let raw: Box<dyn Read + Send> = match file.to_str() {
         Some("-") => Box::new(std::io::stdin()),
-        _ => Box::new(
-            fs::File::open(file).with_context(|| format!("reading {}", file.display()))?,
-        ),
+        _ => Box::new(fs::File::open(file).with_context(|| format!("reading {}", file.display()))?),
     };
     let mut raw = BufReader::with_capacity(SNIFF, raw);
-    let head = raw.fill_buf().with_context(|| format!("reading {}", name(file)))?;
+    let head = raw
+        .fill_buf()
+        .with_context(|| format!("reading {}", name(file)))?;
     let inner: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(raw))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
@@ -299,12 +314,10 @@ fn names(
     }
     let by_container = cid.and_then(|c| logged.container(c.as_str()));
     let from_log = Names {
-        pod: uid
-            .and_then(|u| logged.pod(u.as_str()))
-            .or_else(|| {
-                let c = by_container?;
-                Some((c.namespace.clone()?, c.name.clone()?))
-            }),
+        pod: uid.and_then(|u| logged.pod(u.as_str())).or_else(|| {
+            let c = by_container?;
+            Some((c.namespace.clone()?, c.name.clone()?))
+        }),
         container: by_container.and_then(|c| c.container.clone()),
     };
     let any = from_log.pod.is_some() || from_log.container.is_some();

@@ -230,7 +230,9 @@ fn vm_6_1_dmesg() {
     let text = std::fs::read_to_string(fixture("vm-6.1-dmesg-main.txt")).expect("fixture");
     // An oom.group kill prints its first victim twice (as the victim, then
     // as a member): one verdict per victim per incident.
-    let repeats = text.matches("are going to be killed due to memory.oom.group set").count();
+    let repeats = text
+        .matches("are going to be killed due to memory.oom.group set")
+        .count();
     assert!(repeats > 0);
     assert_eq!(
         main.len(),
@@ -475,10 +477,7 @@ fn compressed_logs() {
     let src = fixture("host-6.18-dmesg.txt");
     for (tool, ext) in [("gzip", "gz"), ("xz", "xz"), ("zstd", "zst")] {
         let out = dir.join(format!("log.{ext}"));
-        let made = Command::new(tool)
-            .args(["-c", "-q"])
-            .arg(&src)
-            .output();
+        let made = Command::new(tool).args(["-c", "-q"]).arg(&src).output();
         let Some(made) = made.ok().filter(|m| m.status.success()) else {
             panic!("{tool} is needed for this test (Debian's {tool} package)");
         };
@@ -498,7 +497,10 @@ fn compressed_logs() {
 #[test]
 fn a_closed_pipe_is_success() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oomtrace"))
-        .args(["explain", fixture("vm-6.1-dmesg-main.txt").to_str().expect("utf-8")])
+        .args([
+            "explain",
+            fixture("vm-6.1-dmesg-main.txt").to_str().expect("utf-8"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -506,5 +508,8 @@ fn a_closed_pipe_is_success() {
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("exit");
     assert!(out.status.success(), "{out:?}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{out:?}"
+    );
 }

@@ -542,26 +542,47 @@ fn a_hard_eviction_through_the_runtime_is_an_eviction() {
     let _ = fs::remove_file(config);
 }
 
-/// A deletion under pressure: the pod's own grace period (30 s) outlives a
-/// hard eviction's: a `stopped` line, never an eviction.
+/// Whether a `stopped` line says its stop fits both an eviction by a
+/// kubelet that gives evicted pods their full grace period
+/// (kubernetes#115819) and a deletion, never that it is not an eviction.
+fn says_eviction_or_deletion(line: &Json) -> bool {
+    let summary = line["summary"].as_str().unwrap_or_default();
+    line["reason"] == "eviction_or_deletion"
+        && summary.contains("kubernetes#115819")
+        && summary.contains("a deletion or rollout")
+        && !summary.contains("not an eviction")
+}
+
+/// A deletion under pressure, with no kubelet log to read: the pod's own
+/// grace period (30 s) outlives a hard eviction's, and a kubelet that
+/// gives evicted pods their full grace period (kubernetes#115819) stops
+/// them the same way: a `stopped` line that says both, never an eviction.
 #[test]
 fn a_deletion_under_pressure_is_a_stop() {
     let config = pressured_kubelet_config();
-    let daemon = daemon(&["--kubelet-config", &config.display().to_string()]);
+    let daemon = daemon(&[
+        "--kubelet-config",
+        &config.display().to_string(),
+        "--kubelet-log",
+        "none",
+    ]);
     let mut pod = CriPod::builder(Qos::Burstable)
         .container("stubborn", &["sleep", "3600"], None)
         .run();
     let pid = pod.container("stubborn").pid;
-    let line = std::thread::scope(|s| {
-        let stop = s.spawn(|| pod.stop(30));
-        let line = daemon.wait_for("the stopped line", |l| {
-            l["type"] == "stopped" && l["process"]["pid"] == pid
-        });
-        assert_eq!(line["reason"], "grace_longer_than_hard_eviction", "{line}");
-        assert_eq!(line["signal"]["name"], "SIGTERM", "{line}");
-        stop.join().expect("the stop");
-        line
+    // The line comes once the stop has ended and the pod is empty.
+    pod.stop(30);
+    let line = daemon.wait_for("the stopped line", |l| {
+        l["type"] == "stopped" && l["process"]["pid"] == pid
     });
+    assert!(says_eviction_or_deletion(&line), "{line}");
+    assert!(
+        line["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("--kubelet-log")),
+        "what would tell them apart: {line}"
+    );
+    assert_eq!(line["signal"]["name"], "SIGTERM", "{line}");
     let s = pod.container("stubborn").status();
     assert_eq!((s.state, s.exit_code), (State::Exited, 137), "{s:?}");
     side_by_side("deletion under pressure (grace 30 s)", &line, &s);
@@ -639,19 +660,24 @@ fn a_soft_eviction_has_the_configured_grace_period() {
     );
     side_by_side("soft eviction (grace 5 s)", &v, &s);
 
-    // The same node, a pod deleted with its 30 s: past the soft grace.
+    // The same node, a pod deleted with its 30 s: past the soft grace,
+    // and no kubelet log names it.
     let mut deleted = CriPod::builder(Qos::Burstable)
         .container("stubborn", &["sleep", "3600"], None)
         .run();
     let pid = deleted.container("stubborn").pid;
-    std::thread::scope(|s| {
-        let stop = s.spawn(|| deleted.stop(30));
-        let line = daemon.wait_for("the stopped line", |l| {
-            l["type"] == "stopped" && l["process"]["pid"] == pid
-        });
-        assert_eq!(line["reason"], "grace_longer_than_hard_eviction", "{line}");
-        stop.join().expect("the stop");
+    deleted.stop(30);
+    let line = daemon.wait_for("the stopped line", |l| {
+        l["type"] == "stopped" && l["process"]["pid"] == pid
     });
+    assert!(says_eviction_or_deletion(&line), "{line}");
+    daemon.barrier();
+    assert!(
+        daemon
+            .all(|l| l["type"] == "verdict" && l["pod"]["uid"] == deleted.uid.as_str())
+            .is_empty(),
+        "{line}"
+    );
     daemon.finish();
     let _ = fs::remove_file(config);
 }
@@ -689,6 +715,122 @@ fn the_kubelets_own_log_confirms_an_eviction() {
     assert_eq!(v["evidence"]["basis"], "kubelet_log", "{v}");
     assert!(v["evidence"]["grace_s"].as_f64().is_some(), "{v}");
     side_by_side("hard eviction, the kubelet's log read", &v, &c.status());
+    daemon.finish();
+    let _ = fs::remove_file(config);
+    let _ = fs::remove_file(log);
+}
+
+/// The kubelet's line for the pod, as its eviction manager writes it once
+/// its kill returned.
+fn kubelet_logs_eviction(log: &std::path::Path, pod: &CriPod) {
+    let mut text = fs::read_to_string(log).expect("kubelet log");
+    text.push_str(&format!(
+        "I1128 01:00:35.445172    2480 eviction_manager.go:595] \"Eviction manager: pod is evicted successfully\" pod=\"{}/{}\"\n",
+        pod.namespace, pod.name
+    ));
+    fs::write(log, text).expect("kubelet log");
+}
+
+/// A kubelet of the kubernetes#115819 era (and #124405) evicts a pod with
+/// its full grace period (30 s): the runtime's calls are a deletion's, so
+/// the kubelet's own line decides. With it, an eviction that keeps the
+/// grace it saw; a pod stopped alike beside it that the log does not name
+/// is a stop that says both, and that the log was read.
+#[test]
+fn a_long_grace_eviction_rests_on_the_kubelets_log() {
+    let config = pressured_kubelet_config();
+    let log = std::env::temp_dir().join(format!("kubelet-{}.log", unique_uid()));
+    fs::write(
+        &log,
+        "I1128 01:00:00.000000    2480 kubelet.go:2400] \"SyncLoop ADD\"\n",
+    )
+    .expect("kubelet log");
+    let daemon = daemon(&[
+        "--kubelet-config",
+        &config.display().to_string(),
+        "--kubelet-log",
+        &log.display().to_string(),
+    ]);
+    let mut evicted = CriPod::builder(Qos::Burstable)
+        .container("stubborn", &["sleep", "3600"], None)
+        .run();
+    let mut deleted = CriPod::builder(Qos::Burstable)
+        .container("stubborn", &["sleep", "3600"], None)
+        .run();
+    std::thread::scope(|s| {
+        let other = s.spawn(|| deleted.stop(30));
+        evicted.stop(30);
+        kubelet_logs_eviction(&log, &evicted);
+        other.join().expect("the other stop");
+    });
+
+    let c = evicted.container("stubborn");
+    let status = c.status();
+    assert_eq!(
+        (status.state, status.exit_code, status.reason.as_str()),
+        (State::Exited, 137, "Error"),
+        "{status:?}"
+    );
+    let v = verdict_of(&daemon, c.pid);
+    assert_eq!(
+        (v["verdict"].as_str(), v["kind"].as_str()),
+        (Some("node_pressure"), Some("eviction")),
+        "{v}"
+    );
+    assert_names(&v, &evicted, c);
+    assert_eq!(v["evidence"]["basis"], "kubelet_log", "{v}");
+    assert_eq!(v["evidence"]["eviction_threshold"], "hard", "{v}");
+    let grace = v["evidence"]["grace_s"].as_f64().expect("grace_s");
+    assert!((29.0..33.0).contains(&grace), "the pod's 30 s: {v}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("kubernetes#115819")),
+        "{v}"
+    );
+    side_by_side(
+        "eviction with the pod's grace (30 s), the kubelet's log read",
+        &v,
+        &status,
+    );
+
+    let c = deleted.container("stubborn");
+    let status = c.status();
+    assert_eq!(
+        (status.state, status.exit_code),
+        (State::Exited, 137),
+        "{status:?}"
+    );
+    let line = daemon.wait_for("the stopped line", |l| {
+        l["type"] == "stopped" && l["process"]["pid"] == c.pid
+    });
+    assert!(says_eviction_or_deletion(&line), "{line}");
+    assert!(
+        line["summary"].as_str().is_some_and(
+            |s| s.contains("the kubelet's log, which tells them apart, named no eviction")
+        ),
+        "{line}"
+    );
+    side_by_side(
+        "the same stop (30 s), the kubelet's log read, no line",
+        &line,
+        &status,
+    );
+    daemon.barrier();
+    assert!(
+        daemon
+            .all(|l| l["type"] == "verdict" && l["pod"]["uid"] == deleted.uid.as_str())
+            .is_empty(),
+        "the log did not name it"
+    );
+    assert_eq!(
+        daemon
+            .all(|l| l["type"] == "stopped"
+                && l["process"]["pid"] == evicted.container("stubborn").pid)
+            .len(),
+        0,
+        "the eviction has its verdict, no stop line"
+    );
     daemon.finish();
     let _ = fs::remove_file(config);
     let _ = fs::remove_file(log);

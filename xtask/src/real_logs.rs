@@ -71,14 +71,28 @@ fn expected(file: &str) -> Option<Vec<Want>> {
         "01" => vec![kill(13536, "system", None, Some("/mem2"), None)],
         "02" => vec![kill(1532, "node_pressure", Some("system_oom"), None, None)],
         "03" => vec![
-            kill(1381, "pod_limit", None, Some("/docker/2e088fe462e25e60be1dafafe2c05c47bda1a97978648d10ad2b7484fc0b8f50"), None),
-            kill(1667, "pod_limit", None, Some("/docker/6c6fcab8562fd3150854986b78552c732f234fd405b624207b8843528a145e70"), None),
+            kill(
+                1381,
+                "pod_limit",
+                None,
+                Some("/docker/2e088fe462e25e60be1dafafe2c05c47bda1a97978648d10ad2b7484fc0b8f50"),
+                None,
+            ),
+            kill(
+                1667,
+                "pod_limit",
+                None,
+                Some("/docker/6c6fcab8562fd3150854986b78552c732f234fd405b624207b8843528a145e70"),
+                None,
+            ),
         ],
         "05" => vec![Want {
             pid: None,
             verdict: "pod_limit",
             kind: None,
-            limit_ends: Some("/docker-b27201334a41cd0749d053b18378d7ea65617b8e26277197ea25c974da1a5a8a.scope"),
+            limit_ends: Some(
+                "/docker-b27201334a41cd0749d053b18378d7ea65617b8e26277197ea25c974da1a5a8a.scope",
+            ),
             pod: Some("0330b2c1-"),
             pod_name: None,
         }],
@@ -86,10 +100,28 @@ fn expected(file: &str) -> Option<Vec<Want>> {
             pid: Some(387951),
             ..MEMCG_UNKNOWN
         }],
-        "09" => vec![kill(3967383, "pod_limit", None, Some("/pod62015ce8-a46f-4b0e-a5a1-3082235c62dd"), Some("62015ce8-"))],
-        "10" => vec![kill(2908, "pod_limit", None, Some("/podcb4794b7-954b-4831-81cf-403d83ad22a4"), Some("cb4794b7-"))],
+        "09" => vec![kill(
+            3967383,
+            "pod_limit",
+            None,
+            Some("/pod62015ce8-a46f-4b0e-a5a1-3082235c62dd"),
+            Some("62015ce8-"),
+        )],
+        "10" => vec![kill(
+            2908,
+            "pod_limit",
+            None,
+            Some("/podcb4794b7-954b-4831-81cf-403d83ad22a4"),
+            Some("cb4794b7-"),
+        )],
         "12" => vec![kill(989, "system", None, Some("/podruntime.slice"), None)],
-        "13" => vec![kill(183960, "pod_limit", None, Some("-pod5931aa75_4603_4e65_b552_7c71cf55cfb5.slice"), Some("5931aa75-"))],
+        "13" => vec![kill(
+            183960,
+            "pod_limit",
+            None,
+            Some("-pod5931aa75_4603_4e65_b552_7c71cf55cfb5.slice"),
+            Some("5931aa75-"),
+        )],
         "15" => {
             let mut v = vec![kill(135564, "pod_limit", None, Some("/cri-containerd-b6f10b59e59e4a6ded45057def7d5b74a9e2a9276882b284271c55cb6153f6fd.scope"), Some("c7483131-"))];
             for pid in [140339, 141313, 141314, 141315, 141316, 141317, 141320] {
@@ -100,7 +132,13 @@ fn expected(file: &str) -> Option<Vec<Want>> {
             }
             v
         }
-        "16" => vec![kill(184260, "pod_limit", None, Some("-pod58dc1221_d430_496e_951d_e8cb23caaead.slice"), Some("58dc1221-"))],
+        "16" => vec![kill(
+            184260,
+            "pod_limit",
+            None,
+            Some("-pod58dc1221_d430_496e_951d_e8cb23caaead.slice"),
+            Some("58dc1221-"),
+        )],
         "17" => vec![Want {
             pid: None,
             verdict: "system",
@@ -171,7 +209,10 @@ pub fn check(root: &Path, oomtrace: &Path) -> anyhow::Result<()> {
             // A file added to the folder later: run, never a panic, but no
             // conclusion to compare with.
             unscored += 1;
-            eprintln!("xtask: real logs: {name}: {} verdicts (no expectation written)", got.len());
+            eprintln!(
+                "xtask: real logs: {name}: {} verdicts (no expectation written)",
+                got.len()
+            );
             continue;
         };
         match compare(&got, &want) {
@@ -210,7 +251,10 @@ fn compare(got: &[Value], want: &[Want]) -> Result<(), String> {
             return Err(format!("victim pid {pid:?}, want {:?}: {ctx}", w.pid));
         }
         if v["verdict"] != w.verdict || v["kind"].as_str() != w.kind {
-            return Err(format!("{} {}, want {} {:?}: {ctx}", v["verdict"], v["kind"], w.verdict, w.kind));
+            return Err(format!(
+                "{} {}, want {} {:?}: {ctx}",
+                v["verdict"], v["kind"], w.verdict, w.kind
+            ));
         }
         let limit = v["limit"]["cgroup"].as_str();
         let limit_ok = match (limit, w.limit_ends) {

@@ -642,15 +642,30 @@ fn decide(
 /// What a userspace SIGTERM/SIGKILL to a pod's process comes to: a verdict
 /// now, a line now, or a wait for the rest of the stop.
 pub enum SignalStep {
-    /// The eviction, with the node's memory at its SIGTERM, once the whole
-    /// pod is seen stopped (the kubelet evicts pods, never one container);
-    /// else the stop, reason `pod_not_stopped`.
-    Eviction(Box<Assessment>, Option<NodeMemory>, Box<Stop>),
+    /// The eviction, once the whole pod is seen stopped (the kubelet evicts
+    /// pods, never one container); else the stop, reason `pod_not_stopped`.
+    Eviction(Box<EvictionStep>),
     Stopped(Box<Stop>),
     /// A runtime's SIGTERM under pressure: an eviction only if the process
-    /// ends within a hard eviction's grace period. Decided by the SIGKILL
-    /// that follows, or by [`after_grace`] at `deadline_ns`.
+    /// ends within a hard eviction's grace period, or the kubelet's log
+    /// names it. Decided by the SIGKILL that follows, or by [`after_grace`]
+    /// at `check_ns`.
     Wait(Box<PendingStop>),
+}
+
+/// A stop that looks like an eviction, waiting for its pod to be empty.
+pub struct EvictionStep {
+    pub a: Assessment,
+    /// The node's memory at the SIGTERM.
+    pub node_memory: Option<NodeMemory>,
+    /// The stop to report instead if the rest of the pod keeps running.
+    pub only_this: Stop,
+    /// The process outlived the eviction's grace period: kubelets that
+    /// give evicted pods their full grace period (kubernetes#115819,
+    /// #124405) stop them exactly as a deletion does, so only the kubelet's
+    /// own log line makes it an eviction; without it, this stop is reported
+    /// (`eviction_or_deletion`).
+    pub unless_logged: Option<Stop>,
 }
 
 /// A pod's process ended by a userspace signal that was not an eviction,
@@ -664,10 +679,14 @@ pub struct Stop {
     pub signal: Signal,
     pub node_memory: Option<NodeMemory>,
     pub reason: StopReason,
+    /// Whether the kubelet's log was read for this stop and named no
+    /// eviction (`eviction_or_deletion` says which).
+    pub kubelet_log_read: bool,
 }
 
 /// The one place a `Stopped` line is built.
 pub fn stopped(s: Stop, names: &Names) -> Stopped {
+    let kubelet_log_read = s.kubelet_log_read;
     let identity = s.identity.named(names);
     let mut out = Stopped {
         time: s.time,
@@ -680,7 +699,7 @@ pub fn stopped(s: Stop, names: &Names) -> Stopped {
         reason: s.reason,
         summary: String::new(),
     };
-    out.summary = wording::stopped(&out);
+    out.summary = wording::stopped(&out, kubelet_log_read);
     out
 }
 
@@ -712,6 +731,16 @@ pub fn sent(ev: &SignalEvent) -> bool {
 /// `runc kill` calls.
 pub const HARD_EVICTION_GRACE_NS: u64 = 3_000_000_000;
 
+/// How long past its eviction's grace period a process that outlived it
+/// is followed for the end of its stop: a pod's own grace period (which
+/// some kubelets give evicted pods) is 30 s by default and sometimes an
+/// hour. Still running after that, it is reported as it stands.
+pub const LONG_STOP_FOLLOW_NS: u64 = 3_600_000_000_000 + 60_000_000_000;
+
+/// How often such a process is looked for: its exit is not seen, and a
+/// poll at every 50 ms tick of a 30 s stop would be 600 reads of /proc.
+pub const LONG_STOP_POLL_NS: u64 = 1_000_000_000;
+
 /// Process names of the container runtimes that deliver a stop's signals
 /// (each `runc kill` is a fresh, short-lived process). Names are the
 /// kernel's 15-byte comm.
@@ -739,6 +768,10 @@ pub struct SignalContext<'a> {
     /// The kubelet's soft threshold, when its config has one.
     pub soft: Option<SoftThreshold>,
     pub boot_to_wall_ns: i128,
+    /// Whether a process that outlives the eviction's grace period is
+    /// followed to the end of its stop (false: replaying a recording made
+    /// before it was, which holds no answers for the polls).
+    pub follow_long_stops: bool,
 }
 
 /// `evictionSoft` memory.available, in bytes for this node.
@@ -755,11 +788,26 @@ pub struct SoftThreshold {
 #[derive(Clone, Debug)]
 pub struct PendingStop {
     pub boot_ns: u64,
+    /// The end of the eviction's grace period (slack included).
     pub deadline_ns: u64,
+    /// When the process is next looked for: the deadline, then every
+    /// [`LONG_STOP_POLL_NS`] once it outlived it.
+    pub check_ns: u64,
     pub pid: u32,
     /// `hard` or `soft`: the threshold memory.available was under.
     threshold: &'static str,
     stop: Stop,
+    follow: bool,
+    /// Still running at the deadline: followed until its stop ends.
+    outlived: bool,
+}
+
+impl PendingStop {
+    /// Whether the process outlived the eviction's grace period and is
+    /// followed at a slow poll (no faster ticks needed).
+    pub fn outlived(&self) -> bool {
+        self.outlived
+    }
 }
 
 fn under_pressure(node: Option<&NodeMemory>) -> bool {
@@ -812,6 +860,7 @@ pub fn on_signal(
         signal,
         node_memory: cx.node.cloned(),
         reason: StopReason::NoMemoryPressure,
+        kubelet_log_read: false,
     };
     let with = |reason| {
         Some(SignalStep::Stopped(Box::new(Stop {
@@ -829,7 +878,7 @@ pub fn on_signal(
             return with(StopReason::SenderNotRuntime);
         }
         let gap = boot_ns.saturating_sub(term.boot_ns);
-        if boot_ns > term.deadline_ns {
+        if boot_ns > term.deadline_ns && !term.follow {
             return with(StopReason::GraceLongerThanHardEviction);
         }
         return Some(eviction(
@@ -837,6 +886,7 @@ pub fn on_signal(
             stop,
             "runtime_sigterm_then_sigkill",
             Some(gap),
+            boot_ns > term.deadline_ns,
         ));
     }
     if !runtime {
@@ -866,36 +916,51 @@ pub fn on_signal(
             ..stop
         })));
     }
+    let deadline_ns = boot_ns.saturating_add(window_ns);
     Some(SignalStep::Wait(Box::new(PendingStop {
         boot_ns,
-        deadline_ns: boot_ns.saturating_add(window_ns),
+        deadline_ns,
+        check_ns: deadline_ns,
         pid: ev.target.tgid,
         threshold,
         stop,
+        follow: cx.follow_long_stops,
+        outlived: false,
     })))
 }
 
-/// A pending SIGTERM whose grace period ran out with no SIGKILL: gone means
-/// it ended within the grace (an eviction, inferred: the exit itself is not
-/// seen); alive means the stop's grace is longer than a hard eviction's.
-pub fn after_grace(p: PendingStop, alive: bool) -> SignalStep {
-    if alive {
+/// A pending SIGTERM looked at (`now_ns`) with no SIGKILL seen: gone at the
+/// deadline means it ended within the grace (an eviction, inferred: the
+/// exit itself is not seen); gone later, that its stop had a longer grace
+/// (the kubelet's log decides); alive, it is followed until its stop ends,
+/// for at most [`LONG_STOP_FOLLOW_NS`] past the deadline.
+pub fn after_grace(mut p: PendingStop, alive: bool, now_ns: u64) -> SignalStep {
+    if !alive {
+        let stop = p.stop.clone();
+        return eviction(&p, stop, "runtime_sigterm_then_exit", None, p.outlived);
+    }
+    let followed_for = now_ns.saturating_sub(p.deadline_ns);
+    if !p.follow || followed_for >= LONG_STOP_FOLLOW_NS {
         return SignalStep::Stopped(Box::new(Stop {
             reason: StopReason::GraceLongerThanHardEviction,
             ..p.stop
         }));
     }
-    let stop = p.stop.clone();
-    eviction(&p, stop, "runtime_sigterm_then_exit", None)
+    p.outlived = true;
+    p.check_ns = now_ns.saturating_add(LONG_STOP_POLL_NS);
+    SignalStep::Wait(Box::new(p))
 }
 
 /// The eviction verdict's assessment: the stop began with `term`'s SIGTERM
-/// and ended with `last` (the SIGKILL, or the SIGTERM itself).
+/// and ended with `last` (the SIGKILL, or the SIGTERM itself). `outlived`:
+/// it ended after the eviction's grace period, so it is an eviction only
+/// if the kubelet's log says so.
 fn eviction(
     term: &PendingStop,
     last: Stop,
     basis: &'static str,
     grace_ns: Option<u64>,
+    outlived: bool,
 ) -> SignalStep {
     let last_stop = last.clone();
     let a = Assessment {
@@ -926,11 +991,17 @@ fn eviction(
         reason: StopReason::PodNotStopped,
         ..last_stop
     };
-    SignalStep::Eviction(
-        Box::new(a),
-        term.stop.node_memory.clone(),
-        Box::new(only_this),
-    )
+    // Said from the stop's first signal, as every stop line is.
+    let unless_logged = outlived.then(|| Stop {
+        reason: StopReason::EvictionOrDeletion,
+        ..term.stop.clone()
+    });
+    SignalStep::Eviction(Box::new(EvictionStep {
+        a,
+        node_memory: term.stop.node_memory.clone(),
+        only_this,
+        unless_logged,
+    }))
 }
 
 /// A kill found in the kernel log at start: what the log says, no more.
@@ -1102,13 +1173,15 @@ pub fn verdict_from_unfinished(r: &crate::explain::LoggedReport, seen: Observed)
 pub fn verdict_from_kubelet_eviction(e: &crate::explain::LoggedEviction) -> Verdict {
     let uid = e.uid.as_deref().and_then(|u| pods::PodUid::parse(u).ok());
     let container = match e.containers.as_slice() {
-        [(name, Some(id))] => pods::ContainerId::parse(id)
-            .ok()
-            .map(|id| crate::verdict::Container {
-                id,
-                name: name.clone(),
-                runtime: None,
-            }),
+        [(name, Some(id))] => {
+            pods::ContainerId::parse(id)
+                .ok()
+                .map(|id| crate::verdict::Container {
+                    id,
+                    name: name.clone(),
+                    runtime: None,
+                })
+        }
         _ => None,
     };
     let mut v = Verdict {
@@ -1443,13 +1516,29 @@ mod tests {
         ev.valid = valid::VICTIM_ALL & !(valid::VICTIM_OOM_SCORE_ADJ | valid::VICTIM_FILE_RSS);
         ev.victim.valid = valid::TASK_ALL & !(valid::TASK_NS_PID | valid::TASK_PID_NS);
         let v = judge(&ev, &Hints::default());
-        assert_eq!(v.victim.as_ref().map(|x| x.oom_score_adj.clone()).flatten(), None);
-        assert_eq!(v.victim.as_ref().map(|x| x.file_rss_bytes.clone()).flatten(), None);
         assert_eq!(
-            v.victim.as_ref().map(|x| x.rss_bytes.clone()).flatten(), None,
+            v.victim.as_ref().map(|x| x.oom_score_adj.clone()).flatten(),
+            None
+        );
+        assert_eq!(
+            v.victim
+                .as_ref()
+                .map(|x| x.file_rss_bytes.clone())
+                .flatten(),
+            None
+        );
+        assert_eq!(
+            v.victim.as_ref().map(|x| x.rss_bytes.clone()).flatten(),
+            None,
             "a sum with an unread part is unknown"
         );
-        assert_eq!(v.victim.as_ref().map(|x| x.anon_rss_bytes.clone()).flatten(), Some(90 * 4096));
+        assert_eq!(
+            v.victim
+                .as_ref()
+                .map(|x| x.anon_rss_bytes.clone())
+                .flatten(),
+            Some(90 * 4096)
+        );
         assert_eq!(v.victim.as_ref().map(|x| x.ns_pid.clone()).flatten(), None);
         assert_eq!(v.evidence.pid_ns, None);
         assert_eq!(v.evidence.mnt_ns, Some(98));
@@ -1573,6 +1662,7 @@ mod tests {
             node: Some(&n),
             soft,
             boot_to_wall_ns: 0,
+            follow_long_stops: true,
         };
         on_signal(ev, &cx, earlier).expect("a pod's process, signalled from userspace")
     }
@@ -1603,8 +1693,9 @@ mod tests {
         let n = v.node_memory.expect("node memory");
         assert_eq!(n.eviction_threshold_bytes, Some(5 << 30));
         assert!(v.summary.contains("soft eviction"), "{}", v.summary);
+        // Past the soft grace: the kubelet's log decides.
         let late = step_with(&signal(9, "runc", 30_000), false, soft(), Some(&term));
-        assert_eq!(reason(late), StopReason::GraceLongerThanHardEviction);
+        assert_eq!(unless_logged(late), Some(StopReason::EvictionOrDeletion));
         assert_eq!(
             reason(step_with(&signal(15, "runc", 1_000), false, None, None)),
             StopReason::NoMemoryPressure,
@@ -1620,6 +1711,14 @@ mod tests {
         }
     }
 
+    /// An eviction's stop to report unless the kubelet's log names it.
+    fn unless_logged(s: SignalStep) -> Option<StopReason> {
+        match s {
+            SignalStep::Eviction(e) => e.unless_logged.map(|s| s.reason),
+            _ => panic!("not an eviction"),
+        }
+    }
+
     fn pending(s: SignalStep) -> PendingStop {
         match s {
             SignalStep::Wait(p) => *p,
@@ -1629,10 +1728,10 @@ mod tests {
 
     fn evicted(s: SignalStep) -> Verdict {
         match s {
-            SignalStep::Eviction(a, n, _) => verdict(
-                *a,
+            SignalStep::Eviction(e) => verdict(
+                e.a,
                 Observed {
-                    node_memory: n,
+                    node_memory: e.node_memory,
                     ..Observed::default()
                 },
             ),
@@ -1660,24 +1759,105 @@ mod tests {
         assert_eq!(again.boot_ns, term.boot_ns);
     }
 
+    /// A stop past a hard eviction's grace (a deletion's 30 s, or an
+    /// eviction by a kubelet that gives evicted pods their full grace,
+    /// kubernetes#115819) is followed to its end; then only the kubelet's
+    /// log makes it an eviction, else it is `eviction_or_deletion`.
     #[test]
-    fn a_deletions_grace_period_is_not_an_eviction() {
+    fn a_stop_past_the_eviction_grace_waits_for_the_kubelets_word() {
+        let term = pending(step(&signal(15, "runc", 1_000), true, None));
+        let at_grace = term.deadline_ns;
+        // Alive at the grace's end: followed, slowly, no line yet.
+        let followed = pending(after_grace(term.clone(), true, at_grace));
+        assert!(followed.outlived());
+        assert_eq!(followed.check_ns, at_grace + LONG_STOP_POLL_NS);
+        let again = pending(after_grace(
+            followed.clone(),
+            true,
+            at_grace + 5_000_000_000,
+        ));
+        assert_eq!(again.boot_ns, term.boot_ns, "the SIGTERM's clock");
+        // The runtime's SIGKILL at the pod's 30 s: an eviction that needs
+        // the kubelet's line, its grace kept.
+        let killed = step(&signal(9, "runc", 31_000), true, Some(&followed));
+        let SignalStep::Eviction(e) = killed else {
+            panic!("not an eviction to confirm")
+        };
+        let stop = e.unless_logged.clone().expect("a stop unless logged");
+        assert_eq!(stop.reason, StopReason::EvictionOrDeletion);
+        assert_eq!(stop.signal.name, "SIGTERM", "the stop's first signal");
+        assert_eq!(e.only_this.reason, StopReason::PodNotStopped);
+        let v = evicted(SignalStep::Eviction(e));
+        assert_eq!(v.evidence.grace_s, Some(30.0));
+        assert_eq!(v.kind, Some(PressureKind::Eviction));
+        // The same SIGKILL before the poll saw the grace's end.
+        assert_eq!(
+            unless_logged(step(&signal(9, "runc", 31_000), true, Some(&term))),
+            Some(StopReason::EvictionOrDeletion)
+        );
+        // An exit on the SIGTERM after the grace: the same, no grace seen.
+        let e = after_grace(followed, false, at_grace + 6_000_000_000);
+        let SignalStep::Eviction(e) = e else {
+            panic!("not an eviction to confirm")
+        };
+        assert_eq!(
+            e.unless_logged.as_ref().map(|s| s.reason),
+            Some(StopReason::EvictionOrDeletion)
+        );
+        assert_eq!(e.a.evidence.grace_s, None);
+        // Within the grace nothing needs the kubelet's word.
         let term = pending(step(&signal(15, "runc", 1_000), true, None));
         assert_eq!(
-            reason(step(&signal(9, "runc", 31_000), true, Some(&term))),
+            unless_logged(step(&signal(9, "runc", 3_000), true, Some(&term))),
+            None
+        );
+        assert_eq!(unless_logged(after_grace(term, false, at_grace)), None);
+    }
+
+    #[test]
+    fn a_stop_that_never_ends_is_reported_as_it_stands() {
+        let term = pending(step(&signal(15, "runc", 1_000), true, None));
+        let last = term.deadline_ns + LONG_STOP_FOLLOW_NS;
+        let followed = pending(after_grace(term, true, last - 1));
+        assert_eq!(
+            reason(after_grace(followed, true, last)),
             StopReason::GraceLongerThanHardEviction
         );
-        let term = pending(step(&signal(15, "runc", 1_000), true, None));
+    }
+
+    /// A recording made before long stops were followed holds no answers
+    /// for the polls: its replay keeps the old rule.
+    #[test]
+    fn without_following_a_long_grace_is_a_stop_at_the_grace_end() {
+        let n = node(true);
+        let path = format!("{POD}/{CID}");
+        let cx = SignalContext {
+            target_cgroup: Some(&path),
+            node: Some(&n),
+            soft: None,
+            boot_to_wall_ns: 0,
+            follow_long_stops: false,
+        };
+        let term = match on_signal(&signal(15, "runc", 1_000), &cx, None) {
+            Some(SignalStep::Wait(p)) => *p,
+            _ => panic!("not a wait"),
+        };
         assert_eq!(
-            reason(after_grace(term, true)),
+            reason(after_grace(term.clone(), true, term.deadline_ns)),
             StopReason::GraceLongerThanHardEviction
+        );
+        let late = on_signal(&signal(9, "runc", 31_000), &cx, Some(&term));
+        assert_eq!(
+            late.map(reason),
+            Some(StopReason::GraceLongerThanHardEviction)
         );
     }
 
     #[test]
     fn an_exit_on_the_runtimes_sigterm_is_an_eviction_that_says_it_is_inferred() {
         let term = pending(step(&signal(15, "containerd-shim", 1_000), true, None));
-        let v = evicted(after_grace(term, false));
+        let deadline = term.deadline_ns;
+        let v = evicted(after_grace(term, false, deadline));
         assert_eq!(v.evidence.basis, Some("runtime_sigterm_then_exit"));
         assert_eq!(v.evidence.grace_s, None);
         assert_eq!(v.signal.as_ref().map(|s| s.name), Some("SIGTERM"));

@@ -126,6 +126,11 @@ pub struct Start {
     /// then waits a little for the eviction manager's own line.
     #[serde(default)]
     pub kubelet_log: bool,
+    /// Whether a runtime's stop under pressure that outlives the
+    /// eviction's grace period is followed to its end, for the kubelet's
+    /// log to decide (recordings made before hold no answers for its polls).
+    #[serde(default)]
+    pub follow_long_stops: bool,
     /// `--near-oom-horizon`, ns; 0 (and recordings from before it): no
     /// `near_oom` findings.
     #[serde(default)]
@@ -297,7 +302,7 @@ impl Engine {
     /// Whether victims wait for the kernel log: the caller then ticks faster.
     pub fn waiting(&self) -> bool {
         !self.waiting.is_empty()
-            || !self.pending_stops.is_empty()
+            || self.pending_stops.values().any(|p| !p.outlived())
             || !self.pending_evictions.is_empty()
     }
 
@@ -1063,6 +1068,7 @@ impl Engine {
             node: node.as_ref(),
             soft,
             boot_to_wall_ns: self.start.boot_to_wall_ns,
+            follow_long_stops: self.start.follow_long_stops,
         };
         let earlier = self.pending_stops.remove(&s.target.tgid);
         let Some(step) = attribution::on_signal(s, &cx, earlier.as_ref()) else {
@@ -1152,7 +1158,7 @@ impl Engine {
         out: &mut Vec<Line>,
     ) {
         let pid = match &step {
-            SignalStep::Eviction(a, _, _) => a.victim.pid,
+            SignalStep::Eviction(e) => e.a.victim.pid,
             SignalStep::Stopped(s) => s.process.pid,
             SignalStep::Wait(p) => {
                 self.pending_stops.insert(p.pid, (**p).clone());
@@ -1165,20 +1171,22 @@ impl Engine {
                 .retain(|_, t| now.saturating_sub(*t) < SIGNAL_DEDUP_NS);
         }
         match step {
-            SignalStep::Eviction(a, node_memory, only_this) => {
-                match only_this.cgroup.as_deref().and_then(pod_cgroup_of) {
+            SignalStep::Eviction(e) => {
+                let e = *e;
+                match e.only_this.cgroup.as_deref().and_then(pod_cgroup_of) {
                     Some(pod_cgroup) => self.pending_evictions.push(PendingEviction {
                         deadline_ns: now.saturating_add(POD_STOP_WAIT_NS),
                         stopped_at: None,
                         names: None,
                         pod_cgroup,
-                        a,
-                        node_memory,
-                        only_this,
+                        a: Box::new(e.a),
+                        node_memory: e.node_memory,
+                        only_this: Box::new(e.only_this),
+                        unless_logged: e.unless_logged.map(Box::new),
                     }),
                     None => {
-                        let names = self.names(&only_this.identity, obs);
-                        out.push(Line::Stopped(attribution::stopped(*only_this, &names)));
+                        let names = self.names(&e.only_this.identity, obs);
+                        out.push(Line::Stopped(attribution::stopped(e.only_this, &names)));
                     }
                 }
             }
@@ -1197,7 +1205,7 @@ impl Engine {
         let mut due: Vec<u32> = self
             .pending_stops
             .values()
-            .filter(|p| p.deadline_ns <= now)
+            .filter(|p| p.check_ns <= now)
             .map(|p| p.pid)
             .collect();
         due.sort_unstable();
@@ -1206,7 +1214,7 @@ impl Engine {
                 continue;
             };
             let alive = obs.namespaces(pid).is_some();
-            self.signal_step(attribution::after_grace(p, alive), now, obs, out);
+            self.signal_step(attribution::after_grace(p, alive, now), now, obs, out);
         }
     }
 
@@ -1234,19 +1242,28 @@ impl Engine {
             let names = p.names.clone().unwrap_or_default();
             // The kubelet logs its eviction once the pod is killed: give it
             // a moment, when its log is read.
-            let confirmed = match (&names.pod, self.start.kubelet_log) {
+            let logged = match (&names.pod, self.start.kubelet_log) {
                 (Some((ns, name)), true) => {
                     let since = (p.a.boot_ns as i128 + self.start.boot_to_wall_ns) / 1_000_000_000;
-                    obs.kubelet_evicted(ns, name, since as i64 - 1) == Some(true)
+                    obs.kubelet_evicted(ns, name, since as i64 - 1)
                 }
-                _ => false,
+                _ => None,
             };
+            let confirmed = logged == Some(true);
             let waited = self.now.saturating_sub(p.stopped_at.unwrap_or(self.now));
             if confirmed
                 || !self.start.kubelet_log
                 || names.pod.is_none()
                 || waited >= KUBELET_LOG_WAIT_NS
             {
+                if let Some(stop) = p.unless_logged.take().filter(|_| !confirmed) {
+                    let stop = attribution::Stop {
+                        kubelet_log_read: logged.is_some(),
+                        ..*stop
+                    };
+                    out.push(Line::Stopped(attribution::stopped(stop, &names)));
+                    continue;
+                }
                 let mut a = *p.a;
                 if confirmed {
                     a.evidence.basis = Some("kubelet_log");
@@ -1365,6 +1382,9 @@ struct PendingEviction {
     node_memory: Option<NodeMemory>,
     /// The stop to report instead if the pod keeps running.
     only_this: Box<attribution::Stop>,
+    /// The stop to report instead unless the kubelet's log names the
+    /// eviction (the process outlived the eviction's grace period).
+    unless_logged: Option<Box<attribution::Stop>>,
 }
 
 /// How long after a container's end its whole pod must be stopped for an
@@ -1374,7 +1394,7 @@ const POD_STOP_WAIT_NS: u64 = 10_000_000_000;
 
 /// How long an eviction waits for the kubelet's own line once its pod is
 /// empty (the kubelet logs it as its kill returns).
-const KUBELET_LOG_WAIT_NS: u64 = 5_000_000_000;
+pub const KUBELET_LOG_WAIT_NS: u64 = 5_000_000_000;
 
 /// The pod cgroup a container (or pod-level) cgroup path belongs to.
 fn pod_cgroup_of(path: &str) -> Option<String> {
@@ -1410,7 +1430,7 @@ mod tests {
         kubelet::Threshold,
         observe::{Charges, MemoryStat, Namespaces, NodeMemory},
         pods::{ContainerId, PodUid},
-        verdict::{MemorySource, Verdict},
+        verdict::{MemorySource, StopReason, Stopped, Verdict, VerdictKind},
     };
 
     const HOST_NS: u32 = 1;
@@ -1473,6 +1493,7 @@ mod tests {
             container_pids: Vec::new(),
             host_pid_escapes: true,
             kubelet_log: false,
+            follow_long_stops: true,
             kernel_log: true,
             near_oom_horizon_ns: 0,
             dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
@@ -1638,6 +1659,18 @@ mod tests {
         reads: usize,
         /// Dying cgroups at each breakdown read (none: unread).
         dying: VecDeque<u64>,
+        /// The node's memory (none: unread).
+        node: Option<NodeMemory>,
+        /// Every pod cgroup's `populated` (none: unread).
+        populated: Option<bool>,
+        /// Every pod's namespace/name.
+        pod: Option<(String, String)>,
+        /// The kubelet's log: whether it names the eviction (none: unread).
+        evicted: Option<bool>,
+        /// How often the kubelet's log was asked.
+        log_reads: usize,
+        /// How often a process's namespaces were read.
+        ns_reads: usize,
     }
 
     impl Observe for Fake {
@@ -1645,6 +1678,7 @@ mod tests {
             None
         }
         fn namespaces(&mut self, pid: u32) -> Option<Namespaces> {
+            self.ns_reads += 1;
             self.ns
                 .get(&pid)
                 .map(|&pid_ns| Namespaces { pid_ns, mnt_ns: 0 })
@@ -1653,7 +1687,7 @@ mod tests {
             None
         }
         fn node_memory(&mut self) -> Option<NodeMemory> {
-            None
+            self.node.clone()
         }
         fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
             let n = self.dying.pop_front()?;
@@ -1666,13 +1700,13 @@ mod tests {
             Threshold::default()
         }
         fn pod_name(&mut self, _: &PodUid) -> Option<(String, String)> {
-            None
+            self.pod.clone()
         }
         fn container_name(&mut self, _: &ContainerId) -> Option<String> {
             None
         }
         fn populated(&mut self, _: &str) -> Option<bool> {
-            None
+            self.populated
         }
         fn oom_group(&mut self, victim: &str, limit: &str) -> Option<bool> {
             Some(
@@ -1688,7 +1722,8 @@ mod tests {
             None
         }
         fn kubelet_evicted(&mut self, _: &str, _: &str, _: i64) -> Option<bool> {
-            None
+            self.log_reads += 1;
+            self.evicted
         }
         fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
             self.starts.get(&pid).copied()
@@ -1733,6 +1768,7 @@ mod tests {
                 oom_kill: BASE,
             }),
             kubelet_log: false,
+            follow_long_stops: true,
             kernel_log: true,
             near_oom_horizon_ns: 0,
             dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
@@ -2000,7 +2036,10 @@ mod tests {
         assert_eq!(f.limit_bytes, Some(limit));
         assert_eq!(f.growth_bytes_per_s, Some(16 << 20));
         assert_eq!(
-            f.pod.as_ref().and_then(|p| p.uid.as_ref()).map(|u| u.to_string()),
+            f.pod
+                .as_ref()
+                .and_then(|p| p.uid.as_ref())
+                .map(|u| u.to_string()),
             Some(POD_A[23..].to_string())
         );
         assert!(f.container.is_some());
@@ -2254,5 +2293,230 @@ mod tests {
         assert!(missed(&out).is_empty());
         let beat = last_beat(&out);
         assert_eq!((beat.kernel_oom_kills, beat.missed), (None, 0));
+    }
+
+    /// A node under the kubelet's default hard threshold (100Mi) whose
+    /// pod (`shop/cache-1`, container cgroup 5) holds pid 10; `kubelet_log`:
+    /// whether the kubelet's log is read.
+    fn pressured(kubelet_log: bool) -> (Engine, Fake) {
+        let e = Engine::new(Start {
+            kubelet_log,
+            heartbeat_ns: 0,
+            ..audited(false).start
+        });
+        let k = Fake {
+            ns: HashMap::from([(10, 99)]),
+            node: Some(crate::observe::NodeMemory {
+                capacity_bytes: 8 << 30,
+                mem_available_bytes: 60 << 20,
+                memory_available_bytes: 50 << 20,
+            }),
+            populated: Some(true),
+            pod: Some(("shop".into(), "cache-1".into())),
+            ..Fake::default()
+        };
+        (e, k)
+    }
+
+    /// A userspace signal from `sender` at `at_ns` to pid 10, the pod's
+    /// container's init.
+    fn signalled(sig: u32, sender: &str, at_ns: u64) -> Input {
+        use oomtrace_common::{
+            valid, MemcgLevel, SignalEvent, TaskInfo, VictimSource, MEMCG_DEPTH,
+        };
+        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+        for (i, id) in [5, 4, 3, 2, 1].into_iter().enumerate() {
+            memcg[i] = MemcgLevel {
+                id,
+                usage_pages: 100,
+                max_pages: 1 << 51,
+            };
+        }
+        let mut sender_comm = [0u8; COMM_LEN];
+        sender_comm[..sender.len()].copy_from_slice(sender.as_bytes());
+        let ev = SignalEvent {
+            header: oomtrace_common::Header {
+                version: WIRE_VERSION,
+                kind: Kind::Signal as u16,
+                cpu: 0,
+                boot_ns: at_ns,
+            },
+            sig,
+            code: 0,
+            result: 0,
+            source: VictimSource::TpBtf as u32,
+            sender_tgid: 77,
+            sender_tid: 77,
+            sender_comm,
+            valid: valid::SIGNAL_ALL,
+            _pad: 0,
+            target: TaskInfo {
+                tgid: 10,
+                tid: 10,
+                comm: *b"sleep\0\0\0\0\0\0\0\0\0\0\0",
+                memcg_depth: 5,
+                ns_pid: 1,
+                pid_ns: 99,
+                mnt_ns: 98,
+                valid: valid::TASK_ALL,
+                memcg_valid: valid::memcg_all(5),
+                memcg,
+            },
+        };
+        Input::Kernel(Bytes::from(bytes_of(&ev)))
+    }
+
+    fn stops(lines: &[Line]) -> Vec<&Stopped> {
+        lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Stopped(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Ticks every 50 ms from `from` to `to` ns, the lines they gave.
+    fn ticks_ns(e: &mut Engine, k: &mut Fake, from: u64, to: u64) -> Vec<Line> {
+        (from / (S / 20)..=to / (S / 20))
+            .flat_map(|t| e.handle(Input::Tick(t * (S / 20)), k))
+            .collect()
+    }
+
+    /// The runtime's stop with the pod's 30 s (SIGTERM at 1 s, ignored,
+    /// SIGKILL at 31 s; or an exit at `exit_at_s`), then the sandbox: the
+    /// lines up to 40 s.
+    fn stop_with_30s_grace(e: &mut Engine, k: &mut Fake, exit_at_s: Option<u64>) -> Vec<Line> {
+        let mut out = e.handle(signalled(15, "runc", S), k);
+        // Ticks at 1 s while nothing waits but the long stop, as the daemon's.
+        let mut t = S;
+        while t < 31 * S {
+            t += if e.waiting() { S / 20 } else { S };
+            if exit_at_s.is_some_and(|x| t >= x * S) {
+                // The kubelet stops the sandbox once the container ended.
+                k.ns.remove(&10);
+                k.populated = Some(false);
+            }
+            out.extend(e.handle(Input::Tick(t), k));
+        }
+        if exit_at_s.is_none() {
+            out.extend(e.handle(signalled(9, "runc", 31 * S), k));
+            k.ns.remove(&10);
+        }
+        k.populated = Some(false);
+        out.extend(ticks_ns(e, k, 31 * S + S / 2, 40 * S));
+        out
+    }
+
+    #[test]
+    fn a_long_grace_eviction_the_kubelets_log_names_is_an_eviction() {
+        let (mut e, mut k) = pressured(true);
+        k.evicted = Some(true);
+        let out = stop_with_30s_grace(&mut e, &mut k, None);
+        assert!(stops(&out).is_empty(), "{out:?}");
+        let v = only_verdict(&out);
+        assert_eq!(
+            (v.verdict, v.kind),
+            (VerdictKind::NodePressure, Some(PressureKind::Eviction))
+        );
+        assert_eq!(v.evidence.basis, Some("kubelet_log"));
+        assert_eq!(v.evidence.grace_s, Some(30.0), "the grace it saw");
+        assert_eq!(v.evidence.eviction_threshold, Some("hard"));
+        assert!(v.summary.contains("kubernetes#115819"), "{}", v.summary);
+        assert!(!e.waiting());
+    }
+
+    #[test]
+    fn a_long_grace_exit_the_kubelets_log_names_is_an_eviction() {
+        let (mut e, mut k) = pressured(true);
+        k.evicted = Some(true);
+        let out = stop_with_30s_grace(&mut e, &mut k, Some(12));
+        let v = only_verdict(&out);
+        assert_eq!(v.evidence.basis, Some("kubelet_log"));
+        assert_eq!(v.evidence.grace_s, None, "its exit is not seen");
+    }
+
+    #[test]
+    fn a_long_grace_stop_without_the_kubelets_word_fits_both() {
+        // The kubelet's log not read: said at once when the pod is empty.
+        let (mut e, mut k) = pressured(false);
+        let out = stop_with_30s_grace(&mut e, &mut k, None);
+        assert_eq!(verdicts(&out), 0, "{out:?}");
+        let s = stops(&out);
+        assert_eq!(s.len(), 1, "{out:?}");
+        assert_eq!(s[0].reason, StopReason::EvictionOrDeletion);
+        assert_eq!(s[0].signal.name, "SIGTERM", "the stop's first signal");
+        assert!(
+            s[0].summary.contains("kubernetes#115819")
+                && s[0].summary.contains("--kubelet-log")
+                && !s[0].summary.contains("not an eviction"),
+            "{}",
+            s[0].summary
+        );
+        assert_eq!(k.log_reads, 0);
+        // Read, and no line for the pod within the wait.
+        let (mut e, mut k) = pressured(true);
+        k.evicted = Some(false);
+        let out = stop_with_30s_grace(&mut e, &mut k, None);
+        assert_eq!(verdicts(&out), 0, "{out:?}");
+        let s = stops(&out);
+        assert_eq!(s.len(), 1, "{out:?}");
+        assert_eq!(s[0].reason, StopReason::EvictionOrDeletion);
+        assert!(
+            s[0].summary
+                .contains("named no eviction of the pod within 5 s"),
+            "{}",
+            s[0].summary
+        );
+        assert!(k.log_reads > 1, "waited for the line");
+        // Unreadable when asked (a journal that failed): where to look.
+        let (mut e, mut k) = pressured(true);
+        let out = stop_with_30s_grace(&mut e, &mut k, None);
+        assert!(stops(&out)[0].summary.contains("--kubelet-log"), "{out:?}");
+    }
+
+    #[test]
+    fn a_long_stop_is_polled_once_a_second_without_fast_ticks() {
+        let (mut e, mut k) = pressured(false);
+        e.handle(signalled(15, "runc", S), &mut k);
+        assert!(e.waiting(), "a hard eviction's grace is watched closely");
+        ticks_ns(&mut e, &mut k, S, 4 * S + S / 20);
+        assert!(!e.waiting(), "past it, the stop is followed slowly");
+        let before = k.ns_reads;
+        let out = ticks_ns(&mut e, &mut k, 4 * S + S / 10, 20 * S);
+        assert!(out.is_empty(), "{out:?}");
+        let polls = k.ns_reads - before;
+        assert!((15..=17).contains(&polls), "{polls} reads in 16 s");
+    }
+
+    #[test]
+    fn a_long_stop_of_one_container_is_not_an_eviction() {
+        let (mut e, mut k) = pressured(true);
+        k.evicted = Some(false);
+        let mut out = e.handle(signalled(15, "runc", S), &mut k);
+        out.extend(ticks_ns(&mut e, &mut k, S, 31 * S));
+        out.extend(e.handle(signalled(9, "runc", 31 * S), &mut k));
+        k.ns.remove(&10);
+        // The rest of the pod runs on.
+        out.extend(ticks_ns(&mut e, &mut k, 31 * S, 45 * S));
+        let s = stops(&out);
+        assert_eq!(s.len(), 1, "{out:?}");
+        assert_eq!(s[0].reason, StopReason::PodNotStopped);
+        assert_eq!(verdicts(&out), 0);
+    }
+
+    #[test]
+    fn a_recording_from_before_long_stops_were_followed_replays_the_old_rule() {
+        let (e, mut k) = pressured(true);
+        let mut e = Engine::new(Start {
+            follow_long_stops: false,
+            ..e.start
+        });
+        let mut out = e.handle(signalled(15, "runc", S), &mut k);
+        out.extend(ticks_ns(&mut e, &mut k, S, 5 * S));
+        let s = stops(&out);
+        assert_eq!(s.len(), 1, "{out:?}");
+        assert_eq!(s[0].reason, StopReason::GraceLongerThanHardEviction);
+        assert!(!e.waiting());
     }
 }

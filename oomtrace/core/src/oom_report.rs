@@ -292,8 +292,9 @@ pub(crate) mod anchors {
             return u32::MAX;
         };
         // The phrases do not overlap one another: a plain scan finds each.
-        f.find_iter(text)
-            .fold(0, |bits, m| bits | PHRASES.get(m.pattern().as_usize()).map_or(0, |p| p.1))
+        f.find_iter(text).fold(0, |bits, m| {
+            bits | PHRASES.get(m.pattern().as_usize()).map_or(0, |p| p.1)
+        })
     }
 }
 
@@ -351,7 +352,10 @@ impl ReportReader {
             self.open().global_lines = true;
             return out;
         }
-        if let Some(rest) = text.strip_prefix("Task in ").filter(|_| found & anchors::TASK_IN != 0) {
+        if let Some(rest) = text
+            .strip_prefix("Task in ")
+            .filter(|_| found & anchors::TASK_IN != 0)
+        {
             if let Some((task, limit)) = rest.split_once(" killed as a result of limit of ") {
                 let r = self.open();
                 r.task_in = Some((task.to_owned(), limit.to_owned()));
@@ -472,12 +476,15 @@ impl ReportReader {
         let report = match memcg {
             Some(m) => Some(m),
             // 4.x: the stats were on their own line; the usage still counts.
-            None => oom_memcg.as_ref().zip(usage_limit).map(|(c, (u, l))| MemcgReport {
-                cgroup: c.clone(),
-                usage_kb: Some(u),
-                limit_kb: Some(l),
-                stats: BTreeMap::new(),
-            }),
+            None => oom_memcg
+                .as_ref()
+                .zip(usage_limit)
+                .map(|(c, (u, l))| MemcgReport {
+                    cgroup: c.clone(),
+                    usage_kb: Some(u),
+                    limit_kb: Some(l),
+                    stats: BTreeMap::new(),
+                }),
         };
         out.push(OomLine::Unfinished(Unfinished {
             comm: r.comm,

@@ -385,13 +385,19 @@ pub enum StopReason {
     /// A SIGKILL with no SIGTERM before it: the kubelet's stops always give
     /// a grace period (at least 1 s).
     SigkillWithoutSigterm,
-    /// The process outlived a hard eviction's grace period after SIGTERM:
-    /// a deletion or a rollout (30 s by default), not an eviction.
+    /// The process outlived the eviction's grace period after SIGTERM and
+    /// still ran when oomtrace stopped following it (an hour later, or at
+    /// that grace's end in a recording made before stops were followed).
     GraceLongerThanHardEviction,
-    /// Looked like a hard eviction, but the rest of the pod kept running:
+    /// Looked like an eviction, but the rest of the pod kept running:
     /// the kubelet evicts whole pods (a container restart, e.g. after a
     /// failed liveness probe, stops one container).
     PodNotStopped,
+    /// The whole pod was stopped under the threshold after a grace period
+    /// longer than the eviction's, and the kubelet's log did not name its
+    /// eviction: a kubelet that gives evicted pods their full grace period
+    /// (kubernetes#115819, #124405) and a deletion or rollout look alike.
+    EvictionOrDeletion,
 }
 
 /// A pod's process ended by SIGKILL/SIGTERM from userspace that was not an

@@ -216,11 +216,26 @@ fn sentence(v: &Verdict) -> String {
                 Some("soft") => "a soft eviction",
                 _ => "a hard eviction",
             };
+            let soft = v.evidence.eviction_threshold == Some("soft");
+            let hard_grace_s = crate::attribution::HARD_EVICTION_GRACE_NS as f64 / 1e9;
             let how = match (v.evidence.basis, v.evidence.grace_s) {
                 (Some("runtime_sigterm_then_exit"), _) => {
                     format!(" It exited within {kind}'s grace period after the runtime's SIGTERM (its exit is inferred, not seen).")
                 }
+                // The kubelet's word decides whatever the grace: a long one
+                // is the pod's own, which kubelets of some versions gave
+                // evicted pods.
+                (Some("kubelet_log"), Some(g)) if !soft && g > hard_grace_s => format!(
+                    " The runtime's SIGKILL came {g:.1} s after its SIGTERM, longer than a hard eviction's grace period: the pod's own, which kubelets of some versions give evicted pods (kubernetes#115819); the kubelet's log names this eviction."
+                ),
+                // A soft eviction's own grace is not in the verdict to compare.
+                (Some("kubelet_log"), Some(g)) if soft => format!(
+                    " The runtime's SIGKILL came {g:.1} s after its SIGTERM; the kubelet's log names this eviction."
+                ),
                 (_, Some(g)) => format!(" The runtime's SIGKILL came {g:.1} s after its SIGTERM: {kind}'s grace period."),
+                (Some("kubelet_log"), None) => {
+                    " The kubelet's log names this eviction.".to_string()
+                }
                 _ => String::new(),
             };
             let who = who.unwrap_or_else(|| "its process".to_string());
@@ -260,7 +275,34 @@ fn sentence(v: &Verdict) -> String {
     }
 }
 
-pub fn stopped(s: &Stopped) -> String {
+/// A `stopped` line's sentence. `kubelet_log_read`: the kubelet's log was
+/// read for this stop and named no eviction of its pod (what
+/// `eviction_or_deletion` then says instead of where to look).
+pub fn stopped(s: &Stopped, kubelet_log_read: bool) -> String {
+    let sent = format!(
+        "{} (pid {}) of {} was sent {} by {} (pid {})",
+        s.process.comm,
+        s.process.pid,
+        describe(s.pod.as_ref(), s.container.as_ref()),
+        s.signal.name,
+        s.signal.sender.comm,
+        s.signal.sender.pid
+    );
+    if s.reason == StopReason::EvictionOrDeletion {
+        // Not "a deletion": kubelets with kubernetes#115819 (and #124405)
+        // gave hard-evicted pods their whole terminationGracePeriodSeconds.
+        let apart = if kubelet_log_read {
+            format!(
+                "the kubelet's log, which tells them apart, named no eviction of the pod within {} s of its end",
+                crate::engine::KUBELET_LOG_WAIT_NS / 1_000_000_000
+            )
+        } else {
+            "the kubelet's log (--kubelet-log) would tell them apart".to_string()
+        };
+        return format!(
+            "{sent} while memory.available was under the kubelet's eviction threshold, and outlived an eviction's grace period before its whole pod stopped: that fits both an eviction by a kubelet that gives evicted pods their full grace period (kubernetes#115819) and a deletion or rollout; {apart}. Not an OOM."
+        );
+    }
     let why = match s.reason {
         StopReason::NoMemoryPressure => "while the node was not under memory pressure",
         StopReason::SenderNotRuntime => {
@@ -275,16 +317,10 @@ pub fn stopped(s: &Stopped) -> String {
         StopReason::PodNotStopped => {
             "while the rest of its pod kept running (the kubelet evicts whole pods: a container restart)"
         }
+        // Its own sentence, above: it is not "not an eviction".
+        StopReason::EvictionOrDeletion => "",
     };
-    format!(
-        "{} (pid {}) of {} was sent {} by {} (pid {}) {why}: not an eviction, not an OOM.",
-        s.process.comm,
-        s.process.pid,
-        describe(s.pod.as_ref(), s.container.as_ref()),
-        s.signal.name,
-        s.signal.sender.comm,
-        s.signal.sender.pid
-    )
+    format!("{sent} {why}: not an eviction, not an OOM.")
 }
 
 pub fn escape_detected(

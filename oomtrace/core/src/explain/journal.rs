@@ -53,8 +53,7 @@ pub fn parse(text: &str) -> Option<JournalLine> {
         // format.Pod(): `NAME_NAMESPACE(UID)`; neither holds `_` or `(`.
         let rest = &text[at + "eviction manager: pod ".len()..];
         let (pod, tail) = rest.split_once(' ')?;
-        if tail.starts_with("evicted successfully") || tail.starts_with("is evicted successfully")
-        {
+        if tail.starts_with("evicted successfully") || tail.starts_with("is evicted successfully") {
             let (name_ns, uid) = pod.strip_suffix(')')?.split_once('(')?;
             let (name, namespace) = name_ns.rsplit_once('_')?;
             return Some(JournalLine::Evicted {
@@ -173,7 +172,9 @@ mod tests {
     #[test]
     fn structured_eviction_lines() {
         assert_eq!(
-            parse(r#"I1012 19:34:45.445172    2480 eviction_manager.go:595] "Eviction manager: pod is evicted successfully" pod="default/nginx""#),
+            parse(
+                r#"I1012 19:34:45.445172    2480 eviction_manager.go:595] "Eviction manager: pod is evicted successfully" pod="default/nginx""#
+            ),
             Some(JournalLine::Evicted {
                 namespace: "default".into(),
                 name: "nginx".into(),
@@ -181,7 +182,9 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(r#"I0528 16:05:50.514706 1 eviction_manager.go:374] "Eviction manager: attempting to reclaim" resourceName="memory""#),
+            parse(
+                r#"I0528 16:05:50.514706 1 eviction_manager.go:374] "Eviction manager: attempting to reclaim" resourceName="memory""#
+            ),
             Some(JournalLine::Reclaim {
                 resource: "memory".into()
             })
@@ -207,10 +210,15 @@ mod tests {
             panic!("{p:?}");
         };
         assert_eq!(c.container_id.as_deref(), Some(CID));
-        assert_eq!(c.uid.as_deref(), Some("27aff94d-e0d9-43d1-84d6-9ab000aa57e2"));
+        assert_eq!(
+            c.uid.as_deref(),
+            Some("27aff94d-e0d9-43d1-84d6-9ab000aa57e2")
+        );
         // Ranking and thresholds are context.
         assert_eq!(
-            parse(r#"I1012 eviction_manager.go:374] "Eviction manager: pods ranked for eviction" pods="[default/nginx kube-system/kube-proxy-5thr6]""#),
+            parse(
+                r#"I1012 eviction_manager.go:374] "Eviction manager: pods ranked for eviction" pods="[default/nginx kube-system/kube-proxy-5thr6]""#
+            ),
             None
         );
     }
@@ -256,7 +264,9 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&format!("msg=\"TaskOOM event &TaskOOM{{ContainerID:{CID},XXX_unrecognized:[],}}\"")),
+            parse(&format!(
+                "msg=\"TaskOOM event &TaskOOM{{ContainerID:{CID},XXX_unrecognized:[],}}\""
+            )),
             Some(JournalLine::TaskOom {
                 container_id: CID.into()
             })

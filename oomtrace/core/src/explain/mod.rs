@@ -343,9 +343,11 @@ impl Explainer {
                 self.kill(kill, summary, s, line_no, incident, false, out);
             }
             OomLine::Unfinished(report) => {
-                let worth = report.oom_memcg.is_some() || report.constraint == Some(Constraint::None);
+                let worth =
+                    report.oom_memcg.is_some() || report.constraint == Some(Constraint::None);
                 if !worth {
-                    self.without_outcome.push(self.report_line.unwrap_or(line_no));
+                    self.without_outcome
+                        .push(self.report_line.unwrap_or(line_no));
                     return;
                 }
                 let (usage, limit) = usage_limit(report.report.as_ref());
@@ -495,7 +497,8 @@ fn might_continue(text: &str) -> bool {
         return false;
     }
     let summary_cut = text.starts_with("oom-kill:") && !ends_with_uid(text);
-    let task_in_cut = text.starts_with("Task in ") && found & crate::oom_report::anchors::TASK_IN == 0;
+    let task_in_cut =
+        text.starts_with("Task in ") && found & crate::oom_report::anchors::TASK_IN == 0;
     let kill_cut = found & crate::oom_report::anchors::KILLED != 0
         && text.contains("Killed process ")
         && !text.contains("total-vm:")
@@ -504,8 +507,12 @@ fn might_continue(text: &str) -> bool {
 }
 
 fn ends_with_uid(text: &str) -> bool {
-    text.rsplit_once(",uid=")
-        .is_some_and(|(_, u)| !u.is_empty() && u.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()))
+    text.rsplit_once(",uid=").is_some_and(|(_, u)| {
+        !u.is_empty()
+            && u.trim_start_matches('-')
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Lines that start a record of their own, never the rest of a fold.
@@ -833,7 +840,10 @@ mod tests {
         let k = kills(cut);
         assert_eq!(k.len(), 1);
         assert!(k[0].from_summary_only);
-        assert_eq!((k[0].past.kill.pid, k[0].past.kill.anon_rss_kb), (18700, None));
+        assert_eq!(
+            (k[0].past.kill.pid, k[0].past.kill.anon_rss_kb),
+            (18700, None)
+        );
         assert_eq!(k[0].limit_bytes, Some(16 << 20));
         // Cut before the summary too: no victim, so no kill.
         let cut = HOST_618
@@ -1032,7 +1042,11 @@ mod forms {
             assert_eq!(j["verdict"], "cgroup_limit", "{j}");
             assert_eq!(j["limit"], serde_json::Value::Null);
             assert_eq!(j["victim"]["cgroup"], serde_json::Value::Null);
-            assert!(v.summary.contains("does not name the cgroup"), "{}", v.summary);
+            assert!(
+                v.summary.contains("does not name the cgroup"),
+                "{}",
+                v.summary
+            );
             assert!(!v.summary.contains("Host process"), "{}", v.summary);
         }
         // A report far earlier in the same paste lends them nothing.
@@ -1069,7 +1083,11 @@ mod forms {
             kill_line(500, "java"),
         );
         let v = verdicts(&input);
-        let pids: Vec<u64> = v.iter().filter_map(|v| v.victim.as_ref()).map(|x| u64::from(x.pid)).collect();
+        let pids: Vec<u64> = v
+            .iter()
+            .filter_map(|v| v.victim.as_ref())
+            .map(|x| u64::from(x.pid))
+            .collect();
         assert_eq!(pids, [500, 480, 501], "one verdict per victim: {v:#?}");
         for v in &v {
             let j = json(v);
@@ -1105,14 +1123,28 @@ mod forms {
         assert_eq!(j["limit"]["cgroup"], format!("{pod}/{CID}"));
         assert_eq!(j["limit"]["limit_bytes"], 256 << 20);
         assert_eq!(j["evidence"]["chosen"]["pid"], 4100);
-        assert_eq!(j["memory"]["anon_bytes"], serde_json::Value::Null, "memory comes from the CLI's Observed");
-        assert!(v[0].summary.contains("killed this child of it"), "{}", v[0].summary);
+        assert_eq!(
+            j["memory"]["anon_bytes"],
+            serde_json::Value::Null,
+            "memory comes from the CLI's Observed"
+        );
+        assert!(
+            v[0].summary.contains("killed this child of it"),
+            "{}",
+            v[0].summary
+        );
         // The same 4.x stats line, summed over the cgroups below the memcg.
         let k = all(&input).items;
         let Some(Logged::Kill(k)) = k.first() else {
             panic!("{k:?}");
         };
-        let r = k.past.summary.as_ref().and_then(|s| s.report.as_ref()).cloned().unwrap_or_else(|| panic!("{k:?}"));
+        let r = k
+            .past
+            .summary
+            .as_ref()
+            .and_then(|s| s.report.as_ref())
+            .cloned()
+            .unwrap_or_else(|| panic!("{k:?}"));
         assert_eq!(r.stats.get("total_rss"), Some(&(262000 * 1024)));
         // The global form of the same era.
         let v = verdicts(
@@ -1142,7 +1174,12 @@ mod forms {
             assert_eq!(j["verdict"], "pod_limit", "{runtime_line}: {j}");
             assert_eq!(j["pod"], serde_json::Value::Null);
             assert_eq!(j["container"]["runtime"], "docker");
-            assert!(v[0].summary.contains("Docker container 3f9a1c0b7e2d hit its memory limit"), "{}", v[0].summary);
+            assert!(
+                v[0].summary
+                    .contains("Docker container 3f9a1c0b7e2d hit its memory limit"),
+                "{}",
+                v[0].summary
+            );
         }
         // A host cgroup stays a host cgroup.
         let v = verdicts("Task in /mem2 killed as a result of limit of /mem2\nMemory cgroup out of memory: Kill process 9 (m) score 9 or sacrifice child\nKilled process 9 (m) total-vm:1kB, anon-rss:1kB, file-rss:0kB\n");
@@ -1164,7 +1201,12 @@ mod forms {
         assert_eq!(j["verdict"], "pod_limit");
         assert_eq!(j["limit"]["cgroup"], scope.as_str());
         assert_eq!(j["pod"]["uid"], UID);
-        assert!(v[0].summary.contains("the log ends before the kernel names the process it killed"), "{}", v[0].summary);
+        assert!(
+            v[0].summary
+                .contains("the log ends before the kernel names the process it killed"),
+            "{}",
+            v[0].summary
+        );
         // A header alone says neither scope nor victim: no verdict, noted.
         let e = all("[ 147.754026] exe invoked oom-killer: gfp_mask=0xc40(GFP_NOFS), order=0, oom_score_adj=-999\n[ 147.765432] CPU: 0 PID: 2052 Comm: exe Not tainted 5.4.17 #1\n");
         assert!(e.items.is_empty());
@@ -1223,9 +1265,15 @@ mod forms {
         // grep over two files of the same node: each kill once.
         let input = format!("messages:{l1}\nmessages-1:{l2}\nkern.log:{l1}\n");
         let v = verdicts(&input);
-        let pids: Vec<u32> = v.iter().filter_map(|v| v.victim.as_ref()).map(|x| x.pid).collect();
+        let pids: Vec<u32> = v
+            .iter()
+            .filter_map(|v| v.victim.as_ref())
+            .map(|x| x.pid)
+            .collect();
         assert_eq!(pids, [5574, 3362909], "{v:#?}");
-        assert!(v.iter().all(|v| v.kind == Some(crate::verdict::PressureKind::SystemOom)));
+        assert!(v
+            .iter()
+            .all(|v| v.kind == Some(crate::verdict::PressureKind::SystemOom)));
     }
 
     #[test]
@@ -1243,7 +1291,10 @@ mod forms {
         let v = verdicts(&input);
         assert_eq!(v.len(), 2, "{v:#?}");
         let a = json(&v[0]);
-        assert_eq!((a["verdict"].as_str(), a["kind"].as_str()), (Some("node_pressure"), Some("eviction")));
+        assert_eq!(
+            (a["verdict"].as_str(), a["kind"].as_str()),
+            (Some("node_pressure"), Some("eviction"))
+        );
         assert_eq!(a["source"], "kubelet_log");
         assert_eq!(a["victim"], serde_json::Value::Null);
         assert_eq!(a["pod"]["uid"], UID);
@@ -1257,7 +1308,11 @@ mod forms {
         assert_eq!(b["pod"]["name"], "cache-0");
         assert_eq!(b["pod"]["namespace"], "data");
         assert_eq!(b["evidence"]["eviction_resource"], "imagefs");
-        assert!(v[1].summary.contains("not a memory kill"), "{}", v[1].summary);
+        assert!(
+            v[1].summary.contains("not a memory kill"),
+            "{}",
+            v[1].summary
+        );
     }
 
     #[test]
@@ -1273,10 +1328,21 @@ mod forms {
             kill_line(2908, "gunicorn")
         );
         let e = all(&input);
-        assert_eq!(e.items.len(), 1, "the runtime's lines join the kernel's kill: {:?}", e.items);
+        assert_eq!(
+            e.items.len(),
+            1,
+            "the runtime's lines join the kernel's kill: {:?}",
+            e.items
+        );
         assert_eq!(e.names.pod(UID), Some(("shop".into(), "web-1".into())));
         let c = e.names.container(CID2).cloned().unwrap_or_default();
         assert_eq!(c.container.as_deref(), Some("web"));
-        assert_eq!(e.names.container(CID).and_then(|c| c.uid.clone()).as_deref(), Some(UID));
+        assert_eq!(
+            e.names
+                .container(CID)
+                .and_then(|c| c.uid.clone())
+                .as_deref(),
+            Some(UID)
+        );
     }
 }

@@ -144,7 +144,9 @@ fn facility_level(line: &str) -> &str {
         return line;
     };
     const FACILITIES: [&str; 4] = ["kern", "user", "daemon", "syslog"];
-    const LEVELS: [&str; 8] = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"];
+    const LEVELS: [&str; 8] = [
+        "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+    ];
     if FACILITIES.contains(&facility.trim_end()) && LEVELS.contains(&level.trim()) {
         rest.strip_prefix(' ').unwrap_or(rest)
     } else {
@@ -161,8 +163,11 @@ fn host_program(line: &str) -> Option<(&str, &str)> {
         return None;
     }
     let program = program.split_once('[').map_or(program, |(p, _)| p);
-    matches!(program, "kernel" | "kubelet" | "containerd" | "crio" | "dockerd" | "systemd")
-        .then_some((program, rest))
+    matches!(
+        program,
+        "kernel" | "kubelet" | "containerd" | "crio" | "dockerd" | "systemd"
+    )
+    .then_some((program, rest))
 }
 
 /// `<6>` before a stamp (`dmesg -r`, some syslog daemons).
@@ -247,13 +252,20 @@ fn syslog_prefix(line: &str) -> Option<(Option<String>, &str, &str)> {
     let (date, program) = words.split_at(words.len().checked_sub(1)?);
     let program = program.first()?;
     let program = program.split_once('[').map_or(*program, |(p, pid)| {
-        if pid.strip_suffix(']').is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+        if pid
+            .strip_suffix(']')
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
             p
         } else {
             ""
         }
     });
-    if program.is_empty() || !program.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@/".contains(&b)) {
+    if program.is_empty()
+        || !program
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@/".contains(&b))
+    {
         return None;
     }
     // `-o short-precise` adds a fraction to the seconds.
@@ -311,7 +323,9 @@ mod tests {
     use super::*;
 
     fn text(line: &str) -> String {
-        strip(line, Options::default()).map(|s| s.text).unwrap_or_default()
+        strip(line, Options::default())
+            .map(|s| s.text)
+            .unwrap_or_default()
     }
 
     #[test]
@@ -351,17 +365,26 @@ mod tests {
         assert_eq!(s.program.as_deref(), Some("kubelet"));
         assert!(s.text.starts_with("I1012 "));
         let s = strip("Sep  8 06:22:08 kernel: oom-kill:x", Options::default()).unwrap_or_default();
-        assert_eq!((s.program.as_deref(), s.text.as_str()), (Some("kernel"), "oom-kill:x"));
+        assert_eq!(
+            (s.program.as_deref(), s.text.as_str()),
+            (Some("kernel"), "oom-kill:x")
+        );
         // A continuation line has no prefix of its own.
         let s = strip("                     file 135168", Options::default()).unwrap_or_default();
         assert!(!s.prefixed);
         assert_eq!(s.text, "file 135168");
-        let s = strip("Fri 2026-11-27 23:24:48 UTC node-1 kernel: x", Options::default())
-            .unwrap_or_default();
+        let s = strip(
+            "Fri 2026-11-27 23:24:48 UTC node-1 kernel: x",
+            Options::default(),
+        )
+        .unwrap_or_default();
         assert_eq!(s.time.as_deref(), Some("2026-11-27T23:24:48Z"));
         // A colon in the text is not a syslog prefix.
-        let s = strip("Memory cgroup out of memory: Kill process 1 (x)", Options::default())
-            .unwrap_or_default();
+        let s = strip(
+            "Memory cgroup out of memory: Kill process 1 (x)",
+            Options::default(),
+        )
+        .unwrap_or_default();
         assert_eq!((s.program, s.prefixed), (None, false));
     }
 }
