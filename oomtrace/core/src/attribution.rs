@@ -1173,15 +1173,15 @@ pub fn verdict_from_unfinished(r: &crate::explain::LoggedReport, seen: Observed)
 pub fn verdict_from_kubelet_eviction(e: &crate::explain::LoggedEviction) -> Verdict {
     let uid = e.uid.as_deref().and_then(|u| pods::PodUid::parse(u).ok());
     let container = match e.containers.as_slice() {
-        [(name, Some(id))] => {
-            pods::ContainerId::parse(id)
-                .ok()
-                .map(|id| crate::verdict::Container {
-                    id,
-                    name: name.clone(),
-                    runtime: None,
-                })
-        }
+        [c] => c
+            .container_id
+            .as_deref()
+            .and_then(|id| pods::ContainerId::parse(id).ok())
+            .map(|id| crate::verdict::Container {
+                id,
+                name: c.container.clone(),
+                runtime: c.runtime.as_deref().and_then(pods::Runtime::from_scheme),
+            }),
         _ => None,
     };
     let mut v = Verdict {

@@ -118,6 +118,16 @@ pub enum Runtime {
 }
 
 impl Runtime {
+    /// The scheme of a CRI container id (`containerd://…`, `cri-o://…`).
+    pub fn from_scheme(scheme: &str) -> Option<Runtime> {
+        match scheme {
+            "containerd" => Some(Runtime::Containerd),
+            "cri-o" => Some(Runtime::Crio),
+            "docker" => Some(Runtime::Docker),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Runtime::Containerd => "containerd",

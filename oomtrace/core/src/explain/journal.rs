@@ -37,6 +37,8 @@ pub struct ContainerName {
     pub container: Option<String>,
     /// Without the runtime's `containerd://` scheme.
     pub container_id: Option<String>,
+    /// The scheme: `containerd`, `cri-o`, `docker`.
+    pub runtime: Option<String>,
     pub grace_s: Option<u64>,
 }
 
@@ -121,6 +123,8 @@ fn container_name(rest: &str) -> ContainerName {
             Some((_, id)) => id.to_owned(),
             None => id,
         }),
+        runtime: quoted_value(rest, "containerID")
+            .and_then(|id| id.split_once("://").map(|(scheme, _)| scheme.to_owned())),
         grace_s: bare_value(rest, "gracePeriod").and_then(|g| g.parse().ok()),
     }
 }
@@ -200,6 +204,7 @@ mod tests {
                 uid: Some("27aff94d-e0d9-43d1-84d6-9ab000aa57e2".into()),
                 container: Some("nginx".into()),
                 container_id: Some(CID.into()),
+                runtime: Some("containerd".into()),
                 grace_s: Some(30),
             }))
         );

@@ -73,8 +73,8 @@ pub struct LoggedEviction {
     pub resource: Option<String>,
     /// The grace period the kubelet gave the pod's containers.
     pub grace_s: Option<u64>,
-    /// The containers the kubelet said it stopped: name and id.
-    pub containers: Vec<(Option<String>, Option<String>)>,
+    /// The containers the kubelet said it stopped.
+    pub containers: Vec<ContainerName>,
     pub time: Option<String>,
     pub line: u64,
 }
@@ -302,6 +302,20 @@ impl Explainer {
                 return;
             }
         }
+        if found & crate::oom_report::anchors::KILLED != 0 {
+            if let Some(quoted) = quoted_kill(&s.text) {
+                // Another tool quoting the kernel's kill line (a Kubernetes
+                // event, node-problem-detector): a kill, unless the
+                // kernel's own line already gave it.
+                if let Some(OomLine::Kill(kill)) = crate::oom_report::parse_oom_line(quoted) {
+                    if !self.judged.iter().any(|(_, pid)| *pid == kill.pid) {
+                        let incident = incident(&s, line_no);
+                        self.kill(kill, None, &s, line_no, incident, false, out);
+                    }
+                }
+                return;
+            }
+        }
         // Stamps far apart: whatever comes now is another report's.
         if let (Some(start), Some(now)) = (self.report_start_us, s.since_boot_us) {
             if now.abs_diff(start) > REPORT_SPAN_US {
@@ -474,10 +488,7 @@ impl Explainer {
                 let uid = uid.or_else(|| stopped.iter().find_map(|c| c.uid.clone()));
                 out.push(Logged::Eviction(LoggedEviction {
                     grace_s: stopped.iter().filter_map(|c| c.grace_s).max(),
-                    containers: stopped
-                        .iter()
-                        .map(|c| (c.container.clone(), c.container_id.clone()))
-                        .collect(),
+                    containers: stopped.clone(),
                     namespace,
                     name,
                     uid,
@@ -488,6 +499,19 @@ impl Explainer {
             }
         }
     }
+}
+
+/// The kernel's kill line inside another tool's line, not at its start.
+fn quoted_kill(text: &str) -> Option<&str> {
+    [
+        "Memory cgroup out of memory: Killed process ",
+        "Out of memory: Killed process ",
+    ]
+    .iter()
+    .filter_map(|p| text.find(p))
+    .min()
+    .filter(|&at| at > 0)
+    .and_then(|at| text.get(at..))
 }
 
 /// A line a terminal may have folded: an OOM line that is not whole yet.
@@ -1274,6 +1298,30 @@ mod forms {
         assert!(v
             .iter()
             .all(|v| v.kind == Some(crate::verdict::PressureKind::SystemOom)));
+    }
+
+    #[test]
+    fn kill_lines_quoted_by_other_tools() {
+        // A Kubernetes event, and node-problem-detector after the kernel's own line.
+        let input = format!(
+            "LAST SEEN   TYPE      REASON       OBJECT        MESSAGE\n\
+             2m          Warning   OOMKilling   node/gke-n1   {}\n\
+             Oct 12 19:00:20 n kernel: [ 8523.1] {}\n\
+             Oct 12 19:00:20 n node-problem-detector[3240]: I1012 log_monitor.go:160] New status generated: &{{Source:kernel-monitor Events:[{{Severity:warn Reason:OOMKilling Message:{}}}]}}\n",
+            kill_line(77, "java"),
+            kill_line(78, "python3"),
+            kill_line(78, "python3"),
+        );
+        let v = verdicts(&input);
+        let pids: Vec<u32> = v
+            .iter()
+            .filter_map(|v| v.victim.as_ref())
+            .map(|x| x.pid)
+            .collect();
+        assert_eq!(pids, [77, 78], "{v:#?}");
+        assert!(v
+            .iter()
+            .all(|v| v.verdict == crate::verdict::VerdictKind::CgroupLimit));
     }
 
     #[test]

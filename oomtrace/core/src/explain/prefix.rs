@@ -41,6 +41,11 @@ pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
         }
     }
     let line = unquote(line).trim_start();
+    if line.starts_with('{') {
+        if let Some(s) = journal_json(line) {
+            return Some(s);
+        }
+    }
     if let Ok(r) = oom_report::parse_record(line) {
         return Some(Stamped {
             seq: Some(r.seq),
@@ -89,6 +94,39 @@ pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
     // Continuation lines (journalctl, dmesg) and pasted blocks are indented.
     s.text = oom_report::unescape(rest.trim_start());
     Some(s)
+}
+
+/// `journalctl -o json`: one object per record, the text in `MESSAGE`
+/// (an array of bytes when it is not UTF-8), the wall clock in
+/// `__REALTIME_TIMESTAMP` (µs since the epoch), the kernel's own stamp in
+/// `_SOURCE_MONOTONIC_TIMESTAMP`.
+fn journal_json(line: &str) -> Option<Stamped> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let text = match &v["MESSAGE"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(bytes) => {
+            let raw: Vec<u8> = bytes
+                .iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            crate::event::escape_bytes(&raw)
+        }
+        _ => return None,
+    };
+    let number = |key: &str| v[key].as_str().and_then(|n| n.parse::<u64>().ok());
+    let time = number("__REALTIME_TIMESTAMP").and_then(|us| {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()?;
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    Some(Stamped {
+        seq: None,
+        since_boot_us: number("_SOURCE_MONOTONIC_TIMESTAMP"),
+        time,
+        prefixed: true,
+        program: v["SYSLOG_IDENTIFIER"].as_str().map(str::to_owned),
+        text,
+    })
 }
 
 /// `> ` quote marks of a ticket or mail, any depth.
@@ -353,6 +391,24 @@ mod tests {
         ] {
             assert_eq!(text(&line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn journalctl_json() {
+        let s = strip(
+            r#"{"__REALTIME_TIMESTAMP":"1701000000123456","_SOURCE_MONOTONIC_TIMESTAMP":"8523347282","SYSLOG_IDENTIFIER":"kernel","MESSAGE":"memory: usage 102400kB, limit 102400kB, failcnt 6402"}"#,
+            Options::default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            s.text,
+            "memory: usage 102400kB, limit 102400kB, failcnt 6402"
+        );
+        assert_eq!(s.since_boot_us, Some(8_523_347_282));
+        assert_eq!(s.time.as_deref(), Some("2023-11-26T12:00:00.123456Z"));
+        assert_eq!(s.program.as_deref(), Some("kernel"));
+        let s = strip(r#"{"MESSAGE":[110,97,195]}"#, Options::default()).unwrap_or_default();
+        assert_eq!(s.text, "na\\xc3");
     }
 
     #[test]
