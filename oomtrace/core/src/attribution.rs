@@ -1322,7 +1322,7 @@ mod tests {
         kubelet_reports(
             v.verdict,
             v.container.is_some(),
-            v.victim.as_ref().map(|x| x.ns_pid.clone()).flatten(),
+            v.victim.as_ref().and_then(|x| x.ns_pid),
             oom_group,
             host_pid_ns,
         )
@@ -1516,30 +1516,18 @@ mod tests {
         ev.valid = valid::VICTIM_ALL & !(valid::VICTIM_OOM_SCORE_ADJ | valid::VICTIM_FILE_RSS);
         ev.victim.valid = valid::TASK_ALL & !(valid::TASK_NS_PID | valid::TASK_PID_NS);
         let v = judge(&ev, &Hints::default());
+        assert_eq!(v.victim.as_ref().and_then(|x| x.oom_score_adj), None);
+        assert_eq!(v.victim.as_ref().and_then(|x| x.file_rss_bytes), None);
         assert_eq!(
-            v.victim.as_ref().map(|x| x.oom_score_adj.clone()).flatten(),
-            None
-        );
-        assert_eq!(
-            v.victim
-                .as_ref()
-                .map(|x| x.file_rss_bytes.clone())
-                .flatten(),
-            None
-        );
-        assert_eq!(
-            v.victim.as_ref().map(|x| x.rss_bytes.clone()).flatten(),
+            v.victim.as_ref().and_then(|x| x.rss_bytes),
             None,
             "a sum with an unread part is unknown"
         );
         assert_eq!(
-            v.victim
-                .as_ref()
-                .map(|x| x.anon_rss_bytes.clone())
-                .flatten(),
+            v.victim.as_ref().and_then(|x| x.anon_rss_bytes),
             Some(90 * 4096)
         );
-        assert_eq!(v.victim.as_ref().map(|x| x.ns_pid.clone()).flatten(), None);
+        assert_eq!(v.victim.as_ref().and_then(|x| x.ns_pid), None);
         assert_eq!(v.evidence.pid_ns, None);
         assert_eq!(v.evidence.mnt_ns, Some(98));
         // Without its pid in the namespace, the kubelet's view is unknown.

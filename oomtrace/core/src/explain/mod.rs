@@ -81,7 +81,7 @@ pub struct LoggedEviction {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Logged {
-    Kill(LoggedKill),
+    Kill(Box<LoggedKill>),
     NoVictim(LoggedReport),
     Eviction(LoggedEviction),
 }
@@ -412,7 +412,7 @@ impl Explainer {
             .or(member_report);
         let (usage, limit) = usage_limit(report);
         let since_boot_us = s.since_boot_us;
-        out.push(Logged::Kill(LoggedKill {
+        out.push(Logged::Kill(Box::new(LoggedKill {
             past: PastKill {
                 seq: s.seq.unwrap_or(line_no),
                 ts_us: since_boot_us.unwrap_or(0),
@@ -425,7 +425,7 @@ impl Explainer {
             limit_bytes: limit,
             incident,
             from_summary_only,
-        }));
+        })));
     }
 
     /// Summaries whose kill line never came (cut from the paste): the
@@ -584,7 +584,7 @@ pub fn explain_with(input: &[u8], opts: Options) -> Result<Vec<LoggedKill>, Expl
         .items
         .into_iter()
         .filter_map(|l| match l {
-            Logged::Kill(k) => Some(k),
+            Logged::Kill(k) => Some(*k),
             _ => None,
         })
         .collect())
@@ -1256,10 +1256,8 @@ mod forms {
         assert_eq!(m.stats.get("inactive_file"), Some(&442368));
         assert_eq!(r.limit_bytes, Some(40 << 20));
         // `grep -C`: a report before a gap lends nothing to a kill after it.
-        let input = format!(
-            "[ 10.0] Task in /a killed as a result of limit of /a\n--\n[ 10.1] Killed process 7 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB\n"
-        );
-        let e = all(&input);
+        let input = "[ 10.0] Task in /a killed as a result of limit of /a\n--\n[ 10.1] Killed process 7 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB\n";
+        let e = all(input);
         assert!(
             e.items.iter().all(|i| !matches!(i, Logged::Kill(_))),
             "a bare kill line after a gap has no reason: {:?}",

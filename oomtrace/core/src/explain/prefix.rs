@@ -33,12 +33,13 @@ pub struct Options {
 /// A line's kernel text and stamps; `None` for a `/dev/kmsg` dictionary
 /// line (` SUBSYSTEM=…`), which belongs to the record before.
 pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
-    if line.starts_with(' ') && line.contains('=') && !line.trim_start().starts_with('[') {
-        if line.trim_start().split_once('=').is_some_and(|(k, _)| {
+    let dictionary = line.starts_with(' ')
+        && !line.trim_start().starts_with('[')
+        && line.trim_start().split_once('=').is_some_and(|(k, _)| {
             !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-        }) {
-            return None;
-        }
+        });
+    if dictionary {
+        return None;
     }
     let line = unquote(line).trim_start();
     if line.starts_with('{') {
