@@ -122,26 +122,18 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn label(v: &Verdict) -> String {
-    let name = |t: &dyn erased::Named| t.name();
     match v.kind {
-        Some(k) => format!("{}/{}", name(&v.verdict), name(&k)),
-        None => name(&v.verdict),
+        Some(k) => format!("{}/{}", json_name(&v.verdict), json_name(&k)),
+        None => json_name(&v.verdict),
     }
 }
 
-mod erased {
-    /// The JSON spelling of a unit enum value.
-    pub trait Named {
-        fn name(&self) -> String;
-    }
-    impl<T: serde::Serialize> Named for T {
-        fn name(&self) -> String {
-            serde_json::to_value(self)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        }
-    }
+/// The JSON spelling of a unit enum value.
+fn json_name<T: serde::Serialize>(t: &T) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// Compressed input the reader does not take: say what it is.
