@@ -1954,4 +1954,50 @@ mod tests {
             Some(format!("{POD}/{CID}").as_str())
         );
     }
+
+    /// The backlog at start reads the same kill lines `explain` does: a
+    /// memcg kill without its report names no cgroup (never a host
+    /// process), and an oom.group member takes its group's.
+    #[test]
+    fn kernel_log_kills_without_a_summary() {
+        use crate::oom_report::{OomGroup, OomKill};
+        let kill = |group: Option<OomGroup>| PastKill {
+            seq: 9,
+            ts_us: 1_000,
+            kill: OomKill {
+                memcg: true,
+                pid: 77,
+                comm: "hog".into(),
+                total_vm_kb: None,
+                anon_rss_kb: Some(1),
+                file_rss_kb: Some(1),
+                shmem_rss_kb: Some(0),
+                oom_score_adj: None,
+                chosen: None,
+                group,
+            },
+            summary: None,
+        };
+        let a = from_kernel_log(&kill(None), 0);
+        assert_eq!(a.verdict, VerdictKind::CgroupLimit);
+        assert!(a.limit.is_none() && a.identity.pod.is_none());
+        let v = verdict(a, Observed::default());
+        assert!(
+            v.summary.contains("does not name the cgroup"),
+            "{}",
+            v.summary
+        );
+        let member = kill(Some(OomGroup {
+            cgroup: format!("{POD}/{CID}"),
+            oom_memcg: Some(POD.into()),
+        }));
+        let a = from_kernel_log(&member, 0);
+        assert_eq!(a.verdict, VerdictKind::PodLimit);
+        assert_eq!(a.limit.and_then(|l| l.cgroup).as_deref(), Some(POD));
+        assert_eq!(a.victim.cgroup, Some(format!("{POD}/{CID}")));
+        assert_eq!(
+            a.identity.container.map(|c| c.id.to_string()).as_deref(),
+            Some(CID)
+        );
+    }
 }
