@@ -727,9 +727,9 @@ pub fn sent(ev: &SignalEvent) -> bool {
 
 /// The longest SIGTERM → SIGKILL gap of a hard eviction: the kubelet gives
 /// it a grace period of 1 s (older kubelets) or 2 s (current ones raise
-/// anything under 2 s to 2 s); the rest is slack for the runtime's own
-/// `runc kill` calls.
-pub const HARD_EVICTION_GRACE_NS: u64 = 3_000_000_000;
+/// anything under 2 s to 2 s); the rest is slack for the runtime
+/// ([`crate::kubelet::RUNTIME_SLACK_NS`]).
+pub const HARD_EVICTION_GRACE_NS: u64 = 2_000_000_000 + crate::kubelet::RUNTIME_SLACK_NS;
 
 /// How long past its eviction's grace period a process that outlived it
 /// is followed for the end of its stop: a pod's own grace period (which

@@ -2480,10 +2480,10 @@ mod tests {
         let (mut e, mut k) = pressured(false);
         e.handle(signalled(15, "runc", S), &mut k);
         assert!(e.waiting(), "a hard eviction's grace is watched closely");
-        ticks_ns(&mut e, &mut k, S, 4 * S + S / 20);
+        ticks_ns(&mut e, &mut k, S, 5 * S + S / 20);
         assert!(!e.waiting(), "past it, the stop is followed slowly");
         let before = k.ns_reads;
-        let out = ticks_ns(&mut e, &mut k, 4 * S + S / 10, 20 * S);
+        let out = ticks_ns(&mut e, &mut k, 5 * S + S / 10, 21 * S);
         assert!(out.is_empty(), "{out:?}");
         let polls = k.ns_reads - before;
         assert!((15..=17).contains(&polls), "{polls} reads in 16 s");
