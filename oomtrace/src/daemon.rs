@@ -345,6 +345,7 @@ impl Daemon {
             kernel_oom_kills,
             kubelet_log: live.kubelet_log.enabled(),
             follow_long_stops: true,
+            runtime_slack_ns: oomtrace_core::kubelet::RUNTIME_SLACK_NS,
             kernel_log: reading_kmsg,
             dying_sample_ns: config
                 .common

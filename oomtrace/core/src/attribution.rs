@@ -772,6 +772,9 @@ pub struct SignalContext<'a> {
     /// followed to the end of its stop (false: replaying a recording made
     /// before it was, which holds no answers for the polls).
     pub follow_long_stops: bool,
+    /// The longest SIGTERM → SIGKILL gap of a hard eviction
+    /// ([`HARD_EVICTION_GRACE_NS`]; a recording keeps the one it was made with).
+    pub hard_grace_ns: u64,
 }
 
 /// `evictionSoft` memory.available, in bytes for this node.
@@ -899,7 +902,7 @@ pub fn on_signal(
         .as_ref()
         .filter(|s| cx.node.is_some_and(|n| n.memory_available_bytes < s.bytes));
     let (threshold, window_ns, stop) = if under_pressure(cx.node) {
-        ("hard", HARD_EVICTION_GRACE_NS, stop)
+        ("hard", cx.hard_grace_ns, stop)
     } else if let Some(s) = soft {
         let mut stop = stop;
         if let Some(n) = stop.node_memory.as_mut() {
@@ -1651,6 +1654,7 @@ mod tests {
             soft,
             boot_to_wall_ns: 0,
             follow_long_stops: true,
+            hard_grace_ns: HARD_EVICTION_GRACE_NS,
         };
         on_signal(ev, &cx, earlier).expect("a pod's process, signalled from userspace")
     }
@@ -1825,6 +1829,7 @@ mod tests {
             soft: None,
             boot_to_wall_ns: 0,
             follow_long_stops: false,
+            hard_grace_ns: HARD_EVICTION_GRACE_NS,
         };
         let term = match on_signal(&signal(15, "runc", 1_000), &cx, None) {
             Some(SignalStep::Wait(p)) => *p,

@@ -88,6 +88,11 @@ mod b64 {
     }
 }
 
+/// The runtime's slack recordings made before it was a field were judged with.
+fn old_runtime_slack_ns() -> u64 {
+    1_000_000_000
+}
+
 /// Everything the engine starts from; a recording's header holds it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Start {
@@ -131,6 +136,11 @@ pub struct Start {
     /// log to decide (recordings made before hold no answers for its polls).
     #[serde(default)]
     pub follow_long_stops: bool,
+    /// How late the runtime's SIGKILL may come after the grace the kubelet
+    /// asked for (`kubelet::RUNTIME_SLACK_NS`; recordings made before it
+    /// were judged with 1 s).
+    #[serde(default = "old_runtime_slack_ns")]
+    pub runtime_slack_ns: u64,
     /// `--near-oom-horizon`, ns; 0 (and recordings from before it): no
     /// `near_oom` findings.
     #[serde(default)]
@@ -1045,7 +1055,7 @@ impl Engine {
             .zip(node.as_ref())
             .map(|(s, n)| SoftThreshold {
                 bytes: s.bytes(n.capacity_bytes),
-                grace_ns: s.grace_ns(),
+                grace_ns: s.grace_ns(self.start.runtime_slack_ns),
                 source: s.source.clone(),
             });
         // A runtime's signal under the kubelet's threshold may be an
@@ -1069,6 +1079,7 @@ impl Engine {
             soft,
             boot_to_wall_ns: self.start.boot_to_wall_ns,
             follow_long_stops: self.start.follow_long_stops,
+            hard_grace_ns: 2_000_000_000 + self.start.runtime_slack_ns,
         };
         let earlier = self.pending_stops.remove(&s.target.tgid);
         let Some(step) = attribution::on_signal(s, &cx, earlier.as_ref()) else {
@@ -1494,6 +1505,7 @@ mod tests {
             host_pid_escapes: true,
             kubelet_log: false,
             follow_long_stops: true,
+            runtime_slack_ns: crate::kubelet::RUNTIME_SLACK_NS,
             kernel_log: true,
             near_oom_horizon_ns: 0,
             dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
@@ -1769,6 +1781,7 @@ mod tests {
             }),
             kubelet_log: false,
             follow_long_stops: true,
+            runtime_slack_ns: crate::kubelet::RUNTIME_SLACK_NS,
             kernel_log: true,
             near_oom_horizon_ns: 0,
             dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
@@ -2510,6 +2523,7 @@ mod tests {
         let (e, mut k) = pressured(true);
         let mut e = Engine::new(Start {
             follow_long_stops: false,
+            runtime_slack_ns: crate::kubelet::RUNTIME_SLACK_NS,
             ..e.start
         });
         let mut out = e.handle(signalled(15, "runc", S), &mut k);

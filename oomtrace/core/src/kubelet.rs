@@ -125,8 +125,8 @@ impl Soft {
 
     /// The longest SIGTERM → SIGKILL gap of this soft eviction: the pods'
     /// grace period (never under the kubelet's 2 s) and the runtime's slack.
-    pub fn grace_ns(&self) -> u64 {
-        u64::from(self.max_pod_grace_s.max(2)) * 1_000_000_000 + RUNTIME_SLACK_NS
+    pub fn grace_ns(&self, slack_ns: u64) -> u64 {
+        u64::from(self.max_pod_grace_s.max(2)) * 1_000_000_000 + slack_ns
     }
 }
 
@@ -223,11 +223,11 @@ mod tests {
         );
         let soft = t.soft.expect("the soft threshold");
         assert_eq!(soft.amount, Amount::Bytes(1 << 30));
-        assert_eq!(soft.grace_ns(), 22_000_000_000);
+        assert_eq!(soft.grace_ns(RUNTIME_SLACK_NS), 22_000_000_000);
         assert!(soft.source.contains("evictionSoft"));
         let t = parse_config("evictionSoft:\n  memory.available: \"10%\"\n", "cfg");
         assert_eq!(
-            t.soft.map(|s| s.grace_ns()),
+            t.soft.map(|s| s.grace_ns(RUNTIME_SLACK_NS)),
             Some(4_000_000_000),
             "the 2 s minimum"
         );
