@@ -14,27 +14,92 @@ use oomtrace_core::hooks::HookRequests;
     about = "Explains every memory kill on a Kubernetes node, from the kernel"
 )]
 pub struct Cli {
+    /// How oomtrace's own diagnostics (warnings, errors) are written on
+    /// stderr: `text` (colour only on a terminal) or `json`, one object a line,
+    /// for log collectors.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A flag's value that clap's parsers cannot judge alone (it depends on
+/// another flag, or on the filesystem): exit 2, as clap's own errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// The daemon: one JSON object per line on stdout (a verdict per killed process).
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Readable verdict lines for a terminal (colour on a TTY; NO_COLOR, TERM=dumb turn it off, CLICOLOR_FORCE on).
+    #[command(after_help = TAIL_EXAMPLES)]
     Tail(TailArgs),
     /// What this node offers oomtrace: kernel, BTF, tracefs, cgroups, privileges, hooks.
-    Doctor(TailArgs),
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
     /// `run`, also saving everything the verdicts were made from to FILE (for `replay` and bug reports).
+    #[command(after_help = RECORD_EXAMPLES)]
     Record(RecordArgs),
     /// Reproduce the verdicts of a recording offline, without the kernel.
+    #[command(after_help = REPLAY_EXAMPLES)]
     Replay(ReplayArgs),
     /// Verdicts from a saved kernel log (dmesg, dmesg -T, journalctl -k, syslog, /dev/kmsg records, a sosreport file); no root needed.
+    #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
     /// Where the node's memory is now: free, pods by QoS, system.slice, other cgroups, kernel, unowned page cache, dying cgroups, unaccounted (adds up to MemTotal).
+    #[command(after_help = MEMORY_EXAMPLES)]
     Memory(MemoryArgs),
 }
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  oomtrace run | jq 'select(.type == \"verdict\")'
+  oomtrace run --format text --metrics-addr 9090
+  oomtrace run --hooks oom=kprobe,victim=tracepoint --ring-buffer-bytes 8MiB";
+const TAIL_EXAMPLES: &str = "\
+Examples:
+  oomtrace tail
+  NO_COLOR=1 oomtrace tail --kubelet-log none";
+const DOCTOR_HELP: &str = "\
+Each check is printed as ✓ (ok), ! (works, but with a fallback or without a source) or ✗ (cannot run), with the fix for each problem.
+
+Exit status:
+  0  oomtrace can run here with its best hooks and every source
+  1  oomtrace cannot run here (no kill could be seen)
+  2  usage error (a bad flag, or a path given on the command line that does not exist)
+  3  degraded: oomtrace runs, with fallback hooks or without some source
+
+Examples:
+  oomtrace doctor
+  oomtrace doctor --format json | jq '.checks[] | select(.status != \"ok\")'
+  oomtrace doctor --btf /boot/vmlinux-6.1.btf --hooks oom=kprobe";
+const RECORD_EXAMPLES: &str = "\
+Examples:
+  oomtrace record /tmp/node-1.rec
+  oomtrace record /tmp/node-1.rec --format text --heartbeat 10s";
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  oomtrace replay /tmp/node-1.rec
+  oomtrace replay /tmp/node-1.rec --format text";
+const EXPLAIN_EXAMPLES: &str = "\
+Examples:
+  dmesg | oomtrace explain --format text
+  oomtrace explain --utc-offset +01:00 dmesg-T.txt
+  journalctl -k -b -1 | oomtrace explain";
+const MEMORY_EXAMPLES: &str = "\
+Examples:
+  oomtrace memory
+  oomtrace memory --format json | jq .dying_cgroups
+  oomtrace memory --watch 5s";
 
 #[derive(Args, Debug)]
 pub struct MemoryArgs {
@@ -57,7 +122,7 @@ pub struct ExplainArgs {
     /// The log to read; `-` or nothing for standard input.
     #[arg(default_value = "-")]
     pub file: PathBuf,
-    /// Output format (`text` as `tail` prints it).
+    /// Output format (`text` as `tail` prints it; default: `json`).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// The kubelet's pod log directory, for pod names when it exists here.
@@ -100,8 +165,9 @@ fn parse_utc_offset(s: &str) -> Result<time::UtcOffset, String> {
 pub struct RecordArgs {
     /// Where to write the recording.
     pub file: PathBuf,
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    /// Output format on stdout (the recording itself is always the same).
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
     #[command(flatten)]
     pub common: Common,
 }
@@ -110,15 +176,16 @@ pub struct RecordArgs {
 pub struct ReplayArgs {
     /// A file written by `oomtrace record`.
     pub file: PathBuf,
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Output format.
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
     #[command(flatten)]
     pub common: Common,
 }
@@ -135,8 +202,20 @@ pub enum Format {
     Text,
 }
 
+/// `doctor`'s flags: the node's sources and hooks `run` would use, nothing
+/// of the daemon's own.
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Output format: the checks as lines, or one JSON object.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// What the node offers the daemon: read by `run` and checked by `doctor`.
 #[derive(Args, Debug, Clone)]
-pub struct Common {
+pub struct NodeArgs {
     /// Where cgroupfs is mounted.
     #[arg(long, value_name = "PATH", default_value = "/sys/fs/cgroup")]
     pub cgroup_root: PathBuf,
@@ -151,9 +230,6 @@ pub struct Common {
     /// cgroup, pressure: tp_btf|tracepoint|off; charge: tracepoint|off, off unless named here).
     #[arg(long, value_name = "FAMILY=KIND,...", default_value = "auto")]
     pub hooks: HookRequests,
-    /// Name of this node in every JSON object (default: the hostname).
-    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
-    pub node_name: Option<String>,
     /// Kernel BTF to read struct offsets from.
     #[arg(long, value_name = "PATH", default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
@@ -165,6 +241,20 @@ pub struct Common {
         default_value = "/var/lib/kubelet/config.yaml"
     )]
     pub kubelet_config: PathBuf,
+    /// Ring buffer size: a power of two of at least 4096 bytes, as bytes
+    /// (`262144`) or with a binary unit, K/Ki/KiB, M/Mi/MiB or G/Gi/GiB, all
+    /// powers of 1024 (`256K`, `4M`, `4Mi`, `4MiB`).
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_ring_size)]
+    pub ring_buffer_bytes: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Name of this node in every JSON object (default: the hostname).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
     /// The kubelet's log, where its eviction manager names the pods it
     /// evicts (an eviction verdict then rests on it: `basis: kubelet_log`):
     /// a file, `journal` (journalctl -u kubelet), `none`, or `auto`
@@ -201,13 +291,50 @@ pub struct Common {
     /// running (since the state file's position; since boot on a first run).
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub backlog: bool,
-    /// Ring buffer size in bytes (a power of two, multiple of the page size).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 22)]
-    pub ring_buffer_bytes: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics (off by default; a bare
-    /// PORT or :PORT means 127.0.0.1:PORT, e.g. 0.0.0.0:9090 to expose it).
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default):
+    /// IP:PORT, HOST:PORT (`localhost:9090`), [IPv6]:PORT, or a bare PORT or
+    /// :PORT, which mean 127.0.0.1:PORT; e.g. 0.0.0.0:9090 to expose it.
     #[arg(long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `--ring-buffer-bytes`: bytes, or a number with a binary unit. Decimal
+/// units (`MB`) are refused rather than guessed: no power of 1000 is a power
+/// of two, which the kernel requires of a ring buffer.
+pub fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "ki" | "kib" => 10,
+        "m" | "mi" | "mib" => 20,
+        "g" | "gi" | "gib" => 30,
+        "kb" | "mb" | "gb" => {
+            return Err(format!(
+                "`{s}`: decimal units are no power of two; use KiB, MiB or GiB"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "`{s}`: expected bytes or a size like 256K, 4M, 4Mi, 4MiB"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}`: expected bytes or a size like 256K, 4M, 4Mi, 4MiB"))?;
+    let bytes = n
+        .checked_shl(shift)
+        .filter(|b| b >> shift == n)
+        .and_then(|b| u32::try_from(b).ok())
+        .ok_or_else(|| format!("`{s}` is too large: at most 2GiB"))?;
+    if !bytes.is_power_of_two() || bytes < 4096 {
+        return Err(format!(
+            "`{s}` ({bytes} bytes) must be a power of two of at least 4096"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -215,5 +342,64 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
         other => Err(format!("`{other}`: expected on or off")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes_take_binary_units() {
+        for (s, want) in [
+            ("262144", 262_144),
+            ("4096", 4096),
+            ("256K", 256 << 10),
+            ("4M", 4 << 20),
+            ("4Mi", 4 << 20),
+            ("4MiB", 4 << 20),
+            ("4mib", 4 << 20),
+            ("4 MiB", 4 << 20),
+            ("1G", 1 << 30),
+        ] {
+            assert_eq!(parse_ring_size(s), Ok(want), "{s}");
+        }
+        for s in [
+            "",
+            "M",
+            "4MB",
+            "3M",
+            "1000",
+            "2048",
+            "4X",
+            "-4M",
+            "8G",
+            "99999999999999999999",
+        ] {
+            assert!(parse_ring_size(s).is_err(), "{s} accepted");
+        }
+    }
+
+    #[test]
+    fn the_help_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn doctor_takes_no_daemon_flag() {
+        for flag in [
+            "--heartbeat",
+            "--state-file",
+            "--metrics-addr",
+            "--leak-grace",
+            "--backlog",
+        ] {
+            let parsed = Cli::try_parse_from(["oomtrace", "doctor", flag, "1"]);
+            assert!(parsed.is_err(), "doctor accepted {flag}");
+        }
+        assert!(
+            Cli::try_parse_from(["oomtrace", "doctor", "--btf", "/x", "--format", "json"]).is_ok()
+        );
     }
 }

@@ -38,7 +38,7 @@ use oomtrace_core::{
 
 use crate::{
     charges::ChargeReader,
-    cli::{Common, Format},
+    cli::{Common, Format, Usage},
     loader, probe,
     sampler::Sampler,
 };
@@ -55,7 +55,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_args(common: Common) -> anyhow::Result<Config> {
-        let layout = Layout::detect(&common.cgroup_root)?;
+        let layout = Layout::detect(&common.node.cgroup_root)?;
         let node = match &common.node_name {
             Some(n) if !n.trim().is_empty() => n.clone(),
             _ => rustix::system::uname()
@@ -63,19 +63,15 @@ impl Config {
                 .to_string_lossy()
                 .into_owned(),
         };
+        // --ring-buffer-bytes is checked by its parser.
         if !common.near_oom_horizon.is_zero()
             && common.near_oom_interval < Duration::from_millis(50)
         {
-            anyhow::bail!(
-                "--near-oom-interval {:?} is too short: at least 50ms",
+            return Err(Usage(format!(
+                "--near-oom-interval {:?} is too short: at least 50ms (or --near-oom-horizon 0)",
                 common.near_oom_interval
-            );
-        }
-        if !common.ring_buffer_bytes.is_power_of_two() || common.ring_buffer_bytes < 4096 {
-            anyhow::bail!(
-                "--ring-buffer-bytes {} must be a power of two of at least 4096",
-                common.ring_buffer_bytes
-            );
+            ))
+            .into());
         }
         Ok(Config {
             layout,
@@ -223,9 +219,9 @@ fn status(d: &Daemon, state: &'static str) -> Status {
 /// Loads and attaches the hooks; fails when no kill could be seen at all.
 fn load_hooks(config: &Config) -> anyhow::Result<loader::Loaded> {
     let loaded = loader::load(
-        &config.common.btf,
-        &config.common.hooks,
-        config.common.ring_buffer_bytes,
+        &config.common.node.btf,
+        &config.common.node.hooks,
+        config.common.node.ring_buffer_bytes,
     )?;
     loader::trim_heap();
     if let Some(missing) = loaded
@@ -283,9 +279,9 @@ impl Daemon {
             sources: Sources {
                 memory_root: config.layout.memory_root.clone(),
                 v2: config.layout.version == Version::V2,
-                pods_log_dir: config.common.pods_log_dir.clone(),
-                containers_log_dir: config.common.containers_log_dir.clone(),
-                kubelet_config: config.common.kubelet_config.clone(),
+                pods_log_dir: config.common.node.pods_log_dir.clone(),
+                containers_log_dir: config.common.node.containers_log_dir.clone(),
+                kubelet_config: config.common.node.kubelet_config.clone(),
                 cgroup_ns: None,
             },
             recorded: None,
@@ -572,10 +568,13 @@ impl Daemon {
             tracing::warn!("{e}");
         }
         let stopping = status(&self, "stopping");
-        self.sink.write(&Line::Status(stopping))?;
+        // Written before the recording is finished, but not in its way: with
+        // stdout closed the recording must still end whole.
+        let said = self.sink.write(&Line::Status(stopping));
         if let Some(r) = self.recorder {
             r.end().context("finishing the recording")?;
         }
+        said?;
         Ok(())
     }
 }
@@ -627,24 +626,42 @@ async fn pipeline(
             Duration::from_secs(1)
         };
         next_tick = next_tick.min(tokio::time::Instant::now() + tick);
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                daemon.drain(guard.get_inner_mut())?;
-                guard.clear_ready();
-            }
-            Some(seen) = kmsg_rx.recv() => daemon.on_kernel_log(seen)?,
+        let step = tokio::select! {
+            guard = ring.readable_mut() => match guard {
+                Ok(mut guard) => {
+                    let r = daemon.drain(guard.get_inner_mut());
+                    guard.clear_ready();
+                    r
+                }
+                Err(e) => Err(e.into()),
+            },
+            Some(seen) = kmsg_rx.recv() => daemon.on_kernel_log(seen),
             _ = tokio::time::sleep_until(next_tick) => {
                 next_tick = tokio::time::Instant::now() + tick;
-                daemon.on_tick()?;
+                // A reader that went away is noticed within a tick, not at
+                // the next line, which on a quiet node may be a heartbeat away.
+                if stdout_closed() {
+                    break;
+                }
+                daemon.on_tick()
             }
-            _ = drops_tick.tick() => daemon.on_drops()?,
-            _ = sample_tick.tick(), if daemon.sampler.is_some() => daemon.on_sample()?,
+            _ = drops_tick.tick() => daemon.on_drops(),
+            _ = sample_tick.tick(), if daemon.sampler.is_some() => daemon.on_sample(),
             _ = term.recv() => break,
             _ = int.recv() => break,
+        };
+        match step {
+            Ok(()) => {}
+            // `oomtrace run | head`: the reader is done, which is a stop like
+            // SIGTERM (state file saved, recording finished), not a failure.
+            Err(e) if crate::is_broken_pipe(&e) => break,
+            Err(e) => return Err(e),
         }
     }
-    daemon.stop()?;
+    match daemon.stop() {
+        Err(e) if !crate::is_broken_pipe(&e) => return Err(e),
+        _ => {}
+    }
     if let Some(m) = metrics {
         m.stop().await;
     }
@@ -674,6 +691,22 @@ fn forward_kernel_log(loaded: &mut loader::Loaded) {
             tracing::debug!("the kernel-side log is not read: {e}");
             loaded.kernel_log = Some(log);
         }
+    }
+}
+
+/// Whether stdout is a pipe or socket whose reader has gone: poll reports
+/// POLLERR on it (a terminal or a file never does).
+fn stdout_closed() -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&now)) {
+        Ok(_) => fds[0].revents().contains(PollFlags::ERR),
+        Err(_) => false,
     }
 }
 

@@ -61,9 +61,30 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
             .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p))
             .map_err(|_| format!("`{s}`: the port must be 0..=65535"));
     }
-    s.parse::<SocketAddr>().map_err(|_| {
-        format!("`{s}` is not PORT, :PORT or IP:PORT (e.g. 9090, 0.0.0.0:9090, [::1]:9090)")
-    })
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bad = || {
+        format!(
+            "`{s}` is not PORT, :PORT, IP:PORT or HOST:PORT (e.g. 9090, localhost:9090, 0.0.0.0:9090, [::1]:9090)"
+        )
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    // The resolver may put ::1 first; localhost means what a bare port means.
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '[' || c == ']') {
+        return Err(bad());
+    }
+    use std::net::ToSocketAddrs;
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("`{s}`: cannot resolve {host}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("`{s}`: {host} resolves to no address"))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -707,8 +728,13 @@ mod tests {
             Ok("[::1]:9090".into())
         );
         assert!(parse_addr("70000").is_err());
-        assert!(parse_addr("localhost:9090").is_err());
+        assert_eq!(parse_addr("localhost:9091"), Ok(lo(9091)));
+        assert_eq!(parse_addr("LOCALHOST:9091"), Ok(lo(9091)));
+        assert!(parse_addr("localhost:70000").is_err());
+        assert!(parse_addr("localhost").is_err());
+        assert!(parse_addr("[::1]").is_err());
         assert!(parse_addr("").is_err());
+        assert!(parse_addr(":").is_err());
     }
 
     /// The gauges of the node memory breakdown, read from this machine

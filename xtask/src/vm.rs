@@ -464,7 +464,7 @@ keep() {
 "#,
     );
     s.push_str(&format!(
-        "note '==== oomtrace doctor'\n{} doctor\nrc=$?\nnote \"doctor exit $rc\"\n[ $rc -eq 0 ] || fail=1\nresults=\"$results doctor=$rc\"\n",
+        "note '==== oomtrace doctor'\n{} doctor\nrc=$?\nnote \"doctor exit $rc\"\n[ $rc -eq 0 ] || [ $rc -eq 3 ] || fail=1\nresults=\"$results doctor=$rc\"\n",
         shell_quote(&oomtrace.display().to_string())
     ));
     for run in runs {

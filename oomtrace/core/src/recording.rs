@@ -40,7 +40,8 @@ enum Entry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
-    #[error("reading {path}: {source}")]
+    // The io::Error is the source: `{:#}` prints it once, after this.
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -63,7 +64,7 @@ pub enum RecordingError {
         line: usize,
         detail: String,
     },
-    #[error("{path} line {line}: kernel record from another build: {source}")]
+    #[error("{path} line {line}: kernel record from another build")]
     Wire {
         path: PathBuf,
         line: usize,
