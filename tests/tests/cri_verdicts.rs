@@ -554,7 +554,7 @@ fn says_eviction_or_deletion(line: &Json) -> bool {
 }
 
 /// A deletion under pressure, with no kubelet log to read: the pod's own
-/// grace period (30 s) outlives a hard eviction's, and a kubelet that
+/// grace period (12 s here; 30 s by default) outlives a hard eviction's, and a kubelet that
 /// gives evicted pods their full grace period (kubernetes#115819) stops
 /// them the same way: a `stopped` line that says both, never an eviction.
 #[test]
@@ -571,7 +571,7 @@ fn a_deletion_under_pressure_is_a_stop() {
         .run();
     let pid = pod.container("stubborn").pid;
     // The line comes once the stop has ended and the pod is empty.
-    pod.stop(30);
+    pod.stop(12);
     let line = daemon.wait_for("the stopped line", |l| {
         l["type"] == "stopped" && l["process"]["pid"] == pid
     });
@@ -585,7 +585,7 @@ fn a_deletion_under_pressure_is_a_stop() {
     assert_eq!(line["signal"]["name"], "SIGTERM", "{line}");
     let s = pod.container("stubborn").status();
     assert_eq!((s.state, s.exit_code), (State::Exited, 137), "{s:?}");
-    side_by_side("deletion under pressure (grace 30 s)", &line, &s);
+    side_by_side("deletion under pressure (grace 12 s)", &line, &s);
     daemon.barrier();
     assert!(
         daemon
@@ -660,13 +660,13 @@ fn a_soft_eviction_has_the_configured_grace_period() {
     );
     side_by_side("soft eviction (grace 5 s)", &v, &s);
 
-    // The same node, a pod deleted with its 30 s: past the soft grace,
+    // The same node, a pod deleted with 12 s: past the soft grace,
     // and no kubelet log names it.
     let mut deleted = CriPod::builder(Qos::Burstable)
         .container("stubborn", &["sleep", "3600"], None)
         .run();
     let pid = deleted.container("stubborn").pid;
-    deleted.stop(30);
+    deleted.stop(12);
     let line = daemon.wait_for("the stopped line", |l| {
         l["type"] == "stopped" && l["process"]["pid"] == pid
     });
@@ -732,7 +732,7 @@ fn kubelet_logs_eviction(log: &std::path::Path, pod: &CriPod) {
 }
 
 /// A kubelet of the kubernetes#115819 era (and #124405) evicts a pod with
-/// its full grace period (30 s): the runtime's calls are a deletion's, so
+/// its full grace period (a pod's own, 12 s here): the runtime's calls are a deletion's, so
 /// the kubelet's own line decides. With it, an eviction that keeps the
 /// grace it saw; a pod stopped alike beside it that the log does not name
 /// is a stop that says both, and that the log was read.
@@ -758,8 +758,10 @@ fn a_long_grace_eviction_rests_on_the_kubelets_log() {
         .container("stubborn", &["sleep", "3600"], None)
         .run();
     std::thread::scope(|s| {
-        let other = s.spawn(|| deleted.stop(30));
-        evicted.stop(30);
+        // 12 s: three times an eviction's 4 s window, and a shorter wait
+        // than a pod's default 30 s in the emulated VM.
+        let other = s.spawn(|| deleted.stop(12));
+        evicted.stop(12);
         kubelet_logs_eviction(&log, &evicted);
         other.join().expect("the other stop");
     });
@@ -781,7 +783,7 @@ fn a_long_grace_eviction_rests_on_the_kubelets_log() {
     assert_eq!(v["evidence"]["basis"], "kubelet_log", "{v}");
     assert_eq!(v["evidence"]["eviction_threshold"], "hard", "{v}");
     let grace = v["evidence"]["grace_s"].as_f64().expect("grace_s");
-    assert!((29.0..33.0).contains(&grace), "the pod's 30 s: {v}");
+    assert!((11.0..15.0).contains(&grace), "the pod's 12 s: {v}");
     assert!(
         v["summary"]
             .as_str()
@@ -789,7 +791,7 @@ fn a_long_grace_eviction_rests_on_the_kubelets_log() {
         "{v}"
     );
     side_by_side(
-        "eviction with the pod's grace (30 s), the kubelet's log read",
+        "eviction with the pod's grace (12 s), the kubelet's log read",
         &v,
         &status,
     );
@@ -812,7 +814,7 @@ fn a_long_grace_eviction_rests_on_the_kubelets_log() {
         "{line}"
     );
     side_by_side(
-        "the same stop (30 s), the kubelet's log read, no line",
+        "the same stop (12 s), the kubelet's log read, no line",
         &line,
         &status,
     );
