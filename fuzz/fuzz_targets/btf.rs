@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::{btf::Btf, offsets};
+use oomtrace_fuzz::{kernel::btf::Btf, kernel::offsets};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(btf) = Btf::parse(data) else { return };

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::{cgroup::CgroupTree, event};
+use oomtrace_fuzz::{node::cgroup::CgroupTree, kernel::event};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(ev) = event::decode(data) {

@@ -5,9 +5,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use oomtrace_fuzz::{
-    attribution::{self, Observed},
-    explain::{self, Logged},
-    sink::{json::JsonSink, Line, Sink},
+    rules::attribution::{self, Observed},
+    logs::explain::{self, Logged},
+    output::sink::{json::JsonSink, Line, Sink},
 };
 
 fuzz_target!(|data: &[u8]| {

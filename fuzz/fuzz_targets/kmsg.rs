@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::oom_report as kmsg;
+use oomtrace_fuzz::logs::oom_report as kmsg;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

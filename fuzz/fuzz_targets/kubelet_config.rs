@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::kubelet;
+use oomtrace_fuzz::node::kubelet;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::{near_oom, observe, scratch_file, state};
+use oomtrace_fuzz::{rules::near_oom, node::observe, scratch_file, logs::state};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::{recording as record, scratch_file, sink::json::JsonSink, sink::Sink};
+use oomtrace_fuzz::{engine::recording as record, scratch_file, output::sink::json::JsonSink, output::sink::Sink};
 
 fuzz_target!(|data: &[u8]| {
     let path = scratch_file("recording", data);

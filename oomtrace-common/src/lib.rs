@@ -225,7 +225,7 @@ impl TaskInfo {
     pub fn tid(&self) -> Option<u32> {
         bit(self.valid, valid::TASK_PID, self.tid)
     }
-    /// The raw `comm` bytes (decode with `oomtrace_core::event::comm`).
+    /// The raw `comm` bytes (decode with `oomtrace_core::kernel::event::comm`).
     pub fn comm(&self) -> Option<&[u8; COMM_LEN]> {
         bit(self.valid, valid::TASK_COMM, &self.comm)
     }
@@ -470,7 +470,7 @@ mod pod {
 /// `oomtrace-ebpf` (aya-ebpf's macros take neither a constant for the name
 /// nor for the attach point, so the kernel side spells them out; the
 /// daemon's tests check every name and attach point of its probe table,
-/// `oomtrace_core::hooks::PROBES`, against the built object).
+/// `oomtrace_core::kernel::hooks::PROBES`, against the built object).
 pub mod programs {
     /// fentry on `oom_kill_process` (oom.rs).
     pub const OOM_FENTRY: &str = "oom_fentry";

@@ -2,7 +2,7 @@
 //! the opt-in charge hook while some cgroup is under pressure), read for
 //! the engine through [`ChargeSource`].
 
-use oomtrace_core::observe::{boot_ns, ChargeSource, Charges};
+use oomtrace_core::node::observe::{boot_ns, ChargeSource, Charges};
 
 pub struct ChargeReader {
     pub map: aya::maps::PerCpuHashMap<aya::maps::MapData, u64, u64>,

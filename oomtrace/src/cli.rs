@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use oomtrace_core::hooks::HookRequests;
+use oomtrace_core::kernel::hooks::HookRequests;
 
 #[derive(Parser, Debug)]
 #[command(

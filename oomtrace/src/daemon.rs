@@ -23,17 +23,17 @@ use tokio::{
 };
 
 use oomtrace_core::{
-    audit::KernelCount,
-    cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
+    rules::audit::KernelCount,
+    node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
     engine::{Engine, Input, Start},
-    hooks::Family,
-    kernel_log,
-    observe::{self, Live, Observe, Sources},
-    oom_report::OomLine,
-    pods::{self, Level},
-    recording::{self, Recorder},
-    sink::{json::JsonSink, text::TextSink, CgroupStatus, Line, Sink, Status},
-    state,
+    kernel::hooks::Family,
+    logs::kernel_log,
+    node::observe::{self, Live, Observe, Sources},
+    logs::oom_report::OomLine,
+    node::pods::{self, Level},
+    engine::recording::{self, Recorder},
+    output::sink::{json::JsonSink, text::TextSink, CgroupStatus, Line, Sink, Status},
+    logs::state,
 };
 
 use crate::{
@@ -88,7 +88,7 @@ pub(crate) fn make_sink(format: Format, node: String) -> Box<dyn Sink> {
         // anstream decides: a terminal, NO_COLOR, CLICOLOR_FORCE, TERM=dumb.
         Format::Text => Box::new(TextSink::new(
             stdout,
-            oomtrace_core::sink::text::ColorChoice::Auto,
+            oomtrace_core::output::sink::text::ColorChoice::Auto,
         )),
     }
 }
@@ -286,8 +286,8 @@ impl Daemon {
             },
             recorded: None,
             charges: None,
-            kubelet_log: oomtrace_core::kubelet_log::Reader::new(
-                oomtrace_core::kubelet_log::Source::parse(&config.common.kubelet_log),
+            kubelet_log: oomtrace_core::node::kubelet_log::Reader::new(
+                oomtrace_core::node::kubelet_log::Source::parse(&config.common.kubelet_log),
             ),
         };
         let charge_hook = loaded
@@ -341,7 +341,7 @@ impl Daemon {
             kernel_oom_kills,
             kubelet_log: live.kubelet_log.enabled(),
             follow_long_stops: true,
-            runtime_slack_ns: oomtrace_core::kubelet::RUNTIME_SLACK_NS,
+            runtime_slack_ns: oomtrace_core::node::kubelet::RUNTIME_SLACK_NS,
             kernel_log: reading_kmsg,
             dying_sample_ns: config
                 .common

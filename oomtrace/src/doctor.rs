@@ -16,10 +16,10 @@ use std::{
 use serde::Serialize;
 
 use oomtrace_core::{
-    btf::Btf as KernelBtf,
-    cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
-    hooks::{self, Choice, Family, HookKind, Target},
-    tracefs,
+    kernel::btf::Btf as KernelBtf,
+    node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
+    kernel::hooks::{self, Choice, Family, HookKind, Target},
+    kernel::tracefs,
 };
 
 use crate::{
@@ -574,7 +574,7 @@ fn effective_caps() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oomtrace_core::hooks::Skipped;
+    use oomtrace_core::kernel::hooks::Skipped;
 
     fn choice(family: Family, chosen: Option<HookKind>, skipped: &[(HookKind, &str)]) -> Choice {
         Choice {

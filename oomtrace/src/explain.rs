@@ -1,6 +1,6 @@
 //! `oomtrace explain [FILE|-]`: verdicts from a saved log. Needs no root,
 //! BPF or tracefs: the log is read line by line by
-//! `oomtrace_core::explain::Explainer` (bounded memory; a followed log,
+//! `oomtrace_core::logs::explain::Explainer` (bounded memory; a followed log,
 //! `dmesg -w | oomtrace explain`, prints each kill as its line comes), each
 //! kill judged by the backlog's rules, and written as `run` writes verdicts.
 //! gzip, xz and zstd input is read as it is.
@@ -15,11 +15,11 @@ use std::{
 
 use anyhow::Context;
 use oomtrace_core::{
-    attribution::{self, Observed},
-    explain::{self, Explainer, LogNames, Logged},
-    pods::{self, ContainerId, PodUid},
-    sink::Line,
-    verdict::{Identity, Memory, Names, Verdict},
+    rules::attribution::{self, Observed},
+    logs::explain::{self, Explainer, LogNames, Logged},
+    node::pods::{self, ContainerId, PodUid},
+    output::sink::Line,
+    output::verdict::{Identity, Memory, Names, Verdict},
 };
 
 use crate::cli::{ExplainArgs, Format};

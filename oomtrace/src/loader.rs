@@ -9,9 +9,9 @@ use aya::{Ebpf, EbpfLoader};
 use serde::Serialize;
 
 use oomtrace_core::{
-    btf::Btf as KernelBtf,
-    hooks::{self, Choice, Format, HookRequests, Need, Offers},
-    offsets, tracefs,
+    kernel::btf::Btf as KernelBtf,
+    kernel::hooks::{self, Choice, Format, HookRequests, Need, Offers},
+    kernel::offsets, kernel::tracefs,
 };
 
 use crate::probe;

@@ -1,5 +1,5 @@
 //! `oomtrace memory`: where the node's memory is now — the breakdown
-//! node-pressure verdicts carry (`oomtrace_core::node_memory`), as one JSON
+//! node-pressure verdicts carry (`oomtrace_core::node::node_memory`), as one JSON
 //! object or a readable table; `--watch` repeats it.
 
 use std::{
@@ -9,9 +9,9 @@ use std::{
 
 use anyhow::Context;
 use oomtrace_core::{
-    cgroup::{Layout, Version},
-    node_memory::{self, Breakdown},
-    wording::human_bytes,
+    node::cgroup::{Layout, Version},
+    node::node_memory::{self, Breakdown},
+    output::wording::human_bytes,
 };
 
 use crate::cli::{Format, MemoryArgs};
@@ -60,7 +60,7 @@ pub fn read(layout: &Layout) -> anyhow::Result<Breakdown> {
 pub fn json(b: &Breakdown, node: &str) -> anyhow::Result<serde_json::Value> {
     let mut v = serde_json::json!({
         "type": "node_memory",
-        "schema_version": oomtrace_core::sink::SCHEMA_VERSION,
+        "schema_version": oomtrace_core::output::sink::SCHEMA_VERSION,
         "node": node,
         "time": now(),
     });

@@ -35,8 +35,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use oomtrace_common::Hook;
 use oomtrace_core::{
-    sink::{Line, Sink, Status},
-    verdict::{Container, Pod},
+    output::sink::{Line, Sink, Status},
+    output::verdict::{Container, Pod},
 };
 
 /// OpenMetrics is what `prometheus_client` writes and what Prometheus asks
@@ -264,7 +264,7 @@ impl Metrics {
             node_memory,
             dying_cgroups,
             memory_root: status.cgroup.memory_root.clone().into(),
-            v2: status.cgroup.version == oomtrace_core::cgroup::Version::V2,
+            v2: status.cgroup.version == oomtrace_core::node::cgroup::Version::V2,
             registry,
             kills,
             findings,
@@ -336,15 +336,15 @@ impl Metrics {
     /// Reads the node memory breakdown into its gauges (at each scrape;
     /// a failed read keeps the last values).
     pub fn refresh_node_memory(&self) {
-        let input = match oomtrace_core::node_memory::read(&self.memory_root, self.v2) {
+        let input = match oomtrace_core::node::node_memory::read(&self.memory_root, self.v2) {
             Ok(i) => i,
             Err(e) => {
                 tracing::debug!("node memory for the metrics: {e}");
                 return;
             }
         };
-        let b = oomtrace_core::node_memory::breakdown(&input);
-        for (part, bytes) in oomtrace_core::node_memory::parts(&b) {
+        let b = oomtrace_core::node::node_memory::breakdown(&input);
+        for (part, bytes) in oomtrace_core::node::node_memory::parts(&b) {
             self.node_memory
                 .get_or_create(&PartLabels { part: part.into() })
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -581,11 +581,11 @@ impl Running {
 mod tests {
     use super::*;
     use oomtrace_core::{
-        cgroup::Version,
-        hooks::{Choice, Family as HookFamily, HookKind, Skipped},
-        pods::{ContainerId, PodUid},
-        sink::{CgroupStatus, Lost, Missed},
-        verdict::{
+        node::cgroup::Version,
+        kernel::hooks::{Choice, Family as HookFamily, HookKind, Skipped},
+        node::pods::{ContainerId, PodUid},
+        output::sink::{CgroupStatus, Lost, Missed},
+        output::verdict::{
             Evidence, Finding, FindingKind, PressureKind, Trigger, Verdict, VerdictKind, Victim,
         },
     };
@@ -748,8 +748,8 @@ mod tests {
         let m = Metrics::new(&status("ready"));
         m.refresh_node_memory();
         let text = m.encode().expect("encode");
-        for part in oomtrace_core::node_memory::parts(&oomtrace_core::node_memory::breakdown(
-            &oomtrace_core::node_memory::Input::default(),
+        for part in oomtrace_core::node::node_memory::parts(&oomtrace_core::node::node_memory::breakdown(
+            &oomtrace_core::node::node_memory::Input::default(),
         )) {
             let prefix = format!("oomtrace_node_memory_bytes{{part=\"{}\"}} ", part.0);
             assert!(

@@ -1,4 +1,4 @@
-//! The attach calls of the probe table (`oomtrace_core::hooks::PROBES`): for
+//! The attach calls of the probe table (`oomtrace_core::kernel::hooks::PROBES`): for
 //! each hook family the first row that loads and attaches wins; every other
 //! row keeps the reason it was skipped, for `doctor` and the status line.
 
@@ -9,7 +9,7 @@ use aya::{
     },
     Btf, Ebpf,
 };
-use oomtrace_core::hooks::{self, Arming, Choice, Family, HookRequests, Offers, Probe, Target};
+use oomtrace_core::kernel::hooks::{self, Arming, Choice, Family, HookRequests, Offers, Probe, Target};
 
 /// What attaching needs besides the loaded object.
 pub struct Env<'a> {
@@ -197,7 +197,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use object::{Object as _, ObjectSection as _, ObjectSymbol as _, SymbolKind};
-    use oomtrace_core::hooks::{self, Target};
+    use oomtrace_core::kernel::hooks::{self, Target};
 
     /// The ELF section aya-ebpf's program macros give a program attaching
     /// at `target`.
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn hooks_help_lists_the_table() {
         use clap::CommandFactory as _;
-        use oomtrace_core::hooks::{Family, HookKind};
+        use oomtrace_core::kernel::hooks::{Family, HookKind};
         let cli = crate::cli::Cli::command();
         let help = cli
             .find_subcommand("run")

@@ -16,7 +16,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use oomtrace_core::near_oom::{self, Psi, Sample, Samples};
+use oomtrace_core::rules::near_oom::{self, Psi, Sample, Samples};
 
 /// A cgroup's limit is re-read this often (the kubelet changes it rarely:
 /// an in-place resize).

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    pods::{parse_cgroup_path, ContainerId, Level},
-    verdict::{Identity, Process, Signal, Verdict},
+    node::pods::{parse_cgroup_path, ContainerId, Level},
+    output::verdict::{Identity, Process, Signal, Verdict},
 };
 
 /// Containers remembered at most; the oldest entries go first past it (a
@@ -226,8 +226,8 @@ impl Track {
 mod tests {
     use super::*;
     use crate::{
-        pods::PodUid,
-        verdict::{Container, Evidence, Pod, VerdictKind, Victim},
+        node::pods::PodUid,
+        output::verdict::{Container, Evidence, Pod, VerdictKind, Victim},
     };
 
     const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(f.earlier_kills.len(), 1);
         assert_eq!(f.earlier_kills[0].victim.pid, 812);
         assert_eq!(f.container_cgroup, cgroup('a'));
-        let text = crate::wording::oomkilled_misreport(None, None, &f);
+        let text = crate::output::wording::oomkilled_misreport(None, None, &f);
         assert!(
             text.contains("ended by SIGTERM from runc (pid 500), a stop")
                 && text.contains("php-fpm (pid 812) at 2026-11-28T12:03:44Z"),

@@ -119,7 +119,7 @@ pub(crate) fn unescape(text: &str) -> String {
     }
     // Bytes that are not UTF-8 read as they do from the ring buffer and
     // cgroupfs (`\xNN`), so paths from the three sources compare equal.
-    crate::event::escape_bytes(&out)
+    crate::kernel::event::escape_bytes(&out)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -1219,7 +1219,7 @@ mod tests {
         // Captured on the host (cgroup v1): rate-limited kills (kill lines
         // only), then a container's kill and a pod's kill with reports.
         let lines = read_log(include_str!(
-            "../../tests/fixtures/explain/host-6.18-kmsg.txt"
+            "../../../tests/fixtures/explain/host-6.18-kmsg.txt"
         ));
         let summaries: Vec<&OomSummary> = lines
             .iter()
@@ -1241,7 +1241,7 @@ mod tests {
         assert_eq!((r.usage_kb, r.limit_kb), (Some(65536), Some(65536)));
         assert_eq!(r.stats.get("rss"), Some(&66781184));
         assert!(r.stats.contains_key("total_rss"), "{r:?}");
-        let m = crate::verdict::Memory::from_report(r);
+        let m = crate::output::verdict::Memory::from_report(r);
         assert_eq!(m.usage_bytes, Some(65536 * 1024));
         assert_eq!(m.anon_bytes, r.stats.get("total_rss").copied());
         assert_eq!(m.slab_bytes, None);
@@ -1264,7 +1264,7 @@ mod tests {
         // The pod's own counters are 0 (its processes sit in the
         // container): the hierarchical ones are the pod's memory.
         assert_eq!(r.stats.get("rss"), Some(&0));
-        let m = crate::verdict::Memory::from_report(r);
+        let m = crate::output::verdict::Memory::from_report(r);
         assert_eq!(m.anon_bytes, r.stats.get("total_rss").copied());
         assert!(m.anon_bytes.is_some_and(|a| a > 60 << 20), "{m:?}");
     }
@@ -1315,7 +1315,7 @@ mod tests {
         assert_eq!(k.pid, 77);
         let r = s.report.as_ref().expect("the report");
         assert_eq!(r.cgroup, "/kubepods/pod1/c1");
-        let m = crate::verdict::Memory::from_report(r);
+        let m = crate::output::verdict::Memory::from_report(r);
         assert_eq!(m.usage_bytes, Some(65536 * 1024));
         assert_eq!(m.anon_bytes, Some(66977792));
         assert_eq!(m.file_bytes, Some(4096));

@@ -3,8 +3,8 @@
 //! output types only, so wording changes never touch a rule.
 
 use crate::{
-    pods::{self, Level},
-    verdict::{Container, Pod, PressureKind, StopReason, Stopped, Verdict, VerdictKind},
+    node::pods::{self, Level},
+    output::verdict::{Container, Pod, PressureKind, StopReason, Stopped, Verdict, VerdictKind},
 };
 
 pub fn human_bytes(b: u64) -> String {
@@ -105,7 +105,7 @@ pub fn summary_from_log(v: &Verdict) -> String {
 
 fn container_runtime(c: Option<&Container>) -> Option<&'static str> {
     c.and_then(|c| c.runtime).map(|r| match r {
-        crate::pods::Runtime::Docker => "Docker",
+        crate::node::pods::Runtime::Docker => "Docker",
         other => other.as_str(),
     })
 }
@@ -217,7 +217,7 @@ fn sentence(v: &Verdict) -> String {
                 _ => "a hard eviction",
             };
             let soft = v.evidence.eviction_threshold == Some("soft");
-            let hard_grace_s = crate::attribution::HARD_EVICTION_GRACE_NS as f64 / 1e9;
+            let hard_grace_s = crate::rules::attribution::HARD_EVICTION_GRACE_NS as f64 / 1e9;
             let how = match (v.evidence.basis, v.evidence.grace_s) {
                 (Some("runtime_sigterm_then_exit"), _) => {
                     format!(" It exited within {kind}'s grace period after the runtime's SIGTERM (its exit is inferred, not seen).")
@@ -348,7 +348,7 @@ pub fn cgroup_leak(pod: Option<&Pod>, cgroup: &str, empty_for_s: f64) -> String 
 pub fn oomkilled_misreport(
     pod: Option<&Pod>,
     container: Option<&Container>,
-    m: &crate::misreport::Misreport,
+    m: &crate::rules::misreport::Misreport,
 ) -> String {
     let init = m
         .process
@@ -357,7 +357,7 @@ pub fn oomkilled_misreport(
         .unwrap_or_else(|| "its init".to_string());
     let how = match (m.exit.signal, m.exit.sender.as_ref()) {
         (Some(sig), Some(s)) => {
-            let what = if crate::attribution::is_runtime(&s.comm) {
+            let what = if crate::rules::attribution::is_runtime(&s.comm) {
                 "a stop"
             } else {
                 "not the runtime"
@@ -402,7 +402,7 @@ pub fn oomkilled_misreport(
 }
 
 /// The `near_oom` finding: whose limit, how close, how fast.
-pub fn near_oom(f: &crate::verdict::Finding, reason: crate::near_oom::Reason) -> String {
+pub fn near_oom(f: &crate::output::verdict::Finding, reason: crate::rules::near_oom::Reason) -> String {
     let level = pods::parse_cgroup_path(&f.cgroup).map(|k| k.level);
     let (who, whose) = match level {
         Some(Level::Container) => (
@@ -439,7 +439,7 @@ pub fn near_oom(f: &crate::verdict::Finding, reason: crate::near_oom::Reason) ->
         human_bytes(limit)
     );
     match (reason, f.growth_bytes_per_s, f.seconds_to_limit) {
-        (crate::near_oom::Reason::Growing, Some(g), Some(eta)) => format!(
+        (crate::rules::near_oom::Reason::Growing, Some(g), Some(eta)) => format!(
             "{at} and growing {}/s: about {eta:.1} s to an OOM kill.",
             human_bytes(g.max(0) as u64)
         ),
@@ -474,7 +474,7 @@ fn count(n: u64) -> String {
 }
 
 /// The `dying_cgroups` finding's sentence.
-pub fn dying_cgroups(g: &crate::node_memory::DyingGrowth) -> String {
+pub fn dying_cgroups(g: &crate::node::node_memory::DyingGrowth) -> String {
     let n = match (g.count_before, g.count) {
         (Some(a), Some(b)) => format!(
             "{} removed memory cgroups (from {} {} min ago)",
@@ -498,18 +498,18 @@ pub fn dying_cgroups(g: &crate::node_memory::DyingGrowth) -> String {
 
 /// The node memory breakdown's sentence: the totals, then the largest
 /// share that is not free memory nor a pod's own.
-pub fn node_memory_summary(b: &crate::node_memory::Breakdown) -> String {
+pub fn node_memory_summary(b: &crate::node::node_memory::Breakdown) -> String {
     let head = format!(
         "Of {} of memory, {} is free and pods hold {}",
         human_bytes(b.total_bytes),
         human_bytes(b.free_bytes),
         human_bytes(b.pods.bytes)
     );
-    let Some((part, bytes)) = crate::node_memory::largest_outside_pods(b) else {
+    let Some((part, bytes)) = crate::node::node_memory::largest_outside_pods(b) else {
         return format!("{head}.");
     };
     let size = human_bytes(bytes);
-    let top = |g: &crate::node_memory::Group| {
+    let top = |g: &crate::node::node_memory::Group| {
         g.top
             .first()
             .map(|c| {

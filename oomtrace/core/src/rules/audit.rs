@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{sink::Missed, verdict::wall_time, wording};
+use crate::{output::sink::Missed, output::verdict::wall_time, output::wording};
 
 /// A kill counted by the kernel must have its verdict by then: victims wait
 /// up to 300 ms for the kernel log, records queue in the ring buffer, and

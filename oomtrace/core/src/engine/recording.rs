@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     engine::{Engine, Input, Start},
-    event,
-    observe::{Answer, Replayed},
-    sink::Line,
+    kernel::event,
+    node::observe::{Answer, Replayed},
+    output::sink::Line,
 };
 
 const FORMAT: &str = "oomtrace-recording";

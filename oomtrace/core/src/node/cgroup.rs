@@ -13,7 +13,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::event::{self, Event};
+use crate::kernel::event::{self, Event};
 
 /// How long a removed cgroup keeps its identity.
 pub const TOMBSTONE_NS: u64 = 10 * 60 * 1_000_000_000;
@@ -308,7 +308,7 @@ impl CgroupNamespace {
         };
         let own = fs::read_to_string("/proc/self/cgroup")
             .ok()
-            .and_then(|t| crate::observe::memory_cgroup_of(&t, layout.version == Version::V2))?;
+            .and_then(|t| crate::node::observe::memory_cgroup_of(&t, layout.version == Version::V2))?;
         if !own.contains("/..") && holds_me(&own) {
             // Also what a namespace's own cgroupfs mount shows (its root as
             // `/`): the kernel's paths would then not match the walk's.
@@ -513,7 +513,7 @@ mod tests {
         assert_eq!(event::path(&raw, 5), "/pod\\xff");
         let proc_text = event::escape_bytes(b"4:memory:/pod\xff\n1:name=systemd:/\n");
         assert_eq!(
-            crate::observe::memory_cgroup_of(&proc_text, false).as_deref(),
+            crate::node::observe::memory_cgroup_of(&proc_text, false).as_deref(),
             Some("/pod\\xff")
         );
     }

@@ -5,7 +5,7 @@
 //! records, `grep` output over several files, and text quoted in a ticket
 //! (`> `, indentation). The stamps say when, when they can.
 
-use crate::oom_report;
+use crate::logs::oom_report;
 
 /// One input line: where the kernel's text starts, and what its prefix said.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ fn journal_json(line: &str) -> Option<Stamped> {
                 .iter()
                 .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
                 .collect();
-            crate::event::escape_bytes(&raw)
+            crate::kernel::event::escape_bytes(&raw)
         }
         _ => return None,
     };

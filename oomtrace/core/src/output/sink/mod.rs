@@ -7,8 +7,8 @@ pub mod text;
 use serde::Serialize;
 
 use crate::{
-    hooks::Choice,
-    verdict::{Finding, Stopped, Verdict},
+    kernel::hooks::Choice,
+    output::verdict::{Finding, Stopped, Verdict},
 };
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -63,12 +63,12 @@ pub struct Status {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CgroupStatus {
-    pub version: crate::cgroup::Version,
+    pub version: crate::node::cgroup::Version,
     pub memory_root: String,
     pub cgroups: usize,
     /// oomtrace's own cgroup namespace when it has a private one (its
     /// root's full path): /proc/PID/cgroup paths are resolved against it.
-    pub namespace: Option<crate::cgroup::CgroupNamespace>,
+    pub namespace: Option<crate::node::cgroup::CgroupNamespace>,
 }
 
 #[derive(Clone, Debug, Serialize)]

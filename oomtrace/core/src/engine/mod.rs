@@ -3,6 +3,8 @@
 //! attribution; every read of the machine goes through [`Observe`], so the
 //! live daemon and a replay of a recording run this same code.
 
+pub mod recording;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
@@ -10,24 +12,24 @@ use oomtrace_common::{Hook, HOOK_COUNT};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    attribution::{
+    rules::attribution::{
         self, Assessment, Attributor, Hints, Observed, PendingStop, SignalContext, SignalStep,
         Snapshot, SoftThreshold,
     },
-    audit::{Audit, KernelCount},
-    cgroup::{CgroupId, CgroupTree, Layout, Version},
-    event::{self, Event},
-    misreport::{Misreport, Misreports},
-    near_oom::{self, Detector},
-    observe::Observe,
-    oom_report::{MemcgReport, OomSummary},
-    pods::{self, Level},
-    sink::{Heartbeat, Line, Lost},
-    verdict::{
+    rules::audit::{Audit, KernelCount},
+    node::cgroup::{CgroupId, CgroupTree, Layout, Version},
+    kernel::event::{self, Event},
+    rules::misreport::{Misreport, Misreports},
+    rules::near_oom::{self, Detector},
+    node::observe::Observe,
+    logs::oom_report::{MemcgReport, OomSummary},
+    node::pods::{self, Level},
+    output::sink::{Heartbeat, Line, Lost},
+    output::verdict::{
         wall_time, Consumer, Finding, FindingKind, Growth, Identity, Memory, Names, NodeMemory,
         PressureKind, Process, Signal,
     },
-    wording,
+    output::wording,
 };
 
 /// How long a victim waits for the kernel's OOM report (its summary line
@@ -61,7 +63,7 @@ pub enum Input {
     Drops([u64; HOOK_COUNT as usize]),
     /// Kills found in the kernel log at start: they happened while oomtrace
     /// was not running.
-    PastKills(Vec<crate::kernel_log::PastKill>),
+    PastKills(Vec<crate::logs::kernel_log::PastKill>),
     /// Kills the kernel counted (/proc/vmstat oom_kill) while oomtrace was
     /// not running that its log no longer shows.
     Missed(u64),
@@ -159,7 +161,7 @@ fn reading() -> bool {
 }
 
 fn dying_sample_ns() -> u64 {
-    crate::node_memory::DYING_SAMPLE_NS
+    crate::node::node_memory::DYING_SAMPLE_NS
 }
 
 /// A cgroup's page counter at the first and the latest pressure record.
@@ -234,7 +236,7 @@ pub struct Engine {
     /// Containers with OOM kills, for `oomkilled_misreport` at their end.
     misreports: Misreports,
     /// The dying cgroups sampled on ticks, for the `dying_cgroups` finding.
-    dying: crate::node_memory::DyingWatch,
+    dying: crate::node::node_memory::DyingWatch,
     /// The `near_oom` rule.
     near: Detector,
     /// Memory cgroups a pressure record saw at their limit, and when.
@@ -279,7 +281,7 @@ impl Engine {
             audit: start.kernel_oom_kills.map(Audit::new),
             audited_incident: None,
             misreports: Misreports::default(),
-            dying: crate::node_memory::DyingWatch::default(),
+            dying: crate::node::node_memory::DyingWatch::default(),
             near: Detector::new(start.near_oom_horizon_ns),
             at_limit: HashMap::new(),
             targets: None,
@@ -1303,7 +1305,7 @@ impl Engine {
             // at the next sample.
             let _ = self.dying.sample(
                 self.now,
-                &crate::node_memory::Dying {
+                &crate::node::node_memory::Dying {
                     count: None,
                     bytes: 0,
                     by_parent: Vec::new(),
@@ -1430,18 +1432,18 @@ mod tests {
         path::PathBuf,
     };
 
-    use crate::observe::ProcStart;
+    use crate::node::observe::ProcStart;
 
     use oomtrace_common::{AttachEvent, Kind, COMM_LEN, PATH_LEN, WIRE_VERSION};
 
     use super::*;
     use crate::{
-        cgroup::Version,
-        event::bytes_of,
-        kubelet::Threshold,
-        observe::{Charges, MemoryStat, Namespaces, NodeMemory},
-        pods::{ContainerId, PodUid},
-        verdict::{MemorySource, StopReason, Stopped, Verdict, VerdictKind},
+        node::cgroup::Version,
+        kernel::event::bytes_of,
+        node::kubelet::Threshold,
+        node::observe::{Charges, MemoryStat, Namespaces, NodeMemory},
+        node::pods::{ContainerId, PodUid},
+        output::verdict::{MemorySource, StopReason, Stopped, Verdict, VerdictKind},
     };
 
     const HOST_NS: u32 = 1;
@@ -1505,10 +1507,10 @@ mod tests {
             host_pid_escapes: true,
             kubelet_log: false,
             follow_long_stops: true,
-            runtime_slack_ns: crate::kubelet::RUNTIME_SLACK_NS,
+            runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
             kernel_log: true,
             near_oom_horizon_ns: 0,
-            dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
+            dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
         }
     }
 
@@ -1701,9 +1703,9 @@ mod tests {
         fn node_memory(&mut self) -> Option<NodeMemory> {
             self.node.clone()
         }
-        fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
+        fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>> {
             let n = self.dying.pop_front()?;
-            let mut b = crate::node_memory::breakdown(&crate::node_memory::Input::default());
+            let mut b = crate::node::node_memory::breakdown(&crate::node::node_memory::Input::default());
             b.dying_cgroups.count = Some(n);
             b.dying_cgroups.bytes = (n * 2) << 20;
             Some(Box::new(b))
@@ -1722,7 +1724,7 @@ mod tests {
         }
         fn oom_group(&mut self, victim: &str, limit: &str) -> Option<bool> {
             Some(
-                crate::observe::up_to(victim, limit)
+                crate::node::observe::up_to(victim, limit)
                     .iter()
                     .any(|c| self.groups.contains(*c)),
             )
@@ -1781,10 +1783,10 @@ mod tests {
             }),
             kubelet_log: false,
             follow_long_stops: true,
-            runtime_slack_ns: crate::kubelet::RUNTIME_SLACK_NS,
+            runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
             kernel_log: true,
             near_oom_horizon_ns: 0,
-            dying_sample_ns: crate::node_memory::DYING_SAMPLE_NS,
+            dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
         })
     }
 
@@ -1888,7 +1890,7 @@ mod tests {
             .collect()
     }
 
-    fn missed(lines: &[Line]) -> Vec<&crate::sink::Missed> {
+    fn missed(lines: &[Line]) -> Vec<&crate::output::sink::Missed> {
         lines
             .iter()
             .filter_map(|l| match l {
@@ -1931,7 +1933,7 @@ mod tests {
     fn summary_for(pid: u32, report: Option<MemcgReport>) -> OomSummary {
         let cgroup = format!("{POD_A}/{CID_A}");
         OomSummary {
-            constraint: crate::oom_report::Constraint::Memcg,
+            constraint: crate::logs::oom_report::Constraint::Memcg,
             oom_memcg: Some(cgroup.clone()),
             task_memcg: Some(cgroup),
             task: "worker".into(),
@@ -2265,10 +2267,10 @@ mod tests {
             oom_kill: BASE,
             ..Fake::default()
         };
-        let past = crate::kernel_log::PastKill {
+        let past = crate::logs::kernel_log::PastKill {
             seq: 7,
             ts_us: 500_000,
-            kill: crate::oom_report::OomKill {
+            kill: crate::logs::oom_report::OomKill {
                 memcg: true,
                 pid: 42,
                 comm: "old".into(),
@@ -2319,7 +2321,7 @@ mod tests {
         });
         let k = Fake {
             ns: HashMap::from([(10, 99)]),
-            node: Some(crate::observe::NodeMemory {
+            node: Some(crate::node::observe::NodeMemory {
                 capacity_bytes: 8 << 30,
                 mem_available_bytes: 60 << 20,
                 memory_available_bytes: 50 << 20,
@@ -2523,7 +2525,7 @@ mod tests {
         let (e, mut k) = pressured(true);
         let mut e = Engine::new(Start {
             follow_long_stops: false,
-            runtime_slack_ns: crate::kubelet::RUNTIME_SLACK_NS,
+            runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
             ..e.start
         });
         let mut out = e.handle(signalled(15, "runc", S), &mut k);

@@ -23,8 +23,8 @@ pub use prefix::Options;
 use prefix::Stamped;
 
 use crate::{
-    kernel_log::PastKill,
-    oom_report::{Constraint, OomKill, OomLine, OomSummary, ReportReader, Unfinished},
+    logs::kernel_log::PastKill,
+    logs::oom_report::{Constraint, OomKill, OomLine, OomSummary, ReportReader, Unfinished},
 };
 use journal::{ContainerName, JournalLine};
 
@@ -118,7 +118,7 @@ impl LogNames {
     /// containerd's lines); the rest are skipped at the cost of one scan.
     pub fn learn_line(&mut self, raw: &[u8]) {
         let line = String::from_utf8_lossy(raw);
-        if crate::oom_report::anchors::of(&line) & crate::oom_report::anchors::JOURNAL == 0 {
+        if crate::logs::oom_report::anchors::of(&line) & crate::logs::oom_report::anchors::JOURNAL == 0 {
             return;
         }
         let Some(s) = prefix::strip(&line, Options::default()) else {
@@ -186,7 +186,7 @@ pub struct Explainer {
     judged: HashSet<(String, u32)>,
     stamped: HashSet<(u32, u64)>,
     /// The report's memcg part, for the members of its oom.group kill.
-    group_report: Option<crate::oom_report::MemcgReport>,
+    group_report: Option<crate::logs::oom_report::MemcgReport>,
     /// A line that may continue on the next one (a terminal's fold).
     held: Option<(Stamped, u64)>,
     names: LogNames,
@@ -293,8 +293,8 @@ impl Explainer {
                 ..s.clone()
             };
         }
-        let found = crate::oom_report::anchors::of(&s.text);
-        if found & crate::oom_report::anchors::JOURNAL != 0
+        let found = crate::logs::oom_report::anchors::of(&s.text);
+        if found & crate::logs::oom_report::anchors::JOURNAL != 0
             && s.program.as_deref().is_none_or(|p| p != "kernel")
         {
             if let Some(j) = journal::parse(&s.text) {
@@ -302,12 +302,12 @@ impl Explainer {
                 return;
             }
         }
-        if found & crate::oom_report::anchors::KILLED != 0 {
+        if found & crate::logs::oom_report::anchors::KILLED != 0 {
             if let Some(quoted) = quoted_kill(&s.text) {
                 // Another tool quoting the kernel's kill line (a Kubernetes
                 // event, node-problem-detector): a kill, unless the
                 // kernel's own line already gave it.
-                if let Some(OomLine::Kill(kill)) = crate::oom_report::parse_oom_line(quoted) {
+                if let Some(OomLine::Kill(kill)) = crate::logs::oom_report::parse_oom_line(quoted) {
                     if !self.judged.iter().any(|(_, pid)| *pid == kill.pid) {
                         let incident = incident(&s, line_no);
                         self.kill(kill, None, &s, line_no, incident, false, out);
@@ -516,14 +516,14 @@ fn quoted_kill(text: &str) -> Option<&str> {
 
 /// A line a terminal may have folded: an OOM line that is not whole yet.
 fn might_continue(text: &str) -> bool {
-    let found = crate::oom_report::anchors::of(text);
-    if found & crate::oom_report::anchors::KILLED == 0 && !text.starts_with("Task in ") {
+    let found = crate::logs::oom_report::anchors::of(text);
+    if found & crate::logs::oom_report::anchors::KILLED == 0 && !text.starts_with("Task in ") {
         return false;
     }
     let summary_cut = text.starts_with("oom-kill:") && !ends_with_uid(text);
     let task_in_cut =
-        text.starts_with("Task in ") && found & crate::oom_report::anchors::TASK_IN == 0;
-    let kill_cut = found & crate::oom_report::anchors::KILLED != 0
+        text.starts_with("Task in ") && found & crate::logs::oom_report::anchors::TASK_IN == 0;
+    let kill_cut = found & crate::logs::oom_report::anchors::KILLED != 0
         && text.contains("Killed process ")
         && !text.contains("total-vm:")
         && !text.contains("is already exiting");
@@ -556,7 +556,7 @@ fn starts_report_line(text: &str) -> bool {
     STARTS.iter().any(|p| text.starts_with(p)) || text.contains(" invoked oom-killer: ")
 }
 
-fn usage_limit(report: Option<&crate::oom_report::MemcgReport>) -> (Option<u64>, Option<u64>) {
+fn usage_limit(report: Option<&crate::logs::oom_report::MemcgReport>) -> (Option<u64>, Option<u64>) {
     let Some(r) = report else {
         return (None, None);
     };
@@ -805,8 +805,8 @@ mod tests {
         assert_eq!(k.len(), 1);
         assert_eq!(k[0].past.kill.oom_score_adj, None);
         assert_eq!(k[0].limit_bytes, Some(100 << 20));
-        let v = crate::attribution::verdict_from_log(
-            crate::attribution::from_saved_log(&k[0]),
+        let v = crate::rules::attribution::verdict_from_log(
+            crate::rules::attribution::from_saved_log(&k[0]),
             Default::default(),
         );
         assert_eq!(
@@ -921,14 +921,14 @@ mod tests {
             let found = explain_all(&m, Options::default()).unwrap_or_default();
             for item in &found.items {
                 let v = match item {
-                    Logged::Kill(k) => crate::attribution::verdict_from_log(
-                        crate::attribution::from_saved_log(k),
+                    Logged::Kill(k) => crate::rules::attribution::verdict_from_log(
+                        crate::rules::attribution::from_saved_log(k),
                         Default::default(),
                     ),
                     Logged::NoVictim(r) => {
-                        crate::attribution::verdict_from_unfinished(r, Default::default())
+                        crate::rules::attribution::verdict_from_unfinished(r, Default::default())
                     }
-                    Logged::Eviction(e) => crate::attribution::verdict_from_kubelet_eviction(e),
+                    Logged::Eviction(e) => crate::rules::attribution::verdict_from_kubelet_eviction(e),
                 };
                 assert!(v.summary.starts_with("From the k"), "{}", v.summary);
                 if let Some(victim) = &v.victim {
@@ -961,7 +961,7 @@ mod tests {
 #[cfg(test)]
 mod forms {
     use super::*;
-    use crate::{attribution, verdict::Verdict};
+    use crate::{rules::attribution, output::verdict::Verdict};
 
     const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
     const UID_: &str = "6f1c2a9e_3b7d_4c11_9e0a_2b8f5d4c7a10";
@@ -1295,7 +1295,7 @@ mod forms {
         assert_eq!(pids, [5574, 3362909], "{v:#?}");
         assert!(v
             .iter()
-            .all(|v| v.kind == Some(crate::verdict::PressureKind::SystemOom)));
+            .all(|v| v.kind == Some(crate::output::verdict::PressureKind::SystemOom)));
     }
 
     #[test]
@@ -1319,7 +1319,7 @@ mod forms {
         assert_eq!(pids, [77, 78], "{v:#?}");
         assert!(v
             .iter()
-            .all(|v| v.verdict == crate::verdict::VerdictKind::CgroupLimit));
+            .all(|v| v.verdict == crate::output::verdict::VerdictKind::CgroupLimit));
     }
 
     #[test]

@@ -5,24 +5,24 @@
 //! One path for every kill: a source (the OOM hooks, a userspace signal,
 //! the kernel log) is *assessed* into an [`Assessment`]; the engine then
 //! reads what that assessment needs from the node ([`Observed`]); and
-//! [`verdict`] builds the one `Verdict`, worded by [`crate::wording`].
+//! [`verdict`] builds the one `Verdict`, worded by [`crate::output::wording`].
 
 use std::collections::{HashMap, VecDeque};
 
 use oomtrace_common::{MemcgRead, OomEvent, SignalEvent, TaskInfo, VictimEvent, VictimSource};
 
 use crate::{
-    cgroup::{CgroupId, CgroupTree},
-    event,
-    kernel_log::PastKill,
-    oom_report::{Constraint as KmsgConstraint, OomSummary},
-    pods::{self, KubeCgroup, Level},
-    verdict::{
+    node::cgroup::{CgroupId, CgroupTree},
+    kernel::event,
+    logs::kernel_log::PastKill,
+    logs::oom_report::{Constraint as KmsgConstraint, OomSummary},
+    node::pods::{self, KubeCgroup, Level},
+    output::verdict::{
         wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Limit,
         Memory, Names, NodeMemory, PressureKind, Process, Signal, StopReason, Stopped, Trigger,
         Verdict, VerdictKind, Victim,
     },
-    wording,
+    output::wording,
 };
 
 /// A page counter at or above this many pages is unlimited
@@ -128,7 +128,7 @@ pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
         top_consumers: seen.top_consumers,
         growth: seen.growth,
         warned_s_before: None,
-        evidence: crate::verdict::Evidence {
+        evidence: crate::output::verdict::Evidence {
             judged_after_ms: seen
                 .judged_after_ns
                 .map(|ns| (ns as f64 / 1e4).round() / 100.0),
@@ -728,8 +728,8 @@ pub fn sent(ev: &SignalEvent) -> bool {
 /// The longest SIGTERM → SIGKILL gap of a hard eviction: the kubelet gives
 /// it a grace period of 1 s (older kubelets) or 2 s (current ones raise
 /// anything under 2 s to 2 s); the rest is slack for the runtime
-/// ([`crate::kubelet::RUNTIME_SLACK_NS`]).
-pub const HARD_EVICTION_GRACE_NS: u64 = 2_000_000_000 + crate::kubelet::RUNTIME_SLACK_NS;
+/// ([`crate::node::kubelet::RUNTIME_SLACK_NS`]).
+pub const HARD_EVICTION_GRACE_NS: u64 = 2_000_000_000 + crate::node::kubelet::RUNTIME_SLACK_NS;
 
 /// How long past its eviction's grace period a process that outlived it
 /// is followed for the end of its stop: a pod's own grace period (which
@@ -1086,7 +1086,7 @@ fn logged_oom(
             None,
             Identity {
                 pod: None,
-                container: Some(crate::verdict::Container {
+                container: Some(crate::output::verdict::Container {
                     id: c.id,
                     name: None,
                     runtime: c.runtime,
@@ -1125,7 +1125,7 @@ fn logged_oom(
 /// A kill read from a saved log by `oomtrace explain`: the backlog's rules,
 /// with the time, incident and limit the log itself gave (never the
 /// machine's: the log may come from another one).
-pub fn from_saved_log(k: &crate::explain::LoggedKill) -> Assessment {
+pub fn from_saved_log(k: &crate::logs::explain::LoggedKill) -> Assessment {
     let mut a = from_kernel_log(&k.past, 0);
     a.time = k.time.clone();
     a.boot_ns = k.since_boot_us.unwrap_or(0).saturating_mul(1000);
@@ -1147,7 +1147,7 @@ pub fn verdict_from_log(a: Assessment, seen: Observed) -> Verdict {
 
 /// An OOM report in a saved log that ends before its victim: the scope it
 /// printed, and no process (`victim` null).
-pub fn verdict_from_unfinished(r: &crate::explain::LoggedReport, seen: Observed) -> Verdict {
+pub fn verdict_from_unfinished(r: &crate::logs::explain::LoggedReport, seen: Observed) -> Verdict {
     let u = &r.report;
     let mut a = logged_oom(
         u.constraint.as_ref().map(kmsg_constraint),
@@ -1173,14 +1173,14 @@ pub fn verdict_from_unfinished(r: &crate::explain::LoggedReport, seen: Observed)
 
 /// The kubelet's eviction of a pod, from its eviction manager's lines in a
 /// saved log: a node-pressure eviction resting on the kubelet's own word.
-pub fn verdict_from_kubelet_eviction(e: &crate::explain::LoggedEviction) -> Verdict {
+pub fn verdict_from_kubelet_eviction(e: &crate::logs::explain::LoggedEviction) -> Verdict {
     let uid = e.uid.as_deref().and_then(|u| pods::PodUid::parse(u).ok());
     let container = match e.containers.as_slice() {
         [c] => c
             .container_id
             .as_deref()
             .and_then(|id| pods::ContainerId::parse(id).ok())
-            .map(|id| crate::verdict::Container {
+            .map(|id| crate::output::verdict::Container {
                 id,
                 name: c.container.clone(),
                 runtime: c.runtime.as_deref().and_then(pods::Runtime::from_scheme),
@@ -1196,7 +1196,7 @@ pub fn verdict_from_kubelet_eviction(e: &crate::explain::LoggedEviction) -> Verd
         victim: None,
         trigger: None,
         limit: None,
-        pod: Some(crate::verdict::Pod {
+        pod: Some(crate::output::verdict::Pod {
             uid,
             namespace: Some(e.namespace.clone()),
             name: Some(e.name.clone()),
@@ -1232,7 +1232,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::cgroup::{CgroupId, CgroupTree};
+    use crate::node::cgroup::{CgroupId, CgroupTree};
 
     const POD: &str = "/kubepods/burstable/pod6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
     const CID: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";
@@ -1965,7 +1965,7 @@ mod tests {
     /// process), and an oom.group member takes its group's.
     #[test]
     fn kernel_log_kills_without_a_summary() {
-        use crate::oom_report::{OomGroup, OomKill};
+        use crate::logs::oom_report::{OomGroup, OomKill};
         let kill = |group: Option<OomGroup>| PastKill {
             seq: 9,
             ts_us: 1_000,

@@ -4,17 +4,17 @@
 
 use std::path::Path;
 
-use crate::{btf::Btf, tracefs};
+use crate::{kernel::btf::Btf, kernel::tracefs};
 
 /// One global, named as in `oomtrace-ebpf/src/globals.rs`.
 pub type Global = (&'static str, u32);
 
 /// Struct offsets the BTF-reading programs need. `Err` names what the
 /// kernel's BTF lacked; the programs then run without memcg ancestry.
-pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::btf::BtfError> {
+pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> {
     let m = |s: &str, p: &str| btf.member_offset(s, p);
     let rss = btf.rss_layout()?;
-    let e = |v: &str| -> Result<u32, crate::btf::BtfError> { Ok(btf.enum_value("", v)? as u32) };
+    let e = |v: &str| -> Result<u32, crate::kernel::btf::BtfError> { Ok(btf.enum_value("", v)? as u32) };
     let memcg_css = m("mem_cgroup", "css")?;
     Ok(vec![
         ("TASK_TGID", m("task_struct", "tgid")?),

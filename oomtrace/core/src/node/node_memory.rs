@@ -33,8 +33,8 @@ use std::{collections::HashMap, fs, path::Path};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    observe::{read_kv, read_u64},
-    pods::{self, Level, Qos},
+    node::observe::{read_kv, read_u64},
+    node::pods::{self, Level, Qos},
 };
 
 /// How many pods, services and cgroups are named.
@@ -446,7 +446,7 @@ pub fn breakdown(input: &Input) -> Breakdown {
         }),
         summary: String::new(),
     };
-    b.summary = crate::wording::node_memory_summary(&b);
+    b.summary = crate::output::wording::node_memory_summary(&b);
     b
 }
 
@@ -679,7 +679,7 @@ pub fn read(memory_root: &Path, v2: bool) -> Result<Input, ReadError> {
             .collect();
         subdirs.sort_by_key(|e| e.file_name());
         for e in subdirs {
-            let name = crate::event::escape_bytes(e.file_name().as_encoded_bytes());
+            let name = crate::kernel::event::escape_bytes(e.file_name().as_encoded_bytes());
             let child = format!("{path}/{name}");
             if let Some(c) = read_cgroup(&e.path(), child.clone(), v2) {
                 cgroups.push(c);

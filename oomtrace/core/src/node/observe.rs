@@ -15,8 +15,8 @@ use procfs::ProcessCGroups;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    kubelet::Threshold,
-    pods::{parse_container_log_name, parse_pod_log_dir, ContainerId, PodUid},
+    node::kubelet::Threshold,
+    node::pods::{parse_container_log_name, parse_pod_log_dir, ContainerId, PodUid},
 };
 
 /// A cgroup's memory as its own files say, read after the kill.
@@ -87,7 +87,7 @@ pub enum Answer {
     KubeletEvicted(Option<bool>),
     /// The node memory breakdown of a node-pressure kill (recordings made
     /// before it have none: the replay then answers null).
-    NodeBreakdown(Option<Box<crate::node_memory::Breakdown>>),
+    NodeBreakdown(Option<Box<crate::node::node_memory::Breakdown>>),
 }
 
 pub trait Observe {
@@ -119,7 +119,7 @@ pub trait Observe {
     fn kubelet_evicted(&mut self, namespace: &str, name: &str, since_unix_s: i64) -> Option<bool>;
     /// Where the node's memory is (`node_memory`): read for node-pressure
     /// kills, last of a kill's reads.
-    fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>>;
+    fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>>;
 }
 
 /// A live process's start (CLOCK_BOOTTIME ns, to the clock tick) and parent.
@@ -139,7 +139,7 @@ pub struct Sources {
     pub kubelet_config: PathBuf,
     /// This process's own cgroup namespace, when it has one: /proc/PID/cgroup
     /// paths are then relative to its root.
-    pub cgroup_ns: Option<crate::cgroup::CgroupNamespace>,
+    pub cgroup_ns: Option<crate::node::cgroup::CgroupNamespace>,
 }
 
 /// Reads the machine; every answer is also pushed to `recorded` when recording.
@@ -147,7 +147,7 @@ pub struct Live {
     pub sources: Sources,
     pub recorded: Option<Vec<Answer>>,
     pub charges: Option<Box<dyn ChargeSource>>,
-    pub kubelet_log: crate::kubelet_log::Reader,
+    pub kubelet_log: crate::node::kubelet_log::Reader,
 }
 
 impl Live {
@@ -256,7 +256,7 @@ impl Observe for Live {
         // same cgroup gives the same path from here and from the kernel.
         let a = fs::read(format!("/proc/{pid}/cgroup"))
             .ok()
-            .and_then(|b| memory_cgroup_of(&crate::event::escape_bytes(&b), self.sources.v2))
+            .and_then(|b| memory_cgroup_of(&crate::kernel::event::escape_bytes(&b), self.sources.v2))
             .and_then(|p| match &self.sources.cgroup_ns {
                 // The namespace's root is oomtrace's own cgroup: a task
                 // shows it once it has exited (moved to the root), which
@@ -296,7 +296,7 @@ impl Observe for Live {
     }
 
     fn eviction_threshold(&mut self) -> Threshold {
-        let a = crate::kubelet::read_threshold(&self.sources.kubelet_config);
+        let a = crate::node::kubelet::read_threshold(&self.sources.kubelet_config);
         self.keep(Answer::Threshold(a.clone()));
         a
     }
@@ -371,7 +371,7 @@ impl Observe for Live {
     }
 
     fn vmstat_oom_kill(&mut self) -> Option<u64> {
-        let a = crate::state::vmstat_oom_kill();
+        let a = crate::logs::state::vmstat_oom_kill();
         self.keep(Answer::VmstatOomKill(a));
         a
     }
@@ -388,9 +388,9 @@ impl Observe for Live {
         a
     }
 
-    fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
-        let a = match crate::node_memory::read(&self.sources.memory_root, self.sources.v2) {
-            Ok(input) => Some(Box::new(crate::node_memory::breakdown(&input))),
+    fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>> {
+        let a = match crate::node::node_memory::read(&self.sources.memory_root, self.sources.v2) {
+            Ok(input) => Some(Box::new(crate::node::node_memory::breakdown(&input))),
             Err(e) => {
                 tracing::debug!("node memory breakdown: {e}");
                 None
@@ -551,7 +551,7 @@ impl Observe for Replayed {
     fn kubelet_evicted(&mut self, _: &str, _: &str, _: i64) -> Option<bool> {
         replay_answer!(self, KubeletEvicted, None)
     }
-    fn node_breakdown(&mut self) -> Option<Box<crate::node_memory::Breakdown>> {
+    fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>> {
         // Recordings from before this read have no such answer: the next
         // one belongs to another question, so it is left for it.
         match self.answers.peek() {
@@ -612,7 +612,7 @@ mod tests {
             },
             recorded: Some(Vec::new()),
             charges: None,
-            kubelet_log: crate::kubelet_log::Reader::new(crate::kubelet_log::Source::None),
+            kubelet_log: crate::node::kubelet_log::Reader::new(crate::node::kubelet_log::Source::None),
         };
         let a = live.proc_cgroup(std::process::id());
         assert_eq!(a, memory_cgroup_of(&text, v2));

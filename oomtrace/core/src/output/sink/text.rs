@@ -13,7 +13,7 @@ use anstream::{
 use anstyle::{AnsiColor, Style};
 
 use super::{Line, Sink};
-use crate::verdict::VerdictKind;
+use crate::output::verdict::VerdictKind;
 
 const DIM: Style = Style::new().dimmed();
 const fn bold(color: AnsiColor) -> Style {
@@ -65,8 +65,8 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                     })
                     .collect();
                 let version = match s.cgroup.version {
-                    crate::cgroup::Version::V1 => "v1",
-                    crate::cgroup::Version::V2 => "v2",
+                    crate::node::cgroup::Version::V1 => "v1",
+                    crate::node::cgroup::Version::V2 => "v2",
                 };
                 format!(
                     "{} oomtrace {} on {} (cgroup {version}, {} cgroups) hooks: {}",
@@ -107,11 +107,11 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
             }
             Line::Finding(f) => {
                 let label = match f.finding {
-                    crate::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
-                    crate::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
-                    crate::verdict::FindingKind::OomkilledMisreport => "OOMKILLED_MISREPORT",
-                    crate::verdict::FindingKind::DyingCgroups => "DYING_CGROUPS",
-                    crate::verdict::FindingKind::NearOom => "NEAR_OOM",
+                    crate::output::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
+                    crate::output::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
+                    crate::output::verdict::FindingKind::OomkilledMisreport => "OOMKILLED_MISREPORT",
+                    crate::output::verdict::FindingKind::DyingCgroups => "DYING_CGROUPS",
+                    crate::output::verdict::FindingKind::NearOom => "NEAR_OOM",
                 };
                 format!("{} {} {}", f.time, paint(MAGENTA, label), f.summary)
             }
@@ -149,8 +149,8 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
 mod tests {
     use super::*;
     use crate::{
-        sink::{Heartbeat, Lost, Missed},
-        verdict::{Finding, FindingKind},
+        output::sink::{Heartbeat, Lost, Missed},
+        output::verdict::{Finding, FindingKind},
     };
 
     fn lines() -> Vec<Line> {
@@ -181,7 +181,7 @@ mod tests {
                 verdicts: 1,
                 oom_group_kills: 0,
                 since: "2024-01-01T00:00:00Z".into(),
-                summary: crate::wording::missed(2, "2024-01-01T00:00:00Z"),
+                summary: crate::output::wording::missed(2, "2024-01-01T00:00:00Z"),
             }),
             Line::Heartbeat(Heartbeat {
                 uptime_s: 11,

@@ -16,7 +16,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use crate::oom_report::{self, OomKill, OomLine, OomSummary, ReportReader};
+use crate::logs::oom_report::{self, OomKill, OomLine, OomSummary, ReportReader};
 
 /// A summary or kill line, with the log sequence number it had.
 #[derive(Clone, Debug)]

@@ -6,9 +6,9 @@
 use serde::Serialize;
 
 use crate::{
-    kubelet::Threshold,
-    observe,
-    pods::{parse_cgroup_path, ContainerId, KubeCgroup, PodUid, Qos, Runtime},
+    node::kubelet::Threshold,
+    node::observe,
+    node::pods::{parse_cgroup_path, ContainerId, KubeCgroup, PodUid, Qos, Runtime},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -102,7 +102,7 @@ pub enum MemorySource {
 impl Memory {
     /// From the report's usage line and stats block (v2 keys, or v1's
     /// hierarchical `total_*` ones).
-    pub fn from_report(r: &crate::oom_report::MemcgReport) -> Memory {
+    pub fn from_report(r: &crate::logs::oom_report::MemcgReport) -> Memory {
         // v1 prints the cgroup's own counters and then the hierarchical
         // `total_*` ones, which are v2's (and the kernel's limit's) sense.
         let stat = |v2: &str, v1: &str| {
@@ -152,7 +152,7 @@ pub struct NodeMemory {
     pub eviction_threshold_bytes: Option<u64>,
     pub eviction_threshold_source: Option<String>,
     /// Where the node's memory was (node-pressure verdicts; null otherwise).
-    pub breakdown: Option<Box<crate::node_memory::Breakdown>>,
+    pub breakdown: Option<Box<crate::node::node_memory::Breakdown>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -327,11 +327,11 @@ pub struct Finding {
     /// cgroup_leak: how long it has been empty.
     pub empty_for_s: Option<f64>,
     /// oomkilled_misreport: how the container's init ended.
-    pub exit: Option<crate::misreport::Exit>,
+    pub exit: Option<crate::rules::misreport::Exit>,
     /// oomkilled_misreport: the OOM kills in the container before that.
-    pub earlier_kills: Option<Vec<crate::misreport::EarlierKill>>,
+    pub earlier_kills: Option<Vec<crate::rules::misreport::EarlierKill>>,
     /// dying_cgroups: their count and pinned memory, then and now.
-    pub dying_cgroups: Option<crate::node_memory::DyingGrowth>,
+    pub dying_cgroups: Option<crate::node::node_memory::DyingGrowth>,
     /// near_oom: the cgroup's usage and limit at the sample.
     pub usage_bytes: Option<u64>,
     pub limit_bytes: Option<u64>,
@@ -343,7 +343,7 @@ pub struct Finding {
     /// near_oom: usage − inactive_file.
     pub working_set_bytes: Option<u64>,
     /// near_oom: the cgroup's memory PSI (v2 `memory.pressure`); null on v1.
-    pub psi: Option<crate::near_oom::Psi>,
+    pub psi: Option<crate::rules::near_oom::Psi>,
     pub summary: String,
 }
 

@@ -1,0 +1,7 @@
+//! Kernel text and oomtrace's own state: the OOM report reader, the
+//! /dev/kmsg reader, `explain`'s log readers, the state file.
+
+pub mod explain;
+pub mod kernel_log;
+pub mod oom_report;
+pub mod state;

@@ -1,0 +1,7 @@
+//! The pure rules: each takes observations and decides a verdict or a
+//! finding. No I/O here; the engine feeds them.
+
+pub mod attribution;
+pub mod audit;
+pub mod misreport;
+pub mod near_oom;
