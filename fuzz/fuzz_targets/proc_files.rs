@@ -3,13 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::{rules::near_oom, node::observe, scratch_file, logs::state};
+use oomtrace_fuzz::{logs::state, node::cgroup, node::node_memory, node::observe, scratch_file};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = observe::memory_cgroup_of(&text, false);
-    let _ = observe::memory_cgroup_of(&text, true);
-    let _ = near_oom::parse_psi(&text);
+    let _ = cgroup::memory_cgroup_of(&text, false);
+    let _ = cgroup::memory_cgroup_of(&text, true);
+    let _ = node_memory::parse_psi(&text);
     let path = scratch_file("state.json", data);
     let _ = state::load(&path);
 });

@@ -23,17 +23,17 @@ use tokio::{
 };
 
 use oomtrace_core::{
-    rules::audit::KernelCount,
-    node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
+    engine::recording::{self, Recorder},
     engine::{Engine, Input, Start},
     kernel::hooks::Family,
     logs::kernel_log,
-    node::observe::{self, Live, Observe, Sources},
     logs::oom_report::OomLine,
-    node::pods::{self, Level},
-    engine::recording::{self, Recorder},
-    output::sink::{json::JsonSink, text::TextSink, CgroupStatus, Line, Sink, Status},
     logs::state,
+    node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
+    node::observe::{self, Live, Observe, Sources},
+    node::pods::{self, Level},
+    output::sink::{json::JsonSink, text::TextSink, CgroupStatus, Line, Sink, Status},
+    rules::audit::KernelCount,
 };
 
 use crate::{

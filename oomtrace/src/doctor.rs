@@ -17,9 +17,9 @@ use serde::Serialize;
 
 use oomtrace_core::{
     kernel::btf::Btf as KernelBtf,
-    node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
     kernel::hooks::{self, Choice, Family, HookKind, Target},
     kernel::tracefs,
+    node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
 };
 
 use crate::{

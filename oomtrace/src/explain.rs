@@ -15,11 +15,11 @@ use std::{
 
 use anyhow::Context;
 use oomtrace_core::{
-    rules::attribution::{self, Observed},
     logs::explain::{self, Explainer, LogNames, Logged},
     node::pods::{self, ContainerId, PodUid},
     output::sink::Line,
     output::verdict::{Identity, Memory, Names, Verdict},
+    rules::attribution::{self, Observed},
 };
 
 use crate::cli::{ExplainArgs, Format};

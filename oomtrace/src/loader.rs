@@ -11,7 +11,8 @@ use serde::Serialize;
 use oomtrace_core::{
     kernel::btf::Btf as KernelBtf,
     kernel::hooks::{self, Choice, Format, HookRequests, Need, Offers},
-    kernel::offsets, kernel::tracefs,
+    kernel::offsets,
+    kernel::tracefs,
 };
 
 use crate::probe;

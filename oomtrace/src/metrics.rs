@@ -581,8 +581,8 @@ impl Running {
 mod tests {
     use super::*;
     use oomtrace_core::{
-        node::cgroup::Version,
         kernel::hooks::{Choice, Family as HookFamily, HookKind, Skipped},
+        node::cgroup::Version,
         node::pods::{ContainerId, PodUid},
         output::sink::{CgroupStatus, Lost, Missed},
         output::verdict::{
@@ -748,9 +748,11 @@ mod tests {
         let m = Metrics::new(&status("ready"));
         m.refresh_node_memory();
         let text = m.encode().expect("encode");
-        for part in oomtrace_core::node::node_memory::parts(&oomtrace_core::node::node_memory::breakdown(
-            &oomtrace_core::node::node_memory::Input::default(),
-        )) {
+        for part in
+            oomtrace_core::node::node_memory::parts(&oomtrace_core::node::node_memory::breakdown(
+                &oomtrace_core::node::node_memory::Input::default(),
+            ))
+        {
             let prefix = format!("oomtrace_node_memory_bytes{{part=\"{}\"}} ", part.0);
             assert!(
                 text.lines().any(|l| l.starts_with(&prefix)),

@@ -9,7 +9,9 @@ use aya::{
     },
     Btf, Ebpf,
 };
-use oomtrace_core::kernel::hooks::{self, Arming, Choice, Family, HookRequests, Offers, Probe, Target};
+use oomtrace_core::kernel::hooks::{
+    self, Arming, Choice, Family, HookRequests, Offers, Probe, Target,
+};
 
 /// What attaching needs besides the loaded object.
 pub struct Env<'a> {

@@ -16,7 +16,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use oomtrace_core::rules::near_oom::{self, Psi, Sample, Samples};
+use oomtrace_core::{
+    node::node_memory::{parse_psi, Psi},
+    rules::near_oom::{self, Sample, Samples},
+};
 
 /// A cgroup's limit is re-read this often (the kubelet changes it rarely:
 /// an in-place resize).
@@ -86,8 +89,7 @@ impl Sampler {
                 .and_then(|t| stat_value(t, inactive_key))
                 .map(|inactive| usage.saturating_sub(inactive));
             let psi: Option<Psi> = if self.v2 {
-                self.read(&dir.join("memory.pressure"))
-                    .and_then(near_oom::parse_psi)
+                self.read(&dir.join("memory.pressure")).and_then(parse_psi)
             } else {
                 None
             };

@@ -12,24 +12,25 @@ use oomtrace_common::{Hook, HOOK_COUNT};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    rules::attribution::{
-        self, Assessment, Attributor, Hints, Observed, PendingStop, SignalContext, SignalStep,
-        Snapshot, SoftThreshold,
-    },
-    rules::audit::{Audit, KernelCount},
-    node::cgroup::{CgroupId, CgroupTree, Layout, Version},
     kernel::event::{self, Event},
-    rules::misreport::{Misreport, Misreports},
-    rules::near_oom::{self, Detector},
-    node::observe::Observe,
     logs::oom_report::{MemcgReport, OomSummary},
+    node::cgroup::{CgroupId, CgroupTree, Layout, Version},
+    node::observe::Observe,
     node::pods::{self, Level},
     output::sink::{Heartbeat, Line, Lost},
+    output::verdict::Misreport,
     output::verdict::{
         wall_time, Consumer, Finding, FindingKind, Growth, Identity, Memory, Names, NodeMemory,
         PressureKind, Process, Signal,
     },
     output::wording,
+    rules::attribution::{
+        self, Assessment, Attributor, Hints, Observed, PendingStop, SignalContext, SignalStep,
+        Snapshot, SoftThreshold,
+    },
+    rules::audit::{Audit, KernelCount},
+    rules::misreport::Misreports,
+    rules::near_oom::{self, Detector},
 };
 
 /// How long a victim waits for the kernel's OOM report (its summary line
@@ -654,7 +655,7 @@ impl Engine {
         // memory went, for every node-pressure kill.
         let node_memory = match (node_memory, a.kind.is_some()) {
             (Some(mut n), true) => {
-                n.breakdown = obs.node_breakdown();
+                n.breakdown = worded_breakdown(obs);
                 Some(n)
             }
             (n, _) => n,
@@ -1071,8 +1072,8 @@ impl Engine {
                 || soft
                     .as_ref()
                     .is_some_and(|t| n.memory_available_bytes < t.bytes);
-            if under && attribution::is_runtime(&event::comm(&s.sender_comm)) {
-                n.breakdown = obs.node_breakdown();
+            if under && crate::node::pods::is_runtime(&event::comm(&s.sender_comm)) {
+                n.breakdown = worded_breakdown(obs);
             }
         }
         let cx = SignalContext {
@@ -1267,7 +1268,7 @@ impl Engine {
             if confirmed
                 || !self.start.kubelet_log
                 || names.pod.is_none()
-                || waited >= KUBELET_LOG_WAIT_NS
+                || waited >= crate::node::kubelet::KUBELET_LOG_WAIT_NS
             {
                 if let Some(stop) = p.unless_logged.take().filter(|_| !confirmed) {
                     let stop = attribution::Stop {
@@ -1405,9 +1406,12 @@ struct PendingEviction {
 /// (measured with containerd: well under a second).
 const POD_STOP_WAIT_NS: u64 = 10_000_000_000;
 
-/// How long an eviction waits for the kubelet's own line once its pod is
-/// empty (the kubelet logs it as its kill returns).
-pub const KUBELET_LOG_WAIT_NS: u64 = 5_000_000_000;
+/// The node's memory breakdown for a verdict's evidence, with its sentence.
+fn worded_breakdown(obs: &mut dyn Observe) -> Option<Box<crate::node::node_memory::Breakdown>> {
+    let mut b = obs.node_breakdown()?;
+    b.summary = crate::output::wording::node_memory_summary(&b);
+    Some(b)
+}
 
 /// The pod cgroup a container (or pod-level) cgroup path belongs to.
 fn pod_cgroup_of(path: &str) -> Option<String> {
@@ -1438,8 +1442,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        node::cgroup::Version,
         kernel::event::bytes_of,
+        node::cgroup::Version,
         node::kubelet::Threshold,
         node::observe::{Charges, MemoryStat, Namespaces, NodeMemory},
         node::pods::{ContainerId, PodUid},
@@ -1705,7 +1709,8 @@ mod tests {
         }
         fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>> {
             let n = self.dying.pop_front()?;
-            let mut b = crate::node::node_memory::breakdown(&crate::node::node_memory::Input::default());
+            let mut b =
+                crate::node::node_memory::breakdown(&crate::node::node_memory::Input::default());
             b.dying_cgroups.count = Some(n);
             b.dying_cgroups.bytes = (n * 2) << 20;
             Some(Box::new(b))
@@ -2128,7 +2133,7 @@ mod tests {
                     usage_bytes: limit - (1 << 20),
                     limit_bytes: limit,
                     working_set_bytes: Some(limit - (2 << 20)),
-                    psi: Some(near_oom::Psi {
+                    psi: Some(crate::node::node_memory::Psi {
                         some_avg10: 12.5,
                         full_avg10: 3.0,
                     }),

@@ -14,7 +14,9 @@ pub type Global = (&'static str, u32);
 pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> {
     let m = |s: &str, p: &str| btf.member_offset(s, p);
     let rss = btf.rss_layout()?;
-    let e = |v: &str| -> Result<u32, crate::kernel::btf::BtfError> { Ok(btf.enum_value("", v)? as u32) };
+    let e = |v: &str| -> Result<u32, crate::kernel::btf::BtfError> {
+        Ok(btf.enum_value("", v)? as u32)
+    };
     let memcg_css = m("mem_cgroup", "css")?;
     Ok(vec![
         ("TASK_TGID", m("task_struct", "tgid")?),

@@ -308,7 +308,7 @@ impl CgroupNamespace {
         };
         let own = fs::read_to_string("/proc/self/cgroup")
             .ok()
-            .and_then(|t| crate::node::observe::memory_cgroup_of(&t, layout.version == Version::V2))?;
+            .and_then(|t| memory_cgroup_of(&t, layout.version == Version::V2))?;
         if !own.contains("/..") && holds_me(&own) {
             // Also what a namespace's own cgroupfs mount shows (its root as
             // `/`): the kernel's paths would then not match the walk's.
@@ -372,6 +372,29 @@ fn full_path(root: &str, relative: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// Parses a /proc/PID/cgroup text for the memory hierarchy's path (procfs'
+/// parser; the fuzz target feeds this any text).
+pub fn memory_cgroup_of(text: &str, v2: bool) -> Option<String> {
+    let groups =
+        <procfs::ProcessCGroups as procfs::FromBufRead>::from_buf_read(text.as_bytes()).ok()?;
+    memory_cgroup(groups, v2)
+}
+
+/// v2: the unified hierarchy's line (`0::PATH`); v1: the hierarchy the
+/// memory controller is bound to.
+fn memory_cgroup(groups: procfs::ProcessCGroups, v2: bool) -> Option<String> {
+    groups
+        .into_iter()
+        .find(|g| {
+            if v2 {
+                g.hierarchy == 0 && g.controllers.is_empty()
+            } else {
+                g.controllers.iter().any(|c| c == "memory")
+            }
+        })
+        .map(|g| g.pathname)
 }
 
 #[cfg(test)]
@@ -513,7 +536,7 @@ mod tests {
         assert_eq!(event::path(&raw, 5), "/pod\\xff");
         let proc_text = event::escape_bytes(b"4:memory:/pod\xff\n1:name=systemd:/\n");
         assert_eq!(
-            crate::node::observe::memory_cgroup_of(&proc_text, false).as_deref(),
+            memory_cgroup_of(&proc_text, false).as_deref(),
             Some("/pod\\xff")
         );
     }

@@ -136,6 +136,16 @@ impl Soft {
 /// 2 s grace's SIGKILL came 3.41 s after its SIGTERM (a recorded CI run).
 pub const RUNTIME_SLACK_NS: u64 = 2_000_000_000;
 
+/// How long an eviction waits for the kubelet's own line once its pod is
+/// empty (the kubelet logs it as its kill returns).
+pub const KUBELET_LOG_WAIT_NS: u64 = 5_000_000_000;
+
+/// The longest SIGTERM → SIGKILL gap of a hard eviction: the kubelet gives
+/// it a grace period of 1 s (older kubelets) or 2 s (current ones raise
+/// anything under 2 s to 2 s); the rest is slack for the runtime
+/// ([`RUNTIME_SLACK_NS`]).
+pub const HARD_EVICTION_GRACE_NS: u64 = 2_000_000_000 + RUNTIME_SLACK_NS;
+
 /// A Kubernetes quantity ("100Mi", "1G", "1.5Gi", "500000") or a percentage.
 pub fn parse_amount(s: &str) -> Option<Amount> {
     let s = s.trim();

@@ -3,6 +3,7 @@
 //! (`observe::Observe`) through which the engine reads all of it.
 
 pub mod cgroup;
+pub mod files;
 pub mod kubelet;
 pub mod kubelet_log;
 pub mod node_memory;

@@ -33,7 +33,7 @@ use std::{collections::HashMap, fs, path::Path};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    node::observe::{read_kv, read_u64},
+    node::files::{read_kv, read_u64},
     node::pods::{self, Level, Qos},
 };
 
@@ -425,7 +425,7 @@ pub fn breakdown(input: &Input) -> Breakdown {
     .iter()
     .fold(0i128, |s, &b| s + i128::from(b));
     let unaccounted = i128::from(m.total) - counted;
-    let mut b = Breakdown {
+    Breakdown {
         total_bytes: m.total,
         free_bytes: m.free,
         pods: Pods {
@@ -445,9 +445,7 @@ pub fn breakdown(input: &Input) -> Breakdown {
             i64::MAX
         }),
         summary: String::new(),
-    };
-    b.summary = crate::output::wording::node_memory_summary(&b);
-    b
+    }
 }
 
 /// The parts, by name, for metrics and the text table: every byte of
@@ -702,6 +700,29 @@ pub fn read(memory_root: &Path, v2: bool) -> Result<Input, ReadError> {
     })
 }
 
+/// PSI of a cgroup (v2 `memory.pressure`), the avg10 shares in percent.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Psi {
+    pub some_avg10: f64,
+    pub full_avg10: f64,
+}
+
+/// v2 `memory.pressure`: the `some` and `full` lines' `avg10`.
+pub fn parse_psi(text: &str) -> Option<Psi> {
+    let avg10 = |kind: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.starts_with(kind))?;
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix("avg10="))?
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+    };
+    Some(Psi {
+        some_avg10: avg10("some ")?,
+        full_avg10: avg10("full ")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -904,7 +925,8 @@ mod tests {
         assert_eq!(b.pods.by_qos.besteffort, 0);
         let sum: i128 = parts(&b).iter().map(|p| p.1).sum();
         assert_eq!(sum, i128::from(b.total_bytes));
-        assert!(b.summary.contains("dying cgroups"), "{}", b.summary);
+        let summary = crate::output::wording::node_memory_summary(&b);
+        assert!(summary.contains("dying cgroups"), "{summary}");
     }
 
     #[test]
@@ -936,7 +958,8 @@ mod tests {
     fn the_summary_names_the_largest_share_outside_pods() {
         let b = breakdown(&v1_input());
         assert_eq!(largest_outside_pods(&b).map(|p| p.0), Some("system"));
-        assert!(b.summary.contains("system.slice"), "{}", b.summary);
+        let summary = crate::output::wording::node_memory_summary(&b);
+        assert!(summary.contains("system.slice"), "{summary}");
     }
 
     #[test]

@@ -5,16 +5,16 @@
 //! events give the same verdicts bit for bit.
 
 use std::{
-    collections::BTreeMap,
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
 
-use procfs::ProcessCGroups;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    node::cgroup::memory_cgroup_of,
+    node::files::{read_kv, read_u64},
     node::kubelet::Threshold,
     node::pods::{parse_container_log_name, parse_pod_log_dir, ContainerId, PodUid},
 };
@@ -185,45 +185,6 @@ pub fn boot_ns() -> u64 {
         .saturating_add(t.tv_nsec as u64)
 }
 
-/// `memory.stat` keys → bytes.
-pub(crate) fn read_kv(path: &Path) -> Option<BTreeMap<String, u64>> {
-    let text = fs::read_to_string(path).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                Some((k.to_string(), v.trim().parse().ok()?))
-            })
-            .collect(),
-    )
-}
-
-pub(crate) fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Parses a /proc/PID/cgroup text for the memory hierarchy's path (procfs'
-/// parser; the fuzz target feeds this any text).
-pub fn memory_cgroup_of(text: &str, v2: bool) -> Option<String> {
-    let groups = <ProcessCGroups as procfs::FromBufRead>::from_buf_read(text.as_bytes()).ok()?;
-    memory_cgroup(groups, v2)
-}
-
-/// v2: the unified hierarchy's line (`0::PATH`); v1: the hierarchy the
-/// memory controller is bound to.
-fn memory_cgroup(groups: ProcessCGroups, v2: bool) -> Option<String> {
-    groups
-        .into_iter()
-        .find(|g| {
-            if v2 {
-                g.hierarchy == 0 && g.controllers.is_empty()
-            } else {
-                g.controllers.iter().any(|c| c == "memory")
-            }
-        })
-        .map(|g| g.pathname)
-}
-
 pub fn read_memory_stat(dir: &Path, v2: bool) -> Option<MemoryStat> {
     let stat = read_kv(&dir.join("memory.stat"))?;
     let g = |k: &str| stat.get(k).copied();
@@ -256,7 +217,9 @@ impl Observe for Live {
         // same cgroup gives the same path from here and from the kernel.
         let a = fs::read(format!("/proc/{pid}/cgroup"))
             .ok()
-            .and_then(|b| memory_cgroup_of(&crate::kernel::event::escape_bytes(&b), self.sources.v2))
+            .and_then(|b| {
+                memory_cgroup_of(&crate::kernel::event::escape_bytes(&b), self.sources.v2)
+            })
             .and_then(|p| match &self.sources.cgroup_ns {
                 // The namespace's root is oomtrace's own cgroup: a task
                 // shows it once it has exited (moved to the root), which
@@ -612,7 +575,9 @@ mod tests {
             },
             recorded: Some(Vec::new()),
             charges: None,
-            kubelet_log: crate::node::kubelet_log::Reader::new(crate::node::kubelet_log::Source::None),
+            kubelet_log: crate::node::kubelet_log::Reader::new(
+                crate::node::kubelet_log::Source::None,
+            ),
         };
         let a = live.proc_cgroup(std::process::id());
         assert_eq!(a, memory_cgroup_of(&text, v2));

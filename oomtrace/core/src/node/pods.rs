@@ -579,6 +579,26 @@ fn is_lower_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
+/// Process names of the container runtimes that deliver a stop's signals
+/// (each `runc kill` is a fresh, short-lived process). Names are the
+/// kernel's 15-byte comm.
+const RUNTIMES: &[&str] = &[
+    "runc",
+    "crun",
+    "youki",
+    "runsc",
+    "conmon",
+    "containerd",
+    "crio",
+    "dockerd",
+    "kata-runtime",
+];
+
+/// Whether `comm` is a container runtime (or one of containerd's shims).
+pub fn is_runtime(comm: &str) -> bool {
+    RUNTIMES.contains(&comm) || comm.starts_with("containerd-shim")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -327,9 +327,9 @@ pub struct Finding {
     /// cgroup_leak: how long it has been empty.
     pub empty_for_s: Option<f64>,
     /// oomkilled_misreport: how the container's init ended.
-    pub exit: Option<crate::rules::misreport::Exit>,
+    pub exit: Option<Exit>,
     /// oomkilled_misreport: the OOM kills in the container before that.
-    pub earlier_kills: Option<Vec<crate::rules::misreport::EarlierKill>>,
+    pub earlier_kills: Option<Vec<EarlierKill>>,
     /// dying_cgroups: their count and pinned memory, then and now.
     pub dying_cgroups: Option<crate::node::node_memory::DyingGrowth>,
     /// near_oom: the cgroup's usage and limit at the sample.
@@ -343,7 +343,7 @@ pub struct Finding {
     /// near_oom: usage − inactive_file.
     pub working_set_bytes: Option<u64>,
     /// near_oom: the cgroup's memory PSI (v2 `memory.pressure`); null on v1.
-    pub psi: Option<crate::rules::near_oom::Psi>,
+    pub psi: Option<crate::node::node_memory::Psi>,
     pub summary: String,
 }
 
@@ -532,4 +532,48 @@ pub fn wall_time(boot_ns: u64, boot_to_wall_ns: i128) -> String {
                 .ok()
         })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+// The `oomkilled_misreport` finding's parts (rules::misreport decides it).
+
+/// An OOM kill in the container before its init ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EarlierKill {
+    pub time: Option<String>,
+    pub victim: Process,
+    pub incident: String,
+}
+
+/// How the container's init ended, as far as oomtrace saw it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Exit {
+    /// The userspace signal that ended it; null when none was seen (the
+    /// init exited by itself, or by a signal sent before oomtrace started).
+    pub signal: Option<&'static str>,
+    /// Its exit code: not observed by oomtrace (always null). The runtime
+    /// reports 128 + n for a death by signal n.
+    pub code: Option<i32>,
+    pub sender: Option<Process>,
+}
+
+/// A finding ready to be named and worded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Misreport {
+    pub container_cgroup: String,
+    pub identity: Identity,
+    pub process: Option<Process>,
+    pub exit: Exit,
+    pub earlier_kills: Vec<EarlierKill>,
+    /// Kills past the `MAX_KILLS` listed.
+    pub more_kills: usize,
+}
+
+/// Why a `near_oom` warning was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NearOomReason {
+    /// Growing so that the limit is reached within the horizon.
+    Growing,
+    /// The kernel is already reclaiming at this cgroup's limit.
+    Reclaiming,
 }

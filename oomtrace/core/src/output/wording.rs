@@ -217,7 +217,7 @@ fn sentence(v: &Verdict) -> String {
                 _ => "a hard eviction",
             };
             let soft = v.evidence.eviction_threshold == Some("soft");
-            let hard_grace_s = crate::rules::attribution::HARD_EVICTION_GRACE_NS as f64 / 1e9;
+            let hard_grace_s = crate::node::kubelet::HARD_EVICTION_GRACE_NS as f64 / 1e9;
             let how = match (v.evidence.basis, v.evidence.grace_s) {
                 (Some("runtime_sigterm_then_exit"), _) => {
                     format!(" It exited within {kind}'s grace period after the runtime's SIGTERM (its exit is inferred, not seen).")
@@ -294,7 +294,7 @@ pub fn stopped(s: &Stopped, kubelet_log_read: bool) -> String {
         let apart = if kubelet_log_read {
             format!(
                 "the kubelet's log, which tells them apart, named no eviction of the pod within {} s of its end",
-                crate::engine::KUBELET_LOG_WAIT_NS / 1_000_000_000
+                crate::node::kubelet::KUBELET_LOG_WAIT_NS / 1_000_000_000
             )
         } else {
             "the kubelet's log (--kubelet-log) would tell them apart".to_string()
@@ -348,7 +348,7 @@ pub fn cgroup_leak(pod: Option<&Pod>, cgroup: &str, empty_for_s: f64) -> String 
 pub fn oomkilled_misreport(
     pod: Option<&Pod>,
     container: Option<&Container>,
-    m: &crate::rules::misreport::Misreport,
+    m: &crate::output::verdict::Misreport,
 ) -> String {
     let init = m
         .process
@@ -357,7 +357,7 @@ pub fn oomkilled_misreport(
         .unwrap_or_else(|| "its init".to_string());
     let how = match (m.exit.signal, m.exit.sender.as_ref()) {
         (Some(sig), Some(s)) => {
-            let what = if crate::rules::attribution::is_runtime(&s.comm) {
+            let what = if crate::node::pods::is_runtime(&s.comm) {
                 "a stop"
             } else {
                 "not the runtime"
@@ -402,7 +402,10 @@ pub fn oomkilled_misreport(
 }
 
 /// The `near_oom` finding: whose limit, how close, how fast.
-pub fn near_oom(f: &crate::output::verdict::Finding, reason: crate::rules::near_oom::Reason) -> String {
+pub fn near_oom(
+    f: &crate::output::verdict::Finding,
+    reason: crate::output::verdict::NearOomReason,
+) -> String {
     let level = pods::parse_cgroup_path(&f.cgroup).map(|k| k.level);
     let (who, whose) = match level {
         Some(Level::Container) => (
@@ -439,7 +442,7 @@ pub fn near_oom(f: &crate::output::verdict::Finding, reason: crate::rules::near_
         human_bytes(limit)
     );
     match (reason, f.growth_bytes_per_s, f.seconds_to_limit) {
-        (crate::rules::near_oom::Reason::Growing, Some(g), Some(eta)) => format!(
+        (crate::output::verdict::NearOomReason::Growing, Some(g), Some(eta)) => format!(
             "{at} and growing {}/s: about {eta:.1} s to an OOM kill.",
             human_bytes(g.max(0) as u64)
         ),

@@ -12,10 +12,10 @@ use std::collections::{HashMap, VecDeque};
 use oomtrace_common::{MemcgRead, OomEvent, SignalEvent, TaskInfo, VictimEvent, VictimSource};
 
 use crate::{
-    node::cgroup::{CgroupId, CgroupTree},
     kernel::event,
     logs::kernel_log::PastKill,
     logs::oom_report::{Constraint as KmsgConstraint, OomSummary},
+    node::cgroup::{CgroupId, CgroupTree},
     node::pods::{self, KubeCgroup, Level},
     output::verdict::{
         wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Limit,
@@ -725,12 +725,6 @@ pub fn sent(ev: &SignalEvent) -> bool {
     )
 }
 
-/// The longest SIGTERM → SIGKILL gap of a hard eviction: the kubelet gives
-/// it a grace period of 1 s (older kubelets) or 2 s (current ones raise
-/// anything under 2 s to 2 s); the rest is slack for the runtime
-/// ([`crate::node::kubelet::RUNTIME_SLACK_NS`]).
-pub const HARD_EVICTION_GRACE_NS: u64 = 2_000_000_000 + crate::node::kubelet::RUNTIME_SLACK_NS;
-
 /// How long past its eviction's grace period a process that outlived it
 /// is followed for the end of its stop: a pod's own grace period (which
 /// some kubelets give evicted pods) is 30 s by default and sometimes an
@@ -740,26 +734,6 @@ pub const LONG_STOP_FOLLOW_NS: u64 = 3_600_000_000_000 + 60_000_000_000;
 /// How often such a process is looked for: its exit is not seen, and a
 /// poll at every 50 ms tick of a 30 s stop would be 600 reads of /proc.
 pub const LONG_STOP_POLL_NS: u64 = 1_000_000_000;
-
-/// Process names of the container runtimes that deliver a stop's signals
-/// (each `runc kill` is a fresh, short-lived process). Names are the
-/// kernel's 15-byte comm.
-const RUNTIMES: &[&str] = &[
-    "runc",
-    "crun",
-    "youki",
-    "runsc",
-    "conmon",
-    "containerd",
-    "crio",
-    "dockerd",
-    "kata-runtime",
-];
-
-/// Whether `comm` is a container runtime (or one of containerd's shims).
-pub fn is_runtime(comm: &str) -> bool {
-    RUNTIMES.contains(&comm) || comm.starts_with("containerd-shim")
-}
 
 pub struct SignalContext<'a> {
     pub target_cgroup: Option<&'a str>,
@@ -842,7 +816,7 @@ pub fn on_signal(
     let kube = cx.target_cgroup.and_then(pods::parse_cgroup_path)?;
     kube.pod.as_ref()?;
     let sender_comm = event::comm(&ev.sender_comm);
-    let runtime = is_runtime(&sender_comm);
+    let runtime = crate::node::pods::is_runtime(&sender_comm);
     let signal = Signal {
         name,
         number: ev.sig,
@@ -1233,6 +1207,7 @@ mod tests {
 
     use super::*;
     use crate::node::cgroup::{CgroupId, CgroupTree};
+    use crate::node::{kubelet::HARD_EVICTION_GRACE_NS, pods::is_runtime};
 
     const POD: &str = "/kubepods/burstable/pod6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
     const CID: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";

@@ -12,11 +12,9 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
 use crate::{
     node::pods::{parse_cgroup_path, ContainerId, Level},
-    output::verdict::{Identity, Process, Signal, Verdict},
+    output::verdict::{EarlierKill, Exit, Identity, Misreport, Process, Signal, Verdict},
 };
 
 /// Containers remembered at most; the oldest entries go first past it (a
@@ -24,38 +22,6 @@ use crate::{
 const MAX_CONTAINERS: usize = 4096;
 /// Earlier kills listed per container; the count goes on past it.
 const MAX_KILLS: usize = 16;
-
-/// An OOM kill in the container before its init ended.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EarlierKill {
-    pub time: Option<String>,
-    pub victim: Process,
-    pub incident: String,
-}
-
-/// How the container's init ended, as far as oomtrace saw it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Exit {
-    /// The userspace signal that ended it; null when none was seen (the
-    /// init exited by itself, or by a signal sent before oomtrace started).
-    pub signal: Option<&'static str>,
-    /// Its exit code: not observed by oomtrace (always null). The runtime
-    /// reports 128 + n for a death by signal n.
-    pub code: Option<i32>,
-    pub sender: Option<Process>,
-}
-
-/// A finding ready to be named and worded.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Misreport {
-    pub container_cgroup: String,
-    pub identity: Identity,
-    pub process: Option<Process>,
-    pub exit: Exit,
-    pub earlier_kills: Vec<EarlierKill>,
-    /// Kills past the `MAX_KILLS` listed.
-    pub more_kills: usize,
-}
 
 #[derive(Debug, Default)]
 struct Track {

@@ -20,6 +20,8 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::{node::node_memory::Psi, output::verdict::NearOomReason};
+
 /// The level at which a cgroup counts as close to its limit.
 pub const NEAR_FRACTION: f64 = 0.8;
 /// Below this the episode is over and a new one may warn again.
@@ -36,13 +38,6 @@ const MAX_POINTS: usize = 32;
 /// episode ended: a victim's verdict may wait for the kernel log while the
 /// sample after the kill (usage down) already ended the episode.
 const ENDED_GRACE_NS: u64 = 30_000_000_000;
-
-/// PSI of a cgroup (v2 `memory.pressure`), the avg10 shares in percent.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Psi {
-    pub some_avg10: f64,
-    pub full_avg10: f64,
-}
 
 /// One cgroup's memory at a sample.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,16 +61,6 @@ pub struct Samples {
     pub cgroups: Vec<Sample>,
 }
 
-/// Why a warning was given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// Growing so that the limit is reached within the horizon.
-    Growing,
-    /// The kernel is already reclaiming at this cgroup's limit.
-    Reclaiming,
-}
-
 /// A `near_oom` warning, before names and wording.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Warning {
@@ -85,7 +70,7 @@ pub struct Warning {
     pub growth_bytes_per_s: Option<f64>,
     /// Seconds until the level reaches the limit at that growth (None: not growing).
     pub seconds_to_limit: Option<f64>,
-    pub reason: Reason,
+    pub reason: NearOomReason,
 }
 
 #[derive(Debug, Default)]
@@ -183,9 +168,9 @@ impl Detector {
             });
             let horizon_s = self.horizon_ns as f64 / 1e9;
             let reason = if seconds_to_limit.is_some_and(|t| t <= horizon_s) {
-                Reason::Growing
+                NearOomReason::Growing
             } else if reclaiming(s.id) {
-                Reason::Reclaiming
+                NearOomReason::Reclaiming
             } else {
                 continue;
             };
@@ -213,22 +198,6 @@ impl Detector {
         };
         (at <= kill_ns).then_some(at)
     }
-}
-
-/// v2 `memory.pressure`: the `some` and `full` lines' `avg10`.
-pub fn parse_psi(text: &str) -> Option<Psi> {
-    let avg10 = |kind: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.starts_with(kind))?;
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix("avg10="))?
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite())
-    };
-    Some(Psi {
-        some_avg10: avg10("some ")?,
-        full_avg10: avg10("full ")?,
-    })
 }
 
 fn end_episode(st: &mut State, now: u64) {
@@ -261,6 +230,7 @@ fn slope(points: &VecDeque<(u64, u64)>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::node_memory::parse_psi;
 
     const MIB: u64 = 1 << 20;
     const MS: u64 = 1_000_000;
@@ -324,7 +294,7 @@ mod tests {
         let w = run(&mut d, 0, 10 * S, |t| (t * 12.0 * MIB as f64) as u64);
         assert_eq!(w.len(), 1, "{w:?}");
         let w = &w[0];
-        assert_eq!(w.reason, Reason::Growing);
+        assert_eq!(w.reason, NearOomReason::Growing);
         assert!(w.sample.usage_bytes as f64 >= NEAR_FRACTION * LIMIT as f64);
         let g = w.growth_bytes_per_s.expect("growth");
         assert!((g - 12.0 * MIB as f64).abs() < 0.5 * MIB as f64, "{g}");
@@ -436,7 +406,7 @@ mod tests {
         assert!(at(S, false, &mut d).is_empty());
         let w = at(2 * S, true, &mut d);
         assert_eq!(w.len(), 1);
-        assert_eq!(w[0].reason, Reason::Reclaiming);
+        assert_eq!(w[0].reason, NearOomReason::Reclaiming);
         assert_eq!(w[0].seconds_to_limit, None);
         assert!(at(3 * S, true, &mut d).is_empty(), "one per episode");
     }

@@ -118,7 +118,9 @@ impl LogNames {
     /// containerd's lines); the rest are skipped at the cost of one scan.
     pub fn learn_line(&mut self, raw: &[u8]) {
         let line = String::from_utf8_lossy(raw);
-        if crate::logs::oom_report::anchors::of(&line) & crate::logs::oom_report::anchors::JOURNAL == 0 {
+        if crate::logs::oom_report::anchors::of(&line) & crate::logs::oom_report::anchors::JOURNAL
+            == 0
+        {
             return;
         }
         let Some(s) = prefix::strip(&line, Options::default()) else {
@@ -556,7 +558,9 @@ fn starts_report_line(text: &str) -> bool {
     STARTS.iter().any(|p| text.starts_with(p)) || text.contains(" invoked oom-killer: ")
 }
 
-fn usage_limit(report: Option<&crate::logs::oom_report::MemcgReport>) -> (Option<u64>, Option<u64>) {
+fn usage_limit(
+    report: Option<&crate::logs::oom_report::MemcgReport>,
+) -> (Option<u64>, Option<u64>) {
     let Some(r) = report else {
         return (None, None);
     };
@@ -928,7 +932,9 @@ mod tests {
                     Logged::NoVictim(r) => {
                         crate::rules::attribution::verdict_from_unfinished(r, Default::default())
                     }
-                    Logged::Eviction(e) => crate::rules::attribution::verdict_from_kubelet_eviction(e),
+                    Logged::Eviction(e) => {
+                        crate::rules::attribution::verdict_from_kubelet_eviction(e)
+                    }
                 };
                 assert!(v.summary.starts_with("From the k"), "{}", v.summary);
                 if let Some(victim) = &v.victim {
@@ -961,7 +967,7 @@ mod tests {
 #[cfg(test)]
 mod forms {
     use super::*;
-    use crate::{rules::attribution, output::verdict::Verdict};
+    use crate::{output::verdict::Verdict, rules::attribution};
 
     const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
     const UID_: &str = "6f1c2a9e_3b7d_4c11_9e0a_2b8f5d4c7a10";

@@ -109,7 +109,9 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                 let label = match f.finding {
                     crate::output::verdict::FindingKind::EscapeDetected => "ESCAPE_DETECTED",
                     crate::output::verdict::FindingKind::CgroupLeak => "CGROUP_LEAK",
-                    crate::output::verdict::FindingKind::OomkilledMisreport => "OOMKILLED_MISREPORT",
+                    crate::output::verdict::FindingKind::OomkilledMisreport => {
+                        "OOMKILLED_MISREPORT"
+                    }
                     crate::output::verdict::FindingKind::DyingCgroups => "DYING_CGROUPS",
                     crate::output::verdict::FindingKind::NearOom => "NEAR_OOM",
                 };
