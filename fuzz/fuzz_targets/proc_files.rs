@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::{logs::state, node::cgroup, node::node_memory, node::observe, scratch_file};
+use oomtrace_fuzz::{logs::state, node::cgroup, node::node_memory, scratch_file};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
