@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use oomtrace_fuzz::{
-    rules::attribution::{self, Observed},
+    rules::{attribution::Observed, from_log},
     logs::explain::{self, Logged},
     output::sink::{json::JsonSink, Line, Sink},
 };
@@ -18,10 +18,10 @@ fuzz_target!(|data: &[u8]| {
     for item in &found.items {
         let v = match item {
             Logged::Kill(k) => {
-                attribution::verdict_from_log(attribution::from_saved_log(k), Observed::default())
+                from_log::verdict_from_log(from_log::from_saved_log(k), Observed::default())
             }
-            Logged::NoVictim(r) => attribution::verdict_from_unfinished(r, Observed::default()),
-            Logged::Eviction(e) => attribution::verdict_from_kubelet_eviction(e),
+            Logged::NoVictim(r) => from_log::verdict_from_unfinished(r, Observed::default()),
+            Logged::Eviction(e) => from_log::verdict_from_kubelet_eviction(e),
         };
         // A writer error is io::sink's, never the input's.
         let _ = sink.write(&Line::Verdict(Box::new(v)));

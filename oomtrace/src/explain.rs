@@ -19,7 +19,7 @@ use oomtrace_core::{
     node::pods::{self, ContainerId, PodUid},
     output::sink::Line,
     output::verdict::{Identity, Memory, Names, Verdict},
-    rules::attribution::{self, Observed},
+    rules::{attribution::Observed, from_log},
 };
 
 use crate::cli::{ExplainArgs, Format};
@@ -250,7 +250,7 @@ fn names_in(file: &Path) -> anyhow::Result<LogNames> {
 fn verdict(item: &Logged, logged: &LogNames, pods_dir: &Path, containers_dir: &Path) -> Verdict {
     match item {
         Logged::Kill(k) => {
-            let assessment = attribution::from_saved_log(k);
+            let assessment = from_log::from_saved_log(k);
             let (names, from) = names(&assessment.identity, logged, pods_dir, containers_dir);
             let seen = Observed {
                 memory: k
@@ -262,7 +262,7 @@ fn verdict(item: &Logged, logged: &LogNames, pods_dir: &Path, containers_dir: &P
                 names,
                 ..Observed::default()
             };
-            let mut v = attribution::verdict_from_log(assessment, seen);
+            let mut v = from_log::verdict_from_log(assessment, seen);
             v.evidence.names_from = from;
             v
         }
@@ -279,11 +279,11 @@ fn verdict(item: &Logged, logged: &LogNames, pods_dir: &Path, containers_dir: &P
                 names,
                 ..Observed::default()
             };
-            let mut v = attribution::verdict_from_unfinished(r, seen);
+            let mut v = from_log::verdict_from_unfinished(r, seen);
             v.evidence.names_from = from;
             v
         }
-        Logged::Eviction(e) => attribution::verdict_from_kubelet_eviction(e),
+        Logged::Eviction(e) => from_log::verdict_from_kubelet_eviction(e),
     }
 }
 

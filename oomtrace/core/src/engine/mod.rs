@@ -24,13 +24,12 @@ use crate::{
         PressureKind, Process, Signal,
     },
     output::wording,
-    rules::attribution::{
-        self, Assessment, Attributor, Hints, Observed, PendingStop, SignalContext, SignalStep,
-        Snapshot, SoftThreshold,
-    },
+    rules::attribution::{self, Assessment, Attributor, Hints, Observed, Snapshot},
     rules::audit::{Audit, KernelCount},
+    rules::from_log,
     rules::misreport::Misreports,
     rules::near_oom::{self, Detector},
+    rules::stops::{self, PendingStop, SignalContext, SignalStep, SoftThreshold},
 };
 
 /// How long a victim waits for the kernel's OOM report (its summary line
@@ -387,7 +386,7 @@ impl Engine {
             }
             Input::PastKills(kills) => {
                 for past in &kills {
-                    let a = attribution::from_kernel_log(past, self.start.boot_to_wall_ns);
+                    let a = from_log::from_kernel_log(past, self.start.boot_to_wall_ns);
                     let seen = Observed {
                         memory: past
                             .summary
@@ -1027,7 +1026,7 @@ impl Engine {
         out: &mut Vec<Line>,
     ) {
         // Cheap filters first: most SIGKILL/SIGTERM on a node are not ours.
-        if !attribution::sent(s) || s.code().is_none_or(|c| c > 0) {
+        if !stops::sent(s) || s.code().is_none_or(|c| c > 0) {
             return;
         }
         self.init_signal(s, obs, out);
@@ -1085,7 +1084,7 @@ impl Engine {
             hard_grace_ns: 2_000_000_000 + self.start.runtime_slack_ns,
         };
         let earlier = self.pending_stops.remove(&s.target.tgid);
-        let Some(step) = attribution::on_signal(s, &cx, earlier.as_ref()) else {
+        let Some(step) = stops::on_signal(s, &cx, earlier.as_ref()) else {
             if let Some(p) = earlier {
                 self.pending_stops.insert(p.pid, p);
             }
@@ -1200,13 +1199,13 @@ impl Engine {
                     }),
                     None => {
                         let names = self.names(&e.only_this.identity, obs);
-                        out.push(Line::Stopped(attribution::stopped(e.only_this, &names)));
+                        out.push(Line::Stopped(stops::stopped(e.only_this, &names)));
                     }
                 }
             }
             SignalStep::Stopped(stop) => {
                 let names = self.names(&stop.identity, obs);
-                out.push(Line::Stopped(attribution::stopped(*stop, &names)));
+                out.push(Line::Stopped(stops::stopped(*stop, &names)));
             }
             SignalStep::Wait(_) => {}
         }
@@ -1228,7 +1227,7 @@ impl Engine {
                 continue;
             };
             let alive = obs.namespaces(pid).is_some();
-            self.signal_step(attribution::after_grace(p, alive, now), now, obs, out);
+            self.signal_step(stops::after_grace(p, alive, now), now, obs, out);
         }
     }
 
@@ -1244,7 +1243,7 @@ impl Engine {
                 if obs.populated(&p.pod_cgroup) == Some(true) {
                     if self.now >= p.deadline_ns {
                         let names = self.names(&p.only_this.identity, obs);
-                        out.push(Line::Stopped(attribution::stopped(*p.only_this, &names)));
+                        out.push(Line::Stopped(stops::stopped(*p.only_this, &names)));
                     } else {
                         self.pending_evictions.push(p);
                     }
@@ -1271,11 +1270,11 @@ impl Engine {
                 || waited >= crate::node::kubelet::KUBELET_LOG_WAIT_NS
             {
                 if let Some(stop) = p.unless_logged.take().filter(|_| !confirmed) {
-                    let stop = attribution::Stop {
+                    let stop = stops::Stop {
                         kubelet_log_read: logged.is_some(),
                         ..*stop
                     };
-                    out.push(Line::Stopped(attribution::stopped(stop, &names)));
+                    out.push(Line::Stopped(stops::stopped(stop, &names)));
                     continue;
                 }
                 let mut a = *p.a;
@@ -1395,10 +1394,10 @@ struct PendingEviction {
     a: Box<Assessment>,
     node_memory: Option<NodeMemory>,
     /// The stop to report instead if the pod keeps running.
-    only_this: Box<attribution::Stop>,
+    only_this: Box<stops::Stop>,
     /// The stop to report instead unless the kubelet's log names the
     /// eviction (the process outlived the eviction's grace period).
-    unless_logged: Option<Box<attribution::Stop>>,
+    unless_logged: Option<Box<stops::Stop>>,
 }
 
 /// How long after a container's end its whole pod must be stopped for an

@@ -9,18 +9,16 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use oomtrace_common::{MemcgRead, OomEvent, SignalEvent, TaskInfo, VictimEvent, VictimSource};
+use oomtrace_common::{MemcgRead, OomEvent, TaskInfo, VictimEvent, VictimSource};
 
 use crate::{
     kernel::event,
-    logs::kernel_log::PastKill,
     logs::oom_report::{Constraint as KmsgConstraint, OomSummary},
     node::cgroup::{CgroupId, CgroupTree},
     node::pods::{self, KubeCgroup, Level},
     output::verdict::{
         wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Limit,
-        Memory, Names, NodeMemory, PressureKind, Process, Signal, StopReason, Stopped, Trigger,
-        Verdict, VerdictKind, Victim,
+        Memory, Names, NodeMemory, PressureKind, Signal, Trigger, Verdict, VerdictKind, Victim,
     },
     output::wording,
 };
@@ -163,15 +161,15 @@ struct LastVictim {
 }
 
 #[derive(Clone)]
-struct Scope {
-    constraint: Option<Constraint>,
-    source: Option<ConstraintSource>,
-    limit: Option<LimitAt>,
+pub(super) struct Scope {
+    pub(super) constraint: Option<Constraint>,
+    pub(super) source: Option<ConstraintSource>,
+    pub(super) limit: Option<LimitAt>,
 }
 
 impl Scope {
     /// What an OOM verdict rests on (docs/schema.md, `evidence.basis`).
-    fn basis(&self) -> &'static str {
+    pub(super) fn basis(&self) -> &'static str {
         match self.source {
             // The kernel's own record of this OOM: no inference.
             Some(ConstraintSource::OomControl) => "oom_control",
@@ -184,7 +182,7 @@ impl Scope {
     }
 
     /// The Kubernetes identity of the cgroup whose limit was hit.
-    fn limit_kube(&self) -> Option<KubeCgroup> {
+    pub(super) fn limit_kube(&self) -> Option<KubeCgroup> {
         self.limit
             .as_ref()
             .and_then(|l| l.path.as_deref())
@@ -193,15 +191,15 @@ impl Scope {
 }
 
 #[derive(Clone)]
-struct LimitAt {
-    id: Option<CgroupId>,
-    path: Option<String>,
-    usage_pages: Option<u64>,
-    max_pages: Option<u64>,
+pub(super) struct LimitAt {
+    pub(super) id: Option<CgroupId>,
+    pub(super) path: Option<String>,
+    pub(super) usage_pages: Option<u64>,
+    pub(super) max_pages: Option<u64>,
 }
 
 impl LimitAt {
-    fn at_path(path: String) -> LimitAt {
+    pub(super) fn at_path(path: String) -> LimitAt {
         LimitAt {
             id: None,
             path: Some(path),
@@ -210,7 +208,7 @@ impl LimitAt {
         }
     }
 
-    fn limit(&self, page: u64) -> Limit {
+    pub(super) fn limit(&self, page: u64) -> Limit {
         Limit {
             cgroup: self.path.clone(),
             limit_bytes: self
@@ -224,13 +222,13 @@ impl LimitAt {
 
 /// The verdict, its kind and whose kill it is, from the scope and the
 /// cgroups involved: the rule every source shares.
-struct Decision {
-    verdict: VerdictKind,
-    kind: Option<PressureKind>,
-    identity: Identity,
+pub(super) struct Decision {
+    pub(super) verdict: VerdictKind,
+    pub(super) kind: Option<PressureKind>,
+    pub(super) identity: Identity,
 }
 
-fn decide_identity(
+pub(super) fn decide_identity(
     scope: &Scope,
     victim: Option<&KubeCgroup>,
     limit: Option<&KubeCgroup>,
@@ -497,7 +495,7 @@ fn chain(t: &TaskInfo) -> Vec<MemcgRead> {
     t.memcg_chain().collect()
 }
 
-fn kmsg_constraint(c: &KmsgConstraint) -> Constraint {
+pub(super) fn kmsg_constraint(c: &KmsgConstraint) -> Constraint {
     match c {
         KmsgConstraint::Memcg => Constraint::Memcg,
         KmsgConstraint::None => Constraint::Global,
@@ -639,563 +637,6 @@ fn decide(
     }
 }
 
-/// What a userspace SIGTERM/SIGKILL to a pod's process comes to: a verdict
-/// now, a line now, or a wait for the rest of the stop.
-pub enum SignalStep {
-    /// The eviction, once the whole pod is seen stopped (the kubelet evicts
-    /// pods, never one container); else the stop, reason `pod_not_stopped`.
-    Eviction(Box<EvictionStep>),
-    Stopped(Box<Stop>),
-    /// A runtime's SIGTERM under pressure: an eviction only if the process
-    /// ends within a hard eviction's grace period, or the kubelet's log
-    /// names it. Decided by the SIGKILL that follows, or by [`after_grace`]
-    /// at `check_ns`.
-    Wait(Box<PendingStop>),
-}
-
-/// A stop that looks like an eviction, waiting for its pod to be empty.
-pub struct EvictionStep {
-    pub a: Assessment,
-    /// The node's memory at the SIGTERM.
-    pub node_memory: Option<NodeMemory>,
-    /// The stop to report instead if the rest of the pod keeps running.
-    pub only_this: Stop,
-    /// The process outlived the eviction's grace period: kubelets that
-    /// give evicted pods their full grace period (kubernetes#115819,
-    /// #124405) stop them exactly as a deletion does, so only the kubelet's
-    /// own log line makes it an eviction; without it, this stop is reported
-    /// (`eviction_or_deletion`).
-    pub unless_logged: Option<Stop>,
-}
-
-/// A pod's process ended by a userspace signal that was not an eviction,
-/// before its names are read.
-#[derive(Clone, Debug)]
-pub struct Stop {
-    pub time: String,
-    pub process: Process,
-    pub cgroup: Option<String>,
-    pub identity: Identity,
-    pub signal: Signal,
-    pub node_memory: Option<NodeMemory>,
-    pub reason: StopReason,
-    /// Whether the kubelet's log was read for this stop and named no
-    /// eviction (`eviction_or_deletion` says which).
-    pub kubelet_log_read: bool,
-}
-
-/// The one place a `Stopped` line is built.
-pub fn stopped(s: Stop, names: &Names) -> Stopped {
-    let kubelet_log_read = s.kubelet_log_read;
-    let identity = s.identity.named(names);
-    let mut out = Stopped {
-        time: s.time,
-        process: s.process,
-        cgroup: s.cgroup,
-        pod: identity.pod,
-        container: identity.container,
-        signal: s.signal,
-        node_memory: s.node_memory,
-        reason: s.reason,
-        summary: String::new(),
-    };
-    out.summary = wording::stopped(&out, kubelet_log_read);
-    out
-}
-
-/// si_code values of a signal sent from userspace: kill(2), tgkill(2),
-/// sigqueue(2). The OOM killer's SIGKILL carries SI_KERNEL and is left to
-/// the OOM hooks.
-const SI_USER: i32 = 0;
-const SI_QUEUE: i32 = -1;
-const SI_TKILL: i32 = -6;
-
-/// `signal_generate`'s `result`: delivered, or ignored by the target. A
-/// container's init with no SIGTERM handler ignores the runtime's SIGTERM
-/// (the kernel drops it at generation), yet that SIGTERM starts the stop.
-const TRACE_SIGNAL_DELIVERED: i32 = 0;
-const TRACE_SIGNAL_IGNORED: i32 = 1;
-
-/// Whether a signal was sent to the target (delivered or ignored), not
-/// lost (already pending, queue overflow).
-pub fn sent(ev: &SignalEvent) -> bool {
-    matches!(
-        ev.result(),
-        Some(TRACE_SIGNAL_DELIVERED | TRACE_SIGNAL_IGNORED)
-    )
-}
-
-/// How long past its eviction's grace period a process that outlived it
-/// is followed for the end of its stop: a pod's own grace period (which
-/// some kubelets give evicted pods) is 30 s by default and sometimes an
-/// hour. Still running after that, it is reported as it stands.
-pub const LONG_STOP_FOLLOW_NS: u64 = 3_600_000_000_000 + 60_000_000_000;
-
-/// How often such a process is looked for: its exit is not seen, and a
-/// poll at every 50 ms tick of a 30 s stop would be 600 reads of /proc.
-pub const LONG_STOP_POLL_NS: u64 = 1_000_000_000;
-
-pub struct SignalContext<'a> {
-    pub target_cgroup: Option<&'a str>,
-    /// The node's memory with the kubelet's hard eviction threshold.
-    pub node: Option<&'a NodeMemory>,
-    /// The kubelet's soft threshold, when its config has one.
-    pub soft: Option<SoftThreshold>,
-    pub boot_to_wall_ns: i128,
-    /// Whether a process that outlives the eviction's grace period is
-    /// followed to the end of its stop (false: replaying a recording made
-    /// before it was, which holds no answers for the polls).
-    pub follow_long_stops: bool,
-    /// The longest SIGTERM → SIGKILL gap of a hard eviction
-    /// ([`HARD_EVICTION_GRACE_NS`]; a recording keeps the one it was made with).
-    pub hard_grace_ns: u64,
-}
-
-/// `evictionSoft` memory.available, in bytes for this node.
-#[derive(Clone, Debug)]
-pub struct SoftThreshold {
-    pub bytes: u64,
-    /// The longest SIGTERM → SIGKILL gap of a soft eviction.
-    pub grace_ns: u64,
-    pub source: String,
-}
-
-/// A runtime's SIGTERM to a pod's process under memory pressure, waiting
-/// for the rest of the stop.
-#[derive(Clone, Debug)]
-pub struct PendingStop {
-    pub boot_ns: u64,
-    /// The end of the eviction's grace period (slack included).
-    pub deadline_ns: u64,
-    /// When the process is next looked for: the deadline, then every
-    /// [`LONG_STOP_POLL_NS`] once it outlived it.
-    pub check_ns: u64,
-    pub pid: u32,
-    /// `hard` or `soft`: the threshold memory.available was under.
-    threshold: &'static str,
-    stop: Stop,
-    follow: bool,
-    /// Still running at the deadline: followed until its stop ends.
-    outlived: bool,
-}
-
-impl PendingStop {
-    /// Whether the process outlived the eviction's grace period and is
-    /// followed at a slow poll (no faster ticks needed).
-    pub fn outlived(&self) -> bool {
-        self.outlived
-    }
-}
-
-fn under_pressure(node: Option<&NodeMemory>) -> bool {
-    node.is_some_and(|n| {
-        n.eviction_threshold_bytes
-            .is_some_and(|t| n.memory_available_bytes < t)
-    })
-}
-
-/// A userspace SIGTERM or SIGKILL to a pod's process, judged. An eviction
-/// needs what the kubelet's eviction looks like from the kernel: the
-/// runtime sends it, memory.available is under the hard threshold, and the
-/// process ends within a hard eviction's grace period after the SIGTERM.
-/// `earlier` is this process's pending SIGTERM, if any.
-pub fn on_signal(
-    ev: &SignalEvent,
-    cx: &SignalContext<'_>,
-    earlier: Option<&PendingStop>,
-) -> Option<SignalStep> {
-    let name = match ev.sig {
-        9 => "SIGKILL",
-        15 => "SIGTERM",
-        _ => return None,
-    };
-    let from_userspace = matches!(ev.code(), Some(SI_USER | SI_QUEUE | SI_TKILL));
-    if !from_userspace || !sent(ev) {
-        return None;
-    }
-    let kube = cx.target_cgroup.and_then(pods::parse_cgroup_path)?;
-    kube.pod.as_ref()?;
-    let sender_comm = event::comm(&ev.sender_comm);
-    let runtime = crate::node::pods::is_runtime(&sender_comm);
-    let signal = Signal {
-        name,
-        number: ev.sig,
-        sender: Process {
-            pid: ev.sender_tgid,
-            comm: sender_comm,
-        },
-    };
-    let boot_ns = ev.header.boot_ns;
-    let stop = Stop {
-        time: wall_time(boot_ns, cx.boot_to_wall_ns),
-        process: Process {
-            pid: ev.target.tgid,
-            comm: event::comm(&ev.target.comm),
-        },
-        cgroup: cx.target_cgroup.map(str::to_owned),
-        identity: Identity::of(&kube),
-        signal,
-        node_memory: cx.node.cloned(),
-        reason: StopReason::NoMemoryPressure,
-        kubelet_log_read: false,
-    };
-    let with = |reason| {
-        Some(SignalStep::Stopped(Box::new(Stop {
-            reason,
-            ..stop.clone()
-        })))
-    };
-    if let Some(term) = earlier {
-        if ev.sig == 15 {
-            // Another SIGTERM changes nothing: the first one started the stop.
-            return Some(SignalStep::Wait(Box::new(term.clone())));
-        }
-        // The SIGKILL that ends a stop: the grace period it shows decides.
-        if !runtime {
-            return with(StopReason::SenderNotRuntime);
-        }
-        let gap = boot_ns.saturating_sub(term.boot_ns);
-        if boot_ns > term.deadline_ns && !term.follow {
-            return with(StopReason::GraceLongerThanHardEviction);
-        }
-        return Some(eviction(
-            term,
-            stop,
-            "runtime_sigterm_then_sigkill",
-            Some(gap),
-            boot_ns > term.deadline_ns,
-        ));
-    }
-    if !runtime {
-        return with(StopReason::SenderNotRuntime);
-    }
-    // The hard threshold first: under it the kubelet evicts at once, with
-    // the shortest grace period.
-    let soft = cx
-        .soft
-        .as_ref()
-        .filter(|s| cx.node.is_some_and(|n| n.memory_available_bytes < s.bytes));
-    let (threshold, window_ns, stop) = if under_pressure(cx.node) {
-        ("hard", cx.hard_grace_ns, stop)
-    } else if let Some(s) = soft {
-        let mut stop = stop;
-        if let Some(n) = stop.node_memory.as_mut() {
-            n.eviction_threshold_bytes = Some(s.bytes);
-            n.eviction_threshold_source = Some(s.source.clone());
-        }
-        ("soft", s.grace_ns, stop)
-    } else {
-        return with(StopReason::NoMemoryPressure);
-    };
-    if ev.sig == 9 {
-        return Some(SignalStep::Stopped(Box::new(Stop {
-            reason: StopReason::SigkillWithoutSigterm,
-            ..stop
-        })));
-    }
-    let deadline_ns = boot_ns.saturating_add(window_ns);
-    Some(SignalStep::Wait(Box::new(PendingStop {
-        boot_ns,
-        deadline_ns,
-        check_ns: deadline_ns,
-        pid: ev.target.tgid,
-        threshold,
-        stop,
-        follow: cx.follow_long_stops,
-        outlived: false,
-    })))
-}
-
-/// A pending SIGTERM looked at (`now_ns`) with no SIGKILL seen: gone at the
-/// deadline means it ended within the grace (an eviction, inferred: the
-/// exit itself is not seen); gone later, that its stop had a longer grace
-/// (the kubelet's log decides); alive, it is followed until its stop ends,
-/// for at most [`LONG_STOP_FOLLOW_NS`] past the deadline.
-pub fn after_grace(mut p: PendingStop, alive: bool, now_ns: u64) -> SignalStep {
-    if !alive {
-        let stop = p.stop.clone();
-        return eviction(&p, stop, "runtime_sigterm_then_exit", None, p.outlived);
-    }
-    let followed_for = now_ns.saturating_sub(p.deadline_ns);
-    if !p.follow || followed_for >= LONG_STOP_FOLLOW_NS {
-        return SignalStep::Stopped(Box::new(Stop {
-            reason: StopReason::GraceLongerThanHardEviction,
-            ..p.stop
-        }));
-    }
-    p.outlived = true;
-    p.check_ns = now_ns.saturating_add(LONG_STOP_POLL_NS);
-    SignalStep::Wait(Box::new(p))
-}
-
-/// The eviction verdict's assessment: the stop began with `term`'s SIGTERM
-/// and ended with `last` (the SIGKILL, or the SIGTERM itself). `outlived`:
-/// it ended after the eviction's grace period, so it is an eviction only
-/// if the kubelet's log says so.
-fn eviction(
-    term: &PendingStop,
-    last: Stop,
-    basis: &'static str,
-    grace_ns: Option<u64>,
-    outlived: bool,
-) -> SignalStep {
-    let last_stop = last.clone();
-    let a = Assessment {
-        verdict: VerdictKind::NodePressure,
-        kind: Some(PressureKind::Eviction),
-        source: "bpf",
-        incident: format!("evict-{}", term.boot_ns),
-        boot_ns: term.boot_ns,
-        time: Some(term.stop.time.clone()),
-        victim: Victim::unread(last.process.pid, last.process.comm, last.cgroup),
-        trigger: Some(Trigger {
-            pid: last.signal.sender.pid,
-            comm: last.signal.sender.comm.clone(),
-            cgroup: None,
-        }),
-        limit: None,
-        identity: last.identity,
-        signal: Some(last.signal),
-        evidence: Evidence {
-            basis: Some(basis),
-            grace_s: grace_ns.map(|g| (g as f64 / 1e6).round() / 1e3),
-            eviction_threshold: Some(term.threshold),
-            ..Evidence::unread("signal")
-        },
-        host_pid_ns: false,
-    };
-    let only_this = Stop {
-        reason: StopReason::PodNotStopped,
-        ..last_stop
-    };
-    // Said from the stop's first signal, as every stop line is.
-    let unless_logged = outlived.then(|| Stop {
-        reason: StopReason::EvictionOrDeletion,
-        ..term.stop.clone()
-    });
-    SignalStep::Eviction(Box::new(EvictionStep {
-        a,
-        node_memory: term.stop.node_memory.clone(),
-        only_this,
-        unless_logged,
-    }))
-}
-
-/// A kill found in the kernel log at start: what the log says, no more.
-/// The summary line (when the kernel printed one) gives the constraint and
-/// both cgroups; the kill line the victim and its memory. A member of an
-/// oom.group kill has the group's cgroup and the invocation's limit.
-pub fn from_kernel_log(past: &PastKill, boot_to_wall_ns: i128) -> Assessment {
-    let k = &past.kill;
-    let s = past.summary.as_ref();
-    let constraint = match s.map(|s| &s.constraint) {
-        Some(c) => Some(kmsg_constraint(c)),
-        None if k.memcg => Some(Constraint::Memcg),
-        None => Some(Constraint::Global),
-    };
-    let limit_path = s
-        .and_then(|s| s.oom_memcg.clone())
-        .or_else(|| k.group.as_ref().and_then(|g| g.oom_memcg.clone()));
-    let victim_cgroup = s
-        .and_then(|s| s.task_memcg.clone())
-        .or_else(|| k.group.as_ref().map(|g| g.cgroup.clone()));
-    let kib = |v: Option<u64>| v.map(|x| x * 1024);
-    let rss = match (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb) {
-        (Some(a), Some(f), Some(sh)) => Some((a + f + sh) * 1024),
-        _ => None,
-    };
-    let victim = Victim {
-        pid: k.pid,
-        comm: k.comm.clone(),
-        oom_score_adj: k.oom_score_adj.and_then(|a| i16::try_from(a).ok()),
-        rss_bytes: rss,
-        anon_rss_bytes: kib(k.anon_rss_kb),
-        file_rss_bytes: kib(k.file_rss_kb),
-        shmem_rss_bytes: kib(k.shmem_rss_kb),
-        total_vm_bytes: kib(k.total_vm_kb),
-        cgroup: victim_cgroup,
-        ns_pid: None,
-    };
-    let mut a = logged_oom(
-        constraint,
-        limit_path,
-        victim,
-        past.ts_us.saturating_mul(1000),
-        boot_to_wall_ns,
-    );
-    a.incident = format!("kmsg-{}", past.seq);
-    a.evidence.chosen = k.chosen.as_ref().map(|c| Process {
-        pid: c.pid,
-        comm: c.comm.clone(),
-    });
-    a
-}
-
-/// What the kernel's log says of one OOM: its scope and the victim's
-/// place; the rules as for live kills, and nothing the log does not say.
-fn logged_oom(
-    constraint: Option<Constraint>,
-    limit_path: Option<String>,
-    victim: Victim,
-    boot_ns: u64,
-    boot_to_wall_ns: i128,
-) -> Assessment {
-    let unnamed = limit_path.is_none();
-    let scope = Scope {
-        constraint,
-        source: Some(ConstraintSource::KernelLog),
-        limit: limit_path.map(LimitAt::at_path),
-    };
-    let victim_kube = victim.cgroup.as_deref().and_then(pods::parse_cgroup_path);
-    let limit_kube = scope.limit_kube();
-    let d = decide_identity(&scope, victim_kube.as_ref(), limit_kube.as_ref(), None);
-    let limit_path = scope.limit.as_ref().and_then(|l| l.path.as_deref());
-    // A container outside Kubernetes (Docker's own cgroups) at its own limit.
-    let standalone = limit_path
-        .and_then(pods::parse_standalone_container)
-        .filter(|_| d.verdict == VerdictKind::System);
-    let (verdict, kind, identity) = match standalone {
-        Some(c) => (
-            VerdictKind::PodLimit,
-            None,
-            Identity {
-                pod: None,
-                container: Some(crate::output::verdict::Container {
-                    id: c.id,
-                    name: None,
-                    runtime: c.runtime,
-                }),
-            },
-        ),
-        // A memcg's limit, but the log does not say whose: never a host
-        // process by default.
-        None if unnamed && scope.constraint == Some(Constraint::Memcg) => {
-            (VerdictKind::CgroupLimit, None, d.identity)
-        }
-        None => (d.verdict, d.kind, d.identity),
-    };
-    Assessment {
-        verdict,
-        kind,
-        source: "kernel_log",
-        incident: String::new(),
-        boot_ns,
-        time: Some(wall_time(boot_ns, boot_to_wall_ns)),
-        victim,
-        trigger: None,
-        limit: scope.limit.as_ref().map(|l| l.limit(1)),
-        identity,
-        signal: None,
-        evidence: Evidence {
-            constraint: scope.constraint,
-            constraint_source: scope.source,
-            basis: Some(scope.basis()),
-            ..Evidence::unread("kernel_log")
-        },
-        host_pid_ns: false,
-    }
-}
-
-/// A kill read from a saved log by `oomtrace explain`: the backlog's rules,
-/// with the time, incident and limit the log itself gave (never the
-/// machine's: the log may come from another one).
-pub fn from_saved_log(k: &crate::logs::explain::LoggedKill) -> Assessment {
-    let mut a = from_kernel_log(&k.past, 0);
-    a.time = k.time.clone();
-    a.boot_ns = k.since_boot_us.unwrap_or(0).saturating_mul(1000);
-    a.incident = k.incident.clone();
-    if let Some(l) = a.limit.as_mut() {
-        l.limit_bytes = k.limit_bytes;
-        l.usage_bytes = k.usage_bytes;
-    }
-    a
-}
-
-/// The verdict of a kill read from a saved log: the one builder, and the
-/// sentence that says where it came from.
-pub fn verdict_from_log(a: Assessment, seen: Observed) -> Verdict {
-    let mut v = verdict(a, seen);
-    v.summary = wording::summary_from_log(&v);
-    v
-}
-
-/// An OOM report in a saved log that ends before its victim: the scope it
-/// printed, and no process (`victim` null).
-pub fn verdict_from_unfinished(r: &crate::logs::explain::LoggedReport, seen: Observed) -> Verdict {
-    let u = &r.report;
-    let mut a = logged_oom(
-        u.constraint.as_ref().map(kmsg_constraint),
-        u.oom_memcg.clone(),
-        Victim::unread(0, String::new(), u.task_memcg.clone()),
-        r.since_boot_us.unwrap_or(0).saturating_mul(1000),
-        0,
-    );
-    // The chosen task's cgroup (4.x `Task in`) names the pod when the
-    // limit's does not.
-    a.time = r.time.clone();
-    a.incident = r.incident.clone();
-    if let Some(l) = a.limit.as_mut() {
-        l.limit_bytes = r.limit_bytes;
-        l.usage_bytes = r.usage_bytes;
-    }
-    let mut v = verdict(a, seen);
-    v.victim = None;
-    v.kubelet_reports = None;
-    v.summary = wording::summary_from_log(&v);
-    v
-}
-
-/// The kubelet's eviction of a pod, from its eviction manager's lines in a
-/// saved log: a node-pressure eviction resting on the kubelet's own word.
-pub fn verdict_from_kubelet_eviction(e: &crate::logs::explain::LoggedEviction) -> Verdict {
-    let uid = e.uid.as_deref().and_then(|u| pods::PodUid::parse(u).ok());
-    let container = match e.containers.as_slice() {
-        [c] => c
-            .container_id
-            .as_deref()
-            .and_then(|id| pods::ContainerId::parse(id).ok())
-            .map(|id| crate::output::verdict::Container {
-                id,
-                name: c.container.clone(),
-                runtime: c.runtime.as_deref().and_then(pods::Runtime::from_scheme),
-            }),
-        _ => None,
-    };
-    let mut v = Verdict {
-        verdict: VerdictKind::NodePressure,
-        kind: Some(PressureKind::Eviction),
-        source: "kubelet_log",
-        incident: format!("kubelet-evict-{}/{}-{}", e.namespace, e.name, e.line),
-        time: e.time.clone(),
-        victim: None,
-        trigger: None,
-        limit: None,
-        pod: Some(crate::output::verdict::Pod {
-            uid,
-            namespace: Some(e.namespace.clone()),
-            name: Some(e.name.clone()),
-            qos: None,
-        }),
-        container,
-        kubelet_reports: None,
-        memory: None,
-        node_memory: None,
-        signal: None,
-        top_consumers: None,
-        growth: None,
-        warned_s_before: None,
-        evidence: Evidence {
-            basis: Some("kubelet_log"),
-            grace_s: e.grace_s.map(|g| g as f64),
-            eviction_resource: e.resource.clone(),
-            ..Evidence::unread("kubelet_log")
-        },
-        summary: String::new(),
-    };
-    v.summary = wording::summary_from_log(&v);
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -1206,8 +647,11 @@ mod tests {
     };
 
     use super::*;
+    use crate::logs::kernel_log::PastKill;
     use crate::node::cgroup::{CgroupId, CgroupTree};
     use crate::node::{kubelet::HARD_EVICTION_GRACE_NS, pods::is_runtime};
+    use crate::output::verdict::StopReason;
+    use crate::rules::{from_log::*, stops::*};
 
     const POD: &str = "/kubepods/burstable/pod6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
     const CID: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";

@@ -3,5 +3,7 @@
 
 pub mod attribution;
 pub mod audit;
+pub mod from_log;
 pub mod misreport;
 pub mod near_oom;
+pub mod stops;

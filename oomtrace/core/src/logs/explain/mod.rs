@@ -809,8 +809,8 @@ mod tests {
         assert_eq!(k.len(), 1);
         assert_eq!(k[0].past.kill.oom_score_adj, None);
         assert_eq!(k[0].limit_bytes, Some(100 << 20));
-        let v = crate::rules::attribution::verdict_from_log(
-            crate::rules::attribution::from_saved_log(&k[0]),
+        let v = crate::rules::from_log::verdict_from_log(
+            crate::rules::from_log::from_saved_log(&k[0]),
             Default::default(),
         );
         assert_eq!(
@@ -925,16 +925,14 @@ mod tests {
             let found = explain_all(&m, Options::default()).unwrap_or_default();
             for item in &found.items {
                 let v = match item {
-                    Logged::Kill(k) => crate::rules::attribution::verdict_from_log(
-                        crate::rules::attribution::from_saved_log(k),
+                    Logged::Kill(k) => crate::rules::from_log::verdict_from_log(
+                        crate::rules::from_log::from_saved_log(k),
                         Default::default(),
                     ),
                     Logged::NoVictim(r) => {
-                        crate::rules::attribution::verdict_from_unfinished(r, Default::default())
+                        crate::rules::from_log::verdict_from_unfinished(r, Default::default())
                     }
-                    Logged::Eviction(e) => {
-                        crate::rules::attribution::verdict_from_kubelet_eviction(e)
-                    }
+                    Logged::Eviction(e) => crate::rules::from_log::verdict_from_kubelet_eviction(e),
                 };
                 assert!(v.summary.starts_with("From the k"), "{}", v.summary);
                 if let Some(victim) = &v.victim {
@@ -967,7 +965,7 @@ mod tests {
 #[cfg(test)]
 mod forms {
     use super::*;
-    use crate::{output::verdict::Verdict, rules::attribution};
+    use crate::{output::verdict::Verdict, rules::attribution, rules::from_log};
 
     const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
     const UID_: &str = "6f1c2a9e_3b7d_4c11_9e0a_2b8f5d4c7a10";
@@ -988,14 +986,14 @@ mod forms {
             .items
             .iter()
             .map(|i| match i {
-                Logged::Kill(k) => attribution::verdict_from_log(
-                    attribution::from_saved_log(k),
+                Logged::Kill(k) => from_log::verdict_from_log(
+                    from_log::from_saved_log(k),
                     attribution::Observed::default(),
                 ),
                 Logged::NoVictim(r) => {
-                    attribution::verdict_from_unfinished(r, attribution::Observed::default())
+                    from_log::verdict_from_unfinished(r, attribution::Observed::default())
                 }
-                Logged::Eviction(e) => attribution::verdict_from_kubelet_eviction(e),
+                Logged::Eviction(e) => from_log::verdict_from_kubelet_eviction(e),
             })
             .collect()
     }
