@@ -1,0 +1,210 @@
+//! The kill path: a victim record assessed, what its verdict needs read from
+//! the node, the verdict built (the OOM rules are in `rules::attribution`).
+
+use super::*;
+
+impl Engine {
+    /// Whether the kernel counted this victim's incident as an oom.group
+    /// kill (cgroup v2), which counts its chosen victim twice. Only the
+    /// first victim of each incident counts; `group` is the kill's, read
+    /// for the verdict.
+    pub(super) fn group_kill(&mut self, a: &Assessment, group: Option<bool>) -> bool {
+        if self.audit.is_none()
+            || self.start.layout.version != Version::V2
+            || self.audited_incident.as_deref() == Some(a.incident.as_str())
+        {
+            return false;
+        }
+        self.audited_incident = Some(a.incident.clone());
+        group == Some(true)
+    }
+
+    /// A process's memory cgroup when the hook could not read it: the last
+    /// attach the tree saw first (it outlives the process), then /proc —
+    /// where a process that has already exited shows `/`, which then says
+    /// nothing.
+    pub(super) fn cgroup_of_live_pid(&self, pid: u32, obs: &mut dyn Observe) -> Option<String> {
+        if let Some(path) = self
+            .tree
+            .cgroup_of_pid(pid)
+            .and_then(|id| self.tree.path(id))
+        {
+            return Some(path.to_owned());
+        }
+        obs.proc_cgroup(pid).filter(|p| p != "/")
+    }
+
+    /// Whether the kernel's report for this victim has been read, or none
+    /// will come: an oom.group member gets none of its own (its
+    /// invocation's first victim, judged, had it).
+    pub(super) fn report_read(&self, v: &oomtrace_common::VictimEvent) -> bool {
+        let pid = v.victim.tgid;
+        !self.start.kernel_log
+            || self.kmsg.contains_key(&pid)
+            || self.unreported.contains(&pid)
+            || self.attributor.follows_a_judged_victim(v)
+    }
+
+    pub(super) fn victim(
+        &mut self,
+        v: &oomtrace_common::VictimEvent,
+        hint: Option<String>,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Line>,
+    ) {
+        let snap = Snapshot {
+            tree: &self.tree,
+            page_size: self.start.page_size,
+            boot_to_wall_ns: self.start.boot_to_wall_ns,
+            kmsg: &self.kmsg,
+            host_pid_ns: self.start.host_pid_ns,
+        };
+        let victim_owner = self
+            .owner_of(v.victim.pid_ns())
+            .or_else(|| self.escaped_by_pid.get(&v.victim.tgid).map(String::as_str))
+            .map(str::to_owned);
+        let trigger_owner = self.owner_of(v.trigger.pid_ns()).map(str::to_owned);
+        let hints = Hints {
+            victim_cgroup: hint.as_deref(),
+            victim_owner: victim_owner.as_deref(),
+            trigger_owner: trigger_owner.as_deref(),
+        };
+        let a = self.attributor.assess(v, &snap, &hints);
+        if let Some(r) = self.kmsg.get(&v.victim.tgid).and_then(|s| s.report.clone()) {
+            if self.reports.len() >= REPORTS_KEPT {
+                self.reports.pop_front();
+            }
+            self.reports.push_back((a.incident.clone(), r));
+        }
+        let seen = self.observe_kill(&a, v, obs);
+        // Its lines are spent: a later process with the same pid has its own.
+        self.kmsg.remove(&v.victim.tgid);
+        self.unreported.remove(&v.victim.tgid);
+        let group_kill = self.group_kill(&a, seen.oom_group);
+        if let Some(audit) = self.audit.as_mut() {
+            audit.verdict(group_kill);
+        }
+        self.counts.oom_verdicts += 1;
+        let warned = self.warned_s_before(&a);
+        let mut verdict = attribution::verdict(a, seen);
+        verdict.warned_s_before = warned;
+        out.push(Line::Verdict(Box::new(verdict)));
+    }
+
+    /// Everything a victim's verdict reads from the node, in one order (a
+    /// recording replays these answers in the order they were asked).
+    pub(super) fn observe_kill(
+        &self,
+        a: &Assessment,
+        v: &oomtrace_common::VictimEvent,
+        obs: &mut dyn Observe,
+    ) -> Observed {
+        let oom_group = a
+            .limit
+            .as_ref()
+            .and_then(|l| l.cgroup.as_deref())
+            .and_then(|limit| obs.oom_group(a.victim.cgroup.as_deref().unwrap_or(limit), limit));
+        let judged_at = obs.now_boot_ns();
+        let memory = self.kill_memory(a, v);
+        let node_memory = obs.node_memory().map(|n| NodeMemory::of(&n, None));
+        let growth = self.growth(v, obs);
+        let top_consumers =
+            (a.kind == Some(PressureKind::SystemOom)).then(|| self.top_consumers(obs));
+        let names = self.names(&a.identity, obs);
+        // Last, so that recordings made before it replay: where the node's
+        // memory went, for every node-pressure kill.
+        let node_memory = match (node_memory, a.kind.is_some()) {
+            (Some(mut n), true) => {
+                n.breakdown = worded_breakdown(obs);
+                Some(n)
+            }
+            (n, _) => n,
+        };
+        Observed {
+            oom_group,
+            memory,
+            node_memory,
+            growth,
+            top_consumers,
+            names,
+            judged_after_ns: Some(judged_at.saturating_sub(a.boot_ns)),
+        }
+    }
+
+    /// The memory at the kill: the kernel's report for this kill's OOM
+    /// invocation, else the victim cgroup's page counter as the victim hook
+    /// read it. Never cgroupfs after the kill: the victim's pages are being
+    /// freed by then.
+    pub(super) fn kill_memory(
+        &self,
+        a: &Assessment,
+        v: &oomtrace_common::VictimEvent,
+    ) -> Option<Memory> {
+        let report = self
+            .kmsg
+            .get(&v.victim.tgid)
+            .and_then(|s| s.report.as_ref())
+            .or_else(|| {
+                self.reports
+                    .iter()
+                    .rev()
+                    .find(|(incident, _)| *incident == a.incident)
+                    .map(|(_, r)| r)
+            });
+        if let Some(r) = report {
+            return Some(Memory::from_report(r));
+        }
+        let pages = v.victim.memcg(0)?.usage_pages?;
+        Some(Memory::from_page_counter(
+            a.victim.cgroup.clone()?,
+            pages.saturating_mul(self.start.page_size),
+        ))
+    }
+
+    /// The kubelet's names for an identity: the pod's, then the container's.
+    pub(super) fn names(&self, id: &Identity, obs: &mut dyn Observe) -> Names {
+        Names {
+            pod: id
+                .pod
+                .as_ref()
+                .and_then(|p| p.uid.as_ref())
+                .and_then(|uid| obs.pod_name(uid)),
+            container: id
+                .container
+                .as_ref()
+                .and_then(|c| obs.container_name(&c.id)),
+        }
+    }
+
+    /// The largest pod cgroups and top-level host cgroups by usage.
+    pub(super) fn top_consumers(&self, obs: &mut dyn Observe) -> Vec<Consumer> {
+        let candidates: Vec<String> = self
+            .tree
+            .live()
+            .filter(|(_, n)| match pods::parse_cgroup_path(&n.path) {
+                Some(k) => k.level == Level::Pod,
+                None => n.path != "/" && n.path.matches('/').count() == 1,
+            })
+            .map(|(_, n)| n.path.clone())
+            .collect();
+        let mut sized: Vec<Consumer> = candidates
+            .into_iter()
+            .filter_map(|cgroup| {
+                let usage_bytes = obs.memory_stat(&cgroup)?.usage_bytes?;
+                let pod = Identity::of_path(&cgroup).pod;
+                Some(Consumer {
+                    cgroup,
+                    usage_bytes,
+                    pod,
+                })
+            })
+            .collect();
+        sized.sort_by(|a, b| {
+            b.usage_bytes
+                .cmp(&a.usage_bytes)
+                .then(a.cgroup.cmp(&b.cgroup))
+        });
+        sized.truncate(5);
+        sized
+    }
+}

@@ -1,0 +1,1105 @@
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+};
+
+use crate::node::observe::ProcStart;
+
+use oomtrace_common::{AttachEvent, Kind, COMM_LEN, PATH_LEN, WIRE_VERSION};
+
+use super::*;
+use crate::{
+    kernel::event::bytes_of,
+    node::cgroup::Version,
+    node::kubelet::Threshold,
+    node::observe::{Charges, MemoryStat, Namespaces, NodeMemory},
+    node::pods::{ContainerId, PodUid},
+    output::verdict::{MemorySource, StopReason, Stopped, Verdict, VerdictKind},
+};
+
+const HOST_NS: u32 = 1;
+const POD_A: &str = "/kubepods/burstable/pod6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
+const POD_B: &str = "/kubepods/burstable/pod7a2d3b0f-4c8e-4d22-8f1b-3c9a6e5d8b21";
+const CID_A: &str = "3f9a1c0b7e2d4f6a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b3c4d5e6f70";
+const CID_B: &str = "4e0b2d1c8f3e5a7b9c2d4e6f8a0b1c3d5e7f9a1b2c4d6e8f0a2b3c4d5e6f7a81";
+
+/// A fake node that knows only these pids' namespaces and starts.
+fn namespaced(ns: HashMap<u32, u32>, starts: HashMap<u32, ProcStart>) -> Fake {
+    Fake {
+        ns,
+        starts,
+        ..Fake::default()
+    }
+}
+
+fn attach(pid: u32, path: &str, boot_ns: u64) -> Input {
+    attach_to(pid, path, 0, boot_ns)
+}
+
+fn attach_to(pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
+    let mut ev = AttachEvent {
+        header: oomtrace_common::Header {
+            version: WIRE_VERSION,
+            kind: Kind::CgroupAttach as u16,
+            cpu: 0,
+            boot_ns,
+        },
+        dst_root: 4,
+        dst_level: 0,
+        dst_id,
+        pid,
+        path_len: path.len() as u32,
+        comm: [0; COMM_LEN],
+        path: [0; PATH_LEN],
+    };
+    ev.comm[..4].copy_from_slice(b"sh\0\0");
+    ev.path[..path.len()].copy_from_slice(path.as_bytes());
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+fn start_in_host_ns() -> Start {
+    Start {
+        node: "n".into(),
+        kernel: "k".into(),
+        layout: Layout {
+            version: Version::V1,
+            memory_root: PathBuf::from("/sys/fs/cgroup/memory"),
+            hierarchy_id: 4,
+        },
+        cgroups: Vec::new(),
+        page_size: 4096,
+        boot_to_wall_ns: 0,
+        host_pid_ns: HOST_NS,
+        containers: Vec::new(),
+        leak_grace_ns: u64::MAX,
+        heartbeat_ns: 0,
+        kernel_oom_kills: None,
+        container_pids: Vec::new(),
+        host_pid_escapes: true,
+        kubelet_log: false,
+        follow_long_stops: true,
+        runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
+        kernel_log: true,
+        near_oom_horizon_ns: 0,
+        dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
+    }
+}
+
+fn escapes(out: &[Line]) -> Vec<&Finding> {
+    out.iter()
+        .filter_map(|r| match r {
+            Line::Finding(f) if f.finding == FindingKind::EscapeDetected => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn started(start_ns: u64, ppid: u32) -> ProcStart {
+    ProcStart { start_ns, ppid }
+}
+
+#[test]
+fn a_host_pid_pods_process_leaving_its_pod_is_found_by_its_pid() {
+    let container = format!("{POD_A}/{CID_A}");
+    let ms = 1_000_000;
+    // Every process here shares the host's pid namespace (hostPID).
+    let ns = HashMap::from([(10, HOST_NS), (11, HOST_NS), (12, HOST_NS), (13, HOST_NS)]);
+    let mut obs = namespaced(
+        ns,
+        HashMap::from([
+            // Seen joining the container at 100 ms, started before.
+            (10, started(50 * ms, 1)),
+            // Forked by 10 inside the pod, after 10 joined it.
+            (11, started(300 * ms, 10)),
+            // Forked by 10 before 10 joined the pod: never in it.
+            (12, started(60 * ms, 10)),
+        ]),
+    );
+    let mut engine = Engine::new(start_in_host_ns());
+    engine.handle(attach(10, &container, 100 * ms), &mut obs);
+    let out = engine.handle(
+        attach(11, "/system.slice/agent.service", 400 * ms),
+        &mut obs,
+    );
+    let found = escapes(&out);
+    assert_eq!(found.len(), 1, "the child forked in the pod");
+    assert_eq!(found[0].pod_cgroup.as_deref(), Some(container.as_str()));
+    assert_eq!(
+        found[0].container.as_ref().map(|c| c.id.as_str()),
+        Some(CID_A)
+    );
+    let out = engine.handle(
+        attach(12, "/system.slice/agent.service", 500 * ms),
+        &mut obs,
+    );
+    assert!(escapes(&out).is_empty(), "forked before its parent joined");
+    let out = engine.handle(
+        attach(10, "/system.slice/agent.service", 600 * ms),
+        &mut obs,
+    );
+    assert_eq!(escapes(&out).len(), 1, "the process seen joining the pod");
+}
+
+#[test]
+fn a_reused_pid_is_no_escape() {
+    let ms = 1_000_000;
+    let mut obs = namespaced(
+        HashMap::from([(10, HOST_NS)]),
+        // The process now at pid 10 started after the one seen in the
+        // pod: the kernel reused the pid.
+        HashMap::from([(10, started(900 * ms, 1))]),
+    );
+    let mut engine = Engine::new(start_in_host_ns());
+    engine.handle(attach(10, &format!("{POD_A}/{CID_A}"), 100 * ms), &mut obs);
+    let out = engine.handle(
+        attach(10, "/system.slice/cron.service", 1000 * ms),
+        &mut obs,
+    );
+    assert!(escapes(&out).is_empty());
+    // A host process never seen in a pod is none either.
+    let out = engine.handle(
+        attach(99, "/system.slice/cron.service", 1100 * ms),
+        &mut obs,
+    );
+    assert!(escapes(&out).is_empty());
+}
+
+#[test]
+fn a_reused_pid_namespace_inode_names_the_newer_container() {
+    let mut engine = Engine::new(Start {
+        cgroups: vec![(30, format!("{POD_B}/{CID_B}"))],
+        ..start_in_host_ns()
+    });
+    // Container A's init, then (A gone) container B's init: the kernel
+    // gave B's new pid namespace A's old inode number, 77.
+    let mut obs = namespaced(
+        HashMap::from([(10, 77), (20, 77), (21, 77)]),
+        HashMap::new(),
+    );
+    engine.handle(attach(10, &format!("{POD_A}/{CID_A}"), 1), &mut obs);
+    engine.handle(attach(20, &format!("{POD_B}/{CID_B}"), 2), &mut obs);
+    let out = engine.handle(attach(21, "/system.slice/demo.service", 3), &mut obs);
+    let found: Vec<&Finding> = out
+        .iter()
+        .filter_map(|r| match r {
+            Line::Finding(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one escape_detected");
+    assert_eq!(
+        found[0].pod_cgroup.as_deref(),
+        Some(format!("{POD_B}/{CID_B}").as_str())
+    );
+    assert_eq!(
+        found[0].container.as_ref().map(|c| c.id.as_str()),
+        Some(CID_B)
+    );
+}
+
+/// Recorded in CI: a container's pid namespace got a dead container's
+/// inode number and its init was never seen joining in it; the dead
+/// container's cgroup is gone, so its entry names no one.
+#[test]
+fn a_pid_namespace_whose_container_cgroup_is_gone_makes_no_escape() {
+    let mut engine = Engine::new(start_in_host_ns());
+    let mut obs = namespaced(HashMap::from([(10, 77), (21, 77)]), HashMap::new());
+    let dead = format!("{POD_A}/{CID_A}");
+    engine.handle(attach_to(10, &dead, 101, 1), &mut obs);
+    let mut rmdir = oomtrace_common::CgroupEvent {
+        header: oomtrace_common::Header {
+            version: WIRE_VERSION,
+            kind: Kind::CgroupRmdir as u16,
+            cpu: 0,
+            boot_ns: 2,
+        },
+        root: 4,
+        level: 5,
+        id: 101,
+        path_len: dead.len() as u32,
+        _pad: 0,
+        path: [0; PATH_LEN],
+    };
+    rmdir.path[..dead.len()].copy_from_slice(dead.as_bytes());
+    engine.handle(Input::Kernel(Bytes::from(bytes_of(&rmdir))), &mut obs);
+    let out = engine.handle(
+        attach_to(21, "/system.slice/demo.service", 102, 3),
+        &mut obs,
+    );
+    assert!(
+        !out.iter().any(|r| matches!(r, Line::Finding(_))),
+        "no escape from a container that is gone"
+    );
+}
+
+/// The one fake node of these tests: the namespaces and starts of the
+/// pids it was given, the kernel's OOM-kill count (its vmstat reads
+/// counted) and the cgroups with memory.oom.group set; nothing else.
+#[derive(Default)]
+struct Fake {
+    ns: HashMap<u32, u32>,
+    starts: HashMap<u32, ProcStart>,
+    oom_kill: u64,
+    groups: HashSet<String>,
+    reads: usize,
+    /// Dying cgroups at each breakdown read (none: unread).
+    dying: VecDeque<u64>,
+    /// The node's memory (none: unread).
+    node: Option<NodeMemory>,
+    /// Every pod cgroup's `populated` (none: unread).
+    populated: Option<bool>,
+    /// Every pod's namespace/name.
+    pod: Option<(String, String)>,
+    /// The kubelet's log: whether it names the eviction (none: unread).
+    evicted: Option<bool>,
+    /// How often the kubelet's log was asked.
+    log_reads: usize,
+    /// How often a process's namespaces were read.
+    ns_reads: usize,
+}
+
+impl Observe for Fake {
+    fn proc_cgroup(&mut self, _: u32) -> Option<String> {
+        None
+    }
+    fn namespaces(&mut self, pid: u32) -> Option<Namespaces> {
+        self.ns_reads += 1;
+        self.ns
+            .get(&pid)
+            .map(|&pid_ns| Namespaces { pid_ns, mnt_ns: 0 })
+    }
+    fn memory_stat(&mut self, _: &str) -> Option<MemoryStat> {
+        None
+    }
+    fn node_memory(&mut self) -> Option<NodeMemory> {
+        self.node.clone()
+    }
+    fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>> {
+        let n = self.dying.pop_front()?;
+        let mut b =
+            crate::node::node_memory::breakdown(&crate::node::node_memory::Input::default());
+        b.dying_cgroups.count = Some(n);
+        b.dying_cgroups.bytes = (n * 2) << 20;
+        Some(Box::new(b))
+    }
+    fn eviction_threshold(&mut self) -> Threshold {
+        Threshold::default()
+    }
+    fn pod_name(&mut self, _: &PodUid) -> Option<(String, String)> {
+        self.pod.clone()
+    }
+    fn container_name(&mut self, _: &ContainerId) -> Option<String> {
+        None
+    }
+    fn populated(&mut self, _: &str) -> Option<bool> {
+        self.populated
+    }
+    fn oom_group(&mut self, victim: &str, limit: &str) -> Option<bool> {
+        Some(
+            crate::node::observe::up_to(victim, limit)
+                .iter()
+                .any(|c| self.groups.contains(*c)),
+        )
+    }
+    fn now_boot_ns(&mut self) -> u64 {
+        0
+    }
+    fn charges(&mut self) -> Option<Charges> {
+        None
+    }
+    fn kubelet_evicted(&mut self, _: &str, _: &str, _: i64) -> Option<bool> {
+        self.log_reads += 1;
+        self.evicted
+    }
+    fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
+        self.starts.get(&pid).copied()
+    }
+    fn vmstat_oom_kill(&mut self) -> Option<u64> {
+        self.reads += 1;
+        Some(self.oom_kill)
+    }
+}
+
+const S: u64 = 1_000_000_000;
+const BASE: u64 = 500;
+
+/// A v2 node with one pod container (cgroup id 5); audited from 1 s
+/// (`audit`), a heartbeat every second.
+fn audited(audit: bool) -> Engine {
+    Engine::new(Start {
+        node: "n".into(),
+        kernel: "k".into(),
+        layout: Layout {
+            version: Version::V2,
+            memory_root: PathBuf::from("/sys/fs/cgroup"),
+            hierarchy_id: 0,
+        },
+        cgroups: vec![
+            (1, "/".into()),
+            (2, "/kubepods".into()),
+            (3, "/kubepods/burstable".into()),
+            (4, POD_A.into()),
+            (5, format!("{POD_A}/{CID_A}")),
+        ],
+        page_size: 4096,
+        boot_to_wall_ns: 0,
+        host_pid_ns: HOST_NS,
+        containers: Vec::new(),
+        leak_grace_ns: u64::MAX,
+        container_pids: Vec::new(),
+        host_pid_escapes: true,
+        heartbeat_ns: S,
+        kernel_oom_kills: audit.then_some(KernelCount {
+            boot_ns: S,
+            oom_kill: BASE,
+        }),
+        kubelet_log: false,
+        follow_long_stops: true,
+        runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
+        kernel_log: true,
+        near_oom_horizon_ns: 0,
+        dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
+    })
+}
+
+/// A process of the container (cgroup 5, at its limit), killed at
+/// `boot_ns` by an allocation of `trigger`.
+fn killed(pid: u32, trigger: u32, boot_ns: u64) -> Input {
+    use oomtrace_common::{valid, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH};
+    let task = |pid: u32| {
+        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+        for (i, (id, max)) in [
+            (5, 4096),
+            (4, 1 << 51),
+            (3, 1 << 51),
+            (2, 1 << 51),
+            (1, 1 << 51),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            memcg[i] = MemcgLevel {
+                id,
+                usage_pages: 4096,
+                max_pages: max,
+            };
+        }
+        TaskInfo {
+            tgid: pid,
+            tid: pid,
+            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+            memcg_depth: 5,
+            ns_pid: 7,
+            pid_ns: 99,
+            mnt_ns: 98,
+            valid: valid::TASK_ALL,
+            memcg_valid: valid::memcg_all(5),
+            memcg,
+        }
+    };
+    let ev = VictimEvent {
+        header: oomtrace_common::Header {
+            version: WIRE_VERSION,
+            kind: Kind::Victim as u16,
+            cpu: 0,
+            boot_ns,
+        },
+        victim: task(pid),
+        trigger: task(trigger),
+        total_vm_pages: 100,
+        anon_rss_pages: 90,
+        file_rss_pages: 5,
+        shmem_rss_pages: 0,
+        oom_score_adj: 0,
+        _pad: [0; 2],
+        source: VictimSource::TpBtf as u32,
+        valid: valid::VICTIM_ALL,
+        _pad2: 0,
+    };
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+#[test]
+fn dying_cgroups_growing_every_minute_are_a_finding_once() {
+    let mut e = Engine::new(start_in_host_ns());
+    let mut k = Fake {
+        dying: (0..30).map(|i| 100 + 60 * i).collect(),
+        ..Fake::default()
+    };
+    // Ticks every second for 30 minutes: one read a minute.
+    let out: Vec<Line> = (0..=30 * 60)
+        .flat_map(|t| e.handle(Input::Tick(t * S), &mut k))
+        .collect();
+    assert!(
+        k.dying.len() <= 1,
+        "read once a minute: {} left",
+        k.dying.len()
+    );
+    let found: Vec<&Finding> = out
+        .iter()
+        .filter_map(|l| match l {
+            Line::Finding(f) if f.finding == FindingKind::DyingCgroups => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "at most one an hour");
+    let g = found[0].dying_cgroups.as_ref().expect("numbers");
+    assert_eq!((g.count_before, g.count), (Some(100), Some(100 + 60 * 9)));
+    assert!(
+        found[0].summary.contains("keep growing"),
+        "{}",
+        found[0].summary
+    );
+}
+
+/// Every line of ticks at `from..=to` s (every 50 ms too, as while
+/// victims wait: vmstat is still read about once a second).
+fn ticks(e: &mut Engine, k: &mut Fake, from: u64, to: u64) -> Vec<Line> {
+    (from * 20..=to * 20)
+        .flat_map(|t| e.handle(Input::Tick(t * S / 20), k))
+        .collect()
+}
+
+fn missed(lines: &[Line]) -> Vec<&crate::output::sink::Missed> {
+    lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Missed(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_beat(lines: &[Line]) -> Heartbeat {
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| match l {
+            Line::Heartbeat(h) => Some(h.clone()),
+            _ => None,
+        })
+        .expect("a heartbeat")
+}
+
+fn verdicts(lines: &[Line]) -> usize {
+    lines
+        .iter()
+        .filter(|l| matches!(l, Line::Verdict(_)))
+        .count()
+}
+
+fn only_verdict(lines: &[Line]) -> &Verdict {
+    let v: Vec<&Verdict> = lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Verdict(v) => Some(&**v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(v.len(), 1, "{lines:?}");
+    v[0]
+}
+
+fn summary_for(pid: u32, report: Option<MemcgReport>) -> OomSummary {
+    let cgroup = format!("{POD_A}/{CID_A}");
+    OomSummary {
+        constraint: crate::logs::oom_report::Constraint::Memcg,
+        oom_memcg: Some(cgroup.clone()),
+        task_memcg: Some(cgroup),
+        task: "worker".into(),
+        pid,
+        uid: Some(0),
+        report,
+    }
+}
+
+#[test]
+fn the_memory_is_the_kernels_report_at_the_kill() {
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    // The victim record first: it waits for the report.
+    let out = e.handle(killed(100, 100, 2 * S), &mut k);
+    assert!(out.is_empty() && e.waiting(), "{out:?}");
+    let report = MemcgReport {
+        cgroup: format!("{POD_A}/{CID_A}"),
+        usage_kb: Some(16384),
+        limit_kb: Some(16384),
+        stats: [
+            ("anon".to_owned(), 15 << 20),
+            ("inactive_file".to_owned(), 1 << 20),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let out = e.handle(Input::Kmsg(summary_for(100, Some(report))), &mut k);
+    let m = only_verdict(&out).memory.clone().expect("memory");
+    assert_eq!(m.source, MemorySource::KernelOomReport);
+    assert_eq!(m.anon_bytes, Some(15 << 20));
+    assert_eq!(m.working_set_bytes, Some(15 << 20));
+}
+
+#[test]
+fn a_rate_limited_report_leaves_the_page_counter_and_no_wait() {
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    assert!(e.handle(killed(100, 100, 2 * S), &mut k).is_empty());
+    // The kill line without a summary before it: no report will come.
+    let out = e.handle(Input::KmsgKill(100), &mut k);
+    let m = only_verdict(&out).memory.clone().expect("memory");
+    assert_eq!(m.source, MemorySource::PageCounter);
+    assert_eq!(m.cgroup, format!("{POD_A}/{CID_A}"));
+    assert_eq!(m.usage_bytes, Some(4096 * 4096));
+    assert_eq!((m.anon_bytes, m.working_set_bytes), (None, None));
+    // Had the kill line come first, the record is judged at once.
+    let out = e.handle(Input::KmsgKill(101), &mut k);
+    assert!(out.is_empty());
+    let out = e.handle(killed(101, 101, 3 * S), &mut k);
+    assert_eq!(
+        only_verdict(&out).memory.as_ref().map(|m| m.source),
+        Some(MemorySource::PageCounter)
+    );
+}
+
+#[test]
+fn without_the_kernel_log_nothing_waits_for_it() {
+    // A non-privileged container has no /dev/kmsg: the page counter at
+    // once, not a second's wait per kill for a report that cannot come.
+    let mut e = Engine::new(Start {
+        kernel_log: false,
+        ..audited(false).start
+    });
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    let out = e.handle(killed(100, 100, 2 * S), &mut k);
+    let m = only_verdict(&out).memory.clone().expect("memory");
+    assert_eq!(m.source, MemorySource::PageCounter);
+}
+
+#[test]
+fn near_oom_is_one_finding_before_the_kill_which_says_so() {
+    let mut start = audited(false).start.clone();
+    start.near_oom_horizon_ns = 60 * S;
+    let mut e = Engine::new(start);
+    let mut k = Fake::default();
+    let container = format!("{POD_A}/{CID_A}");
+    assert!(e
+        .near_oom_targets()
+        .iter()
+        .any(|(id, p)| *id == 5 && *p == container));
+    let limit = 128u64 << 20;
+    let mut out = Vec::new();
+    // 16 MiB/s from 64 MiB, sampled every 500 ms.
+    for i in 0..8u64 {
+        let usage = (64 << 20) + i * (8 << 20);
+        out.extend(e.handle(
+            Input::Usage(near_oom::Samples {
+                boot_ns: 10 * S + i * S / 2,
+                cgroups: vec![near_oom::Sample {
+                    id: 5,
+                    cgroup: container.clone(),
+                    usage_bytes: usage,
+                    limit_bytes: limit,
+                    working_set_bytes: Some(usage),
+                    psi: None,
+                }],
+            }),
+            &mut k,
+        ));
+    }
+    let found: Vec<&Finding> = out
+        .iter()
+        .filter_map(|l| match l {
+            Line::Finding(f) if f.finding == FindingKind::NearOom => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{out:?}");
+    let f = found[0];
+    assert_eq!(f.cgroup, container);
+    assert_eq!(f.limit_bytes, Some(limit));
+    assert_eq!(f.growth_bytes_per_s, Some(16 << 20));
+    assert_eq!(
+        f.pod
+            .as_ref()
+            .and_then(|p| p.uid.as_ref())
+            .map(|u| u.to_string()),
+        Some(POD_A[23..].to_string())
+    );
+    assert!(f.container.is_some());
+    assert!(f.summary.contains("growing 16.0 MiB/s"), "{}", f.summary);
+    // 106 MiB at 12.5 s: warned; the kill at 14 s.
+    // The verdict waits up to 1 s for the kernel log's line.
+    let mut out = e.handle(killed(100, 100, 14 * S), &mut k);
+    out.extend(e.handle(Input::Tick(15 * S + S / 5), &mut k));
+    let v = out
+        .iter()
+        .find_map(|l| match l {
+            Line::Verdict(v) => Some(v),
+            _ => None,
+        })
+        .expect("the kill's verdict");
+    assert_eq!(v.warned_s_before, Some(1.5), "{v:?}");
+}
+
+/// A memcg-pressure record of a task in the container (cgroup 5) whose
+/// page counter is at `usage` of `max` pages.
+fn pressure(boot_ns: u64, usage: u64, max: u64) -> Input {
+    use oomtrace_common::{valid, MemcgLevel, PressureEvent, TaskInfo, MEMCG_DEPTH};
+    let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+    for (i, (id, u, m)) in [(5, usage, max), (4, usage, 1 << 51), (1, usage, 1 << 51)]
+        .into_iter()
+        .enumerate()
+    {
+        memcg[i] = MemcgLevel {
+            id,
+            usage_pages: u,
+            max_pages: m,
+        };
+    }
+    let ev = PressureEvent {
+        header: oomtrace_common::Header {
+            version: WIRE_VERSION,
+            kind: Kind::Pressure as u16,
+            cpu: 0,
+            boot_ns,
+        },
+        task: TaskInfo {
+            tgid: 100,
+            tid: 100,
+            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+            memcg_depth: 3,
+            ns_pid: 7,
+            pid_ns: 99,
+            mnt_ns: 98,
+            valid: valid::TASK_ALL,
+            memcg_valid: valid::memcg_all(3),
+            memcg,
+        },
+    };
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+#[test]
+fn near_oom_when_the_kernel_reclaims_at_the_limit_without_growth() {
+    let mut start = audited(false).start.clone();
+    start.near_oom_horizon_ns = 60 * S;
+    let mut e = Engine::new(start);
+    let mut k = Fake::default();
+    let container = format!("{POD_A}/{CID_A}");
+    let limit = 128u64 << 20;
+    let flat = |t: u64| {
+        Input::Usage(near_oom::Samples {
+            boot_ns: t,
+            cgroups: vec![near_oom::Sample {
+                id: 5,
+                cgroup: container.clone(),
+                usage_bytes: limit - (1 << 20),
+                limit_bytes: limit,
+                working_set_bytes: Some(limit - (2 << 20)),
+                psi: Some(crate::node::node_memory::Psi {
+                    some_avg10: 12.5,
+                    full_avg10: 3.0,
+                }),
+            }],
+        })
+    };
+    let findings = |out: &[Line]| -> Vec<Finding> {
+        out.iter()
+            .filter_map(|l| match l {
+                Line::Finding(f) if f.finding == FindingKind::NearOom => Some(f.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Flat at 98 %: no growth, no reclaim seen: nothing.
+    let mut out = Vec::new();
+    for i in 0..4 {
+        out.extend(e.handle(flat(10 * S + i * S / 2), &mut k));
+    }
+    assert!(findings(&out).is_empty(), "{out:?}");
+    // A reclaim record with this cgroup's counter far from its max
+    // (reclaim at some other level) says nothing; one at its max does.
+    out.extend(e.handle(pressure(12 * S, 32_000, 1 << 40), &mut k));
+    out.extend(e.handle(flat(12 * S + S / 2), &mut k));
+    assert!(findings(&out).is_empty(), "{out:?}");
+    out.extend(e.handle(pressure(13 * S, 32_760, 32_768), &mut k));
+    out.extend(e.handle(flat(13 * S + S / 2), &mut k));
+    let found = findings(&out);
+    assert_eq!(found.len(), 1, "{out:?}");
+    let f = &found[0];
+    assert_eq!(f.seconds_to_limit, None);
+    assert_eq!(f.psi.map(|p| p.full_avg10), Some(3.0));
+    assert!(f.summary.contains("already reclaiming"), "{}", f.summary);
+    // Still at it: one per episode.
+    out.extend(e.handle(pressure(14 * S, 32_760, 32_768), &mut k));
+    out.extend(e.handle(flat(14 * S + S / 2), &mut k));
+    assert_eq!(findings(&out).len(), 1);
+}
+
+#[test]
+fn verdicts_that_keep_up_leave_missed_at_zero() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        ..Fake::default()
+    };
+    let mut out = ticks(&mut e, &mut k, 2, 3);
+    // Kills counted before their records are read, one tick apart.
+    for (i, pid) in (100..110).enumerate() {
+        k.oom_kill += 1;
+        out.extend(ticks(&mut e, &mut k, 4 + i as u64, 4 + i as u64));
+        out.extend(e.handle(killed(pid, pid, (4 + i as u64) * S), &mut k));
+    }
+    out.extend(ticks(&mut e, &mut k, 15, 25));
+    assert_eq!(verdicts(&out), 10);
+    assert!(missed(&out).is_empty(), "{:?}", missed(&out));
+    let beat = last_beat(&out);
+    assert_eq!(beat.kernel_oom_kills, Some(10), "{beat:?}");
+    assert_eq!((beat.oom_verdicts, beat.missed), (10, 0), "{beat:?}");
+    // About once a second over 23 s of 50 ms ticks.
+    assert!((20..=26).contains(&k.reads), "{} vmstat reads", k.reads);
+}
+
+#[test]
+fn kills_without_a_verdict_are_missed_once_after_the_deadline() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        ..Fake::default()
+    };
+    let mut out = ticks(&mut e, &mut k, 2, 3);
+    // Three kills; the ring buffer lost two of the records.
+    k.oom_kill += 3;
+    out.extend(e.handle(killed(100, 100, 3 * S + 1), &mut k));
+    let early = ticks(&mut e, &mut k, 4, 6);
+    assert!(missed(&early).is_empty(), "before the deadline: {early:?}");
+    out.extend(early);
+    out.extend(ticks(&mut e, &mut k, 7, 30));
+    let m = missed(&out);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].count, m[0].total), (2, 2));
+    assert_eq!((m[0].kernel_oom_kills, m[0].verdicts), (3, 1));
+    let beat = last_beat(&out);
+    assert_eq!(
+        (beat.kernel_oom_kills, beat.oom_verdicts, beat.missed),
+        (Some(3), 1, 2)
+    );
+}
+
+#[test]
+fn an_oom_group_kill_is_counted_right() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
+        ..Fake::default()
+    };
+    let mut out = ticks(&mut e, &mut k, 2, 3);
+    // One invocation kills the container's three processes; the kernel
+    // counts the chosen one twice: 4.
+    k.oom_kill += 4;
+    for (i, pid) in [100, 101, 102].into_iter().enumerate() {
+        out.extend(e.handle(killed(pid, 100, 3 * S + 1 + i as u64 * 1000), &mut k));
+    }
+    out.extend(ticks(&mut e, &mut k, 4, 20));
+    let incidents: HashSet<String> = out
+        .iter()
+        .filter_map(|l| match l {
+            Line::Verdict(v) => Some(v.incident.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((verdicts(&out), incidents.len()), (3, 1));
+    assert!(missed(&out).is_empty(), "{:?}", missed(&out));
+    let beat = last_beat(&out);
+    assert_eq!(
+        (
+            beat.kernel_oom_kills,
+            beat.oom_verdicts,
+            beat.oom_group_kills
+        ),
+        (Some(4), 3, 1)
+    );
+    // A second, separate incident in the same group that lost its record.
+    k.oom_kill += 2;
+    out.extend(ticks(&mut e, &mut k, 21, 30));
+    let m = missed(&out);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].count, 2);
+}
+
+#[test]
+fn kills_from_before_start_are_not_counted() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        ..Fake::default()
+    };
+    let past = crate::logs::kernel_log::PastKill {
+        seq: 7,
+        ts_us: 500_000,
+        kill: crate::logs::oom_report::OomKill {
+            memcg: true,
+            pid: 42,
+            comm: "old".into(),
+            total_vm_kb: None,
+            anon_rss_kb: None,
+            file_rss_kb: None,
+            shmem_rss_kb: None,
+            oom_score_adj: None,
+            chosen: None,
+            group: None,
+        },
+        summary: None,
+    };
+    let mut out = e.handle(Input::PastKills(vec![past]), &mut k);
+    assert_eq!(verdicts(&out), 1);
+    // One live kill whose record was lost: the backlog's verdict does
+    // not stand in for it.
+    k.oom_kill += 1;
+    out.extend(ticks(&mut e, &mut k, 2, 10));
+    let m = missed(&out);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].count, m[0].verdicts), (1, 0));
+    assert_eq!(last_beat(&out).oom_verdicts, 0);
+}
+
+#[test]
+fn a_recording_without_the_base_reads_no_vmstat() {
+    let mut e = audited(false);
+    let mut k = Fake {
+        oom_kill: BASE + 5,
+        ..Fake::default()
+    };
+    let out = ticks(&mut e, &mut k, 2, 10);
+    assert_eq!(k.reads, 0);
+    assert!(missed(&out).is_empty());
+    let beat = last_beat(&out);
+    assert_eq!((beat.kernel_oom_kills, beat.missed), (None, 0));
+}
+
+/// A node under the kubelet's default hard threshold (100Mi) whose
+/// pod (`shop/cache-1`, container cgroup 5) holds pid 10; `kubelet_log`:
+/// whether the kubelet's log is read.
+fn pressured(kubelet_log: bool) -> (Engine, Fake) {
+    let e = Engine::new(Start {
+        kubelet_log,
+        heartbeat_ns: 0,
+        ..audited(false).start
+    });
+    let k = Fake {
+        ns: HashMap::from([(10, 99)]),
+        node: Some(crate::node::observe::NodeMemory {
+            capacity_bytes: 8 << 30,
+            mem_available_bytes: 60 << 20,
+            memory_available_bytes: 50 << 20,
+        }),
+        populated: Some(true),
+        pod: Some(("shop".into(), "cache-1".into())),
+        ..Fake::default()
+    };
+    (e, k)
+}
+
+/// A userspace signal from `sender` at `at_ns` to pid 10, the pod's
+/// container's init.
+fn signalled(sig: u32, sender: &str, at_ns: u64) -> Input {
+    use oomtrace_common::{valid, MemcgLevel, SignalEvent, TaskInfo, VictimSource, MEMCG_DEPTH};
+    let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+    for (i, id) in [5, 4, 3, 2, 1].into_iter().enumerate() {
+        memcg[i] = MemcgLevel {
+            id,
+            usage_pages: 100,
+            max_pages: 1 << 51,
+        };
+    }
+    let mut sender_comm = [0u8; COMM_LEN];
+    sender_comm[..sender.len()].copy_from_slice(sender.as_bytes());
+    let ev = SignalEvent {
+        header: oomtrace_common::Header {
+            version: WIRE_VERSION,
+            kind: Kind::Signal as u16,
+            cpu: 0,
+            boot_ns: at_ns,
+        },
+        sig,
+        code: 0,
+        result: 0,
+        source: VictimSource::TpBtf as u32,
+        sender_tgid: 77,
+        sender_tid: 77,
+        sender_comm,
+        valid: valid::SIGNAL_ALL,
+        _pad: 0,
+        target: TaskInfo {
+            tgid: 10,
+            tid: 10,
+            comm: *b"sleep\0\0\0\0\0\0\0\0\0\0\0",
+            memcg_depth: 5,
+            ns_pid: 1,
+            pid_ns: 99,
+            mnt_ns: 98,
+            valid: valid::TASK_ALL,
+            memcg_valid: valid::memcg_all(5),
+            memcg,
+        },
+    };
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+fn stops(lines: &[Line]) -> Vec<&Stopped> {
+    lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Stopped(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Ticks every 50 ms from `from` to `to` ns, the lines they gave.
+fn ticks_ns(e: &mut Engine, k: &mut Fake, from: u64, to: u64) -> Vec<Line> {
+    (from / (S / 20)..=to / (S / 20))
+        .flat_map(|t| e.handle(Input::Tick(t * (S / 20)), k))
+        .collect()
+}
+
+/// The runtime's stop with the pod's 30 s (SIGTERM at 1 s, ignored,
+/// SIGKILL at 31 s; or an exit at `exit_at_s`), then the sandbox: the
+/// lines up to 40 s.
+fn stop_with_30s_grace(e: &mut Engine, k: &mut Fake, exit_at_s: Option<u64>) -> Vec<Line> {
+    let mut out = e.handle(signalled(15, "runc", S), k);
+    // Ticks at 1 s while nothing waits but the long stop, as the daemon's.
+    let mut t = S;
+    while t < 31 * S {
+        t += if e.waiting() { S / 20 } else { S };
+        if exit_at_s.is_some_and(|x| t >= x * S) {
+            // The kubelet stops the sandbox once the container ended.
+            k.ns.remove(&10);
+            k.populated = Some(false);
+        }
+        out.extend(e.handle(Input::Tick(t), k));
+    }
+    if exit_at_s.is_none() {
+        out.extend(e.handle(signalled(9, "runc", 31 * S), k));
+        k.ns.remove(&10);
+    }
+    k.populated = Some(false);
+    out.extend(ticks_ns(e, k, 31 * S + S / 2, 40 * S));
+    out
+}
+
+#[test]
+fn a_long_grace_eviction_the_kubelets_log_names_is_an_eviction() {
+    let (mut e, mut k) = pressured(true);
+    k.evicted = Some(true);
+    let out = stop_with_30s_grace(&mut e, &mut k, None);
+    assert!(stops(&out).is_empty(), "{out:?}");
+    let v = only_verdict(&out);
+    assert_eq!(
+        (v.verdict, v.kind),
+        (VerdictKind::NodePressure, Some(PressureKind::Eviction))
+    );
+    assert_eq!(v.evidence.basis, Some("kubelet_log"));
+    assert_eq!(v.evidence.grace_s, Some(30.0), "the grace it saw");
+    assert_eq!(v.evidence.eviction_threshold, Some("hard"));
+    assert!(v.summary.contains("kubernetes#115819"), "{}", v.summary);
+    assert!(!e.waiting());
+}
+
+#[test]
+fn a_long_grace_exit_the_kubelets_log_names_is_an_eviction() {
+    let (mut e, mut k) = pressured(true);
+    k.evicted = Some(true);
+    let out = stop_with_30s_grace(&mut e, &mut k, Some(12));
+    let v = only_verdict(&out);
+    assert_eq!(v.evidence.basis, Some("kubelet_log"));
+    assert_eq!(v.evidence.grace_s, None, "its exit is not seen");
+}
+
+#[test]
+fn a_long_grace_stop_without_the_kubelets_word_fits_both() {
+    // The kubelet's log not read: said at once when the pod is empty.
+    let (mut e, mut k) = pressured(false);
+    let out = stop_with_30s_grace(&mut e, &mut k, None);
+    assert_eq!(verdicts(&out), 0, "{out:?}");
+    let s = stops(&out);
+    assert_eq!(s.len(), 1, "{out:?}");
+    assert_eq!(s[0].reason, StopReason::EvictionOrDeletion);
+    assert_eq!(s[0].signal.name, "SIGTERM", "the stop's first signal");
+    assert!(
+        s[0].summary.contains("kubernetes#115819")
+            && s[0].summary.contains("--kubelet-log")
+            && !s[0].summary.contains("not an eviction"),
+        "{}",
+        s[0].summary
+    );
+    assert_eq!(k.log_reads, 0);
+    // Read, and no line for the pod within the wait.
+    let (mut e, mut k) = pressured(true);
+    k.evicted = Some(false);
+    let out = stop_with_30s_grace(&mut e, &mut k, None);
+    assert_eq!(verdicts(&out), 0, "{out:?}");
+    let s = stops(&out);
+    assert_eq!(s.len(), 1, "{out:?}");
+    assert_eq!(s[0].reason, StopReason::EvictionOrDeletion);
+    assert!(
+        s[0].summary
+            .contains("named no eviction of the pod within 5 s"),
+        "{}",
+        s[0].summary
+    );
+    assert!(k.log_reads > 1, "waited for the line");
+    // Unreadable when asked (a journal that failed): where to look.
+    let (mut e, mut k) = pressured(true);
+    let out = stop_with_30s_grace(&mut e, &mut k, None);
+    assert!(stops(&out)[0].summary.contains("--kubelet-log"), "{out:?}");
+}
+
+#[test]
+fn a_long_stop_is_polled_once_a_second_without_fast_ticks() {
+    let (mut e, mut k) = pressured(false);
+    e.handle(signalled(15, "runc", S), &mut k);
+    assert!(e.waiting(), "a hard eviction's grace is watched closely");
+    ticks_ns(&mut e, &mut k, S, 5 * S + S / 20);
+    assert!(!e.waiting(), "past it, the stop is followed slowly");
+    let before = k.ns_reads;
+    let out = ticks_ns(&mut e, &mut k, 5 * S + S / 10, 21 * S);
+    assert!(out.is_empty(), "{out:?}");
+    let polls = k.ns_reads - before;
+    assert!((15..=17).contains(&polls), "{polls} reads in 16 s");
+}
+
+#[test]
+fn a_long_stop_of_one_container_is_not_an_eviction() {
+    let (mut e, mut k) = pressured(true);
+    k.evicted = Some(false);
+    let mut out = e.handle(signalled(15, "runc", S), &mut k);
+    out.extend(ticks_ns(&mut e, &mut k, S, 31 * S));
+    out.extend(e.handle(signalled(9, "runc", 31 * S), &mut k));
+    k.ns.remove(&10);
+    // The rest of the pod runs on.
+    out.extend(ticks_ns(&mut e, &mut k, 31 * S, 45 * S));
+    let s = stops(&out);
+    assert_eq!(s.len(), 1, "{out:?}");
+    assert_eq!(s[0].reason, StopReason::PodNotStopped);
+    assert_eq!(verdicts(&out), 0);
+}
+
+#[test]
+fn a_recording_from_before_long_stops_were_followed_replays_the_old_rule() {
+    let (e, mut k) = pressured(true);
+    let mut e = Engine::new(Start {
+        follow_long_stops: false,
+        runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
+        ..e.start
+    });
+    let mut out = e.handle(signalled(15, "runc", S), &mut k);
+    out.extend(ticks_ns(&mut e, &mut k, S, 5 * S));
+    let s = stops(&out);
+    assert_eq!(s.len(), 1, "{out:?}");
+    assert_eq!(s[0].reason, StopReason::GraceLongerThanHardEviction);
+    assert!(!e.waiting());
+}
