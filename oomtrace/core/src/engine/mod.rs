@@ -11,6 +11,8 @@ mod kill;
 mod leaks;
 pub mod recording;
 mod signals;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
