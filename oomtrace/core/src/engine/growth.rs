@@ -91,18 +91,9 @@ impl Engine {
         let limit = a.limit.as_ref().and_then(|l| l.cgroup.clone());
         let candidates: Vec<String> = match (limit, a.victim.cgroup.as_deref()) {
             (Some(l), _) => vec![l],
-            (None, Some(v)) => {
-                let mut c = vec![v.to_string()];
-                let mut p = v;
-                while let Some((up, _)) = p.rsplit_once('/') {
-                    if up.is_empty() {
-                        break;
-                    }
-                    c.push(up.to_string());
-                    p = up;
-                }
-                c
-            }
+            (None, Some(v)) => crate::node::cgroup::ancestors(v)
+                .map(str::to_string)
+                .collect(),
             (None, None) => return None,
         };
         candidates.iter().find_map(|c| {

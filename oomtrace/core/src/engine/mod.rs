@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     kernel::event::{self, Event},
     logs::oom_report::{MemcgReport, OomSummary},
-    node::cgroup::{CgroupId, CgroupTree, Layout, Version},
+    node::cgroup::{CgroupId, CgroupTree, Layout, Version, UNLIMITED_PAGES},
     node::observe::Observe,
     node::pods::{self, Level},
     output::sink::{Heartbeat, Line, Lost},
@@ -174,9 +174,6 @@ fn reading() -> bool {
 fn dying_sample_ns() -> u64 {
     crate::node::node_memory::DYING_SAMPLE_NS
 }
-
-/// A page counter at or above this is no limit (`PAGE_COUNTER_MAX` and near).
-const UNLIMITED_PAGES: u64 = 1 << 50;
 
 /// Whether `near_oom` samples this cgroup: a level the kubelet limits, or a
 /// host service (`/system.slice/NAME.service`).

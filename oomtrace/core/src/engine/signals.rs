@@ -120,10 +120,8 @@ impl Engine {
         obs: &mut dyn Observe,
         out: &mut Vec<Line>,
     ) {
-        let name = match s.sig {
-            9 => "SIGKILL",
-            15 => "SIGTERM",
-            _ => return,
+        let Some(name) = Signal::stop_name(s.sig) else {
+            return;
         };
         let own_ns = s
             .target

@@ -397,8 +397,39 @@ fn memory_cgroup(groups: procfs::ProcessCGroups, v2: bool) -> Option<String> {
         .map(|g| g.pathname)
 }
 
+/// A memory page counter at or above this many pages is no limit
+/// (`PAGE_COUNTER_MAX` is `LONG_MAX / PAGE_SIZE`, ~2^51 with 4 KiB pages).
+pub const UNLIMITED_PAGES: u64 = 1 << 50;
+
+/// The parent of a cgroup path (`/a/b` → `/a`, `/a` → `/`); `None` for the
+/// root or a path that is not absolute.
+pub fn parent(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    match path.rsplit_once('/') {
+        Some(("", _)) => Some("/"),
+        Some((up, _)) => Some(up),
+        None => None,
+    }
+}
+
+/// A cgroup path and its ancestors, nearest first, the root excluded.
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(path), |p| parent(p)).take_while(|p| !p.is_empty() && *p != "/")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ancestors_nearest_first_without_the_root() {
+        let up: Vec<&str> = super::ancestors("/a/b/c").collect();
+        assert_eq!(up, ["/a/b/c", "/a/b", "/a"]);
+        assert_eq!(super::ancestors("/").count(), 0);
+        assert_eq!(super::parent("/a"), Some("/"));
+        assert_eq!(super::parent("a"), None);
+    }
+
     #[test]
     fn namespace_relative_paths_resolve_to_the_nodes() {
         let root = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-agent.scope";

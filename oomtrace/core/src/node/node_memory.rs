@@ -33,6 +33,7 @@ use std::{collections::HashMap, fs, path::Path};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    node::cgroup::parent,
     node::files::{read_kv, read_u64},
     node::pods::{self, Level, Qos},
 };
@@ -200,17 +201,6 @@ fn part_of(top: &str) -> Part {
         "/kubepods" | "/kubepods.slice" => Part::Pods,
         "/system.slice" => Part::System,
         _ => Part::Other,
-    }
-}
-
-fn parent(path: &str) -> Option<&str> {
-    if path == "/" {
-        return None;
-    }
-    match path.rsplit_once('/') {
-        Some(("", _)) => Some("/"),
-        Some((up, _)) => Some(up),
-        None => None,
     }
 }
 

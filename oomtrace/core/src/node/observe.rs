@@ -599,16 +599,11 @@ pub(crate) fn up_to<'a>(victim: &'a str, limit: &'a str) -> Vec<&'a str> {
         return vec![limit].into_iter().filter(|c| *c != "/").collect();
     }
     let mut out = Vec::new();
-    let mut c = victim;
-    while !c.is_empty() && c != "/" {
+    for c in crate::node::cgroup::ancestors(victim) {
         out.push(c);
         if c == limit {
             break;
         }
-        c = match c.rsplit_once('/') {
-            Some(("", _)) | None => "/",
-            Some((up, _)) => up,
-        };
     }
     out
 }

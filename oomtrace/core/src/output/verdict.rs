@@ -169,6 +169,18 @@ pub struct Signal {
     pub sender: Process,
 }
 
+impl Signal {
+    /// The name of a signal that ends a process the way a stop, an
+    /// eviction or a userspace OOM killer does; `None` for any other.
+    pub fn stop_name(number: u32) -> Option<&'static str> {
+        match number {
+            9 => Some("SIGKILL"),
+            15 => Some("SIGTERM"),
+            _ => None,
+        }
+    }
+}
+
 /// A cgroup that was charging memory before the kill.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Growth {

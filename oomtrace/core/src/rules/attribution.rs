@@ -14,7 +14,7 @@ use oomtrace_common::{MemcgRead, OomEvent, TaskInfo, VictimEvent, VictimSource};
 use crate::{
     kernel::event,
     logs::oom_report::{Constraint as KmsgConstraint, OomSummary},
-    node::cgroup::{CgroupId, CgroupTree},
+    node::cgroup::{CgroupId, CgroupTree, UNLIMITED_PAGES},
     node::pods::{self, KubeCgroup, Level},
     output::verdict::{
         wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Limit,
@@ -23,9 +23,9 @@ use crate::{
     output::wording,
 };
 
-/// A page counter at or above this many pages is unlimited
-/// (`PAGE_COUNTER_MAX` is `LONG_MAX / PAGE_SIZE`, ~2^51 with 4 KiB pages).
-const UNLIMITED_PAGES: u64 = 1 << 50;
+/// How long a per-OOM record stays the scope of its task's next victim:
+/// the victim is marked within the same invocation, well under this.
+const OOM_RECORD_WINDOW_NS: u64 = 1_000_000_000;
 /// The charge that failed is at most a huge page (512 small pages), so the
 /// OOMing cgroup's usage sits within that of its max when the victim is chosen.
 const AT_LIMIT_SLACK_PAGES: u64 = 512;
@@ -262,15 +262,6 @@ impl Attributor {
         self.pending.insert(ev.trigger.tid, *ev);
     }
 
-    /// Whether the per-OOM hook read `struct oom_control` for this
-    /// victim's kill (else its scope comes from the kernel log or the
-    /// page counters).
-    pub fn has_oom_control(&self, ev: &VictimEvent) -> bool {
-        self.pending
-            .get(&ev.trigger.tid)
-            .is_some_and(|o| ev.header.boot_ns.saturating_sub(o.header.boot_ns) < 1_000_000_000)
-    }
-
     /// One victim of the OOM killer, as the hooks saw it.
     pub fn assess(
         &mut self,
@@ -282,7 +273,7 @@ impl Attributor {
         let oom = self
             .pending
             .get(&ev.trigger.tid)
-            .filter(|o| boot_ns.saturating_sub(o.header.boot_ns) < 1_000_000_000)
+            .filter(|o| boot_ns.saturating_sub(o.header.boot_ns) < OOM_RECORD_WINDOW_NS)
             .copied();
         let scope = scope(ev, oom.as_ref(), snap);
         let scope = self.same_oom_scope(ev, oom.as_ref()).unwrap_or(scope);

@@ -245,7 +245,7 @@ mod tests {
 
     fn signal(number: u32, sender: &str) -> Signal {
         Signal {
-            name: if number == 9 { "SIGKILL" } else { "SIGTERM" },
+            name: Signal::stop_name(number).unwrap_or("SIGTERM"),
             number,
             sender: Process {
                 pid: 500,

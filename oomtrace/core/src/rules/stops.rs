@@ -181,11 +181,7 @@ pub fn on_signal(
     cx: &SignalContext<'_>,
     earlier: Option<&PendingStop>,
 ) -> Option<SignalStep> {
-    let name = match ev.sig {
-        9 => "SIGKILL",
-        15 => "SIGTERM",
-        _ => return None,
-    };
+    let name = Signal::stop_name(ev.sig)?;
     let from_userspace = matches!(ev.code(), Some(SI_USER | SI_QUEUE | SI_TKILL));
     if !from_userspace || !sent(ev) {
         return None;
