@@ -36,14 +36,12 @@ impl Family {
         Family::Charge,
     ];
 
+    /// The family's name (`--hooks`, `doctor`, `lost` lines): its drop
+    /// slot's, so the two never differ.
     pub fn name(self) -> &'static str {
-        match self {
-            Family::Oom => "oom",
-            Family::Victim => "victim",
-            Family::Cgroup => "cgroup",
-            Family::Signal => "signal",
-            Family::Pressure => "pressure",
-            Family::Charge => "charge",
+        match self.drops() {
+            Some(slot) => slot.name(),
+            None => "charge",
         }
     }
 
