@@ -26,7 +26,7 @@ use oomtrace_core::{
     engine::recording::{self, Recorder},
     engine::{Engine, Input, Start},
     kernel::hooks::Family,
-    logs::kernel_log,
+    logs::kmsg,
     logs::oom_report::OomLine,
     logs::state,
     node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
@@ -189,9 +189,10 @@ struct Daemon {
     ring_buf: BytesMut,
     cgroups: usize,
     cgroup_ns: Option<CgroupNamespace>,
+    /// The status line's `kernel_log`: whether /dev/kmsg is read, and why not.
     kernel_log: String,
     /// Drains /dev/kmsg at once when kernel records arrive (see `Nudge`).
-    kmsg_nudge: Option<kernel_log::Nudge>,
+    kmsg_nudge: Option<kmsg::Nudge>,
     /// The `near_oom` sampler (None: `--near-oom-horizon 0`).
     sampler: Option<Sampler>,
     /// Whether the latest usage batch held any cgroup: one empty batch
@@ -253,7 +254,7 @@ impl Daemon {
     ) -> anyhow::Result<(
         Daemon,
         AsyncFd<RingBuf<MapData>>,
-        mpsc::Receiver<kernel_log::Seen>,
+        mpsc::Receiver<kmsg::Seen>,
     )> {
         let mut loaded = load_hooks(&config)?;
         // Read once the hooks are attached: every kill counted from here on
@@ -319,8 +320,8 @@ impl Daemon {
             .map(|n| n.pid_ns)
             .unwrap_or(0);
         let (containers, container_pids) = running_containers(&tree, &mut live, host_pid_ns);
-        let (kmsg_tx, kmsg_rx) = mpsc::channel::<kernel_log::Seen>(1024);
-        let (kernel_log, kmsg_nudge) = match kernel_log::spawn_reader(kmsg_tx) {
+        let (kmsg_tx, kmsg_rx) = mpsc::channel::<kmsg::Seen>(1024);
+        let (kernel_log, kmsg_nudge) = match kmsg::spawn_reader(kmsg_tx) {
             Ok(nudge) => ("reading".to_string(), Some(nudge)),
             Err(e) => (format!("unavailable: {e}"), None),
         };
@@ -342,7 +343,7 @@ impl Daemon {
             kubelet_log: live.kubelet_log.enabled(),
             follow_long_stops: true,
             runtime_slack_ns: oomtrace_core::node::kubelet::RUNTIME_SLACK_NS,
-            kernel_log: reading_kmsg,
+            reading_kmsg,
             dying_sample_ns: config
                 .common
                 .dying_sample_interval
@@ -421,7 +422,7 @@ impl Daemon {
     fn backlog(&mut self) -> anyhow::Result<()> {
         let previous = state::load(&self.config.common.state_file)?;
         if self.config.common.backlog {
-            match kernel_log::backlog(previous.as_ref().and_then(|s| s.kmsg_seq)) {
+            match kmsg::backlog(previous.as_ref().and_then(|s| s.kmsg_seq)) {
                 Ok((kills, last)) => {
                     self.position.kmsg_seq = last;
                     let missed = match (
@@ -442,7 +443,7 @@ impl Daemon {
                 }
                 Err(e) => tracing::warn!("reading the kernel log's backlog: {e}"),
             }
-        } else if let Ok((_, last)) = kernel_log::backlog(Some(u64::MAX)) {
+        } else if let Ok((_, last)) = kmsg::backlog(Some(u64::MAX)) {
             self.position.kmsg_seq = last;
         }
         state::save(&self.config.common.state_file, &self.position)?;
@@ -510,7 +511,7 @@ impl Daemon {
         }
     }
 
-    fn on_kernel_log(&mut self, seen: kernel_log::Seen) -> anyhow::Result<()> {
+    fn on_kmsg(&mut self, seen: kmsg::Seen) -> anyhow::Result<()> {
         self.position.kmsg_seq = Some(seen.seq);
         self.position.oom_kill = state::vmstat_oom_kill();
         if let Err(e) = state::save(&self.config.common.state_file, &self.position) {
@@ -594,7 +595,7 @@ async fn pipeline(
         None => None,
     };
     let (mut daemon, mut ring, mut kmsg_rx) = Daemon::start(config, sink, record_to.as_deref())?;
-    forward_kernel_log(&mut daemon.loaded);
+    forward_bpf_log(&mut daemon.loaded);
     let ready = status(&daemon, "ready");
     daemon.sink.write(&Line::Status(ready.clone()))?;
     let metrics = metrics_listener.map(|l| crate::metrics::Running::start(l, &ready));
@@ -635,7 +636,7 @@ async fn pipeline(
                 }
                 Err(e) => Err(e.into()),
             },
-            Some(seen) = kmsg_rx.recv() => daemon.on_kernel_log(seen),
+            Some(seen) = kmsg_rx.recv() => daemon.on_kmsg(seen),
             _ = tokio::time::sleep_until(next_tick) => {
                 next_tick = tokio::time::Instant::now() + tick;
                 // A reader that went away is noticed within a tick, not at
@@ -671,8 +672,8 @@ async fn pipeline(
 /// The kernel programs' diagnostics (aya-log: reads that failed) go to
 /// tracing from a task that owns the logger, so the log map stays open for
 /// as long as the runtime runs.
-fn forward_kernel_log(loaded: &mut loader::Loaded) {
-    let Some(log) = loaded.kernel_log.take() else {
+fn forward_bpf_log(loaded: &mut loader::Loaded) {
+    let Some(log) = loaded.bpf_log.take() else {
         return;
     };
     // SAFETY: the logger owns its ring buffer's fd, and the AsyncFd owns
@@ -689,7 +690,7 @@ fn forward_kernel_log(loaded: &mut loader::Loaded) {
         Err(e) => {
             let (log, e) = e.into_parts();
             tracing::debug!("the kernel-side log is not read: {e}");
-            loaded.kernel_log = Some(log);
+            loaded.bpf_log = Some(log);
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct Loaded {
     /// forwarded to `tracing` at debug level when polled (`flush` when its
     /// fd is readable). Keep it alive as long as `ebpf`: dropping it closes
     /// the log map, and programs loaded later (the charge counter) fail.
-    pub kernel_log: Option<KernelLog>,
+    pub bpf_log: Option<KernelLog>,
 }
 
 pub type KernelLog = aya_log::EbpfLogger<&'static dyn log::Log>;
@@ -121,7 +121,7 @@ pub fn load(
         .load(OBJECT)
         .map_err(|e| anyhow::anyhow!(probe::chain(e)))
         .context("loading the eBPF object (are you root, with CAP_BPF and CAP_PERFMON?)")?;
-    let kernel_log = aya_log::EbpfLogger::init(&mut ebpf)
+    let bpf_log = aya_log::EbpfLogger::init(&mut ebpf)
         .inspect_err(|e| tracing::debug!("no kernel-side log: {e}"))
         .ok();
 
@@ -159,7 +159,7 @@ pub fn load(
         ebpf,
         choices,
         facts,
-        kernel_log,
+        bpf_log,
     })
 }
 

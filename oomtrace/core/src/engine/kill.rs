@@ -39,7 +39,7 @@ impl Engine {
     /// invocation's first victim, judged, had it).
     pub(super) fn report_read(&self, v: &oomtrace_common::VictimEvent) -> bool {
         let pid = v.victim.tgid;
-        !self.start.kernel_log
+        !self.start.reading_kmsg
             || self.kmsg.contains_key(&pid)
             || self.unreported.contains(&pid)
             || self.attributor.follows_a_judged_victim(v)

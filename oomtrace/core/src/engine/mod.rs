@@ -74,7 +74,7 @@ pub enum Input {
     Drops([u64; HOOK_COUNT as usize]),
     /// Kills found in the kernel log at start: they happened while oomtrace
     /// was not running.
-    PastKills(Vec<crate::logs::kernel_log::PastKill>),
+    PastKills(Vec<crate::logs::kmsg::PastKill>),
     /// Kills the kernel counted (/proc/vmstat oom_kill) while oomtrace was
     /// not running that its log no longer shows.
     Missed(u64),
@@ -163,8 +163,8 @@ pub struct Start {
     pub dying_sample_ns: u64,
     /// Whether /dev/kmsg is read (not in a non-privileged container): a
     /// victim waits for the kernel's report only then.
-    #[serde(default = "reading")]
-    pub kernel_log: bool,
+    #[serde(default = "reading", alias = "kernel_log")]
+    pub reading_kmsg: bool,
 }
 
 fn reading() -> bool {

@@ -79,7 +79,7 @@ fn start_in_host_ns() -> Start {
         kubelet_log: false,
         follow_long_stops: true,
         runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
-        kernel_log: true,
+        reading_kmsg: true,
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
     }
@@ -356,7 +356,7 @@ fn audited(audit: bool) -> Engine {
         kubelet_log: false,
         follow_long_stops: true,
         runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
-        kernel_log: true,
+        reading_kmsg: true,
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
     })
@@ -567,7 +567,7 @@ fn without_the_kernel_log_nothing_waits_for_it() {
     // A non-privileged container has no /dev/kmsg: the page counter at
     // once, not a second's wait per kill for a report that cannot come.
     let mut e = Engine::new(Start {
-        kernel_log: false,
+        reading_kmsg: false,
         ..audited(false).start
     });
     let mut k = Fake::default();
@@ -837,7 +837,7 @@ fn kills_from_before_start_are_not_counted() {
         oom_kill: BASE,
         ..Fake::default()
     };
-    let past = crate::logs::kernel_log::PastKill {
+    let past = crate::logs::kmsg::PastKill {
         seq: 7,
         ts_us: 500_000,
         kill: crate::logs::oom_report::OomKill {

@@ -2,6 +2,6 @@
 //! /dev/kmsg reader, `explain`'s log readers, the state file.
 
 pub mod explain;
-pub mod kernel_log;
+pub mod kmsg;
 pub mod oom_report;
 pub mod state;

@@ -638,7 +638,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::logs::kernel_log::PastKill;
+    use crate::logs::kmsg::PastKill;
     use crate::node::cgroup::{CgroupId, CgroupTree};
     use crate::node::{kubelet::HARD_EVICTION_GRACE_NS, pods::is_runtime};
     use crate::output::verdict::StopReason;

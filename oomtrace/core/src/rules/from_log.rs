@@ -3,7 +3,7 @@
 //! lines read from a saved log.
 
 use crate::{
-    logs::kernel_log::PastKill,
+    logs::kmsg::PastKill,
     node::pods::{self},
     output::verdict::{
         wall_time, Constraint, ConstraintSource, Evidence, Identity, PressureKind, Process,

@@ -23,7 +23,7 @@ pub use prefix::Options;
 use prefix::Stamped;
 
 use crate::{
-    logs::kernel_log::PastKill,
+    logs::kmsg::PastKill,
     logs::oom_report::{Constraint, OomKill, OomLine, OomSummary, ReportReader, Unfinished},
 };
 use journal::{ContainerName, JournalLine};
