@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn json_has_the_line_header_and_every_part() {
-        let b = node_memory::breakdown(&node_memory::Input::default());
+        let b = node_memory::breakdown(&node_memory::Readings::default());
         let v = json(&b, "n1").expect("json");
         assert_eq!(v["type"], "node_memory");
         assert_eq!(v["node"], "n1");

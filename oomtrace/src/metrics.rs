@@ -2,7 +2,7 @@
 //!
 //! The JSON lines stay the contract (docs/schema.md); metrics are a view of
 //! them for alerting, fed from exactly the records the sink writes
-//! ([`Observed`] wraps the sink), so the two never disagree. Served as
+//! ([`Metered`] wraps the sink), so the two never disagree. Served as
 //! OpenMetrics text at `GET /metrics` by axum, on the daemon's own runtime.
 //!
 //! Label values are names, never guesses: a field oomtrace does not know is
@@ -450,18 +450,18 @@ fn container_label(c: Option<&Container>) -> String {
 
 /// A sink that counts what it passes on: metrics see exactly the lines
 /// printed, in order, including the `stopping` status.
-pub struct Observed {
+pub struct Metered {
     inner: Box<dyn Sink>,
     metrics: Arc<Metrics>,
 }
 
-impl Observed {
+impl Metered {
     pub fn wrap(inner: Box<dyn Sink>, metrics: Arc<Metrics>) -> Box<dyn Sink> {
-        Box::new(Observed { inner, metrics })
+        Box::new(Metered { inner, metrics })
     }
 }
 
-impl Sink for Observed {
+impl Sink for Metered {
     fn write(&mut self, record: &Line) -> std::io::Result<()> {
         self.metrics.observe(record);
         self.inner.write(record)
@@ -560,7 +560,7 @@ impl Running {
 
     /// The sink, counted.
     pub fn wrap(&self, sink: Box<dyn Sink>) -> Box<dyn Sink> {
-        Observed::wrap(sink, Arc::clone(&self.metrics))
+        Metered::wrap(sink, Arc::clone(&self.metrics))
     }
 
     /// Stops the server, letting a scrape in flight finish (briefly: the
@@ -750,7 +750,7 @@ mod tests {
         let text = m.encode().expect("encode");
         for part in
             oomtrace_core::node::node_memory::parts(&oomtrace_core::node::node_memory::breakdown(
-                &oomtrace_core::node::node_memory::Input::default(),
+                &oomtrace_core::node::node_memory::Readings::default(),
             ))
         {
             let prefix = format!("oomtrace_node_memory_bytes{{part=\"{}\"}} ", part.0);

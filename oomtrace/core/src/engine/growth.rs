@@ -5,7 +5,7 @@ use super::*;
 
 /// A cgroup's page counter at the first and the latest pressure record.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Sample {
+pub(super) struct PressureSpan {
     first_ns: u64,
     first_pages: u64,
     last_ns: u64,
@@ -37,7 +37,7 @@ impl Engine {
                     self.at_limit.insert(id, now);
                 }
             }
-            let s = self.pressured.entry(id).or_insert(Sample {
+            let s = self.pressured.entry(id).or_insert(PressureSpan {
                 first_ns: now,
                 first_pages: usage,
                 last_ns: now,

@@ -40,7 +40,7 @@ use crate::{
     rules::near_oom::{self, Detector},
     rules::stops::{self, PendingStop, SignalContext, SignalStep, SoftThreshold},
 };
-use growth::Sample;
+use growth::PressureSpan;
 use signals::PendingEviction;
 
 /// How long a victim waits for the kernel's OOM report (its summary line
@@ -218,7 +218,7 @@ pub struct Engine {
     now: u64,
     started: Option<u64>,
     /// Memory cgroups seen entering reclaim: usage at first and last sight.
-    pressured: HashMap<u64, Sample>,
+    pressured: HashMap<u64, PressureSpan>,
     last_heartbeat: u64,
     counts: Heartbeat,
     /// CLOCK_BOOTTIME ns of the latest reclaim-pressure record, 0 before any.

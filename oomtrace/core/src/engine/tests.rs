@@ -12,7 +12,7 @@ use crate::{
     kernel::event::bytes_of,
     node::cgroup::Version,
     node::kubelet::Threshold,
-    node::observe::{Charges, MemoryStat, Namespaces, NodeMemory},
+    node::observe::{Charges, MemoryStat, Namespaces, NodeAvailable},
     node::pods::{ContainerId, PodUid},
     output::verdict::{MemorySource, StopReason, Stopped, Verdict, VerdictKind},
 };
@@ -245,7 +245,7 @@ struct Fake {
     /// Dying cgroups at each breakdown read (none: unread).
     dying: VecDeque<u64>,
     /// The node's memory (none: unread).
-    node: Option<NodeMemory>,
+    node: Option<NodeAvailable>,
     /// Every pod cgroup's `populated` (none: unread).
     populated: Option<bool>,
     /// Every pod's namespace/name.
@@ -271,13 +271,13 @@ impl Observe for Fake {
     fn memory_stat(&mut self, _: &str) -> Option<MemoryStat> {
         None
     }
-    fn node_memory(&mut self) -> Option<NodeMemory> {
+    fn node_memory(&mut self) -> Option<NodeAvailable> {
         self.node.clone()
     }
     fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>> {
         let n = self.dying.pop_front()?;
         let mut b =
-            crate::node::node_memory::breakdown(&crate::node::node_memory::Input::default());
+            crate::node::node_memory::breakdown(&crate::node::node_memory::Readings::default());
         b.dying_cgroups.count = Some(n);
         b.dying_cgroups.bytes = (n * 2) << 20;
         Some(Box::new(b))
@@ -891,7 +891,7 @@ fn pressured(kubelet_log: bool) -> (Engine, Fake) {
     });
     let k = Fake {
         ns: HashMap::from([(10, 99)]),
-        node: Some(crate::node::observe::NodeMemory {
+        node: Some(crate::node::observe::NodeAvailable {
             capacity_bytes: 8 << 30,
             mem_available_bytes: 60 << 20,
             memory_available_bytes: 50 << 20,

@@ -91,7 +91,7 @@ impl CgroupMem {
 
 /// Everything the breakdown is computed from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Input {
+pub struct Readings {
     pub v2: bool,
     pub meminfo: Meminfo,
     /// Every live cgroup of the memory hierarchy, the root included.
@@ -120,7 +120,7 @@ pub struct Breakdown {
 pub struct Pods {
     pub bytes: u64,
     pub by_qos: ByQos,
-    pub top: Vec<Pod>,
+    pub top: Vec<PodUsage>,
 }
 
 /// The QoS levels' cgroups (Guaranteed: the sum of its pods); what
@@ -134,7 +134,7 @@ pub struct ByQos {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pod {
+pub struct PodUsage {
     pub cgroup: String,
     pub uid: Option<String>,
     pub qos: Option<String>,
@@ -147,11 +147,11 @@ pub struct Pod {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     pub bytes: u64,
-    pub top: Vec<Consumer>,
+    pub top: Vec<CgroupUsage>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Consumer {
+pub struct CgroupUsage {
     pub cgroup: String,
     pub usage_bytes: u64,
 }
@@ -205,7 +205,7 @@ fn part_of(top: &str) -> Part {
 }
 
 /// The breakdown of `input` (pure).
-pub fn breakdown(input: &Input) -> Breakdown {
+pub fn breakdown(input: &Readings) -> Breakdown {
     let m = &input.meminfo;
     let by_path: HashMap<&str, &CgroupMem> =
         input.cgroups.iter().map(|c| (c.path.as_str(), c)).collect();
@@ -290,7 +290,7 @@ pub fn breakdown(input: &Input) -> Breakdown {
             Part::System => system.bytes = system.bytes.saturating_add(live(t)),
             Part::Other => {
                 other.bytes = other.bytes.saturating_add(live(t));
-                other.top.push(Consumer {
+                other.top.push(CgroupUsage {
                     cgroup: t.path.clone(),
                     usage_bytes: live(t),
                 });
@@ -298,7 +298,7 @@ pub fn breakdown(input: &Input) -> Breakdown {
         }
     }
     for s in children.get("/system.slice").unwrap_or(&no_kids) {
-        system.top.push(Consumer {
+        system.top.push(CgroupUsage {
             cgroup: s.path.clone(),
             usage_bytes: live(s),
         });
@@ -328,7 +328,7 @@ pub fn breakdown(input: &Input) -> Breakdown {
                     by_qos.guaranteed += live(c);
                 }
                 let usage = c.usage.unwrap_or(0);
-                pod_list.push(Pod {
+                pod_list.push(PodUsage {
                     cgroup: c.path.clone(),
                     uid: k.pod.map(|p| p.to_string()),
                     qos: k.qos.map(|q| q.as_str().to_string()),
@@ -642,7 +642,7 @@ pub fn v1_num_cgroups(text: &str) -> Option<u64> {
 /// Reads the breakdown's input from the machine: /proc/meminfo, every
 /// cgroup of the memory hierarchy under `memory_root`, and (v1)
 /// /proc/cgroups.
-pub fn read(memory_root: &Path, v2: bool) -> Result<Input, ReadError> {
+pub fn read(memory_root: &Path, v2: bool) -> Result<Readings, ReadError> {
     let meminfo = read_meminfo()?;
     // A v2 root without memory.stat (older kernels) still has children.
     let root = match read_cgroup(memory_root, "/".into(), v2) {
@@ -682,7 +682,7 @@ pub fn read(memory_root: &Path, v2: bool) -> Result<Input, ReadError> {
             .ok()
             .and_then(|t| v1_num_cgroups(&t))
     };
-    Ok(Input {
+    Ok(Readings {
         v2,
         meminfo,
         cgroups,
@@ -756,7 +756,7 @@ mod tests {
 
     /// A v1 node: two pods, two services, a test cgroup whose 20 removed
     /// children hold 40 MiB of page cache.
-    fn v1_input() -> Input {
+    fn v1_input() -> Readings {
         let pod_a = "/kubepods/burstable/pod11111111-1111-1111-1111-111111111111";
         let pod_b = "/kubepods/pod22222222-2222-2222-2222-222222222222";
         // The v1 root's hierarchical counters are the node's; 100 MiB of
@@ -768,7 +768,7 @@ mod tests {
             local_lru: Some(0),
             ..cg(path, usage, anon, file)
         };
-        Input {
+        Readings {
             v2: false,
             meminfo: meminfo(),
             cgroups: vec![
@@ -884,7 +884,7 @@ mod tests {
         be.nr_dying_descendants = Some(3);
         let mut sys = cg("/system.slice", 100 * MIB, 50 * MIB, 50 * MIB);
         sys.nr_dying_descendants = Some(1);
-        let input = Input {
+        let input = Readings {
             v2: true,
             meminfo: Meminfo {
                 cached: 340 * MIB,
@@ -921,15 +921,15 @@ mod tests {
 
     #[test]
     fn nothing_read_still_adds_up() {
-        let b = breakdown(&Input::default());
+        let b = breakdown(&Readings::default());
         assert_eq!(b.unaccounted_bytes, 0);
-        let b = breakdown(&Input {
+        let b = breakdown(&Readings {
             meminfo: Meminfo {
                 total: 100,
                 free: 300,
                 ..Meminfo::default()
             },
-            ..Input::default()
+            ..Readings::default()
         });
         assert_eq!(b.unaccounted_bytes, -200);
         assert_eq!(b.dying_cgroups.count, None);

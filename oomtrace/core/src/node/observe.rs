@@ -32,7 +32,7 @@ pub struct MemoryStat {
 
 /// What the kubelet would compute for the node, plus MemAvailable.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeMemory {
+pub struct NodeAvailable {
     pub capacity_bytes: u64,
     pub mem_available_bytes: u64,
     /// capacity − the root cgroup's working set (usage − inactive_file).
@@ -72,7 +72,7 @@ pub enum Answer {
     ProcCgroup(Option<String>),
     Namespaces(Option<Namespaces>),
     MemoryStat(Option<MemoryStat>),
-    NodeMemory(Option<NodeMemory>),
+    NodeMemory(Option<NodeAvailable>),
     Threshold(Threshold),
     PodName(Option<(String, String)>),
     ContainerName(Option<String>),
@@ -95,7 +95,7 @@ pub trait Observe {
     fn proc_cgroup(&mut self, pid: u32) -> Option<String>;
     fn namespaces(&mut self, pid: u32) -> Option<Namespaces>;
     fn memory_stat(&mut self, cgroup: &str) -> Option<MemoryStat>;
-    fn node_memory(&mut self) -> Option<NodeMemory>;
+    fn node_memory(&mut self) -> Option<NodeAvailable>;
     fn eviction_threshold(&mut self) -> Threshold;
     /// (namespace, name) of a pod, from the kubelet's pod log directory.
     fn pod_name(&mut self, uid: &PodUid) -> Option<(String, String)>;
@@ -252,7 +252,7 @@ impl Observe for Live {
         a
     }
 
-    fn node_memory(&mut self) -> Option<NodeMemory> {
+    fn node_memory(&mut self) -> Option<NodeAvailable> {
         let a = read_node_memory(&self.sources.memory_root, self.sources.v2);
         self.keep(Answer::NodeMemory(a.clone()));
         a
@@ -398,7 +398,7 @@ fn populated(dir: &Path, v2: bool) -> Option<bool> {
 /// The kubelet's memory.available: capacity minus the root cgroup's working
 /// set. v1's root memcg reports usage and total_inactive_file; v2's root has
 /// no memory.current, so it is derived from /proc/meminfo as cadvisor does.
-pub fn read_node_memory(memory_root: &Path, v2: bool) -> Option<NodeMemory> {
+pub fn read_node_memory(memory_root: &Path, v2: bool) -> Option<NodeAvailable> {
     let meminfo = <procfs::Meminfo as procfs::Current>::current().ok()?;
     let capacity = meminfo.mem_total;
     let mem_available = meminfo.mem_available.unwrap_or(meminfo.mem_free);
@@ -412,7 +412,7 @@ pub fn read_node_memory(memory_root: &Path, v2: bool) -> Option<NodeMemory> {
             .unwrap_or(0);
         usage.saturating_sub(inactive)
     };
-    Some(NodeMemory {
+    Some(NodeAvailable {
         capacity_bytes: capacity,
         mem_available_bytes: mem_available,
         memory_available_bytes: capacity.saturating_sub(working_set),
@@ -476,7 +476,7 @@ impl Observe for Replayed {
     fn memory_stat(&mut self, _cgroup: &str) -> Option<MemoryStat> {
         replay_answer!(self, MemoryStat, None)
     }
-    fn node_memory(&mut self) -> Option<NodeMemory> {
+    fn node_memory(&mut self) -> Option<NodeAvailable> {
         replay_answer!(self, NodeMemory, None)
     }
     fn eviction_threshold(&mut self) -> Threshold {

@@ -522,7 +522,7 @@ impl Evidence {
 impl NodeMemory {
     /// The node's memory as read, with the kubelet's eviction threshold
     /// when it matters (signals).
-    pub fn of(n: &observe::NodeMemory, threshold: Option<&Threshold>) -> NodeMemory {
+    pub fn of(n: &observe::NodeAvailable, threshold: Option<&Threshold>) -> NodeMemory {
         NodeMemory {
             capacity_bytes: n.capacity_bytes,
             mem_available_bytes: n.mem_available_bytes,
