@@ -855,7 +855,14 @@ mod tests {
         // No label a scrape's target labels would rename or a pod's
         // restarts would multiply.
         for l in text.lines().filter(|l| !l.starts_with('#')) {
-            for bad in ["pod_uid=", "{namespace=", ",namespace=", "{pod=", ",pod=", ",container="] {
+            for bad in [
+                "pod_uid=",
+                "{namespace=",
+                ",namespace=",
+                "{pod=",
+                ",pod=",
+                ",container=",
+            ] {
                 assert!(!l.contains(bad), "`{bad}` in `{l}`");
             }
         }

@@ -141,7 +141,8 @@ fn prometheus_scrapes_a_real_kill() {
     let uid = unique_uid();
     let pod_name = format!("metrics-{}", &uid[..8]);
     let pods_log_dir = std::env::temp_dir().join(format!("oomtrace-metrics-pods-{uid}"));
-    fs::create_dir_all(pods_log_dir.join(format!("e2e_{pod_name}_{uid}/app"))).expect("pods log dir");
+    fs::create_dir_all(pods_log_dir.join(format!("e2e_{pod_name}_{uid}/app")))
+        .expect("pods log dir");
     let pods_log_arg = pods_log_dir.display().to_string();
     let daemon = Daemon::start(&["--metrics-addr", &addr, "--pods-log-dir", &pods_log_arg]);
     let prometheus = Prometheus::start(&addr);
@@ -176,7 +177,8 @@ fn prometheus_scrapes_a_real_kill() {
     );
     // Other tests' kills may be there too: this daemon sees the machine.
     prometheus.wait_for(alert, |r| {
-        r.iter().any(|s| s["metric"]["pod_name"] == pod_name.as_str())
+        r.iter()
+            .any(|s| s["metric"]["pod_name"] == pod_name.as_str())
     });
 
     // The daemon itself, seen through the same scrapes.
