@@ -233,14 +233,15 @@ pub struct NodeArgs {
     /// Kernel BTF to read struct offsets from.
     #[arg(long, value_name = "PATH", default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
-    /// The kubelet's config file, for its eviction thresholds (`evictionHard`,
-    /// `evictionSoft` with `evictionMaxPodGracePeriod`).
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/var/lib/kubelet/config.yaml"
-    )]
-    pub kubelet_config: PathBuf,
+    /// The kubelet's config file (YAML or JSON), for its eviction thresholds
+    /// (`evictionHard`, `evictionSoft` with `evictionMaxPodGracePeriod`).
+    /// Default: the first found of /var/lib/kubelet/config.yaml (kubeadm),
+    /// /etc/kubernetes/kubelet/config.json and
+    /// /etc/kubernetes/kubelet/kubelet-config.json (EKS),
+    /// /home/kubernetes/kubelet-config.yaml (GKE),
+    /// /var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf (k3s).
+    #[arg(long, value_name = "PATH")]
+    pub kubelet_config: Option<PathBuf>,
     /// Ring buffer size: a power of two of at least 4096 bytes, as bytes
     /// (`262144`) or with a binary unit, K/Ki/KiB, M/Mi/MiB or G/Gi/GiB, all
     /// powers of 1024 (`256K`, `4M`, `4Mi`, `4MiB`).

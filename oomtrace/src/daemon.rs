@@ -218,6 +218,21 @@ fn status(d: &Daemon, state: &'static str) -> Status {
 }
 
 /// Loads and attaches the hooks; fails when no kill could be seen at all.
+/// The kubelet config to read its eviction thresholds from: the given
+/// one, else the first of the known places (said once, at start).
+fn kubelet_config(node: &crate::cli::NodeArgs) -> PathBuf {
+    use crate::kubelet_config::{resolve, Found};
+    let found = resolve(node.kubelet_config.as_deref(), Path::new("/"));
+    match &found {
+        Found::Given(_) => {}
+        Found::Known(p, who) => tracing::info!("kubelet config: {} ({who})", p.display()),
+        Found::None => tracing::info!(
+            "kubelet config: none of the known places holds one; eviction thresholds are the kubelet's defaults (memory.available<100Mi)"
+        ),
+    }
+    found.path()
+}
+
 fn load_hooks(config: &Config) -> anyhow::Result<loader::Loaded> {
     let loaded = loader::load(
         &config.common.node.btf,
@@ -282,7 +297,7 @@ impl Daemon {
                 v2: config.layout.version == Version::V2,
                 pods_log_dir: config.common.node.pods_log_dir.clone(),
                 containers_log_dir: config.common.node.containers_log_dir.clone(),
-                kubelet_config: config.common.node.kubelet_config.clone(),
+                kubelet_config: kubelet_config(&config.common.node),
                 cgroup_ns: None,
             },
             recorded: None,

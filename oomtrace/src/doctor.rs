@@ -353,7 +353,7 @@ fn cgroups(node: &NodeArgs, checks: &mut Vec<Check>) -> bool {
 /// The kubelet's files oomtrace names pods from. Off a Kubernetes node
 /// there is nothing for them to name, so their absence is no problem.
 fn sources(node: &NodeArgs, kube: bool, checks: &mut Vec<Check>) {
-    let rows: [(&str, &Path, bool, &str, &str, &str); 3] = [
+    let rows: [(&str, &Path, bool, &str, &str, &str); 2] = [
         (
             "pod names",
             &node.pods_log_dir,
@@ -369,14 +369,6 @@ fn sources(node: &NodeArgs, kube: bool, checks: &mut Vec<Check>) {
             "container names will be null",
             "--containers-log-dir",
             "/var/log/containers",
-        ),
-        (
-            "kubelet cfg",
-            &node.kubelet_config,
-            node.kubelet_config.is_file(),
-            "the eviction thresholds are unknown: evictions rest on the kubelet's log and the signals alone",
-            "--kubelet-config",
-            "/var/lib/kubelet/config.yaml",
         ),
     ];
     for (name, path, present, without, flag, default) in rows {
@@ -398,6 +390,60 @@ fn sources(node: &NodeArgs, kube: bool, checks: &mut Vec<Check>) {
             )
         };
         checks.push(check);
+    }
+    checks.push(kubelet_config(node, kube));
+}
+
+/// Which kubelet config the daemon would read: the given one, or the first
+/// of the known places (kubeadm, EKS, GKE, k3s), or none and what that costs.
+fn kubelet_config(node: &NodeArgs, kube: bool) -> Check {
+    use crate::kubelet_config::{resolve, unmerged_drop_ins, Found, KNOWN};
+    const NAME: &str = "kubelet cfg";
+    const WITHOUT: &str = "eviction thresholds taken as the kubelet's defaults (memory.available<100Mi, no soft threshold): an eviction under a threshold set otherwise is judged against the wrong one";
+    let found = resolve(node.kubelet_config.as_deref(), Path::new("/"));
+    let thresholds = |p: &Path| {
+        let t = oomtrace_core::kubelet::read_threshold(p);
+        match &t.soft {
+            Some(s) => format!("{}; {}", t.source, s.source),
+            None => t.source,
+        }
+    };
+    match found {
+        Found::Given(p) if p.is_file() => Check::ok(NAME, format!("{} (given): {}", p.display(), thresholds(&p))),
+        Found::Given(p) => Check::problem(
+            NAME,
+            if kube { Status::Warn } else { Status::Ok },
+            format!("{} (given) missing: {WITHOUT}", p.display()),
+            "give the kubelet's --config file, or leave --kubelet-config out to look in the known places",
+        ),
+        Found::Known(p, who) => {
+            let mut check = Check::ok(NAME, format!("{} ({who}): {}", p.display(), thresholds(&p)));
+            let others = unmerged_drop_ins(&p);
+            if !others.is_empty() {
+                check = Check::problem(
+                    NAME,
+                    Status::Warn,
+                    format!(
+                        "{} ({who}): {}; drop-ins after it are not merged: {}",
+                        p.display(),
+                        thresholds(&p),
+                        others.iter().map(|o| o.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                    "give the drop-in that sets evictionHard/evictionSoft with --kubelet-config",
+                );
+            }
+            check
+        }
+        Found::None if !kube => Check::ok(NAME, "none found (not needed off Kubernetes)"),
+        Found::None => Check::problem(
+            NAME,
+            Status::Warn,
+            format!(
+                "none found at {}: {WITHOUT}",
+                KNOWN.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+            ),
+            "mount the directory of the kubelet's --config file at its own path (hostPath, read-only), or give it with --kubelet-config",
+        ),
     }
 }
 

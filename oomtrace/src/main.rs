@@ -6,6 +6,7 @@ mod cli;
 mod daemon;
 mod doctor;
 mod explain;
+mod kubelet_config;
 mod loader;
 mod memory;
 mod metrics;

@@ -91,27 +91,30 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 struct KillLabels {
     verdict: String,
     kind: String,
-    namespace: String,
-    pod: String,
-    pod_uid: String,
-    container: String,
+    /// `live` (seen by the hooks) or `backlog` (read from the kernel log at
+    /// start: a kill while oomtrace was not running).
+    source: String,
+    /// `true`/`false`: whether Kubernetes will show the kill (`OOMKilled`);
+    /// empty outside containers.
+    kubelet_reports: String,
+    pod_namespace: String,
+    pod_name: String,
+    container_name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FindingLabels {
     finding: String,
-    namespace: String,
-    pod: String,
-    pod_uid: String,
+    pod_namespace: String,
+    pod_name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoppedLabels {
     signal: String,
-    namespace: String,
-    pod: String,
-    pod_uid: String,
-    container: String,
+    pod_namespace: String,
+    pod_name: String,
+    container_name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -163,7 +166,7 @@ impl Metrics {
         let kills = Family::<KillLabels, Counter>::default();
         registry.register(
             "oomtrace_kills",
-            "Processes killed for memory, by verdict (pod_limit, node_pressure, escaped_process, system), node_pressure kind, and the pod and container when known",
+            "Processes killed for memory, by verdict (pod_limit, node_pressure, escaped_process, system), node_pressure kind, source (live, or backlog: read from the kernel log at start), whether Kubernetes will show it, and the pod and container when known",
             kills.clone(),
         );
         let findings = Family::<FindingLabels, Counter>::default();
@@ -280,38 +283,40 @@ impl Metrics {
     pub fn observe(&self, rec: &Line) {
         match rec {
             Line::Verdict(v) => {
-                let (namespace, pod, pod_uid) = pod_labels(v.pod.as_ref());
+                let (pod_namespace, pod_name) = pod_labels(v.pod.as_ref());
                 self.kills
                     .get_or_create(&KillLabels {
                         verdict: label(&v.verdict),
                         kind: v.kind.as_ref().map(label).unwrap_or_default(),
-                        namespace,
-                        pod,
-                        pod_uid,
-                        container: container_label(v.container.as_ref()),
+                        source: source_label(v.source).into(),
+                        kubelet_reports: v
+                            .kubelet_reports
+                            .map(|r| r.to_string())
+                            .unwrap_or_default(),
+                        pod_namespace,
+                        pod_name,
+                        container_name: container_label(v.container.as_ref()),
                     })
                     .inc();
             }
             Line::Finding(f) => {
-                let (namespace, pod, pod_uid) = pod_labels(f.pod.as_ref());
+                let (pod_namespace, pod_name) = pod_labels(f.pod.as_ref());
                 self.findings
                     .get_or_create(&FindingLabels {
                         finding: label(&f.finding),
-                        namespace,
-                        pod,
-                        pod_uid,
+                        pod_namespace,
+                        pod_name,
                     })
                     .inc();
             }
             Line::Stopped(s) => {
-                let (namespace, pod, pod_uid) = pod_labels(s.pod.as_ref());
+                let (pod_namespace, pod_name) = pod_labels(s.pod.as_ref());
                 self.stopped
                     .get_or_create(&StoppedLabels {
                         signal: s.signal.name.into(),
-                        namespace,
-                        pod,
-                        pod_uid,
-                        container: container_label(s.container.as_ref()),
+                        pod_namespace,
+                        pod_name,
+                        container_name: container_label(s.container.as_ref()),
                     })
                     .inc();
             }
@@ -433,14 +438,28 @@ fn label<T: Serialize>(value: &T) -> String {
     }
 }
 
-fn pod_labels(pod: Option<&Pod>) -> (String, String, String) {
+/// The pod's namespace and name. Not `namespace`/`pod`: those are the
+/// scrape's own target labels (oomtrace's pod), which Prometheus would
+/// rename `exported_*` or, with `honor_labels`, overwrite. Not the pod uid:
+/// every new pod of a Deployment would be a new series of each counter.
+fn pod_labels(pod: Option<&Pod>) -> (String, String) {
     match pod {
         Some(p) => (
             p.namespace.clone().unwrap_or_default(),
             p.name.clone().unwrap_or_default(),
-            p.uid.as_ref().map(|u| u.to_string()).unwrap_or_default(),
         ),
         None => Default::default(),
+    }
+}
+
+/// A verdict's `source` as the `source` label: `backlog` for the kills the
+/// daemon read from the kernel log at start (`kernel_log`: they happened
+/// while it was not running, so an alert on them is about the past),
+/// `live` for everything the hooks saw.
+fn source_label(source: &str) -> &'static str {
+    match source {
+        "kernel_log" => "backlog",
+        _ => "live",
     }
 }
 
@@ -771,6 +790,19 @@ mod tests {
         let m = Metrics::new(&status("ready"));
         m.observe(&verdict(VerdictKind::PodLimit, None, Some(pod())));
         m.observe(&verdict(VerdictKind::PodLimit, None, Some(pod())));
+        // The same pod's kill from the kernel log's backlog at start, one
+        // that Kubernetes shows: a series of its own, apart from the live ones.
+        let mut past = verdict(VerdictKind::PodLimit, None, Some(pod()));
+        if let Line::Verdict(v) = &mut past {
+            v.source = "kernel_log";
+            v.kubelet_reports = Some(true);
+        }
+        m.observe(&past);
+        let mut child = verdict(VerdictKind::PodLimit, None, Some(pod()));
+        if let Line::Verdict(v) = &mut child {
+            v.kubelet_reports = Some(false);
+        }
+        m.observe(&child);
         m.observe(&verdict(
             VerdictKind::NodePressure,
             Some(PressureKind::SystemOom),
@@ -802,10 +834,12 @@ mod tests {
         }));
         let text = m.encode().expect("encode");
         for line in [
-            &format!("oomtrace_kills_total{{verdict=\"pod_limit\",kind=\"\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\",container=\"app\"}} 2"),
-            "oomtrace_kills_total{verdict=\"node_pressure\",kind=\"system_oom\",namespace=\"\",pod=\"\",pod_uid=\"\",container=\"\"} 1",
-            &format!("oomtrace_findings_total{{finding=\"cgroup_leak\",namespace=\"shop\",pod=\"cart-0\",pod_uid=\"{UID}\"}} 1"),
-            "oomtrace_findings_total{finding=\"near_oom\",namespace=\"\",pod=\"\",pod_uid=\"\"} 1",
+            "oomtrace_kills_total{verdict=\"pod_limit\",kind=\"\",source=\"live\",kubelet_reports=\"\",pod_namespace=\"shop\",pod_name=\"cart-0\",container_name=\"app\"} 2",
+            "oomtrace_kills_total{verdict=\"pod_limit\",kind=\"\",source=\"backlog\",kubelet_reports=\"true\",pod_namespace=\"shop\",pod_name=\"cart-0\",container_name=\"app\"} 1",
+            "oomtrace_kills_total{verdict=\"pod_limit\",kind=\"\",source=\"live\",kubelet_reports=\"false\",pod_namespace=\"shop\",pod_name=\"cart-0\",container_name=\"app\"} 1",
+            "oomtrace_kills_total{verdict=\"node_pressure\",kind=\"system_oom\",source=\"live\",kubelet_reports=\"\",pod_namespace=\"\",pod_name=\"\",container_name=\"\"} 1",
+            "oomtrace_findings_total{finding=\"cgroup_leak\",pod_namespace=\"shop\",pod_name=\"cart-0\"} 1",
+            "oomtrace_findings_total{finding=\"near_oom\",pod_namespace=\"\",pod_name=\"\"} 1",
             "oomtrace_lost_events_total{hook=\"cgroup\"} 7",
             "oomtrace_lost_events_total{hook=\"victim\"} 0",
             "oomtrace_lost_events_total{hook=\"pressure\"} 0",
@@ -820,9 +854,23 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
+        // No label a scrape's target labels would rename or a pod's
+        // restarts would multiply.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            for bad in [
+                "pod_uid=",
+                "{namespace=",
+                ",namespace=",
+                "{pod=",
+                ",pod=",
+                ",container=",
+            ] {
+                assert!(!l.contains(bad), "`{bad}` in `{l}`");
+            }
+        }
         let classic = m.encode_text().expect("encode");
         for line in [
-            "# HELP oomtrace_kills_total Processes killed for memory, by verdict (pod_limit, node_pressure, escaped_process, system), node_pressure kind, and the pod and container when known.",
+            "# HELP oomtrace_kills_total Processes killed for memory, by verdict (pod_limit, node_pressure, escaped_process, system), node_pressure kind, source (live, or backlog: read from the kernel log at start), whether Kubernetes will show it, and the pod and container when known.",
             "# TYPE oomtrace_kills_total counter",
             "# TYPE oomtrace_lost_events_total counter",
             "# TYPE oomtrace_missed_kills_total counter",

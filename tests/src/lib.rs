@@ -30,6 +30,7 @@ pub mod container;
 pub mod cri;
 mod daemon;
 pub mod kmsg;
+pub mod kustomize;
 
 pub use cgroup::{
     cgroup_pids, kill, kill_all, memory_root, set_memory_limit, Cgroup, CgroupVersion,

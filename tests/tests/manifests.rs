@@ -1,4 +1,5 @@
-//! deploy/*.yaml against the Kubernetes API types and against the binary:
+//! deploy/'s manifests (each kustomization rendered by src/kustomize.rs,
+//! and deploy/*.yaml) against the Kubernetes API types and against the binary:
 //! every object parses into its k8s-openapi type with no field left over (a
 //! typo must fail here, not be dropped silently as k8s-openapi would), every
 //! argument the manifests and the docs pass is one `oomtrace` accepts, every
@@ -29,7 +30,27 @@ const BINARY: &str = "/usr/local/bin/oomtrace";
 /// the node has none.
 const TRACEFS: &str = "/sys/kernel/tracing";
 /// The pod-spec facts the tests check, under their own names.
-const PRIVILEGED_FILES: &[&str] = &["daemonset-privileged.yaml", "debug-pod.yaml"];
+const PRIVILEGED_FILES: &[&str] = &["overlays/privileged", "debug-pod.yaml"];
+/// The kustomizations of Kubernetes objects (deploy/monitoring's are the
+/// Prometheus Operator's, checked by `cargo xtask manifests`), each a
+/// DaemonSet with what it needs.
+const KUSTOMIZATIONS: &[&str] = &["base", "overlays/privileged"];
+/// Where oomtrace looks for the kubelet's config when `--kubelet-config` is
+/// not given (oomtrace/src/kubelet_config.rs), each of which a pod must
+/// mount from the same node path; and the kubelet's log `--kubelet-log
+/// auto` reads.
+const KUBELET_CONFIGS: &[&str] = &[
+    "/var/lib/kubelet/config.yaml",
+    "/etc/kubernetes/kubelet/config.json",
+    "/etc/kubernetes/kubelet/kubelet-config.json",
+    "/home/kubernetes/kubelet-config.yaml",
+    "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf",
+];
+const KUBELET_LOG: &str = "/var/log/kubelet.log";
+
+fn is_daemonset(source: &str) -> bool {
+    KUSTOMIZATIONS.contains(&source)
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,8 +64,8 @@ fn read(rel: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
 }
 
-/// Every deploy/*.yaml: the Kubernetes manifests (the log shippers' own
-/// configs live in deploy/logging/).
+/// Every deploy/*.yaml: the manifests outside the kustomizations (the log
+/// shippers' own configs live in deploy/logging/).
 fn manifest_files() -> Vec<PathBuf> {
     let dir = root().join("deploy");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
@@ -54,8 +75,8 @@ fn manifest_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 4,
-        "deploy/ should hold the namespace, both DaemonSets and the debug pod: {files:?}"
+        !files.is_empty(),
+        "deploy/ should hold the debug pod: {files:?}"
     );
     files
 }
@@ -113,9 +134,25 @@ fn parse_object(doc: &yaml_serde::Value) -> Result<Object, String> {
     })
 }
 
-/// Every object of every manifest, by file name.
+/// deploy/<dir>, rendered as `kubectl apply -k` would.
+fn kustomization(dir: &str) -> Vec<yaml_serde::Value> {
+    oomtrace_e2e::kustomize::build(&root().join("deploy").join(dir))
+        .unwrap_or_else(|e| panic!("deploy/{dir}: {e}"))
+        .into_iter()
+        .map(|v| yaml_serde::to_value(v).expect("as YAML"))
+        .collect()
+}
+
+/// Every object of every manifest, by kustomization or file name.
 fn objects() -> Vec<(String, Object)> {
     let mut out = Vec::new();
+    for dir in KUSTOMIZATIONS {
+        for (i, doc) in kustomization(dir).iter().enumerate() {
+            let obj =
+                parse_object(doc).unwrap_or_else(|e| panic!("deploy/{dir}, object {}: {e}", i + 1));
+            out.push((dir.to_string(), obj));
+        }
+    }
     for file in manifest_files() {
         let name = file
             .file_name()
@@ -158,10 +195,20 @@ fn pod_specs() -> Vec<(String, PodSpec)> {
 fn every_manifest_parses_strictly() {
     let objects = objects();
     let count = |f: fn(&Object) -> bool| objects.iter().filter(|(_, o)| f(o)).count();
-    assert_eq!(count(|o| matches!(o, Object::Namespace(_))), 1);
-    assert_eq!(count(|o| matches!(o, Object::DaemonSet(_))), 2);
+    // Each kustomization is whole: its namespace, service account, DaemonSet.
+    assert_eq!(
+        count(|o| matches!(o, Object::Namespace(_))),
+        KUSTOMIZATIONS.len()
+    );
+    assert_eq!(
+        count(|o| matches!(o, Object::DaemonSet(_))),
+        KUSTOMIZATIONS.len()
+    );
     assert_eq!(count(|o| matches!(o, Object::Pod(_))), 1);
-    assert!(count(|o| matches!(o, Object::ServiceAccount(_))) >= 1);
+    assert_eq!(
+        count(|o| matches!(o, Object::ServiceAccount(_))),
+        KUSTOMIZATIONS.len()
+    );
     for (file, obj) in &objects {
         let namespace = match obj {
             Object::Namespace(n) => {
@@ -175,7 +222,7 @@ fn every_manifest_parses_strictly() {
         assert_eq!(
             namespace.as_deref(),
             Some("oomtrace"),
-            "{file}: everything in the namespace of deploy/namespace.yaml"
+            "{file}: everything in the namespace of deploy/base/namespace.yaml"
         );
     }
 }
@@ -183,11 +230,11 @@ fn every_manifest_parses_strictly() {
 #[test]
 fn a_misspelt_field_is_caught() {
     // k8s-openapi alone would drop these silently.
-    let docs = documents(&root().join("deploy/daemonset.yaml"));
+    let docs = kustomization("base");
     let ds = docs
         .iter()
         .find(|d| d.get("kind").and_then(|k| k.as_str()) == Some("DaemonSet"))
-        .expect("a DaemonSet in deploy/daemonset.yaml")
+        .expect("a DaemonSet in deploy/base")
         .clone();
     let mut typo = ds.clone();
     typo["spec"]["template"]["spec"]["hostPid"] = yaml_serde::Value::Bool(true);
@@ -395,6 +442,14 @@ fn pod_specs_match_the_binary_and_the_node() {
             if value_name != "PATH" {
                 continue;
             }
+            if flag == "kubelet-config" {
+                // No default: looked up in the known places (below).
+                assert!(
+                    !given.contains_key(flag),
+                    "{file}: --kubelet-config given: the known places are mounted instead"
+                );
+                continue;
+            }
             let default = default
                 .clone()
                 .unwrap_or_else(|| panic!("--{flag} <PATH> has no default"));
@@ -403,7 +458,7 @@ fn pod_specs_match_the_binary_and_the_node() {
             if flag == "state-file" {
                 // Written: kept on the node by a DaemonSet (restarts resume
                 // from it); the debug pod keeps its own in the container.
-                match (file.starts_with("daemonset"), mapped) {
+                match (is_daemonset(file), mapped) {
                     (true, Some((host, ro))) => {
                         assert_eq!(host, default, "{file}: --state-file on the node");
                         assert!(!ro, "{file}: --state-file's mount is read-only");
@@ -428,15 +483,63 @@ fn pod_specs_match_the_binary_and_the_node() {
         let (tracefs, _) = host_path_of(c, &volumes, TRACEFS)
             .unwrap_or_else(|| panic!("{file}: {TRACEFS} is not mounted from the node"));
         assert_eq!(tracefs, TRACEFS, "{file}");
-        for log_dir in [
-            "pods-log-dir",
-            "containers-log-dir",
-            "kubelet-config",
-            "cgroup-root",
-        ] {
-            let path = given.get(log_dir).cloned().unwrap_or_default();
+        for log_dir in ["pods-log-dir", "containers-log-dir", "cgroup-root"] {
+            let path = given
+                .get(log_dir)
+                .cloned()
+                .or_else(|| opts.get(log_dir).and_then(|(_, d)| d.clone()))
+                .unwrap_or_default();
             let (_, ro) = host_path_of(c, &volumes, &path).unwrap_or_default();
             assert!(ro, "{file}: --{log_dir} is mounted read-only");
+        }
+        // The kubelet's config in each known place and its log file: the
+        // node's own path, read-only, from a hostPath with no type check
+        // (a node without it still starts the pod) of a directory (the
+        // runtime would make a missing file's path a directory).
+        let help = Command::new(bin("oomtrace"))
+            .args([sub.as_str(), "--help"])
+            .output()
+            .expect("oomtrace --help");
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert_eq!(
+            given
+                .get("kubelet-log")
+                .map(String::as_str)
+                .unwrap_or("auto"),
+            "auto",
+            "{file}: --kubelet-log auto reads {KUBELET_LOG}"
+        );
+        for path in KUBELET_CONFIGS.iter().chain([&KUBELET_LOG]) {
+            if *path != KUBELET_LOG {
+                assert!(
+                    help.contains(path),
+                    "`oomtrace {sub} --help` does not name {path}"
+                );
+            }
+            let (host, ro) = host_path_of(c, &volumes, path)
+                .unwrap_or_else(|| panic!("{file}: {path} is on no hostPath mount"));
+            assert_eq!(&host, path, "{file}: {path} reads {host} on the node");
+            assert!(ro, "{file}: {path} is mounted read-only");
+            let mount = c
+                .volume_mounts
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .filter(|m| path.starts_with(&format!("{}/", m.mount_path)))
+                .max_by_key(|m| m.mount_path.len())
+                .expect("the mount");
+            let hp = volumes
+                .iter()
+                .find(|v| v.name == mount.name)
+                .and_then(|v| v.host_path.clone())
+                .expect("a hostPath");
+            assert!(
+                hp.type_.as_deref().unwrap_or_default().is_empty(),
+                "{file}: {} is `type: {:?}`: a node without it would not start the pod",
+                hp.path,
+                hp.type_
+            );
+            assert_ne!(hp.path, *path, "{file}: a directory, not the file {path}");
         }
         // /dev/kmsg: opened only by a privileged container (the device
         // cgroup of any other denies it, whatever is mounted).
@@ -511,14 +614,11 @@ fn the_daemonset_pods_are_the_same_but_for_privilege() {
         }
         serde_json::to_value(spec).expect("json")
     };
-    let least = specs
-        .get("daemonset.yaml")
-        .cloned()
-        .expect("daemonset.yaml");
+    let least = specs.get("base").cloned().expect("deploy/base");
     let privileged = specs
-        .get("daemonset-privileged.yaml")
+        .get("overlays/privileged")
         .cloned()
-        .expect("daemonset-privileged.yaml");
+        .expect("deploy/overlays/privileged");
     assert_eq!(
         strip(least),
         strip(privileged),
@@ -658,8 +758,8 @@ fn least_privilege_daemonset_is_enough_on_this_kernel() {
     require_root();
     let (_, spec) = pod_specs()
         .into_iter()
-        .find(|(f, _)| f == "daemonset.yaml")
-        .expect("deploy/daemonset.yaml");
+        .find(|(f, _)| f == "base")
+        .expect("deploy/base");
     let sc = security(&spec.containers[0]);
     let caps = sc
         .capabilities

@@ -136,10 +136,17 @@ fn prometheus_scrapes_a_real_kill() {
     require_root();
     require_prometheus();
     let addr = format!("127.0.0.1:{}", free_port());
-    let daemon = Daemon::start(&["--metrics-addr", &addr]);
+    // The pod's name from a pods log directory of the test's own, as the
+    // kubelet lays it out: the metrics label pods by name, never by uid.
+    let uid = unique_uid();
+    let pod_name = format!("metrics-{}", &uid[..8]);
+    let pods_log_dir = std::env::temp_dir().join(format!("oomtrace-metrics-pods-{uid}"));
+    fs::create_dir_all(pods_log_dir.join(format!("e2e_{pod_name}_{uid}/app")))
+        .expect("pods log dir");
+    let pods_log_arg = pods_log_dir.display().to_string();
+    let daemon = Daemon::start(&["--metrics-addr", &addr, "--pods-log-dir", &pods_log_arg]);
     let prometheus = Prometheus::start(&addr);
 
-    let uid = unique_uid();
     let cid = unique_container_id();
     let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
     container.set_limit(64 << 20);
@@ -148,11 +155,13 @@ fn prometheus_scrapes_a_real_kill() {
     assert_eq!(v["verdict"], "pod_limit", "{v}");
 
     // The kill, as Prometheus stored it from its own scrapes.
-    let expr = format!("oomtrace_kills_total{{pod_uid=\"{uid}\"}}");
+    let expr = format!("oomtrace_kills_total{{pod_name=\"{pod_name}\"}}");
     let result = prometheus.wait_for(&expr, |r| !r.is_empty());
     assert_eq!(result.len(), 1, "one series for the pod: {result:?}");
     let series = &result[0];
     assert_eq!(series["metric"]["verdict"], "pod_limit", "{series}");
+    assert_eq!(series["metric"]["pod_namespace"], "e2e", "{series}");
+    assert_eq!(series["metric"]["source"], "live", "{series}");
     assert_eq!(series["metric"]["job"], "oomtrace", "{series}");
     assert_eq!(series["value"][1], "1", "one kill: {series}");
 
@@ -168,7 +177,8 @@ fn prometheus_scrapes_a_real_kill() {
     );
     // Other tests' kills may be there too: this daemon sees the machine.
     prometheus.wait_for(alert, |r| {
-        r.iter().any(|s| s["metric"]["pod_uid"] == uid.as_str())
+        r.iter()
+            .any(|s| s["metric"]["pod_name"] == pod_name.as_str())
     });
 
     // The daemon itself, seen through the same scrapes.
@@ -193,7 +203,8 @@ fn prometheus_scrapes_a_real_kill() {
         .call()
         .and_then(|mut r| r.body_mut().read_to_string())
         .expect("GET /metrics");
-    assert!(exposition.contains(&uid), "{exposition}");
+    assert!(exposition.contains(&pod_name), "{exposition}");
+    assert!(!exposition.contains(&uid), "no pod uid label: {exposition}");
     let mut promtool = Command::new(PROMTOOL)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -217,6 +228,7 @@ fn prometheus_scrapes_a_real_kill() {
     );
     drop(prometheus);
     daemon.finish();
+    let _ = fs::remove_dir_all(&pods_log_dir);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `cargo xtask image`: builds the Containerfile with podman, then checks
 //! the image the way a node runs it: `--version`, the runtime stage's
-//! libraries, and `oomtrace run` as deploy/daemonset.yaml starts it (uid 0
+//! libraries, and `oomtrace run` as deploy/base/daemonset.yaml starts it (uid 0
 //! with only CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE, no_new_privs, a
 //! read-only root, the node's cgroupfs, tracefs and BTF mounted, the host's
 //! pid namespace) up to its `ready` line and a clean stop on SIGTERM.
@@ -236,7 +236,7 @@ fn check(tag: &str) -> anyhow::Result<()> {
         bail!("the runtime image lacks libraries the binary needs:\n{ldd}");
     }
 
-    // As deploy/daemonset.yaml runs it.
+    // As deploy/base/daemonset.yaml runs it.
     let state = std::env::temp_dir().join(format!("oomtrace-image-state-{}", std::process::id()));
     fs::create_dir_all(&state)?;
     let name = format!("oomtrace-image-check-{}", std::process::id());

@@ -7,6 +7,7 @@ mod compare;
 mod fuzz;
 mod image;
 mod load;
+mod manifests;
 mod real_logs;
 mod setup;
 mod vm;
@@ -48,6 +49,13 @@ enum Task {
         #[arg(long)]
         debootstrap: bool,
     },
+    /// Render deploy/'s kustomizations and check them: every Kubernetes
+    /// object strictly against the API schemas (kubernetes-validate, oldest
+    /// and newest supported Kubernetes), the Prometheus Operator objects
+    /// against their CRDs' fields, the alerts with promtool's rule tests.
+    /// On the host, no root needed but for installing its tools; seconds.
+    /// The first step of `test`.
+    Manifests,
     /// Re-record the replay fixtures (oomtrace/tests/fixtures) from the end-to-end scenarios, as root.
     Fixtures,
     /// Set up, build, and run the whole test suite (unit and end-to-end, as root),
@@ -140,6 +148,7 @@ fn run() -> anyhow::Result<()> {
             }
         }
         Task::Fixtures => fixtures(&root)?,
+        Task::Manifests => manifests::check(&root, &target_dir(&root))?,
         Task::Bench(opts) => {
             let env = setup::ensure()?;
             if !rustix_is_root() {
@@ -167,6 +176,8 @@ fn run() -> anyhow::Result<()> {
                 bail!("the end-to-end tests load eBPF programs, create cgroups and cause OOM kills: run `cargo xtask test` as root");
             }
             setup::ensure_test_packages()?;
+            // deploy/ rendered and validated: seconds, on the host.
+            manifests::check(&root, &target_dir(&root))?;
             // The end-to-end tests start the built binaries. Plain `build` and
             // `test` cover the default members: every crate but the eBPF one,
             // which only builds for the BPF target (through oomtrace/build.rs).
