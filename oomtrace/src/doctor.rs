@@ -402,7 +402,7 @@ fn kubelet_config(node: &NodeArgs, kube: bool) -> Check {
     const WITHOUT: &str = "eviction thresholds taken as the kubelet's defaults (memory.available<100Mi, no soft threshold): an eviction under a threshold set otherwise is judged against the wrong one";
     let found = resolve(node.kubelet_config.as_deref(), Path::new("/"));
     let thresholds = |p: &Path| {
-        let t = oomtrace_core::kubelet::read_threshold(p);
+        let t = oomtrace_core::node::kubelet::read_threshold(p);
         match &t.soft {
             Some(s) => format!("{}; {}", t.source, s.source),
             None => t.source,

@@ -1,6 +1,6 @@
 //! Where the kubelet's config file is when `--kubelet-config` is not given:
 //! the places the common distributions put it, looked up once at start.
-//! The file itself is read by `oomtrace_core::kubelet` (YAML, so JSON too:
+//! The file itself is read by `oomtrace_core::node::kubelet` (YAML, so JSON too:
 //! EKS writes JSON).
 
 use std::path::{Path, PathBuf};
@@ -171,13 +171,13 @@ mod tests {
     /// EKS writes JSON: the reader takes it (YAML is a superset of JSON).
     #[test]
     fn a_json_config_is_read() {
-        let t = oomtrace_core::kubelet::parse_config(
+        let t = oomtrace_core::node::kubelet::parse_config(
             r#"{"kind":"KubeletConfiguration","apiVersion":"kubelet.config.k8s.io/v1beta1","evictionHard":{"memory.available":"200Mi","nodefs.available":"10%"}}"#,
             "eks",
         );
         assert_eq!(
             t.amount,
-            oomtrace_core::kubelet::Amount::Bytes(200 << 20),
+            oomtrace_core::node::kubelet::Amount::Bytes(200 << 20),
             "{t:?}"
         );
     }
