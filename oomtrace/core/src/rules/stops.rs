@@ -124,7 +124,7 @@ pub struct SignalContext<'a> {
     /// before it was, which holds no answers for the polls).
     pub follow_long_stops: bool,
     /// The longest SIGTERM → SIGKILL gap of a hard eviction
-    /// ([`HARD_EVICTION_GRACE_NS`]; a recording keeps the one it was made with).
+    /// ([`crate::node::kubelet::HARD_EVICTION_GRACE_NS`]; a recording keeps the one it was made with).
     pub hard_grace_ns: u64,
 }
 
