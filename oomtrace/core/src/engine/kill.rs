@@ -182,7 +182,8 @@ impl Engine {
             .tree
             .live()
             .filter(|(_, n)| match pods::parse_cgroup_path(&n.path) {
-                Some(k) => k.level == Level::Pod,
+                // Pods' own cgroups: what is below one is counted in it.
+                Some(_) => pods::is_pod_cgroup(&n.path),
                 None => n.path != "/" && n.path.matches('/').count() == 1,
             })
             .map(|(_, n)| n.path.clone())
