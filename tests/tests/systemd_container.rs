@@ -6,7 +6,7 @@
 //! any container. Needs root (cargo xtask test).
 
 use oomtrace_e2e::{
-    container::{memory_cgroup_of, oom_kill_count, Exit, Pod, Qos},
+    container::{memory_cgroup_of, Exit, Pod, Qos},
     memory_root, systemd, wait_until, Daemon, DEADLINE,
 };
 
@@ -54,7 +54,6 @@ fn a_unit_of_a_systemd_in_the_container_is_the_containers() {
         v["kubelet_reports"], false,
         "the container's init (systemd) lives: {v}"
     );
-    assert_eq!(oom_kill_count(&pod.memory_dir()), 1);
 
     // The unit's shell exits; systemd removes the unit's cgroup and runs on.
     let unit_dir = memory_root().0.join(unit_cgroup.trim_start_matches('/'));
@@ -75,10 +74,11 @@ fn a_unit_of_a_systemd_in_the_container_is_the_containers() {
     let about_pod = |l: &serde_json::Value| {
         l["pod"]["uid"] == pod.uid.as_str() || l["pod_cgroup"] == c.cgroups_path.as_str()
     };
-    let early = daemon.all(|l| about_pod(l) && l["type"] == "finding");
+    let ended = |l: &serde_json::Value| l["finding"] == "oomkilled_misreport";
+    let early = daemon.all(|l| about_pod(l) && ended(l));
     assert!(
         early.is_empty(),
-        "no finding while the container runs (the unit's end is not the container's): {early:?}"
+        "the unit's end is not the container's: {early:?}"
     );
 
     // The runtime stops the container after the grace period: SIGKILL to
@@ -99,8 +99,13 @@ fn a_unit_of_a_systemd_in_the_container_is_the_containers() {
     daemon.barrier();
     let verdicts = daemon.all(|l| about_pod(l) && l["type"] == "verdict");
     assert_eq!(verdicts.len(), 1, "one kill, one verdict: {verdicts:?}");
-    let findings = daemon.all(|l| about_pod(l) && l["type"] == "finding");
-    assert_eq!(findings.len(), 1, "only the misreport: {findings:?}");
+    let ends = daemon.all(|l| about_pod(l) && ended(l));
+    assert_eq!(ends.len(), 1, "the container ended once: {ends:?}");
+    // A near_oom warning may come before the kill (the sampler's timing):
+    // the pod's is the only limit in the pod.
+    for w in daemon.all(|l| about_pod(l) && l["finding"] == "near_oom") {
+        assert_eq!(w["cgroup"], pod.cgroup.as_str(), "{w}");
+    }
     let escapes =
         daemon.all(|l| l["verdict"] == "escaped_process" || l["finding"] == "escape_detected");
     assert!(escapes.is_empty(), "no escape: {escapes:?}");
