@@ -1243,3 +1243,56 @@ fn a_units_process_escaping_names_the_containers_own_cgroup() {
         Some(CID_A)
     );
 }
+
+/// The kill of a process in `{container}/system.slice/hog.service` at the
+/// pod's limit, with memory.oom.group set on `groups`.
+fn unit_kill_with_groups(groups: &[String]) -> Verdict {
+    let own = format!("{POD_A}/{CID_A}");
+    let mut e = audited(false);
+    let mut k = Fake {
+        groups: groups.iter().cloned().collect(),
+        ..Fake::default()
+    };
+    for (id, path) in [
+        (7, format!("{own}/system.slice")),
+        (8, format!("{own}/system.slice/hog.service")),
+    ] {
+        e.handle(cgroup_event(Kind::CgroupMkdir, 0, id, &path, S / 2), &mut k);
+    }
+    let chain = [
+        (8, 1 << 51),
+        (7, 1 << 51),
+        (5, 1 << 51),
+        (4, 4096),
+        (3, 1 << 51),
+        (2, 1 << 51),
+        (1, 1 << 51),
+    ];
+    let mut out = e.handle(killed_in(812, 812, S, &chain), &mut k);
+    out.extend(ticks(&mut e, &mut k, 1, 3));
+    only_verdict(&out).clone()
+}
+
+/// systemd sets memory.oom.group on a unit with `OOMPolicy=kill`: the
+/// kernel then kills that unit's processes, not the container's init.
+#[test]
+fn an_oom_group_below_the_container_does_not_take_its_init() {
+    let own = format!("{POD_A}/{CID_A}");
+    let unit = format!("{own}/system.slice/hog.service");
+    assert_eq!(unit_kill_with_groups(&[]).kubelet_reports, Some(false));
+    assert_eq!(
+        unit_kill_with_groups(std::slice::from_ref(&unit)).kubelet_reports,
+        Some(false),
+        "the unit's group, not the container"
+    );
+    assert_eq!(
+        unit_kill_with_groups(&[own.clone()]).kubelet_reports,
+        Some(true),
+        "the container's own group takes its init"
+    );
+    assert_eq!(
+        unit_kill_with_groups(&[unit, POD_A.to_string()]).kubelet_reports,
+        Some(true),
+        "the pod's group takes every container"
+    );
+}
