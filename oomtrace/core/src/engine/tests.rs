@@ -1286,7 +1286,7 @@ fn an_oom_group_below_the_container_does_not_take_its_init() {
         "the unit's group, not the container"
     );
     assert_eq!(
-        unit_kill_with_groups(&[own.clone()]).kubelet_reports,
+        unit_kill_with_groups(std::slice::from_ref(&own)).kubelet_reports,
         Some(true),
         "the container's own group takes its init"
     );
