@@ -1296,3 +1296,35 @@ fn an_oom_group_below_the_container_does_not_take_its_init() {
         "the pod's group takes every container"
     );
 }
+
+/// Empty cgroups below a container's (a systemd's units between runs) are
+/// the container's, never pod cgroups left behind: only the pod's own
+/// cgroup can be a leak.
+#[test]
+fn empty_cgroups_below_a_container_are_no_leaks() {
+    let own = format!("{POD_A}/{CID_A}");
+    let mut e = Engine::new(Start {
+        cgroups: vec![
+            (4, POD_A.into()),
+            (5, own.clone()),
+            (6, format!("{own}/init.scope")),
+            (7, format!("{own}/system.slice")),
+            (8, format!("{own}/system.slice/hog.service")),
+        ],
+        leak_grace_ns: S,
+        ..start_in_host_ns()
+    });
+    let mut k = Fake {
+        populated: Some(false),
+        ..Fake::default()
+    };
+    let out = ticks(&mut e, &mut k, 1, 5);
+    let leaks: Vec<&str> = out
+        .iter()
+        .filter_map(|l| match l {
+            Line::Finding(f) if f.finding == FindingKind::CgroupLeak => Some(f.cgroup.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leaks, vec![POD_A]);
+}
