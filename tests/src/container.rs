@@ -166,7 +166,7 @@ fn install_host_binary(rootfs: &Path, host: &Path, dest: &str) {
 /// Removes the rootfs and bundle directories of test processes that are
 /// gone, after deleting any container their runc state root still lists
 /// (a test process killed before its guards ran).
-fn remove_stale_dirs() {
+pub(crate) fn remove_stale_dirs() {
     let Ok(entries) = fs::read_dir("/tmp") else {
         return;
     };

@@ -59,7 +59,8 @@ pub struct SystemdRoot {
 }
 
 impl SystemdRoot {
-    /// Built on first use in `/tmp/oomtrace-e2e-systemd-<pid>`; panics with
+    /// Built on first use in `/tmp/oomtrace-e2e-systemd-<pid>` (those of
+    /// test processes that are gone are removed then); panics with
     /// what is missing when the host cannot boot a systemd container.
     pub fn get() -> &'static SystemdRoot {
         static ROOT: OnceLock<SystemdRoot> = OnceLock::new();
@@ -85,6 +86,7 @@ impl SystemdRoot {
                  or a hybrid unified one; the host has: {mounts:?}"
             );
         }
+        crate::container::remove_stale_dirs();
         let dir = PathBuf::from(format!("/tmp/oomtrace-e2e-systemd-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         for d in [
