@@ -235,9 +235,14 @@ fn assert_killer_verdict(v: &Json, uid: &str, killer: &str, killer_pid: u32) {
     assert_eq!(v["trigger"]["pid"], killer_pid, "{v}");
     assert_eq!(v["kubelet_reports"], false, "never OOMKilled: {v}");
     let n = &v["node_memory"];
-    let avail = n["mem_available_bytes"].as_u64().expect("mem_available_bytes");
+    let avail = n["mem_available_bytes"]
+        .as_u64()
+        .expect("mem_available_bytes");
     assert!(avail > 0, "{v}");
-    assert!(n["breakdown"].is_object(), "the node's memory breakdown: {v}");
+    assert!(
+        n["breakdown"].is_object(),
+        "the node's memory breakdown: {v}"
+    );
     // PSI where the kernel keeps it.
     let psi = fs::read_to_string("/proc/pressure/memory").is_ok();
     assert_eq!(n["psi"]["full_avg10"].is_number(), psi, "{v}");
@@ -253,9 +258,14 @@ fn assert_killer_verdict(v: &Json, uid: &str, killer: &str, killer_pid: u32) {
 /// kernel drops it for a namespace's init), the growth goes on, and
 /// earlyoom escalates to SIGKILL: one verdict with both signals, and the
 /// kubelet would show `Error`, exit code 137.
+/// One killer at a time: each test's thresholds come from MemAvailable at
+/// its start, which another test's hog would move.
+static ONE_KILLER: Mutex<()> = Mutex::new(());
+
 #[test]
 fn earlyoom_killing_a_containers_init_is_one_userspace_oom_killer_verdict() {
     let earlyoom = require("earlyoom");
+    let _one = ONE_KILLER.lock().unwrap_or_else(|e| e.into_inner());
     require("unshare");
     let daemon = Daemon::start(&[]);
     let (container, uid) = pod();
@@ -283,7 +293,11 @@ exec "$3" -M "$4" -s 100,100 -r 0 --prefer '^oomtrace-hog$' --avoid '^(sh|unshar
     );
     let killer_pid = killer.init_pid();
     let hog = hog_in(&container);
-    assert_eq!(nspid(hog).last(), Some(&1), "the hog is its namespace's init");
+    assert_eq!(
+        nspid(hog).last(),
+        Some(&1),
+        "the hog is its namespace's init"
+    );
     let hog_ns = pid_seen_by_killer(hog);
     let term = killer.wait_for("its SIGTERM line", |l| {
         l.contains("sending SIGTERM to process")
@@ -301,17 +315,29 @@ exec "$3" -M "$4" -s 100,100 -r 0 --prefer '^oomtrace-hog$' --avoid '^(sh|unshar
     );
     assert!(term.contains("\"oomtrace-hog\""), "{term}");
     assert_killer_verdict(&v, &uid, "earlyoom", killer_pid);
-    assert_eq!(v["killer"]["exe"], earlyoom.to_str().expect("a UTF-8 path"), "{v}");
+    assert_eq!(
+        v["killer"]["exe"],
+        earlyoom.to_str().expect("a UTF-8 path"),
+        "{v}"
+    );
     assert_eq!(v["victim"]["ns_pid"], 1, "{v}");
     let signals: Vec<(String, bool)> = v["killer"]["signals"]
         .as_array()
         .expect("signals")
         .iter()
-        .map(|s| (s["name"].as_str().unwrap_or("").to_string(), s["ignored"] == true))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or("").to_string(),
+                s["ignored"] == true,
+            )
+        })
         .collect();
     assert_eq!(
         signals,
-        [("SIGTERM".to_string(), true), ("SIGKILL".to_string(), false)],
+        [
+            ("SIGTERM".to_string(), true),
+            ("SIGKILL".to_string(), false)
+        ],
         "{v}"
     );
     assert_eq!(v["evidence"]["basis"], "userspace_killer_identity", "{v}");
@@ -370,7 +396,9 @@ impl DoubledMemTotal {
                 if let Ok(t) = fs::read_to_string("/proc/meminfo") {
                     let t = doubled(&t);
                     // In place, one write: the reader keeps its file open.
-                    let _ = f.seek(SeekFrom::Start(0)).and_then(|_| f.write_all(t.as_bytes()));
+                    let _ = f
+                        .seek(SeekFrom::Start(0))
+                        .and_then(|_| f.write_all(t.as_bytes()));
                     let _ = f.set_len(t.len() as u64);
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -437,6 +465,7 @@ fn nohang_config(term_mib: u64, kill_mib: u64) -> String {
 #[test]
 fn nohang_killing_a_containers_worker_is_a_userspace_oom_killer_verdict() {
     let nohang = require("nohang");
+    let _one = ONE_KILLER.lock().unwrap_or_else(|e| e.into_inner());
     require("unshare");
     let daemon = Daemon::start(&[]);
     let (container, uid) = pod();
@@ -474,7 +503,9 @@ exec "$3" --monitor -c "$4"
     let chosen = killer.wait_for("the victim it chose", |l| {
         l.contains("PID:") && l.contains("name: oomtrace-hog")
     });
-    let sent = killer.wait_for("its SIGTERM", |l| l.contains("Sending SIGTERM to the victim"));
+    let sent = killer.wait_for("its SIGTERM", |l| {
+        l.contains("Sending SIGTERM to the victim")
+    });
     let v = daemon.wait_for("the hog's verdict", is_verdict_for(hog));
     let died = killer.wait_for("the victim's end", |l| {
         l.contains("The victim died in") || l.contains("The victim became a zombie in")
@@ -482,7 +513,11 @@ exec "$3" --monitor -c "$4"
     killer.stop();
     drop(meminfo);
     let _ = fs::remove_file(&config);
-    assert_eq!(number_after(&chosen, "PID:"), Some(hog_ns), "nohang chose the hog: {chosen}");
+    assert_eq!(
+        number_after(&chosen, "PID:"),
+        Some(hog_ns),
+        "nohang chose the hog: {chosen}"
+    );
     assert_killer_verdict(&v, &uid, "nohang", killer_pid);
     // A Python script: the comm is its own name, the executable Python's.
     assert!(
@@ -501,8 +536,7 @@ exec "$3" --monitor -c "$4"
     assert_eq!(signals, ["SIGTERM"], "{v}");
     assert_eq!(v["killer"]["signals"][0]["ignored"], false, "{v}");
     assert_eq!(
-        v["evidence"]["basis"],
-        "userspace_killer_identity_then_exit",
+        v["evidence"]["basis"], "userspace_killer_identity_then_exit",
         "{v}"
     );
     let summary = v["summary"].as_str().expect("summary");

@@ -316,13 +316,13 @@ fn userspace_killer(v: &Verdict, who: &str) -> String {
                 .psi
                 .map(|p| {
                     format!(
-                        ", memory PSI avg10 some {:.2} %, full {:.2} %",
+                        " (memory PSI avg10: some {:.2} %, full {:.2} %)",
                         p.some_avg10, p.full_avg10
                     )
                 })
                 .unwrap_or_default();
             format!(
-                " with MemAvailable at {} of {}{psi}",
+                " At its first signal MemAvailable was {} of {}{psi}.",
                 human_bytes(n.mem_available_bytes),
                 human_bytes(n.capacity_bytes)
             )
@@ -356,7 +356,7 @@ fn userspace_killer(v: &Verdict, who: &str) -> String {
         _ => "its process name".to_string(),
     };
     format!(
-        "A userspace OOM killer, {name} (pid {}), ended {who}{place}: {how}{mem}.{ended}{reports} That this is an OOM kill is inferred from the sender's identity, {by}, not from the kernel.",
+        "A userspace OOM killer, {name} (pid {}), ended {who}{place}: {how}.{mem}{ended}{reports} That this is an OOM kill is inferred from the sender's identity, {by}, not from the kernel.",
         k.pid
     )
 }
