@@ -262,6 +262,12 @@ pub struct Common {
     /// (/var/log/kubelet.log if present, else the journal if it holds the kubelet unit's lines).
     #[arg(long, value_name = "PATH|journal|none|auto", default_value = "auto")]
     pub kubelet_log: String,
+    /// Userspace OOM killers beyond the built-in earlyoom, nohang,
+    /// systemd-oomd and oomd, by process name or executable file name
+    /// (e.g. `oom-guard,my-killer`): their SIGTERM/SIGKILL is a
+    /// `node_pressure` verdict of kind `userspace_oom_killer`.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', value_parser = parse_killer_name)]
+    pub userspace_killers: Vec<String>,
     /// How long a pod cgroup may stay empty before it is reported as leaked.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub leak_grace: std::time::Duration,
@@ -346,6 +352,21 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A userspace OOM killer's name: a process name or an executable's file
+/// name, so no path and no blank.
+fn parse_killer_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty() {
+        return Err("an empty name".into());
+    }
+    if name.contains('/') || name.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "`{name}` is not a process name: give the name (comm) or the executable's file name, without a path or spaces"
+        ));
+    }
+    Ok(name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +399,29 @@ mod tests {
             "99999999999999999999",
         ] {
             assert!(parse_ring_size(s).is_err(), "{s} accepted");
+        }
+    }
+
+    #[test]
+    fn userspace_killers_are_names_separated_by_commas() {
+        let Ok(Cli {
+            command: Command::Run(run),
+            ..
+        }) = Cli::try_parse_from([
+            "oomtrace",
+            "run",
+            "--userspace-killers",
+            "oom-guard, my-killer",
+        ])
+        else {
+            panic!("--userspace-killers oom-guard,my-killer was refused");
+        };
+        assert_eq!(run.common.userspace_killers, ["oom-guard", "my-killer"]);
+        for bad in ["/usr/bin/earlyoom", "", "a b"] {
+            assert!(
+                Cli::try_parse_from(["oomtrace", "run", "--userspace-killers", bad]).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 

@@ -359,6 +359,7 @@ impl Daemon {
             follow_long_stops: true,
             runtime_slack_ns: oomtrace_core::node::kubelet::RUNTIME_SLACK_NS,
             reading_kmsg,
+            userspace_killers: Some(config.common.userspace_killers.clone()),
             dying_sample_ns: config
                 .common
                 .dying_sample_interval

@@ -663,6 +663,7 @@ mod tests {
             memory: None,
             node_memory: None,
             signal: None,
+            killer: None,
             top_consumers: None,
             growth: None,
             warned_s_before: None,

@@ -84,6 +84,9 @@ pub fn missing(packages: &[&'static str]) -> Vec<&'static str> {
 /// (tests/src/cri.rs starts its own, so no service is needed either), and
 /// protoc (protobuf-compiler), which k8s-cri's build script runs to generate
 /// the CRI client: a whole-workspace build needs it, `cargo xtask run` not.
+/// earlyoom and nohang, the userspace OOM killers tests/tests/userspace_killers.rs
+/// runs itself, each confined to a pid namespace of its own (their packages
+/// enable a service on a systemd host: the tests never need it).
 const TEST_PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
@@ -98,6 +101,8 @@ const TEST_PACKAGES: &[&str] = &[
     "gzip",
     "xz-utils",
     "zstd",
+    "earlyoom",
+    "nohang",
 ];
 
 /// Installs the end-to-end tests' packages when missing.

@@ -13,6 +13,7 @@ pub mod recording;
 mod signals;
 #[cfg(test)]
 mod tests;
+mod userspace;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -165,6 +166,11 @@ pub struct Start {
     /// victim waits for the kernel's report only then.
     #[serde(default = "reading", alias = "kernel_log")]
     pub reading_kmsg: bool,
+    /// Userspace OOM killers known beyond the built-in ones
+    /// (`--userspace-killers`). None: a recording made before they were
+    /// judged (it holds no answers for their reads), so none is.
+    #[serde(default)]
+    pub userspace_killers: Option<Vec<String>>,
 }
 
 fn reading() -> bool {
@@ -210,6 +216,10 @@ pub struct Engine {
     pending_stops: HashMap<u32, PendingStop>,
     /// Evictions waiting for their whole pod to stop.
     pending_evictions: Vec<PendingEviction>,
+    /// Processes a userspace OOM killer sent SIGTERM, by pid.
+    pending_kills: HashMap<u32, crate::rules::userspace::PendingKill>,
+    /// The last cgroup killer's SIGKILL, for one incident per cgroup kill.
+    group_kills: crate::rules::userspace::GroupKills,
     lost_seen: [u64; HOOK_COUNT as usize],
     /// Pod cgroups seen empty, since when (boot ns).
     empty_since: HashMap<CgroupId, u64>,
@@ -262,6 +272,8 @@ impl Engine {
             signalled: HashMap::new(),
             pending_stops: HashMap::new(),
             pending_evictions: Vec::new(),
+            pending_kills: HashMap::new(),
+            group_kills: Default::default(),
             lost_seen: [0; HOOK_COUNT as usize],
             empty_since: HashMap::new(),
             leaks_reported: HashSet::new(),
@@ -310,6 +322,7 @@ impl Engine {
         !self.waiting.is_empty()
             || self.pending_stops.values().any(|p| !p.outlived())
             || !self.pending_evictions.is_empty()
+            || !self.pending_kills.is_empty()
     }
 
     pub fn handle(&mut self, input: Input, obs: &mut dyn Observe) -> Vec<Line> {
@@ -421,6 +434,7 @@ impl Engine {
         self.flush_waiting(obs, &mut out);
         self.check_pending_stops(obs, &mut out);
         self.check_pending_evictions(obs, &mut out);
+        self.check_pending_kills(obs, &mut out);
         for l in &out {
             if let Line::Verdict(v) = l {
                 self.misreports.on_verdict(v);

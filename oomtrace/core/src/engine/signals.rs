@@ -62,6 +62,9 @@ impl Engine {
         // process may already be gone when this runs.
         let target_cgroup = leaf_path(&self.tree, &s.target)
             .or_else(|| self.cgroup_of_live_pid(s.target.tgid, obs));
+        if self.userspace_killer_signal(s, target_cgroup.as_deref(), obs, out) {
+            return;
+        }
         if target_cgroup
             .as_deref()
             .and_then(pods::parse_cgroup_path)

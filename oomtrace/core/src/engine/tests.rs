@@ -82,6 +82,7 @@ fn start_in_host_ns() -> Start {
         reading_kmsg: true,
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
+        userspace_killers: Some(Vec::new()),
     }
 }
 
@@ -256,6 +257,10 @@ struct Fake {
     log_reads: usize,
     /// How often a process's namespaces were read.
     ns_reads: usize,
+    /// Every sender's executable (none: unread).
+    exe: Option<String>,
+    /// The node's memory PSI (none: unread).
+    psi: Option<crate::node::node_memory::Psi>,
 }
 
 impl Observe for Fake {
@@ -318,6 +323,12 @@ impl Observe for Fake {
         self.reads += 1;
         Some(self.oom_kill)
     }
+    fn exe(&mut self, _: u32) -> Option<String> {
+        self.exe.clone()
+    }
+    fn node_psi(&mut self) -> Option<crate::node::node_memory::Psi> {
+        self.psi
+    }
 }
 
 const S: u64 = 1_000_000_000;
@@ -359,6 +370,7 @@ fn audited(audit: bool) -> Engine {
         reading_kmsg: true,
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
+        userspace_killers: Some(Vec::new()),
     })
 }
 
@@ -915,6 +927,14 @@ fn pressured(kubelet_log: bool) -> (Engine, Fake) {
 /// A userspace signal from `sender` at `at_ns` to pid 10, the pod's
 /// container's init.
 fn signalled(sig: u32, sender: &str, at_ns: u64) -> Input {
+    signal_to(sig, (sender, 77), (10, 1), 0, at_ns)
+}
+
+/// A userspace signal from `sender` (comm, pid) at `at_ns` to `target`
+/// (pid, its pid in the pod's pid namespace) in the pod's container;
+/// `result` 1: the target ignored it.
+fn signal_to(sig: u32, sender: (&str, u32), target: (u32, u32), result: i32, at_ns: u64) -> Input {
+    let (sender, sender_pid) = sender;
     use oomtrace_common::{valid, MemcgLevel, SignalEvent, TaskInfo, VictimSource, MEMCG_DEPTH};
     let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
     for (i, id) in [5, 4, 3, 2, 1].into_iter().enumerate() {
@@ -935,19 +955,19 @@ fn signalled(sig: u32, sender: &str, at_ns: u64) -> Input {
         },
         sig,
         code: 0,
-        result: 0,
+        result,
         source: VictimSource::TpBtf as u32,
-        sender_tgid: 77,
-        sender_tid: 77,
+        sender_tgid: sender_pid,
+        sender_tid: sender_pid,
         sender_comm,
         valid: valid::SIGNAL_ALL,
         _pad: 0,
         target: TaskInfo {
-            tgid: 10,
-            tid: 10,
+            tgid: target.0,
+            tid: target.0,
             comm: *b"sleep\0\0\0\0\0\0\0\0\0\0\0",
             memcg_depth: 5,
-            ns_pid: 1,
+            ns_pid: target.1,
             pid_ns: 99,
             mnt_ns: 98,
             valid: valid::TASK_ALL,
@@ -1327,4 +1347,250 @@ fn empty_cgroups_below_a_container_are_no_leaks() {
         })
         .collect();
     assert_eq!(leaks, vec![POD_A]);
+}
+
+// Userspace OOM killers, from the shape of their kills as the signal hook
+// records them: earlyoom's SIGTERM to a container's init (ignored: no
+// handler) and its SIGKILL once memory falls under its kill threshold;
+// nohang's SIGTERM that a worker dies of; systemd-oomd's SIGKILL to every
+// process of a cgroup.
+
+/// A node under memory pressure (PSI read, a breakdown) holding the pod
+/// `shop/cache-1`: pid 10 its container's init, 11 and 12 its workers.
+fn under_a_killer(killers: Option<Vec<String>>) -> (Engine, Fake) {
+    let (e, mut k) = pressured(false);
+    let e = Engine::new(Start {
+        userspace_killers: killers,
+        ..e.start
+    });
+    k.ns.extend([(11, 99), (12, 99)]);
+    k.dying = VecDeque::from([0]);
+    k.exe = Some("/usr/bin/earlyoom".into());
+    k.psi = Some(crate::node::node_memory::Psi {
+        some_avg10: 12.5,
+        full_avg10: 4.25,
+    });
+    (e, k)
+}
+
+fn all_verdicts(lines: &[Line]) -> Vec<&Verdict> {
+    lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Verdict(v) => Some(&**v),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn earlyooms_sigterm_then_sigkill_of_a_containers_init_is_one_verdict() {
+    let (mut e, mut k) = under_a_killer(Some(Vec::new()));
+    // The init has no SIGTERM handler: the kernel drops it (result 1).
+    let mut out = e.handle(signal_to(15, ("earlyoom", 300), (10, 1), 1, S), &mut k);
+    assert!(out.is_empty(), "a SIGTERM waits for the end: {out:?}");
+    assert!(e.waiting());
+    out.extend(ticks_ns(&mut e, &mut k, S, 2 * S));
+    assert!(out.is_empty(), "still running: {out:?}");
+    out.extend(e.handle(
+        signal_to(9, ("earlyoom", 300), (10, 1), 0, 2 * S + S / 4),
+        &mut k,
+    ));
+    k.ns.remove(&10);
+    out.extend(ticks_ns(&mut e, &mut k, 2 * S, 40 * S));
+    assert!(stops(&out).is_empty(), "{out:?}");
+    let v = only_verdict(&out);
+    assert_eq!(
+        (v.verdict, v.kind),
+        (
+            VerdictKind::NodePressure,
+            Some(PressureKind::UserspaceOomKiller)
+        )
+    );
+    let killer = v.killer.as_ref().expect("the killer");
+    assert_eq!((killer.pid, killer.comm.as_str()), (300, "earlyoom"));
+    assert_eq!(killer.exe.as_deref(), Some("/usr/bin/earlyoom"));
+    assert_eq!(
+        (killer.known_as.as_str(), killer.matched_by),
+        ("earlyoom", "comm")
+    );
+    let signals: Vec<_> = killer
+        .signals
+        .iter()
+        .map(|s| (s.name, s.after_s, s.ignored))
+        .collect();
+    assert_eq!(signals, [("SIGTERM", 0.0, true), ("SIGKILL", 1.25, false)]);
+    assert_eq!(
+        v.victim.as_ref().map(|x| (x.pid, x.ns_pid)),
+        Some((10, Some(1)))
+    );
+    assert_eq!(
+        v.pod.as_ref().and_then(|p| p.name.as_deref()),
+        Some("cache-1")
+    );
+    assert_eq!(v.kubelet_reports, Some(false), "never OOMKilled");
+    assert_eq!(v.evidence.basis, Some("userspace_killer_identity"));
+    let n = v
+        .node_memory
+        .as_ref()
+        .expect("the node's memory at the SIGTERM");
+    assert_eq!(n.mem_available_bytes, 60 << 20);
+    assert!(n.breakdown.is_some());
+    assert_eq!(n.psi.map(|p| p.full_avg10), Some(4.25));
+    for part in [
+        "earlyoom (pid 300)",
+        "SIGTERM (ignored",
+        "then SIGKILL 1.2 s later",
+        "MemAvailable was 60.0 MiB of 8.0 GiB (memory PSI avg10: some 12.50 %, full 4.25 %).",
+        "Error with exit code 137, not OOMKilled",
+        "inferred from the sender's identity",
+    ] {
+        assert!(v.summary.contains(part), "{part:?} not in {}", v.summary);
+    }
+    assert!(!e.waiting());
+}
+
+#[test]
+fn nohangs_sigterm_a_worker_dies_of_is_a_verdict_once_it_is_gone() {
+    let (mut e, mut k) = under_a_killer(Some(Vec::new()));
+    // nohang is a Python script: its comm is its name, its exe python's.
+    k.exe = Some("/usr/bin/python3.11".into());
+    let mut out = e.handle(signal_to(15, ("nohang", 400), (11, 7), 0, S), &mut k);
+    out.extend(ticks_ns(&mut e, &mut k, S, S + S / 10));
+    assert!(out.is_empty(), "{out:?}");
+    k.ns.remove(&11);
+    out.extend(ticks_ns(&mut e, &mut k, S + S / 10, 3 * S));
+    let v = only_verdict(&out);
+    assert_eq!(v.kind, Some(PressureKind::UserspaceOomKiller));
+    let killer = v.killer.as_ref().expect("the killer");
+    assert_eq!(killer.known_as, "nohang");
+    assert_eq!(killer.signals.len(), 1);
+    assert_eq!(
+        v.evidence.basis,
+        Some("userspace_killer_identity_then_exit")
+    );
+    assert_eq!(v.kubelet_reports, Some(false));
+    assert!(v.summary.contains("init survived"), "{}", v.summary);
+    assert!(v.summary.contains("inferred, not seen"), "{}", v.summary);
+    assert!(!e.waiting());
+}
+
+#[test]
+fn a_process_that_outlives_a_killers_sigterm_is_a_stop_not_a_kill() {
+    let (mut e, mut k) = under_a_killer(Some(Vec::new()));
+    let mut out = e.handle(signal_to(15, ("earlyoom", 300), (11, 7), 0, S), &mut k);
+    out.extend(ticks_ns(&mut e, &mut k, S, 40 * S));
+    assert_eq!(verdicts(&out), 0, "{out:?}");
+    let s = stops(&out);
+    assert_eq!(s.len(), 1, "{out:?}");
+    assert_eq!(s[0].reason, StopReason::SurvivedUserspaceOomKiller);
+    assert!(s[0].summary.contains("not killed"), "{}", s[0].summary);
+    assert!(!e.waiting());
+}
+
+/// systemd-oomd (systemd-oomd.service(8)) kills the cgroup it chose, every
+/// process in it, with SIGKILL: one incident for all of them, and the next
+/// kill seconds later is another.
+#[test]
+fn systemd_oomds_kill_of_a_cgroup_is_one_incident() {
+    let (mut e, mut k) = under_a_killer(Some(Vec::new()));
+    k.exe = Some("/usr/lib/systemd/systemd-oomd".into());
+    let mut out = Vec::new();
+    for (i, (pid, ns_pid)) in [(10, 1), (11, 7), (12, 8)].into_iter().enumerate() {
+        let at = S + i as u64 * 300_000;
+        out.extend(e.handle(
+            signal_to(9, ("systemd-oomd", 500), (pid, ns_pid), 0, at),
+            &mut k,
+        ));
+    }
+    let v = all_verdicts(&out);
+    assert_eq!(v.len(), 3, "one verdict per process: {out:?}");
+    assert!(v.iter().all(|x| x.incident == v[0].incident), "{out:?}");
+    assert!(v
+        .iter()
+        .all(|v| v.kind == Some(PressureKind::UserspaceOomKiller)));
+    assert!(
+        v.iter()
+            .all(|v| v.killer.as_ref().is_some_and(|k| k.signals.len() == 1)),
+        "SIGKILL alone: {out:?}"
+    );
+    assert!(v[0].summary.contains("exit code 137"), "{}", v[0].summary);
+    let later = e.handle(
+        signal_to(9, ("systemd-oomd", 500), (13, 9), 0, 20 * S),
+        &mut k,
+    );
+    let later = only_verdict(&later);
+    assert_ne!(
+        later.incident, v[0].incident,
+        "a later kill is another incident"
+    );
+    assert!(!e.waiting());
+}
+
+/// earlyoom kills one process at a time: two kills a moment apart are two
+/// incidents.
+#[test]
+fn earlyooms_kills_are_one_incident_each() {
+    let (mut e, mut k) = under_a_killer(Some(Vec::new()));
+    let mut out = e.handle(signal_to(9, ("earlyoom", 300), (11, 7), 0, S), &mut k);
+    out.extend(e.handle(
+        signal_to(9, ("earlyoom", 300), (12, 8), 0, S + S / 10),
+        &mut k,
+    ));
+    let v = all_verdicts(&out);
+    assert_eq!(v.len(), 2, "{out:?}");
+    assert_ne!(v[0].incident, v[1].incident);
+}
+
+#[test]
+fn a_host_process_killed_by_a_killer_is_node_pressure_with_no_pod() {
+    let (mut e, mut k) = under_a_killer(Some(Vec::new()));
+    let mut ev = signal_to(9, ("earlyoom", 300), (40, 40), 0, S);
+    // A host process: in no memory cgroup the tree knows, the host's pid
+    // namespace.
+    if let Input::Kernel(b) = &ev {
+        let Ok(Event::Signal(mut raw)) = event::decode(b) else {
+            panic!("a signal record");
+        };
+        raw.target.memcg_depth = 0;
+        raw.target.pid_ns = HOST_NS;
+        ev = Input::Kernel(Bytes::from(bytes_of(&raw)));
+    }
+    let out = e.handle(ev, &mut k);
+    let v = only_verdict(&out);
+    assert_eq!(
+        (v.verdict, v.kind),
+        (
+            VerdictKind::NodePressure,
+            Some(PressureKind::UserspaceOomKiller)
+        )
+    );
+    assert_eq!((v.pod.as_ref(), v.container.as_ref()), (None, None));
+    assert_eq!(v.kubelet_reports, None);
+    assert!(v.summary.contains("on the host (no pod)"), "{}", v.summary);
+}
+
+#[test]
+fn killers_are_known_by_comm_by_exe_and_by_the_flag() {
+    // Any other sender is a stop, as before.
+    let (mut e, mut k) = under_a_killer(Some(Vec::new()));
+    k.exe = Some("/usr/bin/bash".into());
+    let out = e.handle(signal_to(15, ("bash", 301), (11, 7), 0, S), &mut k);
+    assert_eq!(stops(&out)[0].reason, StopReason::SenderNotRuntime);
+    // A killer named with --userspace-killers, by its executable.
+    let (mut e, mut k) = under_a_killer(Some(vec!["oom-guard".into()]));
+    k.exe = Some("/opt/guard/oom-guard".into());
+    let out = e.handle(signal_to(9, ("guard-worker", 302), (11, 7), 0, S), &mut k);
+    let v = only_verdict(&out);
+    let killer = v.killer.as_ref().expect("the killer");
+    assert_eq!(
+        (killer.known_as.as_str(), killer.matched_by),
+        ("oom-guard", "exe")
+    );
+    assert!(v.summary.contains("/opt/guard/oom-guard"), "{}", v.summary);
+    // A recording made before killers were judged: the old stop, no read.
+    let (mut e, mut k) = under_a_killer(None);
+    let out = e.handle(signal_to(9, ("earlyoom", 300), (11, 7), 0, S), &mut k);
+    assert_eq!(verdicts(&out), 0, "{out:?}");
+    assert_eq!(stops(&out)[0].reason, StopReason::SenderNotRuntime);
 }

@@ -88,6 +88,10 @@ pub enum Answer {
     /// The node memory breakdown of a node-pressure kill (recordings made
     /// before it have none: the replay then answers null).
     NodeBreakdown(Option<Box<crate::node::node_memory::Breakdown>>),
+    /// /proc/PID/exe of a signal's sender (userspace OOM killers).
+    Exe(Option<String>),
+    /// /proc/pressure/memory at a userspace OOM killer's signal.
+    NodePsi(Option<crate::node::node_memory::Psi>),
 }
 
 pub trait Observe {
@@ -120,6 +124,11 @@ pub trait Observe {
     /// Where the node's memory is (`node_memory`): read for node-pressure
     /// kills, last of a kill's reads.
     fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>>;
+    /// The executable of a live process (/proc/PID/exe).
+    fn exe(&mut self, pid: u32) -> Option<String>;
+    /// The node's memory PSI (/proc/pressure/memory); None where the
+    /// kernel keeps none.
+    fn node_psi(&mut self) -> Option<crate::node::node_memory::Psi>;
 }
 
 /// A live process's start (CLOCK_BOOTTIME ns, to the clock tick) and parent.
@@ -362,6 +371,22 @@ impl Observe for Live {
         self.keep(Answer::NodeBreakdown(a.clone()));
         a
     }
+
+    fn exe(&mut self, pid: u32) -> Option<String> {
+        let a = fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        self.keep(Answer::Exe(a.clone()));
+        a
+    }
+
+    fn node_psi(&mut self) -> Option<crate::node::node_memory::Psi> {
+        let a = fs::read_to_string("/proc/pressure/memory")
+            .ok()
+            .and_then(|t| crate::node::node_memory::parse_psi(&t));
+        self.keep(Answer::NodePsi(a));
+        a
+    }
 }
 
 fn populated(dir: &Path, v2: bool) -> Option<bool> {
@@ -521,6 +546,12 @@ impl Observe for Replayed {
             Some(Answer::NodeBreakdown(_)) => replay_answer!(self, NodeBreakdown, None),
             _ => None,
         }
+    }
+    fn exe(&mut self, _pid: u32) -> Option<String> {
+        replay_answer!(self, Exe, None)
+    }
+    fn node_psi(&mut self) -> Option<crate::node::node_memory::Psi> {
+        replay_answer!(self, NodePsi, None)
     }
 }
 

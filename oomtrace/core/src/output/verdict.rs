@@ -30,6 +30,9 @@ pub enum PressureKind {
     Eviction,
     AllocatableOom,
     SystemOom,
+    /// A userspace OOM killer (earlyoom, nohang, systemd-oomd, oomd, or
+    /// one named with `--userspace-killers`) signalled the process.
+    UserspaceOomKiller,
 }
 
 /// The OOM killer's scope: a memory cgroup's limit, or the whole machine.
@@ -153,6 +156,11 @@ pub struct NodeMemory {
     pub eviction_threshold_source: Option<String>,
     /// Where the node's memory was (node-pressure verdicts; null otherwise).
     pub breakdown: Option<Box<crate::node::node_memory::Breakdown>>,
+    /// The node's memory PSI (/proc/pressure/memory) at a userspace OOM
+    /// killer's signal: what systemd-oomd kills on. Absent elsewhere, and
+    /// where the kernel keeps no PSI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<crate::node::node_memory::Psi>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -179,6 +187,35 @@ impl Signal {
             _ => None,
         }
     }
+}
+
+/// A userspace OOM killer that ended a process: who it is, how it was
+/// recognised, and every signal it sent that process.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Killer {
+    pub pid: u32,
+    pub comm: String,
+    /// /proc/PID/exe of the sender at its signal; null when unreadable
+    /// (gone, or a host process's killer, known by its comm alone).
+    pub exe: Option<String>,
+    /// The name it was recognised by (`earlyoom`, `nohang`,
+    /// `systemd-oomd`, `oomd`, or one given with `--userspace-killers`).
+    pub known_as: String,
+    /// `comm` or `exe`: which of the two carried that name.
+    pub matched_by: &'static str,
+    /// Its signals to this process, first first.
+    pub signals: Vec<KillerSignal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KillerSignal {
+    pub name: &'static str,
+    pub number: u32,
+    /// Seconds after the killer's first signal to this process.
+    pub after_s: f64,
+    /// The target ignored it (a container's init with no handler for
+    /// SIGTERM: the kernel drops it).
+    pub ignored: bool,
 }
 
 /// A cgroup that was charging memory before the kill.
@@ -297,6 +334,9 @@ pub struct Verdict {
     pub node_memory: Option<NodeMemory>,
     /// Eviction only: the signal and who sent it.
     pub signal: Option<Signal>,
+    /// `userspace_oom_killer` only: who killed and how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub killer: Option<Killer>,
     /// Global OOM only: the largest memory users at the kill.
     pub top_consumers: Option<Vec<Consumer>>,
     /// The cgroups charging memory fastest in the seconds before the kill.
@@ -401,6 +441,9 @@ pub enum StopReason {
     /// still ran when oomtrace stopped following it (an hour later, or at
     /// that grace's end in a recording made before stops were followed).
     GraceLongerThanHardEviction,
+    /// A userspace OOM killer's SIGTERM that the process outlived, with no
+    /// SIGKILL after it: not killed.
+    SurvivedUserspaceOomKiller,
     /// Looked like an eviction, but the rest of the pod kept running:
     /// the kubelet evicts whole pods (a container restart, e.g. after a
     /// failed liveness probe, stops one container).
@@ -530,6 +573,7 @@ impl NodeMemory {
             eviction_threshold_bytes: threshold.map(|t| t.bytes(n.capacity_bytes)),
             eviction_threshold_source: threshold.map(|t| t.source.clone()),
             breakdown: None,
+            psi: None,
         }
     }
 }

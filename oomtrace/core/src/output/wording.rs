@@ -199,6 +199,9 @@ fn sentence(v: &Verdict) -> String {
                 "Pods together exceeded node allocatable: the kubepods limit{limit_bytes}{limit_at} was hit in {place}; {UNNAMED}."
             ),
         },
+        (VerdictKind::NodePressure, Some(PressureKind::UserspaceOomKiller)) => {
+            userspace_killer(v, who.as_deref().unwrap_or("a process"))
+        }
         (VerdictKind::NodePressure, Some(PressureKind::Eviction)) => {
             let by = v
                 .signal
@@ -278,6 +281,89 @@ fn sentence(v: &Verdict) -> String {
     }
 }
 
+/// A userspace OOM killer's kill: who, how, the node's memory, what the
+/// kubelet will show, and that it rests on the sender's name.
+fn userspace_killer(v: &Verdict, who: &str) -> String {
+    let Some(k) = v.killer.as_ref() else {
+        return format!("A userspace OOM killer ended {who}.");
+    };
+    let place = match (&v.pod, &v.container) {
+        (None, None) => " on the host (no pod)".to_string(),
+        (pod, container) => format!(" in {}", describe(pod.as_ref(), container.as_ref())),
+    };
+    let mut how = String::new();
+    for (i, s) in k.signals.iter().enumerate() {
+        let ignored = if s.ignored {
+            " (ignored: it has no handler for it)"
+        } else {
+            ""
+        };
+        match i {
+            0 => how.push_str(&format!("{}{ignored}", s.name)),
+            _ => how.push_str(&format!(
+                ", then {} {:.1} s later{ignored}",
+                s.name, s.after_s
+            )),
+        }
+    }
+    let name = if k.comm == k.known_as {
+        k.comm.clone()
+    } else {
+        format!("{} ({})", k.known_as, k.comm)
+    };
+    let mem = v
+        .node_memory
+        .as_ref()
+        .map(|n| {
+            let psi = n
+                .psi
+                .map(|p| {
+                    format!(
+                        " (memory PSI avg10: some {:.2} %, full {:.2} %)",
+                        p.some_avg10, p.full_avg10
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                " At its first signal MemAvailable was {} of {}{psi}.",
+                human_bytes(n.mem_available_bytes),
+                human_bytes(n.capacity_bytes)
+            )
+        })
+        .unwrap_or_default();
+    let last = k.signals.last().map(|s| s.number);
+    let ended = match v.evidence.basis {
+        Some("userspace_killer_identity_then_exit") => {
+            " It was gone after the SIGTERM (its exit is inferred, not seen)."
+        }
+        _ => "",
+    };
+    let init = v.victim.as_ref().and_then(|x| x.ns_pid) == Some(1);
+    let reports = match (v.kubelet_reports, init, last) {
+        (Some(_), true, Some(9)) => {
+            " The container's init died: the kubelet will show it Error with exit code 137, not OOMKilled.".to_string()
+        }
+        (Some(_), true, _) => {
+            " The container's init ended: the kubelet will show it Error, with exit code 143 if it died of the SIGTERM (its own code if it handled it), not OOMKilled.".to_string()
+        }
+        (Some(_), false, _) => {
+            " The container's init survived: the kubelet shows nothing for it (never OOMKilled) unless the init exits in turn.".to_string()
+        }
+        (None, _, _) => String::new(),
+    };
+    let by = match k.matched_by {
+        "exe" => format!(
+            "its executable's name ({})",
+            k.exe.as_deref().unwrap_or("?")
+        ),
+        _ => "its process name".to_string(),
+    };
+    format!(
+        "A userspace OOM killer, {name} (pid {}), ended {who}{place}: {how}.{mem}{ended}{reports} That this is an OOM kill is inferred from the sender's identity, {by}, not from the kernel.",
+        k.pid
+    )
+}
+
 /// A `stopped` line's sentence. `kubelet_log_read`: the kubelet's log was
 /// read for this stop and named no eviction of its pod (what
 /// `eviction_or_deletion` then says instead of where to look).
@@ -316,6 +402,11 @@ pub fn stopped(s: &Stopped, kubelet_log_read: bool) -> String {
         }
         StopReason::GraceLongerThanHardEviction => {
             "after a grace period longer than an eviction's (a deletion or rollout)"
+        }
+        StopReason::SurvivedUserspaceOomKiller => {
+            return format!(
+                "{sent}, a userspace OOM killer, and was still running long after it (past the killers' own wait for an exit) with no SIGKILL: not killed, not an OOM."
+            );
         }
         StopReason::PodNotStopped => {
             "while the rest of its pod kept running (the kubelet evicts whole pods: a container restart)"

@@ -17,8 +17,9 @@ use crate::{
     node::cgroup::{CgroupId, CgroupTree, UNLIMITED_PAGES},
     node::pods::{self, KubeCgroup, Level},
     output::verdict::{
-        wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Limit,
-        Memory, Names, NodeMemory, PressureKind, Signal, Trigger, Verdict, VerdictKind, Victim,
+        wall_time, Constraint, ConstraintSource, Consumer, Evidence, Growth, Identity, Killer,
+        Limit, Memory, Names, NodeMemory, PressureKind, Signal, Trigger, Verdict, VerdictKind,
+        Victim,
     },
     output::wording,
 };
@@ -78,6 +79,8 @@ pub struct Assessment {
     /// Whose kill it is, not yet named.
     pub identity: Identity,
     pub signal: Option<Signal>,
+    /// `userspace_oom_killer` only.
+    pub killer: Option<Killer>,
     pub evidence: Evidence,
     /// The victim shares the host's pid namespace (a hostPID pod, or no
     /// container): its pid 1 says nothing about a container.
@@ -103,13 +106,21 @@ pub struct Observed {
 /// The one place a `Verdict` is built, from every source.
 pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
     let identity = a.identity.named(&seen.names);
-    let kubelet_reports = kubelet_reports(
-        a.verdict,
-        identity.container.is_some(),
-        a.victim.ns_pid,
-        seen.oom_group,
-        a.host_pid_ns,
-    );
+    let kubelet_reports = match a.kind {
+        // The runtime reports a death by signal as `Error` (exit 128 + n):
+        // `OOMKilled` comes only from the kernel's OOM kill in the
+        // container's cgroup, which a userspace killer never causes.
+        Some(PressureKind::UserspaceOomKiller) => {
+            (identity.container.is_some() && !a.host_pid_ns).then_some(false)
+        }
+        _ => kubelet_reports(
+            a.verdict,
+            identity.container.is_some(),
+            a.victim.ns_pid,
+            seen.oom_group,
+            a.host_pid_ns,
+        ),
+    };
     let mut v = Verdict {
         verdict: a.verdict,
         kind: a.kind,
@@ -125,6 +136,7 @@ pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
         memory: seen.memory,
         node_memory: seen.node_memory,
         signal: a.signal,
+        killer: a.killer,
         top_consumers: seen.top_consumers,
         growth: seen.growth,
         warned_s_before: None,
@@ -335,6 +347,7 @@ impl Attributor {
             limit: scope.limit.as_ref().map(|l| l.limit(page)),
             identity: d.identity,
             signal: None,
+            killer: None,
             evidence: Evidence {
                 constraint: scope.constraint,
                 constraint_source: scope.source,
@@ -1045,6 +1058,7 @@ mod tests {
             eviction_threshold_bytes: Some(100 << 20),
             eviction_threshold_source: Some("test".into()),
             breakdown: None,
+            psi: None,
         }
     }
 

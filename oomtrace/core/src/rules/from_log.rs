@@ -121,6 +121,7 @@ fn logged_oom(
         limit: scope.limit.as_ref().map(|l| l.limit(1)),
         identity,
         signal: None,
+        killer: None,
         evidence: Evidence {
             constraint: scope.constraint,
             constraint_source: scope.source,
@@ -216,6 +217,7 @@ pub fn verdict_from_kubelet_eviction(e: &crate::logs::explain::LoggedEviction) -
         memory: None,
         node_memory: None,
         signal: None,
+        killer: None,
         top_consumers: None,
         growth: None,
         warned_s_before: None,

@@ -7,3 +7,4 @@ pub mod from_log;
 pub mod misreport;
 pub mod near_oom;
 pub mod stops;
+pub mod userspace;

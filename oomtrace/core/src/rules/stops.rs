@@ -329,6 +329,7 @@ fn eviction(
         limit: None,
         identity: last.identity,
         signal: Some(last.signal),
+        killer: None,
         evidence: Evidence {
             basis: Some(basis),
             grace_s: grace_ns.map(|g| (g as f64 / 1e6).round() / 1e3),
