@@ -119,7 +119,35 @@ pub fn ensure_test_packages() -> anyhow::Result<()> {
     }
     // Without Recommends: prometheus would bring node-exporter, a service a
     // developer's machine does not want from a test run.
-    apt_install_with(&missing, false)
+    apt_install_with(&missing, false)?;
+    stop_packaged_killers(&missing);
+    Ok(())
+}
+
+/// On a systemd host the earlyoom and nohang packages enable and start their
+/// service: a node-wide OOM killer a test run must not leave behind (it
+/// would pick any process of the machine). The tests run their own.
+fn stop_packaged_killers(installed: &[&str]) {
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        return;
+    }
+    for (package, units) in [
+        ("earlyoom", &["earlyoom.service"][..]),
+        ("nohang", &["nohang.service", "nohang-desktop.service"][..]),
+    ] {
+        if !installed.contains(&package) {
+            continue;
+        }
+        for unit in units {
+            // Absent units fail harmlessly; say what happened either way.
+            let _ = Command::new("systemctl")
+                .args(["disable", "--now", unit])
+                .status();
+        }
+        eprintln!(
+            "setup: {package}'s packaged service disabled (the tests start their own, confined)"
+        );
+    }
 }
 
 fn ensure_packages() -> anyhow::Result<()> {
