@@ -73,9 +73,7 @@ pub fn json(b: &Breakdown, node: &str) -> anyhow::Result<serde_json::Value> {
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    oomtrace_core::kernel::clock::now()
 }
 
 fn pct(part: i128, total: u64) -> String {

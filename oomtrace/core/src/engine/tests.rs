@@ -628,7 +628,7 @@ fn near_oom_is_one_finding_before_the_kill_which_says_so() {
         Some(POD_A[23..].to_string())
     );
     assert!(f.container.is_some());
-    assert!(f.summary.contains("growing 16.0 MiB/s"), "{}", f.summary);
+    assert!(f.summary.contains("growing 16Mi/s"), "{}", f.summary);
     // 106 MiB at 12.5 s: warned; the kill at 14 s.
     // The verdict waits up to 1 s for the kernel log's line.
     let mut out = e.handle(killed(100, 100, 14 * S), &mut k);
