@@ -7,7 +7,6 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use oomtrace_e2e::{
@@ -22,8 +21,8 @@ struct Screen {
 }
 
 impl Screen {
-    fn start(command: &str) -> Screen {
-        let name = format!("oomtrace-tail-{}", std::process::id());
+    fn start(tag: &str, command: &str) -> Screen {
+        let name = format!("oomtrace-tail-{}-{tag}", std::process::id());
         let status = Command::new("tmux")
             .args(["new-session", "-d", "-s", &name, "-x", "250", "-y", "80"])
             .arg(command)
@@ -115,14 +114,21 @@ fn tail_shows_a_kill_in_columns_with_colour_and_hides_stops() {
     let cgroup = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
     cgroup.set_limit(LIMIT);
 
-    let command = format!(
-        "{} tail --state-file {} --pods-log-dir {} --containers-log-dir {} --kubelet-log none --heartbeat 0 --no-backlog; echo \"tail exited $?\"; sleep 600",
-        bin("oomtrace").display(),
-        state.display(),
-        pods.display(),
-        containers.display()
-    );
-    let screen = Screen::start(&command);
+    let command = |state: &Path, more: &str| {
+        format!(
+            "{} tail --state-file {} --pods-log-dir {} --containers-log-dir {} --kubelet-log none --heartbeat 0 --no-backlog {more}; echo \"tail exited $?\"; sleep 600",
+            bin("oomtrace").display(),
+            state.display(),
+            pods.display(),
+            containers.display()
+        )
+    };
+    let screen = Screen::start("default", &command(&state, ""));
+    // The same events with --all, which shows the stop the default hides.
+    let all = Screen::start("all", &command(&dir.join("tail-all-state.json"), "--all"));
+    all.wait_for("tail --all's column header", |s| {
+        s.contains("NAMESPACE/POD")
+    });
     let first = screen.wait_for("tail's column header", |s| s.contains("NAMESPACE/POD"));
     assert!(
         first.contains(&format!("tail's cursor: {}", state.display())),
@@ -148,6 +154,25 @@ fn tail_shows_a_kill_in_columns_with_colour_and_hides_stops() {
     let _ = sleeper.wait();
 
     let victim = oom_hog(&cgroup, 256);
+    let with_all = all.wait_for("the stop and the kill with --all", |s| {
+        s.contains(&format!("(pid {victim}")) && s.contains("sent SIGTERM")
+    });
+    let stop_row = with_all
+        .lines()
+        .find(|l| l.contains("stopped"))
+        .unwrap_or_else(|| panic!("no stopped row with --all:\n{with_all}"));
+    assert!(stop_row.contains(&format!("{ns}/{pod}")), "{stop_row}");
+    assert!(
+        with_all.contains(&format!(
+            "was sent SIGTERM by tail-{}",
+            "" // the sender's comm is this test's, cut by the kernel
+        )) || with_all.contains(", which is not a container runtime"),
+        "{with_all}"
+    );
+    assert!(
+        !with_all.contains(") by a process"),
+        "no doubled 'by': {with_all}"
+    );
     let screen_text = screen.wait_for("the kill's row", |s| s.contains(&format!("(pid {victim}")));
     let lines: Vec<&str> = screen_text.lines().collect();
     let header = lines
@@ -209,10 +234,15 @@ fn tail_shows_a_kill_in_columns_with_colour_and_hides_stops() {
         .expect("the row, coloured");
     assert!(row_c.contains("\x1b[1m\x1b[33mpod_limit"), "{row_c:?}");
     assert!(coloured.contains("\x1b[1m\x1b[32mnext:"), "{coloured:?}");
+    // tmux writes an attribute once where it starts: the header is dim
+    // when the last change of style before it turned dim on.
+    let header_at = coloured
+        .find("NAMESPACE/POD")
+        .expect("the header, coloured");
+    let before = &coloured[..header_at];
+    let last_style = before.rfind('\x1b').map(|i| &before[i..]);
     assert!(
-        coloured
-            .lines()
-            .any(|l| l.starts_with("\x1b[2m") && l.contains("NAMESPACE/POD")),
+        last_style.is_some_and(|s| s.starts_with("\x1b[2m")),
         "{coloured:?}"
     );
 
@@ -232,5 +262,4 @@ fn tail_shows_a_kill_in_columns_with_colour_and_hides_stops() {
     );
     drop(screen);
     let _ = fs::remove_dir_all(dir);
-    let _ = Duration::ZERO;
 }
