@@ -104,15 +104,16 @@ Examples:
 const MEMORY_EXAMPLES: &str = "\
 Examples:
   oomtrace memory
-  oomtrace memory --format json | jq .dying_cgroups
-  oomtrace memory --watch 5s";
+  oomtrace memory --format json | jq .headroom
+  oomtrace memory --watch 5s --kubelet-config /var/lib/kubelet/config.yaml";
 
 #[derive(Args, Debug)]
 pub struct MemoryArgs {
     /// Output format (default: `text` on a terminal, else `json`).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Print it again every DURATION (e.g. `5s`) until interrupted.
+    /// Print it again every DURATION (e.g. `5s`) until interrupted: redrawn
+    /// in place on a terminal, appended when piped.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub watch: Option<std::time::Duration>,
     /// Where cgroupfs is mounted.
@@ -121,6 +122,15 @@ pub struct MemoryArgs {
     /// Name of this node in the JSON object (default: the hostname).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+    /// The kubelet's pod log directory (`<namespace>_<pod>_<uid>/` → the top
+    /// pods' names).
+    #[arg(long, value_name = "PATH", default_value = "/var/log/pods")]
+    pub pods_log_dir: PathBuf,
+    /// The kubelet's config file, for the eviction thresholds the headroom is
+    /// measured against (default: the first found of the known places, as
+    /// for `run`; none: the kubelet's default, memory.available<100Mi).
+    #[arg(long, value_name = "PATH")]
+    pub kubelet_config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,8 @@
-//! `oomtrace tail` as a person sees it: run in a real pseudo-terminal
-//! (tmux), a real OOM kill in a pod-shaped cgroup, the screen read back
-//! with its colours (`capture-pane -e`). Needs root and tmux (cargo xtask
-//! test).
+//! The terminal commands as a person sees them: run in a real
+//! pseudo-terminal (tmux) and the screen read back with its colours
+//! (`capture-pane -e`): `oomtrace tail` on a real OOM kill in a pod-shaped
+//! cgroup, `oomtrace memory --watch` redrawn in place. Needs root and tmux
+//! (cargo xtask test).
 
 use std::{
     fs,
@@ -259,4 +260,52 @@ fn tail_shows_a_kill_in_columns_with_colour_and_hides_stops() {
     );
     drop(screen);
     let _ = fs::remove_dir_all(dir);
+}
+
+/// On a terminal each table is drawn over the last: one table on the
+/// screen and in its scrollback however many were drawn; piped, they follow
+/// each other.
+#[test]
+fn memory_watch_redraws_in_place_on_a_terminal_and_appends_when_piped() {
+    require_root();
+    let command = format!(
+        "{} memory --watch 200ms --node-name watched; sleep 600",
+        bin("oomtrace").display()
+    );
+    let screen = Screen::start("memory", &command);
+    let first = screen.wait_for("the first table", |s| s.contains("unaccounted"));
+    let stamp = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("node watched:"))
+            .map(str::to_owned)
+    };
+    let first_stamp = stamp(&first).expect("the table's first line");
+    // A later table (its time differs) replaced the first one.
+    let later = screen.wait_for("a second table", |s| {
+        stamp(s).is_some_and(|l| l != first_stamp) && s.contains("unaccounted")
+    });
+    assert_eq!(
+        later.matches("node watched:").count(),
+        1,
+        "more than one table on the screen and in its scrollback:\n{later}"
+    );
+    assert!(later.contains("headroom: memory.available "), "{later}");
+    drop(screen);
+
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} memory --watch 100ms --format text --node-name piped | head -c 20000",
+            bin("oomtrace").display()
+        ))
+        .output()
+        .expect("oomtrace memory | head");
+    let text = String::from_utf8_lossy(&piped.stdout);
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(text.matches("node piped:").count() >= 2, "{text}");
+    assert!(!text.contains('\x1b'), "escape codes in a pipe: {text:?}");
 }
