@@ -159,6 +159,14 @@ fn a_closed_stdout_stops_the_daemon_cleanly() {
     let out = child.wait_with_output().expect("output");
     let err = stderr(&out);
     assert!(first.contains("\"state\":\"ready\""), "{first}");
+    // The status line has its time too, nine fraction digits.
+    let ready: Value = serde_json::from_str(&first).expect("JSON");
+    assert!(
+        ready["time"]
+            .as_str()
+            .is_some_and(|t| t.len() == "2026-01-01T00:00:00.000000000Z".len() && t.ends_with('Z')),
+        "{first}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(state.is_file(), "the state file was not saved");

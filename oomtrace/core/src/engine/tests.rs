@@ -786,6 +786,16 @@ fn kills_without_a_verdict_are_missed_once_after_the_deadline() {
         (beat.kernel_oom_kills, beat.oom_verdicts, beat.missed),
         (Some(3), 1, 2)
     );
+    // Each line has its own time, of one width: found after the kills
+    // happened, the beat later still.
+    let width = "2026-01-01T00:00:00.000000000Z".len();
+    for t in [&m[0].time, &m[0].since, &beat.time] {
+        assert_eq!(t.len(), width, "{t}");
+    }
+    assert!(
+        m[0].since < m[0].time && m[0].time <= beat.time,
+        "{m:?} {beat:?}"
+    );
 }
 
 #[test]
