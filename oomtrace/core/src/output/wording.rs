@@ -205,12 +205,21 @@ fn sentence(v: &Verdict) -> String {
                 .as_ref()
                 .map(|s| format!("{} from {} (pid {})", s.name, s.sender.comm, s.sender.pid))
                 .unwrap_or_default();
+            // The threshold beside the reading, when the verdict has it:
+            // how far under it the node was is the story.
             let avail = v
                 .node_memory
                 .as_ref()
                 .map(|n| {
+                    let threshold = n
+                        .eviction_threshold_bytes
+                        .map(|t| {
+                            let which = v.evidence.eviction_threshold.unwrap_or("eviction");
+                            format!(" (the kubelet's {which} threshold: {})", human_bytes(t))
+                        })
+                        .unwrap_or_default();
                     format!(
-                        " with memory.available at {}",
+                        " with memory.available at {}{threshold}",
                         human_bytes(n.memory_available_bytes)
                     )
                 })
