@@ -117,16 +117,19 @@ fn tail_shows_a_kill_in_columns_with_colour_and_hides_stops() {
 
     let command = |state: &Path, more: &str| {
         format!(
-            "{} tail --state-file {} --pods-log-dir {} --containers-log-dir {} --kubelet-log none --heartbeat 0 --no-backlog {more}; echo \"tail exited $?\"; sleep 600",
+            "{} tail --state-file {} --pods-log-dir {} --containers-log-dir {} --kubelet-log none --heartbeat 0 {more}; echo \"tail exited $?\"; sleep 600",
             bin("oomtrace").display(),
             state.display(),
             pods.display(),
             containers.display()
         )
     };
-    let screen = Screen::start("default", &command(&state, ""));
+    let screen = Screen::start("default", &command(&state, "--no-backlog"));
     // The same events with --all, which shows the stop the default hides.
-    let all = Screen::start("all", &command(&dir.join("tail-all-state.json"), "--all"));
+    let all = Screen::start(
+        "all",
+        &command(&dir.join("tail-all-state.json"), "--no-backlog --all"),
+    );
     all.wait_for("tail --all's column header", |s| {
         s.contains("NAMESPACE/POD")
     });
@@ -259,6 +262,35 @@ fn tail_shows_a_kill_in_columns_with_colour_and_hides_stops() {
         "tail touched the daemon's state file"
     );
     drop(screen);
+    drop(all);
+
+    // A later tail with a cursor of its own finds the kill in the kernel
+    // log: one summary line for the pod asked for; the next one, from
+    // the cursor the first left, none.
+    let later_state = dir.join("later-state.json");
+    let scoped = format!("--pod {pod}");
+    let later = Screen::start("later", &command(&later_state, &scoped));
+    let shown = later.wait_for("the backlog's summary", |s| {
+        s.contains("backlog:") || s.contains("no earlier kill")
+    });
+    let summary = shown
+        .lines()
+        .find(|l| l.contains("backlog:"))
+        .unwrap_or_else(|| panic!("no backlog summary:\n{shown}"));
+    assert!(
+        summary.ends_with(&format!(
+            "backlog: 1 pod_limit kill in the kernel log since boot, the latest of {ns}/{pod} ({name}); --backlog lists them"
+        )),
+        "{summary}"
+    );
+    later.keys("C-c");
+    later.wait_for("the later tail's exit", |s| s.contains("tail exited 0"));
+    drop(later);
+    let again = Screen::start("again", &command(&later_state, &scoped));
+    again.wait_for("nothing since the cursor", |s| {
+        s.contains("no earlier kill of those asked for in the kernel log since tail last ran")
+    });
+    drop(again);
     let _ = fs::remove_dir_all(dir);
 }
 
