@@ -166,16 +166,19 @@ fn install_host_binary(rootfs: &Path, host: &Path, dest: &str) {
 /// Removes the rootfs and bundle directories of test processes that are
 /// gone, after deleting any container their runc state root still lists
 /// (a test process killed before its guards ran).
-fn remove_stale_dirs() {
+pub(crate) fn remove_stale_dirs() {
     let Ok(entries) = fs::read_dir("/tmp") else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = ["rootfs", "bundles", "runc"].iter().find_map(|kind| {
-            name.strip_prefix(&format!("oomtrace-e2e-{kind}-"))
-                .and_then(|p| p.parse::<u32>().ok())
-        }) else {
+        let Some(pid) = ["rootfs", "bundles", "runc", "systemd"]
+            .iter()
+            .find_map(|kind| {
+                name.strip_prefix(&format!("oomtrace-e2e-{kind}-"))
+                    .and_then(|p| p.parse::<u32>().ok())
+            })
+        else {
             continue;
         };
         if Path::new(&format!("/proc/{pid}")).exists() {
@@ -349,6 +352,11 @@ impl Pod {
             cgroup_namespace: false,
             host_pid: false,
             oom_score_adj: None,
+            rootfs: None,
+            env: Vec::new(),
+            tmpfs: Vec::new(),
+            sysfs: false,
+            extra_caps: Vec::new(),
         }
     }
 }
@@ -438,6 +446,19 @@ pub struct ContainerSpec {
     /// Below the test process's own value it needs CAP_SYS_RESOURCE, which
     /// root lacks on some CI hosts (this one): runc then fails to start.
     pub oom_score_adj: Option<i32>,
+    /// The root filesystem (read-only); `None`: the shared busybox one
+    /// ([`RootFs`]).
+    pub rootfs: Option<PathBuf>,
+    /// Environment beside `PATH=/bin` and `HOME=/` (which a `PATH=` or
+    /// `HOME=` here replaces).
+    pub env: Vec<String>,
+    /// More tmpfs mounts (`/run`, `/var`, ...), beside `/dev` and `/tmp`.
+    pub tmpfs: Vec<String>,
+    /// A read-only sysfs at `/sys` (mounted before the bind mounts, so a
+    /// bind of `/sys/fs/cgroup` lands on it).
+    pub sysfs: bool,
+    /// Capabilities beside containerd's default set.
+    pub extra_caps: Vec<&'static str>,
 }
 
 impl ContainerSpec {
@@ -489,13 +510,21 @@ impl ContainerSpec {
             "CAP_KILL",
             "CAP_AUDIT_WRITE",
         ];
+        let caps: Vec<&str> = CAPS.iter().chain(&self.extra_caps).copied().collect();
+        let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+        let mut env: Vec<String> = ["PATH=/bin", "HOME=/"]
+            .into_iter()
+            .filter(|base| !self.env.iter().any(|e| key(e) == key(base)))
+            .map(str::to_string)
+            .collect();
+        env.extend(self.env.iter().cloned());
         let mut process = json!({
             "terminal": false,
             "user": {"uid": 0, "gid": 0},
             "args": self.args,
-            "env": ["PATH=/bin", "HOME=/"],
+            "env": env,
             "cwd": "/",
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": true,
         });
         if let Some(adj) = self.oom_score_adj {
@@ -509,6 +538,18 @@ impl ContainerSpec {
             json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                    "options": ["nosuid", "nodev", "mode=1777"]}),
         ];
+        for dir in &self.tmpfs {
+            mounts.push(
+                json!({"destination": dir, "type": "tmpfs", "source": "tmpfs",
+                               "options": ["nosuid", "nodev", "mode=755"]}),
+            );
+        }
+        if self.sysfs {
+            mounts.push(
+                json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+            );
+        }
         for m in &self.mounts {
             mounts.push(json!({
                 "destination": m.destination,
@@ -571,11 +612,14 @@ impl Container {
     /// runs the spec's program (or has already exited).
     pub fn start(spec: ContainerSpec) -> Container {
         require_root();
-        let rootfs = RootFs::get();
+        let rootfs = spec
+            .rootfs
+            .clone()
+            .unwrap_or_else(|| RootFs::get().dir.clone());
         let t0 = Instant::now();
         let bundle = bundles_dir().join(&spec.id);
         mkdir_p(&bundle);
-        let config = serde_json::to_vec_pretty(&spec.oci_config(&rootfs.dir)).expect("json");
+        let config = serde_json::to_vec_pretty(&spec.oci_config(&rootfs)).expect("json");
         fs::write(bundle.join("config.json"), config).expect("writing config.json");
         let output = File::create(bundle.join("output")).expect("creating the output file");
         let pid_file = bundle.join("init.pid");

@@ -31,6 +31,7 @@ pub mod cri;
 mod daemon;
 pub mod kmsg;
 pub mod kustomize;
+pub mod systemd;
 
 pub use cgroup::{
     cgroup_pids, kill, kill_all, memory_root, set_memory_limit, Cgroup, CgroupVersion,

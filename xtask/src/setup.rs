@@ -91,6 +91,9 @@ const TEST_PACKAGES: &[&str] = &[
     "jq",
     "containerd",
     "protobuf-compiler",
+    // A systemd as a container's init (tests/tests/systemd_container.rs):
+    // the container boots the host's own /usr/lib/systemd/systemd.
+    "systemd",
     // explain reads compressed logs: the test compresses a fixture with each.
     "gzip",
     "xz-utils",

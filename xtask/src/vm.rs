@@ -76,6 +76,9 @@ const E2E_TARGETS: &[&str] = &[
     "node_memory",
     // The near_oom sampler on v2 (memory.current, memory.pressure).
     "near_oom",
+    // A systemd as a container's init on v2: its units' cgroups below the
+    // container's (Debian's systemd from the host's /usr).
+    "systemd_container",
 ];
 /// Targets run in the best-hooks pass only: they test attribution on cgroup
 /// v2 and real containers, the daemon's restarts, lost events and
@@ -95,6 +98,7 @@ const BEST_PASS_ONLY: &[&str] = &[
     "manifests",
     "node_memory",
     "near_oom",
+    "systemd_container",
 ];
 /// Tests of a target skipped in the fallback passes: what does not depend
 /// on the OOM hooks (the CRI stops and evictions see only the signal
@@ -181,7 +185,14 @@ const PASSES: &[Pass] = &[
 /// cgroup v2 node (its own cgroup, a private cgroup namespace): the
 /// verdicts, escapes and leaks, on the host too (`cargo xtask test`). The
 /// CRI stops and evictions read no paths from /proc and stay out.
-pub const CGROUPNS_TARGETS: &[&str] = &["foundation", "scenarios", "containers", "cri_verdicts"];
+pub const CGROUPNS_TARGETS: &[&str] = &[
+    "foundation",
+    "scenarios",
+    "containers",
+    "cri_verdicts",
+    // A systemd's unit cgroups below a container's, as `/../..` paths.
+    "systemd_container",
+];
 /// The guest's share of them: the verdicts (foundation) and the escapes
 /// and leaks (scenarios); the rest repeat those paths on the host.
 const CGROUPNS_GUEST_TARGETS: &[&str] = &["foundation", "scenarios"];

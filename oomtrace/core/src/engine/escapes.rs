@@ -39,8 +39,12 @@ impl Engine {
         let in_pod = kube.as_ref().is_some_and(|k| k.pod.is_some());
         // Only two cases need the namespaces: a process joining a container
         // (learn its pid namespace) and one leaving every pod (an escape?).
+        // A cgroup the container made below its own (a unit of a systemd
+        // inside) is the container's: processes are tied to the container's
+        // own cgroup, which lives as long as the container.
+        let own = pods::container_cgroup(path).unwrap_or(path).to_string();
         if in_container {
-            self.remember_container_pid(pid, path, boot_ns);
+            self.remember_container_pid(pid, &own, boot_ns);
         }
         if in_pod && !in_container {
             return;
@@ -63,7 +67,7 @@ impl Engine {
             // inode number once the namespace is gone, so an older entry
             // may name a dead container. (Containers sharing a pod's pid
             // namespace are in one pod either way.)
-            self.owners.insert(ns.pid_ns, path.to_string());
+            self.owners.insert(ns.pid_ns, own);
             return;
         }
         let Some(owner) = self.live_owner(ns.pid_ns).map(str::to_owned) else {

@@ -76,11 +76,11 @@ impl Engine {
             }
             self.reports.push_back((a.incident.clone(), r));
         }
-        let seen = self.observe_kill(&a, v, obs);
+        let (seen, group) = self.observe_kill(&a, v, obs);
         // Its lines are spent: a later process with the same pid has its own.
         self.kmsg.remove(&v.victim.tgid);
         self.unreported.remove(&v.victim.tgid);
-        let group_kill = self.group_kill(&a, seen.oom_group);
+        let group_kill = self.group_kill(&a, group);
         if let Some(audit) = self.audit.as_mut() {
             audit.verdict(group_kill);
         }
@@ -92,18 +92,21 @@ impl Engine {
     }
 
     /// Everything a victim's verdict reads from the node, in one order (a
-    /// recording replays these answers in the order they were asked).
+    /// recording replays these answers in the order they were asked), and
+    /// whether the kill was an oom.group kill (of any group).
     pub(super) fn observe_kill(
         &self,
         a: &Assessment,
         v: &oomtrace_common::VictimEvent,
         obs: &mut dyn Observe,
-    ) -> Observed {
-        let oom_group = a
-            .limit
-            .as_ref()
-            .and_then(|l| l.cgroup.as_deref())
-            .and_then(|limit| obs.oom_group(a.victim.cgroup.as_deref().unwrap_or(limit), limit));
+    ) -> (Observed, Option<bool>) {
+        let limit = a.limit.as_ref().and_then(|l| l.cgroup.as_deref());
+        let victim = a.victim.cgroup.as_deref();
+        let group = limit.and_then(|limit| obs.oom_group(victim.unwrap_or(limit), limit));
+        let oom_group = match (group, victim, limit) {
+            (Some(true), Some(victim), Some(limit)) => container_group(victim, limit, obs),
+            _ => group,
+        };
         let judged_at = obs.now_boot_ns();
         let memory = self.kill_memory(a, v);
         let node_memory = obs.node_memory().map(|n| NodeMemory::of(&n, None));
@@ -120,7 +123,7 @@ impl Engine {
             }
             (n, _) => n,
         };
-        Observed {
+        let seen = Observed {
             oom_group,
             memory,
             node_memory,
@@ -128,7 +131,8 @@ impl Engine {
             top_consumers,
             names,
             judged_after_ns: Some(judged_at.saturating_sub(a.boot_ns)),
-        }
+        };
+        (seen, group)
     }
 
     /// The memory at the kill: the kernel's report for this kill's OOM
@@ -182,7 +186,8 @@ impl Engine {
             .tree
             .live()
             .filter(|(_, n)| match pods::parse_cgroup_path(&n.path) {
-                Some(k) => k.level == Level::Pod,
+                // Pods' own cgroups: what is below one is counted in it.
+                Some(_) => pods::is_pod_cgroup(&n.path),
                 None => n.path != "/" && n.path.matches('/').count() == 1,
             })
             .map(|(_, n)| n.path.clone())
@@ -207,4 +212,28 @@ impl Engine {
         sized.truncate(5);
         sized
     }
+}
+
+/// Whether an oom.group kill — memory.oom.group set on some cgroup from the
+/// victim's up to the limit's — took the victim's whole container. The
+/// kernel kills the highest such cgroup: one set only below the container's
+/// own (a unit of a systemd inside, `OOMPolicy=kill`) takes that unit, and
+/// the container's init lives on. Asked once more, from the container's own
+/// cgroup up, only for a victim below it (recordings of other kills replay
+/// as before).
+fn container_group(victim: &str, limit: &str, obs: &mut dyn Observe) -> Option<bool> {
+    let Some(own) = pods::container_cgroup(victim) else {
+        return Some(true);
+    };
+    if own == victim.trim_end_matches('/') {
+        return Some(true);
+    }
+    // A limit below the container's own: the group is inside the container.
+    if limit
+        .strip_prefix(own)
+        .is_some_and(|rest| rest.starts_with('/'))
+    {
+        return Some(false);
+    }
+    obs.oom_group(own, limit)
 }

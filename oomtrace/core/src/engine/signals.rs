@@ -25,12 +25,16 @@ pub(super) struct PendingEviction {
 /// (measured with containerd: well under a second).
 const POD_STOP_WAIT_NS: u64 = 10_000_000_000;
 
-/// The pod cgroup a container (or pod-level) cgroup path belongs to.
+/// The pod cgroup a container (or pod-level) cgroup path belongs to; a
+/// cgroup below a container's (a unit of a systemd inside) is the
+/// container's.
 fn pod_cgroup_of(path: &str) -> Option<String> {
     let k = pods::parse_cgroup_path(path)?;
     match k.level {
         Level::Pod => Some(path.to_string()),
-        Level::Container => path.rsplit_once('/').map(|(pod, _)| pod.to_string()),
+        Level::Container => pods::container_cgroup(path)?
+            .rsplit_once('/')
+            .map(|(pod, _)| pod.to_string()),
         _ => None,
     }
 }

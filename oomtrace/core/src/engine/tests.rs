@@ -365,19 +365,28 @@ fn audited(audit: bool) -> Engine {
 /// A process of the container (cgroup 5, at its limit), killed at
 /// `boot_ns` by an allocation of `trigger`.
 fn killed(pid: u32, trigger: u32, boot_ns: u64) -> Input {
-    use oomtrace_common::{valid, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH};
-    let task = |pid: u32| {
-        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
-        for (i, (id, max)) in [
+    killed_in(
+        pid,
+        trigger,
+        boot_ns,
+        &[
             (5, 4096),
             (4, 1 << 51),
             (3, 1 << 51),
             (2, 1 << 51),
             (1, 1 << 51),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        ],
+    )
+}
+
+/// A process killed at `boot_ns` whose memcg chain (leaf first) is
+/// `chain`: (cgroup id, its limit in pages; usage is 4096 pages).
+fn killed_in(pid: u32, trigger: u32, boot_ns: u64, chain: &[(u64, u64)]) -> Input {
+    use oomtrace_common::{valid, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH};
+    let depth = chain.len() as u32;
+    let task = |pid: u32| {
+        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
+        for (i, &(id, max)) in chain.iter().enumerate() {
             memcg[i] = MemcgLevel {
                 id,
                 usage_pages: 4096,
@@ -388,12 +397,12 @@ fn killed(pid: u32, trigger: u32, boot_ns: u64) -> Input {
             tgid: pid,
             tid: pid,
             comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
-            memcg_depth: 5,
+            memcg_depth: depth,
             ns_pid: 7,
             pid_ns: 99,
             mnt_ns: 98,
             valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(5),
+            memcg_valid: valid::memcg_all(chain.len()),
             memcg,
         }
     };
@@ -1112,4 +1121,220 @@ fn a_recording_from_before_long_stops_were_followed_replays_the_old_rule() {
     assert_eq!(s.len(), 1, "{out:?}");
     assert_eq!(s[0].reason, StopReason::GraceLongerThanHardEviction);
     assert!(!e.waiting());
+}
+
+/// A cgroup event (mkdir/rmdir) for `path` with kernfs id `id`, in
+/// hierarchy `root` (0: v2).
+fn cgroup_event(kind: Kind, root: u32, id: u64, path: &str, boot_ns: u64) -> Input {
+    let mut ev = oomtrace_common::CgroupEvent {
+        header: oomtrace_common::Header {
+            version: WIRE_VERSION,
+            kind: kind as u16,
+            cpu: 0,
+            boot_ns,
+        },
+        root,
+        level: path.matches('/').count() as u32,
+        id,
+        path_len: path.len() as u32,
+        _pad: 0,
+        path: [0; PATH_LEN],
+    };
+    ev.path[..path.len()].copy_from_slice(path.as_bytes());
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+fn misreports(lines: &[Line]) -> Vec<&Finding> {
+    lines
+        .iter()
+        .filter_map(|r| match r {
+            Line::Finding(f) if f.finding == FindingKind::OomkilledMisreport => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A systemd as the container's init (seed 001): `init.scope` and a unit
+/// per service below the container's cgroup (5). A unit's process killed at
+/// the pod's limit is the container's `pod_limit`; the unit's end is not
+/// the container's; the container's own cgroup going is.
+#[test]
+fn a_unit_of_a_systemd_in_the_container_is_the_containers() {
+    let own = format!("{POD_A}/{CID_A}");
+    let unit = format!("{own}/system.slice/hog.service");
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    for (id, path) in [
+        (6, format!("{own}/init.scope")),
+        (7, format!("{own}/system.slice")),
+        (8, unit.clone()),
+    ] {
+        e.handle(cgroup_event(Kind::CgroupMkdir, 0, id, &path, S / 2), &mut k);
+    }
+    // The pod (4) is at its limit; the unit and the container have none.
+    let out = {
+        let mut out = e.handle(
+            killed_in(
+                812,
+                812,
+                S,
+                &[
+                    (8, 1 << 51),
+                    (7, 1 << 51),
+                    (5, 1 << 51),
+                    (4, 4096),
+                    (3, 1 << 51),
+                    (2, 1 << 51),
+                    (1, 1 << 51),
+                ],
+            ),
+            &mut k,
+        );
+        out.extend(ticks(&mut e, &mut k, 1, 3));
+        out
+    };
+    let v = only_verdict(&out);
+    assert_eq!(v.verdict, VerdictKind::PodLimit);
+    assert_eq!(v.container.as_ref().map(|c| c.id.as_str()), Some(CID_A));
+    assert_eq!(
+        v.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+        Some(POD_A),
+        "the lowest limit on the path holds"
+    );
+    assert_eq!(
+        v.victim.as_ref().and_then(|p| p.cgroup.as_deref()),
+        Some(unit.as_str())
+    );
+    assert_eq!(v.kubelet_reports, Some(false), "not the container's init");
+
+    // The unit's shell exits: systemd removes the unit's cgroup, then its
+    // slice; the container runs on.
+    for (id, path) in [(8, unit.clone()), (7, format!("{own}/system.slice"))] {
+        let out = e.handle(cgroup_event(Kind::CgroupRmdir, 0, id, &path, 4 * S), &mut k);
+        assert!(misreports(&out).is_empty(), "{path}: {out:?}");
+    }
+    let out = e.handle(
+        cgroup_event(Kind::CgroupRmdir, 0, 6, &format!("{own}/init.scope"), 5 * S),
+        &mut k,
+    );
+    assert!(misreports(&out).is_empty(), "{out:?}");
+    // The container's own cgroup goes: its init has ended.
+    let out = e.handle(cgroup_event(Kind::CgroupRmdir, 0, 5, &own, 6 * S), &mut k);
+    let f = misreports(&out);
+    assert_eq!(f.len(), 1, "{out:?}");
+    assert_eq!(f[0].cgroup, own);
+    assert_eq!(f[0].container.as_ref().map(|c| c.id.as_str()), Some(CID_A));
+}
+
+/// The container's systemd moves processes into its units: a process of
+/// the container's pid namespace is tied to the container's own cgroup,
+/// so it still names the container once that unit is gone.
+#[test]
+fn a_units_process_escaping_names_the_containers_own_cgroup() {
+    let own = format!("{POD_A}/{CID_A}");
+    let unit = format!("{own}/system.slice/demo.service");
+    let mut engine = Engine::new(Start {
+        cgroups: vec![(30, own.clone()), (31, unit.clone())],
+        ..start_in_host_ns()
+    });
+    let mut obs = namespaced(
+        HashMap::from([(10, 77), (20, 77), (21, 77)]),
+        HashMap::new(),
+    );
+    engine.handle(attach(10, &format!("{own}/init.scope"), 1), &mut obs);
+    engine.handle(attach_to(20, &unit, 31, 2), &mut obs);
+    engine.handle(cgroup_event(Kind::CgroupRmdir, 4, 31, &unit, 3), &mut obs);
+    let out = engine.handle(attach(21, "/system.slice/cron.service", 4), &mut obs);
+    let found = escapes(&out);
+    assert_eq!(found.len(), 1, "{out:?}");
+    assert_eq!(found[0].pod_cgroup.as_deref(), Some(own.as_str()));
+    assert_eq!(
+        found[0].container.as_ref().map(|c| c.id.as_str()),
+        Some(CID_A)
+    );
+}
+
+/// The kill of a process in `{container}/system.slice/hog.service` at the
+/// pod's limit, with memory.oom.group set on `groups`.
+fn unit_kill_with_groups(groups: &[String]) -> Verdict {
+    let own = format!("{POD_A}/{CID_A}");
+    let mut e = audited(false);
+    let mut k = Fake {
+        groups: groups.iter().cloned().collect(),
+        ..Fake::default()
+    };
+    for (id, path) in [
+        (7, format!("{own}/system.slice")),
+        (8, format!("{own}/system.slice/hog.service")),
+    ] {
+        e.handle(cgroup_event(Kind::CgroupMkdir, 0, id, &path, S / 2), &mut k);
+    }
+    let chain = [
+        (8, 1 << 51),
+        (7, 1 << 51),
+        (5, 1 << 51),
+        (4, 4096),
+        (3, 1 << 51),
+        (2, 1 << 51),
+        (1, 1 << 51),
+    ];
+    let mut out = e.handle(killed_in(812, 812, S, &chain), &mut k);
+    out.extend(ticks(&mut e, &mut k, 1, 3));
+    only_verdict(&out).clone()
+}
+
+/// systemd sets memory.oom.group on a unit with `OOMPolicy=kill`: the
+/// kernel then kills that unit's processes, not the container's init.
+#[test]
+fn an_oom_group_below_the_container_does_not_take_its_init() {
+    let own = format!("{POD_A}/{CID_A}");
+    let unit = format!("{own}/system.slice/hog.service");
+    assert_eq!(unit_kill_with_groups(&[]).kubelet_reports, Some(false));
+    assert_eq!(
+        unit_kill_with_groups(std::slice::from_ref(&unit)).kubelet_reports,
+        Some(false),
+        "the unit's group, not the container"
+    );
+    assert_eq!(
+        unit_kill_with_groups(std::slice::from_ref(&own)).kubelet_reports,
+        Some(true),
+        "the container's own group takes its init"
+    );
+    assert_eq!(
+        unit_kill_with_groups(&[unit, POD_A.to_string()]).kubelet_reports,
+        Some(true),
+        "the pod's group takes every container"
+    );
+}
+
+/// Empty cgroups below a container's (a systemd's units between runs) are
+/// the container's, never pod cgroups left behind: only the pod's own
+/// cgroup can be a leak.
+#[test]
+fn empty_cgroups_below_a_container_are_no_leaks() {
+    let own = format!("{POD_A}/{CID_A}");
+    let mut e = Engine::new(Start {
+        cgroups: vec![
+            (4, POD_A.into()),
+            (5, own.clone()),
+            (6, format!("{own}/init.scope")),
+            (7, format!("{own}/system.slice")),
+            (8, format!("{own}/system.slice/hog.service")),
+        ],
+        leak_grace_ns: S,
+        ..start_in_host_ns()
+    });
+    let mut k = Fake {
+        populated: Some(false),
+        ..Fake::default()
+    };
+    let out = ticks(&mut e, &mut k, 1, 5);
+    let leaks: Vec<&str> = out
+        .iter()
+        .filter_map(|l| match l {
+            Line::Finding(f) if f.finding == FindingKind::CgroupLeak => Some(f.cgroup.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leaks, vec![POD_A]);
 }

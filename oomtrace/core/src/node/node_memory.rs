@@ -323,7 +323,10 @@ pub fn breakdown(input: &Readings) -> Breakdown {
         match k.level {
             Level::Qos(Qos::Burstable) => by_qos.burstable += live(c),
             Level::Qos(Qos::BestEffort) => by_qos.besteffort += live(c),
-            Level::Pod => {
+            // A pod's own cgroup only: what is below it (containers, the
+            // cgroups a container's systemd makes, a runtime's conmon) is
+            // counted in it already.
+            Level::Pod if pods::is_pod_cgroup(&c.path) => {
                 if k.qos == Some(Qos::Guaranteed) {
                     by_qos.guaranteed += live(c);
                 }
@@ -845,6 +848,56 @@ mod tests {
         );
         assert_eq!(b.pods.top[0].working_set_bytes, 490 * MIB);
         assert_eq!(b.pods.top[0].qos.as_deref(), Some("Guaranteed"));
+    }
+
+    #[test]
+    fn cgroups_below_a_pod_are_counted_in_it_once() {
+        // pod_b's container runs a systemd whose units are cgroups of their
+        // own below the container's, and a runtime's conmon sits beside
+        // the container in the pod: the pod's totals are the pod's own
+        // hierarchical counters, nothing below is added again.
+        let pod_b = "/kubepods/pod22222222-2222-2222-2222-222222222222";
+        let own = format!("{pod_b}/{}", "c".repeat(64));
+        let inner = |path: &str, usage: u64, anon: u64, file: u64| CgroupMem {
+            local_lru: Some(0),
+            ..cg(path, usage, anon, file)
+        };
+        let mut input = v1_input();
+        for c in input.cgroups.iter_mut().filter(|c| c.path == pod_b) {
+            c.local_lru = Some(0);
+        }
+        input.cgroups.extend([
+            inner(&own, 630 * MIB, 290 * MIB, 300 * MIB),
+            cg(&format!("{own}/init.scope"), 12 * MIB, 5 * MIB, 5 * MIB),
+            inner(
+                &format!("{own}/system.slice"),
+                615 * MIB,
+                285 * MIB,
+                295 * MIB,
+            ),
+            cg(
+                &format!("{own}/system.slice/hog.service"),
+                615 * MIB,
+                285 * MIB,
+                295 * MIB,
+            ),
+            cg(
+                &format!("{pod_b}/crio-conmon-{}", "c".repeat(64)),
+                10 * MIB,
+                5 * MIB,
+                5 * MIB,
+            ),
+        ]);
+        input.v1_num_cgroups = Some(35);
+        let b = breakdown(&input);
+        let before = breakdown(&v1_input());
+        assert_eq!(b.pods.by_qos.guaranteed, 640 * MIB);
+        assert_eq!(b.pods.by_qos, before.pods.by_qos);
+        assert_eq!(b.pods.bytes, before.pods.bytes);
+        assert_eq!(b.pods.top, before.pods.top, "one entry per pod");
+        assert_eq!(b.dying_cgroups.bytes, before.dying_cgroups.bytes);
+        let sum: i128 = parts(&b).iter().map(|p| p.1).sum();
+        assert_eq!(sum, i128::from(b.total_bytes));
     }
 
     #[test]

@@ -295,6 +295,31 @@ pub fn is_pod_cgroup(path: &str) -> bool {
     parse_cgroup_path(parent).is_none_or(|k| k.level != Level::Pod)
 }
 
+/// The container's own cgroup for a path at or below it: a container may
+/// make cgroups of its own (a systemd as its init makes `init.scope` and a
+/// cgroup per unit), and those belong to it — identity, limit and kills —
+/// but only its own cgroup's removal ends it. `None` above container level.
+pub fn container_cgroup(path: &str) -> Option<&str> {
+    let is_container = |p: &str| parse_cgroup_path(p).is_some_and(|k| k.level == Level::Container);
+    let mut own = path.trim_end_matches('/');
+    if !is_container(own) {
+        return None;
+    }
+    while let Some((parent, _)) = own.rsplit_once('/') {
+        if !is_container(parent) {
+            break;
+        }
+        own = parent;
+    }
+    Some(own)
+}
+
+/// Whether `path` is a container's own cgroup (not a pod, nor a cgroup the
+/// container made below its own).
+pub fn is_container_cgroup(path: &str) -> bool {
+    container_cgroup(path).is_some_and(|own| own == path.trim_end_matches('/'))
+}
+
 /// How the kubelet spells QoS, pod and container cgroups under one root.
 #[derive(Clone, Copy)]
 enum Naming<'a> {
@@ -876,6 +901,55 @@ mod tests {
             parse_cgroup_path(&nested),
             Some(container(Driver::Cgroupfs, Qos::Guaranteed, None))
         );
+    }
+
+    #[test]
+    fn a_containers_own_cgroup_from_below_it() {
+        // A systemd as the container's init: init.scope and a unit per
+        // service inside the container's cgroup, on v1 and v2 paths alike
+        // (the path is relative to the hierarchy's root either way).
+        let cgroupfs = format!("/kubepods/burstable/pod{UID}/{CID}");
+        let systemd = format!(
+            "{}/cri-containerd-{CID}.scope",
+            systemd_pod_path("kubepods", Qos::Burstable)
+        );
+        let flat = format!(
+            "/system.slice/containerd.service/kubepods-burstable-pod{UID_}.slice:cri-containerd:{CID}"
+        );
+        let in_ns = format!("/../..{cgroupfs}");
+        for own in [&cgroupfs, &systemd, &flat, &in_ns] {
+            assert_eq!(container_cgroup(own), Some(own.as_str()), "{own}");
+            assert!(is_container_cgroup(own), "{own}");
+            for below in [
+                "init.scope",
+                "system.slice/hog.service",
+                "system.slice/system-modprobe.slice/modprobe@fuse.service",
+            ] {
+                let nested = format!("{own}/{below}");
+                assert_eq!(container_cgroup(&nested), Some(own.as_str()), "{nested}");
+                assert!(!is_container_cgroup(&nested), "{nested}");
+                let kube = parse_cgroup_path(&nested).expect("nested is the container's");
+                assert_eq!(kube.container.map(|c| c.id), Some(cid()), "{nested}");
+                assert_eq!(kube.pod, Some(uid()), "{nested}");
+            }
+            assert_eq!(container_cgroup(&format!("{own}/")), Some(own.as_str()));
+        }
+        for above in [
+            format!("/kubepods/burstable/pod{UID}"),
+            format!("/kubepods/burstable/pod{UID}/init.scope"),
+            "/kubepods/burstable".to_owned(),
+            format!("/system.slice/docker-{CID}.scope"),
+            "/".to_owned(),
+        ] {
+            assert_eq!(container_cgroup(&above), None, "{above}");
+            assert!(!is_container_cgroup(&above), "{above}");
+        }
+        // A kubepods tree inside a container is the outer container's.
+        let inner = format!(
+            "{cgroupfs}/kubepods/besteffort/pod{STATIC_UID}/{}",
+            "e".repeat(64)
+        );
+        assert_eq!(container_cgroup(&inner), Some(cgroupfs.as_str()));
     }
 
     #[test]

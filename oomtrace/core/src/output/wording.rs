@@ -146,6 +146,9 @@ fn whose_limit(v: &Verdict) -> &'static str {
     match pods::parse_cgroup_path(path).map(|k| k.level) {
         Some(Level::Pod) if pods::is_pod_cgroup(path) => "the pod's memory limit",
         Some(Level::Pod) => "the cgroup's memory limit",
+        // A cgroup the container made (a unit of a systemd inside) with a
+        // limit of its own.
+        Some(Level::Container) if !pods::is_container_cgroup(path) => "the cgroup's memory limit",
         _ => "its memory limit",
     }
 }
@@ -422,6 +425,14 @@ pub fn near_oom(
 ) -> String {
     let level = pods::parse_cgroup_path(&f.cgroup).map(|k| k.level);
     let (who, whose) = match level {
+        Some(Level::Container) if !pods::is_container_cgroup(&f.cgroup) => (
+            format!(
+                "{} ({})",
+                capitalize(describe(f.pod.as_ref(), f.container.as_ref())),
+                f.cgroup
+            ),
+            "its",
+        ),
         Some(Level::Container) => (
             capitalize(describe(f.pod.as_ref(), f.container.as_ref())),
             "its",
@@ -580,6 +591,26 @@ pub fn node_memory_summary(b: &crate::node::node_memory::Breakdown) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::verdict::{Finding, FindingKind, Identity, NearOomReason};
+
+    #[test]
+    fn a_near_oom_below_a_container_names_its_cgroup() {
+        let own = format!(
+            "/kubepods/burstable/pod{}/{}",
+            "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10",
+            "c".repeat(64)
+        );
+        let unit = format!("{own}/system.slice/db.service");
+        let of = |cgroup: &str| Finding {
+            container: Identity::of_path(cgroup).container,
+            pod: Identity::of_path(cgroup).pod,
+            ..Finding::new(FindingKind::NearOom, "T".into(), cgroup.to_string())
+        };
+        let text = near_oom(&of(&unit), NearOomReason::Reclaiming);
+        assert!(text.contains(&format!("({unit})")), "{text}");
+        let text = near_oom(&of(&own), NearOomReason::Reclaiming);
+        assert!(!text.contains(&format!("({own})")), "{text}");
+    }
 
     #[test]
     fn sizes_are_kubernetes_quantities() {

@@ -87,7 +87,9 @@ pub struct Assessment {
 /// What the engine read from the node for one kill, in the order it reads.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
-    /// v2 `memory.oom.group` of the limit's cgroup.
+    /// Whether an oom.group kill took the victim's whole container (v2
+    /// `memory.oom.group` set from the container's own cgroup — the
+    /// victim's outside containers — up to the limit's).
     pub oom_group: Option<bool>,
     pub memory: Option<Memory>,
     pub node_memory: Option<NodeMemory>,

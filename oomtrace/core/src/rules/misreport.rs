@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use crate::{
-    node::pods::{parse_cgroup_path, ContainerId, Level},
+    node::pods::{container_cgroup, is_container_cgroup, parse_cgroup_path, ContainerId, Level},
     output::verdict::{EarlierKill, Exit, Identity, Misreport, Process, Signal, Verdict},
 };
 
@@ -43,7 +43,7 @@ pub struct Misreports {
     seq: u64,
 }
 
-/// The container a cgroup path is (not a pod or QoS level).
+/// The container a cgroup path is or is below (not a pod or QoS level).
 fn container_of(cgroup: &str) -> Option<ContainerId> {
     let k = parse_cgroup_path(cgroup)?;
     (k.level == Level::Container)
@@ -75,8 +75,11 @@ impl Misreports {
             return;
         }
         let seq = self.next_seq();
+        // A kill in a cgroup the container made (a unit of its own
+        // systemd) is the container's: remembered under its own cgroup.
+        let own = container_cgroup(cgroup).unwrap_or(cgroup);
         let t = self.containers.entry(id).or_insert_with(|| Track {
-            cgroup: cgroup.to_string(),
+            cgroup: own.to_string(),
             seq,
             ..Track::default()
         });
@@ -108,6 +111,8 @@ impl Misreports {
         process: Process,
         signal: Signal,
     ) -> Option<Misreport> {
+        // The init may live in a cgroup below the container's own (a
+        // systemd moves itself to `init.scope`): the container is the same.
         let id = container_of(cgroup)?;
         let t = self.containers.get_mut(&id)?;
         if t.init_killed {
@@ -118,11 +123,19 @@ impl Misreports {
             return None;
         }
         let t = self.containers.remove(&id)?;
-        Some(t.finding(cgroup, Some((process, signal))))
+        Some(t.finding(
+            container_cgroup(cgroup).unwrap_or(cgroup),
+            Some((process, signal)),
+        ))
     }
 
-    /// The removal of a cgroup: for a container's, its init has ended.
+    /// The removal of a cgroup: for a container's own, its init has ended.
+    /// A cgroup the container made below its own (a unit of a systemd
+    /// inside) goes when that unit ends, while the container runs on.
     pub fn on_removed(&mut self, cgroup: &str) -> Option<Misreport> {
+        if !is_container_cgroup(cgroup) {
+            return None;
+        }
         let id = container_of(cgroup)?;
         let mut t = self.containers.remove(&id)?;
         let term = t.term.take();
@@ -370,5 +383,94 @@ mod tests {
             m.on_removed(&cgroup('a')).is_some(),
             "the init lived to be stopped"
         );
+    }
+
+    /// A systemd as the container's init: its units are cgroups below the
+    /// container's (`init.scope`, `system.slice/NAME.service`), under either
+    /// driver's names and in a private cgroup namespace's relative paths.
+    fn systemd_containers() -> Vec<(char, String)> {
+        let uid = UID.replace('-', "_");
+        vec![
+            ('a', cgroup('a')),
+            ('b', format!("/../..{}", cgroup('b'))),
+            (
+                'c',
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-{}.scope",
+                    id('c')
+                ),
+            ),
+        ]
+    }
+
+    fn in_unit(c: char, own: &str, pid: u32) -> Verdict {
+        let mut v = kill(c, pid, false);
+        if let Some(victim) = v.victim.as_mut() {
+            victim.cgroup = Some(format!("{own}/system.slice/hog.service"));
+        }
+        v
+    }
+
+    #[test]
+    fn a_units_end_is_not_the_containers() {
+        for (c, own) in systemd_containers() {
+            let mut m = Misreports::default();
+            m.on_verdict(&in_unit(c, &own, 812));
+            for unit in ["system.slice/hog.service", "init.scope", "system.slice"] {
+                assert_eq!(
+                    m.on_removed(&format!("{own}/{unit}")),
+                    None,
+                    "{own}/{unit}: the container's systemd runs on"
+                );
+            }
+            // A signal to a unit's process that is pid 1 of no namespace
+            // never reaches here (the engine checks ns pid 1); its end is
+            // no signal to the init either.
+            let f = m.on_removed(&own).expect("the container's own end");
+            assert_eq!(f.container_cgroup, own, "named by the container's cgroup");
+            assert_eq!(f.earlier_kills.len(), 1);
+            assert_eq!(
+                f.identity.container.map(|c| c.id),
+                Some(ContainerId::parse(&id(c)).expect("id"))
+            );
+        }
+    }
+
+    #[test]
+    fn the_init_in_init_scope_ends_the_container() {
+        for (c, own) in systemd_containers() {
+            let mut m = Misreports::default();
+            m.on_verdict(&in_unit(c, &own, 812));
+            let systemd = Process {
+                pid: 40,
+                comm: "systemd".into(),
+            };
+            let f = m
+                .on_init_signal(
+                    &format!("{own}/init.scope"),
+                    systemd.clone(),
+                    signal(9, "runc"),
+                )
+                .expect("systemd, pid 1 of the container, killed");
+            assert_eq!(f.container_cgroup, own);
+            assert_eq!(f.process, Some(systemd));
+            assert_eq!(f.earlier_kills[0].victim.pid, 812);
+            assert_eq!(m.on_removed(&own), None, "once");
+        }
+    }
+
+    #[test]
+    fn a_units_kill_of_the_init_is_no_misreport() {
+        // The kubelet is right when the init itself died (here: the
+        // systemd, OOM-killed in init.scope).
+        let (c, own) = systemd_containers().remove(0);
+        let mut m = Misreports::default();
+        let mut v = kill(c, 40, true);
+        if let Some(victim) = v.victim.as_mut() {
+            victim.cgroup = Some(format!("{own}/init.scope"));
+        }
+        m.on_verdict(&v);
+        m.on_verdict(&in_unit(c, &own, 812));
+        assert_eq!(m.on_removed(&own), None);
     }
 }
