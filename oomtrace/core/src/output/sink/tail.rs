@@ -498,14 +498,20 @@ pub fn next_step(v: &Verdict) -> Option<String> {
     let limit_bytes = limit.and_then(|l| l.limit_bytes);
     match (v.verdict, v.kind) {
         (VerdictKind::PodLimit, _) => {
-            let pod_level = limit
-                .and_then(|l| l.cgroup.as_deref())
-                .and_then(pods::parse_cgroup_path)
-                .is_some_and(|k| k.level == Level::Pod);
-            let whose = if pod_level {
-                "the pod's"
-            } else {
-                "the container's"
+            // Whose limit: the pod's, the container's, or a cgroup's below
+            // either (a unit of a systemd inside), which the wording names.
+            let at = limit.and_then(|l| l.cgroup.as_deref());
+            let level = at.and_then(pods::parse_cgroup_path).map(|k| k.level);
+            let pod_level = level == Some(Level::Pod) && at.is_some_and(pods::is_pod_cgroup);
+            let nested = match level {
+                Some(Level::Pod) => !pod_level,
+                Some(Level::Container) => !at.is_some_and(pods::is_container_cgroup),
+                _ => false,
+            };
+            let whose = match (pod_level, nested) {
+                (true, _) => "the pod's",
+                (_, true) => "the cgroup's",
+                _ => "the container's",
             };
             let peak = limit
                 .and_then(|l| l.usage_bytes)
@@ -521,10 +527,10 @@ pub fn next_step(v: &Verdict) -> Option<String> {
                 (Some(l), None) => format!("{whose} limit is {}: ", quantity(l)),
                 _ => String::new(),
             };
-            let what = if pod_level {
-                "raise the pod's memory (its containers' resources.limits.memory)"
-            } else {
-                "raise resources.limits.memory"
+            let what = match (pod_level, nested) {
+                (true, _) => "raise the pod's memory (its containers' resources.limits.memory)",
+                (_, true) => "raise that cgroup's own limit (set inside the container)",
+                _ => "raise resources.limits.memory",
             };
             Some(format!(
                 "{facts}{what} above what it needs, or find what grew (`kubectl top pod --containers`)."

@@ -388,6 +388,20 @@ fn a_next_step_never_claims_a_missing_fact() {
     assert!(!s.contains("limit is"), "{s}");
     assert!(s.starts_with("raise resources.limits.memory"), "{s}");
 
+    // A limit of the pod, and of a cgroup below the container (a unit of a
+    // systemd inside), are named as theirs.
+    let mut p = kill("bpf", "2026-12-07T13:00:01Z", "shop", "web");
+    p.limit.as_mut().expect("limit").cgroup = Some(format!("/kubepods/pod{UID}"));
+    let s = next_step(&p).expect("step");
+    assert!(s.starts_with("the pod's limit is 64Mi"), "{s}");
+    p.limit.as_mut().expect("limit").cgroup =
+        Some(format!("/kubepods/pod{UID}/{CID}/system.slice/db.service"));
+    let s = next_step(&p).expect("step");
+    assert!(
+        s.starts_with("the cgroup's limit is 64Mi") && s.contains("raise that cgroup's own limit"),
+        "{s}"
+    );
+
     // Eviction: the threshold and memory.available when the record has them.
     let mut e = kill("bpf", "2026-12-07T13:00:01Z", "shop", "web");
     e.verdict = VerdictKind::NodePressure;
