@@ -66,8 +66,14 @@ Examples:
   oomtrace run --format text --metrics-addr 9090
   oomtrace run --hooks oom=kprobe,victim=tracepoint --ring-buffer-bytes 8MiB";
 const TAIL_EXAMPLES: &str = "\
+Default: kills and findings as they happen, the kills of the kernel log since
+tail last ran (since boot the first time) as one line per verdict kind.
+
 Examples:
   oomtrace tail
+  oomtrace tail -n shop --since 1h --backlog
+  oomtrace tail --pod web --verdict pod_limit,eviction --utc
+  oomtrace tail --all --no-backlog
   NO_COLOR=1 oomtrace tail --kubelet-log none";
 const DOCTOR_HELP: &str = "\
 Each check is printed as ✓ (ok), ! (works, but with a fallback or without a source) or ✗ (cannot run), with the fix for each problem.
@@ -98,15 +104,16 @@ Examples:
 const MEMORY_EXAMPLES: &str = "\
 Examples:
   oomtrace memory
-  oomtrace memory --format json | jq .dying_cgroups
-  oomtrace memory --watch 5s";
+  oomtrace memory --format json | jq .headroom
+  oomtrace memory --watch 5s --kubelet-config /var/lib/kubelet/config.yaml";
 
 #[derive(Args, Debug)]
 pub struct MemoryArgs {
     /// Output format (default: `text` on a terminal, else `json`).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Print it again every DURATION (e.g. `5s`) until interrupted.
+    /// Print it again every DURATION (e.g. `5s`) until interrupted: redrawn
+    /// in place on a terminal, appended when piped.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub watch: Option<std::time::Duration>,
     /// Where cgroupfs is mounted.
@@ -115,6 +122,15 @@ pub struct MemoryArgs {
     /// Name of this node in the JSON object (default: the hostname).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+    /// The kubelet's pod log directory (`<namespace>_<pod>_<uid>/` → the top
+    /// pods' names).
+    #[arg(long, value_name = "PATH", default_value = "/var/log/pods")]
+    pub pods_log_dir: PathBuf,
+    /// The kubelet's config file, for the eviction thresholds the headroom is
+    /// measured against (default: the first found of the known places, as
+    /// for `run`; none: the kubelet's default, memory.available<100Mi).
+    #[arg(long, value_name = "PATH")]
+    pub kubelet_config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -169,7 +185,32 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
     #[command(flatten)]
+    pub cursor: Cursor,
+    #[command(flatten)]
     pub common: Common,
+}
+
+/// The daemon's state file: `run`'s and `record`'s, never `tail`'s.
+pub const DAEMON_STATE_FILE: &str = "/var/lib/oomtrace/state.json";
+/// `tail`'s own, so a person's `tail` on the node never moves the daemon's.
+pub const TAIL_STATE_FILE: &str = "/var/lib/oomtrace/tail-state.json";
+
+/// How far the daemon has read the kernel log, and whether it reports the
+/// kills it finds there at start.
+#[derive(Args, Debug, Clone)]
+pub struct Cursor {
+    /// Where oomtrace remembers how far it has read the kernel log, so a
+    /// restart reports the kills it missed while down, once (the
+    /// DaemonSet keeps it on the node; `tail` has its own).
+    #[arg(long, value_name = "PATH", default_value = DAEMON_STATE_FILE)]
+    pub state_file: PathBuf,
+    /// Report kills from the kernel log that happened while oomtrace was not
+    /// running (since the state file's position; since boot on a first run).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub backlog: bool,
+    /// The same as `--backlog off`.
+    #[arg(long, conflicts_with = "backlog")]
+    pub no_backlog: bool,
 }
 
 #[derive(Args, Debug)]
@@ -187,11 +228,52 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "json")]
     pub format: Format,
     #[command(flatten)]
+    pub cursor: Cursor,
+    #[command(flatten)]
     pub common: Common,
 }
 
 #[derive(Args, Debug)]
 pub struct TailArgs {
+    /// Only kills and findings of pods in this namespace (repeatable).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Vec<String>,
+    /// Only this pod: its name, its uid, or the name its Deployment's or
+    /// StatefulSet's pods start with (`web` for `web-6f9c4-x2x8z`) (repeatable).
+    #[arg(long, value_name = "POD")]
+    pub pod: Vec<String>,
+    /// Only this container: its name or the start of its id (repeatable).
+    #[arg(long, value_name = "CONTAINER")]
+    pub container: Vec<String>,
+    /// Only these verdicts, node-pressure kinds or findings (comma-separated
+    /// or repeated): pod_limit, cgroup_limit, node_pressure, eviction,
+    /// allocatable_oom, system_oom, escaped_process, system, escape_detected,
+    /// cgroup_leak, oomkilled_misreport, dying_cgroups, near_oom, stopped.
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = oomtrace_core::output::sink::tail::parse_kind)]
+    pub verdict: Vec<String>,
+    /// Only what happened within this long before now (e.g. `1h`, `30m`):
+    /// it scopes the kills found in the kernel log at start.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Also `stopped` lines (processes ended by a signal that was not an
+    /// eviction) and heartbeats.
+    #[arg(long)]
+    pub all: bool,
+    /// List every kill found in the kernel log at start (default: one
+    /// summary line per verdict kind).
+    #[arg(long, conflicts_with = "no_backlog")]
+    pub backlog: bool,
+    /// Do not read the kernel log's earlier kills at all.
+    #[arg(long)]
+    pub no_backlog: bool,
+    /// Times in UTC (default: the local time zone).
+    #[arg(long)]
+    pub utc: bool,
+    /// Tail's own cursor: where it remembers how far it has read the kernel
+    /// log, so the next `tail` starts its backlog there. Never the daemon's
+    /// (`run`'s /var/lib/oomtrace/state.json, which the DaemonSet keeps).
+    #[arg(long, value_name = "PATH", default_value = TAIL_STATE_FILE)]
+    pub state_file: PathBuf,
     #[command(flatten)]
     pub common: Common,
 }
@@ -286,18 +368,6 @@ pub struct Common {
     /// Print a heartbeat line this often (0 turns it off).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub heartbeat: std::time::Duration,
-    /// Where oomtrace remembers how far it has read the kernel log, so a
-    /// restart reports the kills it missed while down, once.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/var/lib/oomtrace/state.json"
-    )]
-    pub state_file: PathBuf,
-    /// Report kills from the kernel log that happened while oomtrace was not
-    /// running (since the state file's position; since boot on a first run).
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
-    pub backlog: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics (off by default):
     /// IP:PORT, HOST:PORT (`localhost:9090`), [IPv6]:PORT, or a bare PORT or
     /// :PORT, which mean 127.0.0.1:PORT; e.g. 0.0.0.0:9090 to expose it.

@@ -38,7 +38,7 @@ use oomtrace_core::{
 
 use crate::{
     charges::ChargeReader,
-    cli::{Common, Format, Usage},
+    cli::{Common, Cursor, Format, Usage},
     loader, probe,
     sampler::Sampler,
 };
@@ -51,10 +51,14 @@ pub struct Config {
     pub layout: Layout,
     pub node: String,
     pub common: Common,
+    /// The cursor in the kernel log: `run`'s and `record`'s, or `tail`'s own.
+    pub state_file: PathBuf,
+    /// Whether the kills in the kernel log since the cursor are reported.
+    pub backlog: bool,
 }
 
 impl Config {
-    pub fn from_args(common: Common) -> anyhow::Result<Config> {
+    pub fn from_args(common: Common, state_file: PathBuf, backlog: bool) -> anyhow::Result<Config> {
         let layout = Layout::detect(&common.node.cgroup_root)?;
         let node = match &common.node_name {
             Some(n) if !n.trim().is_empty() => n.clone(),
@@ -77,6 +81,8 @@ impl Config {
             layout,
             node,
             common,
+            state_file,
+            backlog,
         })
     }
 }
@@ -93,9 +99,24 @@ pub(crate) fn make_sink(format: Format, node: String) -> Box<dyn Sink> {
     }
 }
 
-pub fn run(common: Common, format: Format, record: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config = Config::from_args(common)?;
+/// `run` and `record`: the daemon's own cursor, JSON or text lines.
+pub fn run_daemon(
+    common: Common,
+    cursor: Cursor,
+    format: Format,
+    record: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let backlog = cursor.backlog && !cursor.no_backlog;
+    let config = Config::from_args(common, cursor.state_file, backlog)?;
     let sink = make_sink(format, config.node.clone());
+    run(config, sink, record)
+}
+
+pub fn run(
+    config: Config,
+    sink: Box<dyn Sink>,
+    record: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -203,6 +224,7 @@ struct Daemon {
 /// The status line's facts, fixed at start.
 fn status(d: &Daemon, state: &'static str) -> Status {
     Status {
+        time: oomtrace_core::kernel::clock::now(),
         state,
         version: env!("CARGO_PKG_VERSION"),
         kernel: kernel_release(),
@@ -436,8 +458,8 @@ impl Daemon {
     /// position the last run remembered (since boot on a first run), and the
     /// kernel's own count of those the log no longer holds.
     fn backlog(&mut self) -> anyhow::Result<()> {
-        let previous = state::load(&self.config.common.state_file)?;
-        if self.config.common.backlog {
+        let previous = state::load(&self.config.state_file)?;
+        if self.config.backlog {
             match kmsg::backlog(previous.as_ref().and_then(|s| s.kmsg_seq)) {
                 Ok((kills, last)) => {
                     self.position.kmsg_seq = last;
@@ -456,13 +478,14 @@ impl Daemon {
                     if missed > 0 {
                         self.feed(Input::Missed(missed))?;
                     }
+                    self.sink.end_of_backlog(previous.is_some())?;
                 }
                 Err(e) => tracing::warn!("reading the kernel log's backlog: {e}"),
             }
         } else if let Ok((_, last)) = kmsg::backlog(Some(u64::MAX)) {
             self.position.kmsg_seq = last;
         }
-        state::save(&self.config.common.state_file, &self.position)?;
+        state::save(&self.config.state_file, &self.position)?;
         Ok(())
     }
 
@@ -530,7 +553,7 @@ impl Daemon {
     fn on_kmsg(&mut self, seen: kmsg::Seen) -> anyhow::Result<()> {
         self.position.kmsg_seq = Some(seen.seq);
         self.position.oom_kill = state::vmstat_oom_kill();
-        if let Err(e) = state::save(&self.config.common.state_file, &self.position) {
+        if let Err(e) = state::save(&self.config.state_file, &self.position) {
             tracing::warn!("{e}");
         }
         match seen.line {
@@ -581,7 +604,7 @@ impl Daemon {
     /// The state file written, the stop said, the recording closed.
     fn stop(mut self) -> anyhow::Result<()> {
         self.position.oom_kill = state::vmstat_oom_kill();
-        if let Err(e) = state::save(&self.config.common.state_file, &self.position) {
+        if let Err(e) = state::save(&self.config.state_file, &self.position) {
             tracing::warn!("{e}");
         }
         let stopping = status(&self, "stopping");

@@ -12,6 +12,7 @@ mod memory;
 mod metrics;
 mod probe;
 mod sampler;
+mod tail;
 
 use std::{
     io::{IsTerminal, Write},
@@ -118,12 +119,12 @@ fn check_given_paths(sub: &ArgMatches) -> anyhow::Result<()> {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
-    use cli::{Command, Format};
+    use cli::Command;
     match cli.command {
-        Command::Run(a) => daemon::run(a.common, a.format, None),
-        Command::Tail(a) => daemon::run(a.common, Format::Text, None),
+        Command::Run(a) => daemon::run_daemon(a.common, a.cursor, a.format, None),
+        Command::Tail(a) => tail::run(a),
         Command::Doctor(a) => doctor::run(a),
-        Command::Record(a) => daemon::run(a.common, a.format, Some(a.file)),
+        Command::Record(a) => daemon::run_daemon(a.common, a.cursor, a.format, Some(a.file)),
         Command::Replay(a) => daemon::replay(&a.file, a.format),
         Command::Explain(a) => explain::run(a),
         Command::Memory(a) => memory::run(a),

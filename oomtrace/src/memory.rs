@@ -1,18 +1,26 @@
 //! `oomtrace memory`: where the node's memory is now — the breakdown
-//! node-pressure verdicts carry (`oomtrace_core::node::node_memory`), as one JSON
-//! object or a readable table; `--watch` repeats it.
+//! node-pressure verdicts carry (`oomtrace_core::node::node_memory`), and
+//! the headroom above the kubelet's eviction thresholds, as one JSON
+//! object or a readable table; `--watch` repeats it (in place on a
+//! terminal).
 
 use std::{
+    collections::BTreeMap,
     io::{IsTerminal, Write},
+    path::Path,
     process::ExitCode,
 };
 
 use anyhow::Context;
 use oomtrace_core::{
     node::cgroup::{Layout, Version},
+    node::kubelet,
     node::node_memory::{self, Breakdown},
+    node::observe,
+    node::pods,
     output::wording::human_bytes,
 };
+use serde::Serialize;
 
 use crate::cli::{Format, MemoryArgs};
 
@@ -25,20 +33,38 @@ pub fn run(a: MemoryArgs) -> anyhow::Result<ExitCode> {
             .to_string_lossy()
             .into_owned(),
     };
-    let format = a.format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Text
-    } else {
-        Format::Json
-    });
+    let terminal = std::io::stdout().is_terminal();
+    let format = a
+        .format
+        .unwrap_or(if terminal { Format::Text } else { Format::Json });
+    let config = crate::kubelet_config::resolve(a.kubelet_config.as_deref(), Path::new("/")).path();
+    // Redrawn in place only where a person watches; a pipe gets each table after the last.
+    let redraw = terminal && format == Format::Text && a.watch.is_some_and(|d| !d.is_zero());
     loop {
         let b = read(&layout)?;
+        let headroom = headroom(&layout, &config);
+        let names = pod_names(&a.pods_log_dir);
         let mut out = std::io::stdout().lock();
         match format {
             Format::Json => {
-                serde_json::to_writer(&mut out, &json(&b, &node)?)?;
-                writeln!(out)?;
+                writeln!(out, "{}", json(&b, &node, headroom.as_ref())?)?;
             }
-            Format::Text => write!(out, "{}", text(&b, &node))?,
+            Format::Text => {
+                let table = text(&b, &node, headroom.as_ref(), &names);
+                if redraw {
+                    // Over the last table: from the top left, each line's
+                    // old rest erased, then what was below. (Clearing the
+                    // whole screen would push each table into the
+                    // terminal's scrollback.)
+                    write!(out, "\x1b[H")?;
+                    for line in table.lines() {
+                        writeln!(out, "{line}\x1b[K")?;
+                    }
+                    write!(out, "\x1b[J")?;
+                } else {
+                    write!(out, "{table}")?;
+                }
+            }
         }
         out.flush()?;
         drop(out);
@@ -56,26 +82,105 @@ pub fn read(layout: &Layout) -> anyhow::Result<Breakdown> {
     Ok(node_memory::breakdown(&input))
 }
 
-/// The `node_memory` object: the line header, then the breakdown's fields.
-pub fn json(b: &Breakdown, node: &str) -> anyhow::Result<serde_json::Value> {
-    let mut v = serde_json::json!({
-        "type": "node_memory",
-        "schema_version": oomtrace_core::output::sink::SCHEMA_VERSION,
-        "node": node,
-        "time": now(),
-    });
-    if let (Some(obj), serde_json::Value::Object(fields)) =
-        (v.as_object_mut(), serde_json::to_value(b)?)
-    {
-        obj.extend(fields);
+/// memory.available (the kubelet's: capacity − the root cgroup's working
+/// set) against the kubelet's hard and soft eviction thresholds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Headroom {
+    pub memory_available_bytes: u64,
+    pub hard_threshold_bytes: u64,
+    /// Where the hard threshold came from (the config's line, or the kubelet's default).
+    pub hard_threshold_source: String,
+    /// memory.available − the hard threshold: negative when under it (the
+    /// kubelet evicts pods at once).
+    pub above_hard_bytes: i64,
+    /// Null when the config sets no soft threshold.
+    pub soft_threshold_bytes: Option<u64>,
+    pub soft_threshold_source: Option<String>,
+    pub above_soft_bytes: Option<i64>,
+}
+
+fn headroom(layout: &Layout, config: &Path) -> Option<Headroom> {
+    let n = observe::read_node_memory(&layout.memory_root, layout.version == Version::V2)?;
+    let t = kubelet::read_threshold(config);
+    Some(headroom_of(n.memory_available_bytes, n.capacity_bytes, &t))
+}
+
+pub fn headroom_of(available: u64, capacity: u64, t: &kubelet::Threshold) -> Headroom {
+    let above = |threshold: u64| {
+        i64::try_from(i128::from(available) - i128::from(threshold)).unwrap_or(i64::MIN)
+    };
+    let hard = t.bytes(capacity);
+    let soft = t.soft.as_ref().map(|s| s.bytes(capacity));
+    Headroom {
+        memory_available_bytes: available,
+        hard_threshold_bytes: hard,
+        hard_threshold_source: t.source.clone(),
+        above_hard_bytes: above(hard),
+        soft_threshold_bytes: soft,
+        soft_threshold_source: t.soft.as_ref().map(|s| s.source.clone()),
+        above_soft_bytes: soft.map(above),
     }
-    Ok(v)
+}
+
+/// Pod uid → `namespace/name`, from the kubelet's pod log directories.
+fn pod_names(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| pods::parse_pod_log_dir(&e.file_name().to_string_lossy()))
+                .map(|p| (p.uid.to_string(), format!("{}/{}", p.namespace, p.name)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `node_memory` line: `type` first, as every line of `run`.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    schema_version: u32,
+    node: &'a str,
+    time: String,
+    /// Null when memory.available could not be read.
+    headroom: Option<&'a Headroom>,
+    #[serde(flatten)]
+    breakdown: &'a Breakdown,
+}
+
+/// The `node_memory` line: the line header, the headroom, then the
+/// breakdown's fields, in that order (written from the struct: a JSON
+/// `Value`'s map would sort its keys).
+pub fn json(b: &Breakdown, node: &str, headroom: Option<&Headroom>) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(&Line {
+        kind: "node_memory",
+        schema_version: oomtrace_core::output::sink::SCHEMA_VERSION,
+        node,
+        time: now(),
+        headroom,
+        breakdown: b,
+    })?)
+}
+
+/// "1.2Gi above the hard eviction threshold 100Mi (…)", or under it.
+fn against(above: i64, name: &str, threshold: u64, source: &str) -> String {
+    let gap = human_bytes(above.unsigned_abs());
+    if above >= 0 {
+        format!(
+            "{gap} above the {name} eviction threshold {} ({source})",
+            human_bytes(threshold)
+        )
+    } else {
+        format!(
+            "{gap} UNDER the {name} eviction threshold {} ({source}): the kubelet evicts pods",
+            human_bytes(threshold)
+        )
+    }
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    oomtrace_core::kernel::clock::now()
 }
 
 fn pct(part: i128, total: u64) -> String {
@@ -93,9 +198,39 @@ fn signed(v: i128) -> String {
 }
 
 /// The readable table.
-pub fn text(b: &Breakdown, node: &str) -> String {
+pub fn text(
+    b: &Breakdown,
+    node: &str,
+    headroom: Option<&Headroom>,
+    names: &BTreeMap<String, String>,
+) -> String {
     let t = b.total_bytes;
     let mut s = format!("node {node}: {} of memory ({})\n", human_bytes(t), now());
+    match headroom {
+        Some(h) => {
+            s.push_str(&format!(
+                "headroom: memory.available {}, {}",
+                human_bytes(h.memory_available_bytes),
+                against(
+                    h.above_hard_bytes,
+                    "hard",
+                    h.hard_threshold_bytes,
+                    &h.hard_threshold_source
+                )
+            ));
+            match (
+                h.above_soft_bytes,
+                h.soft_threshold_bytes,
+                &h.soft_threshold_source,
+            ) {
+                (Some(a), Some(th), Some(src)) => {
+                    s.push_str(&format!("; {}\n", against(a, "soft", th, src)))
+                }
+                _ => s.push_str("; no soft threshold\n"),
+            }
+        }
+        None => s.push_str("headroom: memory.available could not be read\n"),
+    }
     let mut row = |indent: usize, name: &str, v: i128, share: bool| {
         let p = if share { pct(v, t) } else { String::new() };
         s.push_str(&format!(
@@ -112,10 +247,12 @@ pub fn text(b: &Breakdown, node: &str) -> String {
     row(6, "Burstable", b.pods.by_qos.burstable.into(), false);
     row(6, "BestEffort", b.pods.by_qos.besteffort.into(), false);
     for p in &b.pods.top {
-        let name = format!(
-            "pod {} (working set)",
-            p.uid.as_deref().unwrap_or(p.cgroup.as_str())
-        );
+        let who = p
+            .uid
+            .as_deref()
+            .map(|uid| names.get(uid).cloned().unwrap_or_else(|| uid.to_string()))
+            .unwrap_or_else(|| p.cgroup.clone());
+        let name = format!("pod {who} (working set)");
         row(6, &name, p.working_set_bytes.into(), false);
     }
     row(2, "system.slice", b.system.bytes.into(), true);
@@ -189,8 +326,19 @@ mod tests {
     #[test]
     fn json_has_the_line_header_and_every_part() {
         let b = node_memory::breakdown(&node_memory::Readings::default());
-        let v = json(&b, "n1").expect("json");
+        let h = headroom_of(2 << 30, 8 << 30, &kubelet::Threshold::default());
+        let text = json(&b, "n1", Some(&h)).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(v["type"], "node_memory");
+        // `type` first, as in every line of `run`.
+        assert!(
+            text.starts_with(r#"{"type":"node_memory","schema_version":1,"node":"n1","time":"#),
+            "{text}"
+        );
+        assert_eq!(
+            v["headroom"]["above_hard_bytes"],
+            (2i64 << 30) - (100 << 20)
+        );
         assert_eq!(v["node"], "n1");
         for k in [
             "total_bytes",
@@ -207,6 +355,28 @@ mod tests {
         ] {
             assert!(v.get(k).is_some(), "{k} missing: {v}");
         }
-        assert!(text(&b, "n1").contains("unaccounted"));
+        assert!(super::text(&b, "n1", Some(&h), &BTreeMap::new()).contains("unaccounted"));
+    }
+
+    #[test]
+    fn headroom_against_both_thresholds_and_under_them() {
+        let t = kubelet::parse_config(
+            "evictionHard:\n  memory.available: 500Mi\nevictionSoft:\n  memory.available: 1Gi\n",
+            "config.yaml",
+        );
+        let h = headroom_of(800 << 20, 8 << 30, &t);
+        assert_eq!(h.above_hard_bytes, 300 << 20);
+        assert_eq!(h.above_soft_bytes, Some(-(224 << 20)));
+        let b = node_memory::breakdown(&node_memory::Readings::default());
+        let out = super::text(&b, "n1", Some(&h), &BTreeMap::new());
+        let line = out.lines().nth(1).expect("headroom line");
+        assert_eq!(
+            line,
+            "headroom: memory.available 800Mi, 300Mi above the hard eviction threshold 500Mi (config.yaml evictionHard memory.available<500Mi); 224Mi UNDER the soft eviction threshold 1Gi (config.yaml evictionSoft memory.available<1Gi): the kubelet evicts pods"
+        );
+        let none = headroom_of(800 << 20, 8 << 30, &kubelet::Threshold::default());
+        assert!(
+            super::text(&b, "n1", Some(&none), &BTreeMap::new()).contains("; no soft threshold\n")
+        );
     }
 }

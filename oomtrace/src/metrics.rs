@@ -485,6 +485,10 @@ impl Sink for Metered {
         self.metrics.observe(record);
         self.inner.write(record)
     }
+
+    fn end_of_backlog(&mut self, since_last_run: bool) -> std::io::Result<()> {
+        self.inner.end_of_backlog(since_last_run)
+    }
 }
 
 /// Binds the metrics listener. Done before the hooks are loaded, so a
@@ -611,6 +615,7 @@ mod tests {
 
     fn status(state: &'static str) -> Status {
         Status {
+            time: String::new(),
             state,
             version: "0.1.0",
             kernel: "6.18.44".into(),
@@ -820,11 +825,13 @@ mod tests {
             "/kubepods".into(),
         )));
         m.observe(&Line::Lost(Lost {
+            time: String::new(),
             hook: "cgroup",
             count: 7,
             total: 7,
         }));
         m.observe(&Line::Missed(Missed {
+            time: String::new(),
             count: 3,
             total: 3,
             kernel_oom_kills: 5,

@@ -159,6 +159,14 @@ fn a_closed_stdout_stops_the_daemon_cleanly() {
     let out = child.wait_with_output().expect("output");
     let err = stderr(&out);
     assert!(first.contains("\"state\":\"ready\""), "{first}");
+    // The status line has its time too, nine fraction digits.
+    let ready: Value = serde_json::from_str(&first).expect("JSON");
+    assert!(
+        ready["time"]
+            .as_str()
+            .is_some_and(|t| t.len() == "2026-01-01T00:00:00.000000000Z".len() && t.ends_with('Z')),
+        "{first}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(state.is_file(), "the state file was not saved");
@@ -274,11 +282,53 @@ fn usage_errors_exit_2() {
         vec!["tail", "--cgroup-root", "/nonexistent"],
         vec!["doctor", "--cgroup-root", "/nonexistent"],
         vec!["explain", "--utc-offset", "noon"],
+        vec!["tail", "--verdict", "oom"],
+        vec!["tail", "--since", "soon"],
+        vec!["tail", "--backlog", "--no-backlog"],
+        vec!["run", "--backlog", "off", "--no-backlog"],
     ] {
         let out = run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked"), "{args:?}");
     }
+}
+
+/// `tail` keeps its own cursor: a person's `tail` on the node must not
+/// take the backlog the DaemonSet is to report.
+#[test]
+fn tail_refuses_the_daemons_state_file() {
+    let out = run(&["tail", "--state-file", "/var/lib/oomtrace/state.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("that is the daemon's cursor"),
+        "{}",
+        stderr(&out)
+    );
+    let help = run(&["tail", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("[default: /var/lib/oomtrace/tail-state.json]"),
+        "{text}"
+    );
+    for flag in [
+        "--namespace",
+        "--pod",
+        "--container",
+        "--verdict",
+        "--since",
+        "--all",
+        "--backlog",
+        "--no-backlog",
+        "--utc",
+    ] {
+        assert!(text.contains(flag), "tail --help lacks {flag}");
+    }
+    let help = run(&["run", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("[default: /var/lib/oomtrace/state.json]") && text.contains("--no-backlog"),
+        "{text}"
+    );
 }
 
 #[test]

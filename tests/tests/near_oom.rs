@@ -76,7 +76,7 @@ fn assert_near_oom(f: &Json, limit: u64) {
     assert!(
         f["summary"]
             .as_str()
-            .is_some_and(|s| s.contains("128.0 MiB limit")),
+            .is_some_and(|s| s.contains("128Mi limit")),
         "{f}"
     );
 }
@@ -229,7 +229,7 @@ fn near_oom_of_a_pod_limit_and_a_kubepods_limit_is_theirs() {
     assert!(
         f["summary"]
             .as_str()
-            .is_some_and(|s| s.starts_with("Pod ") && s.contains("the pod's 128.0 MiB limit")),
+            .is_some_and(|s| s.starts_with("Pod ") && s.contains("the pod's 128Mi limit")),
         "{f}"
     );
     let v = daemon.wait_for("the pod's kill", is_verdict_for(pod_pid));

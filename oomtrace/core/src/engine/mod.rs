@@ -388,6 +388,7 @@ impl Engine {
                         self.counts.oom_group_kills = a.oom_group_kills();
                         self.counts.missed = a.missed();
                     }
+                    self.counts.time = wall_time(now, self.start.boot_to_wall_ns);
                     out.push(Line::Heartbeat(self.counts.clone()));
                 }
             }
@@ -412,6 +413,7 @@ impl Engine {
             }
             Input::Missed(count) => {
                 out.push(Line::Lost(Lost {
+                    time: wall_time(self.now, self.start.boot_to_wall_ns),
                     hook: "kernel_log",
                     count,
                     total: count,
@@ -422,6 +424,7 @@ impl Engine {
                     let (total, seen) = (totals[hook as usize], &mut self.lost_seen[hook as usize]);
                     if total > *seen {
                         out.push(Line::Lost(Lost {
+                            time: wall_time(self.now, self.start.boot_to_wall_ns),
                             hook: hook.name(),
                             count: total - *seen,
                             total,

@@ -649,7 +649,7 @@ fn near_oom_is_one_finding_before_the_kill_which_says_so() {
         Some(POD_A[23..].to_string())
     );
     assert!(f.container.is_some());
-    assert!(f.summary.contains("growing 16.0 MiB/s"), "{}", f.summary);
+    assert!(f.summary.contains("growing 16Mi/s"), "{}", f.summary);
     // 106 MiB at 12.5 s: warned; the kill at 14 s.
     // The verdict waits up to 1 s for the kernel log's line.
     let mut out = e.handle(killed(100, 100, 14 * S), &mut k);
@@ -806,6 +806,16 @@ fn kills_without_a_verdict_are_missed_once_after_the_deadline() {
     assert_eq!(
         (beat.kernel_oom_kills, beat.oom_verdicts, beat.missed),
         (Some(3), 1, 2)
+    );
+    // Each line has its own time, of one width: found after the kills
+    // happened, the beat later still.
+    let width = "2026-01-01T00:00:00.000000000Z".len();
+    for t in [&m[0].time, &m[0].since, &beat.time] {
+        assert_eq!(t.len(), width, "{t}");
+    }
+    assert!(
+        m[0].since < m[0].time && m[0].time <= beat.time,
+        "{m:?} {beat:?}"
     );
 }
 

@@ -1,7 +1,8 @@
 //! What the kernel sends and offers: the wire records of the BPF programs,
-//! the kernel's BTF, tracefs formats, field offsets and the probe table.
+//! the kernel's BTF, its clock as output writes it, tracefs formats, field offsets and the probe table.
 
 pub mod btf;
+pub mod clock;
 pub mod event;
 pub mod hooks;
 pub mod offsets;

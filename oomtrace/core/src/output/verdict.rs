@@ -578,16 +578,9 @@ impl NodeMemory {
     }
 }
 
-/// RFC 3339 UTC wall time of a CLOCK_BOOTTIME instant.
+/// RFC 3339 UTC wall time of a CLOCK_BOOTTIME instant (nine fraction digits).
 pub fn wall_time(boot_ns: u64, boot_to_wall_ns: i128) -> String {
-    let wall = boot_ns as i128 + boot_to_wall_ns;
-    time::OffsetDateTime::from_unix_timestamp_nanos(wall)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+    crate::kernel::clock::rfc3339_ns(boot_ns as i128 + boot_to_wall_ns)
 }
 
 // The `oomkilled_misreport` finding's parts (rules::misreport decides it).

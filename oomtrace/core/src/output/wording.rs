@@ -7,8 +7,10 @@ use crate::{
     output::verdict::{Container, Pod, PressureKind, StopReason, Stopped, Verdict, VerdictKind},
 };
 
+/// A size as Kubernetes writes quantities (`64Mi`, `1.5Gi`), to one
+/// decimal; under 1Ki, bytes (`512B`).
 pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    const UNITS: [&str; 5] = ["B", "Ki", "Mi", "Gi", "Ti"];
     let mut v = b as f64;
     let mut u = 0;
     while v >= 1024.0 && u < UNITS.len() - 1 {
@@ -16,10 +18,11 @@ pub fn human_bytes(b: u64) -> String {
         u += 1;
     }
     if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
+        return format!("{b}B");
     }
+    let s = format!("{v:.1}");
+    let s = s.strip_suffix(".0").unwrap_or(&s);
+    format!("{s}{}", UNITS[u])
 }
 
 fn capitalize(s: String) -> String {
@@ -208,12 +211,21 @@ fn sentence(v: &Verdict) -> String {
                 .as_ref()
                 .map(|s| format!("{} from {} (pid {})", s.name, s.sender.comm, s.sender.pid))
                 .unwrap_or_default();
+            // The threshold beside the reading, when the verdict has it:
+            // how far under it the node was is the story.
             let avail = v
                 .node_memory
                 .as_ref()
                 .map(|n| {
+                    let threshold = n
+                        .eviction_threshold_bytes
+                        .map(|t| {
+                            let which = v.evidence.eviction_threshold.unwrap_or("eviction");
+                            format!(" (the kubelet's {which} threshold: {})", human_bytes(t))
+                        })
+                        .unwrap_or_default();
                     format!(
-                        " with memory.available at {}",
+                        " with memory.available at {}{threshold}",
                         human_bytes(n.memory_available_bytes)
                     )
                 })
@@ -392,16 +404,18 @@ pub fn stopped(s: &Stopped, kubelet_log_read: bool) -> String {
             "{sent} while memory.available was under the kubelet's eviction threshold, and outlived an eviction's grace period before its whole pod stopped: that fits both an eviction by a kubelet that gives evicted pods their full grace period (kubernetes#115819) and a deletion or rollout; {apart}. Not an OOM."
         );
     }
+    // Each reason follows the sender: "… by bash (pid 21698), which is not
+    // a container runtime", never a second "by".
     let why = match s.reason {
-        StopReason::NoMemoryPressure => "while the node was not under memory pressure",
+        StopReason::NoMemoryPressure => " while the node was not under memory pressure",
         StopReason::SenderNotRuntime => {
-            "by a process that is not a container runtime (the kubelet stops containers only through the runtime)"
+            ", which is not a container runtime (the kubelet stops containers only through the runtime)"
         }
         StopReason::SigkillWithoutSigterm => {
-            "with no SIGTERM before it (the kubelet always gives a grace period)"
+            " with no SIGTERM before it (the kubelet always gives a grace period)"
         }
         StopReason::GraceLongerThanHardEviction => {
-            "after a grace period longer than an eviction's (a deletion or rollout)"
+            " after a grace period longer than an eviction's (a deletion or rollout)"
         }
         StopReason::SurvivedUserspaceOomKiller => {
             return format!(
@@ -409,12 +423,12 @@ pub fn stopped(s: &Stopped, kubelet_log_read: bool) -> String {
             );
         }
         StopReason::PodNotStopped => {
-            "while the rest of its pod kept running (the kubelet evicts whole pods: a container restart)"
+            " while the rest of its pod kept running (the kubelet evicts whole pods: a container restart)"
         }
         // Its own sentence, above: it is not "not an eviction".
         StopReason::EvictionOrDeletion => "",
     };
-    format!("{sent} {why}: not an eviction, not an OOM.")
+    format!("{sent}{why}: not an eviction, not an OOM.")
 }
 
 pub fn escape_detected(
@@ -687,6 +701,16 @@ mod tests {
         assert!(text.contains(&format!("({unit})")), "{text}");
         let text = near_oom(&of(&own), NearOomReason::Reclaiming);
         assert!(!text.contains(&format!("({own})")), "{text}");
+    }
+
+    #[test]
+    fn sizes_are_kubernetes_quantities() {
+        assert_eq!(human_bytes(64 << 20), "64Mi");
+        assert_eq!(human_bytes(3 << 29), "1.5Gi");
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1024), "1Ki");
+        assert_eq!(human_bytes((64 << 20) - 4096), "64Mi");
+        assert_eq!(human_bytes(100_000_000), "95.4Mi");
     }
 
     #[test]

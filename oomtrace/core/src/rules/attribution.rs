@@ -1006,7 +1006,7 @@ mod tests {
         assert_eq!(v.verdict, VerdictKind::PodLimit);
         assert!(
             v.summary
-                .contains("hit the cgroup's memory limit of 64.0 MiB (/kubepods/burstable/pod"),
+                .contains("hit the cgroup's memory limit of 64Mi (/kubepods/burstable/pod"),
             "{}",
             v.summary
         );

@@ -141,6 +141,7 @@ impl Audit {
         self.missed += count;
         self.accounted_at = at;
         Some(Missed {
+            time: wall_time(now, boot_to_wall_ns),
             summary: wording::missed(count, &since),
             count,
             total: self.missed,

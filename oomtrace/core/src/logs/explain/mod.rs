@@ -708,7 +708,7 @@ mod tests {
         };
         let k = explain_with(input.as_bytes(), opts).unwrap_or_default();
         check_host(&k);
-        assert_eq!(k[0].time.as_deref(), Some("2026-11-28T04:24:48Z"));
+        assert_eq!(k[0].time.as_deref(), Some("2026-11-28T04:24:48.000000000Z"));
         let k = kills(&reprefix(|s, t| format!("[{s}] [  T18700] {t}")));
         check_host(&k);
     }
@@ -731,11 +731,11 @@ mod tests {
             format!("2026-11-27T23:24:48+0100 node-1 kernel: {t}")
         }));
         check_host(&k);
-        assert_eq!(k[0].time.as_deref(), Some("2026-11-27T22:24:48Z"));
+        assert_eq!(k[0].time.as_deref(), Some("2026-11-27T22:24:48.000000000Z"));
         let k = kills(&reprefix(|_, t| {
             format!("2026-11-27T23:24:48.123456+00:00 node-1 kernel: {t}")
         }));
-        assert_eq!(k[0].time.as_deref(), Some("2026-11-27T23:24:48.123456Z"));
+        assert_eq!(k[0].time.as_deref(), Some("2026-11-27T23:24:48.123456000Z"));
     }
 
     #[test]

@@ -82,11 +82,7 @@ pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
         // `dmesg -T`: local time of a zone the log does not name; a wall
         // time only when the caller names it.
         if let Some(offset) = opts.local_offset {
-            s.time = date
-                .assume_offset(offset)
-                .to_offset(time::UtcOffset::UTC)
-                .format(&time::format_description::well_known::Rfc3339)
-                .ok();
+            s.time = Some(crate::kernel::clock::rfc3339(date.assume_offset(offset)));
         }
         s.prefixed = true;
         rest = after;
@@ -115,11 +111,8 @@ fn journal_json(line: &str) -> Option<Stamped> {
         _ => return None,
     };
     let number = |key: &str| v[key].as_str().and_then(|n| n.parse::<u64>().ok());
-    let time = number("__REALTIME_TIMESTAMP").and_then(|us| {
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok()?;
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    });
+    let time = number("__REALTIME_TIMESTAMP")
+        .map(|us| crate::kernel::clock::rfc3339_ns(i128::from(us) * 1000));
     Some(Stamped {
         seq: None,
         since_boot_us: number("_SOURCE_MONOTONIC_TIMESTAMP"),
@@ -354,7 +347,7 @@ fn iso_time(iso: &str) -> Option<String> {
         }
     }
     let t = time::OffsetDateTime::parse(&iso, &Rfc3339).ok()?;
-    t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok()
+    Some(crate::kernel::clock::rfc3339(t))
 }
 
 #[cfg(test)]
@@ -406,7 +399,7 @@ mod tests {
             "memory: usage 102400kB, limit 102400kB, failcnt 6402"
         );
         assert_eq!(s.since_boot_us, Some(8_523_347_282));
-        assert_eq!(s.time.as_deref(), Some("2023-11-26T12:00:00.123456Z"));
+        assert_eq!(s.time.as_deref(), Some("2023-11-26T12:00:00.123456000Z"));
         assert_eq!(s.program.as_deref(), Some("kernel"));
         let s = strip(r#"{"MESSAGE":[110,97,195]}"#, Options::default()).unwrap_or_default();
         assert_eq!(s.text, "na\\xc3");
@@ -435,7 +428,7 @@ mod tests {
             Options::default(),
         )
         .unwrap_or_default();
-        assert_eq!(s.time.as_deref(), Some("2026-11-27T23:24:48Z"));
+        assert_eq!(s.time.as_deref(), Some("2026-11-27T23:24:48.000000000Z"));
         // A colon in the text is not a syslog prefix.
         let s = strip(
             "Memory cgroup out of memory: Kill process 1 (x)",

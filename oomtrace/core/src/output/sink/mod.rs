@@ -2,6 +2,7 @@
 //! people. The record types are the contract in docs/schema.md.
 
 pub mod json;
+pub mod tail;
 pub mod text;
 
 use serde::Serialize;
@@ -29,6 +30,8 @@ pub enum Line {
 /// without it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Heartbeat {
+    /// RFC 3339 UTC time of the beat.
+    pub time: String,
     pub uptime_s: u64,
     pub events: u64,
     pub verdicts: u64,
@@ -51,6 +54,8 @@ pub struct Heartbeat {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
+    /// RFC 3339 UTC time the state was reached.
+    pub time: String,
     /// "ready" once every hook is attached; "stopping" on SIGTERM/SIGINT.
     pub state: &'static str,
     pub version: &'static str,
@@ -73,6 +78,8 @@ pub struct CgroupStatus {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Lost {
+    /// RFC 3339 UTC time the loss was counted.
+    pub time: String,
     pub hook: &'static str,
     /// Events lost since the previous `lost` line for this hook.
     pub count: u64,
@@ -83,6 +90,8 @@ pub struct Lost {
 /// after the audit's deadline: their events were lost.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Missed {
+    /// RFC 3339 UTC time of the audit's read that found them.
+    pub time: String,
     /// Kills newly found without a verdict.
     pub count: u64,
     /// Missed kills since start, this line's included.
@@ -104,4 +113,11 @@ pub struct Missed {
 /// ends the daemon cleanly.
 pub trait Sink {
     fn write(&mut self, record: &Line) -> std::io::Result<()>;
+
+    /// The kills found in the kernel log at start have all been written
+    /// (`since_last_run`: since the state file's position, else since
+    /// boot); what follows is live.
+    fn end_of_backlog(&mut self, _since_last_run: bool) -> std::io::Result<()> {
+        Ok(())
+    }
 }

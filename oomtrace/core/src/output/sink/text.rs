@@ -158,6 +158,7 @@ mod tests {
     fn lines() -> Vec<Line> {
         vec![
             Line::Lost(Lost {
+                time: "2024-01-01T00:00:00.000000000Z".into(),
                 hook: "victim",
                 count: 2,
                 total: 5,
@@ -177,6 +178,7 @@ mod tests {
                 ..Heartbeat::default()
             }),
             Line::Missed(Missed {
+                time: "2024-01-01T00:00:00.000000000Z".into(),
                 count: 2,
                 total: 2,
                 kernel_oom_kills: 3,
