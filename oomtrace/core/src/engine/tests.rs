@@ -1451,7 +1451,7 @@ fn earlyooms_sigterm_then_sigkill_of_a_containers_init_is_one_verdict() {
         "earlyoom (pid 300)",
         "SIGTERM (ignored",
         "then SIGKILL 1.2 s later",
-        "MemAvailable was 60.0 MiB of 8.0 GiB (memory PSI avg10: some 12.50 %, full 4.25 %).",
+        "MemAvailable was 60Mi of 8Gi (memory PSI avg10: some 12.50 %, full 4.25 %).",
         "Error with exit code 137, not OOMKilled",
         "inferred from the sender's identity",
     ] {

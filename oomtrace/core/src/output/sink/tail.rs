@@ -39,13 +39,14 @@ const GREEN: Style = bold(AnsiColor::Green);
 
 /// Every name `--verdict` takes: the verdicts, node pressure's kinds, the
 /// findings, and `stopped`.
-pub const KINDS: [&str; 14] = [
+pub const KINDS: [&str; 15] = [
     "pod_limit",
     "cgroup_limit",
     "node_pressure",
     "eviction",
     "allocatable_oom",
     "system_oom",
+    "userspace_oom_killer",
     "escaped_process",
     "system",
     "escape_detected",
@@ -179,6 +180,7 @@ fn pressure_name(k: PressureKind) -> &'static str {
         PressureKind::Eviction => "eviction",
         PressureKind::AllocatableOom => "allocatable_oom",
         PressureKind::SystemOom => "system_oom",
+        PressureKind::UserspaceOomKiller => "userspace_oom_killer",
     }
 }
 
@@ -604,7 +606,14 @@ pub fn next_step(v: &Verdict) -> Option<String> {
                 }
                 _ => None,
             };
-            let facts: Vec<String> = [allocatable, threshold, largest]
+            // A userspace killer acts at its own threshold, not the kubelet's.
+            let killer = v.killer.as_ref().map(|k| {
+                format!(
+                    "{} (pid {}) killed it at its own threshold, before the kernel or the kubelet would have",
+                    k.known_as, k.pid
+                )
+            });
+            let facts: Vec<String> = [killer, allocatable, threshold, largest]
                 .into_iter()
                 .flatten()
                 .collect();

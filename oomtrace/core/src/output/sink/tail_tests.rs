@@ -47,6 +47,7 @@ fn kill(source: &'static str, time: &str, ns: &str, name: &str) -> Verdict {
         memory: None,
         node_memory: None,
         signal: None,
+        killer: None,
         top_consumers: None,
         growth: None,
         warned_s_before: None,
@@ -409,6 +410,7 @@ fn a_next_step_never_claims_a_missing_fact() {
     e.evidence.eviction_threshold = Some("hard");
     e.node_memory = Some(NodeMemory {
         capacity_bytes: 8 << 30,
+        psi: None,
         mem_available_bytes: 90 << 20,
         memory_available_bytes: 80 << 20,
         eviction_threshold_bytes: Some(100 << 20),
