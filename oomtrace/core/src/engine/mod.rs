@@ -10,8 +10,6 @@ mod growth;
 mod kill;
 mod leaks;
 pub mod recording;
-#[cfg(test)]
-mod recording_v1;
 mod signals;
 #[cfg(test)]
 mod tests;

@@ -26,7 +26,7 @@ use crate::{
     output::sink::Line,
 };
 
-pub(super) const FORMAT: &str = "oomtrace-recording";
+const FORMAT: &str = "oomtrace-recording";
 const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
