@@ -175,7 +175,8 @@ pub struct Engine {
     /// The memcg part of the latest OOM reports, by incident.
     reports: VecDeque<(String, MemcgReport)>,
     waiting: VecDeque<(u64, oomtrace_common::VictimEvent, Option<String>)>,
-    /// Pid namespace → the container cgroup its first process joined.
+    /// Pid namespace → the container cgroup a process of it joined last
+    /// (the latest wins: the kernel reuses dead namespaces' inode numbers).
     owners: HashMap<u32, String>,
     /// Pid → the container cgroup it last joined, and when: how a process of
     /// a hostPID pod (the host's namespaces) is tied to its pod.
