@@ -6,7 +6,8 @@
 //! checked at compile time, so a layout change breaks the build instead of
 //! the decoder. Every type derives `bytemuck::Pod`: no implicit padding
 //! (every gap is a named `_pad`), any bit pattern valid, so decoding is safe
-//! by type.
+//! by type. No BPF map holds them (the maps hold `u64`s), so none is an
+//! `aya::Pod` and this crate needs no aya.
 //!
 //! Unknown is null, also in the kernel: a field the kernel could not read is
 //! left 0 and its bit in the record's `valid` mask (see [`valid`]) unset.
@@ -456,15 +457,6 @@ const _: () = assert!(size_of::<CgroupEvent>() == 16 + 24 + PATH_LEN);
 const _: () = assert!(size_of::<AttachEvent>() == 16 + 24 + COMM_LEN + PATH_LEN);
 const _: () = assert!(size_of::<SignalEvent>() == 16 + 24 + COMM_LEN + 8 + 240);
 const _: () = assert!(valid::memcg_all(MEMCG_DEPTH) == u16::MAX as u32);
-
-// Safety: all fields are integers or arrays of integers, repr(C), no padding
-// left implicit (every gap is a named `_pad`; bytemuck's derive checks it).
-#[cfg(feature = "user")]
-mod pod {
-    use super::*;
-    unsafe impl aya::Pod for Header {}
-    unsafe impl aya::Pod for MemcgLevel {}
-}
 
 /// The eBPF programs by name: the symbol of each `#[program]` fn in
 /// `oomtrace-ebpf` (aya-ebpf's macros take neither a constant for the name

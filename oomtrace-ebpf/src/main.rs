@@ -1,6 +1,10 @@
 //! oomtrace's kernel side: one file per hook family, shared helpers in
-//! `kernel`. Programs stay thin: a `#[program]` wrapper calls `try_*` and
-//! counts what it could not deliver. Every struct offset and tracepoint field
+//! `kernel`. Programs stay thin: a `#[program]` wrapper takes its arguments
+//! and hands them to its family's `emit*`, which reserves a record, fills it
+//! field by field and submits it. No program fails: a read that fails leaves
+//! its validity bit clear (and is logged through aya-log at debug level), a
+//! reservation that fails is counted in `DROPS`, so every wrapper returns 0
+//! (hence no aya-template `try_*`). Every struct offset and tracepoint field
 //! offset is a global written by userspace before load (no CO-RE in Rust).
 #![no_std]
 #![no_main]

@@ -373,7 +373,6 @@ impl Daemon {
             host_pid_ns,
             containers,
             container_pids,
-            host_pid_escapes: true,
             leak_grace_ns: config.common.leak_grace.as_nanos().min(u64::MAX as u128) as u64,
             heartbeat_ns: config.common.heartbeat.as_nanos().min(u64::MAX as u128) as u64,
             kernel_oom_kills,

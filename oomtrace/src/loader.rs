@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use aya::{Ebpf, EbpfLoader};
 use serde::Serialize;
 
 use oomtrace_core::{
-    kernel::btf::Btf as KernelBtf,
+    kernel::btf::{Btf as KernelBtf, BtfError},
     kernel::hooks::{self, Choice, Format, HookRequests, Need, Offers},
     kernel::offsets,
     kernel::tracefs,
@@ -19,6 +18,48 @@ use crate::probe;
 
 pub(crate) static OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
+
+/// Why the eBPF object did not load: nothing runs without it. (A hook that
+/// does not attach is no error: its family's next row is tried, see
+/// [`probe::ProbeError`].) The cause is part of the message, as aya's
+/// sources joined by [`probe::chain`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("this oomtrace was built with AYA_BUILD_SKIP=1 and holds no eBPF object; build it with `cargo xtask build`")]
+    NoObject,
+    #[error(
+        "loading the eBPF object (are you root, with CAP_BPF and CAP_PERFMON?): {}",
+        probe::chain(.0)
+    )]
+    Object(aya::EbpfError),
+}
+
+/// Why there is no tracefs: the rows that read tracepoints' formats or
+/// attach to tracepoints are skipped.
+#[derive(Debug, thiserror::Error)]
+#[error("tracefs is not mounted and mounting it at {} failed: {error} (mount it: mount -t tracefs nodev {})", target.display(), target.display())]
+pub struct NoTracefs {
+    target: PathBuf,
+    error: rustix::io::Errno,
+}
+
+/// Why the kernel's BTF serves no row that needs it.
+#[derive(Debug, thiserror::Error)]
+pub enum BtfProblem {
+    #[error("no usable kernel BTF: {0}")]
+    Unusable(BtfError),
+    #[error("BTF of this kernel lacks what oomtrace reads: {0}")]
+    Lacking(BtfError),
+}
+
+/// Why a tracepoint's format files give no field offsets.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatProblem {
+    #[error("{0}")]
+    Format(#[from] tracefs::FormatError),
+    #[error("no memcg charge tracepoint ({0}); growth comes from the page counters read at pressure and at the kill")]
+    NoChargeTracepoint(String),
+}
 
 /// What the node offered, kept for `doctor` and the status line.
 #[derive(Clone, Debug, Serialize)]
@@ -59,16 +100,19 @@ pub fn load(
     btf_path: &Path,
     requests: &HookRequests,
     ring_buffer_bytes: u32,
-) -> anyhow::Result<Loaded> {
+) -> Result<Loaded, LoadError> {
     if OBJECT.is_empty() {
-        anyhow::bail!("this oomtrace was built with AYA_BUILD_SKIP=1 and holds no eBPF object; build it with `cargo xtask build`");
+        return Err(LoadError::NoObject);
     }
     raise_memlock();
     let (tracefs_dir, tracefs_mounted_by_us) = match ensure_tracefs() {
         Ok((p, m)) => (Ok(p), m),
-        Err(e) => (Err(e), false),
+        Err(e) => (Err(e.to_string()), false),
     };
-    let kernel_btf = KernelBtf::from_file(btf_path).map_err(|e| e.to_string());
+    let (kernel_btf, unusable) = match KernelBtf::from_file(btf_path) {
+        Ok(b) => (Some(b), None),
+        Err(e) => (None, Some(BtfProblem::Unusable(e))),
+    };
     let mut globals: Vec<offsets::Global> = Vec::new();
     let mut offers = Offers {
         tracefs_problem: tracefs_dir.as_ref().err().cloned(),
@@ -79,26 +123,27 @@ pub fn load(
     if let Ok(dir) = &tracefs_dir {
         for need in hooks::needs() {
             if let Need::TracefsFormat(format) = need {
-                match tracefs_fields(format, Path::new(dir), kernel_btf.as_ref().ok()) {
+                match tracefs_fields(format, Path::new(dir), kernel_btf.as_ref()) {
                     Ok(g) => globals.extend(g),
                     Err(e) => {
-                        offers.format_problem.insert(format, e);
+                        offers.format_problem.insert(format, e.to_string());
                     }
                 }
             }
         }
     }
 
-    offers.btf_problem = match &kernel_btf {
-        Ok(b) => match offsets::from_btf(b) {
+    let btf_problem = match &kernel_btf {
+        Some(b) => match offsets::from_btf(b) {
             Ok(g) => {
                 globals.extend(g);
                 None
             }
-            Err(e) => Some(format!("BTF of this kernel lacks what oomtrace reads: {e}")),
+            Err(e) => Some(BtfProblem::Lacking(e)),
         },
-        Err(e) => Some(format!("no usable kernel BTF: {e}")),
+        None => unusable,
     };
+    offers.btf_problem = btf_problem.map(|p| p.to_string());
     let aya_btf = if offers.btf_problem.is_none() {
         aya::Btf::parse_file(btf_path, aya::Endianness::Little).ok()
     } else {
@@ -117,17 +162,14 @@ pub fn load(
     // 4: aya_log_common::Level::Debug; 0: off.
     let kernel_log_level: u8 = if kernel_debug { 4 } else { 0 };
     loader.override_global("AYA_LOG_LEVEL", &kernel_log_level, false);
-    let mut ebpf = loader
-        .load(OBJECT)
-        .map_err(|e| anyhow::anyhow!(probe::chain(e)))
-        .context("loading the eBPF object (are you root, with CAP_BPF and CAP_PERFMON?)")?;
+    let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
     let bpf_log = aya_log::EbpfLogger::init(&mut ebpf)
         .inspect_err(|e| tracing::debug!("no kernel-side log: {e}"))
         .ok();
 
     // The BTF/raw programs read tracepoint arguments by position: check the
     // running kernel's prototypes say what they expect.
-    if let Ok(b) = &kernel_btf {
+    if let Some(b) = &kernel_btf {
         for need in hooks::needs() {
             if let Need::BtfPrototype(p) = need {
                 let problem = match b.tracepoint_args(p.tracepoint) {
@@ -169,16 +211,15 @@ fn tracefs_fields(
     format: Format,
     tracefs: &Path,
     btf: Option<&KernelBtf>,
-) -> Result<Vec<offsets::Global>, String> {
-    let text = |e: tracefs::FormatError| e.to_string();
-    match format {
-        Format::MarkVictim => offsets::mark_victim(tracefs).map_err(text),
-        Format::Cgroup => offsets::cgroup(tracefs).map_err(text),
-        Format::Signal => offsets::signal(tracefs).map_err(text),
-        Format::MemcgCharge => offsets::memcg_charge(tracefs, btf).map_err(|e| {
-            format!("no memcg charge tracepoint ({e}); growth comes from the page counters read at pressure and at the kill")
-        }),
-    }
+) -> Result<Vec<offsets::Global>, FormatProblem> {
+    Ok(match format {
+        Format::MarkVictim => offsets::mark_victim(tracefs)?,
+        Format::Cgroup => offsets::cgroup(tracefs)?,
+        Format::Signal => offsets::signal(tracefs)?,
+        Format::MemcgCharge => {
+            offsets::memcg_charge(tracefs, btf).map_err(FormatProblem::NoChargeTracepoint)?
+        }
+    })
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (later ones to the
@@ -209,17 +250,54 @@ fn raise_memlock() {
 
 /// The tracefs mount, mounting it at /sys/kernel/tracing when the node has
 /// none (the host here boots without it).
-fn ensure_tracefs() -> Result<(String, bool), String> {
+fn ensure_tracefs() -> Result<(String, bool), NoTracefs> {
     if let Some(p) = tracefs::find_tracefs() {
         return Ok((p.display().to_string(), false));
     }
     let target = Path::new("/sys/kernel/tracing");
-    rustix::mount::mount("nodev", target, "tracefs", rustix::mount::MountFlags::empty(), None)
-        .map_err(|e| format!("tracefs is not mounted and mounting it at {} failed: {e} (mount it: mount -t tracefs nodev {})", target.display(), target.display()))?;
+    rustix::mount::mount(
+        "nodev",
+        target,
+        "tracefs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .map_err(|error| NoTracefs {
+        target: target.to_path_buf(),
+        error,
+    })?;
     Ok((target.display().to_string(), true))
 }
 
 fn has_kprobes(tracefs: Option<&Path>) -> bool {
     Path::new("/sys/bus/event_source/devices/kprobe").exists()
         || tracefs.is_some_and(|t| t.join("kprobe_events").exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doctor shows these as they read: what failed, why, and the fix.
+    #[test]
+    fn problems_read_as_doctor_shows_them() {
+        let e = NoTracefs {
+            target: PathBuf::from("/sys/kernel/tracing"),
+            error: rustix::io::Errno::PERM,
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "tracefs is not mounted and mounting it at /sys/kernel/tracing failed: "
+            ) && text.ends_with("(mount it: mount -t tracefs nodev /sys/kernel/tracing)"),
+            "{text}"
+        );
+        let p = FormatProblem::NoChargeTracepoint("no mm_memcg_charge".into());
+        assert_eq!(p.to_string(), "no memcg charge tracepoint (no mm_memcg_charge); growth comes from the page counters read at pressure and at the kill");
+        let row = probe::ProbeError::Row {
+            program: "oom_fentry",
+            error: Box::new(probe::ProbeError::NoBtf),
+        };
+        assert_eq!(row.to_string(), "oom_fentry: no kernel BTF");
+    }
 }

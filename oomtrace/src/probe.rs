@@ -13,6 +13,34 @@ use oomtrace_core::kernel::hooks::{
     self, Arming, Choice, Family, HookRequests, Offers, Probe, Target,
 };
 
+/// Why a program of the probe table did not load or attach. The cause is
+/// part of the message (aya's own, its sources joined by [`chain`]), not a
+/// `source()`: doctor and the status line show these with `to_string()`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("program {0} missing from the object")]
+    Missing(String),
+    #[error("no kernel BTF")]
+    NoBtf,
+    #[error("{}", chain(.0))]
+    Program(#[from] aya::programs::ProgramError),
+    /// A row's program failed: which one, and why.
+    #[error("{program}: {error}")]
+    Row {
+        program: &'static str,
+        error: Box<ProbeError>,
+    },
+    #[error("the probe table has no charge row armed under pressure")]
+    NoChargeRow,
+    #[error("the charge counter {program} is a {kind}, not a tracepoint")]
+    ChargeNotTracepoint {
+        program: &'static str,
+        kind: hooks::HookKind,
+    },
+    #[error("the charge row must hold exactly one program")]
+    ChargeRowShape,
+}
+
 /// What attaching needs besides the loaded object.
 pub struct Env<'a> {
     pub btf: Option<&'a Btf>,
@@ -24,14 +52,14 @@ pub struct Env<'a> {
 /// every family. Attached links live as long as `ebpf`.
 pub fn attach_all(ebpf: &mut Ebpf, requests: &HookRequests, env: &Env<'_>) -> Vec<Choice> {
     hooks::choose(requests, &env.offers, |probe| {
-        try_attach(ebpf, probe, env.btf)
+        try_attach(ebpf, probe, env.btf).map_err(|e| e.to_string())
     })
 }
 
 /// Loads a row's programs and attaches them (unless the row arms later).
 /// A family is all or nothing: on any failure nothing of the row stays
 /// loaded.
-fn try_attach(ebpf: &mut Ebpf, probe: &Probe, btf: Option<&Btf>) -> Result<(), String> {
+fn try_attach(ebpf: &mut Ebpf, probe: &Probe, btf: Option<&Btf>) -> Result<(), ProbeError> {
     let mut loaded: Vec<&str> = Vec::new();
     for spec in probe.programs {
         let result = match probe.arming {
@@ -44,7 +72,10 @@ fn try_attach(ebpf: &mut Ebpf, probe: &Probe, btf: Option<&Btf>) -> Result<(), S
                     let _ = unload(p);
                 }
             }
-            return Err(format!("{}: {e}", spec.name));
+            return Err(ProbeError::Row {
+                program: spec.name,
+                error: Box::new(e),
+            });
         }
         loaded.push(spec.name);
     }
@@ -53,43 +84,42 @@ fn try_attach(ebpf: &mut Ebpf, probe: &Probe, btf: Option<&Btf>) -> Result<(), S
 
 /// The charge counter's program and tracepoint: the table's row that is
 /// armed under pressure.
-fn charge_program() -> Result<(&'static str, &'static str, &'static str), String> {
+fn charge_program() -> Result<(&'static str, &'static str, &'static str), ProbeError> {
     let probe = Family::Charge
         .probes()
         .find(|p| p.arming == Arming::UnderPressure)
-        .ok_or("the probe table has no charge row armed under pressure")?;
+        .ok_or(ProbeError::NoChargeRow)?;
     match probe.programs {
         [spec] => match spec.target {
             Target::Tracepoint { category, name } => Ok((spec.name, category, name)),
-            other => Err(format!(
-                "the charge counter {} is a {}, not a tracepoint",
-                spec.name,
-                other.kind()
-            )),
+            other => Err(ProbeError::ChargeNotTracepoint {
+                program: spec.name,
+                kind: other.kind(),
+            }),
         },
-        _ => Err("the charge row must hold exactly one program".into()),
+        _ => Err(ProbeError::ChargeRowShape),
     }
 }
 
 /// Attaches the charge counter (while some cgroup is under pressure).
-pub fn arm_charges(ebpf: &mut Ebpf) -> Result<TracePointLinkId, String> {
+pub fn arm_charges(ebpf: &mut Ebpf) -> Result<TracePointLinkId, ProbeError> {
     let (program, category, name) = charge_program()?;
-    tracepoint(ebpf, program)?
-        .attach(category, name)
-        .map_err(chain)
+    Ok(tracepoint(ebpf, program)?.attach(category, name)?)
 }
 
 /// Detaches it again: an attached program costs even when it returns at once.
-pub fn disarm_charges(ebpf: &mut Ebpf, link: TracePointLinkId) -> Result<(), String> {
+pub fn disarm_charges(ebpf: &mut Ebpf, link: TracePointLinkId) -> Result<(), ProbeError> {
     let (program, _, _) = charge_program()?;
-    tracepoint(ebpf, program)?.detach(link).map_err(chain)
+    Ok(tracepoint(ebpf, program)?.detach(link)?)
 }
 
-fn tracepoint<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut TracePoint, String> {
+fn program<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut Program, ProbeError> {
     ebpf.program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?
-        .try_into()
-        .map_err(chain)
+        .ok_or_else(|| ProbeError::Missing(name.to_owned()))
+}
+
+fn tracepoint<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut TracePoint, ProbeError> {
+    Ok(program(ebpf, name)?.try_into()?)
 }
 
 fn unload(p: &mut Program) -> Result<(), aya::programs::ProgramError> {
@@ -105,31 +135,29 @@ fn unload(p: &mut Program) -> Result<(), aya::programs::ProgramError> {
 
 /// Loads a program for its target (fentry and tp_btf load against the
 /// kernel's BTF), without attaching it.
-fn load(ebpf: &mut Ebpf, name: &str, target: Target, btf: Option<&Btf>) -> Result<(), String> {
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?;
-    let need_btf = || btf.ok_or_else(|| "no kernel BTF".to_string());
+fn load(ebpf: &mut Ebpf, name: &str, target: Target, btf: Option<&Btf>) -> Result<(), ProbeError> {
+    let prog = program(ebpf, name)?;
+    let need_btf = || btf.ok_or(ProbeError::NoBtf);
     match target {
         Target::Fentry(function) => {
-            let p: &mut FEntry = prog.try_into().map_err(chain)?;
-            p.load(function, need_btf()?).map_err(chain)
+            let p: &mut FEntry = prog.try_into()?;
+            Ok(p.load(function, need_btf()?)?)
         }
         Target::Kprobe(_) => {
-            let p: &mut KProbe = prog.try_into().map_err(chain)?;
-            p.load().map_err(chain)
+            let p: &mut KProbe = prog.try_into()?;
+            Ok(p.load()?)
         }
         Target::BtfTracepoint(tracepoint) => {
-            let p: &mut BtfTracePoint = prog.try_into().map_err(chain)?;
-            p.load(tracepoint, need_btf()?).map_err(chain)
+            let p: &mut BtfTracePoint = prog.try_into()?;
+            Ok(p.load(tracepoint, need_btf()?)?)
         }
         Target::RawTracepoint(_) => {
-            let p: &mut RawTracePoint = prog.try_into().map_err(chain)?;
-            p.load().map_err(chain)
+            let p: &mut RawTracePoint = prog.try_into()?;
+            Ok(p.load()?)
         }
         Target::Tracepoint { .. } => {
-            let p: &mut TracePoint = prog.try_into().map_err(chain)?;
-            p.load().map_err(chain)
+            let p: &mut TracePoint = prog.try_into()?;
+            Ok(p.load()?)
         }
     }
 }
@@ -139,31 +167,29 @@ fn load_attach(
     name: &str,
     target: Target,
     btf: Option<&Btf>,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     load(ebpf, name, target, btf)?;
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?;
+    let prog = program(ebpf, name)?;
     match target {
         Target::Fentry(_) => {
-            let p: &mut FEntry = prog.try_into().map_err(chain)?;
-            p.attach().map_err(chain)?;
+            let p: &mut FEntry = prog.try_into()?;
+            p.attach()?;
         }
         Target::Kprobe(function) => {
-            let p: &mut KProbe = prog.try_into().map_err(chain)?;
-            p.attach(function, 0).map_err(chain)?;
+            let p: &mut KProbe = prog.try_into()?;
+            p.attach(function, 0)?;
         }
         Target::BtfTracepoint(_) => {
-            let p: &mut BtfTracePoint = prog.try_into().map_err(chain)?;
-            p.attach().map_err(chain)?;
+            let p: &mut BtfTracePoint = prog.try_into()?;
+            p.attach()?;
         }
         Target::RawTracepoint(tracepoint) => {
-            let p: &mut RawTracePoint = prog.try_into().map_err(chain)?;
-            p.attach(tracepoint).map_err(chain)?;
+            let p: &mut RawTracePoint = prog.try_into()?;
+            p.attach(tracepoint)?;
         }
         Target::Tracepoint { category, name } => {
-            let p: &mut TracePoint = prog.try_into().map_err(chain)?;
-            p.attach(category, name).map_err(chain)?;
+            let p: &mut TracePoint = prog.try_into()?;
+            p.attach(category, name)?;
         }
     }
     Ok(())

@@ -226,5 +226,31 @@ fn bad_recordings_are_clear_errors() {
     let err = stderr_of_failed(&truncated);
     assert!(err.contains("truncated"), "{err}");
 
+    // Version 1 kept answers by position: refused, saying what to do.
+    let text = String::from_utf8(whole).expect("utf-8");
+    let v1 = dir.join("v1.rec");
+    fs::write(&v1, text.replacen("\"version\":2", "\"version\":1", 1)).expect("write");
+    let err = stderr_of_failed(&v1);
+    assert!(
+        err.contains("format version 1") && err.contains("record the scenario again"),
+        "{err}"
+    );
+
+    // An answer is found by its question: one asked of another pid is not
+    // this question's answer.
+    let asked = text
+        .find("{\"answer\":{\"call\":\"namespaces\",\"pid\":")
+        .expect("a namespaces answer");
+    let mut other = text.clone();
+    let pid_at = asked + "{\"answer\":{\"call\":\"namespaces\",\"pid\":".len();
+    other.insert(pid_at, '9');
+    let diverged = dir.join("diverged.rec");
+    fs::write(&diverged, other).expect("write");
+    let err = stderr_of_failed(&diverged);
+    assert!(
+        err.contains("diverged") && err.contains("Namespaces"),
+        "{err}"
+    );
+
     let _ = fs::remove_dir_all(dir);
 }

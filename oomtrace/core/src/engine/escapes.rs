@@ -53,7 +53,7 @@ impl Engine {
             return;
         };
         if ns.pid_ns == self.start.host_pid_ns {
-            if !in_container && self.start.host_pid_escapes {
+            if !in_container {
                 if let Some(owner) = self.host_pid_owner(pid, obs) {
                     self.pod_of_pid.remove(&pid);
                     self.escaped_by_pid.insert(pid, owner.clone());

@@ -109,20 +109,15 @@ impl Engine {
         };
         let judged_at = obs.now_boot_ns();
         let memory = self.kill_memory(a, v);
-        let node_memory = obs.node_memory().map(|n| NodeMemory::of(&n, None));
+        let mut node_memory = obs.node_memory().map(|n| NodeMemory::of(&n, None));
+        // Where the node's memory went, for every node-pressure kill.
+        if let Some(n) = node_memory.as_mut().filter(|_| a.kind.is_some()) {
+            n.breakdown = worded_breakdown(obs);
+        }
         let growth = self.growth(v, obs);
         let top_consumers =
             (a.kind == Some(PressureKind::SystemOom)).then(|| self.top_consumers(obs));
         let names = self.names(&a.identity, obs);
-        // Last, so that recordings made before it replay: where the node's
-        // memory went, for every node-pressure kill.
-        let node_memory = match (node_memory, a.kind.is_some()) {
-            (Some(mut n), true) => {
-                n.breakdown = worded_breakdown(obs);
-                Some(n)
-            }
-            (n, _) => n,
-        };
         let seen = Observed {
             oom_group,
             memory,

@@ -12,8 +12,7 @@ impl Engine {
             return;
         }
         let Some(b) = obs.node_breakdown() else {
-            // Unread (or a recording made before this read): try again
-            // at the next sample.
+            // Unread: try again at the next sample.
             let _ = self.dying.sample(
                 self.now,
                 &crate::node::node_memory::Dying {

@@ -102,12 +102,10 @@ mod b64 {
     }
 }
 
-/// The runtime's slack recordings made before it was a field were judged with.
-fn old_runtime_slack_ns() -> u64 {
-    1_000_000_000
-}
-
-/// Everything the engine starts from; a recording's header holds it.
+/// Everything the engine starts from; a recording's header holds it, every
+/// field written out. A new field that recordings made before it lack takes
+/// `#[serde(default = …)]` with the value they were judged with, until the
+/// next `recording::VERSION` converts them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Start {
     pub node: String,
@@ -125,60 +123,39 @@ pub struct Start {
     /// (pid, container cgroup, when seen there) of every process in a
     /// container at start: a hostPID pod's process leaving it is known by
     /// its pid, its namespaces being the host's.
-    #[serde(default)]
     pub container_pids: Vec<(u32, String, u64)>,
-    /// Whether hostPID pods' processes are followed by pid (recordings made
-    /// before this was added hold no answers for it).
-    #[serde(default)]
-    pub host_pid_escapes: bool,
     pub leak_grace_ns: u64,
     /// 0: no heartbeat lines.
-    #[serde(default)]
     pub heartbeat_ns: u64,
     /// /proc/vmstat `oom_kill` once the hooks were attached: the kernel's
     /// count the stream is audited against (`missed` lines). None: no
-    /// audit (a kernel without the count, or a recording made before the
-    /// audit existed, which holds no vmstat answers).
-    #[serde(default)]
+    /// audit (a kernel without the count).
     pub kernel_oom_kills: Option<KernelCount>,
     /// Whether the kubelet's log is read (`--kubelet-log`): an eviction
     /// then waits a little for the eviction manager's own line.
-    #[serde(default)]
     pub kubelet_log: bool,
     /// Whether a runtime's stop under pressure that outlives the
     /// eviction's grace period is followed to its end, for the kubelet's
-    /// log to decide (recordings made before hold no answers for its polls).
-    #[serde(default)]
+    /// log to decide. The daemon always follows; recordings converted
+    /// from version 1 (the replay fixtures) were made without following
+    /// and hold no answers for its polls.
     pub follow_long_stops: bool,
     /// How late the runtime's SIGKILL may come after the grace the kubelet
-    /// asked for (`kubelet::RUNTIME_SLACK_NS`; recordings made before it
-    /// were judged with 1 s).
-    #[serde(default = "old_runtime_slack_ns")]
+    /// asked for (`kubelet::RUNTIME_SLACK_NS`; recordings converted from
+    /// version 1 were judged with 1 s).
     pub runtime_slack_ns: u64,
-    /// `--near-oom-horizon`, ns; 0 (and recordings from before it): no
-    /// `near_oom` findings.
-    #[serde(default)]
+    /// `--near-oom-horizon`, ns; 0: no `near_oom` findings.
     pub near_oom_horizon_ns: u64,
     /// How often the dying cgroups are sampled (`--dying-sample-interval`).
-    #[serde(default = "dying_sample_ns")]
     pub dying_sample_ns: u64,
     /// Whether /dev/kmsg is read (not in a non-privileged container): a
     /// victim waits for the kernel's report only then.
-    #[serde(default = "reading", alias = "kernel_log")]
     pub reading_kmsg: bool,
     /// Userspace OOM killers known beyond the built-in ones
     /// (`--userspace-killers`). None: a recording made before they were
     /// judged (it holds no answers for their reads), so none is.
     #[serde(default)]
     pub userspace_killers: Option<Vec<String>>,
-}
-
-fn reading() -> bool {
-    true
-}
-
-fn dying_sample_ns() -> u64 {
-    crate::node::node_memory::DYING_SAMPLE_NS
 }
 
 /// Whether `near_oom` samples this cgroup: a level the kubelet limits, or a
@@ -204,7 +181,8 @@ pub struct Engine {
     /// The memcg part of the latest OOM reports, by incident.
     reports: VecDeque<(String, MemcgReport)>,
     waiting: VecDeque<(u64, oomtrace_common::VictimEvent, Option<String>)>,
-    /// Pid namespace → the container cgroup its first process joined.
+    /// Pid namespace → the container cgroup a process of it joined last
+    /// (the latest wins: the kernel reuses dead namespaces' inode numbers).
     owners: HashMap<u32, String>,
     /// Pid → the container cgroup it last joined, and when: how a process of
     /// a hostPID pod (the host's namespaces) is tied to its pod.

@@ -4,6 +4,12 @@
 //! JSON lines. The first is the header (`format`, `version`, the engine's
 //! `start`); then each input on a line of its own, followed by the answers
 //! the machine gave while it was handled; a clean stop writes `{"end":true}`.
+//!
+//! Version 2 keys each answer by what was asked, the call and its arguments
+//! (`{"answer":{"call":"proc_cgroup","pid":4242,"value":"/kubepods/…"}}`):
+//! a replay looks answers up by question, so the engine may read the node
+//! in another order than the one that recorded. Version 1 kept answers by
+//! position and is refused (see [`RecordingError::Version`]).
 
 use std::{
     fs::File,
@@ -21,7 +27,7 @@ use crate::{
 };
 
 const FORMAT: &str = "oomtrace-recording";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -52,9 +58,7 @@ pub enum RecordingError {
         "{path} is not an oomtrace recording (its first line is not a recording header: {detail})"
     )]
     Foreign { path: PathBuf, detail: String },
-    #[error(
-        "{path} is a recording of format version {found}; this oomtrace reads version {VERSION}"
-    )]
+    #[error("{path} is a recording of format version {found}; this oomtrace reads version {VERSION} only{}", advice(*found))]
     Version { path: PathBuf, found: u32 },
     #[error("{path} is truncated: line {line} ends mid-record")]
     Truncated { path: PathBuf, line: usize },
@@ -76,6 +80,16 @@ pub enum RecordingError {
         line: usize,
         detail: String,
     },
+}
+
+/// What to do with a recording of another version.
+fn advice(found: u32) -> &'static str {
+    if found < VERSION {
+        ". Replay it with the oomtrace that recorded it, or record the scenario again with this one \
+         (version 1 kept the node's answers by position, which a changed read order breaks)"
+    } else {
+        ": it was recorded by a newer oomtrace; replay it with that one"
+    }
 }
 
 pub struct Recorder {
@@ -209,10 +223,11 @@ pub fn replay(
         for record in engine.handle(input, &mut obs) {
             emit(&start, record).map_err(io)?;
         }
-        if obs.diverged.is_none() && obs.leftover() > 0 {
+        let unasked = obs.unasked();
+        if obs.diverged.is_none() && !unasked.is_empty() {
             obs.diverged = Some(format!(
-                "{} recorded answers were not asked for",
-                obs.leftover()
+                "{} recorded answers were not asked for: {unasked:?}",
+                unasked.len()
             ));
         }
         if let Some(detail) = obs.diverged.take() {

@@ -85,8 +85,7 @@ impl Engine {
                 source: s.source.clone(),
             });
         // A runtime's signal under the kubelet's threshold may be an
-        // eviction: where the node's memory was, read at the signal (after
-        // the reads recordings made before it hold).
+        // eviction: where the node's memory was, read at the signal.
         let mut node = node;
         if let Some(n) = node.as_mut() {
             let under = n

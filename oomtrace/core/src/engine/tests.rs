@@ -75,7 +75,6 @@ fn start_in_host_ns() -> Start {
         heartbeat_ns: 0,
         kernel_oom_kills: None,
         container_pids: Vec::new(),
-        host_pid_escapes: true,
         kubelet_log: false,
         follow_long_stops: true,
         runtime_slack_ns: crate::node::kubelet::RUNTIME_SLACK_NS,
@@ -358,7 +357,6 @@ fn audited(audit: bool) -> Engine {
         containers: Vec::new(),
         leak_grace_ns: u64::MAX,
         container_pids: Vec::new(),
-        host_pid_escapes: true,
         heartbeat_ns: S,
         kernel_oom_kills: audit.then_some(KernelCount {
             boot_ns: S,

@@ -2,8 +2,8 @@
 //! Bytes are copied (`bytemuck::try_pod_read_unaligned`: the wire types are
 //! `Pod`, so any bytes of the right length are a valid value) after checking
 //! length, version and kind: ring-buffer memory is never borrowed as a typed
-//! reference. Records of wire version 3 (before the validity masks; the
-//! replay fixtures hold them) decode into today's types, see [`v3`].
+//! reference. Only this build's wire version decodes: a recording holds
+//! the raw records of the build that made it.
 
 use std::{fmt::Write as _, mem::size_of};
 
@@ -37,7 +37,7 @@ pub enum DecodeError {
         len: usize,
         need: usize,
     },
-    #[error("record has wire version {found}, this build reads {WIRE_VERSION} (and 3 from old recordings): kernel object and daemon are from different builds")]
+    #[error("record has wire version {found}, this build reads {WIRE_VERSION}: kernel object and daemon are from different builds")]
     Version { found: u16 },
     #[error("unknown record kind {0}")]
     Kind(u16),
@@ -57,15 +57,12 @@ fn copy<T: Pod>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
 
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: Header = copy(bytes, "header")?;
-    if header.version != WIRE_VERSION && header.version != v3::VERSION {
+    if header.version != WIRE_VERSION {
         return Err(DecodeError::Version {
             found: header.version,
         });
     }
     let kind = Kind::from_u16(header.kind).ok_or(DecodeError::Kind(header.kind))?;
-    if header.version == v3::VERSION {
-        return v3::decode(kind, bytes);
-    }
     Ok(match kind {
         Kind::OomInvocation => Event::Oom(copy(bytes, "oom record")?),
         Kind::Victim => Event::Victim(copy(bytes, "victim record")?),
@@ -127,211 +124,6 @@ pub fn path(raw: &[u8], len: u32) -> String {
 #[cfg(test)]
 pub fn bytes_of<T: Pod>(v: &T) -> Vec<u8> {
     bytemuck::bytes_of(v).to_vec()
-}
-
-/// Wire version 3: the layouts before the validity masks, kept so that
-/// recordings made with it (the replay fixtures) replay to the same lines.
-/// Version 3's kernel code wrote 0 for a failed read; its values are taken
-/// as read, except where 0 (or `u32::MAX` for the constraint) already meant
-/// unread then: namespace ids and `ns_pid`, memcg ids, `chosen_tgid`.
-/// Cgroup and attach records did not change.
-pub mod v3 {
-    use std::mem::size_of;
-
-    use bytemuck::{Pod, Zeroable};
-    use oomtrace_common::{valid, Header, Kind, MemcgLevel, COMM_LEN, MEMCG_DEPTH};
-
-    use super::{copy, DecodeError, Event};
-
-    pub const VERSION: u16 = 3;
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-    pub struct TaskInfo {
-        pub tgid: u32,
-        pub tid: u32,
-        pub comm: [u8; COMM_LEN],
-        pub memcg_depth: u32,
-        pub ns_pid: u32,
-        pub pid_ns: u32,
-        pub mnt_ns: u32,
-        pub memcg: [MemcgLevel; MEMCG_DEPTH],
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-    pub struct VictimEvent {
-        pub header: Header,
-        pub victim: TaskInfo,
-        pub trigger: TaskInfo,
-        pub total_vm_pages: u64,
-        pub anon_rss_pages: u64,
-        pub file_rss_pages: u64,
-        pub shmem_rss_pages: u64,
-        pub oom_score_adj: i16,
-        pub _pad: [u8; 2],
-        pub source: u32,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-    pub struct OomEvent {
-        pub header: Header,
-        pub trigger: TaskInfo,
-        pub memcg: MemcgLevel,
-        pub totalpages: u64,
-        pub constraint: u32,
-        pub chosen_tgid: u32,
-        pub order: i32,
-        pub _pad: u32,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-    pub struct SignalEvent {
-        pub header: Header,
-        pub sig: u32,
-        pub code: i32,
-        pub result: i32,
-        pub source: u32,
-        pub sender_tgid: u32,
-        pub sender_tid: u32,
-        pub sender_comm: [u8; COMM_LEN],
-        pub target: TaskInfo,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-    pub struct PressureEvent {
-        pub header: Header,
-        pub task: TaskInfo,
-    }
-
-    const _: () = assert!(size_of::<TaskInfo>() == 232);
-    const _: () = assert!(size_of::<VictimEvent>() == 520);
-    const _: () = assert!(size_of::<OomEvent>() == 296);
-    const _: () = assert!(size_of::<SignalEvent>() == 288);
-    const _: () = assert!(size_of::<PressureEvent>() == 248);
-
-    fn flag(cond: bool, bit: u32) -> u32 {
-        if cond {
-            bit
-        } else {
-            0
-        }
-    }
-
-    impl From<TaskInfo> for oomtrace_common::TaskInfo {
-        fn from(t: TaskInfo) -> Self {
-            let depth = (t.memcg_depth as usize).min(MEMCG_DEPTH);
-            let mut memcg_valid = 0;
-            for (i, l) in t.memcg.iter().enumerate().take(depth) {
-                memcg_valid |= flag(l.id != 0, valid::memcg_id(i)) | valid::memcg_counters(i);
-            }
-            oomtrace_common::TaskInfo {
-                tgid: t.tgid,
-                tid: t.tid,
-                comm: t.comm,
-                memcg_depth: t.memcg_depth,
-                ns_pid: t.ns_pid,
-                pid_ns: t.pid_ns,
-                mnt_ns: t.mnt_ns,
-                valid: valid::TASK_PID
-                    | valid::TASK_COMM
-                    | flag(t.ns_pid != 0, valid::TASK_NS_PID)
-                    | flag(t.pid_ns != 0, valid::TASK_PID_NS)
-                    | flag(t.mnt_ns != 0, valid::TASK_MNT_NS)
-                    | flag(depth > 0, valid::TASK_MEMCG_CHAIN),
-                memcg_valid,
-                memcg: t.memcg,
-            }
-        }
-    }
-
-    impl From<VictimEvent> for oomtrace_common::VictimEvent {
-        fn from(v: VictimEvent) -> Self {
-            oomtrace_common::VictimEvent {
-                header: v.header,
-                victim: v.victim.into(),
-                trigger: v.trigger.into(),
-                total_vm_pages: v.total_vm_pages,
-                anon_rss_pages: v.anon_rss_pages,
-                file_rss_pages: v.file_rss_pages,
-                shmem_rss_pages: v.shmem_rss_pages,
-                oom_score_adj: v.oom_score_adj,
-                _pad: [0; 2],
-                source: v.source,
-                valid: valid::VICTIM_ALL,
-                _pad2: 0,
-            }
-        }
-    }
-
-    impl From<OomEvent> for oomtrace_common::OomEvent {
-        fn from(o: OomEvent) -> Self {
-            // v3: id 0 was a global OOM (or an unread oc->memcg).
-            let memcg = o.memcg.id != 0;
-            oomtrace_common::OomEvent {
-                header: o.header,
-                trigger: o.trigger.into(),
-                memcg: o.memcg,
-                totalpages: o.totalpages,
-                constraint: o.constraint,
-                chosen_tgid: o.chosen_tgid,
-                order: o.order,
-                valid: valid::OOM_MEMCG
-                    | flag(!memcg, valid::OOM_GLOBAL)
-                    | flag(memcg, valid::OOM_MEMCG_ID | valid::OOM_MEMCG_COUNTERS)
-                    | valid::OOM_TOTALPAGES
-                    | flag(o.constraint != u32::MAX, valid::OOM_CONSTRAINT)
-                    | flag(o.chosen_tgid != 0, valid::OOM_CHOSEN)
-                    | valid::OOM_ORDER,
-            }
-        }
-    }
-
-    impl From<SignalEvent> for oomtrace_common::SignalEvent {
-        fn from(s: SignalEvent) -> Self {
-            oomtrace_common::SignalEvent {
-                header: s.header,
-                sig: s.sig,
-                code: s.code,
-                result: s.result,
-                source: s.source,
-                sender_tgid: s.sender_tgid,
-                sender_tid: s.sender_tid,
-                sender_comm: s.sender_comm,
-                valid: valid::SIGNAL_ALL,
-                _pad: 0,
-                target: s.target.into(),
-            }
-        }
-    }
-
-    impl From<PressureEvent> for oomtrace_common::PressureEvent {
-        fn from(p: PressureEvent) -> Self {
-            oomtrace_common::PressureEvent {
-                header: p.header,
-                task: p.task.into(),
-            }
-        }
-    }
-
-    /// A version-3 record of `kind` as today's types.
-    pub(super) fn decode(kind: Kind, bytes: &[u8]) -> Result<Event, DecodeError> {
-        Ok(match kind {
-            Kind::OomInvocation => Event::Oom(copy::<OomEvent>(bytes, "oom record")?.into()),
-            Kind::Victim => Event::Victim(copy::<VictimEvent>(bytes, "victim record")?.into()),
-            Kind::CgroupMkdir => Event::Mkdir(copy(bytes, "cgroup record")?),
-            Kind::CgroupRmdir => Event::Rmdir(copy(bytes, "cgroup record")?),
-            Kind::CgroupRelease => Event::Release(copy(bytes, "cgroup record")?),
-            Kind::CgroupAttach => Event::Attach(copy(bytes, "attach record")?),
-            Kind::Signal => Event::Signal(copy::<SignalEvent>(bytes, "signal record")?.into()),
-            Kind::Pressure => {
-                Event::Pressure(copy::<PressureEvent>(bytes, "pressure record")?.into())
-            }
-        })
-    }
 }
 
 #[cfg(test)]
@@ -485,150 +277,6 @@ mod tests {
         let mut p = [0u8; PATH_LEN];
         p[..5].copy_from_slice(b"/a\xfe/b");
         assert_eq!(path(&p, 5), "/a\\xfe/b");
-    }
-
-    #[test]
-    fn version_3_records_decode_with_their_reads_valid() {
-        let mut t3 = v3::TaskInfo::zeroed();
-        t3.tgid = 100;
-        t3.tid = 101;
-        t3.comm[..3].copy_from_slice(b"hog");
-        t3.memcg_depth = 2;
-        t3.ns_pid = 0;
-        t3.pid_ns = 4026531836;
-        t3.mnt_ns = 4026531841;
-        t3.memcg[0] = MemcgLevel {
-            id: 7,
-            usage_pages: 10,
-            max_pages: 10,
-        };
-        t3.memcg[1] = MemcgLevel {
-            id: 0,
-            usage_pages: 0,
-            max_pages: 0,
-        };
-        let mut blind = v3::TaskInfo::zeroed();
-        blind.tgid = 100;
-        blind.tid = 100;
-        let v = v3::VictimEvent {
-            header: Header {
-                version: v3::VERSION,
-                ..header(Kind::Victim)
-            },
-            victim: blind,
-            trigger: t3,
-            total_vm_pages: 1,
-            anon_rss_pages: 2,
-            file_rss_pages: 3,
-            shmem_rss_pages: 0,
-            oom_score_adj: 0,
-            _pad: [0; 2],
-            source: VictimSource::Tracepoint as u32,
-        };
-        let Ok(Event::Victim(back)) = decode(&bytes_of(&v)) else {
-            panic!("v3 victim not decoded")
-        };
-        assert_eq!(back.header.version, v3::VERSION);
-        assert_eq!(back.oom_score_adj(), Some(0), "v3 values count as read");
-        assert_eq!(back.rss_pages(), Some(5));
-        assert_eq!(back.source, VictimSource::Tracepoint as u32);
-        let t = back.trigger;
-        assert_eq!((t.tgid(), t.tid()), (Some(100), Some(101)));
-        assert_eq!(comm(t.comm().expect("comm")), "hog");
-        // 0 meant unread in v3 for namespace ids, ns_pid and memcg ids.
-        assert_eq!(
-            (t.ns_pid(), t.pid_ns(), t.mnt_ns()),
-            (None, Some(4026531836), Some(4026531841))
-        );
-        assert_eq!(
-            t.memcg(0).map(|l| (l.id, l.max_pages)),
-            Some((Some(7), Some(10)))
-        );
-        assert_eq!(
-            t.memcg(1).map(|l| (l.id, l.usage_pages)),
-            Some((None, Some(0)))
-        );
-        assert!(t.memcg_chain_complete());
-        let b = back.victim;
-        assert_eq!(
-            (b.tgid(), b.memcg_depth(), b.memcg_chain_complete()),
-            (Some(100), 0, false)
-        );
-
-        let o = v3::OomEvent {
-            header: Header {
-                version: v3::VERSION,
-                ..header(Kind::OomInvocation)
-            },
-            trigger: t3,
-            memcg: MemcgLevel::default(),
-            totalpages: 9,
-            constraint: u32::MAX,
-            chosen_tgid: 100,
-            order: 0,
-            _pad: 0,
-        };
-        let Ok(Event::Oom(o)) = decode(&bytes_of(&o)) else {
-            panic!("v3 oom not decoded")
-        };
-        assert_eq!(
-            (o.global(), o.memcg(), o.constraint()),
-            (Some(true), None, None)
-        );
-        assert_eq!(
-            (o.totalpages(), o.chosen_tgid(), o.order()),
-            (Some(9), Some(100), Some(0))
-        );
-
-        let s = v3::SignalEvent {
-            header: Header {
-                version: v3::VERSION,
-                ..header(Kind::Signal)
-            },
-            sig: 9,
-            code: 0x80,
-            result: 0,
-            source: VictimSource::TpBtf as u32,
-            sender_tgid: 1,
-            sender_tid: 1,
-            sender_comm: *b"kubelet\0\0\0\0\0\0\0\0\0",
-            target: t3,
-        };
-        let Ok(Event::Signal(s)) = decode(&bytes_of(&s)) else {
-            panic!("v3 signal not decoded")
-        };
-        assert_eq!((s.code(), s.result()), (Some(0x80), Some(0)));
-        assert_eq!(s.sender_comm().map(comm).as_deref(), Some("kubelet"));
-        assert_eq!(s.target.leaf_memcg_id(), Some(7));
-
-        let p = v3::PressureEvent {
-            header: Header {
-                version: v3::VERSION,
-                ..header(Kind::Pressure)
-            },
-            task: t3,
-        };
-        let Ok(Event::Pressure(p)) = decode(&bytes_of(&p)) else {
-            panic!("v3 pressure not decoded")
-        };
-        assert_eq!(p.task.memcg(0).and_then(|l| l.usage_pages), Some(10));
-        // A v3 record one byte short is still a typed error.
-        let mut short = bytes_of(&v3::PressureEvent {
-            header: Header {
-                version: v3::VERSION,
-                ..header(Kind::Pressure)
-            },
-            task: t3,
-        });
-        short.pop();
-        assert!(matches!(
-            decode(&short),
-            Err(DecodeError::Short {
-                what: "pressure record",
-                need: 248,
-                ..
-            })
-        ));
     }
 
     #[test]

@@ -20,7 +20,6 @@ pub struct Threshold {
     /// Where it came from: the file, or the kubelet's default.
     pub source: String,
     /// `evictionSoft` memory.available, when the config sets one.
-    #[serde(default)]
     pub soft: Option<Soft>,
 }
 

@@ -1,10 +1,12 @@
 //! The engine's window on the node: every read of /proc, cgroupfs, the
 //! kubelet's files and the clock goes through [`Observe`]. Live, the answers
 //! come from the machine (and are written to a recording when asked); in a
-//! replay they come back from the recording in the same order, so the same
-//! events give the same verdicts bit for bit.
+//! replay each comes back from the recording by what was asked (the call
+//! and its arguments), so the same events give the same verdicts bit for
+//! bit.
 
 use std::{
+    collections::{HashMap, VecDeque},
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -65,33 +67,105 @@ pub trait ChargeSource {
     fn clear(&mut self);
 }
 
-/// One answer, as recorded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "call", content = "value", rename_all = "snake_case")]
-pub enum Answer {
-    ProcCgroup(Option<String>),
-    Namespaces(Option<Namespaces>),
-    MemoryStat(Option<MemoryStat>),
-    NodeMemory(Option<NodeAvailable>),
-    Threshold(Threshold),
-    PodName(Option<(String, String)>),
-    ContainerName(Option<String>),
-    Populated(Option<bool>),
-    OomGroup(Option<bool>),
-    NowBootNs(u64),
-    Charges(Option<Charges>),
-    /// /proc/vmstat `oom_kill` (only in recordings that audit: see
-    /// `engine::Start::kernel_oom_kills`).
-    VmstatOomKill(Option<u64>),
-    ProcStart(Option<ProcStart>),
-    KubeletEvicted(Option<bool>),
-    /// The node memory breakdown of a node-pressure kill (recordings made
-    /// before it have none: the replay then answers null).
-    NodeBreakdown(Option<Box<crate::node::node_memory::Breakdown>>),
-    /// /proc/PID/exe of a signal's sender (userspace OOM killers).
-    Exe(Option<String>),
-    /// /proc/pressure/memory at a userspace OOM killer's signal.
-    NodePsi(Option<crate::node::node_memory::Psi>),
+/// The node's reads the engine makes, each once: [`Ask`] (the call and its
+/// arguments, what a replay looks an answer up by) and [`Reply`] (what the
+/// node said) are both made from this list, so a new read is one line here,
+/// its [`Observe`] method and its live reader.
+macro_rules! calls {
+    ($($call:ident { $($arg:ident: $ty:ty),* } -> $value:ty;)*) => {
+        /// A question to the node, as recorded: the call and its arguments.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(tag = "call", rename_all = "snake_case", deny_unknown_fields)]
+        pub enum Ask {
+            $($call { $($arg: $ty),* },)*
+        }
+
+        /// The node's answer to the [`Ask`] of the same name.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Reply {
+            $($call($value),)*
+        }
+
+        impl Reply {
+            fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+                match self {
+                    $(Reply::$call(v) => serde_json::to_value(v),)*
+                }
+            }
+
+            /// `value` read as the answer to `ask`.
+            fn from_json(ask: &Ask, value: serde_json::Value) -> serde_json::Result<Reply> {
+                Ok(match ask {
+                    $(Ask::$call { .. } => Reply::$call(serde_json::from_value(value)?),)*
+                })
+            }
+        }
+    };
+}
+
+calls! {
+    ProcCgroup { pid: u32 } -> Option<String>;
+    Namespaces { pid: u32 } -> Option<Namespaces>;
+    MemoryStat { cgroup: String } -> Option<MemoryStat>;
+    NodeMemory {} -> Option<NodeAvailable>;
+    EvictionThreshold {} -> Threshold;
+    PodName { uid: String } -> Option<(String, String)>;
+    ContainerName { id: String } -> Option<String>;
+    Populated { cgroup: String } -> Option<bool>;
+    OomGroup { victim: String, limit: String } -> Option<bool>;
+    NowBootNs {} -> u64;
+    Charges {} -> Option<Charges>;
+    VmstatOomKill {} -> Option<u64>;
+    ProcStart { pid: u32 } -> Option<ProcStart>;
+    KubeletEvicted { namespace: String, name: String, since_unix_s: i64 } -> Option<bool>;
+    NodeBreakdown {} -> Option<Box<crate::node::node_memory::Breakdown>>;
+    // /proc/PID/exe of a signal's sender (userspace OOM killers).
+    Exe { pid: u32 } -> Option<String>;
+    // /proc/pressure/memory at a userspace OOM killer's signal.
+    NodePsi {} -> Option<crate::node::node_memory::Psi>;
+}
+
+/// One answer, as recorded: one JSON object, the [`Ask`]'s fields (`call`
+/// and the arguments) and the reply as `value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub ask: Ask,
+    pub reply: Reply,
+}
+
+impl Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::{ser::Error, ser::SerializeMap};
+        let ask = match serde_json::to_value(&self.ask).map_err(S::Error::custom)? {
+            serde_json::Value::Object(m) => m,
+            other => return Err(S::Error::custom(format!("an ask as {other}"))),
+        };
+        let value = self.reply.to_json().map_err(S::Error::custom)?;
+        let mut map = s.serialize_map(Some(ask.len() + 1))?;
+        // `call` first, so a line reads as the question it answers.
+        if let Some(call) = ask.get("call") {
+            map.serialize_entry("call", call)?;
+        }
+        for (k, v) in ask.iter().filter(|(k, _)| *k != "call") {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("value", &value)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Answer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::deserialize(d)?;
+        let value = fields
+            .remove("value")
+            .ok_or_else(|| D::Error::missing_field("value"))?;
+        let ask = Ask::deserialize(serde_json::Value::Object(fields)).map_err(D::Error::custom)?;
+        let reply = Reply::from_json(&ask, value)
+            .map_err(|e| D::Error::custom(format!("the answer to {ask:?}: {e}")))?;
+        Ok(Answer { ask, reply })
+    }
 }
 
 pub trait Observe {
@@ -160,9 +234,9 @@ pub struct Live {
 }
 
 impl Live {
-    fn keep(&mut self, a: Answer) {
+    fn keep(&mut self, ask: impl FnOnce() -> Ask, reply: Reply) {
         if let Some(r) = self.recorded.as_mut() {
-            r.push(a);
+            r.push(Answer { ask: ask(), reply });
         }
     }
 
@@ -237,7 +311,7 @@ impl Observe for Live {
                 Some(ns) => ns.full_path(&p),
                 None => Some(p),
             });
-        self.keep(Answer::ProcCgroup(a.clone()));
+        self.keep(|| Ask::ProcCgroup { pid }, Reply::ProcCgroup(a.clone()));
         a
     }
 
@@ -251,25 +325,33 @@ impl Observe for Live {
             (Some(pid_ns), Some(mnt_ns)) => Some(Namespaces { pid_ns, mnt_ns }),
             _ => None,
         };
-        self.keep(Answer::Namespaces(a));
+        self.keep(|| Ask::Namespaces { pid }, Reply::Namespaces(a));
         a
     }
 
     fn memory_stat(&mut self, cgroup: &str) -> Option<MemoryStat> {
         let a = read_memory_stat(&self.cgroup_dir(cgroup), self.sources.v2);
-        self.keep(Answer::MemoryStat(a.clone()));
+        self.keep(
+            || Ask::MemoryStat {
+                cgroup: cgroup.to_owned(),
+            },
+            Reply::MemoryStat(a.clone()),
+        );
         a
     }
 
     fn node_memory(&mut self) -> Option<NodeAvailable> {
         let a = read_node_memory(&self.sources.memory_root, self.sources.v2);
-        self.keep(Answer::NodeMemory(a.clone()));
+        self.keep(|| Ask::NodeMemory {}, Reply::NodeMemory(a.clone()));
         a
     }
 
     fn eviction_threshold(&mut self) -> Threshold {
         let a = crate::node::kubelet::read_threshold(&self.sources.kubelet_config);
-        self.keep(Answer::Threshold(a.clone()));
+        self.keep(
+            || Ask::EvictionThreshold {},
+            Reply::EvictionThreshold(a.clone()),
+        );
         a
     }
 
@@ -283,7 +365,12 @@ impl Observe for Live {
                     .find(|p| &p.uid == uid)
                     .map(|p| (p.namespace, p.name))
             });
-        self.keep(Answer::PodName(a.clone()));
+        self.keep(
+            || Ask::PodName {
+                uid: uid.as_str().to_owned(),
+            },
+            Reply::PodName(a.clone()),
+        );
         a
     }
 
@@ -297,13 +384,23 @@ impl Observe for Live {
                     .find(|c| &c.id == id)
                     .map(|c| c.container)
             });
-        self.keep(Answer::ContainerName(a.clone()));
+        self.keep(
+            || Ask::ContainerName {
+                id: id.as_str().to_owned(),
+            },
+            Reply::ContainerName(a.clone()),
+        );
         a
     }
 
     fn populated(&mut self, cgroup: &str) -> Option<bool> {
         let a = populated(&self.cgroup_dir(cgroup), self.sources.v2);
-        self.keep(Answer::Populated(a));
+        self.keep(
+            || Ask::Populated {
+                cgroup: cgroup.to_owned(),
+            },
+            Reply::Populated(a),
+        );
         a
     }
 
@@ -326,37 +423,50 @@ impl Observe for Live {
         } else {
             Some(false)
         };
-        self.keep(Answer::OomGroup(a));
+        self.keep(
+            || Ask::OomGroup {
+                victim: victim.to_owned(),
+                limit: limit.to_owned(),
+            },
+            Reply::OomGroup(a),
+        );
         a
     }
 
     fn now_boot_ns(&mut self) -> u64 {
         let a = boot_ns();
-        self.keep(Answer::NowBootNs(a));
+        self.keep(|| Ask::NowBootNs {}, Reply::NowBootNs(a));
         a
     }
 
     fn charges(&mut self) -> Option<Charges> {
         let a = self.charges.as_ref().and_then(|c| c.read());
-        self.keep(Answer::Charges(a.clone()));
+        self.keep(|| Ask::Charges {}, Reply::Charges(a.clone()));
         a
     }
 
     fn vmstat_oom_kill(&mut self) -> Option<u64> {
         let a = crate::logs::state::vmstat_oom_kill();
-        self.keep(Answer::VmstatOomKill(a));
+        self.keep(|| Ask::VmstatOomKill {}, Reply::VmstatOomKill(a));
         a
     }
 
     fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
         let a = read_proc_start(pid);
-        self.keep(Answer::ProcStart(a));
+        self.keep(|| Ask::ProcStart { pid }, Reply::ProcStart(a));
         a
     }
 
     fn kubelet_evicted(&mut self, namespace: &str, name: &str, since_unix_s: i64) -> Option<bool> {
         let a = self.kubelet_log.evicted(namespace, name, since_unix_s);
-        self.keep(Answer::KubeletEvicted(a));
+        self.keep(
+            || Ask::KubeletEvicted {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                since_unix_s,
+            },
+            Reply::KubeletEvicted(a),
+        );
         a
     }
 
@@ -368,7 +478,7 @@ impl Observe for Live {
                 None
             }
         };
-        self.keep(Answer::NodeBreakdown(a.clone()));
+        self.keep(|| Ask::NodeBreakdown {}, Reply::NodeBreakdown(a.clone()));
         a
     }
 
@@ -376,7 +486,7 @@ impl Observe for Live {
         let a = fs::read_link(format!("/proc/{pid}/exe"))
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
-        self.keep(Answer::Exe(a.clone()));
+        self.keep(|| Ask::Exe { pid }, Reply::Exe(a.clone()));
         a
     }
 
@@ -384,7 +494,7 @@ impl Observe for Live {
         let a = fs::read_to_string("/proc/pressure/memory")
             .ok()
             .and_then(|t| crate::node::node_memory::parse_psi(&t));
-        self.keep(Answer::NodePsi(a));
+        self.keep(|| Ask::NodePsi {}, Reply::NodePsi(a));
         a
     }
 }
@@ -444,114 +554,148 @@ pub fn read_node_memory(memory_root: &Path, v2: bool) -> Option<NodeAvailable> {
     })
 }
 
-/// Answers from a recording, in order.
+/// Answers from a recording, looked up by what is asked: the same
+/// question asked twice gets its recorded answers in the order given.
 pub struct Replayed {
-    answers: std::iter::Peekable<std::vec::IntoIter<Answer>>,
+    answers: HashMap<Ask, VecDeque<Reply>>,
     pub diverged: Option<String>,
 }
 
 impl Replayed {
     pub fn new(answers: Vec<Answer>) -> Self {
+        let mut by_ask: HashMap<Ask, VecDeque<Reply>> = HashMap::new();
+        for a in answers {
+            by_ask.entry(a.ask).or_default().push_back(a.reply);
+        }
         Replayed {
-            answers: answers.into_iter().peekable(),
+            answers: by_ask,
             diverged: None,
         }
     }
 
-    /// Answers the replay did not ask for: the engine took another path.
-    pub fn leftover(&self) -> usize {
-        self.answers.len()
+    /// Recorded answers the replay did not ask for: the engine took another
+    /// path.
+    pub fn unasked(&self) -> Vec<&Ask> {
+        let mut left: Vec<&Ask> = self
+            .answers
+            .iter()
+            .flat_map(|(ask, replies)| std::iter::repeat_n(ask, replies.len()))
+            .collect();
+        left.sort_by_key(|a| format!("{a:?}"));
+        left
     }
 
-    fn next(&mut self, want: &'static str) -> Option<Answer> {
-        let a = self.answers.next();
-        if a.is_none() && self.diverged.is_none() {
-            self.diverged = Some(format!("the recording has no answer left for {want}"));
+    fn take(&mut self, ask: Ask) -> Option<Reply> {
+        let reply = self.answers.get_mut(&ask).and_then(VecDeque::pop_front);
+        if reply.is_none() && self.diverged.is_none() {
+            self.diverged = Some(format!("the recording has no answer to {ask:?}"));
         }
-        a
+        reply
     }
 }
 
+/// The recorded reply to `Ask::$call { args }`, or `$default` (the replay
+/// then diverged, which [`Replayed::diverged`] says).
 macro_rules! replay_answer {
-    ($self:ident, $variant:ident, $default:expr) => {{
-        match $self.next(stringify!($variant)) {
-            Some(Answer::$variant(v)) => v,
-            Some(other) => {
-                if $self.diverged.is_none() {
-                    $self.diverged = Some(format!(
-                        "expected a {} answer, the recording has {:?}",
-                        stringify!($variant),
-                        other
-                    ));
-                }
-                $default
-            }
-            None => $default,
+    ($self:ident, $call:ident { $($arg:ident: $val:expr),* }, $default:expr) => {
+        match $self.take(Ask::$call { $($arg: $val),* }) {
+            Some(Reply::$call(v)) => v,
+            // `Reply::from_json` gives every ask its own call's reply.
+            _ => $default,
         }
-    }};
+    };
 }
 
 impl Observe for Replayed {
-    fn proc_cgroup(&mut self, _pid: u32) -> Option<String> {
-        replay_answer!(self, ProcCgroup, None)
+    fn proc_cgroup(&mut self, pid: u32) -> Option<String> {
+        replay_answer!(self, ProcCgroup { pid: pid }, None)
     }
-    fn namespaces(&mut self, _pid: u32) -> Option<Namespaces> {
-        replay_answer!(self, Namespaces, None)
+    fn namespaces(&mut self, pid: u32) -> Option<Namespaces> {
+        replay_answer!(self, Namespaces { pid: pid }, None)
     }
-    fn memory_stat(&mut self, _cgroup: &str) -> Option<MemoryStat> {
-        replay_answer!(self, MemoryStat, None)
+    fn memory_stat(&mut self, cgroup: &str) -> Option<MemoryStat> {
+        replay_answer!(
+            self,
+            MemoryStat {
+                cgroup: cgroup.to_owned()
+            },
+            None
+        )
     }
     fn node_memory(&mut self) -> Option<NodeAvailable> {
-        replay_answer!(self, NodeMemory, None)
+        replay_answer!(self, NodeMemory {}, None)
     }
     fn eviction_threshold(&mut self) -> Threshold {
-        replay_answer!(self, Threshold, Threshold::default())
+        replay_answer!(self, EvictionThreshold {}, Threshold::default())
     }
-    fn pod_name(&mut self, _uid: &PodUid) -> Option<(String, String)> {
-        replay_answer!(self, PodName, None)
+    fn pod_name(&mut self, uid: &PodUid) -> Option<(String, String)> {
+        replay_answer!(
+            self,
+            PodName {
+                uid: uid.as_str().to_owned()
+            },
+            None
+        )
     }
-    fn container_name(&mut self, _id: &ContainerId) -> Option<String> {
-        replay_answer!(self, ContainerName, None)
+    fn container_name(&mut self, id: &ContainerId) -> Option<String> {
+        replay_answer!(
+            self,
+            ContainerName {
+                id: id.as_str().to_owned()
+            },
+            None
+        )
     }
-    fn populated(&mut self, _cgroup: &str) -> Option<bool> {
-        replay_answer!(self, Populated, None)
+    fn populated(&mut self, cgroup: &str) -> Option<bool> {
+        replay_answer!(
+            self,
+            Populated {
+                cgroup: cgroup.to_owned()
+            },
+            None
+        )
     }
-    fn oom_group(&mut self, _victim: &str, _limit: &str) -> Option<bool> {
-        replay_answer!(self, OomGroup, None)
+    fn oom_group(&mut self, victim: &str, limit: &str) -> Option<bool> {
+        replay_answer!(
+            self,
+            OomGroup {
+                victim: victim.to_owned(),
+                limit: limit.to_owned()
+            },
+            None
+        )
     }
     fn now_boot_ns(&mut self) -> u64 {
-        // Recordings from before the memory at the kill came from the
-        // kernel's report read the victim cgroup's memory.stat here.
-        if let Some(Answer::MemoryStat(_)) = self.answers.peek() {
-            self.answers.next();
-        }
-        replay_answer!(self, NowBootNs, 0)
+        replay_answer!(self, NowBootNs {}, 0)
     }
     fn charges(&mut self) -> Option<Charges> {
-        replay_answer!(self, Charges, None)
+        replay_answer!(self, Charges {}, None)
     }
     fn vmstat_oom_kill(&mut self) -> Option<u64> {
-        replay_answer!(self, VmstatOomKill, None)
+        replay_answer!(self, VmstatOomKill {}, None)
     }
-    fn proc_start(&mut self, _pid: u32) -> Option<ProcStart> {
-        replay_answer!(self, ProcStart, None)
+    fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
+        replay_answer!(self, ProcStart { pid: pid }, None)
     }
-    fn kubelet_evicted(&mut self, _: &str, _: &str, _: i64) -> Option<bool> {
-        replay_answer!(self, KubeletEvicted, None)
+    fn kubelet_evicted(&mut self, namespace: &str, name: &str, since_unix_s: i64) -> Option<bool> {
+        replay_answer!(
+            self,
+            KubeletEvicted {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                since_unix_s: since_unix_s
+            },
+            None
+        )
     }
     fn node_breakdown(&mut self) -> Option<Box<crate::node::node_memory::Breakdown>> {
-        // Recordings from before this read have no such answer: the next
-        // one belongs to another question, so it is left for it.
-        match self.answers.peek() {
-            Some(Answer::NodeBreakdown(_)) => replay_answer!(self, NodeBreakdown, None),
-            _ => None,
-        }
+        replay_answer!(self, NodeBreakdown {}, None)
     }
-    fn exe(&mut self, _pid: u32) -> Option<String> {
-        replay_answer!(self, Exe, None)
+    fn exe(&mut self, pid: u32) -> Option<String> {
+        replay_answer!(self, Exe { pid: pid }, None)
     }
     fn node_psi(&mut self) -> Option<crate::node::node_memory::Psi> {
-        replay_answer!(self, NodePsi, None)
+        replay_answer!(self, NodePsi {}, None)
     }
 }
 
@@ -588,6 +732,70 @@ mod tests {
         assert_eq!(memory_cgroup_of("x:memory:/a\n", false), None);
     }
 
+    fn answer(ask: Ask, reply: Reply) -> Answer {
+        Answer { ask, reply }
+    }
+
+    #[test]
+    fn an_answer_is_one_line_of_the_question_and_its_value() {
+        let a = answer(
+            Ask::OomGroup {
+                victim: "/a/b".into(),
+                limit: "/a".into(),
+            },
+            Reply::OomGroup(Some(true)),
+        );
+        let line = serde_json::to_string(&a).expect("serializes");
+        assert!(line.starts_with(r#"{"call":"oom_group","#), "{line}");
+        assert!(line.ends_with(r#""value":true}"#), "{line}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&line).ok(),
+            Some(serde_json::json!({
+                "call": "oom_group", "victim": "/a/b", "limit": "/a", "value": true
+            }))
+        );
+        assert_eq!(serde_json::from_str::<Answer>(&line).ok(), Some(a));
+        let unit = answer(Ask::NowBootNs {}, Reply::NowBootNs(7));
+        let line = serde_json::to_string(&unit).expect("serializes");
+        assert_eq!(line, r#"{"call":"now_boot_ns","value":7}"#);
+        assert_eq!(serde_json::from_str::<Answer>(&line).ok(), Some(unit));
+        // The value is read as the call's own type.
+        let wrong = r#"{"call":"now_boot_ns","value":"soon"}"#;
+        let err = serde_json::from_str::<Answer>(wrong).expect_err("a string is no clock");
+        assert!(err.to_string().contains("NowBootNs"), "{err}");
+        assert!(serde_json::from_str::<Answer>(r#"{"call":"now_boot_ns"}"#).is_err());
+        assert!(serde_json::from_str::<Answer>(r#"{"call":"mystery","value":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_replay_answers_by_question_whatever_the_order() {
+        let mut r = Replayed::new(vec![
+            answer(Ask::NowBootNs {}, Reply::NowBootNs(1)),
+            answer(
+                Ask::ProcCgroup { pid: 2 },
+                Reply::ProcCgroup(Some("/b".into())),
+            ),
+            answer(
+                Ask::ProcCgroup { pid: 1 },
+                Reply::ProcCgroup(Some("/a".into())),
+            ),
+            answer(Ask::NowBootNs {}, Reply::NowBootNs(2)),
+        ]);
+        assert_eq!(r.proc_cgroup(1).as_deref(), Some("/a"));
+        // The same question twice: its answers in the order recorded.
+        assert_eq!((r.now_boot_ns(), r.now_boot_ns()), (1, 2));
+        assert_eq!(r.unasked(), [&Ask::ProcCgroup { pid: 2 }]);
+        assert_eq!(r.diverged, None);
+        assert_eq!(r.proc_cgroup(3), None);
+        assert!(
+            r.diverged
+                .as_deref()
+                .is_some_and(|d| d.contains("ProcCgroup { pid: 3 }")),
+            "{:?}",
+            r.diverged
+        );
+    }
+
     #[test]
     fn live_proc_cgroup_of_this_process() {
         let Ok(text) = fs::read_to_string("/proc/self/cgroup") else {
@@ -613,7 +821,15 @@ mod tests {
         let a = live.proc_cgroup(std::process::id());
         assert_eq!(a, memory_cgroup_of(&text, v2));
         assert!(a.is_some(), "{text}");
-        assert_eq!(live.recorded, Some(vec![Answer::ProcCgroup(a)]));
+        assert_eq!(
+            live.recorded,
+            Some(vec![Answer {
+                ask: Ask::ProcCgroup {
+                    pid: std::process::id()
+                },
+                reply: Reply::ProcCgroup(a)
+            }])
+        );
     }
 }
 

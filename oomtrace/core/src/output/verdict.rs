@@ -439,7 +439,7 @@ pub enum StopReason {
     SigkillWithoutSigterm,
     /// The process outlived the eviction's grace period after SIGTERM and
     /// still ran when oomtrace stopped following it (an hour later, or at
-    /// that grace's end in a recording made before stops were followed).
+    /// that grace's end when not followed: `engine::Start::follow_long_stops`).
     GraceLongerThanHardEviction,
     /// A userspace OOM killer's SIGTERM that the process outlived, with no
     /// SIGKILL after it: not killed.

@@ -1243,8 +1243,8 @@ mod tests {
         );
     }
 
-    /// A recording made before long stops were followed holds no answers
-    /// for the polls: its replay keeps the old rule.
+    /// Without following (recordings converted from version 1 hold no
+    /// answers for the polls), a long grace is a stop at the grace end.
     #[test]
     fn without_following_a_long_grace_is_a_stop_at_the_grace_end() {
         let n = node(true);
