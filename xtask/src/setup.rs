@@ -103,6 +103,8 @@ const TEST_PACKAGES: &[&str] = &[
     "zstd",
     "earlyoom",
     "nohang",
+    // tail and memory --watch seen through a real terminal (tests/tests/terminal.rs).
+    "tmux",
 ];
 
 /// Installs the end-to-end tests' packages when missing.
