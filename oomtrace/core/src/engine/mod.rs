@@ -525,3 +525,17 @@ fn leaf_path(tree: &CgroupTree, t: &oomtrace_common::TaskInfo) -> Option<String>
         .filter(|&id| id != 0)
         .and_then(|id| tree.path(CgroupId(id)).map(str::to_owned))
 }
+
+/// The waits of `pending` (keyed by pid) due at `now`, taken out, lowest
+/// pid first: a fixed order, since each is decided by a read of the node.
+fn take_due<P>(pending: &mut HashMap<u32, P>, now: u64, check_ns: impl Fn(&P) -> u64) -> Vec<P> {
+    let mut due: Vec<u32> = pending
+        .iter()
+        .filter(|(_, p)| check_ns(p) <= now)
+        .map(|(&pid, _)| pid)
+        .collect();
+    due.sort_unstable();
+    due.into_iter()
+        .filter_map(|pid| pending.remove(&pid))
+        .collect()
+}

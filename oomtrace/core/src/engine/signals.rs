@@ -236,18 +236,8 @@ impl Engine {
     /// whether the process is still there decides.
     pub(super) fn check_pending_stops(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
         let now = self.now;
-        let mut due: Vec<u32> = self
-            .pending_stops
-            .values()
-            .filter(|p| p.check_ns <= now)
-            .map(|p| p.pid)
-            .collect();
-        due.sort_unstable();
-        for pid in due {
-            let Some(p) = self.pending_stops.remove(&pid) else {
-                continue;
-            };
-            let alive = obs.namespaces(pid).is_some();
+        for p in super::take_due(&mut self.pending_stops, now, |p| p.check_ns) {
+            let alive = obs.namespaces(p.pid).is_some();
             self.signal_step(stops::after_grace(p, alive, now), now, obs, out);
         }
     }

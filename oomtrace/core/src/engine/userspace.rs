@@ -105,18 +105,8 @@ impl Engine {
     /// Processes a killer sent SIGTERM: gone (killed), or looked for again.
     pub(super) fn check_pending_kills(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {
         let now = self.now;
-        let mut due: Vec<u32> = self
-            .pending_kills
-            .values()
-            .filter(|p| p.check_ns <= now)
-            .map(|p| p.pid)
-            .collect();
-        due.sort_unstable();
-        for pid in due {
-            let Some(p) = self.pending_kills.remove(&pid) else {
-                continue;
-            };
-            let alive = obs.namespaces(pid).is_some();
+        for p in super::take_due(&mut self.pending_kills, now, |p| p.check_ns) {
+            let alive = obs.namespaces(p.pid).is_some();
             self.kill_step(userspace::after_wait(p, alive, now), now, obs, out);
         }
     }

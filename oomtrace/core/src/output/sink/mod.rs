@@ -2,6 +2,7 @@
 //! people. The record types are the contract in docs/schema.md.
 
 pub mod json;
+mod palette;
 pub mod tail;
 pub mod text;
 

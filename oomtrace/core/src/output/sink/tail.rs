@@ -11,10 +11,12 @@ use anstream::{
     stream::{AsLockedWrite, RawStream},
     AutoStream, ColorChoice,
 };
-use anstyle::{AnsiColor, Style};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime, UtcOffset};
 
-use super::{Line, Sink};
+use super::{
+    palette::{paint, Style, BOLD, CYAN, DIM, GREEN, MAGENTA, RED, YELLOW},
+    Line, Sink,
+};
 use crate::{
     node::node_memory,
     node::pods::{self, Level},
@@ -23,19 +25,6 @@ use crate::{
     },
     output::wording::human_bytes as quantity,
 };
-
-const DIM: Style = Style::new().dimmed();
-const BOLD: Style = Style::new().bold();
-const fn bold(color: AnsiColor) -> Style {
-    Style::new()
-        .bold()
-        .fg_color(Some(anstyle::Color::Ansi(color)))
-}
-const RED: Style = bold(AnsiColor::Red);
-const YELLOW: Style = bold(AnsiColor::Yellow);
-const MAGENTA: Style = bold(AnsiColor::Magenta);
-const CYAN: Style = bold(AnsiColor::Cyan);
-const GREEN: Style = bold(AnsiColor::Green);
 
 /// Every name `--verdict` takes: the verdicts, node pressure's kinds, the
 /// findings, and `stopped`.
@@ -452,11 +441,6 @@ impl<W: RawStream + AsLockedWrite> TailSink<W> {
         }
         Ok(())
     }
-}
-
-/// Styled always: the `AutoStream` strips the escapes when colour is off.
-fn paint(style: Style, s: &str) -> String {
-    format!("{style}{s}{style:#}")
 }
 
 /// `s` in `width` columns: cut in the middle (a pod's unique suffix and

@@ -10,21 +10,12 @@ use anstream::{
     stream::{AsLockedWrite, RawStream},
     AutoStream,
 };
-use anstyle::{AnsiColor, Style};
 
-use super::{Line, Sink};
+use super::{
+    palette::{paint, CYAN, DIM, MAGENTA, RED, YELLOW},
+    Line, Sink,
+};
 use crate::output::verdict::VerdictKind;
-
-const DIM: Style = Style::new().dimmed();
-const fn bold(color: AnsiColor) -> Style {
-    Style::new()
-        .bold()
-        .fg_color(Some(anstyle::Color::Ansi(color)))
-}
-const RED: Style = bold(AnsiColor::Red);
-const YELLOW: Style = bold(AnsiColor::Yellow);
-const MAGENTA: Style = bold(AnsiColor::Magenta);
-const CYAN: Style = bold(AnsiColor::Cyan);
 
 pub struct TextSink<W: RawStream> {
     out: AutoStream<W>,
@@ -42,11 +33,6 @@ impl<W: RawStream + AsLockedWrite> TextSink<W> {
     pub fn color(&self) -> ColorChoice {
         self.out.current_choice()
     }
-}
-
-/// Always styled: the `AutoStream` strips the escapes when colour is off.
-fn paint(style: Style, s: &str) -> String {
-    format!("{style}{s}{style:#}")
 }
 
 impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
