@@ -5,9 +5,11 @@
 //! `Input::Usage`, recorded like every input.
 //!
 //! Cost: one small read per cgroup per sample (v1 `memory.usage_in_bytes`,
-//! v2 `memory.current`); the limit is re-read every [`LIMIT_EVERY_NS`];
-//! `memory.stat` (for the working set) and v2 `memory.pressure` only for
-//! cgroups past the floor. No kernel hook is involved.
+//! v2 `memory.current`); the limit is re-read every [`LIMIT_EVERY_NS`], and
+//! at every sample for cgroups past the floor (the limit a sample carries
+//! is the limit at that sample); `memory.stat` (for the working set) and
+//! v2 `memory.pressure` only for cgroups past the floor. No kernel hook is
+//! involved.
 
 use std::{
     collections::HashMap,
@@ -79,6 +81,23 @@ impl Sampler {
             if (usage as f64) < near_oom::SAMPLE_FLOOR * limit as f64 {
                 continue;
             }
+            // A sent sample's limit is read at the sample: the engine takes
+            // it as the limit at that instant (a kill after a lowered limit
+            // is bounded by the last reading of the higher one).
+            let limit = match self.limits.get(id) {
+                Some(&(limit, at)) if at == now => limit,
+                _ => {
+                    let limit = self
+                        .read_u64(&dir.join(limit_file))
+                        .filter(|&l| l > 0 && l < UNLIMITED);
+                    self.limits.insert(*id, (limit, now));
+                    limit
+                }
+            };
+            let Some(limit) = limit.filter(|&l| usage as f64 >= near_oom::SAMPLE_FLOOR * l as f64)
+            else {
+                continue;
+            };
             let inactive_key = if self.v2 {
                 "inactive_file"
             } else {
@@ -170,5 +189,26 @@ mod tests {
                 }),
             }]
         );
+    }
+
+    /// A limit lowered between two samples 0.5 s apart (well inside
+    /// [`LIMIT_EVERY_NS`]): the second sample carries the lowered one.
+    #[test]
+    fn a_sample_carries_the_limit_at_the_sample() {
+        let root =
+            std::env::temp_dir().join(format!("oomtrace-sampler-low-{}", std::process::id()));
+        let d = root.join("c");
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join("memory.current"), "150\n").expect("write");
+        std::fs::write(d.join("memory.max"), "200\n").expect("write");
+        let mut s = Sampler::new(&root, true);
+        let targets = vec![(1, "/c".to_string())];
+        let first = s.sample(&targets, 1_000_000_000);
+        std::fs::write(d.join("memory.max"), "160\n").expect("write");
+        let second = s.sample(&targets, 1_500_000_000);
+        let _ = std::fs::remove_dir_all(&root);
+        let limits = |b: &Samples| b.cgroups.iter().map(|c| c.limit_bytes).collect::<Vec<_>>();
+        assert_eq!(limits(&first), vec![200]);
+        assert_eq!(limits(&second), vec![160]);
     }
 }

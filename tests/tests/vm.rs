@@ -217,6 +217,124 @@ fn oom_group_kills_whole_container_one_incident() {
     daemon.finish();
 }
 
+/// `oomtrace-hog` joining `cgroup`, growing to `mib` MiB at `rate` MiB/s
+/// (so that the `near_oom` sampler sees it climb), then holding it.
+fn paced_hog(cgroup: &Cgroup, mib: u32, rate: u32) -> Proc {
+    let child = Command::new(bin("oomtrace-hog"))
+        .arg("--join")
+        .arg(cgroup.procs())
+        .args(["--mib", &mib.to_string()])
+        .args(["--rate-mib-s", &rate.to_string()])
+        .args(["--sleep", "3600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning oomtrace-hog");
+    Proc(child)
+}
+
+/// A limit written below usage: `limited` at 200 MiB holds a hog that grew
+/// to 180 MiB; once oomtrace has warned about it (so its sampler read the
+/// 200 MiB limit), `memory.max` is written down to 64 MiB. The kernel
+/// reclaims, finds only anonymous memory, and OOM-kills the hog inside the
+/// write. Returns the hog's verdict, after the checks every such kill
+/// shares: the limit at the kill is 64 MiB, and `evidence.limit_lowered`
+/// says it was 200 MiB at most as long before as the test ran.
+fn lowered_limit_kill(daemon: &Daemon, limited: &Cgroup, hog_in: &Cgroup) -> Json {
+    const FROM: u64 = 200 << 20;
+    const TO: u64 = 64 << 20;
+    let began = Instant::now();
+    limited.set_limit(FROM);
+    let mut hog = paced_hog(hog_in, 180, 30);
+    let pid = hog.0.id();
+    let f = daemon.wait_for("the near_oom warning before the lowering", |l| {
+        l["type"] == "finding" && l["finding"] == "near_oom" && l["cgroup"] == limited.rel.as_str()
+    });
+    assert_eq!(f["limit_bytes"], FROM, "the sampler read the limit: {f}");
+    // The write returns once the kernel has reclaimed or killed.
+    limited.set_limit(TO);
+    let ran_s = began.elapsed().as_secs_f64();
+    let mut status = None;
+    assert!(
+        wait_until(DEADLINE, || {
+            status = hog.0.try_wait().ok().flatten();
+            status.is_some()
+        }),
+        "the hog outlived its limit's lowering"
+    );
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the hog was killed: {status:?}"
+    );
+    assert!(
+        memory_event(limited, "oom_kill") >= 1,
+        "the kernel counted the kill in {}",
+        limited.rel
+    );
+    let v = daemon.wait_for("the hog's verdict", |l| {
+        l["type"] == "verdict" && l["victim"]["pid"] == pid
+    });
+    eprintln!("oomtrace: {v}");
+    assert_eq!(v["limit"]["cgroup"], limited.rel.as_str(), "{v}");
+    assert_eq!(v["limit"]["limit_bytes"], TO, "{v}");
+    let l = &v["evidence"]["limit_lowered"];
+    assert_eq!(l["from_bytes"], FROM, "{v}");
+    assert_eq!(l["to_bytes"], TO, "{v}");
+    assert!(l["basis"] == "sampler" || l["basis"] == "pressure", "{v}");
+    let s_before = l["s_before"].as_f64().expect("s_before");
+    assert!(
+        (0.0..=ran_s).contains(&s_before),
+        "the higher limit was read after the test set it, {ran_s:.1} s before the write returned: {v}"
+    );
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("Its limit had been lowered from 200Mi to 64Mi at most")),
+        "{v}"
+    );
+    v
+}
+
+/// Needs the VM (cgroup v2: on v1 a limit written below usage reclaims
+/// and fails with EBUSY, no kill). An in-place resize: a container's
+/// limit lowered below what its process holds.
+#[test]
+fn a_kill_after_a_lowered_container_limit_says_so() {
+    require_v2();
+    let daemon = Daemon::start(&[]);
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+    let v = lowered_limit_kill(&daemon, &container, &container);
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
+    assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
+    assert_eq!(v["container"]["id"], cid.as_str(), "{v}");
+    daemon.finish();
+}
+
+/// Needs the VM (cgroup v2). The kubelet lowering kubepods' limit (node
+/// allocatable) below what the pods hold: an `allocatable_oom` that says
+/// the limit was lowered. A kubepods root of its own (nested, as under
+/// kind or k3s), so no other test's pods are under it.
+#[test]
+fn an_allocatable_oom_after_a_lowered_kubepods_limit_says_so() {
+    require_v2();
+    let daemon = Daemon::start(&[]);
+    let root = format!("oomtrace-lowered-{}", unique_uid());
+    let kubepods = Cgroup::create(&format!("{root}/kubepods"));
+    let uid = unique_uid();
+    let container = Cgroup::create(&format!(
+        "{root}/kubepods/besteffort/pod{uid}/{}",
+        unique_container_id()
+    ));
+    let v = lowered_limit_kill(&daemon, &kubepods, &container);
+    assert_eq!(v["verdict"], "node_pressure", "{v}");
+    assert_eq!(v["kind"], "allocatable_oom", "{v}");
+    assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
+    daemon.finish();
+}
+
 fn mem_total_bytes() -> u64 {
     fs::read_to_string("/proc/meminfo")
         .ok()

@@ -108,6 +108,11 @@ const BEST_PASS_ONLY_TESTS: &[(&str, &[&str])] = &[
     // Six pods killed under CPU load: minutes under TCG, and the memory at
     // the kill comes from the kernel's report whatever the hooks.
     ("foundation", &["a_burst_of_kills"]),
+    // A kill inside a write of memory.max: its trigger is the writer, outside
+    // the cgroup, so without the per-OOM hook (struct oom_control) the
+    // limit comes from the kernel log's summary, which has no limit to
+    // compare with the earlier one.
+    ("vm", &["after_a_lowered"]),
 ];
 /// Tests left to the host: container churn (hundreds of runc starts) takes
 /// minutes under TCG and tests no kernel difference.

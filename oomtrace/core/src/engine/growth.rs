@@ -2,6 +2,7 @@
 //! before a kill, the cgroups at their limit) and the `near_oom` samples.
 
 use super::*;
+use crate::output::verdict::LimitBasis;
 
 /// A cgroup's page counter at the first and the latest pressure record.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +27,7 @@ impl Engine {
             .retain(|_, s| now.saturating_sub(s.last_ns) < GROWTH_WINDOW_NS);
         self.at_limit
             .retain(|_, t| now.saturating_sub(*t) < AT_LIMIT_NS);
+        self.limits.forget_before(now);
         for level in p.task.memcg_chain() {
             let (Some(id), Some(usage)) = (level.id.filter(|&id| id != 0), level.usage_pages)
             else {
@@ -36,6 +38,17 @@ impl Engine {
                 if usage.saturating_add((max / 50).max(64)) >= max {
                     self.at_limit.insert(id, now);
                 }
+            }
+            if let (Some(max), Some(path)) = (
+                level.max_pages.filter(|&m| m > 0 && m < UNLIMITED_PAGES),
+                self.tree.path(CgroupId(id)),
+            ) {
+                self.limits.saw(
+                    path,
+                    max.saturating_mul(self.start.page_size),
+                    now,
+                    LimitBasis::Pressure,
+                );
             }
             let s = self.pressured.entry(id).or_insert(PressureSpan {
                 first_ns: now,
@@ -57,6 +70,12 @@ impl Engine {
         out: &mut Vec<Line>,
     ) {
         let now = batch.boot_ns;
+        // The sampler reads the limit of every cgroup it sends at the sample.
+        self.limits.forget_before(now);
+        for s in batch.cgroups.iter().filter(|s| s.limit_bytes > 0) {
+            self.limits
+                .saw(&s.cgroup, s.limit_bytes, now, LimitBasis::Sampler);
+        }
         let at_limit = &self.at_limit;
         let warnings = self.near.observe(batch, |id| {
             at_limit

@@ -2,6 +2,7 @@
 //! the node, the verdict built (the OOM rules are in `rules::attribution`).
 
 use super::*;
+use crate::output::verdict::LimitLowered;
 
 impl Engine {
     /// Whether the kernel counted this victim's incident as an oom.group
@@ -76,7 +77,8 @@ impl Engine {
             }
             self.reports.push_back((a.incident.clone(), r));
         }
-        let (seen, group) = self.observe_kill(&a, v, obs);
+        let (mut seen, group) = self.observe_kill(&a, v, obs);
+        seen.limit_lowered = self.limit_lowered(&a);
         // Its lines are spent: a later process with the same pid has its own.
         self.kmsg.remove(&v.victim.tgid);
         self.unreported.remove(&v.victim.tgid);
@@ -126,6 +128,7 @@ impl Engine {
             top_consumers,
             names,
             judged_after_ns: Some(judged_at.saturating_sub(a.boot_ns)),
+            limit_lowered: None,
         };
         (seen, group)
     }
@@ -158,6 +161,14 @@ impl Engine {
             a.victim.cgroup.clone()?,
             pages.saturating_mul(self.start.page_size),
         ))
+    }
+
+    /// Whether the limit that fired, as the hooks read it at the kill, had
+    /// been read higher shortly before (rules/lowered_limit.rs).
+    pub(super) fn limit_lowered(&self, a: &Assessment) -> Option<LimitLowered> {
+        let limit = a.limit.as_ref()?;
+        self.limits
+            .lowered_before(limit.cgroup.as_deref()?, limit.limit_bytes?, a.boot_ns)
     }
 
     /// The kubelet's names for an identity: the pod's, then the container's.

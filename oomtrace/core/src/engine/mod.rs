@@ -37,6 +37,7 @@ use crate::{
     rules::attribution::{self, Assessment, Attributor, Hints, Observed, Snapshot},
     rules::audit::{Audit, KernelCount},
     rules::from_log,
+    rules::lowered_limit::LimitHistory,
     rules::misreport::Misreports,
     rules::near_oom::{self, Detector},
     rules::stops::{self, PendingStop, SignalContext, SignalStep, SoftThreshold},
@@ -225,6 +226,8 @@ pub struct Engine {
     at_limit: HashMap<u64, u64>,
     /// The cgroups the sampler reads; None when the tree changed since.
     targets: Option<Vec<(u64, String)>>,
+    /// Recent readings of limits, for a kill after a lowered limit.
+    limits: LimitHistory,
 }
 
 impl Engine {
@@ -269,6 +272,7 @@ impl Engine {
             near: Detector::new(start.near_oom_horizon_ns),
             at_limit: HashMap::new(),
             targets: None,
+            limits: LimitHistory::new(),
             start,
         }
     }

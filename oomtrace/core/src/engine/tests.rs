@@ -14,7 +14,9 @@ use crate::{
     node::kubelet::Threshold,
     node::observe::{Charges, MemoryStat, Namespaces, NodeAvailable},
     node::pods::{ContainerId, PodUid},
-    output::verdict::{MemorySource, StopReason, Stopped, Verdict, VerdictKind},
+    output::verdict::{
+        LimitBasis, LimitLowered, MemorySource, StopReason, Stopped, Verdict, VerdictKind,
+    },
 };
 
 const HOST_NS: u32 = 1;
@@ -1601,4 +1603,89 @@ fn killers_are_known_by_comm_by_exe_and_by_the_flag() {
     let out = e.handle(signal_to(9, ("earlyoom", 300), (11, 7), 0, S), &mut k);
     assert_eq!(verdicts(&out), 0, "{out:?}");
     assert_eq!(stops(&out)[0].reason, StopReason::SenderNotRuntime);
+}
+
+/// The sampler read the container's limit at 200 MiB until 12 s; the kill
+/// at 12.2 s is at 16 MiB (4096 pages, the victim hook's page counter):
+/// the verdict says the limit had been lowered at most 0.2 s before. With
+/// the same limit sampled before, it says nothing.
+#[test]
+fn a_kill_after_a_lowered_limit_says_so_and_only_then() {
+    let judge = |sampled_limit: u64| {
+        let mut start = audited(false).start.clone();
+        start.near_oom_horizon_ns = 60 * S;
+        let mut e = Engine::new(start);
+        let mut k = Fake::default();
+        let container = format!("{POD_A}/{CID_A}");
+        for i in 0..5u64 {
+            e.handle(
+                Input::Usage(near_oom::Samples {
+                    boot_ns: 10 * S + i * S / 2,
+                    cgroups: vec![near_oom::Sample {
+                        id: 5,
+                        cgroup: container.clone(),
+                        usage_bytes: 15 << 20,
+                        limit_bytes: sampled_limit,
+                        working_set_bytes: Some(15 << 20),
+                        psi: None,
+                    }],
+                }),
+                &mut k,
+            );
+        }
+        let mut out = e.handle(killed(100, 100, 12 * S + S / 5), &mut k);
+        out.extend(e.handle(Input::Tick(14 * S), &mut k));
+        out.into_iter()
+            .find_map(|l| match l {
+                Line::Verdict(v) => Some(v),
+                _ => None,
+            })
+            .expect("the kill's verdict")
+    };
+    let v = judge(200 << 20);
+    assert_eq!(v.limit.as_ref().and_then(|l| l.limit_bytes), Some(16 << 20));
+    assert_eq!(
+        v.evidence.limit_lowered,
+        Some(LimitLowered {
+            from_bytes: 200 << 20,
+            to_bytes: 16 << 20,
+            s_before: 0.2,
+            basis: LimitBasis::Sampler,
+        }),
+        "{v:?}"
+    );
+    assert!(
+        v.summary.contains(
+            "Its limit had been lowered from 200Mi to 16Mi at most 0.2 s before the kill"
+        ),
+        "{}",
+        v.summary
+    );
+    let json = serde_json::to_value(&*v).expect("a verdict serializes");
+    assert_eq!(
+        json["evidence"]["limit_lowered"],
+        serde_json::json!({"from_bytes": 200u64 << 20, "to_bytes": 16u64 << 20, "s_before": 0.2, "basis": "sampler"})
+    );
+
+    let v = judge(16 << 20);
+    assert_eq!(v.evidence.limit_lowered, None, "{v:?}");
+    assert!(!v.summary.contains("lowered"), "{}", v.summary);
+    let json = serde_json::to_value(&*v).expect("a verdict serializes");
+    assert!(json["evidence"].get("limit_lowered").is_none(), "{json}");
+}
+
+/// A reclaim record of the container at its old limit (512 MiB) is a
+/// reading too: the kill at 16 MiB 1.5 s later was after a lowering.
+#[test]
+fn a_reclaim_record_reads_the_limit_before_a_lowering() {
+    let mut e = Engine::new(audited(false).start);
+    let mut k = Fake::default();
+    e.handle(pressure(10 * S, 100_000, 131_072), &mut k);
+    let mut out = e.handle(killed(100, 100, 11 * S + S / 2), &mut k);
+    out.extend(e.handle(Input::Tick(13 * S), &mut k));
+    let v = only_verdict(&out);
+    let l = v.evidence.limit_lowered.expect("a lowering");
+    assert_eq!((l.from_bytes, l.to_bytes), (512 << 20, 16 << 20));
+    assert_eq!(l.s_before, 1.5);
+    assert_eq!(l.basis, LimitBasis::Pressure);
 }

@@ -302,6 +302,33 @@ pub struct Evidence {
     /// a child of it instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chosen: Option<Process>,
+    /// The limit that fired had been read higher shortly before the kill
+    /// (rules/lowered_limit.rs); absent when no reading shows a lowering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_lowered: Option<LimitLowered>,
+}
+
+/// A limit lowered before the kill: what the readings show.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LimitLowered {
+    /// The latest earlier reading of a higher limit.
+    pub from_bytes: u64,
+    /// The limit at the kill (the victim hook's page counter).
+    pub to_bytes: u64,
+    /// At most this long before the kill: seconds from the last reading of
+    /// `from_bytes` to the kill (the write itself is not seen).
+    pub s_before: f64,
+    /// Where the reading of `from_bytes` came from.
+    pub basis: LimitBasis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitBasis {
+    /// The `near_oom` sampler's read of the limit file.
+    Sampler,
+    /// The page counter a memcg reclaim record read in the kernel.
+    Pressure,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -558,6 +585,7 @@ impl Evidence {
             eviction_resource: None,
             names_from: None,
             chosen: None,
+            limit_lowered: None,
         }
     }
 }

@@ -4,7 +4,10 @@
 
 use crate::{
     node::pods::{self, Level},
-    output::verdict::{Container, Pod, PressureKind, StopReason, Stopped, Verdict, VerdictKind},
+    output::verdict::{
+        Container, LimitBasis, LimitLowered, Pod, PressureKind, StopReason, Stopped, Verdict,
+        VerdictKind,
+    },
 };
 
 /// A size as Kubernetes writes quantities (`64Mi`, `1.5Gi`), to one
@@ -67,6 +70,10 @@ pub fn summary(v: &Verdict) -> String {
         VerdictKind::PodLimit => capitalize(sentence(v)),
         _ => sentence(v),
     };
+    let s = match &v.evidence.limit_lowered {
+        Some(l) => format!("{s} {}", limit_lowered(l)),
+        None => s,
+    };
     // A node-pressure kill: where the node's memory was.
     let s = match v
         .node_memory
@@ -81,6 +88,21 @@ pub fn summary(v: &Verdict) -> String {
         "kernel_log" => format!("While oomtrace was not running: {s}"),
         _ => s,
     }
+}
+
+/// A limit lowered before the kill: the write is not seen, only a reading
+/// of the higher limit before it, so the time is a bound.
+fn limit_lowered(l: &LimitLowered) -> String {
+    let by = match l.basis {
+        LimitBasis::Sampler => "the near_oom sampler",
+        LimitBasis::Pressure => "a reclaim record",
+    };
+    format!(
+        "Its limit had been lowered from {} to {} at most {} s before the kill ({by} last read the higher limit then): the lowering, not only the workload's growth, brought the kill.",
+        human_bytes(l.from_bytes),
+        human_bytes(l.to_bytes),
+        l.s_before
+    )
 }
 
 /// The summary of a verdict `oomtrace explain` read from a saved log.

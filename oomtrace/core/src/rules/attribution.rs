@@ -101,6 +101,8 @@ pub struct Observed {
     pub names: Names,
     /// ns from the kill to the engine's reads for it (OOM kills).
     pub judged_after_ns: Option<u64>,
+    /// The limit that fired, read higher shortly before the kill.
+    pub limit_lowered: Option<crate::output::verdict::LimitLowered>,
 }
 
 /// The one place a `Verdict` is built, from every source.
@@ -144,6 +146,7 @@ pub fn verdict(a: Assessment, seen: Observed) -> Verdict {
             judged_after_ms: seen
                 .judged_after_ns
                 .map(|ns| (ns as f64 / 1e4).round() / 100.0),
+            limit_lowered: seen.limit_lowered,
             ..a.evidence
         },
         summary: String::new(),
@@ -361,6 +364,7 @@ impl Attributor {
                 eviction_resource: None,
                 names_from: None,
                 chosen: None,
+                limit_lowered: None,
                 pod_cgroup: match d.verdict {
                     VerdictKind::EscapedProcess => hints
                         .victim_owner

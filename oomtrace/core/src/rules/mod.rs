@@ -4,6 +4,7 @@
 pub mod attribution;
 pub mod audit;
 pub mod from_log;
+pub mod lowered_limit;
 pub mod misreport;
 pub mod near_oom;
 pub mod stops;
