@@ -63,12 +63,22 @@ pub fn describe(pod: Option<&Pod>, container: Option<&Container>) -> String {
 /// with our own words ("container …"); the others start with a capital
 /// already or with a process name, kept as the kernel spelled it.
 pub fn summary(v: &Verdict) -> String {
-    let s = match v.verdict {
-        VerdictKind::PodLimit => capitalize(sentence(v)),
-        _ => sentence(v),
-    };
-    // A node-pressure kill: where the node's memory was.
-    let s = match v
+    let s = with_breakdown(
+        v,
+        match v.verdict {
+            VerdictKind::PodLimit => capitalize(sentence(v)),
+            _ => sentence(v),
+        },
+    );
+    match v.source {
+        "kernel_log" => format!("While oomtrace was not running: {s}"),
+        _ => s,
+    }
+}
+
+/// A node-pressure kill's sentence ends with where the node's memory was.
+fn with_breakdown(v: &Verdict, s: String) -> String {
+    match v
         .node_memory
         .as_ref()
         .and_then(|n| n.breakdown.as_ref())
@@ -76,22 +86,22 @@ pub fn summary(v: &Verdict) -> String {
     {
         Some(b) => format!("{s} {}", b.summary),
         None => s,
-    };
-    match v.source {
-        "kernel_log" => format!("While oomtrace was not running: {s}"),
-        _ => s,
     }
 }
 
-/// The summary of a verdict `oomtrace explain` read from a saved log.
+/// The summary of a verdict read from the kernel's text as it was written:
+/// a saved log (`oomtrace explain`), or live when no victim hook sees kills.
 pub fn summary_from_log(v: &Verdict) -> String {
     if v.source == "kubelet_log" {
         return format!("From the kubelet log: {}", kubelet_eviction(v));
     }
-    let s = match v.verdict {
-        VerdictKind::PodLimit => capitalize(sentence(v)),
-        _ => sentence(v),
-    };
+    let s = with_breakdown(
+        v,
+        match v.verdict {
+            VerdictKind::PodLimit => capitalize(sentence(v)),
+            _ => sentence(v),
+        },
+    );
     let chosen = v
         .evidence
         .chosen
