@@ -799,3 +799,40 @@ impl Sink for NullSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oomtrace_core::kernel::hooks::{Choice, HookKind, Skipped};
+
+    fn victim(chosen: Option<HookKind>) -> Vec<Choice> {
+        vec![Choice {
+            family: Family::Victim,
+            chosen,
+            skipped: vec![Skipped {
+                kind: HookKind::TpBtf,
+                reason: "mark_victim's arguments here are (int)".into(),
+            }],
+        }]
+    }
+
+    #[test]
+    fn kills_come_from_the_victim_hook_else_the_kernel_log_else_nowhere() {
+        let hooked = kill_source(&victim(Some(HookKind::Tracepoint)), Err("gone")).expect("ok");
+        assert_eq!((hooked.seen_from, hooked.why), ("victim_hook", None));
+        let logged = kill_source(&victim(None), Ok(())).expect("kernel-log mode");
+        assert_eq!(logged.seen_from, "kernel_log");
+        assert_eq!(
+            logged.why.as_deref(),
+            Some("no victim hook attached (tp_btf: mark_victim's arguments here are (int))")
+        );
+        // Neither: an error naming both reasons.
+        let e = kill_source(&victim(None), Err("unavailable: Permission denied"))
+            .expect_err("no way to see a kill")
+            .to_string();
+        assert!(
+            e.contains("(int)") && e.contains("Permission denied"),
+            "{e}"
+        );
+    }
+}

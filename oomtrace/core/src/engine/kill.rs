@@ -149,12 +149,13 @@ impl Engine {
         obs: &mut dyn Observe,
         out: &mut Vec<Line>,
     ) {
-        let a = from_log::from_kernel_log(past, self.start.boot_to_wall_ns);
-        let memory = past
-            .summary
-            .as_ref()
-            .and_then(|s| s.report.as_ref())
-            .map(Memory::from_report);
+        let mut a = from_log::from_kernel_log(past, self.start.boot_to_wall_ns);
+        let report = past.summary.as_ref().and_then(|s| s.report.as_ref());
+        // The report is of the summary's oom_memcg: the limit's own numbers.
+        if let (Some(l), Some(r)) = (a.limit.as_mut(), report) {
+            (l.usage_bytes, l.limit_bytes) = r.usage_limit_bytes();
+        }
+        let memory = report.map(Memory::from_report);
         if !live {
             let seen = Observed {
                 memory,

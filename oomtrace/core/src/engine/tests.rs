@@ -952,6 +952,10 @@ fn without_a_victim_hook_the_live_kernel_log_gives_the_verdict() {
         v.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
         Some(container.as_str())
     );
+    assert_eq!(
+        v.limit.as_ref().map(|l| (l.usage_bytes, l.limit_bytes)),
+        Some((Some(32 << 20), Some(32 << 20)))
+    );
     assert!(v.container.is_some() && v.pod.is_some(), "{v:?}");
     let m = v.memory.as_ref().expect("the report's memory");
     assert_eq!(m.source, MemorySource::KernelOomReport);
