@@ -149,7 +149,12 @@ impl Engine {
         obs: &mut dyn Observe,
         out: &mut Vec<Line>,
     ) {
-        let mut a = from_log::from_kernel_log(past, self.start.boot_to_wall_ns);
+        // Live, a kill line without its report still has a process oomtrace
+        // may have seen joining its cgroup.
+        let seen = (live && past.summary.is_none() && past.kill.group.is_none())
+            .then(|| self.cgroup_of_live_pid(past.kill.pid, obs))
+            .flatten();
+        let mut a = from_log::from_kernel_log_seen(past, seen, self.start.boot_to_wall_ns);
         let report = past.summary.as_ref().and_then(|s| s.report.as_ref());
         // The report is of the summary's oom_memcg: the limit's own numbers.
         if let (Some(l), Some(r)) = (a.limit.as_mut(), report) {

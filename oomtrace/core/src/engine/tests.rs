@@ -37,6 +37,11 @@ fn attach(pid: u32, path: &str, boot_ns: u64) -> Input {
 }
 
 fn attach_to(pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
+    attach_in(4, pid, path, dst_id, boot_ns)
+}
+
+/// An attach in hierarchy `root` (0: cgroup v2's).
+fn attach_in(root: u32, pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
     let mut ev = AttachEvent {
         header: oomtrace_common::Header {
             version: WIRE_VERSION,
@@ -44,7 +49,7 @@ fn attach_to(pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
             cpu: 0,
             boot_ns,
         },
-        dst_root: 4,
+        dst_root: root,
         dst_level: 0,
         dst_id,
         pid,
@@ -970,6 +975,35 @@ fn without_a_victim_hook_the_live_kernel_log_gives_the_verdict() {
     out.extend(ticks(&mut e, &mut k, 4, 10));
     assert!(missed(&out).is_empty(), "{:?}", missed(&out));
     assert_eq!(last_beat(&out).oom_verdicts, 1);
+}
+
+#[test]
+fn a_live_kill_line_without_its_report_names_the_pod_it_was_seen_in_not_the_limit() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        ..Fake::default()
+    };
+    let container = format!("{POD_A}/{CID_A}");
+    ticks(&mut e, &mut k, 2, 3);
+    // The process joined the container's cgroup (the cgroup hook saw it);
+    // the kernel rate-limited its report: the kill line alone.
+    e.handle(attach_in(0, 100, &container, 5, 3 * S), &mut k);
+    let out = e.handle(logged_kill(9, 100, false), &mut k);
+    let v = only_verdict(&out);
+    assert_eq!(v.verdict, VerdictKind::CgroupLimit);
+    assert_eq!(v.limit, None, "the log names no limit: {v:?}");
+    assert_eq!(
+        v.victim.as_ref().and_then(|x| x.cgroup.as_deref()),
+        Some(container.as_str())
+    );
+    assert!(v.pod.is_some() && v.container.is_some(), "{v:?}");
+    assert_eq!(v.memory, None);
+    assert!(
+        v.summary.contains(" in container ") && v.summary.contains("whose limit it was"),
+        "{}",
+        v.summary
+    );
 }
 
 #[test]

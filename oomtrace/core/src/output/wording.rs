@@ -201,8 +201,13 @@ fn sentence(v: &Verdict) -> String {
             }
         }
         (VerdictKind::CgroupLimit, _) => format!(
-            "a memory-cgroup kill of {}; the log does not name the cgroup, so whose limit it was (a container's, a pod's, kubepods' or a host service's) is unknown.",
-            who.as_deref().unwrap_or("a process the log does not name")
+            "a memory-cgroup kill of {}{}; the log does not name the cgroup, so whose limit it was (a container's, a pod's, kubepods' or a host service's) is unknown.",
+            who.as_deref().unwrap_or("a process the log does not name"),
+            // Kernel-log mode: the process was seen in its container.
+            match (&v.pod, &v.container) {
+                (None, None) => String::new(),
+                _ => format!(" in {place}"),
+            }
         ),
         (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => match who {
             Some(who) => format!(
