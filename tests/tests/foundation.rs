@@ -487,3 +487,41 @@ fn kernel_log_mode_is_degraded_in_doctor() {
         .expect("the victim hook's check");
     assert_eq!(check["status"], "ok", "{check}");
 }
+
+/// No victim hook and no kernel log: nothing could see a kill, so oomtrace
+/// refuses to start, naming both reasons. /dev/kmsg is hidden from it by a
+/// private mount namespace with an empty /dev.
+#[test]
+fn kernel_log_mode_refuses_only_without_the_kernel_log() {
+    let state = std::env::temp_dir().join(format!("oomtrace-blind-{}.state", unique_uid()));
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /dev && exec \"$@\"")
+        .arg("sh")
+        .arg(bin("oomtrace"))
+        .args([
+            "run",
+            "--hooks",
+            "victim=off",
+            "--backlog",
+            "off",
+            "--state-file",
+        ])
+        .arg(&state)
+        .output()
+        .expect("unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no kill can be seen")
+            && stderr.contains("turned off by --hooks")
+            && stderr.contains("kernel log is unreadable"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no ready line: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ = std::fs::remove_file(state);
+}
