@@ -25,14 +25,14 @@ use tokio::{
 use oomtrace_core::{
     engine::recording::{self, Recorder},
     engine::{Engine, Input, Start},
-    kernel::hooks::Family,
+    kernel::hooks::{self, Family},
     logs::kmsg,
     logs::oom_report::OomLine,
     logs::state,
     node::cgroup::{CgroupNamespace, CgroupTree, Layout, Version},
     node::observe::{self, Live, Observe, Sources},
     node::pods::{self, Level},
-    output::sink::{json::JsonSink, text::TextSink, CgroupStatus, Line, Sink, Status},
+    output::sink::{json::JsonSink, text::TextSink, CgroupStatus, KillSource, Line, Sink, Status},
     rules::audit::KernelCount,
 };
 
@@ -212,6 +212,8 @@ struct Daemon {
     cgroup_ns: Option<CgroupNamespace>,
     /// The status line's `kernel_log`: whether /dev/kmsg is read, and why not.
     kernel_log: String,
+    /// Where kills are seen from (kernel-log mode: no victim hook).
+    kills: KillSource,
     /// Drains /dev/kmsg at once when kernel records arrive (see `Nudge`).
     kmsg_nudge: Option<kmsg::Nudge>,
     /// The `near_oom` sampler (None: `--near-oom-horizon 0`).
@@ -236,10 +238,10 @@ fn status(d: &Daemon, state: &'static str) -> Status {
         },
         hooks: d.loaded.choices.clone(),
         kernel_log: d.kernel_log.clone(),
+        kills: d.kills.clone(),
     }
 }
 
-/// Loads and attaches the hooks; fails when no kill could be seen at all.
 /// The kubelet config to read its eviction thresholds from: the given
 /// one, else the first of the known places (said once, at start).
 fn kubelet_config(node: &crate::cli::NodeArgs) -> PathBuf {
@@ -255,6 +257,7 @@ fn kubelet_config(node: &crate::cli::NodeArgs) -> PathBuf {
     found.path()
 }
 
+/// Loads and attaches the hooks.
 fn load_hooks(config: &Config) -> anyhow::Result<loader::Loaded> {
     let loaded = loader::load(
         &config.common.node.btf,
@@ -262,23 +265,44 @@ fn load_hooks(config: &Config) -> anyhow::Result<loader::Loaded> {
         config.common.node.ring_buffer_bytes,
     )?;
     loader::trim_heap();
-    if let Some(missing) = loaded
-        .choices
-        .iter()
-        .find(|c| c.family.required() && c.chosen.is_none())
-    {
-        let reasons: Vec<String> = missing
-            .skipped
-            .iter()
-            .map(|s| format!("{}: {}", s.kind, s.reason))
-            .collect();
-        anyhow::bail!(
-            "no {} hook could attach, so no kill can be seen ({}); `oomtrace doctor` says more",
-            missing.family.name(),
-            reasons.join("; ")
-        );
-    }
     Ok(loaded)
+}
+
+/// Where kills are seen from: the victim hook, else (kernel-log mode) the
+/// kernel log, with why no victim hook attached; an error when neither can
+/// see a kill, naming both reasons.
+fn kill_source(
+    choices: &[hooks::Choice],
+    kernel_log: Result<(), &str>,
+) -> anyhow::Result<KillSource> {
+    let Some(victim) = choices
+        .iter()
+        .find(|c| c.family.sees_kills() && c.chosen.is_none())
+    else {
+        return Ok(KillSource {
+            seen_from: "victim_hook",
+            why: None,
+        });
+    };
+    let reasons: Vec<String> = victim
+        .skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.kind, s.reason))
+        .collect();
+    let why = format!(
+        "no {} hook attached ({})",
+        victim.family.name(),
+        reasons.join("; ")
+    );
+    match kernel_log {
+        Ok(()) => Ok(KillSource {
+            seen_from: "kernel_log",
+            why: Some(why),
+        }),
+        Err(e) => anyhow::bail!(
+            "no kill can be seen: {why}, and the kernel log is unreadable ({e}); `oomtrace doctor` says more"
+        ),
+    }
 }
 
 impl Daemon {
@@ -294,12 +318,6 @@ impl Daemon {
         mpsc::Receiver<kmsg::Seen>,
     )> {
         let mut loaded = load_hooks(&config)?;
-        // Read once the hooks are attached: every kill counted from here on
-        // has a record (or a `lost` line), so it must get a verdict.
-        let kernel_oom_kills = state::vmstat_oom_kill().map(|oom_kill| KernelCount {
-            boot_ns: observe::boot_ns(),
-            oom_kill,
-        });
         let ring = RingBuf::try_from(
             loaded
                 .ebpf
@@ -363,6 +381,21 @@ impl Daemon {
             Err(e) => (format!("unavailable: {e}"), None),
         };
         let reading_kmsg = kmsg_nudge.is_some();
+        let kills = kill_source(
+            &loaded.choices,
+            if reading_kmsg {
+                Ok(())
+            } else {
+                Err(kernel_log.as_str())
+            },
+        )?;
+        // Read once the hooks are attached and the kernel log is followed:
+        // every kill counted from here on has a record, a `lost` line or (in
+        // kernel-log mode) a line of the kernel's, so it must get a verdict.
+        let kernel_oom_kills = state::vmstat_oom_kill().map(|oom_kill| KernelCount {
+            boot_ns: observe::boot_ns(),
+            oom_kill,
+        });
         let start = Start {
             node: config.node.clone(),
             kernel: kernel_release(),
@@ -430,6 +463,7 @@ impl Daemon {
             cgroups,
             cgroup_ns,
             kernel_log,
+            kills,
             kmsg_nudge,
         };
         Ok((daemon, ring, kmsg_rx))
@@ -485,6 +519,7 @@ impl Daemon {
             self.position.kmsg_seq = last;
         }
         state::save(&self.config.state_file, &self.position)?;
+        self.sink.live();
         Ok(())
     }
 
@@ -557,6 +592,13 @@ impl Daemon {
         }
         match seen.line {
             OomLine::Summary(summary) => self.feed(Input::Kmsg(summary)),
+            // Kernel-log mode: the line is the kill, judged from the log.
+            OomLine::Kill(kill) if self.kills.why.is_some() => self.feed(Input::LoggedKill {
+                seq: seen.seq,
+                ts_us: seen.ts_us,
+                kill,
+            }),
+            // Else the victim hook's record has the kill: its report is read.
             OomLine::Kill(kill) => self.feed(Input::KmsgKill(kill.pid)),
             // The reader sends only summaries and kills.
             OomLine::Start | OomLine::Unfinished(_) => Ok(()),
@@ -755,5 +797,42 @@ struct NullSink;
 impl Sink for NullSink {
     fn write(&mut self, _: &Line) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oomtrace_core::kernel::hooks::{Choice, HookKind, Skipped};
+
+    fn victim(chosen: Option<HookKind>) -> Vec<Choice> {
+        vec![Choice {
+            family: Family::Victim,
+            chosen,
+            skipped: vec![Skipped {
+                kind: HookKind::TpBtf,
+                reason: "mark_victim's arguments here are (int)".into(),
+            }],
+        }]
+    }
+
+    #[test]
+    fn kills_come_from_the_victim_hook_else_the_kernel_log_else_nowhere() {
+        let hooked = kill_source(&victim(Some(HookKind::Tracepoint)), Err("gone")).expect("ok");
+        assert_eq!((hooked.seen_from, hooked.why), ("victim_hook", None));
+        let logged = kill_source(&victim(None), Ok(())).expect("kernel-log mode");
+        assert_eq!(logged.seen_from, "kernel_log");
+        assert_eq!(
+            logged.why.as_deref(),
+            Some("no victim hook attached (tp_btf: mark_victim's arguments here are (int))")
+        );
+        // Neither: an error naming both reasons.
+        let e = kill_source(&victim(None), Err("unavailable: Permission denied"))
+            .expect_err("no way to see a kill")
+            .to_string();
+        assert!(
+            e.contains("(int)") && e.contains("Permission denied"),
+            "{e}"
+        );
     }
 }

@@ -179,7 +179,10 @@ pub fn examine(node: &NodeArgs) -> Report {
     let privileged = privileges(&mut checks);
     let kube = cgroups(node, &mut checks);
     sources(node, kube, &mut checks);
-    checks.push(kernel_log());
+    let log = kernel_log();
+    // Why the kernel log cannot stand in for the victim hook, if it cannot.
+    let log_problem = (log.status != Status::Ok).then(|| log.detail.clone());
+    checks.push(log);
 
     let hooks = match loader::load(&node.btf, &node.hooks, node.ring_buffer_bytes) {
         Ok(loaded) => {
@@ -199,7 +202,12 @@ pub fn examine(node: &NodeArgs) -> Report {
                     }
                 }
             }
-            checks.extend(loaded.choices.iter().map(hook_check));
+            checks.extend(
+                loaded
+                    .choices
+                    .iter()
+                    .map(|c| hook_check(c, log_problem.as_deref())),
+            );
             loaded.choices.clone()
         }
         Err(e) => {
@@ -458,7 +466,7 @@ fn kernel_log() -> Check {
             Check::problem(
                 "kernel log",
                 Status::Warn,
-                format!("/dev/kmsg unreadable ({e}): kills are still seen, but not the kernel's OOM report (memory at the kill) nor kills made while oomtrace was down"),
+                format!("/dev/kmsg unreadable ({e}): kills are seen by the victim hook only, without the kernel's OOM report (memory at the kill) nor kills made while oomtrace was down"),
                 fix,
             )
         }
@@ -553,7 +561,9 @@ fn function_tracing(tracefs: &Path, func: &str, attached: bool) -> Check {
     )
 }
 
-fn hook_check(c: &Choice) -> Check {
+/// One family's row; `log_problem`: why /dev/kmsg is unreadable, if it is
+/// (without a victim hook the kernel log is then the only source of kills).
+fn hook_check(c: &Choice, log_problem: Option<&str>) -> Check {
     let name = format!("hook {}", c.family.name());
     let notes = c
         .skipped
@@ -575,18 +585,36 @@ fn hook_check(c: &Choice) -> Check {
             format!("{} (a fallback)", k.name()),
             "the better kinds were skipped for the reasons below: the btf, tracefs and ftrace checks say what they need",
         ),
+        None if c.family.sees_kills() => match log_problem {
+            None => Check::problem(
+                name,
+                Status::Warn,
+                format!(
+                    "none: kills are seen from the kernel log only ({}): each verdict rests on the \
+                     kernel's own `oom-kill:` and `Killed process` lines (basis kernel_log), without \
+                     the victim's namespaces (kubelet_reports may be null), and when the kernel \
+                     rate-limits its report (at most 10 per 5 s) without the victim's cgroup and memory",
+                    if c.skipped.iter().all(|s| asked(&s.reason)) {
+                        "turned off by --hooks"
+                    } else {
+                        "no kind attached, for the reasons below"
+                    }
+                ),
+                "the reasons below say what each kind needs (tp_btf and raw_tp: kernel BTF and a mark_victim with the task; tracepoint: tracefs and its comm field): see the btf and tracefs checks",
+            ),
+            Some(why) => Check::problem(
+                name,
+                Status::Fail,
+                format!("none attaches, and the kernel log cannot stand in ({why}): no kill can be seen"),
+                "a victim hook (see the reasons below, the btf and tracefs checks) or a readable /dev/kmsg (see the kernel log check)",
+            ),
+        },
         // Off as asked (or by default): not a problem.
         None if c.family.off_by_default().is_some()
             || c.skipped.iter().all(|s| asked(&s.reason)) =>
         {
             Check::ok(name, "off")
         }
-        None if c.family.required() => Check::problem(
-            name,
-            Status::Fail,
-            "none attaches: no kill can be seen",
-            "tp_btf and raw_tp need kernel BTF, tracepoint needs tracefs: see the btf and tracefs checks",
-        ),
         None => Check::problem(
             name,
             Status::Warn,
@@ -654,23 +682,38 @@ mod tests {
             Some(HookKind::TpBtf),
             &[(HookKind::RawTp, "a better hook attached")],
         );
-        assert_eq!(hook_check(&best).status, Status::Ok);
+        assert_eq!(hook_check(&best, None).status, Status::Ok);
         let fallback = choice(
             Family::Victim,
             Some(HookKind::Tracepoint),
             &[(HookKind::TpBtf, "no usable kernel BTF")],
         );
-        assert_eq!(hook_check(&fallback).status, Status::Warn);
+        assert_eq!(hook_check(&fallback, None).status, Status::Warn);
         let forced = choice(
             Family::Victim,
             Some(HookKind::Tracepoint),
             &[(HookKind::TpBtf, "--hooks asked for victim=tracepoint")],
         );
-        assert_eq!(hook_check(&forced).status, Status::Ok);
+        assert_eq!(hook_check(&forced, None).status, Status::Ok);
+        // No victim hook: the kernel log alone gives verdicts (degraded);
+        // with /dev/kmsg unreadable too, nothing can see a kill.
         let blind = choice(Family::Victim, None, &[(HookKind::TpBtf, "no BTF")]);
-        assert_eq!(hook_check(&blind).status, Status::Fail);
+        let c = hook_check(&blind, None);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.detail.contains("kernel log only"), "{c:?}");
+        let c = hook_check(&blind, Some("/dev/kmsg unreadable (EPERM)"));
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(c.detail.contains("EPERM"), "{c:?}");
+        let off = choice(
+            Family::Victim,
+            None,
+            &[(HookKind::TpBtf, "turned off by --hooks")],
+        );
+        let c = hook_check(&off, None);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(c.detail.contains("turned off by --hooks"), "{c:?}");
         let no_oom = choice(Family::Oom, None, &[(HookKind::Fentry, "EPERM")]);
-        let c = hook_check(&no_oom);
+        let c = hook_check(&no_oom, None);
         assert_eq!(c.status, Status::Warn);
         assert!(c.fix.is_some() && c.notes.len() == 1, "{c:?}");
         let off = choice(
@@ -678,7 +721,7 @@ mod tests {
             None,
             &[(HookKind::Fentry, "turned off by --hooks")],
         );
-        assert_eq!(hook_check(&off).status, Status::Ok);
+        assert_eq!(hook_check(&off, None).status, Status::Ok);
     }
 
     #[test]

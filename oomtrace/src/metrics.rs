@@ -13,7 +13,10 @@
 use std::{
     future::Future,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -156,6 +159,9 @@ pub struct Metrics {
     /// hierarchy's root, and whether it is v2.
     memory_root: std::path::PathBuf,
     v2: bool,
+    /// Set once the backlog is over: a `kernel_log` verdict after it was
+    /// seen live (kernel-log mode).
+    live: AtomicBool,
 }
 
 impl Metrics {
@@ -276,7 +282,13 @@ impl Metrics {
             missed,
             up,
             kernel_log,
+            live: AtomicBool::new(false),
         }
+    }
+
+    /// The backlog is over: what follows was seen live.
+    pub fn live(&self) {
+        self.live.store(true, Ordering::Relaxed);
     }
 
     /// Counts one record the sink wrote.
@@ -288,7 +300,7 @@ impl Metrics {
                     .get_or_create(&KillLabels {
                         verdict: label(&v.verdict),
                         kind: v.kind.as_ref().map(label).unwrap_or_default(),
-                        source: source_label(v.source).into(),
+                        source: source_label(v.source, self.live.load(Ordering::Relaxed)).into(),
                         kubelet_reports: v
                             .kubelet_reports
                             .map(|r| r.to_string())
@@ -453,12 +465,13 @@ fn pod_labels(pod: Option<&Pod>) -> (String, String) {
 }
 
 /// A verdict's `source` as the `source` label: `backlog` for the kills the
-/// daemon read from the kernel log at start (`kernel_log`: they happened
-/// while it was not running, so an alert on them is about the past),
-/// `live` for everything the hooks saw.
-fn source_label(source: &str) -> &'static str {
+/// daemon read from the kernel log at start (`kernel_log` before the
+/// backlog's end: they happened while it was not running, so an alert on
+/// them is about the past), `live` for everything seen since: by the hooks,
+/// or by the kernel log in kernel-log mode.
+fn source_label(source: &str, live: bool) -> &'static str {
     match source {
-        "kernel_log" => "backlog",
+        "kernel_log" if !live => "backlog",
         _ => "live",
     }
 }
@@ -488,6 +501,11 @@ impl Sink for Metered {
 
     fn end_of_backlog(&mut self, since_last_run: bool) -> std::io::Result<()> {
         self.inner.end_of_backlog(since_last_run)
+    }
+
+    fn live(&mut self) {
+        self.metrics.live();
+        self.inner.live();
     }
 }
 
@@ -641,6 +659,10 @@ mod tests {
                 },
             ],
             kernel_log: "reading".into(),
+            kills: oomtrace_core::output::sink::KillSource {
+                seen_from: "victim_hook",
+                why: None,
+            },
         }
     }
 
@@ -804,6 +826,15 @@ mod tests {
             v.kubelet_reports = Some(true);
         }
         m.observe(&past);
+        // After the backlog, a kill from the kernel log was seen live
+        // (kernel-log mode: no victim hook).
+        m.live();
+        let mut logged = verdict(VerdictKind::PodLimit, None, Some(pod()));
+        if let Line::Verdict(v) = &mut logged {
+            v.source = "kernel_log";
+            v.kubelet_reports = Some(true);
+        }
+        m.observe(&logged);
         let mut child = verdict(VerdictKind::PodLimit, None, Some(pod()));
         if let Line::Verdict(v) = &mut child {
             v.kubelet_reports = Some(false);
@@ -844,6 +875,7 @@ mod tests {
         for line in [
             "oomtrace_kills_total{verdict=\"pod_limit\",kind=\"\",source=\"live\",kubelet_reports=\"\",pod_namespace=\"shop\",pod_name=\"cart-0\",container_name=\"app\"} 2",
             "oomtrace_kills_total{verdict=\"pod_limit\",kind=\"\",source=\"backlog\",kubelet_reports=\"true\",pod_namespace=\"shop\",pod_name=\"cart-0\",container_name=\"app\"} 1",
+            "oomtrace_kills_total{verdict=\"pod_limit\",kind=\"\",source=\"live\",kubelet_reports=\"true\",pod_namespace=\"shop\",pod_name=\"cart-0\",container_name=\"app\"} 1",
             "oomtrace_kills_total{verdict=\"pod_limit\",kind=\"\",source=\"live\",kubelet_reports=\"false\",pod_namespace=\"shop\",pod_name=\"cart-0\",container_name=\"app\"} 1",
             "oomtrace_kills_total{verdict=\"node_pressure\",kind=\"system_oom\",source=\"live\",kubelet_reports=\"\",pod_namespace=\"\",pod_name=\"\",container_name=\"\"} 1",
             "oomtrace_findings_total{finding=\"cgroup_leak\",pod_namespace=\"shop\",pod_name=\"cart-0\"} 1",

@@ -326,9 +326,7 @@ mod tests {
         }
         for family in Family::ALL {
             let mut want: Vec<&str> = family.candidates().map(HookKind::name).collect();
-            if !family.required() {
-                want.push("off");
-            }
+            want.push("off");
             assert_eq!(
                 listed.get(family.name()),
                 Some(&want),

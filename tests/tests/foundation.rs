@@ -359,3 +359,169 @@ fn a_victim_named_from_proc_has_the_nodes_full_path() {
     assert_eq!(v["container"]["id"], cid.as_str(), "{v}");
     daemon.finish();
 }
+
+/// Kernel-log mode, as on a kernel whose `oom:mark_victim` carries only the
+/// pid (before 6.9, e.g. Debian 11's 5.10): no victim hook (here turned off),
+/// so each kill is judged from the kernel's own lines on /dev/kmsg, live.
+#[test]
+fn kernel_log_mode_gives_a_pod_limit_verdict_without_a_victim_hook() {
+    let daemon = Daemon::start(&["--hooks", "victim=off", "--heartbeat", "1s"]);
+    let ready = daemon.wait_for("status", |l| l["type"] == "status");
+    assert_eq!(ready["kills"]["seen_from"], "kernel_log", "{ready}");
+    assert!(
+        ready["kills"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("victim") && w.contains("turned off by --hooks")),
+        "{ready}"
+    );
+    assert_eq!(daemon.hook("victim"), None, "{ready}");
+
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+    container.set_limit(LIMIT);
+    // The kernel rate-limits its OOM report (10 per 5 s, machine-wide);
+    // without it the log names no cgroup: the verdict names no limit, only
+    // the pod the process was seen joining. A kill whose report was printed
+    // is what this test is about.
+    let mut judged = None;
+    for _ in 0..3 {
+        let pid = oom_hog(&container, 256);
+        let v = daemon.wait_for("the verdict from the kernel log", is_verdict_for(pid));
+        // Printed before the kill line the verdict came from: there by now.
+        match oomtrace_e2e::kmsg::oom_summary(pid, Duration::from_secs(1)) {
+            Some(summary) => {
+                judged = Some((pid, v, summary));
+                break;
+            }
+            None => {
+                assert_eq!(v["verdict"], "cgroup_limit", "{v}");
+                assert_eq!(v["limit"], Json::Null, "no report, no limit: {v}");
+                assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
+                // The rate limit's window.
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        }
+    }
+    let (pid, v, summary) = judged.expect("three kills, each with its report rate-limited away");
+    assert_eq!(v["source"], "kernel_log", "{v}");
+    assert_eq!(v["evidence"]["basis"], "kernel_log", "{v}");
+    assert_eq!(v["evidence"]["constraint_source"], "kernel_log", "{v}");
+    // The limit is the kernel's own oom_memcg, the victim's cgroup its task_memcg.
+    assert_eq!(summary.oom_memcg.as_deref(), Some(container.rel.as_str()));
+    assert_eq!(v["limit"]["cgroup"], container.rel.as_str(), "{v}");
+    assert_eq!(
+        v["victim"]["cgroup"].as_str(),
+        summary.task_memcg.as_deref(),
+        "{v}"
+    );
+    assert_eq!(summary.pid, pid);
+    assert_pod_limit(&v, pid, &uid, &cid, &container.rel, "Burstable");
+    // What the kernel's lines do not say stays null.
+    assert_eq!(v["victim"]["ns_pid"], Json::Null, "{v}");
+    assert_eq!(v["evidence"]["victim_hook"], "kernel_log", "{v}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("From the kernel log: ")),
+        "{v}"
+    );
+    // Every kill the kernel counted since the start has its verdict: a
+    // heartbeat past the audit's deadline, and no `missed` line.
+    let beat = daemon.heartbeat_after(5);
+    assert!(daemon.all(|l| l["type"] == "missed").is_empty(), "{beat}");
+    assert_eq!(
+        daemon.all(is_verdict_for(pid)).len(),
+        1,
+        "exactly one verdict per kill"
+    );
+    daemon.finish();
+}
+
+/// `oomtrace doctor` with the victim hook off: degraded (exit 3), the hook
+/// table's victim row chosen by none, each kind skipped with its reason,
+/// and the victim check saying kills come from the kernel log only.
+#[test]
+fn kernel_log_mode_is_degraded_in_doctor() {
+    let out = Command::new(bin("oomtrace"))
+        .args(["doctor", "--format", "json", "--hooks", "victim=off"])
+        .output()
+        .expect("oomtrace doctor");
+    let v: Json = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(out.status.code(), Some(3), "{v}");
+    assert_eq!(v["verdict"], "degraded", "{v}");
+    let row = v["hooks"]
+        .as_array()
+        .and_then(|h| h.iter().find(|c| c["family"] == "victim"))
+        .expect("a victim row");
+    assert_eq!(row["chosen"], Json::Null, "{row}");
+    let skipped = row["skipped"].as_array().expect("skipped");
+    let kinds: Vec<&str> = skipped.iter().filter_map(|s| s["kind"].as_str()).collect();
+    assert_eq!(kinds, ["tp_btf", "raw_tp", "tracepoint"], "{row}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s["reason"] == "turned off by --hooks"),
+        "{row}"
+    );
+    let check = v["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "hook victim"))
+        .expect("the victim hook's check");
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("kernel log only")),
+        "{check}"
+    );
+    // The same node with its victim hook: that row is fine.
+    let out = Command::new(bin("oomtrace"))
+        .args(["doctor", "--format", "json"])
+        .output()
+        .expect("oomtrace doctor");
+    let v: Json = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let check = v["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "hook victim"))
+        .expect("the victim hook's check");
+    assert_eq!(check["status"], "ok", "{check}");
+}
+
+/// No victim hook and no kernel log: nothing could see a kill, so oomtrace
+/// refuses to start, naming both reasons. /dev/kmsg is hidden from it by a
+/// private mount namespace with an empty /dev.
+#[test]
+fn kernel_log_mode_refuses_only_without_the_kernel_log() {
+    let state = std::env::temp_dir().join(format!("oomtrace-blind-{}.state", unique_uid()));
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /dev && exec \"$@\"")
+        .arg("sh")
+        .arg(bin("oomtrace"))
+        .args([
+            "run",
+            "--hooks",
+            "victim=off",
+            "--backlog",
+            "off",
+            "--state-file",
+        ])
+        .arg(&state)
+        .output()
+        .expect("unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no kill can be seen")
+            && stderr.contains("turned off by --hooks")
+            && stderr.contains("kernel log is unreadable"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no ready line: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ = std::fs::remove_file(state);
+}

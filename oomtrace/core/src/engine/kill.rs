@@ -93,15 +93,27 @@ impl Engine {
         out.push(Line::Verdict(Box::new(verdict)));
     }
 
-    /// Everything a victim's verdict reads from the node, in one order (a
-    /// recording replays these answers in the order they were asked), and
-    /// whether the kill was an oom.group kill (of any group).
+    /// Everything a victim's verdict reads from the node (a recording keeps
+    /// each answer with its question), and whether the kill was an oom.group
+    /// kill (of any group).
     pub(super) fn observe_kill(
         &self,
         a: &Assessment,
         v: &oomtrace_common::VictimEvent,
         obs: &mut dyn Observe,
     ) -> (Observed, Option<bool>) {
+        let judged_at = obs.now_boot_ns();
+        let (mut seen, group) = self.observe_oom(a, obs);
+        seen.memory = self.kill_memory(a, v);
+        seen.growth = self.growth(v, obs);
+        seen.judged_after_ns = Some(judged_at.saturating_sub(a.boot_ns));
+        (seen, group)
+    }
+
+    /// What a kill's verdict reads from the node whatever saw the kill (a
+    /// victim hook or the kernel log, live): memory.oom.group of its limit,
+    /// the node's memory, the top consumers of a global OOM, the names.
+    fn observe_oom(&self, a: &Assessment, obs: &mut dyn Observe) -> (Observed, Option<bool>) {
         let limit = a.limit.as_ref().and_then(|l| l.cgroup.as_deref());
         let victim = a.victim.cgroup.as_deref();
         let group = limit.and_then(|limit| obs.oom_group(victim.unwrap_or(limit), limit));
@@ -109,28 +121,84 @@ impl Engine {
             (Some(true), Some(victim), Some(limit)) => container_group(victim, limit, obs),
             _ => group,
         };
-        let judged_at = obs.now_boot_ns();
-        let memory = self.kill_memory(a, v);
         let mut node_memory = obs.node_memory().map(|n| NodeMemory::of(&n, None));
         // Where the node's memory went, for every node-pressure kill.
         if let Some(n) = node_memory.as_mut().filter(|_| a.kind.is_some()) {
             n.breakdown = worded_breakdown(obs);
         }
-        let growth = self.growth(v, obs);
         let top_consumers =
             (a.kind == Some(PressureKind::SystemOom)).then(|| self.top_consumers(obs));
         let names = self.names(&a.identity, obs);
         let seen = Observed {
             oom_group,
-            memory,
             node_memory,
-            growth,
             top_consumers,
             names,
-            judged_after_ns: Some(judged_at.saturating_sub(a.boot_ns)),
-            limit_lowered: None,
+            ..Observed::default()
         };
         (seen, group)
+    }
+
+    /// A kill the kernel's log tells of: from the backlog at start (`live`
+    /// false: it happened while oomtrace was not running, so the node now
+    /// says nothing of it but the kubelet's names), or live in kernel-log
+    /// mode (no victim hook), when the node is read as for a hook's victim.
+    /// Either way the assessment is the log's alone (`from_kernel_log`).
+    pub(super) fn logged_kill(
+        &mut self,
+        past: &crate::logs::kmsg::PastKill,
+        live: bool,
+        obs: &mut dyn Observe,
+        out: &mut Vec<Line>,
+    ) {
+        // Live, a kill line without its report still has a process oomtrace
+        // may have seen joining its cgroup.
+        let seen = (live && past.summary.is_none() && past.kill.group.is_none())
+            .then(|| self.cgroup_of_live_pid(past.kill.pid, obs))
+            .flatten();
+        let mut a = from_log::from_kernel_log_seen(past, seen, self.start.boot_to_wall_ns);
+        let report = past.summary.as_ref().and_then(|s| s.report.as_ref());
+        // The report is of the summary's oom_memcg: the limit's own numbers.
+        if let (Some(l), Some(r)) = (a.limit.as_mut(), report) {
+            (l.usage_bytes, l.limit_bytes) = r.usage_limit_bytes();
+        }
+        let memory = report.map(Memory::from_report);
+        if !live {
+            let seen = Observed {
+                memory,
+                names: self.names(&a.identity, obs),
+                ..Observed::default()
+            };
+            out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
+            return;
+        }
+        let pid = past.kill.pid;
+        // Judged by the backlog already, but counted by the kernel since
+        // the audit's base: the reader was started first.
+        let judged = self.backlog_through.is_some_and(|s| past.seq <= s);
+        // The chosen victim's line again, as a member of its oom.group kill.
+        let again = past.kill.group.is_some() && self.logged_pids.contains(&pid);
+        if judged || again {
+            if let Some(audit) = self.audit.as_mut() {
+                if again {
+                    audit.counted_twice();
+                } else {
+                    audit.verdict(false);
+                }
+            }
+            return;
+        }
+        if self.logged_pids.len() >= REPORTS_KEPT {
+            self.logged_pids.pop_front();
+        }
+        self.logged_pids.push_back(pid);
+        let (mut seen, _) = self.observe_oom(&a, obs);
+        seen.memory = memory;
+        if let Some(audit) = self.audit.as_mut() {
+            audit.verdict(false);
+        }
+        self.counts.oom_verdicts += 1;
+        out.push(Line::Verdict(Box::new(from_log::verdict_from_log(a, seen))));
     }
 
     /// The memory at the kill: the kernel's report for this kill's OOM

@@ -70,6 +70,15 @@ pub enum Input {
     /// The kernel log's `Killed process` line for this pid: its report, if
     /// any, has been read.
     KmsgKill(u32),
+    /// The kernel log's `Killed process` line, whole, when no victim hook
+    /// sees kills (kernel-log mode): a verdict from the log alone, as the
+    /// backlog's, with its `oom-kill:` summary (`Kmsg`) when one came.
+    /// `seq` and `ts_us` are its /dev/kmsg record's.
+    LoggedKill {
+        seq: u64,
+        ts_us: u64,
+        kill: crate::logs::oom_report::OomKill,
+    },
     /// Time passes (CLOCK_BOOTTIME ns).
     Tick(u64),
     /// Per-hook totals of ring-buffer reservation failures.
@@ -216,6 +225,13 @@ pub struct Engine {
     audit: Option<Audit>,
     /// The incident of the latest victim the audit counted.
     audited_incident: Option<String>,
+    /// The last record of the backlog's kills: a live line up to it was
+    /// judged there already (the reader starts before the backlog is read).
+    backlog_through: Option<u64>,
+    /// Pids judged from live `Killed process` lines, newest last: an
+    /// oom.group kill prints its chosen victim's line twice (once chosen,
+    /// once as a member), and the kernel counts both.
+    logged_pids: VecDeque<u32>,
     /// Containers with OOM kills, for `oomkilled_misreport` at their end.
     misreports: Misreports,
     /// The dying cgroups sampled on ticks, for the `dying_cgroups` finding.
@@ -267,6 +283,8 @@ impl Engine {
             counts: Heartbeat::default(),
             audit: start.kernel_oom_kills.map(Audit::new),
             audited_incident: None,
+            backlog_through: None,
+            logged_pids: VecDeque::new(),
             misreports: Misreports::default(),
             dying: crate::node::node_memory::DyingWatch::default(),
             near: Detector::new(start.near_oom_horizon_ns),
@@ -376,18 +394,19 @@ impl Engine {
             }
             Input::PastKills(kills) => {
                 for past in &kills {
-                    let a = from_log::from_kernel_log(past, self.start.boot_to_wall_ns);
-                    let seen = Observed {
-                        memory: past
-                            .summary
-                            .as_ref()
-                            .and_then(|s| s.report.as_ref())
-                            .map(Memory::from_report),
-                        names: self.names(&a.identity, obs),
-                        ..Observed::default()
-                    };
-                    out.push(Line::Verdict(Box::new(attribution::verdict(a, seen))));
+                    self.backlog_through = self.backlog_through.max(Some(past.seq));
+                    self.logged_kill(past, false, obs, &mut out);
                 }
+            }
+            Input::LoggedKill { seq, ts_us, kill } => {
+                self.unreported.remove(&kill.pid);
+                let past = crate::logs::kmsg::PastKill {
+                    seq,
+                    ts_us,
+                    summary: self.kmsg.remove(&kill.pid),
+                    kill,
+                };
+                self.logged_kill(&past, true, obs, &mut out);
             }
             Input::Usage(batch) => {
                 self.now = self.now.max(batch.boot_ns);

@@ -39,6 +39,11 @@ fn attach(pid: u32, path: &str, boot_ns: u64) -> Input {
 }
 
 fn attach_to(pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
+    attach_in(4, pid, path, dst_id, boot_ns)
+}
+
+/// An attach in hierarchy `root` (0: cgroup v2's).
+fn attach_in(root: u32, pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
     let mut ev = AttachEvent {
         header: oomtrace_common::Header {
             version: WIRE_VERSION,
@@ -46,7 +51,7 @@ fn attach_to(pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
             cpu: 0,
             boot_ns,
         },
-        dst_root: 4,
+        dst_root: root,
         dst_level: 0,
         dst_id,
         pid,
@@ -895,6 +900,166 @@ fn kills_from_before_start_are_not_counted() {
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!((m[0].count, m[0].verdicts), (1, 0));
     assert_eq!(last_beat(&out).oom_verdicts, 0);
+}
+
+/// A `Killed process` line of the container's, read live in kernel-log
+/// mode (no victim hook); `group`: printed for a member of an oom.group kill.
+fn logged_kill(seq: u64, pid: u32, group: bool) -> Input {
+    Input::LoggedKill {
+        seq,
+        ts_us: 3_000_000 + seq,
+        kill: crate::logs::oom_report::OomKill {
+            memcg: true,
+            pid,
+            comm: "worker".into(),
+            total_vm_kb: Some(278_712),
+            anon_rss_kb: Some(32_512),
+            file_rss_kb: Some(6_652),
+            shmem_rss_kb: Some(0),
+            oom_score_adj: Some(0),
+            chosen: None,
+            group: group.then(|| crate::logs::oom_report::OomGroup {
+                cgroup: format!("{POD_A}/{CID_A}"),
+                oom_memcg: Some(format!("{POD_A}/{CID_A}")),
+            }),
+        },
+    }
+}
+
+#[test]
+fn without_a_victim_hook_the_live_kernel_log_gives_the_verdict() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        ..Fake::default()
+    };
+    let mut out = ticks(&mut e, &mut k, 2, 3);
+    k.oom_kill += 1;
+    let report = MemcgReport {
+        cgroup: format!("{POD_A}/{CID_A}"),
+        usage_kb: Some(32768),
+        limit_kb: Some(32768),
+        stats: [("anon".to_owned(), 31 << 20)].into_iter().collect(),
+    };
+    // The summary first, as the kernel prints it: nothing yet.
+    let first = e.handle(Input::Kmsg(summary_for(100, Some(report))), &mut k);
+    assert_eq!(verdicts(&first), 0, "{first:?}");
+    let kill = e.handle(logged_kill(9, 100, false), &mut k);
+    let v = only_verdict(&kill).clone();
+    assert_eq!(v.verdict, VerdictKind::PodLimit);
+    assert_eq!(v.source, "kernel_log");
+    assert_eq!(v.evidence.basis, Some("kernel_log"));
+    let victim = v.victim.as_ref().expect("victim");
+    assert_eq!((victim.pid, victim.comm.as_str()), (100, "worker"));
+    assert_eq!(victim.rss_bytes, Some((32_512 + 6_652) * 1024));
+    // What the log does not say stays null: no namespaces, so no init.
+    assert_eq!((victim.ns_pid, v.kubelet_reports), (None, None));
+    let container = format!("{POD_A}/{CID_A}");
+    assert_eq!(
+        v.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+        Some(container.as_str())
+    );
+    assert_eq!(
+        v.limit.as_ref().map(|l| (l.usage_bytes, l.limit_bytes)),
+        Some((Some(32 << 20), Some(32 << 20)))
+    );
+    assert!(v.container.is_some() && v.pod.is_some(), "{v:?}");
+    let m = v.memory.as_ref().expect("the report's memory");
+    assert_eq!(m.source, MemorySource::KernelOomReport);
+    assert!(
+        v.summary.starts_with("From the kernel log: "),
+        "{}",
+        v.summary
+    );
+    out.extend(first);
+    out.extend(kill);
+    // The kernel's count is accounted for: no `missed` line.
+    out.extend(ticks(&mut e, &mut k, 4, 10));
+    assert!(missed(&out).is_empty(), "{:?}", missed(&out));
+    assert_eq!(last_beat(&out).oom_verdicts, 1);
+}
+
+#[test]
+fn a_live_kill_line_without_its_report_names_the_pod_it_was_seen_in_not_the_limit() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        ..Fake::default()
+    };
+    let container = format!("{POD_A}/{CID_A}");
+    ticks(&mut e, &mut k, 2, 3);
+    // The process joined the container's cgroup (the cgroup hook saw it);
+    // the kernel rate-limited its report: the kill line alone.
+    e.handle(attach_in(0, 100, &container, 5, 3 * S), &mut k);
+    let out = e.handle(logged_kill(9, 100, false), &mut k);
+    let v = only_verdict(&out);
+    assert_eq!(v.verdict, VerdictKind::CgroupLimit);
+    assert_eq!(v.limit, None, "the log names no limit: {v:?}");
+    assert_eq!(
+        v.victim.as_ref().and_then(|x| x.cgroup.as_deref()),
+        Some(container.as_str())
+    );
+    assert!(v.pod.is_some() && v.container.is_some(), "{v:?}");
+    assert_eq!(v.memory, None);
+    assert!(
+        v.summary.contains(" in container ") && v.summary.contains("whose limit it was"),
+        "{}",
+        v.summary
+    );
+}
+
+#[test]
+fn a_live_log_line_the_backlog_judged_and_a_group_kills_repeat_are_one_verdict() {
+    let mut e = audited(true);
+    let mut k = Fake {
+        oom_kill: BASE,
+        groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
+        ..Fake::default()
+    };
+    let mut out = ticks(&mut e, &mut k, 2, 3);
+    // Logged after the live reader started, before the backlog was read:
+    // both hold it; the kernel counted it after the audit's base.
+    k.oom_kill += 1;
+    out.extend(e.handle(Input::Kmsg(summary_for(90, None)), &mut k));
+    let Input::LoggedKill { kill, .. } = logged_kill(7, 90, false) else {
+        unreachable!()
+    };
+    let past = crate::logs::kmsg::PastKill {
+        seq: 7,
+        ts_us: 3_000_007,
+        kill,
+        summary: Some(summary_for(90, None)),
+    };
+    out.extend(e.handle(Input::PastKills(vec![past]), &mut k));
+    out.extend(e.handle(logged_kill(7, 90, false), &mut k));
+    assert_eq!(verdicts(&out), 1, "{out:?}");
+    // An oom.group kill: the chosen victim's line, then the group's lines,
+    // the chosen one's again among them; the kernel counts it twice.
+    k.oom_kill += 3;
+    out.extend(e.handle(Input::Kmsg(summary_for(100, None)), &mut k));
+    for (seq, pid, group) in [(10, 100, false), (11, 100, true), (12, 101, true)] {
+        out.extend(e.handle(logged_kill(seq, pid, group), &mut k));
+    }
+    out.extend(ticks(&mut e, &mut k, 4, 10));
+    let pids: Vec<u32> = all_verdicts(&out)
+        .iter()
+        .filter_map(|v| v.victim.as_ref().map(|x| x.pid))
+        .collect();
+    assert_eq!(pids, [90, 100, 101]);
+    // The group took the whole container: Kubernetes shows it.
+    assert!(all_verdicts(&out)[1..]
+        .iter()
+        .all(|v| v.kubelet_reports == Some(true)));
+    assert!(missed(&out).is_empty(), "{:?}", missed(&out));
+    let beat = last_beat(&out);
+    assert_eq!(
+        (
+            beat.kernel_oom_kills,
+            beat.oom_verdicts,
+            beat.oom_group_kills
+        ),
+        (Some(4), 2, 1)
+    );
 }
 
 #[test]

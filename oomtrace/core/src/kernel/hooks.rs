@@ -45,8 +45,10 @@ impl Family {
         }
     }
 
-    /// Without these oomtrace cannot give verdicts at all.
-    pub fn required(self) -> bool {
+    /// Whether the family sees every killed process. Without it the
+    /// daemon runs in kernel-log mode: the kernel's OOM report lines on
+    /// /dev/kmsg are then the only source of kills (`basis: kernel_log`).
+    pub fn sees_kills(self) -> bool {
         matches!(self, Family::Victim)
     }
 
@@ -584,8 +586,6 @@ pub enum HooksArgError {
         kind: String,
         choices: String,
     },
-    #[error("the `{0}` family cannot be turned off: oomtrace needs it for verdicts")]
-    Required(String),
 }
 
 /// `--hooks FAMILY=KIND,...`, validated.
@@ -616,7 +616,6 @@ impl FromStr for HookRequests {
                 .ok_or_else(|| HooksArgError::Family(fam.trim().into()))?;
             let request = match kind.trim() {
                 "auto" => Request::Auto,
-                "off" if family.required() => return Err(HooksArgError::Required(fam.into())),
                 "off" => Request::Off,
                 k => {
                     Request::Only(family.candidates().find(|c| c.name() == k).ok_or_else(|| {
@@ -678,10 +677,14 @@ mod tests {
             "victim=kprobe".parse::<HookRequests>(),
             Err(HooksArgError::Kind { .. })
         ));
-        assert!(matches!(
-            "victim=off".parse::<HookRequests>(),
-            Err(HooksArgError::Required(_))
-        ));
+        // Off: kills come from the kernel log only (the daemon's kernel-log mode).
+        assert_eq!(
+            "victim=off"
+                .parse::<HookRequests>()
+                .expect("off")
+                .get(Family::Victim),
+            Request::Off
+        );
         assert_eq!(
             "oom=off"
                 .parse::<HookRequests>()

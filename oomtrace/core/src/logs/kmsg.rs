@@ -18,10 +18,12 @@ use tokio::sync::mpsc::Sender;
 
 use crate::logs::oom_report::{self, OomKill, OomLine, OomSummary, ReportReader};
 
-/// A summary or kill line, with the log sequence number it had.
+/// A summary or kill line, with the log sequence number and stamp
+/// (microseconds since boot) of its record.
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub seq: u64,
+    pub ts_us: u64,
     pub line: OomLine,
 }
 
@@ -86,6 +88,7 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
                                 if tx
                                     .blocking_send(Seen {
                                         seq: record.seq,
+                                        ts_us: record.ts_us,
                                         line,
                                     })
                                     .is_err()

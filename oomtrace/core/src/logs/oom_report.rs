@@ -177,6 +177,24 @@ pub struct MemcgReport {
     pub stats: BTreeMap<String, u64>,
 }
 
+impl MemcgReport {
+    /// The cgroup's usage and limit in bytes, as its `memory: usage …kB,
+    /// limit …kB` line printed them; no limit when it is the page counter's
+    /// maximum.
+    pub fn usage_limit_bytes(&self) -> (Option<u64>, Option<u64>) {
+        (
+            self.usage_kb.map(|kb| kb.saturating_mul(1024)),
+            self.limit_kb
+                .filter(|&kb| kb < UNLIMITED_KB)
+                .map(|kb| kb.saturating_mul(1024)),
+        )
+    }
+}
+
+/// The kernel's page counter maximum (`PAGE_COUNTER_MAX` pages) reads as
+/// about 8 EiB in kB: no limit.
+const UNLIMITED_KB: u64 = 1 << 52;
+
 /// `memory: usage 16384kB, limit 16384kB, failcnt 19` (v1 and v2 alike).
 pub(crate) fn usage_limit(text: &str) -> Option<(u64, u64)> {
     let rest = text.strip_prefix("memory: usage ")?;

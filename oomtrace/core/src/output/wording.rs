@@ -74,8 +74,16 @@ pub fn summary(v: &Verdict) -> String {
         Some(l) => format!("{s} {}", limit_lowered(l)),
         None => s,
     };
-    // A node-pressure kill: where the node's memory was.
-    let s = match v
+    let s = with_breakdown(v, s);
+    match v.source {
+        "kernel_log" => format!("While oomtrace was not running: {s}"),
+        _ => s,
+    }
+}
+
+/// A node-pressure kill's sentence ends with where the node's memory was.
+fn with_breakdown(v: &Verdict, s: String) -> String {
+    match v
         .node_memory
         .as_ref()
         .and_then(|n| n.breakdown.as_ref())
@@ -83,10 +91,6 @@ pub fn summary(v: &Verdict) -> String {
     {
         Some(b) => format!("{s} {}", b.summary),
         None => s,
-    };
-    match v.source {
-        "kernel_log" => format!("While oomtrace was not running: {s}"),
-        _ => s,
     }
 }
 
@@ -105,15 +109,19 @@ fn limit_lowered(l: &LimitLowered) -> String {
     )
 }
 
-/// The summary of a verdict `oomtrace explain` read from a saved log.
+/// The summary of a verdict read from the kernel's text as it was written:
+/// a saved log (`oomtrace explain`), or live when no victim hook sees kills.
 pub fn summary_from_log(v: &Verdict) -> String {
     if v.source == "kubelet_log" {
         return format!("From the kubelet log: {}", kubelet_eviction(v));
     }
-    let s = match v.verdict {
-        VerdictKind::PodLimit => capitalize(sentence(v)),
-        _ => sentence(v),
-    };
+    let s = with_breakdown(
+        v,
+        match v.verdict {
+            VerdictKind::PodLimit => capitalize(sentence(v)),
+            _ => sentence(v),
+        },
+    );
     let chosen = v
         .evidence
         .chosen
@@ -213,8 +221,13 @@ fn sentence(v: &Verdict) -> String {
             }
         }
         (VerdictKind::CgroupLimit, _) => format!(
-            "a memory-cgroup kill of {}; the log does not name the cgroup, so whose limit it was (a container's, a pod's, kubepods' or a host service's) is unknown.",
-            who.as_deref().unwrap_or("a process the log does not name")
+            "a memory-cgroup kill of {}{}; the log does not name the cgroup, so whose limit it was (a container's, a pod's, kubepods' or a host service's) is unknown.",
+            who.as_deref().unwrap_or("a process the log does not name"),
+            // Kernel-log mode: the process was seen in its container.
+            match (&v.pod, &v.container) {
+                (None, None) => String::new(),
+                _ => format!(" in {place}"),
+            }
         ),
         (VerdictKind::NodePressure, Some(PressureKind::AllocatableOom)) => match who {
             Some(who) => format!(

@@ -47,8 +47,9 @@ pub struct Audit {
     last_read: u64,
     /// Kills since start, at the latest read.
     kernel: u64,
-    /// Verdicts of marked victims (the OOM hooks'; not evictions, not kills
-    /// found in the kernel log at start).
+    /// Verdicts of marked victims (the OOM hooks', or in kernel-log mode
+    /// the live `Killed process` lines'; not evictions, not kills found in
+    /// the kernel log at start).
     verdicts: u64,
     /// oom.group incidents: the kernel counted their chosen victim twice.
     groups: u64,
@@ -82,6 +83,13 @@ impl Audit {
     pub fn verdict(&mut self, group_kill: bool) {
         self.verdicts += 1;
         self.groups += u64::from(group_kill);
+    }
+
+    /// A kill the kernel counted a second time: the chosen victim of an
+    /// oom.group kill, seen again as a member of its group (its verdict was
+    /// counted the first time).
+    pub fn counted_twice(&mut self) {
+        self.groups += 1;
     }
 
     /// Kills since start at the latest read.

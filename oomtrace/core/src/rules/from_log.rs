@@ -21,6 +21,19 @@ use super::attribution::{
 /// both cgroups; the kill line the victim and its memory. A member of an
 /// oom.group kill has the group's cgroup and the invocation's limit.
 pub fn from_kernel_log(past: &PastKill, boot_to_wall_ns: i128) -> Assessment {
+    from_kernel_log_seen(past, None, boot_to_wall_ns)
+}
+
+/// A kill line read live (kernel-log mode): the log's rules, and where the
+/// log names no victim cgroup (its report was rate-limited away) the one
+/// oomtrace saw the process in (`seen_cgroup`: its last cgroup attach, else
+/// /proc). That names the pod and container, never the limit: the verdict
+/// stays `cgroup_limit` for a memcg kill.
+pub fn from_kernel_log_seen(
+    past: &PastKill,
+    seen_cgroup: Option<String>,
+    boot_to_wall_ns: i128,
+) -> Assessment {
     let k = &past.kill;
     let s = past.summary.as_ref();
     let constraint = match s.map(|s| &s.constraint) {
@@ -33,7 +46,8 @@ pub fn from_kernel_log(past: &PastKill, boot_to_wall_ns: i128) -> Assessment {
         .or_else(|| k.group.as_ref().and_then(|g| g.oom_memcg.clone()));
     let victim_cgroup = s
         .and_then(|s| s.task_memcg.clone())
-        .or_else(|| k.group.as_ref().map(|g| g.cgroup.clone()));
+        .or_else(|| k.group.as_ref().map(|g| g.cgroup.clone()))
+        .or(seen_cgroup);
     let kib = |v: Option<u64>| v.map(|x| x * 1024);
     let rss = match (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb) {
         (Some(a), Some(f), Some(sh)) => Some((a + f + sh) * 1024),

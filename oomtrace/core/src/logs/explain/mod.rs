@@ -561,20 +561,8 @@ fn starts_report_line(text: &str) -> bool {
 fn usage_limit(
     report: Option<&crate::logs::oom_report::MemcgReport>,
 ) -> (Option<u64>, Option<u64>) {
-    let Some(r) = report else {
-        return (None, None);
-    };
-    (
-        r.usage_kb.map(|kb| kb.saturating_mul(1024)),
-        r.limit_kb
-            .filter(|&kb| kb < UNLIMITED_KB)
-            .map(|kb| kb.saturating_mul(1024)),
-    )
+    report.map_or((None, None), |r| r.usage_limit_bytes())
 }
-
-/// The kernel's page counter maximum (`PAGE_COUNTER_MAX` pages) reads as
-/// about 8 EiB in kB: no limit.
-const UNLIMITED_KB: u64 = 1 << 52;
 
 /// Every kill in `input`, oldest first. Lines the parsers do not know are
 /// skipped; `Err` only when the input is not text at all.

@@ -65,6 +65,19 @@ pub struct Status {
     pub hooks: Vec<Choice>,
     /// Kernel-log reader state: "reading" or why not.
     pub kernel_log: String,
+    /// Where kills are seen from.
+    pub kills: KillSource,
+}
+
+/// Where the daemon sees kills: the victim hook, or (kernel-log mode, no
+/// victim hook attached) the kernel's OOM report lines on /dev/kmsg only.
+#[derive(Clone, Debug, Serialize)]
+pub struct KillSource {
+    /// `victim_hook` or `kernel_log`.
+    pub seen_from: &'static str,
+    /// Why the kernel log alone: each victim hook kind and why it did not
+    /// attach. Null with a victim hook.
+    pub why: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -121,4 +134,9 @@ pub trait Sink {
     fn end_of_backlog(&mut self, _since_last_run: bool) -> std::io::Result<()> {
         Ok(())
     }
+
+    /// Every line from here on is live, the backlog (if it was read) over:
+    /// a `kernel_log` verdict after it is a kill the kernel logged just now
+    /// (kernel-log mode), not one from while oomtrace was not running.
+    fn live(&mut self) {}
 }

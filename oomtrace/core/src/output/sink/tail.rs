@@ -639,8 +639,14 @@ impl<W: RawStream + AsLockedWrite> Sink for TailSink<W> {
                     paint(
                         DIM,
                         &format!(
-                            "oomtrace {} watching (kernel {}, cgroup {version}); tail's cursor: {}",
-                            s.version, s.kernel, self.opts.state_file
+                            "oomtrace {} watching (kernel {}, cgroup {version}{}); tail's cursor: {}",
+                            s.version,
+                            s.kernel,
+                            match s.kills.why {
+                                Some(_) => ", kills from the kernel log only",
+                                None => "",
+                            },
+                            self.opts.state_file
                         )
                     ),
                     self.header()
@@ -705,6 +711,10 @@ impl<W: RawStream + AsLockedWrite> Sink for TailSink<W> {
             ),
         };
         self.emit(&text)
+    }
+
+    fn live(&mut self) {
+        self.in_backlog = false;
     }
 
     fn end_of_backlog(&mut self, since_last_run: bool) -> std::io::Result<()> {

@@ -155,6 +155,10 @@ fn columns_line_up_with_the_header_whatever_the_names() {
         },
         hooks: vec![],
         kernel_log: "reading".into(),
+        kills: crate::output::sink::KillSource {
+            seen_from: "victim_hook",
+            why: None,
+        },
     };
     let out = written(
         opts(Filter::default(), Backlog::List),

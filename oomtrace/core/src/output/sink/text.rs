@@ -54,8 +54,12 @@ impl<W: RawStream + AsLockedWrite> Sink for TextSink<W> {
                     crate::node::cgroup::Version::V1 => "v1",
                     crate::node::cgroup::Version::V2 => "v2",
                 };
+                let only_log = match &s.kills.why {
+                    Some(why) => format!("; kills from the kernel log only: {why}"),
+                    None => String::new(),
+                };
                 format!(
-                    "{} oomtrace {} on {} (cgroup {version}, {} cgroups) hooks: {}",
+                    "{} oomtrace {} on {} (cgroup {version}, {} cgroups) hooks: {}{only_log}",
                     paint(DIM, s.state),
                     s.version,
                     s.kernel,
