@@ -627,7 +627,7 @@ mod tests {
         node::pods::{ContainerId, PodUid},
         output::sink::{CgroupStatus, Lost, Missed},
         output::verdict::{
-            Evidence, Finding, FindingKind, PressureKind, Trigger, Verdict, VerdictKind, Victim,
+            Finding, FindingKind, PressureKind, Trigger, Verdict, VerdictKind, Victim,
         },
     };
 
@@ -668,10 +668,7 @@ mod tests {
 
     fn verdict(verdict: VerdictKind, kind: Option<PressureKind>, pod: Option<Pod>) -> Line {
         Line::Verdict(Box::new(Verdict {
-            verdict,
             kind,
-            source: "bpf",
-            incident: "oom-1".into(),
             time: Some("2026-11-23T06:51:44.615662573Z".into()),
             victim: Some(Victim::unread(1, "x".into(), None)),
             trigger: Some(Trigger {
@@ -679,23 +676,13 @@ mod tests {
                 comm: "x".into(),
                 cgroup: None,
             }),
-            limit: None,
             container: pod.as_ref().map(|_| Container {
                 id: ContainerId::parse(&"a".repeat(64)).expect("id"),
                 name: Some("app".into()),
                 runtime: None,
             }),
             pod,
-            kubelet_reports: None,
-            memory: None,
-            node_memory: None,
-            signal: None,
-            killer: None,
-            top_consumers: None,
-            growth: None,
-            warned_s_before: None,
-            evidence: Evidence::unread("tp_btf"),
-            summary: String::new(),
+            ..Verdict::unread(verdict, "bpf", "oom-1".into(), "tp_btf")
         }))
     }
 

@@ -568,6 +568,42 @@ impl Victim {
     }
 }
 
+impl Verdict {
+    /// A verdict of `verdict` from `source` with nothing read yet: every
+    /// field the evidence fills is null, the evidence names only the hook
+    /// that saw the kill. Builders set what they know over it, so a new
+    /// field is one line here and no other literal changes.
+    pub fn unread(
+        verdict: VerdictKind,
+        source: &'static str,
+        incident: String,
+        victim_hook: &'static str,
+    ) -> Verdict {
+        Verdict {
+            verdict,
+            kind: None,
+            source,
+            incident,
+            time: None,
+            victim: None,
+            trigger: None,
+            limit: None,
+            pod: None,
+            container: None,
+            kubelet_reports: None,
+            memory: None,
+            node_memory: None,
+            signal: None,
+            killer: None,
+            top_consumers: None,
+            growth: None,
+            warned_s_before: None,
+            evidence: Evidence::unread(victim_hook),
+            summary: String::new(),
+        }
+    }
+}
+
 impl Evidence {
     /// Evidence with nothing read but the hook that saw the kill.
     pub fn unread(victim_hook: &'static str) -> Evidence {

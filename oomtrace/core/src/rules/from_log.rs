@@ -212,14 +212,8 @@ pub fn verdict_from_kubelet_eviction(e: &crate::logs::explain::LoggedEviction) -
         _ => None,
     };
     let mut v = Verdict {
-        verdict: VerdictKind::NodePressure,
         kind: Some(PressureKind::Eviction),
-        source: "kubelet_log",
-        incident: format!("kubelet-evict-{}/{}-{}", e.namespace, e.name, e.line),
         time: e.time.clone(),
-        victim: None,
-        trigger: None,
-        limit: None,
         pod: Some(crate::output::verdict::Pod {
             uid,
             namespace: Some(e.namespace.clone()),
@@ -227,21 +221,18 @@ pub fn verdict_from_kubelet_eviction(e: &crate::logs::explain::LoggedEviction) -
             qos: None,
         }),
         container,
-        kubelet_reports: None,
-        memory: None,
-        node_memory: None,
-        signal: None,
-        killer: None,
-        top_consumers: None,
-        growth: None,
-        warned_s_before: None,
         evidence: Evidence {
             basis: Some("kubelet_log"),
             grace_s: e.grace_s.map(|g| g as f64),
             eviction_resource: e.resource.clone(),
             ..Evidence::unread("kubelet_log")
         },
-        summary: String::new(),
+        ..Verdict::unread(
+            VerdictKind::NodePressure,
+            "kubelet_log",
+            format!("kubelet-evict-{}/{}-{}", e.namespace, e.name, e.line),
+            "kubelet_log",
+        )
     };
     v.summary = wording::summary_from_log(&v);
     v

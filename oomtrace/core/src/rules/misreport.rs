@@ -206,7 +206,7 @@ mod tests {
     use super::*;
     use crate::{
         node::pods::PodUid,
-        output::verdict::{Container, Evidence, Pod, VerdictKind, Victim},
+        output::verdict::{Container, Pod, VerdictKind, Victim},
     };
 
     const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
@@ -225,14 +225,8 @@ mod tests {
         let mut victim = Victim::unread(pid, "php-fpm".into(), Some(cgroup(c)));
         victim.ns_pid = Some(if init { 1 } else { 7 });
         Verdict {
-            verdict: VerdictKind::PodLimit,
-            kind: None,
-            source: "bpf",
-            incident: format!("oom-{pid}"),
             time: Some("2026-11-28T12:03:44Z".into()),
             victim: Some(victim),
-            trigger: None,
-            limit: None,
             pod: Some(Pod {
                 uid: Some(PodUid::parse(UID).expect("uid")),
                 namespace: None,
@@ -245,15 +239,7 @@ mod tests {
                 runtime: None,
             }),
             kubelet_reports: Some(init),
-            memory: None,
-            node_memory: None,
-            signal: None,
-            killer: None,
-            top_consumers: None,
-            growth: None,
-            warned_s_before: None,
-            evidence: Evidence::unread("tp_btf"),
-            summary: String::new(),
+            ..Verdict::unread(VerdictKind::PodLimit, "bpf", format!("oom-{pid}"), "tp_btf")
         }
     }
 

@@ -2,7 +2,7 @@ use super::*;
 use crate::{
     node::pods::{ContainerId, PodUid},
     output::sink::Lost,
-    output::verdict::{Evidence, Limit, NodeMemory, Process, Signal, StopReason, Victim},
+    output::verdict::{Limit, NodeMemory, Process, Signal, StopReason, Victim},
 };
 
 const UID: &str = "0000aaaa-0001-4ae4-8d9c-0018ec1c0fde";
@@ -25,13 +25,8 @@ fn kill(source: &'static str, time: &str, ns: &str, name: &str) -> Verdict {
     );
     victim.rss_bytes = Some(63 << 20);
     Verdict {
-        verdict: VerdictKind::PodLimit,
-        kind: None,
-        source,
-        incident: "oom-1".into(),
         time: Some(time.into()),
         victim: Some(victim),
-        trigger: None,
         limit: Some(Limit {
             cgroup: Some(format!("/kubepods/pod{UID}/{CID}")),
             limit_bytes: Some(64 << 20),
@@ -44,15 +39,8 @@ fn kill(source: &'static str, time: &str, ns: &str, name: &str) -> Verdict {
             runtime: None,
         }),
         kubelet_reports: Some(true),
-        memory: None,
-        node_memory: None,
-        signal: None,
-        killer: None,
-        top_consumers: None,
-        growth: None,
-        warned_s_before: None,
-        evidence: Evidence::unread("tp_btf"),
         summary: "Container app of pod shop/web-6f9c4-x2x8z hit its memory limit of 64Mi; the kernel killed python (pid 4242, rss 63Mi). The kubelet reports OOMKilled.".into(),
+        ..Verdict::unread(VerdictKind::PodLimit, source, "oom-1".into(), "tp_btf")
     }
 }
 
