@@ -41,16 +41,17 @@ pub fn run(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     // Redrawn in place only where a person watches; a pipe gets each table after the last.
     let redraw = terminal && format == Format::Text && a.watch.is_some_and(|d| !d.is_zero());
     loop {
-        let b = read(&layout)?;
-        let headroom = headroom(&layout, &config);
+        let mut b = read(&layout)?;
         let names = pod_names(&a.pods_log_dir);
+        b.name_pods(|uid| names.get(uid).cloned());
+        let headroom = headroom(&layout, &config);
         let mut out = std::io::stdout().lock();
         match format {
             Format::Json => {
                 writeln!(out, "{}", json(&b, &node, headroom.as_ref())?)?;
             }
             Format::Text => {
-                let table = text(&b, &node, headroom.as_ref(), &names);
+                let table = text(&b, &node, headroom.as_ref());
                 if redraw {
                     // Over the last table: from the top left, each line's
                     // old rest erased, then what was below. (Clearing the
@@ -122,14 +123,15 @@ pub fn headroom_of(available: u64, capacity: u64, t: &kubelet::Threshold) -> Hea
     }
 }
 
-/// Pod uid → `namespace/name`, from the kubelet's pod log directories.
-fn pod_names(dir: &Path) -> BTreeMap<String, String> {
+/// Pod uid → namespace and name, from the kubelet's pod log directories
+/// (none when the directory cannot be read: the pods keep null names).
+fn pod_names(dir: &Path) -> BTreeMap<pods::PodUid, pods::PodName> {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
                 .filter_map(|e| pods::parse_pod_log_dir(&e.file_name().to_string_lossy()))
-                .map(|p| (p.uid.to_string(), format!("{}/{}", p.namespace, p.name)))
+                .map(|p| (p.uid.clone(), p))
                 .collect()
         })
         .unwrap_or_default()
@@ -198,12 +200,7 @@ fn signed(v: i128) -> String {
 }
 
 /// The readable table.
-pub fn text(
-    b: &Breakdown,
-    node: &str,
-    headroom: Option<&Headroom>,
-    names: &BTreeMap<String, String>,
-) -> String {
+pub fn text(b: &Breakdown, node: &str, headroom: Option<&Headroom>) -> String {
     let t = b.total_bytes;
     let mut s = format!("node {node}: {} of memory ({})\n", human_bytes(t), now());
     match headroom {
@@ -247,11 +244,11 @@ pub fn text(
     row(6, "Burstable", b.pods.by_qos.burstable.into(), false);
     row(6, "BestEffort", b.pods.by_qos.besteffort.into(), false);
     for p in &b.pods.top {
-        let who = p
-            .uid
-            .as_deref()
-            .map(|uid| names.get(uid).cloned().unwrap_or_else(|| uid.to_string()))
-            .unwrap_or_else(|| p.cgroup.clone());
+        let who = match (&p.pod.namespace, &p.pod.name, &p.pod.uid) {
+            (Some(ns), Some(name), _) => format!("{ns}/{name}"),
+            (_, _, Some(uid)) => uid.to_string(),
+            _ => p.cgroup.clone(),
+        };
         let name = format!("pod {who} (working set)");
         row(6, &name, p.working_set_bytes.into(), false);
     }
@@ -355,7 +352,112 @@ mod tests {
         ] {
             assert!(v.get(k).is_some(), "{k} missing: {v}");
         }
-        assert!(super::text(&b, "n1", Some(&h), &BTreeMap::new()).contains("unaccounted"));
+        assert!(super::text(&b, "n1", Some(&h)).contains("unaccounted"));
+    }
+
+    /// Two pods' cgroups (cgroup v2, cgroupfs driver): a Burstable one
+    /// and a Guaranteed one.
+    fn two_pods() -> Breakdown {
+        let cg = |path: &str, usage: u64| node_memory::CgroupMem {
+            path: path.to_string(),
+            usage: Some(usage),
+            anon: Some(usage / 2),
+            file: Some(usage / 2),
+            inactive_file: Some(0),
+            ..Default::default()
+        };
+        node_memory::breakdown(&node_memory::Readings {
+            v2: true,
+            meminfo: node_memory::Meminfo {
+                total: 8 << 30,
+                ..Default::default()
+            },
+            cgroups: vec![
+                node_memory::CgroupMem {
+                    path: "/".to_string(),
+                    ..Default::default()
+                },
+                cg("/kubepods", 600 << 20),
+                cg("/kubepods/burstable", 400 << 20),
+                cg(
+                    "/kubepods/burstable/pod11111111-1111-1111-1111-111111111111",
+                    400 << 20,
+                ),
+                cg(
+                    "/kubepods/pod22222222-2222-2222-2222-222222222222",
+                    200 << 20,
+                ),
+            ],
+            v1_num_cgroups: None,
+        })
+    }
+
+    #[test]
+    fn top_pods_carry_the_verdicts_pod_object_named_from_the_pod_log_dirs() {
+        let dir = std::env::temp_dir().join(format!("oomtrace-memory-pods-{}", std::process::id()));
+        let named = dir.join("shop_cart-0_11111111-1111-1111-1111-111111111111");
+        std::fs::create_dir_all(&named).expect("pod log dir");
+        // Not a pod log directory: names nothing.
+        std::fs::create_dir_all(dir.join("lost+found")).expect("dir");
+        let names = pod_names(&dir);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+
+        let mut b = two_pods();
+        b.name_pods(|uid| names.get(uid).cloned());
+        let text = json(&b, "n1", None).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let top = v["pods"]["top"].as_array().expect("pods.top");
+        assert_eq!(top.len(), 2, "{v}");
+        assert_eq!(
+            top[0]["pod"],
+            serde_json::json!({
+                "uid": "11111111-1111-1111-1111-111111111111",
+                "namespace": "shop",
+                "name": "cart-0",
+                "qos": "Burstable",
+            })
+        );
+        // No log directory names the second pod: null, not made up.
+        assert_eq!(
+            top[1]["pod"],
+            serde_json::json!({
+                "uid": "22222222-2222-2222-2222-222222222222",
+                "namespace": null,
+                "name": null,
+                "qos": "Guaranteed",
+            })
+        );
+        // The flat fields of before are gone: one pod object, as in verdicts.
+        for gone in ["uid", "qos", "namespace", "name"] {
+            assert!(top[0].get(gone).is_none(), "{gone}: {}", top[0]);
+        }
+        assert_eq!(
+            top[0]["cgroup"],
+            "/kubepods/burstable/pod11111111-1111-1111-1111-111111111111"
+        );
+        assert_eq!(top[0]["usage_bytes"], 400u64 << 20);
+        // Same object in the text table: the name where known, else the uid.
+        let table = super::text(&b, "n1", None);
+        assert!(table.contains("pod shop/cart-0 (working set)"), "{table}");
+        assert!(
+            table.contains("pod 22222222-2222-2222-2222-222222222222 (working set)"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn without_a_pods_log_dir_every_top_pod_has_null_names() {
+        let names = pod_names(Path::new("/nonexistent/oomtrace/pods"));
+        assert!(names.is_empty());
+        let mut b = two_pods();
+        b.name_pods(|uid| names.get(uid).cloned());
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&b, "n1", None).expect("json")).expect("JSON");
+        for p in v["pods"]["top"].as_array().expect("pods.top") {
+            assert!(p["pod"]["uid"].is_string(), "{p}");
+            assert!(p["pod"]["namespace"].is_null(), "{p}");
+            assert!(p["pod"]["name"].is_null(), "{p}");
+        }
     }
 
     #[test]
@@ -368,15 +470,13 @@ mod tests {
         assert_eq!(h.above_hard_bytes, 300 << 20);
         assert_eq!(h.above_soft_bytes, Some(-(224 << 20)));
         let b = node_memory::breakdown(&node_memory::Readings::default());
-        let out = super::text(&b, "n1", Some(&h), &BTreeMap::new());
+        let out = super::text(&b, "n1", Some(&h));
         let line = out.lines().nth(1).expect("headroom line");
         assert_eq!(
             line,
             "headroom: memory.available 800Mi, 300Mi above the hard eviction threshold 500Mi (config.yaml evictionHard memory.available<500Mi); 224Mi UNDER the soft eviction threshold 1Gi (config.yaml evictionSoft memory.available<1Gi): the kubelet evicts pods"
         );
         let none = headroom_of(800 << 20, 8 << 30, &kubelet::Threshold::default());
-        assert!(
-            super::text(&b, "n1", Some(&none), &BTreeMap::new()).contains("; no soft threshold\n")
-        );
+        assert!(super::text(&b, "n1", Some(&none)).contains("; no soft threshold\n"));
     }
 }

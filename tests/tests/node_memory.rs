@@ -256,7 +256,7 @@ fn a_services_memory_is_systems_and_a_pods_is_under_its_qos_class() {
             .is_some_and(|t| t.iter().any(|c| c["cgroup"] == service.rel.as_str()))
             && b["pods"]["top"]
                 .as_array()
-                .is_some_and(|t| t.iter().any(|p| p["uid"] == uid.as_str()))
+                .is_some_and(|t| t.iter().any(|p| p["pod"]["uid"] == uid.as_str()))
     });
     assert!(seen, "the service and the pod are not named: {b}");
     let svc = b["system"]["top"]
@@ -267,9 +267,12 @@ fn a_services_memory_is_systems_and_a_pods_is_under_its_qos_class() {
     assert!(u(&b["system"]["bytes"]) >= 64 * MIB, "{b}");
     let pod = b["pods"]["top"]
         .as_array()
-        .and_then(|t| t.iter().find(|p| p["uid"] == uid.as_str()))
+        .and_then(|t| t.iter().find(|p| p["pod"]["uid"] == uid.as_str()))
         .expect("the pod");
-    assert_eq!(pod["qos"], "BestEffort", "{pod}");
+    assert_eq!(pod["pod"]["qos"], "BestEffort", "{pod}");
+    // No pod log directory names this uid: null, not made up.
+    assert!(pod["pod"]["namespace"].is_null(), "{pod}");
+    assert!(pod["pod"]["name"].is_null(), "{pod}");
     assert!(u(&pod["working_set_bytes"]) >= 48 * MIB, "{pod}");
     assert!(u(&pod["anon_bytes"]) >= 48 * MIB, "{pod}");
     assert!(u(&b["pods"]["by_qos"]["besteffort"]) >= 48 * MIB, "{b}");

@@ -136,12 +136,27 @@ pub struct ByQos {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodUsage {
     pub cgroup: String,
-    pub uid: Option<String>,
-    pub qos: Option<String>,
+    /// The verdicts' pod object; namespace and name null unless the reader
+    /// of the breakdown had them (`oomtrace memory`, from the pod log
+    /// directories).
+    pub pod: pods::Pod,
     pub usage_bytes: u64,
     pub working_set_bytes: u64,
     pub anon_bytes: Option<u64>,
     pub file_bytes: Option<u64>,
+}
+
+impl Breakdown {
+    /// Names the top pods whose uid `name_of` knows; the others keep null
+    /// names.
+    pub fn name_pods(&mut self, name_of: impl Fn(&pods::PodUid) -> Option<pods::PodName>) {
+        for p in &mut self.pods.top {
+            if let Some(n) = p.pod.uid.as_ref().and_then(&name_of) {
+                p.pod.namespace = Some(n.namespace);
+                p.pod.name = Some(n.name);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,8 +348,14 @@ pub fn breakdown(input: &Readings) -> Breakdown {
                 let usage = c.usage.unwrap_or(0);
                 pod_list.push(PodUsage {
                     cgroup: c.path.clone(),
-                    uid: k.pod.map(|p| p.to_string()),
-                    qos: k.qos.map(|q| q.as_str().to_string()),
+                    // The cgroup path says no name: a reader that has
+                    // them sets them ([`Breakdown::name_pods`]).
+                    pod: pods::Pod {
+                        uid: k.pod,
+                        namespace: None,
+                        name: None,
+                        qos: k.qos,
+                    },
                     usage_bytes: usage,
                     working_set_bytes: usage.saturating_sub(c.inactive_file.unwrap_or(0)),
                     anon_bytes: c.anon,
@@ -836,6 +857,36 @@ mod tests {
     }
 
     #[test]
+    fn top_pods_are_named_only_where_the_reader_knows_the_uid() {
+        let mut b = breakdown(&v1_input());
+        assert!(b.pods.top.iter().all(|p| p.pod.name.is_none()));
+        let known = pods::PodUid::parse("22222222-2222-2222-2222-222222222222").expect("uid");
+        b.name_pods(|uid| {
+            (*uid == known).then(|| pods::PodName {
+                namespace: "shop".to_string(),
+                name: "cart-0".to_string(),
+                uid: uid.clone(),
+            })
+        });
+        assert_eq!(b.pods.top[0].pod.namespace.as_deref(), Some("shop"));
+        assert_eq!(b.pods.top[0].pod.name.as_deref(), Some("cart-0"));
+        assert_eq!(b.pods.top[1].pod.namespace, None);
+        assert_eq!(b.pods.top[1].pod.name, None);
+    }
+
+    #[test]
+    fn a_recorded_breakdown_reads_back_and_a_bad_uid_is_refused() {
+        // Recordings keep the breakdown as JSON and replay reads it back.
+        let b = breakdown(&v1_input());
+        let text = serde_json::to_string(&b).expect("json");
+        let back: Breakdown = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back, b);
+        let bad = text.replace("22222222-2222-2222-2222-222222222222", "not-a-uid");
+        let err = serde_json::from_str::<Breakdown>(&bad).expect_err("bad uid");
+        assert!(err.to_string().contains("not a pod uid"), "{err}");
+    }
+
+    #[test]
     fn pods_by_qos_and_working_set() {
         let b = breakdown(&v1_input());
         assert_eq!(b.pods.by_qos.burstable, 400 * MIB);
@@ -843,11 +894,11 @@ mod tests {
         assert_eq!(b.pods.by_qos.guaranteed, 640 * MIB);
         assert_eq!(b.pods.top.len(), 2);
         assert_eq!(
-            b.pods.top[0].uid.as_deref(),
+            b.pods.top[0].pod.uid.as_ref().map(|u| u.as_str()),
             Some("22222222-2222-2222-2222-222222222222")
         );
         assert_eq!(b.pods.top[0].working_set_bytes, 490 * MIB);
-        assert_eq!(b.pods.top[0].qos.as_deref(), Some("Guaranteed"));
+        assert_eq!(b.pods.top[0].pod.qos, Some(Qos::Guaranteed));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a string is not a pod uid or container id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +53,13 @@ impl PodUid {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Read back (recordings) through [`PodUid::parse`], as every other uid.
+impl<'de> Deserialize<'de> for PodUid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -144,7 +151,7 @@ impl fmt::Display for Runtime {
 }
 
 /// Spelled as in a pod's `status.qosClass`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Qos {
     Guaranteed,
     Burstable,
@@ -516,6 +523,17 @@ fn is_uuid_shape(s: &str) -> bool {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_hexdigit(),
         })
+}
+
+/// A pod as verdicts and the node memory breakdown name it: each part is
+/// null where what was read does not say it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pod {
+    /// Null only when a log names the pod by namespace/name alone.
+    pub uid: Option<PodUid>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub qos: Option<Qos>,
 }
 
 /// A pod as named by its `/var/log/pods/<namespace>_<name>_<uid>` directory.

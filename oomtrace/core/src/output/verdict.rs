@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     node::kubelet::Threshold,
     node::observe,
-    node::pods::{parse_cgroup_path, ContainerId, KubeCgroup, PodUid, Qos, Runtime},
+    node::pods::{parse_cgroup_path, ContainerId, KubeCgroup, PodUid, Runtime},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -252,14 +252,9 @@ pub struct Limit {
     pub usage_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Pod {
-    /// Null only when a log names the pod by namespace/name alone.
-    pub uid: Option<PodUid>,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub qos: Option<Qos>,
-}
+/// A pod's identity lives with the rest of it (node::pods); the node
+/// memory breakdown's top pods carry the same object.
+pub use crate::node::pods::Pod;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Container {
