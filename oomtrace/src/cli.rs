@@ -247,8 +247,9 @@ pub struct TailArgs {
     pub container: Vec<String>,
     /// Only these verdicts, node-pressure kinds or findings (comma-separated
     /// or repeated): pod_limit, cgroup_limit, node_pressure, eviction,
-    /// allocatable_oom, system_oom, escaped_process, system, escape_detected,
-    /// cgroup_leak, oomkilled_misreport, dying_cgroups, near_oom, stopped.
+    /// allocatable_oom, system_oom, userspace_oom_killer, escaped_process,
+    /// system, escape_detected, cgroup_leak, oomkilled_misreport,
+    /// dying_cgroups, near_oom, stopped.
     #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = oomtrace_core::output::sink::tail::parse_kind)]
     pub verdict: Vec<String>,
     /// Only what happened within this long before now (e.g. `1h`, `30m`):
@@ -500,6 +501,22 @@ mod tests {
     fn the_help_parses() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tails_verdict_help_names_every_kind_it_takes() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let tail = cmd.find_subcommand_mut("tail").expect("tail");
+        let help = tail
+            .get_arguments()
+            .find(|a| a.get_id() == "verdict")
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for kind in oomtrace_core::output::sink::tail::KINDS {
+            assert!(help.contains(kind), "--verdict's help lacks {kind}: {help}");
+        }
     }
 
     #[test]
