@@ -192,6 +192,31 @@ fn pct(part: i128, total: u64) -> String {
     format!("{:5.1}%", part as f64 * 100.0 / total as f64)
 }
 
+/// A part's share of the node as a bar of up to [`BAR`] cells, so the
+/// largest parts stand out at a glance.
+fn bar(part: i128, total: u64) -> String {
+    if total == 0 || part <= 0 {
+        return String::new();
+    }
+    let cells = (part as f64 * BAR as f64 / total as f64).round() as usize;
+    "█".repeat(cells.min(BAR))
+}
+
+const BAR: usize = 20;
+
+/// `name` in `width` columns: a longer one keeps its start and its end.
+fn fit(name: &str, width: usize) -> String {
+    let n = name.chars().count();
+    if n <= width || width < 3 {
+        return name.to_string();
+    }
+    let head = (width - 1) / 2;
+    let tail = width - 1 - head;
+    let start: String = name.chars().take(head).collect();
+    let end: String = name.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
+}
+
 fn signed(v: i128) -> String {
     match u64::try_from(v) {
         Ok(v) => human_bytes(v),
@@ -228,70 +253,114 @@ pub fn text(b: &Breakdown, node: &str, headroom: Option<&Headroom>) -> String {
         }
         None => s.push_str("headroom: memory.available could not be read\n"),
     }
-    let mut row = |indent: usize, name: &str, v: i128, share: bool| {
-        let p = if share { pct(v, t) } else { String::new() };
-        s.push_str(&format!(
-            "{:indent$}{:<w$} {:>10} {p}\n",
-            "",
-            name,
-            signed(v),
-            w = 44 - indent
-        ));
-    };
-    row(2, "free", b.free_bytes.into(), true);
-    row(2, "pods", b.pods.bytes.into(), true);
-    row(6, "Guaranteed", b.pods.by_qos.guaranteed.into(), false);
-    row(6, "Burstable", b.pods.by_qos.burstable.into(), false);
-    row(6, "BestEffort", b.pods.by_qos.besteffort.into(), false);
+    push_row(&mut s, t, 2, "free", b.free_bytes.into(), true);
+    push_row(&mut s, t, 2, "pods", b.pods.bytes.into(), true);
+    push_row(
+        &mut s,
+        t,
+        6,
+        "Guaranteed",
+        b.pods.by_qos.guaranteed.into(),
+        false,
+    );
+    push_row(
+        &mut s,
+        t,
+        6,
+        "Burstable",
+        b.pods.by_qos.burstable.into(),
+        false,
+    );
+    push_row(
+        &mut s,
+        t,
+        6,
+        "BestEffort",
+        b.pods.by_qos.besteffort.into(),
+        false,
+    );
+    if !b.pods.top.is_empty() {
+        s.push_str("      largest pods (working set):\n");
+    }
     for p in &b.pods.top {
         let who = match (&p.pod.namespace, &p.pod.name, &p.pod.uid) {
             (Some(ns), Some(name), _) => format!("{ns}/{name}"),
             (_, _, Some(uid)) => uid.to_string(),
             _ => p.cgroup.clone(),
         };
-        let name = format!("pod {who} (working set)");
-        row(6, &name, p.working_set_bytes.into(), false);
+        push_row(&mut s, t, 8, &who, p.working_set_bytes.into(), false);
     }
-    row(2, "system.slice", b.system.bytes.into(), true);
+    push_row(&mut s, t, 2, "system.slice", b.system.bytes.into(), true);
     for c in &b.system.top {
-        row(6, &c.cgroup, c.usage_bytes.into(), false);
+        push_row(&mut s, t, 6, &c.cgroup, c.usage_bytes.into(), false);
     }
-    row(2, "other cgroups", b.other.bytes.into(), true);
+    push_row(&mut s, t, 2, "other cgroups", b.other.bytes.into(), true);
     for c in &b.other.top {
-        row(6, &c.cgroup, c.usage_bytes.into(), false);
+        push_row(&mut s, t, 6, &c.cgroup, c.usage_bytes.into(), false);
     }
     let k = &b.kernel;
-    row(2, "kernel (charged to no cgroup)", k.bytes.into(), true);
-    row(
+    push_row(
+        &mut s,
+        t,
+        2,
+        "kernel (charged to no cgroup)",
+        k.bytes.into(),
+        true,
+    );
+    push_row(
+        &mut s,
+        t,
         6,
         "slab reclaimable",
         k.slab_reclaimable_bytes.into(),
         false,
     );
-    row(
+    push_row(
+        &mut s,
+        t,
         6,
         "slab unreclaimable",
         k.slab_unreclaimable_bytes.into(),
         false,
     );
-    row(6, "kernel stacks", k.kernel_stack_bytes.into(), false);
-    row(6, "page tables", k.page_tables_bytes.into(), false);
-    row(6, "vmalloc", k.vmalloc_bytes.into(), false);
-    row(6, "percpu", k.percpu_bytes.into(), false);
-    row(6, "hugetlb", k.hugetlb_bytes.into(), false);
-    row(
+    push_row(
+        &mut s,
+        t,
+        6,
+        "kernel stacks",
+        k.kernel_stack_bytes.into(),
+        false,
+    );
+    push_row(
+        &mut s,
+        t,
+        6,
+        "page tables",
+        k.page_tables_bytes.into(),
+        false,
+    );
+    push_row(&mut s, t, 6, "vmalloc", k.vmalloc_bytes.into(), false);
+    push_row(&mut s, t, 6, "percpu", k.percpu_bytes.into(), false);
+    push_row(&mut s, t, 6, "hugetlb", k.hugetlb_bytes.into(), false);
+    push_row(
+        &mut s,
+        t,
         6,
         "less: charged to cgroups",
         -i128::from(k.charged_to_cgroups_bytes),
         false,
     );
-    row(
+    push_row(
+        &mut s,
+        t,
         2,
         "page cache charged to no live cgroup",
         b.page_cache_unowned_bytes.into(),
         true,
     );
-    row(
+    push_row(
+        &mut s,
+        t,
         2,
         "anon in the root cgroup",
         b.unowned_anon_bytes.into(),
@@ -302,18 +371,47 @@ pub fn text(b: &Breakdown, node: &str, headroom: Option<&Headroom>) -> String {
         Some(n) => format!("dying cgroups ({n})"),
         None => "dying cgroups".to_string(),
     };
-    row(2, &name, d.bytes.into(), true);
+    push_row(&mut s, t, 2, &name, d.bytes.into(), true);
     for p in &d.by_parent {
         let name = match p.count {
             Some(n) => format!("under {} ({n})", p.cgroup),
             None => format!("under {}", p.cgroup),
         };
-        row(6, &name, p.bytes.into(), false);
+        push_row(&mut s, t, 6, &name, p.bytes.into(), false);
     }
-    row(2, "unaccounted", b.unaccounted_bytes.into(), true);
+    push_row(
+        &mut s,
+        t,
+        2,
+        "unaccounted",
+        b.unaccounted_bytes.into(),
+        true,
+    );
     s.push_str(&b.summary);
     s.push('\n');
     s
+}
+
+/// One row of the table: the name in its column, the bytes, and for a part
+/// of the node its share and bar.
+fn push_row(s: &mut String, total: u64, indent: usize, name: &str, v: i128, share: bool) {
+    let p = if share {
+        format!("{} {}", pct(v, total), bar(v, total))
+    } else {
+        String::new()
+    };
+    let w = 44 - indent;
+    s.push_str(&format!(
+        "{:indent$}{:<w$} {:>10} {p}",
+        "",
+        fit(name, w),
+        signed(v),
+    ));
+    // No trailing blanks: a redrawn line ends where its text does.
+    while s.ends_with(' ') {
+        s.pop();
+    }
+    s.push('\n');
 }
 
 #[cfg(test)]
@@ -438,11 +536,20 @@ mod tests {
         assert_eq!(top[0]["usage_bytes"], 400u64 << 20);
         // Same object in the text table: the name where known, else the uid.
         let table = super::text(&b, "n1", None);
-        assert!(table.contains("pod shop/cart-0 (working set)"), "{table}");
+        assert!(table.contains("largest pods (working set):"), "{table}");
+        assert!(table.contains("        shop/cart-0 "), "{table}");
         assert!(
-            table.contains("pod 22222222-2222-2222-2222-222222222222 (working set)"),
+            table.contains("        22222222-2222-2222-2222-222222222222 "),
             "{table}"
         );
+        // Each part's share as a bar of 20 cells: the pods' 600Mi of 8Gi is
+        // one, the rest (unaccounted here) nineteen; an empty part none.
+        assert!(table.contains("  7.3% █\n"), "{table}");
+        assert!(
+            table.contains(&format!(" 92.7% {}\n", "█".repeat(19))),
+            "{table}"
+        );
+        assert!(table.contains("  0.0%\n"), "{table}");
     }
 
     #[test]
