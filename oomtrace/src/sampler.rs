@@ -66,13 +66,7 @@ impl Sampler {
             let dir = self.root.join(path.trim_start_matches('/'));
             let limit = match self.limits.get(id) {
                 Some(&(limit, at)) if now.saturating_sub(at) < LIMIT_EVERY_NS => limit,
-                _ => {
-                    let limit = self
-                        .read_u64(&dir.join(limit_file))
-                        .filter(|&l| l > 0 && l < UNLIMITED);
-                    self.limits.insert(*id, (limit, now));
-                    limit
-                }
+                _ => self.read_limit(*id, &dir.join(limit_file), now),
             };
             let Some(limit) = limit else { continue };
             let Some(usage) = self.read_u64(&dir.join(usage_file)) else {
@@ -86,13 +80,7 @@ impl Sampler {
             // is bounded by the last reading of the higher one).
             let limit = match self.limits.get(id) {
                 Some(&(limit, at)) if at == now => limit,
-                _ => {
-                    let limit = self
-                        .read_u64(&dir.join(limit_file))
-                        .filter(|&l| l > 0 && l < UNLIMITED);
-                    self.limits.insert(*id, (limit, now));
-                    limit
-                }
+                _ => self.read_limit(*id, &dir.join(limit_file), now),
             };
             let Some(limit) = limit.filter(|&l| usage as f64 >= near_oom::SAMPLE_FLOOR * l as f64)
             else {
@@ -129,6 +117,14 @@ impl Sampler {
         self.buf.clear();
         File::open(path).ok()?.read_to_end(&mut self.buf).ok()?;
         std::str::from_utf8(&self.buf).ok()
+    }
+
+    /// The limit of cgroup `id` in `file` now (None: unlimited or
+    /// unreadable), kept with the time it was read.
+    fn read_limit(&mut self, id: u64, file: &Path, now: u64) -> Option<u64> {
+        let limit = self.read_u64(file).filter(|&l| l > 0 && l < UNLIMITED);
+        self.limits.insert(id, (limit, now));
+        limit
     }
 
     fn read_u64(&mut self, path: &Path) -> Option<u64> {
