@@ -428,12 +428,15 @@ impl<W: RawStream + AsLockedWrite> TailSink<W> {
                 _ => RED,
             };
             let kills = if t.count == 1 { "kill" } else { "kills" };
+            let latest = match t.latest_place.as_str() {
+                "" => String::new(),
+                at => format!(", the latest of {at}"),
+            };
             let line = format!(
-                "{:<tw$}  {} {} {kind} {kills} in the kernel log {span}, the latest of {}; {} lists them",
+                "{:<tw$}  {} {} {kind} {kills} in the kernel log {span}{latest}; {} lists them",
                 self.opts.clock.show(t.latest_time.as_deref()),
                 paint(style, "backlog:"),
                 t.count,
-                t.latest_place,
                 paint(BOLD, "--backlog"),
                 tw = self.opts.clock.width()
             );
@@ -662,9 +665,17 @@ impl<W: RawStream + AsLockedWrite> Sink for TailSink<W> {
                         t.latest_time = v.time.clone();
                         let c = container(v.container.as_ref());
                         let host = v.victim.as_ref().and_then(|x| x.cgroup.as_deref());
-                        t.latest_place = match c.as_str() {
-                            "-" => place(v.pod.as_ref(), host),
-                            c => format!("{} ({c})", place(v.pod.as_ref(), host)),
+                        let at = place(v.pod.as_ref(), host);
+                        // Where the log names no place (a kill line whose
+                        // report is gone), the process is what it names.
+                        t.latest_place = match (c.as_str(), at.as_str()) {
+                            ("-", "-") => v
+                                .victim
+                                .as_ref()
+                                .map(|x| format!("{} (pid {})", x.comm, x.pid))
+                                .unwrap_or_default(),
+                            ("-", _) => at,
+                            (c, _) => format!("{at} ({c})"),
                         };
                     }
                     return Ok(());

@@ -263,6 +263,36 @@ fn stops_and_heartbeats_only_when_asked_for() {
     assert!(stops.wants(&s) && !stops.wants(&beat));
 }
 
+/// A kill line whose report the kernel rate-limited away names neither a
+/// pod nor a cgroup: the backlog's line names the process, never a `-`.
+#[test]
+fn a_backlog_kill_with_no_place_is_named_by_its_process() {
+    let mut v = kill("kernel_log", "2026-12-07T10:00:00Z", "shop", "web-1");
+    v.verdict = VerdictKind::CgroupLimit;
+    v.pod = None;
+    v.container = None;
+    v.victim = Some(Victim::unread(141313, "mount".into(), None));
+    let out = written(
+        opts(Filter::default(), Backlog::Summary),
+        ColorChoice::Never,
+        &[
+            Line::Verdict(Box::new(v)),
+            Line::Verdict(Box::new(kill(
+                "bpf",
+                "2026-12-07T13:59:00Z",
+                "shop",
+                "web-3",
+            ))),
+        ],
+        1,
+    );
+    assert_eq!(
+        out.lines().next(),
+        Some("11:00:00     backlog: 1 cgroup_limit kill in the kernel log since boot, the latest of mount (pid 141313); --backlog lists them"),
+        "{out}"
+    );
+}
+
 #[test]
 fn the_backlog_is_one_line_per_kind_unless_listed() {
     let backlog: Vec<Line> = vec![
