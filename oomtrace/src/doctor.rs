@@ -195,12 +195,21 @@ pub fn examine(node: &NodeArgs) -> Report {
             checks.push(btf_check(f.btf.clone()));
             checks.push(kprobes_check(f.kprobes, oom_fentry));
             if let Ok(dir) = &f.tracefs {
-                // Every fentry target of the probe table.
-                for (_, spec) in hooks::table_programs() {
+                // Every fentry target of the probe table; a function list
+                // that cannot be read says so once.
+                let mut traced: Vec<Check> = Vec::new();
+                for (probe, spec) in hooks::table_programs() {
                     if let Target::Fentry(func) = spec.target {
-                        checks.push(function_tracing(Path::new(dir), func, oom_fentry));
+                        let attached = loaded.choices.iter().any(|c| {
+                            c.family == probe.family && c.chosen == Some(HookKind::Fentry)
+                        });
+                        let check = function_tracing(Path::new(dir), func, attached);
+                        if !traced.iter().any(|t| t.detail == check.detail) {
+                            traced.push(check);
+                        }
                     }
                 }
+                checks.extend(traced);
             }
             checks.extend(
                 loaded
@@ -620,6 +629,7 @@ fn hook_check(c: &Choice, log_problem: Option<&str>) -> Check {
             Status::Warn,
             match c.family {
                 Family::Oom => "none: the constraint and the OOMing cgroup come from the memcg counters read at each kill, then the kernel log",
+                Family::Limit => "none: a limit lowered before a kill is known from the near_oom sampler's and the reclaim records' readings only, so how long before the kill is a bound (\"at most\"), not the write's moment",
                 _ => "none: what it reports is missing",
             },
             "the reasons below say what each kind needs: see the btf, tracefs, kprobes and ftrace checks",
@@ -722,6 +732,11 @@ mod tests {
             &[(HookKind::Fentry, "turned off by --hooks")],
         );
         assert_eq!(hook_check(&off, None).status, Status::Ok);
+        // No limit hook (this project's 6.18 host): lowered limits are bounds.
+        let no_limit = choice(Family::Limit, None, &[(HookKind::Fentry, "EPERM")]);
+        let c = hook_check(&no_limit, None);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("\"at most\""), "{c:?}");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub enum Input {
     /// Time passes (CLOCK_BOOTTIME ns).
     Tick(u64),
     /// Per-hook totals of ring-buffer reservation failures.
-    Drops([u64; HOOK_COUNT as usize]),
+    Drops(#[serde(with = "drops")] [u64; HOOK_COUNT as usize]),
     /// Kills found in the kernel log at start: they happened while oomtrace
     /// was not running.
     PastKills(Vec<crate::logs::kmsg::PastKill>),
@@ -92,6 +92,29 @@ pub enum Input {
     /// The memory of the limited cgroups near their limits (the daemon's
     /// sampler, for `near_oom`).
     Usage(near_oom::Samples),
+}
+
+/// A recording made before a hook family was added holds fewer totals:
+/// the missing ones are 0.
+mod drops {
+    use oomtrace_common::HOOK_COUNT;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    type Totals = [u64; HOOK_COUNT as usize];
+
+    pub fn serialize<S: Serializer>(v: &Totals, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Totals, D::Error> {
+        let v = Vec::<u64>::deserialize(d)?;
+        let mut out = [0; HOOK_COUNT as usize];
+        if v.len() > out.len() {
+            return Err(D::Error::invalid_length(v.len(), &"at most one total per hook"));
+        }
+        out[..v.len()].copy_from_slice(&v);
+        Ok(out)
+    }
 }
 
 mod b64 {
@@ -506,6 +529,7 @@ impl Engine {
             }
             Event::Signal(s) => self.on_signal(&s, obs, out),
             Event::Pressure(p) => self.on_pressure(&p),
+            Event::LimitWrite(w) => self.on_limit_write(&w),
             Event::Mkdir(_) | Event::Rmdir(_) | Event::Release(_) => {
                 self.targets = None;
                 if let Event::Rmdir(c) = &ev {

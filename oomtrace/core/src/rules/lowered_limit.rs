@@ -3,13 +3,16 @@
 //! kubepods' limit when allocatable changes) makes the kernel reclaim and
 //! then OOM-kill at once, and the kill looks like the workload's fault.
 //! Pure: readings of limits in (the `near_oom` sampler's samples, the
-//! reclaim records' page counters), and at a kill the limit the victim
-//! hook read compared with the latest earlier reading of that cgroup.
+//! reclaim records' page counters, the `limit` hook's writes), and at a
+//! kill the limit the victim hook read compared with the latest earlier
+//! reading of that cgroup.
 //!
-//! Nothing here sees the write itself: the lowering happened after the
-//! last reading of the higher limit and before the kill (or before the
-//! first reading of the lower one), so `s_before` is an upper bound, and
-//! the rule says nothing when no reading of a higher limit exists.
+//! Where the `limit` hook saw the write, its old and new values are both
+//! read at the write's moment, so `s_before` is exact. Otherwise the
+//! lowering happened after the last reading of the higher limit and before
+//! the kill (or before the first reading of the lower one), so `s_before`
+//! is an upper bound, and the rule says nothing when no reading of a
+//! higher limit exists.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -29,7 +32,10 @@ struct Run {
     bytes: u64,
     first_ns: u64,
     last_ns: u64,
+    /// How the latest reading was made.
     basis: LimitBasis,
+    /// How the first one was: a run a seen write started is that write's.
+    first_basis: LimitBasis,
 }
 
 /// Every cgroup's recent limits, by path.
@@ -67,6 +73,7 @@ impl LimitHistory {
                 first_ns: at_ns,
                 last_ns: at_ns,
                 basis,
+                first_basis: basis,
             }),
         }
         while runs.len() > MAX_RUNS {
@@ -88,7 +95,9 @@ impl LimitHistory {
     /// Whether `cgroup`'s limit, `to_bytes` at the kill at `kill_ns`, had
     /// been read higher within [`WINDOW_NS`] before: the last reading of a
     /// higher limit before the kill, with nothing but `to_bytes` read
-    /// between it and the kill.
+    /// between it and the kill. `basis: write_hook` only when a seen write
+    /// took it from that limit to `to_bytes` (the time is then exact); a
+    /// higher limit a seen write left in place is `earlier_write`.
     pub fn lowered_before(
         &self,
         cgroup: &str,
@@ -98,8 +107,12 @@ impl LimitHistory {
         let runs = self.runs.get(cgroup)?;
         let mut before_kill = runs.iter().rev().filter(|r| r.first_ns <= kill_ns);
         let newest = before_kill.next()?;
+        let mut written = false;
         let (old, last_old_ns) = if newest.bytes == to_bytes {
             let old = before_kill.next()?;
+            written = newest.first_basis == LimitBasis::WriteHook
+                && old.basis == LimitBasis::WriteHook
+                && newest.first_ns == old.last_ns;
             (old, old.last_ns)
         } else {
             // A run that goes on past the kill read a higher limit after
@@ -119,11 +132,15 @@ impl LimitHistory {
         if before_ns > WINDOW_NS {
             return None;
         }
+        let basis = match old.basis {
+            LimitBasis::WriteHook if !written => LimitBasis::EarlierWrite,
+            b => b,
+        };
         Some(LimitLowered {
             from_bytes: old.bytes,
             to_bytes,
             s_before: (before_ns as f64 / 1e6).round() / 1e3,
-            basis: old.basis,
+            basis,
         })
     }
 }
@@ -204,6 +221,75 @@ mod tests {
             .lowered_before(C, 64 * MIB, 10 * S + S / 2)
             .expect("a lowering");
         assert_eq!(l.s_before, 0.5);
+    }
+
+    /// The write seen: the old value and the new one at its moment, after
+    /// samples of the old one. The kill 0.4 s later is exactly that long
+    /// after the lowering.
+    #[test]
+    fn a_seen_write_gives_the_exact_moment() {
+        let mut h = LimitHistory::new();
+        h.saw(C, 512 * MIB, 10 * S, LimitBasis::Sampler);
+        h.saw(C, 512 * MIB, 11 * S, LimitBasis::Sampler);
+        let write = 11 * S + S / 4;
+        h.saw(C, 512 * MIB, write, LimitBasis::WriteHook);
+        h.saw(C, 128 * MIB, write, LimitBasis::WriteHook);
+        // A sample of the new limit before the kill changes nothing.
+        h.saw(C, 128 * MIB, write + S / 10, LimitBasis::Sampler);
+        let l = h
+            .lowered_before(C, 128 * MIB, write + 2 * S / 5)
+            .expect("a lowering");
+        assert_eq!(
+            l,
+            LimitLowered {
+                from_bytes: 512 * MIB,
+                to_bytes: 128 * MIB,
+                s_before: 0.4,
+                basis: LimitBasis::WriteHook,
+            }
+        );
+        // A kill inside the write (cgroup v2 kills from the writer).
+        let l = h.lowered_before(C, 128 * MIB, write).expect("a lowering");
+        assert_eq!((l.s_before, l.basis), (0.0, LimitBasis::WriteHook));
+    }
+
+    /// A write seen with no earlier reading (the first thing known of the
+    /// cgroup), and a write the kernel refused to lower (a later reading
+    /// of the old value): the history says what each reading says.
+    #[test]
+    fn a_write_alone_is_enough_and_a_later_reading_wins() {
+        let mut h = LimitHistory::new();
+        h.saw(C, 200 * MIB, 5 * S, LimitBasis::WriteHook);
+        h.saw(C, 64 * MIB, 5 * S, LimitBasis::WriteHook);
+        let l = h.lowered_before(C, 64 * MIB, 6 * S).expect("a lowering");
+        assert_eq!((l.from_bytes, l.s_before), (200 * MIB, 1.0));
+        // The kill's limit is the old one: the write did not hold.
+        assert_eq!(h.lowered_before(C, 200 * MIB, 6 * S), None);
+    }
+
+    /// A seen write to 300 MiB, then a lowering to 64 MiB no hook saw (a
+    /// cgroup v1 write): the lowering is after the write, a bound, and
+    /// the seen write is only where the higher limit was read.
+    #[test]
+    fn a_lowering_after_a_seen_write_is_a_bound() {
+        let mut h = LimitHistory::new();
+        h.saw(C, 512 * MIB, 5 * S, LimitBasis::WriteHook);
+        h.saw(C, 300 * MIB, 5 * S, LimitBasis::WriteHook);
+        let l = h.lowered_before(C, 64 * MIB, 6 * S).expect("a lowering");
+        assert_eq!(
+            (l.from_bytes, l.s_before, l.basis),
+            (300 * MIB, 1.0, LimitBasis::EarlierWrite)
+        );
+        // A write the kernel refused (only the old value read), the same.
+        let mut h = LimitHistory::new();
+        h.saw(C, 512 * MIB, 5 * S, LimitBasis::Sampler);
+        h.saw(C, 512 * MIB, 7 * S, LimitBasis::WriteHook);
+        let l = h.lowered_before(C, 64 * MIB, 8 * S).expect("a lowering");
+        assert_eq!((l.s_before, l.basis), (1.0, LimitBasis::EarlierWrite));
+        // A sampler's reading of 64 MiB does not make it the write's.
+        h.saw(C, 64 * MIB, 7 * S + S / 2, LimitBasis::Sampler);
+        let l = h.lowered_before(C, 64 * MIB, 8 * S).expect("a lowering");
+        assert_eq!(l.basis, LimitBasis::EarlierWrite);
     }
 
     #[test]
