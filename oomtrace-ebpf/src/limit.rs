@@ -59,10 +59,7 @@ fn emit<C: EbpfContext>(ctx: &C, of: *const u8, buf: *const u8) {
         if let Ok(max) = dir
             .and_then(|d| read::<*const u8>(d, get(&g::KN_PRIV)))
             .and_then(|cgrp| {
-                read::<*const u8>(
-                    cgrp,
-                    get(&g::CGROUP_SUBSYS) + 8 * get(&g::MEMORY_CGRP_ID),
-                )
+                read::<*const u8>(cgrp, get(&g::CGROUP_SUBSYS) + 8 * get(&g::MEMORY_CGRP_ID))
             })
             .and_then(|css| {
                 let memcg = css.wrapping_sub(get(&g::MEMCG_CSS));

@@ -74,10 +74,7 @@ impl Engine {
             return;
         };
         let page = self.start.page_size;
-        if let Some(old) = w
-            .old_max_pages()
-            .filter(|&m| m > 0 && m < UNLIMITED_PAGES)
-        {
+        if let Some(old) = w.old_max_pages().filter(|&m| m > 0 && m < UNLIMITED_PAGES) {
             self.limits
                 .saw(&path, old.saturating_mul(page), now, LimitBasis::WriteHook);
         }

@@ -110,7 +110,10 @@ mod drops {
         let v = Vec::<u64>::deserialize(d)?;
         let mut out = [0; HOOK_COUNT as usize];
         if v.len() > out.len() {
-            return Err(D::Error::invalid_length(v.len(), &"at most one total per hook"));
+            return Err(D::Error::invalid_length(
+                v.len(),
+                &"at most one total per hook",
+            ));
         }
         out[..v.len()].copy_from_slice(&v);
         Ok(out)

@@ -392,7 +392,15 @@ mod tests {
         // Rounded down to whole pages.
         assert_eq!(w("5000"), Some(WrittenLimit::Bytes(4096)));
         // Refused by the kernel: the old limit stays.
-        for bad in ["", "max2", "128Mi", "-1", "12 34", "0x", "99999999999999999999"] {
+        for bad in [
+            "",
+            "max2",
+            "128Mi",
+            "-1",
+            "12 34",
+            "0x",
+            "99999999999999999999",
+        ] {
             assert_eq!(w(bad), None, "{bad:?}");
         }
         // Cut by the hook: not trusted.

@@ -334,7 +334,6 @@ pub enum LimitBasis {
     EarlierWrite,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
     pub verdict: VerdictKind,
