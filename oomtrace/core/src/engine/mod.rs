@@ -192,6 +192,14 @@ pub struct Start {
     /// judged (it holds no answers for their reads), so none is.
     #[serde(default)]
     pub userspace_killers: Option<Vec<String>>,
+    /// The limit of every cgroup `near_oom` models (path, bytes), read by
+    /// the start-up scan at `limits_ns` once the hooks were attached: a
+    /// lowering before the first sample is still seen. Empty in
+    /// recordings made before the scan read limits.
+    #[serde(default)]
+    pub limits: Vec<(String, u64)>,
+    #[serde(default)]
+    pub limits_ns: u64,
 }
 
 /// Whether `near_oom` samples this cgroup: a level the kubelet limits, or a
@@ -316,7 +324,7 @@ impl Engine {
             near: Detector::new(start.near_oom_horizon_ns),
             at_limit: HashMap::new(),
             targets: None,
-            limits: LimitHistory::new(),
+            limits: LimitHistory::startup_scan(&start.limits, start.limits_ns),
             start,
         }
     }

@@ -89,6 +89,8 @@ fn start_in_host_ns() -> Start {
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
         userspace_killers: Some(Vec::new()),
+        limits: Vec::new(),
+        limits_ns: 0,
     }
 }
 
@@ -376,6 +378,8 @@ fn audited(audit: bool) -> Engine {
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
         userspace_killers: Some(Vec::new()),
+        limits: Vec::new(),
+        limits_ns: 0,
     })
 }
 
@@ -1536,6 +1540,8 @@ fn under_a_killer(killers: Option<Vec<String>>) -> (Engine, Fake) {
     let (e, mut k) = pressured(false);
     let e = Engine::new(Start {
         userspace_killers: killers,
+        limits: Vec::new(),
+        limits_ns: 0,
         ..e.start
     });
     k.ns.extend([(11, 99), (12, 99)]);

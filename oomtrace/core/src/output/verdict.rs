@@ -325,6 +325,8 @@ pub enum LimitBasis {
     Sampler,
     /// The page counter a memcg reclaim record read in the kernel.
     Pressure,
+    /// The daemon's start-up scan of the cgroups' limit files.
+    StartupScan,
     /// The write of the limit itself, seen by the `limit` hook: the old
     /// and the new value at its moment, so `s_before` is exact.
     WriteHook,

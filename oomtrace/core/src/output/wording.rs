@@ -108,6 +108,10 @@ fn limit_lowered(l: &LimitLowered) -> String {
             "at most ",
             "a reclaim record last read the higher limit then",
         ),
+        LimitBasis::StartupScan => (
+            "at most ",
+            "oomtrace's start-up scan last read the higher limit then",
+        ),
         LimitBasis::EarlierWrite => (
             "at most ",
             "a write seen in the kernel left the higher limit then",

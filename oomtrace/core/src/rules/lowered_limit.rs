@@ -2,8 +2,9 @@
 //! usage (an in-place pod resize, a VPA update, the kubelet lowering
 //! kubepods' limit when allocatable changes) makes the kernel reclaim and
 //! then OOM-kill at once, and the kill looks like the workload's fault.
-//! Pure: readings of limits in (the `near_oom` sampler's samples, the
-//! reclaim records' page counters, the `limit` hook's writes), and at a
+//! Pure: readings of limits in (the start-up scan, the `near_oom`
+//! sampler's samples, the reclaim records' page counters, the `limit`
+//! hook's writes), and at a
 //! kill the limit the victim hook read compared with the latest earlier
 //! reading of that cgroup.
 //!
@@ -47,6 +48,16 @@ pub struct LimitHistory {
 impl LimitHistory {
     pub fn new() -> LimitHistory {
         LimitHistory::default()
+    }
+
+    /// The history the start-up scan begins: each (cgroup, bytes) read at
+    /// `at_ns`.
+    pub fn startup_scan(limits: &[(String, u64)], at_ns: u64) -> LimitHistory {
+        let mut h = LimitHistory::new();
+        for (cgroup, bytes) in limits.iter().filter(|(_, b)| *b > 0) {
+            h.saw(cgroup, *bytes, at_ns, LimitBasis::StartupScan);
+        }
+        h
     }
 
     /// `cgroup`'s limit was `bytes` at `at_ns` (CLOCK_BOOTTIME ns), read
@@ -290,6 +301,20 @@ mod tests {
         h.saw(C, 64 * MIB, 7 * S + S / 2, LimitBasis::Sampler);
         let l = h.lowered_before(C, 64 * MIB, 8 * S).expect("a lowering");
         assert_eq!(l.basis, LimitBasis::EarlierWrite);
+    }
+
+    /// The start-up scan read 256 MiB; the cgroup stayed below the
+    /// sampler's floor, so nothing read it again before the kill at 64 MiB.
+    #[test]
+    fn the_start_up_scan_is_a_reading() {
+        let h =
+            LimitHistory::startup_scan(&[(C.into(), 256 * MIB), ("/kubepods".into(), 0)], 10 * S);
+        let l = h.lowered_before(C, 64 * MIB, 12 * S).expect("a lowering");
+        assert_eq!(
+            (l.from_bytes, l.s_before, l.basis),
+            (256 * MIB, 2.0, LimitBasis::StartupScan)
+        );
+        assert!(!h.runs.contains_key("/kubepods"), "no limit read as 0");
     }
 
     #[test]
