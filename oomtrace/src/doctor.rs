@@ -629,7 +629,7 @@ fn hook_check(c: &Choice, log_problem: Option<&str>) -> Check {
             Status::Warn,
             match c.family {
                 Family::Oom => "none: the constraint and the OOMing cgroup come from the memcg counters read at each kill, then the kernel log",
-                Family::Limit => "none: a limit lowered before a kill is known from the near_oom sampler's and the reclaim records' readings only, so how long before the kill is a bound (\"at most\"), not the write's moment",
+                Family::Limit => "none: a limit lowered before a kill is known from readings of it only (the start-up scan, the near_oom sampler, reclaim records), so how long before the kill is a bound (\"at most\"), not the write's moment",
                 _ => "none: what it reports is missing",
             },
             "the reasons below say what each kind needs: see the btf, tracefs, kprobes and ftrace checks",
