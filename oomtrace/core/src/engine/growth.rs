@@ -74,17 +74,17 @@ impl Engine {
             return;
         };
         let page = self.start.page_size;
-        if let Some(old) = w.old_max_pages().filter(|&m| m > 0 && m < UNLIMITED_PAGES) {
-            self.limits
-                .saw(&path, old.saturating_mul(page), now, LimitBasis::WriteHook);
-        }
-        if let Some(event::WrittenLimit::Bytes(new)) =
-            w.text().and_then(|t| event::written_limit(t, page))
-        {
-            if new > 0 && new / page.max(1) < UNLIMITED_PAGES {
-                self.limits.saw(&path, new, now, LimitBasis::WriteHook);
+        let old = w
+            .old_max_pages()
+            .filter(|&m| m > 0 && m < UNLIMITED_PAGES)
+            .map(|m| m.saturating_mul(page));
+        let new = match w.text().and_then(|t| event::written_limit(t, page)) {
+            Some(event::WrittenLimit::Bytes(b)) if b > 0 && b / page.max(1) < UNLIMITED_PAGES => {
+                Some(b)
             }
-        }
+            _ => None,
+        };
+        self.limits.wrote(&path, old, new, now);
     }
 
     /// A batch of usage samples through the `near_oom` rule: one finding

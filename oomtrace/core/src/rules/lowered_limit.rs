@@ -9,7 +9,12 @@
 //! reading of that cgroup.
 //!
 //! Where the `limit` hook saw the write, its old and new values are both
-//! read at the write's moment, so `s_before` is exact. Otherwise the
+//! read at the write's moment: when the latest write before the kill set
+//! the limit the kill hit, down from a higher one, `s_before` is exact.
+//! Writes are kept apart from the readings for that: the sampler's
+//! readings and the ring buffer's records reach the engine in two queues,
+//! so a sample taken after the write may come before the write's record.
+//! Otherwise the
 //! lowering happened after the last reading of the higher limit and before
 //! the kill (or before the first reading of the lower one), so `s_before`
 //! is an upper bound, and the rule says nothing when no reading of a
@@ -35,14 +40,23 @@ struct Run {
     last_ns: u64,
     /// How the latest reading was made.
     basis: LimitBasis,
-    /// How the first one was: a run a seen write started is that write's.
-    first_basis: LimitBasis,
+}
+
+/// A write of a cgroup's limit seen by the `limit` hook: the limit before
+/// it and the one written (None: no limit, or not known).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Write {
+    at_ns: u64,
+    from: Option<u64>,
+    to: Option<u64>,
 }
 
 /// Every cgroup's recent limits, by path.
 #[derive(Debug, Default)]
 pub struct LimitHistory {
     runs: HashMap<String, VecDeque<Run>>,
+    /// In the ring buffer's order, which is the kernel's.
+    writes: HashMap<String, VecDeque<Write>>,
 }
 
 impl LimitHistory {
@@ -84,7 +98,6 @@ impl LimitHistory {
                 first_ns: at_ns,
                 last_ns: at_ns,
                 basis,
-                first_basis: basis,
             }),
         }
         while runs.len() > MAX_RUNS {
@@ -92,9 +105,32 @@ impl LimitHistory {
         }
     }
 
+    /// `cgroup`'s limit was written at `at_ns` (the `limit` hook): `from`
+    /// before, `to` after (None: no limit, or unknown). Both are readings
+    /// too.
+    pub fn wrote(&mut self, cgroup: &str, from: Option<u64>, to: Option<u64>, at_ns: u64) {
+        for bytes in [from, to].into_iter().flatten() {
+            self.saw(cgroup, bytes, at_ns, LimitBasis::WriteHook);
+        }
+        let writes = match self.writes.get_mut(cgroup) {
+            Some(w) => w,
+            None => self.writes.entry(cgroup.to_string()).or_default(),
+        };
+        writes.push_back(Write { at_ns, from, to });
+        while writes.len() > MAX_RUNS {
+            writes.pop_front();
+        }
+    }
+
     /// Drops what is older than [`KEEP_NS`] before `now_ns`.
     pub fn forget_before(&mut self, now_ns: u64) {
         let cutoff = now_ns.saturating_sub(KEEP_NS);
+        self.writes.retain(|_, writes| {
+            while writes.front().is_some_and(|w| w.at_ns < cutoff) {
+                writes.pop_front();
+            }
+            !writes.is_empty()
+        });
         self.runs.retain(|_, runs| {
             while runs.front().is_some_and(|r| r.last_ns < cutoff) {
                 runs.pop_front();
@@ -106,24 +142,36 @@ impl LimitHistory {
     /// Whether `cgroup`'s limit, `to_bytes` at the kill at `kill_ns`, had
     /// been read higher within [`WINDOW_NS`] before: the last reading of a
     /// higher limit before the kill, with nothing but `to_bytes` read
-    /// between it and the kill. `basis: write_hook` only when a seen write
-    /// took it from that limit to `to_bytes` (the time is then exact); a
-    /// higher limit a seen write left in place is `earlier_write`.
+    /// between it and the kill. `basis: write_hook` when the latest seen
+    /// write before the kill took the limit down to `to_bytes` (the time is
+    /// then exact); a higher limit a seen write left in place is
+    /// `earlier_write`.
     pub fn lowered_before(
         &self,
         cgroup: &str,
         to_bytes: u64,
         kill_ns: u64,
     ) -> Option<LimitLowered> {
+        let write = self
+            .writes
+            .get(cgroup)
+            .and_then(|w| w.iter().rev().find(|w| w.at_ns <= kill_ns));
+        if let Some(w) = write.filter(|w| w.to == Some(to_bytes) && kill_ns - w.at_ns <= WINDOW_NS)
+        {
+            if let Some(from) = w.from.filter(|&f| f > to_bytes) {
+                return Some(LimitLowered {
+                    from_bytes: from,
+                    to_bytes,
+                    s_before: seconds(kill_ns - w.at_ns),
+                    basis: LimitBasis::WriteHook,
+                });
+            }
+        }
         let runs = self.runs.get(cgroup)?;
         let mut before_kill = runs.iter().rev().filter(|r| r.first_ns <= kill_ns);
         let newest = before_kill.next()?;
-        let mut written = false;
         let (old, last_old_ns) = if newest.bytes == to_bytes {
             let old = before_kill.next()?;
-            written = newest.first_basis == LimitBasis::WriteHook
-                && old.basis == LimitBasis::WriteHook
-                && newest.first_ns == old.last_ns;
             (old, old.last_ns)
         } else {
             // A run that goes on past the kill read a higher limit after
@@ -143,17 +191,24 @@ impl LimitHistory {
         if before_ns > WINDOW_NS {
             return None;
         }
+        // The write that lowered it was not seen (it would have been found
+        // above): a write's reading is only where the higher limit stood.
         let basis = match old.basis {
-            LimitBasis::WriteHook if !written => LimitBasis::EarlierWrite,
+            LimitBasis::WriteHook => LimitBasis::EarlierWrite,
             b => b,
         };
         Some(LimitLowered {
             from_bytes: old.bytes,
             to_bytes,
-            s_before: (before_ns as f64 / 1e6).round() / 1e3,
+            s_before: seconds(before_ns),
             basis,
         })
     }
+}
+
+/// Nanoseconds as seconds, to the millisecond.
+fn seconds(ns: u64) -> f64 {
+    (ns as f64 / 1e6).round() / 1e3
 }
 
 #[cfg(test)]
@@ -243,8 +298,7 @@ mod tests {
         h.saw(C, 512 * MIB, 10 * S, LimitBasis::Sampler);
         h.saw(C, 512 * MIB, 11 * S, LimitBasis::Sampler);
         let write = 11 * S + S / 4;
-        h.saw(C, 512 * MIB, write, LimitBasis::WriteHook);
-        h.saw(C, 128 * MIB, write, LimitBasis::WriteHook);
+        h.wrote(C, Some(512 * MIB), Some(128 * MIB), write);
         // A sample of the new limit before the kill changes nothing.
         h.saw(C, 128 * MIB, write + S / 10, LimitBasis::Sampler);
         let l = h
@@ -264,18 +318,36 @@ mod tests {
         assert_eq!((l.s_before, l.basis), (0.0, LimitBasis::WriteHook));
     }
 
+    /// As in the VM: the sampler's reading of the new limit, taken after
+    /// the write, reaches the engine before the write's record and the
+    /// kill's. The write still gives the moment.
+    #[test]
+    fn a_write_recorded_after_a_later_sample_still_counts() {
+        let mut h = LimitHistory::new();
+        for i in 0..6 {
+            h.saw(C, 200 * MIB, 154 * S + i * S / 2, LimitBasis::Sampler);
+        }
+        h.saw(C, 64 * MIB, 158_050_000_000, LimitBasis::Sampler);
+        h.wrote(C, Some(200 * MIB), Some(64 * MIB), 157_883_000_000);
+        let l = h
+            .lowered_before(C, 64 * MIB, 158_006_000_000)
+            .expect("a lowering");
+        assert_eq!((l.s_before, l.basis), (0.123, LimitBasis::WriteHook));
+    }
+
     /// A write seen with no earlier reading (the first thing known of the
-    /// cgroup), and a write the kernel refused to lower (a later reading
-    /// of the old value): the history says what each reading says.
+    /// cgroup), and a write the kernel refused to lower (the kill's limit
+    /// is the old one): the history says what each write says.
     #[test]
     fn a_write_alone_is_enough_and_a_later_reading_wins() {
         let mut h = LimitHistory::new();
-        h.saw(C, 200 * MIB, 5 * S, LimitBasis::WriteHook);
-        h.saw(C, 64 * MIB, 5 * S, LimitBasis::WriteHook);
+        h.wrote(C, Some(200 * MIB), Some(64 * MIB), 5 * S);
         let l = h.lowered_before(C, 64 * MIB, 6 * S).expect("a lowering");
         assert_eq!((l.from_bytes, l.s_before), (200 * MIB, 1.0));
         // The kill's limit is the old one: the write did not hold.
         assert_eq!(h.lowered_before(C, 200 * MIB, 6 * S), None);
+        // Past the window, nothing.
+        assert_eq!(h.lowered_before(C, 64 * MIB, 6 * S + WINDOW_NS), None);
     }
 
     /// A seen write to 300 MiB, then a lowering to 64 MiB no hook saw (a
@@ -284,23 +356,27 @@ mod tests {
     #[test]
     fn a_lowering_after_a_seen_write_is_a_bound() {
         let mut h = LimitHistory::new();
-        h.saw(C, 512 * MIB, 5 * S, LimitBasis::WriteHook);
-        h.saw(C, 300 * MIB, 5 * S, LimitBasis::WriteHook);
+        h.wrote(C, Some(512 * MIB), Some(300 * MIB), 5 * S);
         let l = h.lowered_before(C, 64 * MIB, 6 * S).expect("a lowering");
         assert_eq!(
             (l.from_bytes, l.s_before, l.basis),
             (300 * MIB, 1.0, LimitBasis::EarlierWrite)
         );
-        // A write the kernel refused (only the old value read), the same.
+        // A write the kernel refused (only the old value known), the same.
         let mut h = LimitHistory::new();
         h.saw(C, 512 * MIB, 5 * S, LimitBasis::Sampler);
-        h.saw(C, 512 * MIB, 7 * S, LimitBasis::WriteHook);
+        h.wrote(C, Some(512 * MIB), None, 7 * S);
         let l = h.lowered_before(C, 64 * MIB, 8 * S).expect("a lowering");
         assert_eq!((l.s_before, l.basis), (1.0, LimitBasis::EarlierWrite));
         // A sampler's reading of 64 MiB does not make it the write's.
         h.saw(C, 64 * MIB, 7 * S + S / 2, LimitBasis::Sampler);
         let l = h.lowered_before(C, 64 * MIB, 8 * S).expect("a lowering");
         assert_eq!(l.basis, LimitBasis::EarlierWrite);
+        // A raise seen last: the limit the kill hit came from it, no
+        // lowering is exact; the readings before say what they say.
+        let mut h = LimitHistory::new();
+        h.wrote(C, Some(32 * MIB), Some(64 * MIB), 7 * S);
+        assert_eq!(h.lowered_before(C, 64 * MIB, 8 * S), None);
     }
 
     /// The start-up scan read 256 MiB; the cgroup stayed below the
@@ -321,8 +397,9 @@ mod tests {
     fn old_readings_are_forgotten() {
         let mut h = LimitHistory::new();
         h.saw(C, 200 * MIB, 10 * S, LimitBasis::Sampler);
+        h.wrote(C, Some(200 * MIB), Some(64 * MIB), 10 * S);
         h.forget_before(10 * S + KEEP_NS + 1);
         assert_eq!(h.lowered_before(C, 64 * MIB, 11 * S), None);
-        assert!(h.runs.is_empty());
+        assert!(h.runs.is_empty() && h.writes.is_empty());
     }
 }
