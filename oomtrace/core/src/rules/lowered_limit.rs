@@ -4,9 +4,8 @@
 //! then OOM-kill at once, and the kill looks like the workload's fault.
 //! Pure: readings of limits in (the start-up scan, the `near_oom`
 //! sampler's samples, the reclaim records' page counters, the `limit`
-//! hook's writes), and at a
-//! kill the limit the victim hook read compared with the latest earlier
-//! reading of that cgroup.
+//! hook's writes), and at a kill the limit the victim hook read compared
+//! with the latest earlier reading of that cgroup.
 //!
 //! Where the `limit` hook saw the write, its old and new values are both
 //! read at the write's moment: when the latest write before the kill set
@@ -14,11 +13,10 @@
 //! Writes are kept apart from the readings for that: the sampler's
 //! readings and the ring buffer's records reach the engine in two queues,
 //! so a sample taken after the write may come before the write's record.
-//! Otherwise the
-//! lowering happened after the last reading of the higher limit and before
-//! the kill (or before the first reading of the lower one), so `s_before`
-//! is an upper bound, and the rule says nothing when no reading of a
-//! higher limit exists.
+//! Otherwise the lowering happened after the last reading of the higher
+//! limit and before the kill (or before the first reading of the lower
+//! one), so `s_before` is an upper bound, and the rule says nothing when
+//! no reading of a higher limit exists.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -191,8 +189,9 @@ impl LimitHistory {
         if before_ns > WINDOW_NS {
             return None;
         }
-        // The write that lowered it was not seen (it would have been found
-        // above): a write's reading is only where the higher limit stood.
+        // No seen write is known to have lowered it (that would have been
+        // found above): a write's reading is only where the higher limit
+        // stood.
         let basis = match old.basis {
             LimitBasis::WriteHook => LimitBasis::EarlierWrite,
             b => b,
