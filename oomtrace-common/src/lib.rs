@@ -32,6 +32,8 @@ pub const COMM_LEN: usize = 16;
 /// field unread and its validity bit unset.
 pub const FIELD_ABSENT: u32 = u32::MAX;
 pub const PATH_LEN: usize = 256;
+/// The bytes of a limit write's text kept (`"max"`, `"134217728"`, `"128M"`).
+pub const LIMIT_TEXT_LEN: usize = 32;
 
 /// Validity bits: the kernel sets a bit only when the read behind the field
 /// succeeded. Each record type has its own mask field and bit set.
@@ -92,6 +94,15 @@ pub mod valid {
     pub const SIGNAL_RESULT: u32 = 1 << 1;
     pub const SIGNAL_SENDER_COMM: u32 = 1 << 2;
     pub const SIGNAL_ALL: u32 = (1 << 3) - 1;
+
+    // `LimitWriteEvent::valid`.
+    /// `memcg_id`: the written cgroup's kernfs id.
+    pub const LIMIT_MEMCG_ID: u32 = 1 << 0;
+    /// `old_max_pages`: the limit before the write.
+    pub const LIMIT_OLD_MAX: u32 = 1 << 1;
+    /// `text`: what was written.
+    pub const LIMIT_TEXT: u32 = 1 << 2;
+    pub const LIMIT_ALL: u32 = (1 << 3) - 1;
 }
 
 #[inline(always)]
@@ -118,6 +129,8 @@ pub enum Kind {
     Signal = 20,
     /// A memory cgroup entered reclaim (rate-limited per CPU).
     Pressure = 30,
+    /// A write of a memory cgroup's limit (`memory.max`).
+    LimitWrite = 40,
 }
 
 impl Kind {
@@ -131,6 +144,7 @@ impl Kind {
             13 => Self::CgroupAttach,
             20 => Self::Signal,
             30 => Self::Pressure,
+            40 => Self::LimitWrite,
             _ => return None,
         })
     }
@@ -146,9 +160,10 @@ pub enum Hook {
     Cgroup = 2,
     Signal = 3,
     Pressure = 4,
+    Limit = 5,
 }
 
-pub const HOOK_COUNT: u32 = 5;
+pub const HOOK_COUNT: u32 = 6;
 
 impl Hook {
     pub const ALL: [Hook; HOOK_COUNT as usize] = [
@@ -157,6 +172,7 @@ impl Hook {
         Hook::Cgroup,
         Hook::Signal,
         Hook::Pressure,
+        Hook::Limit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -166,6 +182,7 @@ impl Hook {
             Hook::Cgroup => "cgroup",
             Hook::Signal => "signal",
             Hook::Pressure => "pressure",
+            Hook::Limit => "limit",
         }
     }
 }
@@ -455,7 +472,41 @@ pub struct PressureEvent {
     pub task: TaskInfo,
 }
 
+/// A write of a memory cgroup's limit, at its start: the cgroup, its limit
+/// until then and the text written (parsed in userspace as the kernel
+/// does, `page_counter_memparse`), so no second hook at its end is needed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct LimitWriteEvent {
+    pub header: Header,
+    /// kernfs id of the cgroup whose limit file was written.
+    pub memcg_id: u64,
+    /// `memory.max` before the write, pages (`PAGE_COUNTER_MAX`: none).
+    pub old_max_pages: u64,
+    /// Bytes of `text` before its NUL.
+    pub text_len: u32,
+    /// `valid::LIMIT_*` bits.
+    pub valid: u32,
+    pub text: [u8; LIMIT_TEXT_LEN],
+}
+
+impl LimitWriteEvent {
+    pub fn memcg_id(&self) -> Option<u64> {
+        bit(self.valid, valid::LIMIT_MEMCG_ID, self.memcg_id)
+    }
+    pub fn old_max_pages(&self) -> Option<u64> {
+        bit(self.valid, valid::LIMIT_OLD_MAX, self.old_max_pages)
+    }
+    /// The bytes written, up to [`LIMIT_TEXT_LEN`] (a longer text is cut:
+    /// the kernel would refuse it anyway, see the parser in the daemon).
+    pub fn text(&self) -> Option<&[u8]> {
+        let len = (self.text_len as usize).min(LIMIT_TEXT_LEN);
+        bit(self.valid, valid::LIMIT_TEXT, &self.text[..len])
+    }
+}
+
 const _: () = assert!(size_of::<Header>() == 16);
+const _: () = assert!(size_of::<LimitWriteEvent>() == 16 + 24 + LIMIT_TEXT_LEN);
 const _: () = assert!(size_of::<PressureEvent>() == 16 + 240);
 const _: () = assert!(size_of::<MemcgLevel>() == 24);
 const _: () = assert!(size_of::<TaskInfo>() == 48 + 24 * MEMCG_DEPTH);
@@ -512,4 +563,10 @@ pub mod programs {
     pub const MEMCG_RECLAIM_BTF: &str = "reclaim_tp_btf";
     /// tracepoint `memcg:mod_memcg_lruvec_state` (memcg.rs).
     pub const MEMCG_CHARGE: &str = "memcg_charge";
+
+    // Writes of a memory cgroup's limit (limit.rs).
+    /// fentry on `memory_max_write` (limit.rs).
+    pub const LIMIT_FENTRY: &str = "limit_fentry";
+    /// kprobe on `memory_max_write` (limit.rs).
+    pub const LIMIT_KPROBE: &str = "limit_kprobe";
 }

@@ -168,3 +168,18 @@ pub static ITEM_SHMEM: u32 = u32::MAX;
 /// `kernel_siginfo.si_code`.
 #[no_mangle]
 pub static KSI_CODE: u32 = 0;
+
+// A write of a memory cgroup's limit (limit.rs): its own BTF offsets, so a
+// kernel that renamed one of them loses only that family.
+/// `kernfs_open_file.kn`: the limit file's node.
+#[no_mangle]
+pub static OF_KN: u32 = 0;
+/// `kernfs_node.parent` (`__parent` since 6.15): the cgroup's directory.
+#[no_mangle]
+pub static KN_PARENT: u32 = 0;
+/// `kernfs_node.priv`: a cgroup directory's `struct cgroup`.
+#[no_mangle]
+pub static KN_PRIV: u32 = 0;
+/// `cgroup.subsys`: its css per controller.
+#[no_mangle]
+pub static CGROUP_SUBSYS: u32 = 0;

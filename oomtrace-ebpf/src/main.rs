@@ -12,6 +12,7 @@
 mod cgroup;
 mod globals;
 mod kernel;
+mod limit;
 mod memcg;
 mod oom;
 mod signal;

@@ -40,7 +40,7 @@ use crate::{
     charges::ChargeReader,
     cli::{Common, Cursor, Format, Usage},
     loader, probe,
-    sampler::Sampler,
+    sampler::{self, Sampler},
 };
 
 /// The charge counter is detached after this long without pressure.
@@ -396,7 +396,17 @@ impl Daemon {
             boot_ns: observe::boot_ns(),
             oom_kill,
         });
+        // Read once the hooks are attached, like the kernel's count below:
+        // a write after it is the limit hook's.
+        let limits_ns = observe::boot_ns();
+        let limits = sampler::limits_at_start(
+            &config.layout.memory_root,
+            config.layout.version == Version::V2,
+            &tree.entries(),
+        );
         let start = Start {
+            limits,
+            limits_ns,
             node: config.node.clone(),
             kernel: kernel_release(),
             layout: config.layout.clone(),

@@ -195,7 +195,9 @@ pub fn examine(node: &NodeArgs) -> Report {
             checks.push(btf_check(f.btf.clone()));
             checks.push(kprobes_check(f.kprobes, oom_fentry));
             if let Ok(dir) = &f.tracefs {
-                // Every fentry target of the probe table.
+                // Every fentry target of the probe table; a function list
+                // that cannot be read says so once.
+                let mut traced: Vec<Check> = Vec::new();
                 for (row, spec) in hooks::table_programs() {
                     if let Target::Fentry(func) = spec.target {
                         let chosen = loaded
@@ -204,22 +206,24 @@ pub fn examine(node: &NodeArgs) -> Report {
                             .find(|c| c.family == row.family)
                             .and_then(|c| c.chosen);
                         let position = |k| row.family.candidates().position(|c| c == k);
-                        match chosen {
+                        let check = match chosen {
                             // A better row of the family attached.
-                            Some(k) if position(k) < position(HookKind::Fentry) => {
-                                checks.push(Check::ok(
-                                    "ftrace",
-                                    format!("{func}: not needed ({} took {k})", row.family),
-                                ))
-                            }
-                            _ => checks.push(function_tracing(
+                            Some(k) if position(k) < position(HookKind::Fentry) => Check::ok(
+                                "ftrace",
+                                format!("{func}: not needed ({} took {k})", row.family),
+                            ),
+                            _ => function_tracing(
                                 Path::new(dir),
                                 func,
                                 chosen == Some(HookKind::Fentry),
-                            )),
+                            ),
+                        };
+                        if !traced.iter().any(|t| t.detail == check.detail) {
+                            traced.push(check);
                         }
                     }
                 }
+                checks.extend(traced);
             }
             checks.extend(
                 loaded
@@ -660,6 +664,7 @@ fn hook_check(c: &Choice, log_problem: Option<&str>) -> Check {
             Status::Warn,
             match c.family {
                 Family::Oom => "none: the constraint and the OOMing cgroup come from the memcg counters read at each kill, then the kernel log",
+                Family::Limit => "none: a limit lowered before a kill is known from readings of it only (the start-up scan, the near_oom sampler, reclaim records), so how long before the kill is a bound (\"at most\"), not the write's moment",
                 _ => "none: what it reports is missing",
             },
             "the reasons below say what each kind needs: see the btf, tracefs, kprobes and ftrace checks",
@@ -762,6 +767,11 @@ mod tests {
             &[(HookKind::Fentry, "turned off by --hooks")],
         );
         assert_eq!(hook_check(&off, None).status, Status::Ok);
+        // No limit hook (this project's 6.18 host): lowered limits are bounds.
+        let no_limit = choice(Family::Limit, None, &[(HookKind::Fentry, "EPERM")]);
+        let c = hook_check(&no_limit, None);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("\"at most\""), "{c:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use oomtrace_core::{
     kernel::btf::{Btf as KernelBtf, BtfError},
-    kernel::hooks::{self, Choice, Format, HookRequests, Need, Offers},
+    kernel::hooks::{self, Choice, Fields, Format, HookRequests, Need, Offers},
     kernel::offsets,
     kernel::tracefs,
 };
@@ -144,6 +144,21 @@ pub fn load(
         None => unusable,
     };
     offers.btf_problem = btf_problem.map(|p| p.to_string());
+    // The offsets only one family reads: their absence costs that family.
+    if let (Some(b), None) = (&kernel_btf, &offers.btf_problem) {
+        for need in hooks::needs() {
+            if let Need::BtfFields(fields) = need {
+                match btf_fields(fields, b) {
+                    Ok(g) => globals.extend(g),
+                    Err(e) => {
+                        offers
+                            .fields_problem
+                            .insert(fields, BtfProblem::Lacking(e).to_string());
+                    }
+                }
+            }
+        }
+    }
     let aya_btf = if offers.btf_problem.is_none() {
         aya::Btf::parse_file(btf_path, aya::Endianness::Little).ok()
     } else {
@@ -220,6 +235,14 @@ fn tracefs_fields(
             offsets::memcg_charge(tracefs, btf).map_err(FormatProblem::NoChargeTracepoint)?
         }
     })
+}
+
+/// The globals of one family's own struct offsets (a [`Need::BtfFields`]
+/// of the probe table).
+fn btf_fields(fields: Fields, btf: &KernelBtf) -> Result<Vec<offsets::Global>, BtfError> {
+    match fields {
+        Fields::LimitWrite => offsets::limit_write(btf),
+    }
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK (later ones to the

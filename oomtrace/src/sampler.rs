@@ -112,6 +112,26 @@ impl Sampler {
         out
     }
 
+    /// The limit of each of `cgroups` now, those with none left out.
+    fn limits(&mut self, cgroups: &[(u64, String)]) -> Vec<(String, u64)> {
+        let limit_file = if self.v2 {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        cgroups
+            .iter()
+            .filter_map(|(_, path)| {
+                let file = self
+                    .root
+                    .join(path.trim_start_matches('/'))
+                    .join(limit_file);
+                let limit = self.read_u64(&file).filter(|&l| l > 0 && l < UNLIMITED)?;
+                Some((path.clone(), limit))
+            })
+            .collect()
+    }
+
     /// A small file's text, read into the reused buffer.
     fn read(&mut self, path: &Path) -> Option<&str> {
         self.buf.clear();
@@ -130,6 +150,21 @@ impl Sampler {
     fn read_u64(&mut self, path: &Path) -> Option<u64> {
         self.read(path)?.trim().parse().ok()
     }
+}
+
+/// The start-up scan's limits: of every cgroup of `entries` whose limit
+/// `near_oom` models (the kubelet's levels, host services), one read each.
+pub fn limits_at_start(
+    memory_root: &Path,
+    v2: bool,
+    entries: &[(u64, String)],
+) -> Vec<(String, u64)> {
+    let targets: Vec<(u64, String)> = entries
+        .iter()
+        .filter(|(_, p)| oomtrace_core::engine::is_near_oom_target(p))
+        .cloned()
+        .collect();
+    Sampler::new(memory_root, v2).limits(&targets)
 }
 
 fn stat_value(text: &str, key: &str) -> Option<u64> {

@@ -240,7 +240,10 @@ fn paced_hog(cgroup: &Cgroup, mib: u32, rate: u32) -> Proc {
 /// reclaims, finds only anonymous memory, and OOM-kills the hog inside the
 /// write. Returns the hog's verdict, after the checks every such kill
 /// shares: the limit at the kill is 64 MiB, and `evidence.limit_lowered`
-/// says it was 200 MiB at most as long before as the test ran.
+/// says it was 200 MiB. With the `limit` hook (cgroup v2's
+/// `memory_max_write`) the write itself was seen: exactly how long before
+/// the kill, within the write's own duration. Without it, at most as long
+/// before as the test ran, from the sampler's or a reclaim record's reading.
 fn lowered_limit_kill(daemon: &Daemon, limited: &Cgroup, hog_in: &Cgroup) -> Json {
     const FROM: u64 = 200 << 20;
     const TO: u64 = 64 << 20;
@@ -253,7 +256,9 @@ fn lowered_limit_kill(daemon: &Daemon, limited: &Cgroup, hog_in: &Cgroup) -> Jso
     });
     assert_eq!(f["limit_bytes"], FROM, "the sampler read the limit: {f}");
     // The write returns once the kernel has reclaimed or killed.
+    let write = Instant::now();
     limited.set_limit(TO);
+    let write_s = write.elapsed().as_secs_f64();
     let ran_s = began.elapsed().as_secs_f64();
     let mut status = None;
     assert!(
@@ -281,18 +286,33 @@ fn lowered_limit_kill(daemon: &Daemon, limited: &Cgroup, hog_in: &Cgroup) -> Jso
     let l = &v["evidence"]["limit_lowered"];
     assert_eq!(l["from_bytes"], FROM, "{v}");
     assert_eq!(l["to_bytes"], TO, "{v}");
-    assert!(l["basis"] == "sampler" || l["basis"] == "pressure", "{v}");
     let s_before = l["s_before"].as_f64().expect("s_before");
-    assert!(
-        (0.0..=ran_s).contains(&s_before),
-        "the higher limit was read after the test set it, {ran_s:.1} s before the write returned: {v}"
-    );
-    assert!(
-        v["summary"]
-            .as_str()
-            .is_some_and(|s| s.contains("Its limit had been lowered from 200Mi to 64Mi at most")),
-        "{v}"
-    );
+    let summary = v["summary"].as_str().expect("a summary");
+    match daemon.hook("limit") {
+        Some(kind) => {
+            assert_eq!(l["basis"], "write_hook", "limit={kind}: {v}");
+            // Rounded to the millisecond.
+            assert!(
+                (0.0..=write_s + 0.001).contains(&s_before),
+                "the kill came inside the write, which took {write_s:.3} s: {v}"
+            );
+            let said = format!(
+                "Its limit had been lowered from 200Mi to 64Mi {s_before} s before the kill (the write was seen in the kernel)"
+            );
+            assert!(summary.contains(&said), "{said}: {v}");
+        }
+        None => {
+            assert!(l["basis"] == "sampler" || l["basis"] == "pressure", "{v}");
+            assert!(
+                (0.0..=ran_s).contains(&s_before),
+                "the higher limit was read after the test set it, {ran_s:.1} s before the write returned: {v}"
+            );
+            assert!(
+                summary.contains("Its limit had been lowered from 200Mi to 64Mi at most"),
+                "{v}"
+            );
+        }
+    }
     v
 }
 
@@ -310,6 +330,21 @@ fn a_kill_after_a_lowered_container_limit_says_so() {
     assert_eq!(v["verdict"], "pod_limit", "{v}");
     assert_eq!(v["pod"]["uid"], uid.as_str(), "{v}");
     assert_eq!(v["container"]["id"], cid.as_str(), "{v}");
+    daemon.finish();
+}
+
+/// Needs the VM (cgroup v2). The same resize with the `limit` hook off:
+/// the lowering is known from the readings before it only, a bound.
+#[test]
+fn a_kill_after_a_lowered_limit_without_the_limit_hook_says_at_most() {
+    require_v2();
+    let daemon = Daemon::start(&["--hooks", "limit=off"]);
+    assert_eq!(daemon.hook("limit"), None);
+    let uid = unique_uid();
+    let cid = unique_container_id();
+    let container = Cgroup::create(&format!("kubepods/burstable/pod{uid}/{cid}"));
+    let v = lowered_limit_kill(&daemon, &container, &container);
+    assert_eq!(v["verdict"], "pod_limit", "{v}");
     daemon.finish();
 }
 

@@ -61,6 +61,32 @@ impl Engine {
         }
     }
 
+    /// A write of a cgroup's limit, seen at its start: the old limit and
+    /// the new one, both at the write's moment.
+    pub(super) fn on_limit_write(&mut self, w: &oomtrace_common::LimitWriteEvent) {
+        let now = w.header.boot_ns;
+        self.limits.forget_before(now);
+        let Some(path) = w
+            .memcg_id()
+            .and_then(|id| self.tree.path(CgroupId(id)))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let page = self.start.page_size;
+        let old = w
+            .old_max_pages()
+            .filter(|&m| m > 0 && m < UNLIMITED_PAGES)
+            .map(|m| m.saturating_mul(page));
+        let new = match w.text().and_then(|t| event::written_limit(t, page)) {
+            Some(event::WrittenLimit::Bytes(b)) if b > 0 && b / page.max(1) < UNLIMITED_PAGES => {
+                Some(b)
+            }
+            _ => None,
+        };
+        self.limits.wrote(&path, old, new, now);
+    }
+
     /// A batch of usage samples through the `near_oom` rule: one finding
     /// per episode.
     pub(super) fn near_oom(

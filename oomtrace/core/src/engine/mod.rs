@@ -87,7 +87,7 @@ pub enum Input {
     /// Time passes (CLOCK_BOOTTIME ns).
     Tick(u64),
     /// Per-hook totals of ring-buffer reservation failures.
-    Drops([u64; HOOK_COUNT as usize]),
+    Drops(#[serde(with = "drops")] [u64; HOOK_COUNT as usize]),
     /// Kills found in the kernel log at start: they happened while oomtrace
     /// was not running.
     PastKills(Vec<crate::logs::kmsg::PastKill>),
@@ -97,6 +97,32 @@ pub enum Input {
     /// The memory of the limited cgroups near their limits (the daemon's
     /// sampler, for `near_oom`).
     Usage(near_oom::Samples),
+}
+
+/// A recording made before a hook family was added holds fewer totals:
+/// the missing ones are 0.
+mod drops {
+    use oomtrace_common::HOOK_COUNT;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    type Totals = [u64; HOOK_COUNT as usize];
+
+    pub fn serialize<S: Serializer>(v: &Totals, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Totals, D::Error> {
+        let v = Vec::<u64>::deserialize(d)?;
+        let mut out = [0; HOOK_COUNT as usize];
+        if v.len() > out.len() {
+            return Err(D::Error::invalid_length(
+                v.len(),
+                &"at most one total per hook",
+            ));
+        }
+        out[..v.len()].copy_from_slice(&v);
+        Ok(out)
+    }
 }
 
 mod b64 {
@@ -171,6 +197,14 @@ pub struct Start {
     /// judged (it holds no answers for their reads), so none is.
     #[serde(default)]
     pub userspace_killers: Option<Vec<String>>,
+    /// The limit of every cgroup `near_oom` models (path, bytes), read by
+    /// the start-up scan at `limits_ns` once the hooks were attached: a
+    /// lowering before the first sample is still seen. Empty in
+    /// recordings made before the scan read limits.
+    #[serde(default)]
+    pub limits: Vec<(String, u64)>,
+    #[serde(default)]
+    pub limits_ns: u64,
 }
 
 /// Whether `near_oom` samples this cgroup: a level the kubelet limits, or a
@@ -299,7 +333,7 @@ impl Engine {
             near: Detector::new(start.near_oom_horizon_ns),
             at_limit: HashMap::new(),
             targets: None,
-            limits: LimitHistory::new(),
+            limits: LimitHistory::startup_scan(&start.limits, start.limits_ns),
             start,
         }
     }
@@ -515,6 +549,7 @@ impl Engine {
             }
             Event::Signal(s) => self.on_signal(&s, obs, out),
             Event::Pressure(p) => self.on_pressure(&p),
+            Event::LimitWrite(w) => self.on_limit_write(&w),
             Event::Mkdir(_) | Event::Rmdir(_) | Event::Release(_) => {
                 self.targets = None;
                 if let Event::Rmdir(c) = &ev {

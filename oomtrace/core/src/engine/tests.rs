@@ -89,6 +89,8 @@ fn start_in_host_ns() -> Start {
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
         userspace_killers: Some(Vec::new()),
+        limits: Vec::new(),
+        limits_ns: 0,
     }
 }
 
@@ -376,6 +378,8 @@ fn audited(audit: bool) -> Engine {
         near_oom_horizon_ns: 0,
         dying_sample_ns: crate::node::node_memory::DYING_SAMPLE_NS,
         userspace_killers: Some(Vec::new()),
+        limits: Vec::new(),
+        limits_ns: 0,
     })
 }
 
@@ -1536,6 +1540,8 @@ fn under_a_killer(killers: Option<Vec<String>>) -> (Engine, Fake) {
     let (e, mut k) = pressured(false);
     let e = Engine::new(Start {
         userspace_killers: killers,
+        limits: Vec::new(),
+        limits_ns: 0,
         ..e.start
     });
     k.ns.extend([(11, 99), (12, 99)]);
@@ -1971,4 +1977,109 @@ fn a_victim_from_mark_oom_victim_names_its_hook() {
         assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some("worker"));
         assert_eq!(v.evidence.pid_ns, Some(99));
     }
+}
+/// The `limit` hook's record of a write of cgroup `id`'s limit at `boot_ns`:
+/// `old_pages` before it, `text` written.
+fn limit_write(boot_ns: u64, id: u64, old_pages: u64, text: &str) -> Input {
+    use bytemuck::Zeroable;
+    use oomtrace_common::{valid, LimitWriteEvent};
+    let mut ev = LimitWriteEvent::zeroed();
+    ev.header = oomtrace_common::Header {
+        version: WIRE_VERSION,
+        kind: Kind::LimitWrite as u16,
+        cpu: 0,
+        boot_ns,
+    };
+    ev.memcg_id = id;
+    ev.old_max_pages = old_pages;
+    ev.text[..text.len()].copy_from_slice(text.as_bytes());
+    ev.text_len = text.len() as u32;
+    ev.valid = valid::LIMIT_ALL;
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+/// The write seen by the `limit` hook: the container's limit written from
+/// 512 MiB down to 16 MiB 0.4 s before the kill. The time is exact, and
+/// the sentence says so (no "at most").
+#[test]
+fn a_seen_limit_write_says_exactly_when() {
+    let mut e = Engine::new(audited(false).start);
+    let mut k = Fake::default();
+    // A reclaim record at the old limit first: the write's reading wins.
+    e.handle(pressure(10 * S, 100_000, 131_072), &mut k);
+    e.handle(limit_write(11 * S, 5, 131_072, "16M\n"), &mut k);
+    let mut out = e.handle(killed(100, 100, 11 * S + 2 * S / 5), &mut k);
+    out.extend(e.handle(Input::Tick(13 * S), &mut k));
+    let v = only_verdict(&out);
+    assert_eq!(
+        v.evidence.limit_lowered,
+        Some(LimitLowered {
+            from_bytes: 512 << 20,
+            to_bytes: 16 << 20,
+            s_before: 0.4,
+            basis: LimitBasis::WriteHook,
+        }),
+        "{v:?}"
+    );
+    assert!(
+        v.summary.contains(
+            "Its limit had been lowered from 512Mi to 16Mi 0.4 s before the kill (the write was seen in the kernel): the lowering, not only the workload's growth, brought the kill."
+        ),
+        "{}",
+        v.summary
+    );
+    assert!(!v.summary.contains("at most"), "{}", v.summary);
+    let json = serde_json::to_value(v).expect("a verdict serializes");
+    assert_eq!(
+        json["evidence"]["limit_lowered"],
+        serde_json::json!({"from_bytes": 512u64 << 20, "to_bytes": 16u64 << 20, "s_before": 0.4, "basis": "write_hook"})
+    );
+}
+
+/// A write the kernel refuses (`16Mi`: the old limit stays) and a kill
+/// at a lower limit after it: lowered after the write, a bound.
+#[test]
+fn a_refused_limit_write_is_only_a_reading() {
+    let mut e = Engine::new(audited(false).start);
+    let mut k = Fake::default();
+    e.handle(limit_write(11 * S, 5, 131_072, "16Mi"), &mut k);
+    let mut out = e.handle(killed(100, 100, 12 * S), &mut k);
+    out.extend(e.handle(Input::Tick(14 * S), &mut k));
+    let v = only_verdict(&out);
+    let l = v.evidence.limit_lowered.expect("a lowering");
+    assert_eq!((l.s_before, l.basis), (1.0, LimitBasis::EarlierWrite));
+    assert!(
+        v.summary.contains("Its limit had been lowered from 512Mi to 16Mi at most 1 s before the kill (a write seen in the kernel left the higher limit then)"),
+        "{}",
+        v.summary
+    );
+}
+
+/// Writes that lowered nothing the kill shows: one of an unknown cgroup,
+/// a raise from no limit, a raise. No claim.
+#[test]
+fn limit_writes_that_lowered_nothing_say_nothing() {
+    for (id, old, text) in [(77, 131_072, "16M"), (5, 2048, "max"), (5, 2048, "16M")] {
+        let mut e = Engine::new(audited(false).start);
+        let mut k = Fake::default();
+        e.handle(limit_write(11 * S, id, old, text), &mut k);
+        let mut out = e.handle(killed(100, 100, 12 * S), &mut k);
+        out.extend(e.handle(Input::Tick(14 * S), &mut k));
+        let v = only_verdict(&out);
+        assert_eq!(v.evidence.limit_lowered, None, "{id} {old} {text}: {v:?}");
+        assert!(!v.summary.contains("lowered"), "{}", v.summary);
+    }
+}
+
+/// A recording made before the `limit` family holds five drop totals.
+#[test]
+fn drop_totals_of_fewer_hooks_still_read() {
+    let old: Input = serde_json::from_str(r#"{"Drops":[1,2,3,4,5]}"#).expect("five totals");
+    let Input::Drops(t) = old else {
+        panic!("not drops")
+    };
+    assert_eq!(t, [1, 2, 3, 4, 5, 0]);
+    let back = serde_json::to_string(&Input::Drops(t)).expect("json");
+    assert_eq!(back, r#"{"Drops":[1,2,3,4,5,0]}"#);
+    assert!(serde_json::from_str::<Input>(r#"{"Drops":[1,2,3,4,5,6,7]}"#).is_err());
 }

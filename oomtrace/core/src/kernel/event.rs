@@ -9,8 +9,8 @@ use std::{fmt::Write as _, mem::size_of};
 
 use bytemuck::Pod;
 use oomtrace_common::{
-    AttachEvent, CgroupEvent, Header, Kind, OomEvent, PressureEvent, SignalEvent, VictimEvent,
-    COMM_LEN, WIRE_VERSION,
+    AttachEvent, CgroupEvent, Header, Kind, LimitWriteEvent, OomEvent, PressureEvent, SignalEvent,
+    VictimEvent, COMM_LEN, WIRE_VERSION,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,7 @@ pub enum Event {
     Attach(AttachEvent),
     Signal(SignalEvent),
     Pressure(PressureEvent),
+    LimitWrite(LimitWriteEvent),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -72,6 +73,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         Kind::CgroupAttach => Event::Attach(copy(bytes, "attach record")?),
         Kind::Signal => Event::Signal(copy(bytes, "signal record")?),
         Kind::Pressure => Event::Pressure(copy(bytes, "pressure record")?),
+        Kind::LimitWrite => Event::LimitWrite(copy(bytes, "limit write record")?),
     })
 }
 
@@ -84,6 +86,7 @@ impl Event {
             Event::Attach(e) => &e.header,
             Event::Signal(e) => &e.header,
             Event::Pressure(e) => &e.header,
+            Event::LimitWrite(e) => &e.header,
         }
     }
 }
@@ -120,6 +123,59 @@ pub fn path(raw: &[u8], len: u32) -> String {
     escape_bytes(&raw[..end])
 }
 
+/// A limit as written to `memory.max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrittenLimit {
+    /// `max`: no limit.
+    Max,
+    Bytes(u64),
+}
+
+/// What the kernel makes of a limit write's text (`page_counter_memparse`
+/// after `strstrip`): `max`, or `memparse`'s number (base 0: `0x` hex, a
+/// leading `0` octal; a K/M/G/T/P/E suffix, either case) rounded down to
+/// whole pages. `None` where the kernel refuses the write (it then keeps
+/// the old limit) and for a text the hook may have cut.
+pub fn written_limit(text: &[u8], page_size: u64) -> Option<WrittenLimit> {
+    if text.len() >= oomtrace_common::LIMIT_TEXT_LEN - 1 || page_size == 0 {
+        return None;
+    }
+    let t = std::str::from_utf8(text).ok()?.trim_ascii();
+    if t == "max" {
+        return Some(WrittenLimit::Max);
+    }
+    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or(t.strip_prefix("0X")) {
+        (16, h)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (8, &t[1..])
+    } else {
+        (10, t)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if end == 0 && radix != 8 {
+        return None;
+    }
+    let n = if end == 0 {
+        0
+    } else {
+        u64::from_str_radix(&digits[..end], radix).ok()?
+    };
+    let shift = match &digits[end..] {
+        "" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        "t" | "T" => 40,
+        "p" | "P" => 50,
+        "e" | "E" => 60,
+        _ => return None,
+    };
+    let bytes = n.checked_mul(1u64 << shift)?;
+    Some(WrittenLimit::Bytes(bytes / page_size * page_size))
+}
+
 /// The raw bytes of a wire value, for tests.
 #[cfg(test)]
 pub fn bytes_of<T: Pod>(v: &T) -> Vec<u8> {
@@ -130,7 +186,9 @@ pub fn bytes_of<T: Pod>(v: &T) -> Vec<u8> {
 mod tests {
     use super::*;
     use bytemuck::Zeroable;
-    use oomtrace_common::{valid, MemcgLevel, TaskInfo, VictimSource, MEMCG_DEPTH, PATH_LEN};
+    use oomtrace_common::{
+        valid, LimitWriteEvent, MemcgLevel, TaskInfo, VictimSource, MEMCG_DEPTH, PATH_LEN,
+    };
 
     pub fn header(kind: Kind) -> Header {
         Header {
@@ -297,6 +355,56 @@ mod tests {
         };
         assert_eq!(path(&back.path, back.path_len), "/a/b");
         assert_eq!(path(&back.path, 999), "/a/b");
+    }
+
+    #[test]
+    fn limit_write_round_trip() {
+        let mut ev = LimitWriteEvent::zeroed();
+        ev.header = header(Kind::LimitWrite);
+        ev.memcg_id = 12;
+        ev.old_max_pages = 51_200;
+        ev.text[..9].copy_from_slice(b"67108864\n");
+        ev.text_len = 9;
+        ev.valid = valid::LIMIT_MEMCG_ID | valid::LIMIT_TEXT;
+        let Ok(Event::LimitWrite(back)) = decode(&bytes_of(&ev)) else {
+            panic!("not a limit write")
+        };
+        assert_eq!(back.memcg_id(), Some(12));
+        assert_eq!(back.old_max_pages(), None, "unread is None, not 0");
+        assert_eq!(back.text(), Some(&b"67108864\n"[..]));
+        assert_eq!(
+            written_limit(back.text().expect("text"), 4096),
+            Some(WrittenLimit::Bytes(64 << 20))
+        );
+    }
+
+    /// As the kernel's `page_counter_memparse`.
+    #[test]
+    fn written_limits_parse_as_the_kernel_does() {
+        let w = |t: &str| written_limit(t.as_bytes(), 4096);
+        assert_eq!(w("max\n"), Some(WrittenLimit::Max));
+        assert_eq!(w(" 134217728 "), Some(WrittenLimit::Bytes(128 << 20)));
+        assert_eq!(w("128M"), Some(WrittenLimit::Bytes(128 << 20)));
+        assert_eq!(w("1g"), Some(WrittenLimit::Bytes(1 << 30)));
+        assert_eq!(w("0x1000"), Some(WrittenLimit::Bytes(4096)));
+        assert_eq!(w("010000"), Some(WrittenLimit::Bytes(4096)), "octal");
+        assert_eq!(w("0"), Some(WrittenLimit::Bytes(0)));
+        // Rounded down to whole pages.
+        assert_eq!(w("5000"), Some(WrittenLimit::Bytes(4096)));
+        // Refused by the kernel: the old limit stays.
+        for bad in [
+            "",
+            "max2",
+            "128Mi",
+            "-1",
+            "12 34",
+            "0x",
+            "99999999999999999999",
+        ] {
+            assert_eq!(w(bad), None, "{bad:?}");
+        }
+        // Cut by the hook: not trusted.
+        assert_eq!(w(&"1".repeat(oomtrace_common::LIMIT_TEXT_LEN - 1)), None);
     }
 
     #[test]

@@ -24,16 +24,20 @@ pub enum Family {
     /// start, attached only while some cgroup is under pressure. Off unless
     /// asked for (see [`Family::off_by_default`]).
     Charge,
+    /// Writes of a memory cgroup's limit (cgroup v2's `memory_max_write`):
+    /// when a limit was lowered, exactly.
+    Limit,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Oom,
         Family::Victim,
         Family::Cgroup,
         Family::Signal,
         Family::Pressure,
         Family::Charge,
+        Family::Limit,
     ];
 
     /// The family's name (`--hooks`, `doctor`, `lost` lines): its drop
@@ -81,6 +85,7 @@ impl Family {
             Family::Signal => Some(Hook::Signal),
             Family::Pressure => Some(Hook::Pressure),
             Family::Charge => None,
+            Family::Limit => Some(Hook::Limit),
         }
     }
 
@@ -229,6 +234,17 @@ pub enum Need {
     /// tracefs mounted and the `format` files the program's record
     /// offsets come from parsed.
     TracefsFormat(Format),
+    /// Struct offsets only one family reads, from BTF: a kernel that lacks
+    /// them loses that family, not every BTF row.
+    BtfFields(Fields),
+}
+
+/// A set of struct offsets one family reads beyond [`Need::Btf`]'s, one
+/// per function of `offsets` (the loader maps each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fields {
+    /// From a limit file to its memcg (`offsets::limit_write`).
+    LimitWrite,
 }
 
 /// A tracepoint argument a tp_btf/raw_tp program reads by position.
@@ -523,6 +539,33 @@ pub static PROBES: &[Probe] = &[
         arming: Arming::UnderPressure,
         as_good_as_best: true,
     },
+    // Writes of a memory cgroup's limit.
+    Probe {
+        family: Family::Limit,
+        kind: HookKind::Fentry,
+        programs: &[ProgramSpec {
+            name: programs::LIMIT_FENTRY,
+            target: Target::Fentry("memory_max_write"),
+        }],
+        needs: &[Need::Btf, Need::BtfFields(Fields::LimitWrite)],
+        arming: Arming::AtStart,
+        as_good_as_best: true,
+    },
+    Probe {
+        family: Family::Limit,
+        kind: HookKind::Kprobe,
+        programs: &[ProgramSpec {
+            name: programs::LIMIT_KPROBE,
+            target: Target::Kprobe("memory_max_write"),
+        }],
+        needs: &[
+            Need::Btf,
+            Need::BtfFields(Fields::LimitWrite),
+            Need::Kprobes,
+        ],
+        arming: Arming::AtStart,
+        as_good_as_best: false,
+    },
 ];
 
 /// Every program of the table with its row.
@@ -567,6 +610,9 @@ pub struct Offers {
     /// Why a tracepoint's BTF prototype differs. Absent: as expected, or
     /// not checked for want of BTF (then [`Need::Btf`] is unmet).
     pub prototype_problem: BTreeMap<Prototype, String>,
+    /// Why a family's own struct offsets are not in the BTF. Absent:
+    /// resolved, or not looked for for want of BTF.
+    pub fields_problem: BTreeMap<Fields, String>,
     pub kprobes: bool,
 }
 
@@ -584,6 +630,7 @@ impl Offers {
                 .tracefs_problem
                 .clone()
                 .or_else(|| self.format_problem.get(f).cloned()),
+            Need::BtfFields(f) => self.fields_problem.get(f).cloned(),
         }
     }
 }
@@ -641,7 +688,7 @@ pub enum Request {
 pub enum HooksArgError {
     #[error("`{0}` is not FAMILY=KIND (e.g. oom=kprobe,victim=tracepoint)")]
     Shape(String),
-    #[error("unknown hook family `{0}` (families: oom, victim, cgroup, signal, pressure, charge)")]
+    #[error("unknown hook family `{0}` (families: oom, victim, cgroup, signal, pressure, charge, limit)")]
     Family(String),
     #[error(
         "`{kind}` is not a hook kind for family `{family}` (choose from: auto, off, {choices})"
@@ -779,7 +826,7 @@ mod tests {
         );
         assert_eq!(
             err("mem=x"),
-            "unknown hook family `mem` (families: oom, victim, cgroup, signal, pressure, charge)"
+            "unknown hook family `mem` (families: oom, victim, cgroup, signal, pressure, charge, limit)"
         );
     }
 
@@ -796,6 +843,7 @@ mod tests {
         assert_eq!(kinds(Family::Signal), ["tp_btf", "tracepoint"]);
         assert_eq!(kinds(Family::Pressure), ["tp_btf", "tracepoint"]);
         assert_eq!(kinds(Family::Charge), ["tracepoint"]);
+        assert_eq!(kinds(Family::Limit), ["fentry", "kprobe"]);
         // The `--hooks` error names every family the table has.
         let names: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
         assert!(HooksArgError::Family(String::new())
@@ -913,6 +961,9 @@ mod tests {
         ] {
             assert!(program(name).is_ok(), "{name}");
         }
+        for name in [LIMIT_FENTRY, LIMIT_KPROBE] {
+            assert!(program(name).is_ok(), "{name}");
+        }
         assert_eq!(table_programs().count(), 20);
         let (row, spec) = program("memcg_charge").expect("in the table");
         assert_eq!(row.family, Family::Charge);
@@ -1014,6 +1065,9 @@ mod tests {
         let oom = format!(
             r#"{{"family":"oom","chosen":null,"skipped":[{{"kind":"fentry","reason":"{EPERM}"}},{{"kind":"kprobe","reason":"kernel has no kprobes (no kprobe_events in tracefs, no /sys/bus/event_source/devices/kprobe)"}}]}}"#
         );
+        // Since then the limit-write family came, refused like oom's.
+        let limit = oom.replace(r#""family":"oom""#, r#""family":"limit""#);
+        let charge_off = format!("{charge_off},{limit}");
         // Since then the cgroup and pressure families have a tp_btf row first.
         let rest = r#"{"family":"cgroup","chosen":"tp_btf","skipped":[{"kind":"tracepoint","reason":"a better hook attached"}]},{"family":"signal","chosen":"tp_btf","skipped":[{"kind":"tracepoint","reason":"a better hook attached"}]},{"family":"pressure","chosen":"tp_btf","skipped":[{"kind":"tracepoint","reason":"a better hook attached"}]}"#;
         assert_eq!(

@@ -72,6 +72,20 @@ pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> 
     ])
 }
 
+/// From a limit file (`struct kernfs_open_file`) to its cgroup and memcg,
+/// for the limit-write family (`Need::BtfFields(Fields::LimitWrite)`).
+/// `kernfs_node.parent` became `__parent` in 6.15.
+pub fn limit_write(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> {
+    let m = |s: &str, p: &str| btf.member_offset(s, p);
+    let parent = m("kernfs_node", "parent").or_else(|_| m("kernfs_node", "__parent"))?;
+    Ok(vec![
+        ("OF_KN", m("kernfs_open_file", "kn")?),
+        ("KN_PARENT", parent),
+        ("KN_PRIV", m("kernfs_node", "priv")?),
+        ("CGROUP_SUBSYS", m("cgroup", "subsys")?),
+    ])
+}
+
 /// Field offsets of one tracepoint family, from tracefs.
 pub fn mark_victim(tracefs: &Path) -> Result<Vec<Global>, tracefs::FormatError> {
     mark_victim_fields(&tracefs::read_format(tracefs, "oom", "mark_victim")?)

@@ -310,8 +310,9 @@ pub struct LimitLowered {
     pub from_bytes: u64,
     /// The limit at the kill (the victim hook's page counter).
     pub to_bytes: u64,
-    /// At most this long before the kill: seconds from the last reading of
-    /// `from_bytes` to the kill (the write itself is not seen).
+    /// Seconds from the last reading of `from_bytes` to the kill: when the
+    /// write was seen (`basis: write_hook`) exactly how long before, else
+    /// at most this long (the write fell between that reading and the kill).
     pub s_before: f64,
     /// Where the reading of `from_bytes` came from.
     pub basis: LimitBasis,
@@ -324,6 +325,15 @@ pub enum LimitBasis {
     Sampler,
     /// The page counter a memcg reclaim record read in the kernel.
     Pressure,
+    /// The daemon's start-up scan of the cgroups' limit files.
+    StartupScan,
+    /// The write of the limit itself, seen by the `limit` hook: the old
+    /// and the new value at its moment, so `s_before` is exact.
+    WriteHook,
+    /// A write seen by the `limit` hook left the higher limit in place (it
+    /// raised it, or the kernel refused it); the lowering after it was not
+    /// seen, so `s_before` is a bound.
+    EarlierWrite,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

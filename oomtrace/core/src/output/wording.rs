@@ -94,15 +94,31 @@ fn with_breakdown(v: &Verdict, s: String) -> String {
     }
 }
 
-/// A limit lowered before the kill: the write is not seen, only a reading
-/// of the higher limit before it, so the time is a bound.
+/// A limit lowered before the kill: when the write was seen, when it was;
+/// else only a reading of the higher limit before it, so the time is a
+/// bound.
 fn limit_lowered(l: &LimitLowered) -> String {
-    let by = match l.basis {
-        LimitBasis::Sampler => "the near_oom sampler",
-        LimitBasis::Pressure => "a reclaim record",
+    let (when, how) = match l.basis {
+        LimitBasis::WriteHook => ("", "the write was seen in the kernel"),
+        LimitBasis::Sampler => (
+            "at most ",
+            "the near_oom sampler last read the higher limit then",
+        ),
+        LimitBasis::Pressure => (
+            "at most ",
+            "a reclaim record last read the higher limit then",
+        ),
+        LimitBasis::StartupScan => (
+            "at most ",
+            "oomtrace's start-up scan last read the higher limit then",
+        ),
+        LimitBasis::EarlierWrite => (
+            "at most ",
+            "a write seen in the kernel left the higher limit then",
+        ),
     };
     format!(
-        "Its limit had been lowered from {} to {} at most {} s before the kill ({by} last read the higher limit then): the lowering, not only the workload's growth, brought the kill.",
+        "Its limit had been lowered from {} to {} {when}{} s before the kill ({how}): the lowering, not only the workload's growth, brought the kill.",
         human_bytes(l.from_bytes),
         human_bytes(l.to_bytes),
         l.s_before

@@ -2,14 +2,21 @@
 //! usage (an in-place pod resize, a VPA update, the kubelet lowering
 //! kubepods' limit when allocatable changes) makes the kernel reclaim and
 //! then OOM-kill at once, and the kill looks like the workload's fault.
-//! Pure: readings of limits in (the `near_oom` sampler's samples, the
-//! reclaim records' page counters), and at a kill the limit the victim
-//! hook read compared with the latest earlier reading of that cgroup.
+//! Pure: readings of limits in (the start-up scan, the `near_oom`
+//! sampler's samples, the reclaim records' page counters, the `limit`
+//! hook's writes), and at a kill the limit the victim hook read compared
+//! with the latest earlier reading of that cgroup.
 //!
-//! Nothing here sees the write itself: the lowering happened after the
-//! last reading of the higher limit and before the kill (or before the
-//! first reading of the lower one), so `s_before` is an upper bound, and
-//! the rule says nothing when no reading of a higher limit exists.
+//! Where the `limit` hook saw the write, its old and new values are both
+//! read at the write's moment: when the latest write before the kill set
+//! the limit the kill hit, down from a higher one, `s_before` is exact.
+//! Writes are kept apart from the readings for that: the sampler's
+//! readings and the ring buffer's records reach the engine in two queues,
+//! so a sample taken after the write may come before the write's record.
+//! Otherwise the lowering happened after the last reading of the higher
+//! limit and before the kill (or before the first reading of the lower
+//! one), so `s_before` is an upper bound, and the rule says nothing when
+//! no reading of a higher limit exists.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -29,18 +36,40 @@ struct Run {
     bytes: u64,
     first_ns: u64,
     last_ns: u64,
+    /// How the latest reading was made.
     basis: LimitBasis,
+}
+
+/// A write of a cgroup's limit seen by the `limit` hook: the limit before
+/// it and the one written (None: no limit, or not known).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Write {
+    at_ns: u64,
+    from: Option<u64>,
+    to: Option<u64>,
 }
 
 /// Every cgroup's recent limits, by path.
 #[derive(Debug, Default)]
 pub struct LimitHistory {
     runs: HashMap<String, VecDeque<Run>>,
+    /// In the ring buffer's order, which is the kernel's.
+    writes: HashMap<String, VecDeque<Write>>,
 }
 
 impl LimitHistory {
     pub fn new() -> LimitHistory {
         LimitHistory::default()
+    }
+
+    /// The history the start-up scan begins: each (cgroup, bytes) read at
+    /// `at_ns`.
+    pub fn startup_scan(limits: &[(String, u64)], at_ns: u64) -> LimitHistory {
+        let mut h = LimitHistory::new();
+        for (cgroup, bytes) in limits.iter().filter(|(_, b)| *b > 0) {
+            h.saw(cgroup, *bytes, at_ns, LimitBasis::StartupScan);
+        }
+        h
     }
 
     /// `cgroup`'s limit was `bytes` at `at_ns` (CLOCK_BOOTTIME ns), read
@@ -74,9 +103,32 @@ impl LimitHistory {
         }
     }
 
+    /// `cgroup`'s limit was written at `at_ns` (the `limit` hook): `from`
+    /// before, `to` after (None: no limit, or unknown). Both are readings
+    /// too.
+    pub fn wrote(&mut self, cgroup: &str, from: Option<u64>, to: Option<u64>, at_ns: u64) {
+        for bytes in [from, to].into_iter().flatten() {
+            self.saw(cgroup, bytes, at_ns, LimitBasis::WriteHook);
+        }
+        let writes = match self.writes.get_mut(cgroup) {
+            Some(w) => w,
+            None => self.writes.entry(cgroup.to_string()).or_default(),
+        };
+        writes.push_back(Write { at_ns, from, to });
+        while writes.len() > MAX_RUNS {
+            writes.pop_front();
+        }
+    }
+
     /// Drops what is older than [`KEEP_NS`] before `now_ns`.
     pub fn forget_before(&mut self, now_ns: u64) {
         let cutoff = now_ns.saturating_sub(KEEP_NS);
+        self.writes.retain(|_, writes| {
+            while writes.front().is_some_and(|w| w.at_ns < cutoff) {
+                writes.pop_front();
+            }
+            !writes.is_empty()
+        });
         self.runs.retain(|_, runs| {
             while runs.front().is_some_and(|r| r.last_ns < cutoff) {
                 runs.pop_front();
@@ -88,13 +140,31 @@ impl LimitHistory {
     /// Whether `cgroup`'s limit, `to_bytes` at the kill at `kill_ns`, had
     /// been read higher within [`WINDOW_NS`] before: the last reading of a
     /// higher limit before the kill, with nothing but `to_bytes` read
-    /// between it and the kill.
+    /// between it and the kill. `basis: write_hook` when the latest seen
+    /// write before the kill took the limit down to `to_bytes` (the time is
+    /// then exact); a higher limit a seen write left in place is
+    /// `earlier_write`.
     pub fn lowered_before(
         &self,
         cgroup: &str,
         to_bytes: u64,
         kill_ns: u64,
     ) -> Option<LimitLowered> {
+        let write = self
+            .writes
+            .get(cgroup)
+            .and_then(|w| w.iter().rev().find(|w| w.at_ns <= kill_ns));
+        if let Some(w) = write.filter(|w| w.to == Some(to_bytes) && kill_ns - w.at_ns <= WINDOW_NS)
+        {
+            if let Some(from) = w.from.filter(|&f| f > to_bytes) {
+                return Some(LimitLowered {
+                    from_bytes: from,
+                    to_bytes,
+                    s_before: seconds(kill_ns - w.at_ns),
+                    basis: LimitBasis::WriteHook,
+                });
+            }
+        }
         let runs = self.runs.get(cgroup)?;
         let mut before_kill = runs.iter().rev().filter(|r| r.first_ns <= kill_ns);
         let newest = before_kill.next()?;
@@ -119,13 +189,25 @@ impl LimitHistory {
         if before_ns > WINDOW_NS {
             return None;
         }
+        // No seen write is known to have lowered it (that would have been
+        // found above): a write's reading is only where the higher limit
+        // stood.
+        let basis = match old.basis {
+            LimitBasis::WriteHook => LimitBasis::EarlierWrite,
+            b => b,
+        };
         Some(LimitLowered {
             from_bytes: old.bytes,
             to_bytes,
-            s_before: (before_ns as f64 / 1e6).round() / 1e3,
-            basis: old.basis,
+            s_before: seconds(before_ns),
+            basis,
         })
     }
+}
+
+/// Nanoseconds as seconds, to the millisecond.
+fn seconds(ns: u64) -> f64 {
+    (ns as f64 / 1e6).round() / 1e3
 }
 
 #[cfg(test)]
@@ -206,12 +288,117 @@ mod tests {
         assert_eq!(l.s_before, 0.5);
     }
 
+    /// The write seen: the old value and the new one at its moment, after
+    /// samples of the old one. The kill 0.4 s later is exactly that long
+    /// after the lowering.
+    #[test]
+    fn a_seen_write_gives_the_exact_moment() {
+        let mut h = LimitHistory::new();
+        h.saw(C, 512 * MIB, 10 * S, LimitBasis::Sampler);
+        h.saw(C, 512 * MIB, 11 * S, LimitBasis::Sampler);
+        let write = 11 * S + S / 4;
+        h.wrote(C, Some(512 * MIB), Some(128 * MIB), write);
+        // A sample of the new limit before the kill changes nothing.
+        h.saw(C, 128 * MIB, write + S / 10, LimitBasis::Sampler);
+        let l = h
+            .lowered_before(C, 128 * MIB, write + 2 * S / 5)
+            .expect("a lowering");
+        assert_eq!(
+            l,
+            LimitLowered {
+                from_bytes: 512 * MIB,
+                to_bytes: 128 * MIB,
+                s_before: 0.4,
+                basis: LimitBasis::WriteHook,
+            }
+        );
+        // A kill inside the write (cgroup v2 kills from the writer).
+        let l = h.lowered_before(C, 128 * MIB, write).expect("a lowering");
+        assert_eq!((l.s_before, l.basis), (0.0, LimitBasis::WriteHook));
+    }
+
+    /// As in the VM: the sampler's reading of the new limit, taken after
+    /// the write, reaches the engine before the write's record and the
+    /// kill's. The write still gives the moment.
+    #[test]
+    fn a_write_recorded_after_a_later_sample_still_counts() {
+        let mut h = LimitHistory::new();
+        for i in 0..6 {
+            h.saw(C, 200 * MIB, 154 * S + i * S / 2, LimitBasis::Sampler);
+        }
+        h.saw(C, 64 * MIB, 158_050_000_000, LimitBasis::Sampler);
+        h.wrote(C, Some(200 * MIB), Some(64 * MIB), 157_883_000_000);
+        let l = h
+            .lowered_before(C, 64 * MIB, 158_006_000_000)
+            .expect("a lowering");
+        assert_eq!((l.s_before, l.basis), (0.123, LimitBasis::WriteHook));
+    }
+
+    /// A write seen with no earlier reading (the first thing known of the
+    /// cgroup), and a write the kernel refused to lower (the kill's limit
+    /// is the old one): the history says what each write says.
+    #[test]
+    fn a_write_alone_is_enough_and_a_later_reading_wins() {
+        let mut h = LimitHistory::new();
+        h.wrote(C, Some(200 * MIB), Some(64 * MIB), 5 * S);
+        let l = h.lowered_before(C, 64 * MIB, 6 * S).expect("a lowering");
+        assert_eq!((l.from_bytes, l.s_before), (200 * MIB, 1.0));
+        // The kill's limit is the old one: the write did not hold.
+        assert_eq!(h.lowered_before(C, 200 * MIB, 6 * S), None);
+        // Past the window, nothing.
+        assert_eq!(h.lowered_before(C, 64 * MIB, 6 * S + WINDOW_NS), None);
+    }
+
+    /// A seen write to 300 MiB, then a lowering to 64 MiB no hook saw (a
+    /// cgroup v1 write): the lowering is after the write, a bound, and
+    /// the seen write is only where the higher limit was read.
+    #[test]
+    fn a_lowering_after_a_seen_write_is_a_bound() {
+        let mut h = LimitHistory::new();
+        h.wrote(C, Some(512 * MIB), Some(300 * MIB), 5 * S);
+        let l = h.lowered_before(C, 64 * MIB, 6 * S).expect("a lowering");
+        assert_eq!(
+            (l.from_bytes, l.s_before, l.basis),
+            (300 * MIB, 1.0, LimitBasis::EarlierWrite)
+        );
+        // A write the kernel refused (only the old value known), the same.
+        let mut h = LimitHistory::new();
+        h.saw(C, 512 * MIB, 5 * S, LimitBasis::Sampler);
+        h.wrote(C, Some(512 * MIB), None, 7 * S);
+        let l = h.lowered_before(C, 64 * MIB, 8 * S).expect("a lowering");
+        assert_eq!((l.s_before, l.basis), (1.0, LimitBasis::EarlierWrite));
+        // A sampler's reading of 64 MiB does not make it the write's.
+        h.saw(C, 64 * MIB, 7 * S + S / 2, LimitBasis::Sampler);
+        let l = h.lowered_before(C, 64 * MIB, 8 * S).expect("a lowering");
+        assert_eq!(l.basis, LimitBasis::EarlierWrite);
+        // A raise seen last: the limit the kill hit came from it, no
+        // lowering is exact; the readings before say what they say.
+        let mut h = LimitHistory::new();
+        h.wrote(C, Some(32 * MIB), Some(64 * MIB), 7 * S);
+        assert_eq!(h.lowered_before(C, 64 * MIB, 8 * S), None);
+    }
+
+    /// The start-up scan read 256 MiB; the cgroup stayed below the
+    /// sampler's floor, so nothing read it again before the kill at 64 MiB.
+    #[test]
+    fn the_start_up_scan_is_a_reading() {
+        let h =
+            LimitHistory::startup_scan(&[(C.into(), 256 * MIB), ("/kubepods".into(), 0)], 10 * S);
+        let l = h.lowered_before(C, 64 * MIB, 12 * S).expect("a lowering");
+        assert_eq!(
+            (l.from_bytes, l.s_before, l.basis),
+            (256 * MIB, 2.0, LimitBasis::StartupScan)
+        );
+        assert!(!h.runs.contains_key("/kubepods"), "no limit read as 0");
+    }
+
     #[test]
     fn old_readings_are_forgotten() {
         let mut h = LimitHistory::new();
         h.saw(C, 200 * MIB, 10 * S, LimitBasis::Sampler);
+        h.wrote(C, Some(200 * MIB), Some(64 * MIB), 10 * S);
         h.forget_before(10 * S + KEEP_NS + 1);
         assert_eq!(h.lowered_before(C, 64 * MIB, 11 * S), None);
-        assert!(h.runs.is_empty());
+        assert!(h.runs.is_empty() && h.writes.is_empty());
     }
 }
