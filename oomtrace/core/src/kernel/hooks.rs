@@ -964,7 +964,7 @@ mod tests {
         for name in [LIMIT_FENTRY, LIMIT_KPROBE] {
             assert!(program(name).is_ok(), "{name}");
         }
-        assert_eq!(table_programs().count(), 20);
+        assert_eq!(table_programs().count(), 22);
         let (row, spec) = program("memcg_charge").expect("in the table");
         assert_eq!(row.family, Family::Charge);
         assert_eq!(
