@@ -263,6 +263,7 @@ fn load_hooks(config: &Config) -> anyhow::Result<loader::Loaded> {
         &config.common.node.btf,
         &config.common.node.hooks,
         config.common.node.ring_buffer_bytes,
+        Some(config.layout.hierarchy_id),
     )?;
     loader::trim_heap();
     Ok(loaded)
