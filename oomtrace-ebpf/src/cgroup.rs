@@ -5,9 +5,20 @@
 //! for the event; no perf event, which Linux 6.1 opens for a classic
 //! tracepoint's raw data only with CAP_SYS_ADMIN), else the classic
 //! tracepoints' records.
+//!
+//! `cgroup_attach_task` fires for every process move in every hierarchy
+//! (on v1, a runtime or systemd moving one process fires it once per
+//! controller), and a record costs the mover the ring buffer's wake-up of
+//! the daemon. So the attach programs return before reserving anything for
+//! the moves userspace would ignore: those of other hierarchies than the
+//! memory one (both forms), and — with `ATTACH_MOVES` set, which userspace
+//! does only when no hook needs a host process's last move as its cgroup —
+//! moves of host processes that concern no pod (tp_btf form: the task is at
+//! hand to tell).
 
 use aya_ebpf::{
-    macros::{btf_tracepoint, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::{Array, LruHashMap},
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
@@ -15,9 +26,25 @@ use oomtrace_common::{AttachEvent, CgroupEvent, Hook, Kind, COMM_LEN, PATH_LEN};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, data_loc, header, read, read_str},
+    kernel::{count_drop, data_loc, header, read, read_str, try_read_str},
     EVENTS,
 };
+
+/// Slot 0: 1 when only the moves that concern a pod are wanted (see the
+/// module's comment); 0, the default, keeps every move of the memory
+/// hierarchy.
+#[map]
+static ATTACH_MOVES: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Host-pid-namespace processes seen joining a pod's cgroup (a hostPID
+/// pod's): their later move out is an escape userspace must see, which the
+/// path and the pid namespace would not tell.
+#[map]
+static POD_HOST_PIDS: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// "kubepods", the word every pod cgroup's path holds (cgroupfs and systemd
+/// drivers, a `<prefix>-kubepods.slice`, runc's flat systemd names).
+const KUBEPODS: u64 = u64::from_le_bytes(*b"kubepods");
 
 #[tracepoint(category = "cgroup", name = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
@@ -67,6 +94,10 @@ pub fn cg_attach_btf(ctx: BtfTracePointContext) -> i32 {
     let cgrp: *const u8 = ctx.arg(0);
     let path: *const u8 = ctx.arg(1);
     let task: *const u8 = ctx.arg(2);
+    let root = hierarchy_id(cgrp);
+    if !memory_hierarchy(root) || !concerns_a_pod(task, path) {
+        return 0;
+    }
     let Some(mut entry) = EVENTS.reserve::<AttachEvent>(0) else {
         count_drop(Hook::Cgroup);
         return 0;
@@ -74,7 +105,7 @@ pub fn cg_attach_btf(ctx: BtfTracePointContext) -> i32 {
     let ev = entry.as_mut_ptr();
     unsafe {
         (*ev).header = header(Kind::CgroupAttach);
-        let (root, level, id) = cgroup_fields(cgrp);
+        let (_, level, id) = cgroup_fields(cgrp);
         (*ev).dst_root = root;
         (*ev).dst_level = level;
         (*ev).dst_id = id;
@@ -90,13 +121,86 @@ pub fn cg_attach_btf(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// Whether a move into hierarchy `root` is one userspace reads: the memory
+/// hierarchy's (v1: its id; v2: 0), or any when userspace did not say.
+#[inline(always)]
+fn memory_hierarchy(root: u32) -> bool {
+    let memory = get(&g::MEMORY_HIERARCHY) as u32;
+    memory == u32::MAX || root == memory
+}
+
+/// Whether this move of the memory hierarchy may concern a pod: a process
+/// of a container's pid namespace (into or out of its pod), a host process
+/// joining a pod's cgroup (remembered), or one seen joining a pod before,
+/// or whose parent was (leaving it). Every move when `ATTACH_MOVES` is 0
+/// or a read fails.
+#[inline(always)]
+fn concerns_a_pod(task: *const u8, path: *const u8) -> bool {
+    if ATTACH_MOVES.get(0) != Some(&1) || get(&g::BTF_READY) == 0 {
+        return true;
+    }
+    let Ok(level) = read::<*const u8>(task, get(&g::TASK_THREAD_PID))
+        .and_then(|pid| read::<u32>(pid, get(&g::PID_LEVEL)))
+    else {
+        return true;
+    };
+    if level > 0 {
+        return true;
+    }
+    let Ok(tgid) = read::<u32>(task, get(&g::TASK_TGID)) else {
+        return true;
+    };
+    if unsafe { POD_HOST_PIDS.get(tgid) }.is_some() {
+        return true;
+    }
+    if let Ok(parent) = read::<*const u8>(task, get(&g::TASK_REAL_PARENT))
+        .and_then(|p| read::<u32>(p, get(&g::TASK_TGID)))
+    {
+        if unsafe { POD_HOST_PIDS.get(parent) }.is_some() {
+            return true;
+        }
+    }
+    if names_kubepods(path) {
+        let _ = POD_HOST_PIDS.insert(tgid, 1, 0);
+        return true;
+    }
+    false
+}
+
+/// Whether the kernel's path of the destination holds "kubepods" (a failed
+/// read says yes: the move is kept).
+#[inline(always)]
+fn names_kubepods(path: *const u8) -> bool {
+    let mut buf = [0u8; PATH_LEN];
+    let Ok(n) = (unsafe { try_read_str(path, buf.as_mut_ptr(), PATH_LEN) }) else {
+        return true;
+    };
+    let n = n as usize;
+    let mut i = 0;
+    while i + 8 <= n && i + 8 <= PATH_LEN {
+        // SAFETY: i + 8 <= PATH_LEN, inside `buf`.
+        let word = unsafe { core::ptr::read_unaligned(buf.as_ptr().add(i) as *const u64) };
+        if word == KUBEPODS {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// A `struct cgroup`'s hierarchy id (0 for v2's, and when unreadable).
+#[inline(always)]
+fn hierarchy_id(cgrp: *const u8) -> u32 {
+    read::<*const u8>(cgrp, get(&g::CGROUP_ROOT))
+        .and_then(|r| read::<i32>(r, get(&g::ROOT_HIERARCHY_ID)))
+        .unwrap_or(0) as u32
+}
+
 /// The hierarchy id, level and kernfs id of a `struct cgroup`, as the
 /// classic tracepoints record them.
 #[inline(always)]
 fn cgroup_fields(cgrp: *const u8) -> (u32, u32, u64) {
-    let root = read::<*const u8>(cgrp, get(&g::CGROUP_ROOT))
-        .and_then(|r| read::<i32>(r, get(&g::ROOT_HIERARCHY_ID)))
-        .unwrap_or(0) as u32;
+    let root = hierarchy_id(cgrp);
     let level = read::<i32>(cgrp, get(&g::CGROUP_LEVEL)).unwrap_or(0) as u32;
     let id = read::<*const u8>(cgrp, get(&g::CGROUP_KN))
         .and_then(|kn| read::<u64>(kn, get(&g::KN_ID)))
@@ -144,6 +248,13 @@ fn emit(rec: *const u8, kind: Kind) {
 
 #[inline(always)]
 fn emit_attach(rec: *const u8) {
+    // No task at hand here: every move of the memory hierarchy is kept.
+    let Ok(root) = read::<u32>(rec, get(&g::TP_AT_DST_ROOT)) else {
+        return;
+    };
+    if !memory_hierarchy(root) {
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<AttachEvent>(0) else {
         count_drop(Hook::Cgroup);
         return;
@@ -151,7 +262,7 @@ fn emit_attach(rec: *const u8) {
     let ev = entry.as_mut_ptr();
     unsafe {
         (*ev).header = header(Kind::CgroupAttach);
-        (*ev).dst_root = read::<u32>(rec, get(&g::TP_AT_DST_ROOT)).unwrap_or(0);
+        (*ev).dst_root = root;
         (*ev).dst_level = read::<u32>(rec, get(&g::TP_AT_DST_LEVEL)).unwrap_or(0);
         (*ev).dst_id = read::<u64>(rec, get(&g::TP_AT_DST_ID)).unwrap_or(0);
         (*ev).pid = read::<u32>(rec, get(&g::TP_AT_PID)).unwrap_or(0);

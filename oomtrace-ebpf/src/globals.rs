@@ -30,6 +30,8 @@ pub static TASK_THREAD_PID: u32 = 0;
 #[no_mangle]
 pub static TASK_NSPROXY: u32 = 0;
 #[no_mangle]
+pub static TASK_REAL_PARENT: u32 = 0;
+#[no_mangle]
 pub static PID_LEVEL: u32 = 0;
 #[no_mangle]
 pub static PID_NUMBERS: u32 = 0;
@@ -164,6 +166,11 @@ pub static ITEM_ANON: u32 = u32::MAX;
 pub static ITEM_FILE: u32 = u32::MAX;
 #[no_mangle]
 pub static ITEM_SHMEM: u32 = u32::MAX;
+
+/// The memory controller's hierarchy id (v2: 0), whose moves the attach
+/// programs keep; `u32::MAX` (not told) keeps every hierarchy's.
+#[no_mangle]
+pub static MEMORY_HIERARCHY: u32 = u32::MAX;
 
 /// `kernel_siginfo.si_code`.
 #[no_mangle]

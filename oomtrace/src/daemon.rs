@@ -257,12 +257,19 @@ fn kubelet_config(node: &crate::cli::NodeArgs) -> PathBuf {
     found.path()
 }
 
+/// The debug target of the kill path's steps (`OOMTRACE_LOG=oomtrace::timing=debug`):
+/// when each victim record and each kernel report reached the daemon, when
+/// its verdict was judged and written, in CLOCK_BOOTTIME ns, for the latency
+/// bench's split.
+pub const TIMING: &str = "oomtrace::timing";
+
 /// Loads and attaches the hooks.
 fn load_hooks(config: &Config) -> anyhow::Result<loader::Loaded> {
     let loaded = loader::load(
         &config.common.node.btf,
         &config.common.node.hooks,
         config.common.node.ring_buffer_bytes,
+        Some(config.layout.hierarchy_id),
     )?;
     loader::trim_heap();
     Ok(loaded)
@@ -482,6 +489,7 @@ impl Daemon {
     /// One input through the engine: recorded with the answers it took,
     /// its lines written.
     fn feed(&mut self, input: Input) -> anyhow::Result<()> {
+        let timing = tracing::enabled!(target: TIMING, tracing::Level::DEBUG);
         let lines = match self.recorder.as_mut() {
             Some(r) => {
                 let lines = self.engine.handle(input.clone(), &mut self.live);
@@ -491,8 +499,19 @@ impl Daemon {
             }
             None => self.engine.handle(input, &mut self.live),
         };
+        let judged_ns = if timing { observe::boot_ns() } else { 0 };
         for line in lines {
             self.sink.write(&line)?;
+            if let (true, Line::Verdict(v)) = (timing, &line) {
+                if let Some(victim) = &v.victim {
+                    tracing::debug!(
+                        target: TIMING,
+                        "verdict pid={} judged_ns={judged_ns} written_ns={}",
+                        victim.pid,
+                        observe::boot_ns()
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -544,6 +563,21 @@ impl Daemon {
         // at the kernel's next lazy wake-up of log readers.
         if let (false, Some(n)) = (batch.is_empty(), &self.kmsg_nudge) {
             n.now();
+        }
+        if tracing::enabled!(target: TIMING, tracing::Level::DEBUG) {
+            let now = observe::boot_ns();
+            for bytes in &batch {
+                if let Ok(oomtrace_core::kernel::event::Event::Victim(v)) =
+                    oomtrace_core::kernel::event::decode(bytes)
+                {
+                    tracing::debug!(
+                        target: TIMING,
+                        "victim record pid={} kill_ns={} arrived_ns={now}",
+                        v.victim.tgid,
+                        v.header.boot_ns
+                    );
+                }
+            }
         }
         for bytes in batch {
             self.feed(Input::Kernel(bytes))?;
@@ -599,6 +633,14 @@ impl Daemon {
         self.position.oom_kill = state::vmstat_oom_kill();
         if let Err(e) = state::save(&self.config.state_file, &self.position) {
             tracing::warn!("{e}");
+        }
+        if let OomLine::Summary(summary) = &seen.line {
+            tracing::debug!(
+                target: TIMING,
+                "kernel report pid={} arrived_ns={}",
+                summary.pid,
+                observe::boot_ns()
+            );
         }
         match seen.line {
             OomLine::Summary(summary) => self.feed(Input::Kmsg(summary)),

@@ -184,7 +184,7 @@ pub fn examine(node: &NodeArgs) -> Report {
     let log_problem = (log.status != Status::Ok).then(|| log.detail.clone());
     checks.push(log);
 
-    let hooks = match loader::load(&node.btf, &node.hooks, node.ring_buffer_bytes) {
+    let hooks = match loader::load(&node.btf, &node.hooks, node.ring_buffer_bytes, None) {
         Ok(loaded) => {
             let f = &loaded.facts;
             let oom_fentry = loaded

@@ -85,8 +85,9 @@ pub struct Loaded {
 pub type KernelLog = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 /// Hands the heap freed by start-up back to the kernel. Loading parses the
-/// kernel's BTF twice (ours for offsets, aya's for the BTF programs): tens
-/// of MiB, freed when `load` returns, which glibc would otherwise keep
+/// kernel's BTF three times, one after the other (ours for offsets,
+/// `EbpfLoader::new`'s, aya's for the BTF programs): tens of MiB, freed when
+/// `load` returns, which glibc would otherwise keep
 /// mapped for good (measured: 39 MiB RSS steady without this, 15 with).
 pub fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -96,10 +97,35 @@ pub fn trim_heap() {
     }
 }
 
+/// `memory_hierarchy`: the memory controller's hierarchy id (v2: 0), the
+/// only hierarchy whose moves the attach programs then pass on; None passes
+/// every hierarchy's.
+/// The process's peak resident memory so far (VmHWM), for the debug log
+/// of start-up's steps: the peak is start-up's, and this says which step.
+pub fn log_peak(step: &str) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    tracing::debug!(
+        "memory after {step}: peak {}, resident {}",
+        field("VmHWM:"),
+        field("VmRSS:")
+    );
+}
+
 pub fn load(
     btf_path: &Path,
     requests: &HookRequests,
     ring_buffer_bytes: u32,
+    memory_hierarchy: Option<u32>,
 ) -> Result<Loaded, LoadError> {
     if OBJECT.is_empty() {
         return Err(LoadError::NoObject);
@@ -109,10 +135,12 @@ pub fn load(
         Ok((p, m)) => (Ok(p), m),
         Err(e) => (Err(e.to_string()), false),
     };
+    log_peak("tracefs");
     let (kernel_btf, unusable) = match KernelBtf::from_file(btf_path) {
         Ok(b) => (Some(b), None),
         Err(e) => (None, Some(BtfProblem::Unusable(e))),
     };
+    log_peak("oomtrace's BTF parse");
     let mut globals: Vec<offsets::Global> = Vec::new();
     let mut offers = Offers {
         tracefs_problem: tracefs_dir.as_ref().err().cloned(),
@@ -159,29 +187,6 @@ pub fn load(
             }
         }
     }
-    let aya_btf = if offers.btf_problem.is_none() {
-        aya::Btf::parse_file(btf_path, aya::Endianness::Little).ok()
-    } else {
-        None
-    };
-
-    let mut loader = EbpfLoader::new();
-    loader.btf(aya_btf.as_ref());
-    loader.map_max_entries("EVENTS", ring_buffer_bytes);
-    for (name, value) in &globals {
-        loader.override_global(name, value, true);
-    }
-    // aya-log's level in the kernel: its lines are written only when they
-    // would be shown (`OOMTRACE_LOG`/`RUST_LOG=oomtrace=debug`).
-    let kernel_debug = tracing::enabled!(target: "oomtrace_ebpf", tracing::Level::DEBUG);
-    // 4: aya_log_common::Level::Debug; 0: off.
-    let kernel_log_level: u8 = if kernel_debug { 4 } else { 0 };
-    loader.override_global("AYA_LOG_LEVEL", &kernel_log_level, false);
-    let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
-    let bpf_log = aya_log::EbpfLogger::init(&mut ebpf)
-        .inspect_err(|e| tracing::debug!("no kernel-side log: {e}"))
-        .ok();
-
     // The BTF/raw programs read tracepoint arguments by position: check the
     // running kernel's prototypes say what they expect.
     if let Some(b) = &kernel_btf {
@@ -197,12 +202,53 @@ pub fn load(
             }
         }
     }
+    // Start-up's peak memory is the parsed BTFs (several times the file
+    // each): ours goes before aya's, and aya's two never coexist.
+    drop(kernel_btf);
+    log_peak("oomtrace's BTF queries");
+
+    // `EbpfLoader::new` parses the kernel's BTF for CO-RE relocations, which
+    // Rust programs do not have (no `preserve_access_index`): dropped at once.
+    let mut loader = EbpfLoader::new();
+    loader.btf(None);
+    loader.map_max_entries("EVENTS", ring_buffer_bytes);
+    let memory_hierarchy = memory_hierarchy.unwrap_or(u32::MAX);
+    loader.override_global("MEMORY_HIERARCHY", &memory_hierarchy, true);
+    for (name, value) in &globals {
+        loader.override_global(name, value, true);
+    }
+    // aya-log's level in the kernel: its lines are written only when they
+    // would be shown (`OOMTRACE_LOG`/`RUST_LOG=oomtrace=debug`).
+    let kernel_debug = tracing::enabled!(target: "oomtrace_ebpf", tracing::Level::DEBUG);
+    // 4: aya_log_common::Level::Debug; 0: off.
+    let kernel_log_level: u8 = if kernel_debug { 4 } else { 0 };
+    loader.override_global("AYA_LOG_LEVEL", &kernel_log_level, false);
+    let mut ebpf = loader.load(OBJECT).map_err(LoadError::Object)?;
+    drop(loader);
+    log_peak("the object's load");
+    let bpf_log = aya_log::EbpfLogger::init(&mut ebpf)
+        .inspect_err(|e| tracing::debug!("no kernel-side log: {e}"))
+        .ok();
+
+    // The BTF programs' attach targets are found by name in aya's own parse.
+    let aya_btf = if offers.btf_problem.is_none() {
+        aya::Btf::parse_file(btf_path, aya::Endianness::Little).ok()
+    } else {
+        None
+    };
+    log_peak("aya's BTF parse");
     offers.kprobes = has_kprobes(tracefs_dir.as_ref().ok().map(PathBuf::from).as_deref());
     let env = probe::Env {
         btf: aya_btf.as_ref(),
         offers,
     };
     let choices = probe::attach_all(&mut ebpf, requests, &env);
+    log_peak("attaching");
+    if pod_moves_suffice(&choices) {
+        if let Err(e) = keep_pod_moves_only(&mut ebpf) {
+            tracing::warn!("every process move of the memory hierarchy stays passed on: {e}");
+        }
+    }
     let facts = Facts {
         tracefs: tracefs_dir,
         tracefs_mounted_by_us,
@@ -218,6 +264,36 @@ pub fn load(
         facts,
         bpf_log,
     })
+}
+
+/// Whether the daemon can do without host processes' moves that concern no
+/// pod: a process's last move is its cgroup only where a record lacks the
+/// task's memory cgroup (a victim hook reading only the pid, the classic
+/// signal tracepoint, kernel-log mode's kill lines without a report).
+fn pod_moves_suffice(choices: &[Choice]) -> bool {
+    let chosen = |f: hooks::Family| {
+        choices
+            .iter()
+            .find(|c| c.family == f)
+            .and_then(|c| c.chosen)
+    };
+    use hooks::HookKind::{Fentry, Kprobe, RawTp, TpBtf};
+    matches!(
+        chosen(hooks::Family::Victim),
+        Some(TpBtf | RawTp | Fentry | Kprobe)
+    ) && matches!(chosen(hooks::Family::Signal), None | Some(TpBtf))
+}
+
+/// Tells the attach program (`ATTACH_MOVES`) to pass on only the moves
+/// that may concern a pod.
+fn keep_pod_moves_only(ebpf: &mut Ebpf) -> Result<(), aya::maps::MapError> {
+    let map = ebpf
+        .map_mut("ATTACH_MOVES")
+        .ok_or_else(|| aya::maps::MapError::InvalidName {
+            name: "ATTACH_MOVES".into(),
+        })?;
+    let mut moves: aya::maps::Array<_, u32> = aya::maps::Array::try_from(map)?;
+    moves.set(0, 1, 0)
 }
 
 /// The globals read from one set of tracefs `format` files (a
@@ -300,6 +376,36 @@ fn has_kprobes(tracefs: Option<&Path>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn choices(victim: Option<hooks::HookKind>, signal: Option<hooks::HookKind>) -> Vec<Choice> {
+        [
+            (hooks::Family::Victim, victim),
+            (hooks::Family::Signal, signal),
+            (hooks::Family::Cgroup, Some(hooks::HookKind::TpBtf)),
+        ]
+        .into_iter()
+        .map(|(family, chosen)| Choice {
+            family,
+            chosen,
+            skipped: Vec::new(),
+        })
+        .collect()
+    }
+
+    /// Host processes' moves are dropped in the kernel only when every
+    /// record that names a process carries its memory cgroup.
+    #[test]
+    fn host_moves_are_dropped_only_when_no_hook_needs_them() {
+        use hooks::HookKind::{RawTp, TpBtf, Tracepoint};
+        assert!(pod_moves_suffice(&choices(Some(TpBtf), Some(TpBtf))));
+        assert!(pod_moves_suffice(&choices(Some(RawTp), None)));
+        // The classic victim tracepoint gives the pid only.
+        assert!(!pod_moves_suffice(&choices(Some(Tracepoint), Some(TpBtf))));
+        // Kernel-log mode: a kill line without its report is named by the move.
+        assert!(!pod_moves_suffice(&choices(None, Some(TpBtf))));
+        // The classic signal tracepoint has no target cgroup.
+        assert!(!pod_moves_suffice(&choices(Some(TpBtf), Some(Tracepoint))));
+    }
 
     /// Doctor shows these as they read: what failed, why, and the fix.
     #[test]

@@ -116,6 +116,20 @@ impl Launch {
         self
     }
 
+    /// An environment variable for the daemon (e.g. `OOMTRACE_LOG`).
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Launch {
+        self.command.env(key, value);
+        self
+    }
+
+    /// stderr to `file` (default: inherited), kept after the daemon stops.
+    pub fn stderr_file(&mut self, file: &Path) -> anyhow::Result<&mut Launch> {
+        let f = std::fs::File::create(file)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", file.display()))?;
+        self.command.stderr(f);
+        Ok(self)
+    }
+
     /// Run on the line reader's thread before it reads (e.g. to give it a
     /// real-time priority).
     pub fn on_reader_start(&mut self, f: impl FnOnce() + Send + 'static) -> &mut Launch {

@@ -160,32 +160,43 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
          | --- | --- | --- | --- | --- |\n\
          | {runs} | {r_med:.0} ms [{r_min:.0}, {r_max:.0}] | {rss_ready:.1} MiB | {m_med:.1} MiB [{m_min:.1}, {m_max:.1}] | {h_med:.1} MiB [{h_min:.1}, {h_max:.1}] |"
     );
+    // Whether the peak had been reached by `ready`: measured per run.
+    let by_ready = starts
+        .iter()
+        .filter(|s| s.hwm_ready_kib >= s.hwm_kib)
+        .count();
     let targets = vec![
         Target::new(
             format!("RSS with {} cgroups, {} processes", pods * 2, pods * per),
-            "≤ 32 MiB steady",
-            format!("{m_med:.1} MiB (peak {h_max:.1} MiB)"),
-            m_max <= 32.0,
-        )
-        .note(if h_max > 32.0 {
-            // Whether the peak had been reached by `ready`: measured per run.
-            let by_ready = starts
-                .iter()
-                .filter(|s| s.hwm_ready_kib >= s.hwm_kib)
-                .count();
-            format!(
-                "in {by_ready} of {} runs the peak (VmHWM) had been reached by the ready line, before any event",
-                starts.len()
-            )
-        } else {
-            String::new()
-        }),
-        Target::new(
-            "start to ready",
-            "≤ 1 s",
-            format!("{r_med:.0} ms (max {r_max:.0} ms)"),
-            r_max <= 1000.0,
+            "≤ 24 MiB steady",
+            format!("{m_med:.1} MiB [{m_min:.1}, {m_max:.1}]"),
+            m_max <= 24.0,
         ),
+        Target::new(
+            "start-up peak (VmHWM)",
+            "≤ 32 MiB",
+            format!("{h_med:.1} MiB [{h_min:.1}, {h_max:.1}]"),
+            h_max <= 32.0,
+        )
+        .note(format!(
+            "in {by_ready} of {} runs the peak had been reached by the ready line, before any event",
+            starts.len()
+        )),
+        {
+            let t = Target::new(
+                "start to ready",
+                "≤ 1 s",
+                format!("{r_med:.0} ms (max {r_max:.0} ms)"),
+                r_max <= 1000.0,
+            );
+            if r_max <= 1000.0 || r_min > 1000.0 {
+                t
+            } else {
+                t.inconclusive().note(format!(
+                    "the starts spread from {r_min:.0} to {r_max:.0} ms, across the target; the bare machine's start took {b_r:.0} ms in this run"
+                ))
+            }
+        },
     ];
     Ok(Report { body, targets })
 }

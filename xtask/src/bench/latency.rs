@@ -90,10 +90,82 @@ pub(super) fn latencies(lines: &[Line], pids: &HashSet<u64>) -> (Vec<f64>, HashM
 /// `n` memcg OOM kills one after another: kill → line latencies (ms) and the
 /// daemon's own kill → judgement delays (`evidence.judged_after_ms`), sorted.
 fn latency_pass(b: &Bench, n: usize, realtime: bool) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (lat, reads, _) = latency_pass_with(b, n, realtime, None)?;
+    Ok((lat, reads))
+}
+
+/// The kill path's steps for one kill, ms after the kill (CLOCK_BOOTTIME
+/// on both ends, from the daemon's `oomtrace::timing` log).
+#[derive(Default, Clone, Copy)]
+struct Steps {
+    record: Option<f64>,
+    report: Option<f64>,
+    judged: Option<f64>,
+    written: Option<f64>,
+}
+
+/// The `oomtrace::timing` lines of a daemon's log → steps per victim pid.
+fn parse_steps(log: &str) -> HashMap<u64, Steps> {
+    let field = |line: &str, key: &str| -> Option<u64> {
+        let at = line.find(key)? + key.len();
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let mut kill_ns: HashMap<u64, u64> = HashMap::new();
+    let mut report_ns: HashMap<u64, u64> = HashMap::new();
+    let mut steps: HashMap<u64, Steps> = HashMap::new();
+    let ms = |at: u64, kill: u64| at.saturating_sub(kill) as f64 / 1e6;
+    for line in log.lines() {
+        let Some(pid) = field(line, " pid=") else {
+            continue;
+        };
+        if line.contains("victim record pid=") {
+            if let (Some(k), Some(at)) = (field(line, "kill_ns="), field(line, "arrived_ns=")) {
+                kill_ns.insert(pid, k);
+                steps.entry(pid).or_default().record = Some(ms(at, k));
+                if let Some(&r) = report_ns.get(&pid) {
+                    steps.entry(pid).or_default().report = Some(ms(r, k));
+                }
+            }
+        } else if line.contains("kernel report pid=") {
+            if let Some(at) = field(line, "arrived_ns=") {
+                // The first report of this pid: the one its verdict waited for.
+                report_ns.entry(pid).or_insert(at);
+                if let Some(&k) = kill_ns.get(&pid) {
+                    let s = steps.entry(pid).or_default();
+                    s.report.get_or_insert(ms(at, k));
+                }
+            }
+        } else if line.contains("verdict pid=") {
+            if let (Some(&k), Some(j), Some(w)) = (
+                kill_ns.get(&pid),
+                field(line, "judged_ns="),
+                field(line, "written_ns="),
+            ) {
+                let s = steps.entry(pid).or_default();
+                s.judged = Some(ms(j, k));
+                s.written = Some(ms(w, k));
+            }
+        }
+    }
+    steps
+}
+
+/// [`latency_pass`], and with `timing` (a file for the daemon's stderr) the
+/// kill path's steps per kill.
+fn latency_pass_with(
+    b: &Bench,
+    n: usize,
+    realtime: bool,
+    timing: Option<&std::path::Path>,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<Steps>)> {
     let (_p, rel) = pod_path();
     let cg = Cgroup::try_create(&rel)?;
     cg.try_set_limit(16 << 20)?;
-    let d = b.daemon_prio(&[], Out::Pipe, realtime)?;
+    let d = b.daemon_with(&[], Out::Pipe, realtime, timing)?;
     d.settle();
     let mut pids = HashSet::new();
     for _ in 0..n {
@@ -117,7 +189,16 @@ fn latency_pass(b: &Bench, n: usize, realtime: bool) -> anyhow::Result<(Vec<f64>
     let reads: Vec<f64> = verdicts_for(&lines, &pids)
         .filter_map(|l| l.v["evidence"]["judged_after_ms"].as_f64())
         .collect();
-    Ok((sorted(lat), sorted(reads)))
+    let steps = match timing {
+        Some(file) => {
+            let log =
+                fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let by_pid = parse_steps(&log);
+            pids.iter().filter_map(|p| by_pid.get(p).copied()).collect()
+        }
+        None => Vec::new(),
+    };
+    Ok((sorted(lat), sorted(reads), steps))
 }
 
 pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
@@ -129,6 +210,11 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
     let printk = fs::read_to_string(PRINTK).context("reading /proc/sys/kernel/printk")?;
     fs::write(PRINTK, "1").context("lowering the console log level")?;
     let quiet = latency_pass(b, n, false);
+    let timing_log = b.tmp.join("latency-timing.log");
+    let timed = quiet
+        .as_ref()
+        .ok()
+        .map(|_| latency_pass_with(b, n, false, Some(&timing_log)));
     if let Err(e) = fs::write(PRINTK, printk.trim()) {
         eprintln!(
             "bench: restoring /proc/sys/kernel/printk to {}: {e}",
@@ -136,6 +222,10 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
         );
     }
     let (q, q_reads) = quiet?;
+    let (t_lat, _, steps) = match timed {
+        Some(t) => t?,
+        None => bail!("no timed pass"),
+    };
     fs::write(
         b.raw.join("latency.json"),
         serde_json::to_vec_pretty(&json!({
@@ -143,6 +233,10 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
             "sched_fifo": rt, "sched_fifo_judged_after": rt_reads,
             "console_quiet": q, "console_quiet_judged_after": q_reads,
             "printk": printk.trim(),
+            "timed_console_quiet": t_lat,
+            "timed_steps_ms": steps.iter().map(|s| json!({
+                "record": s.record, "report": s.report, "judged": s.judged, "written": s.written,
+            })).collect::<Vec<_>>(),
         }))?,
     )?;
     let (p50, p99, max) = (pct(&s, 50.0), pct(&s, 99.0), s[s.len() - 1]);
@@ -211,7 +305,26 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
         p50 - q50,
         p99 - q99,
     );
+    let _ = writeln!(body, "\n{}", steps_table(&steps, &t_lat));
+    let quiet_target = Target::new(
+        "latency p50, console quiet",
+        "≤ 0.5 ms",
+        format!("{q50:.3} ms (p90 {:.3} ms)", pct(&q, 90.0)),
+        q50 <= 0.5,
+    );
+    let quiet_target = if q50 <= 0.5 {
+        quiet_target
+    } else if pct(&q, 10.0) <= 0.5 {
+        quiet_target.inconclusive().note(format!(
+            "the kills spread from {:.3} ms (p10) to {:.3} ms (p90) across the target; the steps' table below says where the median goes",
+            pct(&q, 10.0),
+            pct(&q, 90.0)
+        ))
+    } else {
+        quiet_target.note(steps_cause(&steps))
+    };
     let targets = vec![
+        quiet_target,
         Target::new("latency p50", "≤ 1 ms", format!("{p50:.3} ms"), p50 <= 1.0).note(
             if p50 <= 1.0 {
                 String::new()
@@ -234,6 +347,78 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
     Ok(Report { body, targets })
 }
 
+/// The p50 of one step over the kills that have it.
+fn step_p50(steps: &[Steps], f: impl Fn(&Steps) -> Option<f64>) -> Option<f64> {
+    let v = sorted(steps.iter().filter_map(f).collect());
+    (!v.is_empty()).then(|| pct(&v, 50.0))
+}
+
+/// Where the time of the timed pass goes, step by step.
+fn steps_table(steps: &[Steps], lat: &[f64]) -> String {
+    let mut t = format!(
+        "The kill → line path, step by step: a fourth pass (console quiet, as the third) with the daemon \
+         logging its steps (`OOMTRACE_LOG=oomtrace::timing=debug`, stderr to a file: a few log writes per \
+         kill), each in CLOCK_BOOTTIME ns after the kill (the victim hook's stamp), {} kills:\n\n\
+         | step | p50 | p90 | max |\n| --- | --- | --- | --- |\n",
+        steps.len()
+    );
+    type Pick = fn(&Steps) -> Option<f64>;
+    let rows: [(&str, Pick); 4] = [
+        (
+            "the victim record reaches the daemon (ring buffer wake-up)",
+            |s| s.record,
+        ),
+        (
+            "the kernel's OOM report reaches the daemon (/dev/kmsg, one record a read)",
+            |s| s.report,
+        ),
+        (
+            "judged: the engine done (the wait for the report, the reads, the verdict)",
+            |s| s.judged,
+        ),
+        ("the line written", |s| s.written),
+    ];
+    for (name, pick) in rows {
+        let v = sorted(steps.iter().filter_map(pick).collect());
+        if v.is_empty() {
+            let _ = writeln!(t, "| {name} | - | - | - |");
+            continue;
+        }
+        let _ = writeln!(
+            t,
+            "| {name} | {:.3} ms | {:.3} ms | {:.3} ms |",
+            pct(&v, 50.0),
+            pct(&v, 90.0),
+            v[v.len() - 1]
+        );
+    }
+    if !lat.is_empty() {
+        let _ = writeln!(
+            t,
+            "| the line read by the bench (kill → line) | {:.3} ms | {:.3} ms | {:.3} ms |",
+            pct(lat, 50.0),
+            pct(lat, 90.0),
+            lat[lat.len() - 1]
+        );
+    }
+    t
+}
+
+/// What holds the quiet median, from the steps' medians.
+fn steps_cause(steps: &[Steps]) -> String {
+    match (
+        step_p50(steps, |s| s.record),
+        step_p50(steps, |s| s.report),
+        step_p50(steps, |s| s.judged),
+    ) {
+        (Some(rec), Some(rep), Some(judged)) => format!(
+            "the victim record reaches the daemon at {rec:.3} ms (p50), the kernel's report at {rep:.3} ms: \
+             the verdict waits for the report (oom_memcg and the memory at the kill), judged at {judged:.3} ms"
+        ),
+        _ => "the steps' table below".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +434,26 @@ mod tests {
         );
         let c = miss_cause("median", 2.7, 2.6, 2.6, 2.5);
         assert!(c.starts_with("neither") && c.contains("2.500 ms"), "{c}");
+    }
+
+    #[test]
+    fn steps_are_read_from_the_timing_log() {
+        let log = "\
+2026-12-07T18:01:37.825717Z DEBUG oomtrace::timing: kernel report pid=7 arrived_ns=1500000
+2026-12-07T18:01:37.825768Z DEBUG oomtrace::timing: victim record pid=7 kill_ns=1000000 arrived_ns=1200000
+2026-12-07T18:01:37.826020Z DEBUG oomtrace::timing: verdict pid=7 judged_ns=1700000 written_ns=1800000
+2026-12-07T18:01:38.188618Z DEBUG oomtrace::timing: victim record pid=9 kill_ns=2000000 arrived_ns=2100000
+2026-12-07T18:01:38.189590Z DEBUG oomtrace::timing: kernel report pid=9 arrived_ns=2400000
+2026-12-07T18:01:38.189590Z DEBUG oomtrace::timing: verdict pid=9 judged_ns=2500000 written_ns=2600000
+";
+        let s = parse_steps(log);
+        let seven = s.get(&7).copied().unwrap_or_default();
+        assert_eq!(
+            (seven.record, seven.report, seven.judged, seven.written),
+            (Some(0.2), Some(0.5), Some(0.7), Some(0.8))
+        );
+        let nine = s.get(&9).copied().unwrap_or_default();
+        assert_eq!((nine.record, nine.report), (Some(0.1), Some(0.4)));
     }
 
     #[test]

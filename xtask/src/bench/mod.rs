@@ -221,6 +221,18 @@ impl Bench {
     /// SCHED_FIFO priority 10, so a busy run queue does not delay them: what
     /// is left is oomtrace's own path. Not the default configuration.
     fn daemon_prio(&self, extra: &[&str], out: Out, realtime: bool) -> anyhow::Result<Daemon> {
+        self.daemon_with(extra, out, realtime, None)
+    }
+
+    /// `timing`: the daemon logs the kill path's steps (its debug target
+    /// `oomtrace::timing`) to this file.
+    fn daemon_with(
+        &self,
+        extra: &[&str],
+        out: Out,
+        realtime: bool,
+        timing: Option<&Path>,
+    ) -> anyhow::Result<Daemon> {
         let wrapper: &[&str] = if realtime { &["chrt", "-f", "10"] } else { &[] };
         let mut launch = Launch::new(wrapper, &self.oomtrace);
         launch
@@ -237,6 +249,11 @@ impl Bench {
         }
         if realtime {
             launch.on_reader_start(fifo_10);
+        }
+        if let Some(file) = timing {
+            launch
+                .env("OOMTRACE_LOG", "warn,oomtrace::timing=debug")
+                .stderr_file(file)?;
         }
         launch.spawn()
     }

@@ -29,6 +29,7 @@ pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> 
         ("TASK_MM", m("task_struct", "mm")?),
         ("TASK_THREAD_PID", m("task_struct", "thread_pid")?),
         ("TASK_NSPROXY", m("task_struct", "nsproxy")?),
+        ("TASK_REAL_PARENT", m("task_struct", "real_parent")?),
         ("PID_LEVEL", m("pid", "level")?),
         ("PID_NUMBERS", m("pid", "numbers")?),
         ("UPID_SIZE", btf.struct_size("upid")?),
