@@ -396,9 +396,12 @@ mod tests {
     /// record that names a process carries its memory cgroup.
     #[test]
     fn host_moves_are_dropped_only_when_no_hook_needs_them() {
-        use hooks::HookKind::{RawTp, TpBtf, Tracepoint};
+        use hooks::HookKind::{Fentry, Kprobe, RawTp, TpBtf, Tracepoint};
         assert!(pod_moves_suffice(&choices(Some(TpBtf), Some(TpBtf))));
         assert!(pod_moves_suffice(&choices(Some(RawTp), None)));
+        // mark_oom_victim's rows read the victim's task, memcg included.
+        assert!(pod_moves_suffice(&choices(Some(Fentry), Some(TpBtf))));
+        assert!(pod_moves_suffice(&choices(Some(Kprobe), Some(TpBtf))));
         // The classic victim tracepoint gives the pid only.
         assert!(!pod_moves_suffice(&choices(Some(Tracepoint), Some(TpBtf))));
         // Kernel-log mode: a kill line without its report is named by the move.
