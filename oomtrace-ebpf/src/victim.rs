@@ -63,7 +63,9 @@ pub fn victim_kprobe(ctx: ProbeContext) -> u32 {
 /// early then (its task has TIF_MEMDIE), without the tracepoint, and the
 /// daemon would judge the kill twice. The first marking of a process sets
 /// its `signal->oom_mm`, never cleared while the process lives; unlike
-/// TIF_MEMDIE's bit, its offset comes from BTF on every architecture.
+/// TIF_MEMDIE's bit, its offset comes from BTF on every architecture. (It
+/// also skips another thread of a process marked before, which the
+/// tracepoint would report again: the daemon keys victims by process.)
 #[inline(always)]
 fn already_marked(task: *const u8) -> bool {
     read::<*const u8>(task, get(&g::TASK_SIGNAL))
@@ -201,7 +203,7 @@ fn read_field<T>(rec: *const u8, global: &'static u32) -> Result<T, i64> {
 /// Classic tracepoint: the victim's fields come from the record; its
 /// task_struct is out of reach, so only the trigger's memcgs are read.
 /// Before Linux 6.9 (unless backported) the record holds only the pid: the
-/// other fields stay unset, for the kernel's report to name.
+/// other fields stay unset, for the kernel's report and kill line to name.
 #[inline(always)]
 fn emit_from_record<C: EbpfContext>(ctx: &C, rec: *const u8) {
     let Some(mut entry) = EVENTS.reserve::<VictimEvent>(0) else {

@@ -68,7 +68,7 @@ pub enum Input {
     Kernel(#[serde(with = "b64")] Bytes),
     Kmsg(OomSummary),
     /// The kernel log's `Killed process` line for this pid: its report, if
-    /// any, has been read.
+    /// any, has been read. (Recordings made before [`Input::KmsgKilled`].)
     KmsgKill(u32),
     /// The same line, whole (what the daemon sends since victim records
     /// may hold only the pid): it also names the victim's command and
