@@ -581,11 +581,14 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
     // (`oom-kill:constraint=...,oom_memcg=...`) names the cgroup its OOM
     // killer worked in: that beats inferring it from page counters read a
     // little later. Its counters come from the trigger's chain when the
-    // chain holds that cgroup.
+    // chain holds that cgroup, else from the victim's, always inside it (a
+    // write of memory.max below usage runs the OOM killer in the writer,
+    // who may be outside).
     if let Some(s) = snap.kmsg.get(&ev.victim.tgid) {
         let limit = s.oom_memcg.clone().map(|path| {
             let level = trig
                 .iter()
+                .chain(vict.iter())
                 .find(|l| l.id.and_then(path_of).as_deref() == Some(path.as_str()));
             match level {
                 Some(l) => LimitAt {
@@ -631,7 +634,25 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
                     .find(|&&(_, usage, max)| usage.saturating_add(AT_LIMIT_SLACK_PAGES) >= max)
             })
             .copied();
+        // The victim under a limit it is at or over that the trigger is not
+        // under: the OOM may be that limit's, run from outside (a write of
+        // memory.max below usage runs it in the writer, usage then over the
+        // new max until the kill frees it) as well as global. Nothing read
+        // says which. No slack here: a failed charge is not what stops there.
+        let at_a_limit_of_its_own = || {
+            vict.iter().any(|l| {
+                let shared = trig.iter().any(|t| t.id.is_some() && t.id == l.id);
+                !shared
+                    && matches!((l.usage_pages, l.max_pages), (Some(u), Some(m))
+                        if m < UNLIMITED_PAGES && u >= m)
+            })
+        };
         return match at_limit {
+            None if at_a_limit_of_its_own() => Scope {
+                constraint: None,
+                source: None,
+                limit: None,
+            },
             Some((id, usage, max)) => Scope {
                 constraint: Some(Constraint::Memcg),
                 source: Some(ConstraintSource::MemcgCounters),
