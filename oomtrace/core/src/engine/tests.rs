@@ -685,6 +685,35 @@ fn a_kill_inside_a_limit_write_is_the_limits_as_the_kernels_report_says() {
 }
 
 #[test]
+fn a_limit_write_seen_without_the_victims_chain_keeps_the_reports_scope() {
+    // The victims' chains unread (the classic tracepoint): the report's
+    // cgroup is in no chain read, known by its path alone. The write's next
+    // victim, before its own report, is still of that OOM.
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    let writer = [(1, 50_000, 1 << 51)];
+    assert!(e
+        .handle(killed_by(100, &[], WRITER, &writer, 2 * S), &mut k)
+        .is_empty());
+    let container = format!("{POD_A}/{CID_A}");
+    let out = e.handle(Input::Kmsg(memcg_summary(100, &container)), &mut k);
+    let one = only_verdict(&out);
+    assert_eq!(one.verdict, VerdictKind::PodLimit);
+    let out = e.handle(
+        killed_by(101, &[], WRITER, &writer, 2 * S + 5_000_000),
+        &mut k,
+    );
+    let two = only_verdict(&out);
+    assert_eq!(two.evidence.constraint, Some(Constraint::Memcg), "{two:?}");
+    assert_eq!(two.incident, one.incident);
+    assert_eq!(
+        two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+        Some(container.as_str())
+    );
+}
+
+#[test]
 fn a_kill_inside_a_write_to_the_kubepods_limit_is_allocatable() {
     let mut e = audited(false);
     let mut k = Fake::default();

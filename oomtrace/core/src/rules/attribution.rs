@@ -317,7 +317,7 @@ impl Attributor {
             .filter(|o| boot_ns.saturating_sub(o.header.boot_ns) < OOM_RECORD_WINDOW_NS)
             .copied();
         let scope = scope(ev, oom.as_ref(), snap);
-        let scope = self.same_oom_scope(ev, oom.as_ref()).unwrap_or(scope);
+        let scope = self.same_oom_scope(ev, oom.as_ref(), snap).unwrap_or(scope);
 
         let victim_cgroup = leaf(&ev.victim)
             .and_then(|id| snap.tree.path(id).map(str::to_owned))
@@ -464,14 +464,28 @@ impl Attributor {
     /// beside the kill), so the counters no longer sit at the limit. Same
     /// trigger, marked back to back, inside the cgroup whose limit was hit:
     /// the same invocation of the OOM killer.
-    fn same_oom_scope(&self, ev: &VictimEvent, oom: Option<&OomEvent>) -> Option<Scope> {
+    /// The kernel log's scope may name its cgroup by path alone (no chain
+    /// read held it): then the victim is inside it by that path.
+    fn same_oom_scope(
+        &self,
+        ev: &VictimEvent,
+        oom: Option<&OomEvent>,
+        snap: &Snapshot<'_>,
+    ) -> Option<Scope> {
         if oom.is_some() {
             return None;
         }
         let last = self.follows(ev)?;
-        let limit_id = last.scope.limit.as_ref()?.id?;
+        let limit = last.scope.limit.as_ref()?;
+        let is_limit = |l: &MemcgRead| match limit.id {
+            Some(id) => l.id == Some(id.0),
+            None => {
+                limit.path.is_some()
+                    && l.id.and_then(|id| snap.tree.path(CgroupId(id))) == limit.path.as_deref()
+            }
+        };
         let vict = chain(&ev.victim);
-        let inside = vict.is_empty() || vict.iter().any(|l| l.id == Some(limit_id.0));
+        let inside = vict.is_empty() || vict.iter().any(is_limit);
         (last.trigger_tid == ev.trigger.tid
             && last.scope.constraint == Some(Constraint::Memcg)
             && matches!(
