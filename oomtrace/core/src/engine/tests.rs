@@ -697,9 +697,25 @@ fn a_limit_write_seen_without_the_victims_chain_keeps_the_reports_scope() {
         .handle(killed_by(100, &[], WRITER, &writer, 2 * S), &mut k)
         .is_empty());
     let container = format!("{POD_A}/{CID_A}");
-    let out = e.handle(Input::Kmsg(memcg_summary(100, &container)), &mut k);
+    let report = MemcgReport {
+        cgroup: container.clone(),
+        usage_kb: Some(32768),
+        limit_kb: Some(16384),
+        stats: Default::default(),
+    };
+    let summary = OomSummary {
+        report: Some(report),
+        ..memcg_summary(100, &container)
+    };
+    let out = e.handle(Input::Kmsg(summary), &mut k);
     let one = only_verdict(&out);
     assert_eq!(one.verdict, VerdictKind::PodLimit);
+    // The limit's numbers from the kernel's report of that cgroup.
+    let limit = one.limit.as_ref().expect("the limit");
+    assert_eq!(
+        (limit.usage_bytes, limit.limit_bytes),
+        (Some(32768 << 10), Some(16384 << 10))
+    );
     let out = e.handle(
         killed_by(101, &[], WRITER, &writer, 2 * S + 5_000_000),
         &mut k,
