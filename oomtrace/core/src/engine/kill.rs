@@ -78,8 +78,17 @@ impl Engine {
             trigger_owner: trigger_owner.as_deref(),
             kill_line: self.kill_lines.get(&v.victim.tgid),
         };
-        let a = self.attributor.assess(v, &snap, &hints);
+        let mut a = self.attributor.assess(v, &snap, &hints);
         if let Some(r) = self.kmsg.get(&v.victim.tgid).and_then(|s| s.report.clone()) {
+            // A limit no chain read held (a writer outside the cgroup, the
+            // victim's chain unread): the report's numbers are that cgroup's.
+            if let Some(l) = a.limit.as_mut().filter(|l| {
+                l.usage_bytes.is_none()
+                    && l.limit_bytes.is_none()
+                    && l.cgroup.as_deref() == Some(r.cgroup.as_str())
+            }) {
+                (l.usage_bytes, l.limit_bytes) = r.usage_limit_bytes();
+            }
             if self.reports.len() >= REPORTS_KEPT {
                 self.reports.pop_front();
             }

@@ -15,7 +15,8 @@ use crate::{
     node::observe::{Charges, MemoryStat, Namespaces, NodeAvailable},
     node::pods::{ContainerId, PodUid},
     output::verdict::{
-        LimitBasis, LimitLowered, MemorySource, StopReason, Stopped, Verdict, VerdictKind,
+        Constraint, ConstraintSource, LimitBasis, LimitLowered, MemorySource, StopReason, Stopped,
+        Verdict, VerdictKind,
     },
 };
 
@@ -403,22 +404,34 @@ fn killed(pid: u32, trigger: u32, boot_ns: u64) -> Input {
 /// A process killed at `boot_ns` whose memcg chain (leaf first) is
 /// `chain`: (cgroup id, its limit in pages; usage is 4096 pages).
 fn killed_in(pid: u32, trigger: u32, boot_ns: u64, chain: &[(u64, u64)]) -> Input {
+    let levels: Vec<(u64, u64, u64)> = chain.iter().map(|&(id, max)| (id, 4096, max)).collect();
+    killed_by(pid, &levels, trigger, &levels, boot_ns)
+}
+
+/// A victim record: the victim's and the trigger's memcg chains (leaf
+/// first) each as (cgroup id, usage pages, max pages).
+fn killed_by(
+    pid: u32,
+    victim_chain: &[(u64, u64, u64)],
+    trigger: u32,
+    trigger_chain: &[(u64, u64, u64)],
+    boot_ns: u64,
+) -> Input {
     use oomtrace_common::{valid, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH};
-    let depth = chain.len() as u32;
-    let task = |pid: u32| {
+    let task = |pid: u32, chain: &[(u64, u64, u64)]| {
         let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
-        for (i, &(id, max)) in chain.iter().enumerate() {
+        for (i, &(id, usage_pages, max_pages)) in chain.iter().enumerate() {
             memcg[i] = MemcgLevel {
                 id,
-                usage_pages: 4096,
-                max_pages: max,
+                usage_pages,
+                max_pages,
             };
         }
         TaskInfo {
             tgid: pid,
             tid: pid,
             comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
-            memcg_depth: depth,
+            memcg_depth: chain.len() as u32,
             ns_pid: 7,
             pid_ns: 99,
             mnt_ns: 98,
@@ -434,8 +447,8 @@ fn killed_in(pid: u32, trigger: u32, boot_ns: u64, chain: &[(u64, u64)]) -> Inpu
             cpu: 0,
             boot_ns,
         },
-        victim: task(pid),
-        trigger: task(trigger),
+        victim: task(pid, victim_chain),
+        trigger: task(trigger, trigger_chain),
         total_vm_pages: 100,
         anon_rss_pages: 90,
         file_rss_pages: 5,
@@ -605,6 +618,157 @@ fn without_the_kernel_log_nothing_waits_for_it() {
     let out = e.handle(killed(100, 100, 2 * S), &mut k);
     let m = only_verdict(&out).memory.clone().expect("memory");
     assert_eq!(m.source, MemorySource::PageCounter);
+}
+
+/// A process of the container whose memory.max (cgroup 5) was written
+/// down to 4096 pages below its 8192 in use, the kernel's OOM killer run
+/// inside the write: the trigger is the writer, a shell in the root cgroup.
+fn killed_by_a_limit_write(pid: u32, boot_ns: u64) -> Input {
+    killed_by(
+        pid,
+        &[
+            (5, 8192, 4096),
+            (4, 8192, 1 << 51),
+            (3, 9000, 1 << 51),
+            (2, 9000, 1 << 51),
+            (1, 50_000, 1 << 51),
+        ],
+        WRITER,
+        &[(1, 50_000, 1 << 51)],
+        boot_ns,
+    )
+}
+
+const WRITER: u32 = 300;
+
+/// The kernel's summary of a kill in a memcg OOM of `oom_memcg`.
+fn memcg_summary(pid: u32, oom_memcg: &str) -> OomSummary {
+    OomSummary {
+        oom_memcg: Some(oom_memcg.to_owned()),
+        ..summary_for(pid, None)
+    }
+}
+
+#[test]
+fn a_kill_inside_a_limit_write_is_the_limits_as_the_kernels_report_says() {
+    // No per-OOM record: the writer's chain holds no limit, and the
+    // victim's report names the container's.
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    assert!(e
+        .handle(killed_by_a_limit_write(100, 2 * S), &mut k)
+        .is_empty());
+    let container = format!("{POD_A}/{CID_A}");
+    let out = e.handle(Input::Kmsg(memcg_summary(100, &container)), &mut k);
+    let v = only_verdict(&out);
+    assert_eq!((v.verdict, v.kind), (VerdictKind::PodLimit, None));
+    assert_eq!(v.evidence.constraint, Some(Constraint::Memcg));
+    assert_eq!(
+        v.evidence.constraint_source,
+        Some(ConstraintSource::KernelLog)
+    );
+    let limit = v.limit.as_ref().expect("the limit");
+    assert_eq!(limit.cgroup.as_deref(), Some(container.as_str()));
+    assert_eq!(limit.limit_bytes, Some(4096 * 4096));
+    assert_eq!(limit.usage_bytes, Some(8192 * 4096));
+    // A second victim of the same write, marked before its report is read,
+    // is of the same OOM: not a global one.
+    let out = e.handle(killed_by_a_limit_write(101, 2 * S + 5_000_000), &mut k);
+    let two = only_verdict(&out);
+    assert_eq!(two.verdict, VerdictKind::PodLimit);
+    assert_eq!(two.incident, v.incident);
+    assert_eq!(
+        two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+        Some(container.as_str())
+    );
+}
+
+#[test]
+fn a_limit_write_seen_without_the_victims_chain_keeps_the_reports_scope() {
+    // The victims' chains unread (the classic tracepoint): the report's
+    // cgroup is in no chain read, known by its path alone. The write's next
+    // victim, before its own report, is still of that OOM.
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    let writer = [(1, 50_000, 1 << 51)];
+    assert!(e
+        .handle(killed_by(100, &[], WRITER, &writer, 2 * S), &mut k)
+        .is_empty());
+    let container = format!("{POD_A}/{CID_A}");
+    let report = MemcgReport {
+        cgroup: container.clone(),
+        usage_kb: Some(32768),
+        limit_kb: Some(16384),
+        stats: Default::default(),
+    };
+    let summary = OomSummary {
+        report: Some(report),
+        ..memcg_summary(100, &container)
+    };
+    let out = e.handle(Input::Kmsg(summary), &mut k);
+    let one = only_verdict(&out);
+    assert_eq!(one.verdict, VerdictKind::PodLimit);
+    // The limit's numbers from the kernel's report of that cgroup.
+    let limit = one.limit.as_ref().expect("the limit");
+    assert_eq!(
+        (limit.usage_bytes, limit.limit_bytes),
+        (Some(32768 << 10), Some(16384 << 10))
+    );
+    let out = e.handle(
+        killed_by(101, &[], WRITER, &writer, 2 * S + 5_000_000),
+        &mut k,
+    );
+    let two = only_verdict(&out);
+    assert_eq!(two.evidence.constraint, Some(Constraint::Memcg), "{two:?}");
+    assert_eq!(two.incident, one.incident);
+    assert_eq!(
+        two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+        Some(container.as_str())
+    );
+}
+
+#[test]
+fn a_kill_inside_a_write_to_the_kubepods_limit_is_allocatable() {
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    assert!(e
+        .handle(killed_by_a_limit_write(100, 2 * S), &mut k)
+        .is_empty());
+    let out = e.handle(Input::Kmsg(memcg_summary(100, "/kubepods")), &mut k);
+    let v = only_verdict(&out);
+    assert_eq!(
+        (v.verdict, v.kind),
+        (
+            VerdictKind::NodePressure,
+            Some(PressureKind::AllocatableOom)
+        )
+    );
+    assert_eq!(
+        v.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
+        Some("/kubepods")
+    );
+}
+
+#[test]
+fn a_limit_write_kill_without_its_report_claims_no_global_oom() {
+    // The report never comes (rate-limited, then the deadline): the
+    // victim's container is over its limit, the trigger outside it. The
+    // OOM may be that limit's, written from outside: no global claim.
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    assert!(e
+        .handle(killed_by_a_limit_write(100, 2 * S), &mut k)
+        .is_empty());
+    let out = ticks_ns(&mut e, &mut k, 2 * S, 4 * S);
+    let v = only_verdict(&out);
+    assert_ne!(v.kind, Some(PressureKind::SystemOom), "{v:?}");
+    assert_eq!(v.evidence.constraint, None);
+    assert_eq!(v.evidence.basis, Some("victim_cgroup_only"));
+    assert!(v.top_consumers.is_none(), "{v:?}");
 }
 
 #[test]

@@ -317,7 +317,7 @@ impl Attributor {
             .filter(|o| boot_ns.saturating_sub(o.header.boot_ns) < OOM_RECORD_WINDOW_NS)
             .copied();
         let scope = scope(ev, oom.as_ref(), snap);
-        let scope = self.same_oom_scope(ev, oom.as_ref()).unwrap_or(scope);
+        let scope = self.same_oom_scope(ev, oom.as_ref(), snap).unwrap_or(scope);
 
         let victim_cgroup = leaf(&ev.victim)
             .and_then(|id| snap.tree.path(id).map(str::to_owned))
@@ -464,14 +464,28 @@ impl Attributor {
     /// beside the kill), so the counters no longer sit at the limit. Same
     /// trigger, marked back to back, inside the cgroup whose limit was hit:
     /// the same invocation of the OOM killer.
-    fn same_oom_scope(&self, ev: &VictimEvent, oom: Option<&OomEvent>) -> Option<Scope> {
+    /// The kernel log's scope may name its cgroup by path alone (no chain
+    /// read held it): then the victim is inside it by that path.
+    fn same_oom_scope(
+        &self,
+        ev: &VictimEvent,
+        oom: Option<&OomEvent>,
+        snap: &Snapshot<'_>,
+    ) -> Option<Scope> {
         if oom.is_some() {
             return None;
         }
         let last = self.follows(ev)?;
-        let limit_id = last.scope.limit.as_ref()?.id?;
+        let limit = last.scope.limit.as_ref()?;
+        let is_limit = |l: &MemcgRead| match limit.id {
+            Some(id) => l.id == Some(id.0),
+            None => {
+                limit.path.is_some()
+                    && l.id.and_then(|id| snap.tree.path(CgroupId(id))) == limit.path.as_deref()
+            }
+        };
         let vict = chain(&ev.victim);
-        let inside = vict.is_empty() || vict.iter().any(|l| l.id == Some(limit_id.0));
+        let inside = vict.is_empty() || vict.iter().any(is_limit);
         (last.trigger_tid == ev.trigger.tid
             && last.scope.constraint == Some(Constraint::Memcg)
             && matches!(
@@ -581,11 +595,14 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
     // (`oom-kill:constraint=...,oom_memcg=...`) names the cgroup its OOM
     // killer worked in: that beats inferring it from page counters read a
     // little later. Its counters come from the trigger's chain when the
-    // chain holds that cgroup.
+    // chain holds that cgroup, else from the victim's, always inside it (a
+    // write of memory.max below usage runs the OOM killer in the writer,
+    // who may be outside).
     if let Some(s) = snap.kmsg.get(&ev.victim.tgid) {
         let limit = s.oom_memcg.clone().map(|path| {
             let level = trig
                 .iter()
+                .chain(vict.iter())
                 .find(|l| l.id.and_then(path_of).as_deref() == Some(path.as_str()));
             match level {
                 Some(l) => LimitAt {
@@ -631,7 +648,25 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
                     .find(|&&(_, usage, max)| usage.saturating_add(AT_LIMIT_SLACK_PAGES) >= max)
             })
             .copied();
+        // The victim under a limit it is at or over that the trigger is not
+        // under: the OOM may be that limit's, run from outside (a write of
+        // memory.max below usage runs it in the writer, usage then over the
+        // new max until the kill frees it) as well as global. Nothing read
+        // says which. No slack here: a failed charge is not what stops there.
+        let at_a_limit_of_its_own = || {
+            vict.iter().any(|l| {
+                let shared = trig.iter().any(|t| t.id.is_some() && t.id == l.id);
+                !shared
+                    && matches!((l.usage_pages, l.max_pages), (Some(u), Some(m))
+                        if m < UNLIMITED_PAGES && u >= m)
+            })
+        };
         return match at_limit {
+            None if at_a_limit_of_its_own() => Scope {
+                constraint: None,
+                source: None,
+                limit: None,
+            },
             Some((id, usage, max)) => Scope {
                 constraint: Some(Constraint::Memcg),
                 source: Some(ConstraintSource::MemcgCounters),
