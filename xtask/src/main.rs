@@ -6,6 +6,7 @@ mod bench;
 mod compare;
 mod fuzz;
 mod image;
+mod kernels;
 mod load;
 mod manifests;
 mod real_logs;
