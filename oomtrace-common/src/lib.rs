@@ -27,6 +27,10 @@ pub const WIRE_VERSION: u16 = 4;
 /// kubelet node needs five levels (root, kubepods, QoS, pod, container).
 pub const MEMCG_DEPTH: usize = 8;
 pub const COMM_LEN: usize = 16;
+/// A tracepoint field offset the running kernel's `format` lacks (older
+/// `oom:mark_victim` records hold only the pid): the program leaves the
+/// field unread and its validity bit unset.
+pub const FIELD_ABSENT: u32 = u32::MAX;
 pub const PATH_LEN: usize = 256;
 
 /// Validity bits: the kernel sets a bit only when the read behind the field
@@ -323,6 +327,10 @@ pub enum VictimSource {
     TpBtf = 1,
     RawTp = 2,
     Tracepoint = 3,
+    /// fentry on `mark_oom_victim`, the function that emits `mark_victim`.
+    Fentry = 4,
+    /// kprobe on `mark_oom_victim`.
+    Kprobe = 5,
 }
 
 /// Per OOM invocation, from `struct oom_control`.
@@ -474,6 +482,10 @@ pub mod programs {
     pub const VICTIM_RAW_TP: &str = "victim_raw_tp";
     /// tracepoint `oom:mark_victim` (victim.rs).
     pub const VICTIM_TP: &str = "victim_tp";
+    /// fentry on `mark_oom_victim` (victim.rs).
+    pub const VICTIM_FENTRY: &str = "victim_fentry";
+    /// kprobe on `mark_oom_victim` (victim.rs).
+    pub const VICTIM_KPROBE: &str = "victim_kprobe";
     /// tracepoint `cgroup:cgroup_mkdir` (cgroup.rs).
     pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
     /// tracepoint `cgroup:cgroup_rmdir` (cgroup.rs).

@@ -48,6 +48,8 @@ pub static MNTNS_INUM: u32 = 0;
 #[no_mangle]
 pub static SIGNAL_OOM_SCORE_ADJ: u32 = 0;
 #[no_mangle]
+pub static SIGNAL_OOM_MM: u32 = 0;
+#[no_mangle]
 pub static MM_TOTAL_VM: u32 = 0;
 #[no_mangle]
 pub static MM_RSS_BASE: u32 = 0;
@@ -100,7 +102,8 @@ pub static OC_TOTALPAGES: u32 = 0;
 #[no_mangle]
 pub static OC_ORDER: u32 = 0;
 
-// Tracepoint field offsets (tracefs `format`).
+// Tracepoint field offsets (tracefs `format`); `FIELD_ABSENT` for a field
+// the running kernel's record does not have.
 #[no_mangle]
 pub static TP_MV_PID: u32 = 0;
 #[no_mangle]

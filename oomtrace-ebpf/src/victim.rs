@@ -1,14 +1,21 @@
-//! Per killed process: `oom:mark_victim`, best first as tp_btf, raw_tp, then
-//! the classic tracepoint. `current` is the task whose charge failed (the
-//! trigger); arg0 of the BTF/raw forms is the victim's `task_struct *`.
+//! Per killed process: `oom:mark_victim`, best first as tp_btf, raw_tp,
+//! fentry and kprobe on `mark_oom_victim` (the function that emits the
+//! tracepoint, for kernels whose tracepoint carries only the pid), then the
+//! classic tracepoint. `current` is the task whose charge failed (the
+//! trigger); arg0 of every form but the classic one is the victim's
+//! `task_struct *`.
 
 use aya_ebpf::{
-    macros::{btf_tracepoint, raw_tracepoint, tracepoint},
-    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
+    macros::{btf_tracepoint, fentry, kprobe, raw_tracepoint, tracepoint},
+    programs::{
+        BtfTracePointContext, FEntryContext, ProbeContext, RawTracePointContext, TracePointContext,
+    },
     EbpfContext,
 };
 use aya_log_ebpf::debug;
-use oomtrace_common::{valid, Hook, Kind, VictimEvent, VictimSource, COMM_LEN, MEMCG_DEPTH};
+use oomtrace_common::{
+    valid, Hook, Kind, VictimEvent, VictimSource, COMM_LEN, FIELD_ABSENT, MEMCG_DEPTH,
+};
 
 use crate::{
     globals::{self as g, get},
@@ -31,6 +38,37 @@ pub fn victim_raw_tp(ctx: RawTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
     emit_from_task(&ctx, task, VictimSource::RawTp);
     0
+}
+
+#[fentry(function = "mark_oom_victim")]
+pub fn victim_fentry(ctx: FEntryContext) -> i32 {
+    let task: *const u8 = ctx.arg(0);
+    if !already_marked(task) {
+        emit_from_task(&ctx, task, VictimSource::Fentry);
+    }
+    0
+}
+
+#[kprobe]
+pub fn victim_kprobe(ctx: ProbeContext) -> u32 {
+    if let Some(task) = ctx.arg::<*const u8>(0) {
+        if !already_marked(task) {
+            emit_from_task(&ctx, task, VictimSource::Kprobe);
+        }
+    }
+    0
+}
+
+/// Whether `mark_oom_victim` runs for a process marked before: it returns
+/// early then (its task has TIF_MEMDIE), without the tracepoint, and the
+/// daemon would judge the kill twice. The first marking of a process sets
+/// its `signal->oom_mm`, never cleared while the process lives; unlike
+/// TIF_MEMDIE's bit, its offset comes from BTF on every architecture.
+#[inline(always)]
+fn already_marked(task: *const u8) -> bool {
+    read::<*const u8>(task, get(&g::TASK_SIGNAL))
+        .and_then(|signal| read::<*const u8>(signal, get(&g::SIGNAL_OOM_MM)))
+        .is_ok_and(|mm| !mm.is_null())
 }
 
 #[tracepoint(category = "oom", name = "mark_victim")]
@@ -144,8 +182,26 @@ fn log_victim<C: EbpfContext>(ctx: &C, missing: u32, v: TaskMissing, t: TaskMiss
     );
 }
 
+/// A tracepoint field's offset, `None` when this kernel's record lacks it.
+#[inline(always)]
+fn field(global: &'static u32) -> Option<usize> {
+    let off = get(global);
+    (off != FIELD_ABSENT as usize).then_some(off)
+}
+
+/// A fixed-size field of the record, `Err` when absent or unreadable.
+#[inline(always)]
+fn read_field<T>(rec: *const u8, global: &'static u32) -> Result<T, i64> {
+    match field(global) {
+        Some(off) => read::<T>(rec, off),
+        None => Err(-2),
+    }
+}
+
 /// Classic tracepoint: the victim's fields come from the record; its
 /// task_struct is out of reach, so only the trigger's memcgs are read.
+/// Before Linux 6.9 (unless backported) the record holds only the pid: the
+/// other fields stay unset, for the kernel's report to name.
 #[inline(always)]
 fn emit_from_record<C: EbpfContext>(ctx: &C, rec: *const u8) {
     let Some(mut entry) = EVENTS.reserve::<VictimEvent>(0) else {
@@ -162,13 +218,15 @@ fn emit_from_record<C: EbpfContext>(ctx: &C, rec: *const u8) {
             v.tid = pid as u32;
             v.valid |= valid::TASK_PID;
         }
-        let comm_src = if get(&g::TP_MV_COMM_IS_LOC) != 0 {
-            data_loc(rec, get(&g::TP_MV_COMM)).unwrap_or(core::ptr::null())
-        } else {
-            rec.wrapping_add(get(&g::TP_MV_COMM))
-        };
-        if try_read_str(comm_src, v.comm.as_mut_ptr(), COMM_LEN).is_ok() {
-            v.valid |= valid::TASK_COMM;
+        if let Some(off) = field(&g::TP_MV_COMM) {
+            let comm_src = if get(&g::TP_MV_COMM_IS_LOC) != 0 {
+                data_loc(rec, off).unwrap_or(core::ptr::null())
+            } else {
+                rec.wrapping_add(off)
+            };
+            if try_read_str(comm_src, v.comm.as_mut_ptr(), COMM_LEN).is_ok() {
+                v.valid |= valid::TASK_COMM;
+            }
         }
         current_task_info(&mut (*ev).trigger);
         let mut ok = 0;
@@ -177,23 +235,23 @@ fn emit_from_record<C: EbpfContext>(ctx: &C, rec: *const u8) {
         (*ev).file_rss_pages = 0;
         (*ev).shmem_rss_pages = 0;
         (*ev).oom_score_adj = 0;
-        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_TOTAL_VM)) {
+        if let Ok(x) = read_field::<u64>(rec, &g::TP_MV_TOTAL_VM) {
             (*ev).total_vm_pages = x;
             ok |= valid::VICTIM_TOTAL_VM;
         }
-        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_ANON_RSS)) {
+        if let Ok(x) = read_field::<u64>(rec, &g::TP_MV_ANON_RSS) {
             (*ev).anon_rss_pages = x;
             ok |= valid::VICTIM_ANON_RSS;
         }
-        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_FILE_RSS)) {
+        if let Ok(x) = read_field::<u64>(rec, &g::TP_MV_FILE_RSS) {
             (*ev).file_rss_pages = x;
             ok |= valid::VICTIM_FILE_RSS;
         }
-        if let Ok(x) = read::<u64>(rec, get(&g::TP_MV_SHMEM_RSS)) {
+        if let Ok(x) = read_field::<u64>(rec, &g::TP_MV_SHMEM_RSS) {
             (*ev).shmem_rss_pages = x;
             ok |= valid::VICTIM_SHMEM_RSS;
         }
-        if let Ok(x) = read::<i16>(rec, get(&g::TP_MV_OOM_SCORE_ADJ)) {
+        if let Ok(x) = read_field::<i16>(rec, &g::TP_MV_OOM_SCORE_ADJ) {
             (*ev).oom_score_adj = x;
             ok |= valid::VICTIM_OOM_SCORE_ADJ;
         }
@@ -202,10 +260,23 @@ fn emit_from_record<C: EbpfContext>(ctx: &C, rec: *const u8) {
         (*ev).valid = ok;
         (*ev)._pad2 = 0;
         (
-            // The record holds only pid and comm of the victim.
-            task_missing(&(*ev).victim, valid::TASK_PID | valid::TASK_COMM),
+            // The record holds only pid and comm of the victim (only the
+            // pid before 6.9).
+            task_missing(
+                &(*ev).victim,
+                valid::TASK_PID
+                    | if field(&g::TP_MV_COMM).is_some() {
+                        valid::TASK_COMM
+                    } else {
+                        0
+                    },
+            ),
             task_missing(&(*ev).trigger, task_expect()),
-            valid::VICTIM_ALL & !ok,
+            if field(&g::TP_MV_TOTAL_VM).is_some() {
+                valid::VICTIM_ALL & !ok
+            } else {
+                0
+            },
         )
     };
     entry.submit(0);

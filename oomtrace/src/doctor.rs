@@ -196,9 +196,28 @@ pub fn examine(node: &NodeArgs) -> Report {
             checks.push(kprobes_check(f.kprobes, oom_fentry));
             if let Ok(dir) = &f.tracefs {
                 // Every fentry target of the probe table.
-                for (_, spec) in hooks::table_programs() {
+                for (row, spec) in hooks::table_programs() {
                     if let Target::Fentry(func) = spec.target {
-                        checks.push(function_tracing(Path::new(dir), func, oom_fentry));
+                        let chosen = loaded
+                            .choices
+                            .iter()
+                            .find(|c| c.family == row.family)
+                            .and_then(|c| c.chosen);
+                        let position = |k| row.family.candidates().position(|c| c == k);
+                        match chosen {
+                            // A better row of the family attached.
+                            Some(k) if position(k) < position(HookKind::Fentry) => {
+                                checks.push(Check::ok(
+                                    "ftrace",
+                                    format!("{func}: not needed ({} took {k})", row.family),
+                                ))
+                            }
+                            _ => checks.push(function_tracing(
+                                Path::new(dir),
+                                func,
+                                chosen == Some(HookKind::Fentry),
+                            )),
+                        }
                     }
                 }
             }
@@ -523,7 +542,7 @@ fn kprobes_check(available: bool, oom_fentry: bool) -> Check {
         Check::problem(
             "kprobes",
             Status::Warn,
-            "not in this kernel: the oom family has no fallback for fentry",
+            "not in this kernel: the kprobe rows (oom, and victim's on mark_oom_victim) cannot attach where fentry does not",
             "a kernel with CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y",
         )
     }
@@ -565,24 +584,45 @@ fn function_tracing(tracefs: &Path, func: &str, attached: bool) -> Check {
 /// (without a victim hook the kernel log is then the only source of kills).
 fn hook_check(c: &Choice, log_problem: Option<&str>) -> Check {
     let name = format!("hook {}", c.family.name());
+    // The row of a kind: where it hooks (the victim family hooks the
+    // tracepoint mark_victim, or the function mark_oom_victim that emits it).
+    let row = |k: HookKind| c.family.probes().find(|p| p.kind == k);
+    let on = |k: HookKind| row(k).map_or_else(String::new, |p| format!(" on {}", p.hooked()));
     let notes = c
         .skipped
         .iter()
-        .map(|s| format!("skipped {:<10} {}", s.kind.name(), s.reason))
+        .map(|s| match row(s.kind) {
+            Some(p) => format!(
+                "skipped {:<10} ({}) {}",
+                s.kind.name(),
+                p.hooked(),
+                s.reason
+            ),
+            None => format!("skipped {:<10} {}", s.kind.name(), s.reason),
+        })
         .collect();
     let asked = |reason: &str| reason.contains("--hooks");
     let mut check = match c.chosen {
-        // The best kind, or a lesser one because --hooks asked for it.
+        // The best kind, or one that reports all the best would (the victim
+        // read at mark_oom_victim), or a lesser one --hooks asked for.
         Some(k)
             if c.family.candidates().next() == Some(k)
                 || c.skipped.iter().any(|s| asked(&s.reason)) =>
         {
-            Check::ok(name, k.name())
+            Check::ok(name, format!("{}{}", k.name(), on(k)))
         }
+        Some(k) if row(k).is_some_and(|p| p.as_good_as_best) => Check::ok(
+            name,
+            format!(
+                "{}{} (reports all the best kind would; the better kinds were skipped for the reasons below)",
+                k.name(),
+                on(k)
+            ),
+        ),
         Some(k) => Check::problem(
             name,
             Status::Warn,
-            format!("{} (a fallback)", k.name()),
+            format!("{}{} (a fallback)", k.name(), on(k)),
             "the better kinds were skipped for the reasons below: the btf, tracefs and ftrace checks say what they need",
         ),
         None if c.family.sees_kills() => match log_problem {
@@ -600,7 +640,7 @@ fn hook_check(c: &Choice, log_problem: Option<&str>) -> Check {
                         "no kind attached, for the reasons below"
                     }
                 ),
-                "the reasons below say what each kind needs (tp_btf and raw_tp: kernel BTF and a mark_victim with the task; tracepoint: tracefs and its comm field): see the btf and tracefs checks",
+                "the reasons below say what each kind needs (tp_btf and raw_tp: kernel BTF and a tracepoint mark_victim with the task; fentry and kprobe: kernel BTF and the function mark_oom_victim, not inlined, fentry through ftrace, kprobe with kprobes; tracepoint: tracefs and mark_victim's pid): see the btf, tracefs, kprobes and ftrace checks",
             ),
             Some(why) => Check::problem(
                 name,

@@ -457,7 +457,11 @@ fn kernel_log_mode_is_degraded_in_doctor() {
     assert_eq!(row["chosen"], Json::Null, "{row}");
     let skipped = row["skipped"].as_array().expect("skipped");
     let kinds: Vec<&str> = skipped.iter().filter_map(|s| s["kind"].as_str()).collect();
-    assert_eq!(kinds, ["tp_btf", "raw_tp", "tracepoint"], "{row}");
+    assert_eq!(
+        kinds,
+        ["tp_btf", "raw_tp", "fentry", "kprobe", "tracepoint"],
+        "{row}"
+    );
     assert!(
         skipped
             .iter()

@@ -1854,3 +1854,86 @@ fn a_reclaim_record_reads_the_limit_before_a_lowering() {
     assert_eq!(l.s_before, 1.5);
     assert_eq!(l.basis, LimitBasis::Pressure);
 }
+
+/// `oom:mark_victim` as kernels before 6.9 emit it to the classic
+/// tracepoint: the victim's pid and nothing else (the trigger is read as
+/// ever).
+fn killed_pid_only(pid: u32, trigger: u32, boot_ns: u64) -> Input {
+    use oomtrace_common::{valid, VictimEvent, VictimSource};
+    let Input::Kernel(full) = killed(pid, trigger, boot_ns) else {
+        unreachable!("killed gives a kernel record")
+    };
+    let mut ev: VictimEvent = bytemuck::pod_read_unaligned(&full);
+    ev.victim.comm = [0; 16];
+    ev.victim.valid = valid::TASK_PID;
+    ev.victim.memcg_depth = 0;
+    ev.victim.memcg_valid = 0;
+    ev.valid = 0;
+    ev.source = VictimSource::Tracepoint as u32;
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+/// A pid-only victim record: its command is the kernel's report's, its
+/// cgroup the report's task_memcg, and what neither says (rss,
+/// oom_score_adj, namespaces) stays null.
+#[test]
+fn a_pid_only_victim_is_named_by_the_kernels_report() {
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    let out = e.handle(killed_pid_only(100, 100, 2 * S), &mut k);
+    assert!(
+        out.is_empty() && e.waiting(),
+        "waits for the report: {out:?}"
+    );
+    let mut summary = summary_for(100, None);
+    summary.task = "python3".into();
+    let out = e.handle(Input::Kmsg(summary), &mut k);
+    let v = only_verdict(&out);
+    let victim = v.victim.as_ref().expect("a victim");
+    assert_eq!(victim.comm, "python3");
+    assert_eq!(victim.cgroup.as_deref(), Some(&*format!("{POD_A}/{CID_A}")));
+    assert_eq!(
+        (victim.rss_bytes, victim.oom_score_adj, victim.ns_pid),
+        (None, None, None)
+    );
+    assert_eq!(v.evidence.victim_hook, "tracepoint");
+    assert_eq!(v.evidence.pid_ns, None);
+    assert!(v.summary.contains("python3 (pid 100)"), "{}", v.summary);
+
+    // The report rate-limited away: no name is made up.
+    let out = e.handle(killed_pid_only(101, 101, 3 * S), &mut k);
+    assert!(out.is_empty());
+    let out = e.handle(Input::KmsgKill(101), &mut k);
+    let v = only_verdict(&out);
+    assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some(""));
+    assert!(v.summary.contains("a process (pid 101)"), "{}", v.summary);
+}
+
+/// fentry and kprobe on `mark_oom_victim` read the same task as tp_btf and
+/// say which hook saw it.
+#[test]
+fn a_victim_from_mark_oom_victim_names_its_hook() {
+    use oomtrace_common::{VictimEvent, VictimSource};
+    for (source, name) in [
+        (VictimSource::Fentry, "fentry"),
+        (VictimSource::Kprobe, "kprobe"),
+    ] {
+        let mut e = audited(false);
+        let mut k = Fake::default();
+        ticks(&mut e, &mut k, 1, 2);
+        let Input::Kernel(full) = killed(100, 100, 2 * S) else {
+            unreachable!("killed gives a kernel record")
+        };
+        let mut ev: VictimEvent = bytemuck::pod_read_unaligned(&full);
+        ev.source = source as u32;
+        assert!(e
+            .handle(Input::Kernel(Bytes::from(bytes_of(&ev))), &mut k)
+            .is_empty());
+        let out = e.handle(Input::KmsgKill(100), &mut k);
+        let v = only_verdict(&out);
+        assert_eq!(v.evidence.victim_hook, name);
+        assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some("worker"));
+        assert_eq!(v.evidence.pid_ns, Some(99));
+    }
+}

@@ -145,6 +145,24 @@ pub struct Probe {
     /// does not meet is why the row is skipped.
     pub needs: &'static [Need],
     pub arming: Arming,
+    /// Whether the row reports all its family's first row does, from
+    /// another hook point (the victim's task read at `mark_oom_victim`, the
+    /// function that emits `mark_victim`): chosen, it is no degradation.
+    pub as_good_as_best: bool,
+}
+
+impl Probe {
+    /// Where the row hooks, for `doctor` (e.g. "function mark_oom_victim",
+    /// "tracepoint mark_victim"): kinds alone do not say which function.
+    pub fn hooked(&self) -> String {
+        let names: Vec<&str> = self.programs.iter().map(|s| s.target.name()).collect();
+        let what = match self.programs.first().map(|s| s.target) {
+            Some(Target::Fentry(_) | Target::Kprobe(_)) => "function",
+            _ => "tracepoint",
+        };
+        let plural = if names.len() > 1 { "s" } else { "" };
+        format!("{what}{plural} {}", names.join(", "))
+    }
 }
 
 /// One eBPF program of a row and where it attaches.
@@ -174,6 +192,15 @@ pub enum Target {
 }
 
 impl Target {
+    /// The kernel function or tracepoint it attaches to.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Fentry(f) | Target::Kprobe(f) => f,
+            Target::BtfTracepoint(t) | Target::RawTracepoint(t) => t,
+            Target::Tracepoint { name, .. } => name,
+        }
+    }
+
     /// The hook kind a program of this type is.
     pub fn kind(self) -> HookKind {
         match self {
@@ -295,6 +322,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[Need::Btf],
         arming: Arming::AtStart,
+        as_good_as_best: true,
     },
     Probe {
         family: Family::Oom,
@@ -305,6 +333,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[Need::Btf, Need::Kprobes],
         arming: Arming::AtStart,
+        as_good_as_best: false,
     },
     Probe {
         family: Family::Victim,
@@ -315,6 +344,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[MARK_VICTIM_TASK, Need::Btf],
         arming: Arming::AtStart,
+        as_good_as_best: true,
     },
     Probe {
         family: Family::Victim,
@@ -325,7 +355,34 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[MARK_VICTIM_TASK, Need::Btf],
         arming: Arming::AtStart,
+        as_good_as_best: true,
     },
+    // Kernels whose mark_victim carries only the pid (before 6.9, unless
+    // backported): the function that emits it, with the task.
+    Probe {
+        family: Family::Victim,
+        kind: HookKind::Fentry,
+        programs: &[ProgramSpec {
+            name: programs::VICTIM_FENTRY,
+            target: Target::Fentry("mark_oom_victim"),
+        }],
+        needs: &[Need::Btf],
+        arming: Arming::AtStart,
+        as_good_as_best: true,
+    },
+    Probe {
+        family: Family::Victim,
+        kind: HookKind::Kprobe,
+        programs: &[ProgramSpec {
+            name: programs::VICTIM_KPROBE,
+            target: Target::Kprobe("mark_oom_victim"),
+        }],
+        needs: &[Need::Btf, Need::Kprobes],
+        arming: Arming::AtStart,
+        as_good_as_best: true,
+    },
+    // Last: the record alone (only the pid before 6.9; the kernel's report
+    // names the rest).
     Probe {
         family: Family::Victim,
         kind: HookKind::Tracepoint,
@@ -338,6 +395,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[Need::TracefsFormat(Format::MarkVictim)],
         arming: Arming::AtStart,
+        as_good_as_best: false,
     },
     Probe {
         family: Family::Cgroup,
@@ -362,6 +420,7 @@ pub static PROBES: &[Probe] = &[
         ],
         needs: &[CGROUP_EVENT_CGROUP, CGROUP_ATTACH_TASK, Need::Btf],
         arming: Arming::AtStart,
+        as_good_as_best: true,
     },
     Probe {
         family: Family::Cgroup,
@@ -398,6 +457,7 @@ pub static PROBES: &[Probe] = &[
         ],
         needs: &[Need::TracefsFormat(Format::Cgroup)],
         arming: Arming::AtStart,
+        as_good_as_best: false,
     },
     Probe {
         family: Family::Signal,
@@ -408,6 +468,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[SIGNAL_TARGET_TASK, Need::Btf],
         arming: Arming::AtStart,
+        as_good_as_best: true,
     },
     Probe {
         family: Family::Signal,
@@ -421,6 +482,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[Need::TracefsFormat(Format::Signal)],
         arming: Arming::AtStart,
+        as_good_as_best: false,
     },
     Probe {
         family: Family::Pressure,
@@ -431,6 +493,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[Need::Btf],
         arming: Arming::AtStart,
+        as_good_as_best: true,
     },
     Probe {
         family: Family::Pressure,
@@ -444,6 +507,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[Need::Tracefs],
         arming: Arming::AtStart,
+        as_good_as_best: false,
     },
     Probe {
         family: Family::Charge,
@@ -457,6 +521,7 @@ pub static PROBES: &[Probe] = &[
         }],
         needs: &[Need::TracefsFormat(Format::MemcgCharge)],
         arming: Arming::UnderPressure,
+        as_good_as_best: true,
     },
 ];
 
@@ -674,9 +739,18 @@ mod tests {
             Err(HooksArgError::Family(_))
         ));
         assert!(matches!(
-            "victim=kprobe".parse::<HookRequests>(),
+            "victim=bogus".parse::<HookRequests>(),
             Err(HooksArgError::Kind { .. })
         ));
+        // The function that emits mark_victim, for kernels where the
+        // tracepoint carries only the pid.
+        assert_eq!(
+            "victim=kprobe"
+                .parse::<HookRequests>()
+                .expect("a victim row")
+                .get(Family::Victim),
+            Request::Only(HookKind::Kprobe)
+        );
         // Off: kills come from the kernel log only (the daemon's kernel-log mode).
         assert_eq!(
             "victim=off"
@@ -700,8 +774,8 @@ mod tests {
                 .to_string()
         };
         assert_eq!(
-            err("victim=kprobe"),
-            "`kprobe` is not a hook kind for family `victim` (choose from: auto, off, tp_btf, raw_tp, tracepoint)"
+            err("victim=bogus"),
+            "`bogus` is not a hook kind for family `victim` (choose from: auto, off, tp_btf, raw_tp, fentry, kprobe, tracepoint)"
         );
         assert_eq!(
             err("mem=x"),
@@ -714,7 +788,10 @@ mod tests {
     fn candidates_come_from_the_table_best_first() {
         let kinds = |f: Family| f.candidates().map(HookKind::name).collect::<Vec<_>>();
         assert_eq!(kinds(Family::Oom), ["fentry", "kprobe"]);
-        assert_eq!(kinds(Family::Victim), ["tp_btf", "raw_tp", "tracepoint"]);
+        assert_eq!(
+            kinds(Family::Victim),
+            ["tp_btf", "raw_tp", "fentry", "kprobe", "tracepoint"]
+        );
         assert_eq!(kinds(Family::Cgroup), ["tp_btf", "tracepoint"]);
         assert_eq!(kinds(Family::Signal), ["tp_btf", "tracepoint"]);
         assert_eq!(kinds(Family::Pressure), ["tp_btf", "tracepoint"]);
@@ -818,6 +895,8 @@ mod tests {
             VICTIM_TP_BTF,
             VICTIM_RAW_TP,
             VICTIM_TP,
+            VICTIM_FENTRY,
+            VICTIM_KPROBE,
             CGROUP_MKDIR,
             CGROUP_RMDIR,
             CGROUP_RELEASE,
@@ -834,7 +913,7 @@ mod tests {
         ] {
             assert!(program(name).is_ok(), "{name}");
         }
-        assert_eq!(table_programs().count(), 18);
+        assert_eq!(table_programs().count(), 20);
         let (row, spec) = program("memcg_charge").expect("in the table");
         assert_eq!(row.family, Family::Charge);
         assert_eq!(
@@ -940,13 +1019,13 @@ mod tests {
         assert_eq!(
             host_choices("auto"),
             format!(
-                r#"[{oom},{{"family":"victim","chosen":"tp_btf","skipped":[{{"kind":"raw_tp","reason":"a better hook attached"}},{{"kind":"tracepoint","reason":"a better hook attached"}}]}},{rest},{charge_off}]"#
+                r#"[{oom},{{"family":"victim","chosen":"tp_btf","skipped":[{{"kind":"raw_tp","reason":"a better hook attached"}},{{"kind":"fentry","reason":"a better hook attached"}},{{"kind":"kprobe","reason":"a better hook attached"}},{{"kind":"tracepoint","reason":"a better hook attached"}}]}},{rest},{charge_off}]"#
             )
         );
         assert_eq!(
             host_choices("victim=tracepoint"),
             format!(
-                r#"[{oom},{{"family":"victim","chosen":"tracepoint","skipped":[{{"kind":"tp_btf","reason":"--hooks asked for victim=tracepoint"}},{{"kind":"raw_tp","reason":"--hooks asked for victim=tracepoint"}}]}},{rest},{charge_off}]"#
+                r#"[{oom},{{"family":"victim","chosen":"tracepoint","skipped":[{{"kind":"tp_btf","reason":"--hooks asked for victim=tracepoint"}},{{"kind":"raw_tp","reason":"--hooks asked for victim=tracepoint"}},{{"kind":"fentry","reason":"--hooks asked for victim=tracepoint"}},{{"kind":"kprobe","reason":"--hooks asked for victim=tracepoint"}}]}},{rest},{charge_off}]"#
             )
         );
         let forced = host_choices("oom=kprobe,cgroup=off,charge=tracepoint");
@@ -984,10 +1063,21 @@ mod tests {
         let by = |f: Family| choices.iter().find(|c| c.family == f).expect("family");
         let victim = by(Family::Victim);
         assert_eq!(victim.chosen, Some(HookKind::Tracepoint));
-        assert!(victim
+        let reasons: Vec<_> = victim
             .skipped
             .iter()
-            .all(|s| s.reason.starts_with("mark_victim's arguments")));
+            .map(|s| (s.kind.name(), s.reason.as_str()))
+            .collect();
+        let mismatch = "mark_victim's arguments here are (int), not a task_struct * at position 0";
+        assert_eq!(
+            reasons,
+            [
+                ("tp_btf", mismatch),
+                ("raw_tp", mismatch),
+                ("fentry", "no usable kernel BTF: x"),
+                ("kprobe", "no usable kernel BTF: x"),
+            ]
+        );
         let oom = by(Family::Oom);
         assert_eq!(oom.chosen, None);
         assert!(oom
@@ -1019,5 +1109,98 @@ mod tests {
                 .map(|c| c.chosen),
             Some(None)
         );
+    }
+
+    /// Debian 11's 5.10: BTF, kprobes and fentry there, but `mark_victim(int
+    /// pid)`. The victim comes from `mark_oom_victim`, by fentry, else by
+    /// kprobe where fentry cannot attach (a kernel that inlined it), else the
+    /// pid-only tracepoint; each skipped row says why.
+    #[test]
+    fn a_pid_only_mark_victim_takes_mark_oom_victim() {
+        let Need::BtfPrototype(mv) = MARK_VICTIM_TASK else {
+            panic!("a prototype need")
+        };
+        let mismatch = "mark_victim's arguments here are (int), not a task_struct * at position 0";
+        let mut offers = Offers {
+            kprobes: true,
+            ..Offers::default()
+        };
+        offers.prototype_problem.insert(mv, mismatch.into());
+        let victim = |offers: &Offers, refuse: &[HookKind]| {
+            let choices = choose(&HookRequests::default(), offers, |p| {
+                match refuse.contains(&p.kind) && p.family == Family::Victim {
+                    true => Err(format!("{}: no such function", p.programs[0].name)),
+                    false => Ok(()),
+                }
+            });
+            let c = choices
+                .into_iter()
+                .find(|c| c.family == Family::Victim)
+                .expect("a victim family");
+            let skipped: Vec<(HookKind, String)> =
+                c.skipped.into_iter().map(|s| (s.kind, s.reason)).collect();
+            (c.chosen, skipped)
+        };
+        let better = "a better hook attached".to_string();
+        assert_eq!(
+            victim(&offers, &[]),
+            (
+                Some(HookKind::Fentry),
+                vec![
+                    (HookKind::TpBtf, mismatch.into()),
+                    (HookKind::RawTp, mismatch.into()),
+                    (HookKind::Kprobe, better.clone()),
+                    (HookKind::Tracepoint, better.clone()),
+                ]
+            )
+        );
+        assert_eq!(
+            victim(&offers, &[HookKind::Fentry]),
+            (
+                Some(HookKind::Kprobe),
+                vec![
+                    (HookKind::TpBtf, mismatch.into()),
+                    (HookKind::RawTp, mismatch.into()),
+                    (HookKind::Fentry, "victim_fentry: no such function".into()),
+                    (HookKind::Tracepoint, better),
+                ]
+            )
+        );
+        offers.kprobes = false;
+        let (chosen, skipped) = victim(&offers, &[HookKind::Fentry]);
+        assert_eq!(chosen, Some(HookKind::Tracepoint));
+        assert!(
+            skipped[3].1.starts_with("kernel has no kprobes"),
+            "{skipped:?}"
+        );
+    }
+
+    /// The victim rows hook mark_victim or the function that emits it, and
+    /// `doctor` names which.
+    #[test]
+    fn victim_rows_name_where_they_hook() {
+        let hooked: Vec<(&str, String, bool)> = Family::Victim
+            .probes()
+            .map(|p| (p.kind.name(), p.hooked(), p.as_good_as_best))
+            .collect();
+        assert_eq!(
+            hooked,
+            [
+                ("tp_btf", "tracepoint mark_victim".to_string(), true),
+                ("raw_tp", "tracepoint mark_victim".to_string(), true),
+                ("fentry", "function mark_oom_victim".to_string(), true),
+                ("kprobe", "function mark_oom_victim".to_string(), true),
+                ("tracepoint", "tracepoint mark_victim".to_string(), false),
+            ]
+        );
+        let (row, _) = program(programs::CGROUP_ATTACH).expect("in the table");
+        assert_eq!(
+            row.hooked(),
+            "tracepoints cgroup_mkdir, cgroup_rmdir, cgroup_release, cgroup_attach_task"
+        );
+        // The first row of every family is its best.
+        for family in Family::ALL {
+            assert!(family.probes().next().is_some_and(|p| p.as_good_as_best));
+        }
     }
 }

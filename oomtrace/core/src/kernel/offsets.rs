@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use oomtrace_common::FIELD_ABSENT;
+
 use crate::{kernel::btf::Btf, kernel::tracefs};
 
 /// One global, named as in `oomtrace-ebpf/src/globals.rs`.
@@ -36,6 +38,7 @@ pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> 
         ("NSPROXY_MNT_NS", m("nsproxy", "mnt_ns")?),
         ("MNTNS_INUM", m("mnt_namespace", "ns.inum")?),
         ("SIGNAL_OOM_SCORE_ADJ", m("signal_struct", "oom_score_adj")?),
+        ("SIGNAL_OOM_MM", m("signal_struct", "oom_mm")?),
         ("MM_TOTAL_VM", m("mm_struct", "total_vm")?),
         ("MM_RSS_BASE", rss.base),
         ("MM_RSS_STRIDE", rss.stride),
@@ -71,17 +74,29 @@ pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> 
 
 /// Field offsets of one tracepoint family, from tracefs.
 pub fn mark_victim(tracefs: &Path) -> Result<Vec<Global>, tracefs::FormatError> {
-    let f = tracefs::read_format(tracefs, "oom", "mark_victim")?;
-    let comm = f.field("comm")?;
+    mark_victim_fields(&tracefs::read_format(tracefs, "oom", "mark_victim")?)
+}
+
+/// `oom:mark_victim`'s offsets. Only the pid is required: before Linux 6.9
+/// (unless backported) the record holds nothing else, and the fields it
+/// lacks are [`FIELD_ABSENT`], left unread (the kernel's report names the
+/// victim's command then).
+pub fn mark_victim_fields(f: &tracefs::Format) -> Result<Vec<Global>, tracefs::FormatError> {
+    let optional = |name: &str| f.field(name).ok();
+    let offset = |name: &str| optional(name).map_or(FIELD_ABSENT, |x| x.offset);
+    let comm = optional("comm");
     Ok(vec![
         ("TP_MV_PID", f.field("pid")?.offset),
-        ("TP_MV_COMM", comm.offset),
-        ("TP_MV_COMM_IS_LOC", u32::from(comm.data_loc)),
-        ("TP_MV_TOTAL_VM", f.field("total_vm")?.offset),
-        ("TP_MV_ANON_RSS", f.field("anon_rss")?.offset),
-        ("TP_MV_FILE_RSS", f.field("file_rss")?.offset),
-        ("TP_MV_SHMEM_RSS", f.field("shmem_rss")?.offset),
-        ("TP_MV_OOM_SCORE_ADJ", f.field("oom_score_adj")?.offset),
+        ("TP_MV_COMM", comm.map_or(FIELD_ABSENT, |c| c.offset)),
+        (
+            "TP_MV_COMM_IS_LOC",
+            comm.map_or(0, |c| u32::from(c.data_loc)),
+        ),
+        ("TP_MV_TOTAL_VM", offset("total_vm")),
+        ("TP_MV_ANON_RSS", offset("anon_rss")),
+        ("TP_MV_FILE_RSS", offset("file_rss")),
+        ("TP_MV_SHMEM_RSS", offset("shmem_rss")),
+        ("TP_MV_OOM_SCORE_ADJ", offset("oom_score_adj")),
     ])
 }
 
@@ -134,4 +149,95 @@ pub fn memcg_charge(tracefs: &Path, btf: Option<&Btf>) -> Result<Vec<Global>, St
         ("ITEM_FILE", item("NR_FILE_PAGES")?),
         ("ITEM_SHMEM", item("NR_SHMEM")?),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debian 11's 5.10 (`events/oom/mark_victim/format`): the pid only.
+    const MARK_VICTIM_5_10: &str = "name: mark_victim
+ID: 444
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;
+
+print fmt: \"pid=%d\", REC->pid
+";
+
+    /// 6.9 and later (copied from 6.18): comm and the memory too.
+    const MARK_VICTIM_6_18: &str = "name: mark_victim
+ID: 609
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:__data_loc char[] comm;\toffset:12;\tsize:4;\tsigned:0;
+\tfield:unsigned long total_vm;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:unsigned long anon_rss;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:unsigned long file_rss;\toffset:32;\tsize:8;\tsigned:0;
+\tfield:unsigned long shmem_rss;\toffset:40;\tsize:8;\tsigned:0;
+\tfield:uid_t uid;\toffset:48;\tsize:4;\tsigned:0;
+\tfield:unsigned long pgtables;\toffset:56;\tsize:8;\tsigned:0;
+\tfield:short oom_score_adj;\toffset:64;\tsize:2;\tsigned:1;
+
+print fmt: \"pid=%d comm=%s\", REC->pid, __get_str(comm)
+";
+
+    fn globals(text: &str) -> Vec<Global> {
+        let f = tracefs::parse_format(text).expect("a format file");
+        mark_victim_fields(&f).expect("mark_victim's offsets")
+    }
+
+    #[test]
+    fn a_pid_only_mark_victim_leaves_the_rest_absent() {
+        assert_eq!(
+            globals(MARK_VICTIM_5_10),
+            [
+                ("TP_MV_PID", 8),
+                ("TP_MV_COMM", FIELD_ABSENT),
+                ("TP_MV_COMM_IS_LOC", 0),
+                ("TP_MV_TOTAL_VM", FIELD_ABSENT),
+                ("TP_MV_ANON_RSS", FIELD_ABSENT),
+                ("TP_MV_FILE_RSS", FIELD_ABSENT),
+                ("TP_MV_SHMEM_RSS", FIELD_ABSENT),
+                ("TP_MV_OOM_SCORE_ADJ", FIELD_ABSENT),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_mark_victim_has_every_offset() {
+        assert_eq!(
+            globals(MARK_VICTIM_6_18),
+            [
+                ("TP_MV_PID", 8),
+                ("TP_MV_COMM", 12),
+                ("TP_MV_COMM_IS_LOC", 1),
+                ("TP_MV_TOTAL_VM", 16),
+                ("TP_MV_ANON_RSS", 24),
+                ("TP_MV_FILE_RSS", 32),
+                ("TP_MV_SHMEM_RSS", 40),
+                ("TP_MV_OOM_SCORE_ADJ", 64),
+            ]
+        );
+    }
+
+    /// Without the pid there is no victim to name: the row is skipped.
+    #[test]
+    fn mark_victim_without_a_pid_is_an_error() {
+        let text = MARK_VICTIM_5_10.replace("field:int pid;", "field:int tgid;");
+        let f = tracefs::parse_format(&text).expect("a format file");
+        assert!(matches!(
+            mark_victim_fields(&f),
+            Err(tracefs::FormatError::NoSuchField { .. })
+        ));
+    }
 }

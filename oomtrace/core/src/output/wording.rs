@@ -185,9 +185,17 @@ fn whose_limit(v: &Verdict) -> &'static str {
 
 fn sentence(v: &Verdict) -> String {
     let victim = v.victim.as_ref();
-    let who = victim.map(|x| match x.rss_bytes {
-        Some(rss) => format!("{} (pid {}, rss {})", x.comm, x.pid, human_bytes(rss)),
-        None => format!("{} (pid {})", x.comm, x.pid),
+    let who = victim.map(|x| {
+        // A command neither the hook nor the kernel's report named.
+        let comm = if x.comm.is_empty() {
+            "a process"
+        } else {
+            &x.comm
+        };
+        match x.rss_bytes {
+            Some(rss) => format!("{comm} (pid {}, rss {})", x.pid, human_bytes(rss)),
+            None => format!("{comm} (pid {})", x.pid),
+        }
     });
     // A saved log cut before the report's kill line names no victim.
     const UNNAMED: &str = "the log ends before the kernel names the process it killed";

@@ -245,6 +245,19 @@ pub(super) struct Decision {
     pub(super) identity: Identity,
 }
 
+/// The victim's command: the hook's, else (a `mark_victim` record holding
+/// only the pid, before 6.9) the kernel's own report of the kill, else
+/// empty: never a name the evidence lacks.
+fn victim_comm(ev: &VictimEvent, snap: &Snapshot<'_>) -> String {
+    if ev.victim.comm().is_some() {
+        return event::comm(&ev.victim.comm);
+    }
+    snap.kmsg
+        .get(&ev.victim.tgid)
+        .map(|s| s.task.clone())
+        .unwrap_or_default()
+}
+
 pub(super) fn decide_identity(
     scope: &Scope,
     victim: Option<&KubeCgroup>,
@@ -324,7 +337,7 @@ impl Attributor {
         let bytes = |pages: Option<u64>| pages.map(|p| p.saturating_mul(page));
         let victim = Victim {
             pid: ev.victim.tgid,
-            comm: event::comm(&ev.victim.comm),
+            comm: victim_comm(ev, snap),
             oom_score_adj: ev.oom_score_adj(),
             rss_bytes: bytes(ev.rss_pages()),
             anon_rss_bytes: bytes(ev.anon_rss_pages()),
@@ -357,6 +370,8 @@ impl Attributor {
                 victim_hook: match ev.source {
                     s if s == VictimSource::TpBtf as u32 => "tp_btf",
                     s if s == VictimSource::RawTp as u32 => "raw_tp",
+                    s if s == VictimSource::Fentry as u32 => "fentry",
+                    s if s == VictimSource::Kprobe as u32 => "kprobe",
                     _ => "tracepoint",
                 },
                 pid_ns: known(ev.victim.pid_ns()),
