@@ -309,8 +309,8 @@ pub struct NodeArgs {
     #[arg(long, value_name = "PATH", default_value = "/var/log/containers")]
     pub containers_log_dir: PathBuf,
     /// Force a hook per family, e.g. `oom=kprobe,victim=tracepoint` (kinds: oom:
-    /// fentry|kprobe|off; victim: tp_btf|raw_tp|tracepoint|off, off: kills from the kernel log
-    /// only; signal: tp_btf|tracepoint|off; cgroup, pressure: tp_btf|tracepoint|off; charge:
+    /// fentry|kprobe|off; victim: tp_btf|raw_tp|fentry|kprobe|tracepoint|off, fentry and kprobe on
+    /// mark_oom_victim where mark_victim has only the pid, off: kills from the kernel log only; signal: tp_btf|tracepoint|off; cgroup, pressure: tp_btf|tracepoint|off; charge:
     /// tracepoint|off, off unless named here).
     #[arg(long, value_name = "FAMILY=KIND,...", default_value = "auto")]
     pub hooks: HookRequests,

@@ -157,7 +157,7 @@ mod tests {
 
     /// Debian 11's 5.10 (`events/oom/mark_victim/format`): the pid only.
     const MARK_VICTIM_5_10: &str = "name: mark_victim
-ID: 444
+ID: 492
 format:
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
 \tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
