@@ -599,7 +599,7 @@ impl Daemon {
                 kill,
             }),
             // Else the victim hook's record has the kill: its report is read.
-            OomLine::Kill(kill) => self.feed(Input::KmsgKill(kill.pid)),
+            OomLine::Kill(kill) => self.feed(Input::KmsgKilled(kill)),
             // The reader sends only summaries and kills.
             OomLine::Start | OomLine::Unfinished(_) => Ok(()),
         }

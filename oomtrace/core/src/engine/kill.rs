@@ -36,10 +36,17 @@ impl Engine {
     }
 
     /// Whether the kernel's report for this victim has been read, or none
-    /// will come: an oom.group member gets none of its own (its
+    /// will come (the deadline aside): an oom.group member gets none of its own (its
     /// invocation's first victim, judged, had it).
     pub(super) fn report_read(&self, v: &oomtrace_common::VictimEvent) -> bool {
         let pid = v.victim.tgid;
+        // A record without the victim's command (a pid-only mark_victim)
+        // waits for the `Killed process` line, printed after the report,
+        // which names the command and the memory.
+        if self.start.reading_kmsg && v.victim.comm().is_none() {
+            return self.kill_lines.contains_key(&pid)
+                || self.attributor.follows_a_judged_victim(v);
+        }
         !self.start.reading_kmsg
             || self.kmsg.contains_key(&pid)
             || self.unreported.contains(&pid)
@@ -69,6 +76,7 @@ impl Engine {
             victim_cgroup: hint.as_deref(),
             victim_owner: victim_owner.as_deref(),
             trigger_owner: trigger_owner.as_deref(),
+            kill_line: self.kill_lines.get(&v.victim.tgid),
         };
         let a = self.attributor.assess(v, &snap, &hints);
         if let Some(r) = self.kmsg.get(&v.victim.tgid).and_then(|s| s.report.clone()) {
@@ -82,6 +90,7 @@ impl Engine {
         // Its lines are spent: a later process with the same pid has its own.
         self.kmsg.remove(&v.victim.tgid);
         self.unreported.remove(&v.victim.tgid);
+        self.kill_lines.remove(&v.victim.tgid);
         let group_kill = self.group_kill(&a, group);
         if let Some(audit) = self.audit.as_mut() {
             audit.verdict(group_kill);

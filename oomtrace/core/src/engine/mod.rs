@@ -68,8 +68,13 @@ pub enum Input {
     Kernel(#[serde(with = "b64")] Bytes),
     Kmsg(OomSummary),
     /// The kernel log's `Killed process` line for this pid: its report, if
-    /// any, has been read.
+    /// any, has been read. (Recordings made before [`Input::KmsgKilled`].)
     KmsgKill(u32),
+    /// The same line, whole (what the daemon sends since victim records
+    /// may hold only the pid): it also names the victim's command and
+    /// memory where the record does not (a `mark_victim` of the pid only,
+    /// before 6.9), which the report, rate-limited, may not.
+    KmsgKilled(crate::logs::oom_report::OomKill),
     /// The kernel log's `Killed process` line, whole, when no victim hook
     /// sees kills (kernel-log mode): a verdict from the log alone, as the
     /// backlog's, with its `oom-kill:` summary (`Kmsg`) when one came.
@@ -185,6 +190,9 @@ pub struct Engine {
     kmsg: HashMap<u32, OomSummary>,
     /// Pids whose `Killed process` line was read without a summary before it.
     unreported: HashSet<u32>,
+    /// The `Killed process` lines by pid, for victim records without the
+    /// victim's command and memory.
+    kill_lines: HashMap<u32, crate::logs::oom_report::OomKill>,
     /// When each pid's kernel-log line came, oldest first: lines no victim
     /// took are dropped after [`KMSG_KEEP_NS`].
     log_seen: VecDeque<(u64, u32)>,
@@ -260,6 +268,7 @@ impl Engine {
             attributor: Attributor::default(),
             kmsg: HashMap::new(),
             unreported: HashSet::new(),
+            kill_lines: HashMap::new(),
             log_seen: VecDeque::new(),
             reports: VecDeque::new(),
             waiting: VecDeque::new(),
@@ -347,15 +356,14 @@ impl Engine {
                 self.kmsg.insert(s.pid, s);
                 self.flush_waiting(obs, &mut out);
             }
-            Input::KmsgKill(pid) => {
-                if !self.kmsg.contains_key(&pid) {
-                    if self.unreported.len() > 4096 {
-                        self.unreported.clear();
-                    }
-                    self.unreported.insert(pid);
-                    self.log_seen.push_back((self.now, pid));
+            Input::KmsgKill(pid) => self.on_kill_line(pid, obs, &mut out),
+            Input::KmsgKilled(kill) => {
+                let pid = kill.pid;
+                if self.kill_lines.len() > 4096 {
+                    self.kill_lines.clear();
                 }
-                self.flush_waiting(obs, &mut out);
+                self.kill_lines.insert(pid, kill);
+                self.on_kill_line(pid, obs, &mut out);
             }
             Input::Tick(now) => {
                 self.now = self.now.max(now);
@@ -367,6 +375,7 @@ impl Engine {
                     self.log_seen.pop_front();
                     self.kmsg.remove(&pid);
                     self.unreported.remove(&pid);
+                    self.kill_lines.remove(&pid);
                 }
                 self.check_leaks(obs, &mut out);
                 self.watch_dying(obs, &mut out);
@@ -521,6 +530,19 @@ impl Engine {
                 self.tree.apply(&ev);
             }
         }
+    }
+
+    /// A `Killed process` line while a victim hook sees kills: the
+    /// victim's report, if any, has been read.
+    fn on_kill_line(&mut self, pid: u32, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        if !self.kmsg.contains_key(&pid) {
+            if self.unreported.len() > 4096 {
+                self.unreported.clear();
+            }
+            self.unreported.insert(pid);
+            self.log_seen.push_back((self.now, pid));
+        }
+        self.flush_waiting(obs, out);
     }
 
     fn flush_waiting(&mut self, obs: &mut dyn Observe, out: &mut Vec<Line>) {

@@ -1888,26 +1888,61 @@ fn a_pid_only_victim_is_named_by_the_kernels_report() {
     );
     let mut summary = summary_for(100, None);
     summary.task = "python3".into();
+    // The report's summary line: the kill line, printed after it, is
+    // still to come.
     let out = e.handle(Input::Kmsg(summary), &mut k);
+    assert!(
+        out.is_empty() && e.waiting(),
+        "waits for the kill line: {out:?}"
+    );
+    let out = e.handle(Input::KmsgKilled(kill_line(100, "python3")), &mut k);
     let v = only_verdict(&out);
     let victim = v.victim.as_ref().expect("a victim");
     assert_eq!(victim.comm, "python3");
     assert_eq!(victim.cgroup.as_deref(), Some(&*format!("{POD_A}/{CID_A}")));
-    assert_eq!(
-        (victim.rss_bytes, victim.oom_score_adj, victim.ns_pid),
-        (None, None, None)
-    );
+    // The kill line's numbers, in bytes; no namespace (no line names one).
+    assert_eq!(victim.anon_rss_bytes, Some(32512 << 10));
+    assert_eq!(victim.rss_bytes, Some((32512 + 6652) << 10));
+    assert_eq!(victim.total_vm_bytes, Some(278712 << 10));
+    assert_eq!(victim.oom_score_adj, Some(-997));
+    assert_eq!(victim.ns_pid, None);
     assert_eq!(v.evidence.victim_hook, "tracepoint");
     assert_eq!(v.evidence.pid_ns, None);
-    assert!(v.summary.contains("python3 (pid 100)"), "{}", v.summary);
+    assert!(v.summary.contains("python3 (pid 100, rss"), "{}", v.summary);
 
-    // The report rate-limited away: no name is made up.
+    // The report rate-limited away: the kill line alone names it.
     let out = e.handle(killed_pid_only(101, 101, 3 * S), &mut k);
     assert!(out.is_empty());
-    let out = e.handle(Input::KmsgKill(101), &mut k);
+    let out = e.handle(Input::KmsgKilled(kill_line(101, "worker2")), &mut k);
     let v = only_verdict(&out);
-    assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some(""));
-    assert!(v.summary.contains("a process (pid 101)"), "{}", v.summary);
+    assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some("worker2"));
+
+    // Neither line came (the reader fell behind): judged at the deadline,
+    // and no name is made up.
+    let out = e.handle(killed_pid_only(102, 102, 4 * S), &mut k);
+    assert!(out.is_empty());
+    let out = ticks(&mut e, &mut k, 4, 6);
+    let v = only_verdict(&out);
+    let victim = v.victim.as_ref().expect("a victim");
+    assert_eq!((victim.comm.as_str(), victim.rss_bytes), ("", None));
+    assert!(v.summary.contains("a process (pid 102)"), "{}", v.summary);
+}
+
+/// `Killed process <pid> (<comm>) total-vm:278712kB, anon-rss:32512kB,
+/// file-rss:6652kB, shmem-rss:0kB, UID:0 pgtables:120kB oom_score_adj:-997`.
+fn kill_line(pid: u32, comm: &str) -> crate::logs::oom_report::OomKill {
+    crate::logs::oom_report::OomKill {
+        memcg: true,
+        pid,
+        comm: comm.into(),
+        total_vm_kb: Some(278712),
+        anon_rss_kb: Some(32512),
+        file_rss_kb: Some(6652),
+        shmem_rss_kb: Some(0),
+        oom_score_adj: Some(-997),
+        chosen: None,
+        group: None,
+    }
 }
 
 /// fentry and kprobe on `mark_oom_victim` read the same task as tp_btf and

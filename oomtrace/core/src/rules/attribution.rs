@@ -57,6 +57,9 @@ pub struct Hints<'a> {
     pub victim_owner: Option<&'a str>,
     /// The same for the trigger.
     pub trigger_owner: Option<&'a str>,
+    /// The kernel's `Killed process` line for the victim, when read: its
+    /// command and memory where the record lacks them.
+    pub kill_line: Option<&'a crate::logs::oom_report::OomKill>,
 }
 
 /// One kill as its source described it and the rules judged it, before
@@ -246,15 +249,23 @@ pub(super) struct Decision {
 }
 
 /// The victim's command: the hook's, else (a `mark_victim` record holding
-/// only the pid, before 6.9) the kernel's own report of the kill, else
-/// empty: never a name the evidence lacks.
-fn victim_comm(ev: &VictimEvent, snap: &Snapshot<'_>) -> String {
+/// only the pid, before 6.9) the kernel's report of the kill or its
+/// `Killed process` line, else empty: never a name the evidence lacks.
+fn victim_comm(
+    ev: &VictimEvent,
+    snap: &Snapshot<'_>,
+    line: Option<&crate::logs::oom_report::OomKill>,
+) -> String {
     if ev.victim.comm().is_some() {
         return event::comm(&ev.victim.comm);
     }
     snap.kmsg
         .get(&ev.victim.tgid)
         .map(|s| s.task.clone())
+        .or_else(|| {
+            line.filter(|k| k.pid == ev.victim.tgid)
+                .map(|k| k.comm.clone())
+        })
         .unwrap_or_default()
 }
 
@@ -335,15 +346,24 @@ impl Attributor {
 
         let page = snap.page_size;
         let bytes = |pages: Option<u64>| pages.map(|p| p.saturating_mul(page));
+        // The kill line's numbers, for a record without the victim's (a
+        // pid-only mark_victim): the kernel's own, for this pid.
+        let line = hints.kill_line.filter(|k| k.pid == ev.victim.tgid);
+        let kb = |x: Option<u64>| x.map(|k| k.saturating_mul(1024));
         let victim = Victim {
             pid: ev.victim.tgid,
-            comm: victim_comm(ev, snap),
-            oom_score_adj: ev.oom_score_adj(),
-            rss_bytes: bytes(ev.rss_pages()),
-            anon_rss_bytes: bytes(ev.anon_rss_pages()),
-            file_rss_bytes: bytes(ev.file_rss_pages()),
-            shmem_rss_bytes: bytes(ev.shmem_rss_pages()),
-            total_vm_bytes: bytes(ev.total_vm_pages()),
+            comm: victim_comm(ev, snap, hints.kill_line),
+            oom_score_adj: ev.oom_score_adj().or_else(|| {
+                line.and_then(|k| k.oom_score_adj)
+                    .and_then(|a| i16::try_from(a).ok())
+            }),
+            rss_bytes: bytes(ev.rss_pages()).or_else(|| {
+                line.and_then(|k| Some((k.anon_rss_kb? + k.file_rss_kb? + k.shmem_rss_kb?) * 1024))
+            }),
+            anon_rss_bytes: bytes(ev.anon_rss_pages()).or(kb(line.and_then(|k| k.anon_rss_kb))),
+            file_rss_bytes: bytes(ev.file_rss_pages()).or(kb(line.and_then(|k| k.file_rss_kb))),
+            shmem_rss_bytes: bytes(ev.shmem_rss_pages()).or(kb(line.and_then(|k| k.shmem_rss_kb))),
+            total_vm_bytes: bytes(ev.total_vm_pages()).or(kb(line.and_then(|k| k.total_vm_kb))),
             cgroup: victim_cgroup,
             ns_pid: known(ev.victim.ns_pid()),
         };
