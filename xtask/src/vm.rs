@@ -1416,6 +1416,46 @@ mod tests {
     }
 
     #[test]
+    fn each_kernels_runs_carry_its_passes_hooks_and_skips() {
+        let exes: Vec<PathBuf> = E2E_TARGETS
+            .iter()
+            .map(|t| PathBuf::from(format!("/x/deps/{t}-0123abcd")))
+            .collect();
+        let kernel = |b: &str| KERNELS.iter().find(|k| k.boot == b).expect(b);
+        let six_one = pass_runs(kernel("6.1"), &exes, &[]);
+        assert_eq!(six_one.len(), E2E_TARGETS.len() + 2 * FALLBACK_61.len());
+        assert!(six_one
+            .iter()
+            .filter(|r| r.tag.ends_with("_storm"))
+            .all(|r| r.hooks.is_empty()));
+        let fallback_foundation = six_one
+            .iter()
+            .find(|r| r.hooks == KPROBE_RAW_TP && r.tag.ends_with("_foundation"))
+            .expect("foundation with kprobe + raw_tp");
+        assert_eq!(fallback_foundation.expect, KPROBE_RAW_TP_EXPECT);
+        for t in [
+            "a_burst_of_kills",
+            "forced_tracepoint_fallback",
+            "kernel_log_mode",
+        ] {
+            assert!(
+                fallback_foundation.args.iter().any(|a| a == t),
+                "{:?}",
+                fallback_foundation.args
+            );
+        }
+        let v1 = pass_runs(kernel("5.10-v1"), &exes, &["pod_limit".to_string()]);
+        assert!(v1.iter().all(|r| !r.tag.ends_with("_vm")));
+        let cri = v1
+            .iter()
+            .find(|r| r.tag.ends_with("_cri_verdicts"))
+            .expect("cri_verdicts on 5.10 v1");
+        assert_eq!(cri.args[0], "pod_limit", "the caller's filter first");
+        assert!(cri.args.iter().any(|a| a == "eviction"), "{:?}", cri.args);
+        assert!(v1.iter().any(|r| r.hooks == "victim=off"));
+    }
+
+    #[test]
     fn a_v1_boot_mounts_v1_memory_and_no_v2_memory() {
         assert!(PREAMBLE_V1.contains("mount -t cgroup -o $c cgroup"));
         assert!(!PREAMBLE_V1.contains("+memory"));
