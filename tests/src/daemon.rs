@@ -381,6 +381,11 @@ impl Daemon {
     /// else the kernel's summary line or the memcg page counters read at
     /// the kill (BTF is present on every kernel tested here).
     pub fn expected_constraint_sources(&self) -> &'static [&'static str] {
+        // Kernel-log mode (no victim hook): each verdict rests on the
+        // kernel's report alone, whatever the per-OOM hook saw.
+        if self.hook("victim").is_none() {
+            return &["kernel_log"];
+        }
         match self.hook("oom") {
             Some(_) => &["oom_control"],
             // The kernel's summary line when it was read in time, else the

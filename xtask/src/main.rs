@@ -6,6 +6,7 @@ mod bench;
 mod compare;
 mod fuzz;
 mod image;
+mod kernels;
 mod load;
 mod manifests;
 mod real_logs;
@@ -59,7 +60,7 @@ enum Task {
     /// Re-record the replay fixtures (oomtrace/tests/fixtures) from the end-to-end scenarios, as root.
     Fixtures,
     /// Set up, build, and run the whole test suite (unit and end-to-end, as root),
-    /// then the end-to-end scenarios again inside Debian's 6.1 kernel (vm-test).
+    /// then the end-to-end scenarios again inside Debian's 5.10 (cgroup v1 and v2), 6.1 and 6.12 kernels (vm-test).
     Test {
         /// Skip the VM run (local iteration only; CI runs it).
         #[arg(long)]
@@ -103,8 +104,9 @@ enum Task {
         #[arg(long)]
         render_only: bool,
     },
-    /// Build, then run the end-to-end scenarios inside Debian's 6.1 kernel
-    /// (cgroup v2, fentry/kprobes) in a TCG VM: best hooks and each fallback.
+    /// Build, then run the end-to-end scenarios inside Debian's 5.10 (cgroup
+    /// v1 and v2), 6.1 and 6.12 kernels in a TCG VM: best hooks and each
+    /// fallback (docs/kernels.md; OOMTRACE_VM_BOOTS picks boots).
     VmTest {
         /// Extra arguments for the test executable (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -217,7 +219,7 @@ fn run() -> anyhow::Result<()> {
                 ],
             )?;
             if no_vm {
-                eprintln!("xtask: --no-vm: skipping the 6.1 VM run");
+                eprintln!("xtask: --no-vm: skipping the VM runs");
             } else {
                 vm::test(&root, &env, &args)?;
             }

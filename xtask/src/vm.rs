@@ -1,18 +1,23 @@
-//! `cargo xtask vm-test`: the end-to-end scenarios inside a second kernel.
+//! `cargo xtask vm-test`: the end-to-end scenarios inside other kernels.
 //!
 //! The host runs 6.18 with cgroup v1 memory and only the tracepoint family
-//! of hooks; Debian's 6.1 kernel, booted with virtme-ng under TCG (KVM does
-//! not work on these machines), has cgroup v2, fentry and kprobes. One boot
-//! runs the already-built `foundation` test executable several times, once
-//! with the best hooks and then forced onto each fallback
-//! (`OOMTRACE_E2E_HOOKS`, read by tests/src/lib.rs), and prints
-//! `oomtrace doctor`; the `vm` target's VM-only scenarios (cgroup v2
-//! `memory.oom.group`) run in each pass too, and the real-container targets
-//! (`scenarios`, `containers`, `cri`) in the best-hooks pass. A second, small boot (512 MiB,
-//! no memcg limit anywhere) runs only the global-OOM scenario (the `vm`
-//! target's ignored test): a global OOM is safe nowhere else, and its
-//! `system_oom` verdict is kept in `target/vm/system_oom.json`.
-//! `OOMTRACE_VM_BOOTS=main` or `=global` runs one boot only (iteration).
+//! of hooks; the kernels users' nodes run are booted with virtme-ng under
+//! TCG (KVM does not work on these machines), each listed in [`KERNELS`]
+//! with its cgroup version, its passes (the hooks forced through
+//! `OOMTRACE_E2E_HOOKS`, read by tests/src/lib.rs, and the choices each must
+//! show) and the targets each pass runs: Debian 12's 6.1 (from the host's
+//! archive), Debian 11's 5.10 on cgroup v1 and on v2, and Debian 13's 6.12
+//! (downloaded into a cache by `kernels`, never installed). Each boot
+//! prints `oomtrace doctor`'s JSON, whose hook choices must be the best
+//! pass's. 6.1's best pass runs every target of [`E2E_TARGETS`]; the others
+//! run what tests a kernel difference (docs/kernels.md says what and why).
+//! A small boot of 6.1 (512 MiB, no memcg limit anywhere) runs only the
+//! global-OOM scenario (the `vm` target's ignored test): a global OOM is
+//! safe nowhere else, and its `system_oom` verdict is kept in
+//! `target/vm/system_oom.json`.
+//! `OOMTRACE_VM_BOOTS=5.10-v1` (or `6.1` alias `main`, `5.10-v2`, `6.12`,
+//! `global`, `stall`; comma-separated, booted in that order) runs some
+//! boots only (iteration).
 //! The guest sees the host's filesystem read-only through
 //! 9p: it runs copies of the binaries `target/debug` holds, taken just before
 //! the boot (`target/vm/bin`), and writes only `target/vm/artifacts`.
@@ -33,7 +38,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 
-use crate::setup;
+use crate::{kernels, setup};
 
 /// Debian packages the VM needs: the 6.1 kernel, qemu, a static busybox
 /// for virtme-ng's guest init, and venv for installing virtme-ng.
@@ -52,11 +57,18 @@ pub(crate) const SENTINEL: &str = "OOMTRACE-VM-RESULT:";
 /// executables); the boot is killed past it (a stalled boot is booted once
 /// more with the same limit). `OOMTRACE_VM_TIMEOUT_SECS` overrides.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(40 * 60);
-/// The end-to-end test executables run in the guest (cargo target names):
+/// The end-to-end test executables run in the guest (cargo target names),
+/// all of them in 6.1's best-hooks pass; each [`Pass`] names its share.
 /// `vm` holds the VM-only scenarios (`test = false`: host `cargo test` skips it).
 /// `scenarios` and `containers` (real runc containers: every verdict and
 /// finding) run on cgroup v2 here, and `cri` (pods through containerd's
-/// CRI, as a kubelet runs them: on v2 with `memory.oom.group`).
+/// CRI, as a kubelet runs them: on v2 with `memory.oom.group`). Those, the
+/// daemon's restarts, lost events and heartbeats, metrics through
+/// Prometheus, the node memory breakdown and the CRI runtime's side of
+/// stops (no daemon: the hooks change nothing there) run once, with the
+/// best hooks; `manifests` runs the agent with exactly the least-privilege
+/// DaemonSet's capabilities (Debian's 6.1 opens a classic tracepoint's perf
+/// event only with CAP_SYS_ADMIN: the tp_btf rows are what make it enough).
 const E2E_TARGETS: &[&str] = &[
     "foundation",
     "vm",
@@ -80,26 +92,6 @@ const E2E_TARGETS: &[&str] = &[
     // container's (Debian's systemd from the host's /usr).
     "systemd_container",
 ];
-/// Targets run in the best-hooks pass only: they test attribution on cgroup
-/// v2 and real containers, the daemon's restarts, lost events and
-/// heartbeats, metrics through Prometheus, the node memory breakdown
-/// (`oomtrace memory`, dying cgroups), and the CRI runtime's side of OOM
-/// kills and stops (no daemon: the hooks change nothing there), while
-/// `foundation`, `vm` and the no-kill-missed `storm` walk every fallback.
-/// `manifests` runs the agent with exactly the least-privilege DaemonSet's
-/// capabilities (Debian's 6.1 opens a classic tracepoint's perf event only
-/// with CAP_SYS_ADMIN: the tp_btf rows are what make it enough there).
-const BEST_PASS_ONLY: &[&str] = &[
-    "scenarios",
-    "containers",
-    "daemon",
-    "metrics",
-    "cri",
-    "manifests",
-    "node_memory",
-    "near_oom",
-    "systemd_container",
-];
 /// Tests of a target skipped in the fallback passes: what does not depend
 /// on the OOM hooks (the CRI stops and evictions see only the signal
 /// hook, the same in every pass) runs once, in the best-hooks pass.
@@ -107,7 +99,19 @@ const BEST_PASS_ONLY_TESTS: &[(&str, &[&str])] = &[
     ("cri_verdicts", &["eviction", "deletion"]),
     // Six pods killed under CPU load: minutes under TCG, and the memory at
     // the kill comes from the kernel's report whatever the hooks.
-    ("foundation", &["a_burst_of_kills"]),
+    //
+    // The tests that pass `--hooks` of their own (the forced classic
+    // tracepoint, kernel-log mode): OOMTRACE_E2E_HOOKS does not apply to
+    // them, so a fallback pass would repeat them exactly.
+    (
+        "foundation",
+        &[
+            "a_burst_of_kills",
+            "forced_tracepoint_fallback",
+            "a_victim_named_from_proc",
+            "kernel_log_mode",
+        ],
+    ),
     // A kill inside a write of memory.max: its trigger is the writer, outside
     // the cgroup, so without the per-OOM hook (struct oom_control) the
     // limit comes from the kernel log's summary, which has no limit to
@@ -139,9 +143,8 @@ struct Pass {
     label: &'static str,
     hooks: &'static str,
     expect: &'static str,
-    /// oomtrace in a private cgroup namespace (`OOMTRACE_E2E_CGROUPNS`),
-    /// the targets of [`CGROUPNS_TARGETS`] only.
-    cgroupns: bool,
+    /// The end-to-end targets this pass runs (of [`E2E_TARGETS`]).
+    targets: &'static [&'static str],
 }
 
 impl Pass {
@@ -154,35 +157,222 @@ impl Pass {
     }
 }
 
-/// What 6.1 offers (docs/toolchain.md): fentry and kprobe on
-/// `oom_kill_process`, tp_btf/raw_tp/tracepoint on `oom:mark_victim`.
-const PASSES: &[Pass] = &[
+/// How a boot's guest mounts its cgroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cgroups {
+    /// cgroup2 at /sys/fs/cgroup with memory delegated from the root.
+    V2,
+    /// The v1 hierarchies as a v1 node (and this project's CI host) has
+    /// them, the memory controller among them; cgroup2 only as the
+    /// controller-less `unified` mount.
+    V1,
+}
+
+/// A kernel the VM suite boots and what runs there: the kernel set as data.
+struct Kernel {
+    /// Its name in `OOMTRACE_VM_BOOTS` and in the logs.
+    boot: &'static str,
+    /// Debian's package, downloaded into a cache of its own; None: Debian
+    /// 12's 6.1, installed on the host (`linux-image-amd64`).
+    package: Option<kernels::Package>,
+    cgroups: Cgroups,
+    /// Best hooks first: its `expect` is what `oomtrace doctor` must choose
+    /// there too (the guest prints doctor's JSON; the host compares).
+    passes: &'static [Pass],
+    /// Tests of a target skipped in every pass of this kernel (`--skip`
+    /// filters).
+    skip: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// What of `cri_verdicts` runs on 6.1 only (and on the host): the CRI
+/// stops and evictions, and the stop after a child's kill (a finding),
+/// see only the signal hook, which takes tp_btf on every kernel here; the
+/// kubepods-level OOM of pods past allocatable is a kill the `vm` target's
+/// lowered kubepods limit covers on v2. The other kernels run the kills
+/// in a container's and a pod's limit and a child's kill (limits against
+/// the kernel's `oom_memcg`, `kubelet_reports` against ContainerStatus),
+/// which depend on the kernel: the twelve took over the 400 s a run has
+/// under TCG on 5.10, and these five 390 s on 6.12.
+const CRI_ON_61_ONLY: (&str, &[&str]) = (
+    "cri_verdicts",
+    &[
+        "eviction",
+        "deletion",
+        "one_container_stopped",
+        "signals_under_pressure",
+        "a_stop_after",
+        "pods_past_allocatable",
+    ],
+);
+/// Six pods killed under CPU load (minutes under TCG): it tests the memory
+/// at each kill taken from the kernel's report, whose format 6.12 shares
+/// with 6.1; 5.10's is older and runs it.
+const BURST: (&str, &[&str]) = ("foundation", &["a_burst_of_kills"]);
+
+/// The targets every kernel runs with its best hooks: the verdicts
+/// (`foundation`), the CRI-made pods' limits against the kernel's
+/// `oom_memcg` and `kubelet_reports` against ContainerStatus
+/// (`cri_verdicts`), and no kill missed (`storm`); on v2 the `vm`
+/// target's `memory.oom.group` kills and lowered limits too.
+const EVERY_KERNEL_V2: &[&str] = &["foundation", "vm", "storm", "cri_verdicts"];
+/// 5.10 on v1 adds the daemon's restarts, losses and heartbeats (`daemon`):
+/// the lost lines name the family's hook, and 5.10's victim hook is its
+/// own (6.12 has 6.1's hooks, and 5.10 on v2 has these).
+const EVERY_KERNEL_V1_DAEMON: &[&str] = &["foundation", "storm", "cri_verdicts", "daemon"];
+/// A fallback pass on the other kernels: the verdicts only (the other
+/// targets' hook-dependent paths are the same code as on 6.1, where they
+/// walk the fallbacks).
+const FALLBACK: &[&str] = &["foundation"];
+/// 6.1's fallback passes: the verdicts, `memory.oom.group` and the CRI
+/// pods' limits. The storm (a minute or more under TCG per pass) runs
+/// with the best hooks on every kernel; it counts kills against the
+/// kernel's, which no hook choice changes but the victim family's, and
+/// that is walked by `foundation`.
+const FALLBACK_61: &[&str] = &["foundation", "vm", "cri_verdicts"];
+
+/// 6.1's and 6.12's hooks (docs/kernels.md): fentry and kprobe on
+/// `oom_kill_process`, tp_btf/raw_tp/tracepoint on `oom:mark_victim`
+/// (which carries the task there).
+const BEST_6: &str = "oom=fentry,victim=tp_btf,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf";
+const KPROBE_RAW_TP: &str = "oom=kprobe,victim=raw_tp";
+const KPROBE_RAW_TP_EXPECT: &str =
+    "oom=kprobe,victim=raw_tp,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf";
+const CLASSIC_LABEL: &str = "no per-OOM hook, classic tracepoints (signal on tp_btf)";
+// The signal family stays on tp_btf: its classic tracepoint records
+// no target namespaces, so a stop cannot be tied to a container's
+// init there (the host's forced-tracepoint tests cover it).
+const CLASSIC: &str = "oom=off,victim=tracepoint,cgroup=tracepoint,pressure=tracepoint";
+const CLASSIC_EXPECT: &str =
+    "oom=none,victim=tracepoint,cgroup=tracepoint,signal=tp_btf,pressure=tracepoint";
+
+/// 5.10's hooks: `oom:mark_victim` has only the pid there (its task came
+/// in 6.9), so tp_btf and raw_tp find no task and the victim family takes
+/// fentry, else kprobe, on `mark_oom_victim` (the function that emits the
+/// tracepoint, with the task); the classic tracepoint gives the pid only
+/// and the kernel's report the rest. fentry and kprobe on
+/// `oom_kill_process`, the other families on tp_btf as on 6.1.
+const BEST_510: &str = "oom=fentry,victim=fentry,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf";
+/// 5.10's fallbacks are split between its two boots, each once: which row
+/// attaches does not depend on the cgroup version, and each boot's best
+/// pass already runs the verdicts on its own cgroups.
+const PASSES_510_V1: &[Pass] = &[
     Pass {
         label: "best hooks",
         hooks: "",
-        expect: "oom=fentry,victim=tp_btf,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf",
-        cgroupns: false,
+        expect: BEST_510,
+        targets: EVERY_KERNEL_V1_DAEMON,
     },
     Pass {
-        label: "kprobe + raw_tp",
-        hooks: "oom=kprobe,victim=raw_tp",
-        expect: "oom=kprobe,victim=raw_tp,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf",
-        cgroupns: false,
+        label: "kprobes",
+        hooks: "oom=kprobe,victim=kprobe",
+        expect: "oom=kprobe,victim=kprobe,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf",
+        targets: FALLBACK,
     },
     Pass {
-        label: "no per-OOM hook, classic tracepoints (signal on tp_btf)",
-        // The signal family stays on tp_btf: its classic tracepoint records
-        // no target namespaces, so a stop cannot be tied to a container's
-        // init there (the host's forced-tracepoint tests cover it).
-        hooks: "oom=off,victim=tracepoint,cgroup=tracepoint,pressure=tracepoint",
-        expect: "oom=none,victim=tracepoint,cgroup=tracepoint,signal=tp_btf,pressure=tracepoint",
-        cgroupns: false,
+        label: "kernel log only",
+        hooks: "victim=off",
+        expect: "oom=fentry,victim=none,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf",
+        targets: FALLBACK,
     },
+];
+const PASSES_510_V2: &[Pass] = &[
     Pass {
-        label: "best hooks, oomtrace in a private cgroup namespace",
+        label: "best hooks",
         hooks: "",
-        expect: "oom=fentry,victim=tp_btf,cgroup=tp_btf,signal=tp_btf,pressure=tp_btf",
-        cgroupns: true,
+        expect: BEST_510,
+        targets: EVERY_KERNEL_V2,
+    },
+    Pass {
+        label: "pid-only tracepoint, no per-OOM hook, classic tracepoints (signal on tp_btf)",
+        hooks: CLASSIC,
+        expect: CLASSIC_EXPECT,
+        targets: FALLBACK,
+    },
+];
+
+const KERNELS: &[Kernel] = &[
+    Kernel {
+        boot: "6.1",
+        package: None,
+        cgroups: Cgroups::V2,
+        passes: &[
+            Pass {
+                label: "best hooks",
+                hooks: "",
+                expect: BEST_6,
+                targets: E2E_TARGETS,
+            },
+            Pass {
+                label: "kprobe + raw_tp",
+                hooks: KPROBE_RAW_TP,
+                expect: KPROBE_RAW_TP_EXPECT,
+                targets: FALLBACK_61,
+            },
+            Pass {
+                label: CLASSIC_LABEL,
+                hooks: CLASSIC,
+                expect: CLASSIC_EXPECT,
+                targets: FALLBACK_61,
+            },
+            // No pass with oomtrace in a private cgroup namespace here: the
+            // host suite runs every target of CGROUPNS_TARGETS so (`cargo
+            // xtask test`'s second host run), and the translation of
+            // /proc/PID/cgroup paths out of a namespace is the same code on
+            // either cgroup version.
+        ],
+        skip: &[],
+    },
+    Kernel {
+        boot: "5.10-v1",
+        package: Some(kernels::Package {
+            suite: "bullseye",
+            name: "linux-image-5.10.0-32-amd64",
+            image: "vmlinuz-5.10.0-32-amd64",
+        }),
+        cgroups: Cgroups::V1,
+        passes: PASSES_510_V1,
+        skip: &[CRI_ON_61_ONLY],
+    },
+    Kernel {
+        boot: "5.10-v2",
+        package: Some(kernels::Package {
+            suite: "bullseye",
+            name: "linux-image-5.10.0-32-amd64",
+            image: "vmlinuz-5.10.0-32-amd64",
+        }),
+        cgroups: Cgroups::V2,
+        passes: PASSES_510_V2,
+        skip: &[CRI_ON_61_ONLY],
+    },
+    Kernel {
+        boot: "6.12",
+        package: Some(kernels::Package {
+            suite: "trixie",
+            name: "linux-image-6.12.117+deb13-amd64",
+            image: "vmlinuz-6.12.117+deb13-amd64",
+        }),
+        cgroups: Cgroups::V2,
+        passes: &[
+            Pass {
+                label: "best hooks",
+                hooks: "",
+                expect: BEST_6,
+                targets: EVERY_KERNEL_V2,
+            },
+            Pass {
+                label: "kprobe + raw_tp",
+                hooks: KPROBE_RAW_TP,
+                expect: KPROBE_RAW_TP_EXPECT,
+                targets: FALLBACK,
+            },
+            Pass {
+                label: CLASSIC_LABEL,
+                hooks: CLASSIC,
+                expect: CLASSIC_EXPECT,
+                targets: FALLBACK,
+            },
+        ],
+        skip: &[CRI_ON_61_ONLY, BURST],
     },
 ];
 
@@ -198,9 +388,6 @@ pub const CGROUPNS_TARGETS: &[&str] = &[
     // A systemd's unit cgroups below a container's, as `/../..` paths.
     "systemd_container",
 ];
-/// The guest's share of them: the verdicts (foundation) and the escapes
-/// and leaks (scenarios); the rest repeat those paths on the host.
-const CGROUPNS_GUEST_TARGETS: &[&str] = &["foundation", "scenarios"];
 pub const CGROUPNS_SKIP: &[&str] = &["eviction", "deletion"];
 
 /// Installs what booting the VM needs, when missing (seconds when present;
@@ -340,25 +527,21 @@ pub(crate) fn snapshot(
     Ok((to.join("oomtrace"), copies))
 }
 
-/// The start of every guest script: cgroup2 with memory delegated, tracefs,
-/// a private $TMPDIR, `note`.
-pub(crate) const PREAMBLE: &str = r#"#!/bin/sh
+/// A guest script's start with the cgroups mounted one way: `head`, the
+/// cgroup set-up, then tracefs, a private $TMPDIR, the heartbeat.
+macro_rules! preamble {
+    ($cgroups:literal) => {
+        concat!(
+            r#"#!/bin/sh
 # Generated by `cargo xtask vm-test` (xtask/src/vm.rs); runs inside the VM.
 set -u
 fail=0
 results=""
 note() { echo "vm: $*"; }
 note "kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
-# cgroup v2 with the memory controller delegated from the root.
-if ! awk '$2 == "/sys/fs/cgroup" && $3 == "cgroup2" {f=1} END {exit !f}' /proc/mounts; then
-    mount -t cgroup2 none /sys/fs/cgroup || { note "mounting cgroup2 failed"; fail=1; }
-fi
-echo +memory > /sys/fs/cgroup/cgroup.subtree_control
-if ! grep -qw memory /sys/fs/cgroup/cgroup.subtree_control; then
-    note "the root cgroup does not delegate memory: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
-    fail=1
-fi
-if ! awk '$3 == "tracefs" {f=1} END {exit !f}' /proc/mounts; then
+"#,
+            $cgroups,
+            r#"if ! awk '$3 == "tracefs" {f=1} END {exit !f}' /proc/mounts; then
     mount -t tracefs nodev /sys/kernel/tracing || note "mounting tracefs failed"
 fi
 # The guest's /tmp is an overlay on the host's: a directory of its own
@@ -385,7 +568,59 @@ stuck() {
     ps -eo pid,ppid,stat,wchan:24,etime,rss,comm | sed 's/^/vm: ps: /'
     dmesg | tail -40 | sed 's/^/vm: dmesg: /'
 }
-"#;
+"#
+        )
+    };
+}
+
+/// The start of every guest script: cgroup2 with memory delegated, tracefs,
+/// a private $TMPDIR, `note`.
+pub(crate) const PREAMBLE: &str = preamble!(
+    r#"# cgroup v2 with the memory controller delegated from the root.
+if ! awk '$2 == "/sys/fs/cgroup" && $3 == "cgroup2" {f=1} END {exit !f}' /proc/mounts; then
+    mount -t cgroup2 none /sys/fs/cgroup || { note "mounting cgroup2 failed"; fail=1; }
+fi
+echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+if ! grep -qw memory /sys/fs/cgroup/cgroup.subtree_control; then
+    note "the root cgroup does not delegate memory: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+    fail=1
+fi
+"#
+);
+
+/// [`PREAMBLE`] for a cgroup v1 node: vng's init mounts cgroup2 at
+/// /sys/fs/cgroup with no controller enabled, so it is replaced by the v1
+/// hierarchies as a v1 node has them (each controller its own, systemd's
+/// named one, and the controller-less cgroup2 at `unified`); no controller
+/// may be bound to v2 for its v1 mount to work.
+const PREAMBLE_V1: &str = preamble!(
+    r#"# cgroup v1: the hierarchies a v1 node mounts, memory among them.
+if awk '$2 == "/sys/fs/cgroup" && $3 == "cgroup2" {f=1} END {exit !f}' /proc/mounts; then
+    umount /sys/fs/cgroup || { note "unmounting vng's cgroup2 failed"; fail=1; }
+fi
+mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup || { note "mounting the cgroup tmpfs failed"; fail=1; }
+for c in cpu cpuacct cpuset memory devices freezer blkio pids; do
+    mkdir -p /sys/fs/cgroup/$c
+    mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c || { note "mounting the v1 $c hierarchy failed"; fail=1; }
+done
+mkdir -p /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
+mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd || { note "mounting the v1 name=systemd hierarchy failed"; fail=1; }
+mount -t cgroup2 none /sys/fs/cgroup/unified || { note "mounting cgroup2 at unified failed"; fail=1; }
+[ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ] || { note "no v1 memory controller"; fail=1; }
+# Hierarchical accounting, as systemd turns it on at boot on every v1 node:
+# before 5.11 a v1 cgroup's limit does not bound its children without it
+# (a pod-level limit would never kill).
+echo 1 > /sys/fs/cgroup/memory/memory.use_hierarchy || { note "memory.use_hierarchy could not be set"; fail=1; }
+"#
+);
+
+/// The preamble for a boot's cgroups.
+fn preamble(cgroups: Cgroups) -> &'static str {
+    match cgroups {
+        Cgroups::V2 => PREAMBLE,
+        Cgroups::V1 => PREAMBLE_V1,
+    }
+}
 
 /// One run of one test executable in the guest.
 struct Run {
@@ -396,32 +631,28 @@ struct Run {
     /// `OOMTRACE_E2E_HOOKS` and `OOMTRACE_E2E_EXPECT_HOOKS`.
     hooks: &'static str,
     expect: &'static str,
-    /// `OOMTRACE_E2E_CGROUPNS=1`.
-    cgroupns: bool,
     exe: PathBuf,
     args: Vec<String>,
 }
 
-/// The main boot's runs: every pass, each end-to-end executable, with the
-/// caller's test arguments (a name filter applies to each executable).
-fn pass_runs(exes: &[PathBuf], test_args: &[String]) -> Vec<Run> {
+/// A kernel's runs: every pass, each of its targets, with the caller's
+/// test arguments (a name filter applies to each executable).
+fn pass_runs(kernel: &Kernel, exes: &[PathBuf], test_args: &[String]) -> Vec<Run> {
     let mut runs = Vec::new();
-    for (i, pass) in PASSES.iter().enumerate() {
+    for (i, pass) in kernel.passes.iter().enumerate() {
         for exe in exes {
             let name = exe
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let target = name.split('-').next().unwrap_or_default().to_string();
-            if i > 0 && !pass.cgroupns && BEST_PASS_ONLY.contains(&target.as_str()) {
-                continue;
-            }
-            if pass.cgroupns && !CGROUPNS_GUEST_TARGETS.contains(&target.as_str()) {
+            if !pass.targets.contains(&target.as_str()) {
                 continue;
             }
             runs.push(Run {
                 label: format!(
-                    "==== {name}, {} (OOMTRACE_E2E_HOOKS={})",
+                    "==== {}: {name}, {} (OOMTRACE_E2E_HOOKS={})",
+                    kernel.boot,
                     pass.label,
                     if pass.hooks.is_empty() {
                         "auto"
@@ -432,7 +663,6 @@ fn pass_runs(exes: &[PathBuf], test_args: &[String]) -> Vec<Run> {
                 tag: format!("{}_{target}", pass.tag()),
                 hooks: pass.hooks,
                 expect: pass.expect,
-                cgroupns: pass.cgroupns,
                 exe: exe.clone(),
                 args: GUEST_FILTER
                     .iter()
@@ -446,9 +676,9 @@ fn pass_runs(exes: &[PathBuf], test_args: &[String]) -> Vec<Run> {
                                 BEST_PASS_ONLY_TESTS
                                     .iter()
                                     .filter(|(t, _)| i > 0 && *t == target)
+                                    .chain(kernel.skip.iter().filter(|(t, _)| *t == target))
                                     .flat_map(|(_, tests)| tests.iter()),
                             )
-                            .chain(CGROUPNS_SKIP.iter().filter(|_| pass.cgroupns))
                             .flat_map(|t| ["--skip".to_string(), t.to_string()]),
                     )
                     .collect(),
@@ -462,8 +692,9 @@ fn pass_runs(exes: &[PathBuf], test_args: &[String]) -> Vec<Run> {
 /// the host directory the guest may write (vng `--rwdir`): recordings of
 /// failed tests are copied there. `global_ok`: this boot causes a global
 /// OOM on purpose (else one is a failure: it kills test processes at random).
-fn guest_script(oomtrace: &Path, runs: &[Run], artifacts: &Path, global_ok: bool) -> String {
-    let mut s = String::from(PREAMBLE);
+fn guest_script(oomtrace: &Path, runs: &[Run], artifacts: &Path, guest: &Guest) -> String {
+    let global_ok = guest.global_ok;
+    let mut s = String::from(preamble(guest.cgroups));
     s.push_str(&format!(
         "artifacts={}
 ",
@@ -480,18 +711,19 @@ keep() {
 }
 "#,
     );
+    // doctor's JSON on one line: the host reads its hook choices back and
+    // holds them to the kernel's best pass (check_doctor).
     s.push_str(&format!(
-        "note '==== oomtrace doctor'\n{} doctor\nrc=$?\nnote \"doctor exit $rc\"\n[ $rc -eq 0 ] || [ $rc -eq 3 ] || fail=1\nresults=\"$results doctor=$rc\"\n",
+        "note '==== oomtrace doctor'\nout=$({} doctor --format json)\nrc=$?\necho \"{DOCTOR}$out\"\nnote \"doctor exit $rc\"\n[ $rc -eq 0 ] || [ $rc -eq 3 ] || fail=1\nresults=\"$results doctor=$rc\"\n",
         shell_quote(&oomtrace.display().to_string())
     ));
     for run in runs {
         let args: Vec<String> = run.args.iter().map(|a| shell_quote(a)).collect();
         s.push_str(&format!(
-            "note {label}\nstart=$(date +%s)\nOOMTRACE_E2E_HOOKS={hooks} OOMTRACE_E2E_EXPECT_HOOKS={expect} OOMTRACE_E2E_CGROUPNS={ns} timeout -k 10 $RUN_TIMEOUT {exe} {args}\nrc=$?\nnote \"exit $rc after $(( $(date +%s) - start )) s\"\n[ $rc -eq 124 ] || [ $rc -eq 137 ] && stuck {tag}\n[ $rc -eq 0 ] || fail=1\nresults=\"$results {tag}=$rc\"\nkeep {tag}\n",
+            "note {label}\nstart=$(date +%s)\nOOMTRACE_E2E_HOOKS={hooks} OOMTRACE_E2E_EXPECT_HOOKS={expect} timeout -k 10 $RUN_TIMEOUT {exe} {args}\nrc=$?\nnote \"exit $rc after $(( $(date +%s) - start )) s\"\n[ $rc -eq 124 ] || [ $rc -eq 137 ] && stuck {tag}\n[ $rc -eq 0 ] || fail=1\nresults=\"$results {tag}=$rc\"\nkeep {tag}\n",
             label = shell_quote(&run.label),
             hooks = shell_quote(run.hooks),
             expect = shell_quote(run.expect),
-            ns = u8::from(run.cgroupns),
             exe = shell_quote(&run.exe.display().to_string()),
             args = args.join(" "),
             // [A-Za-z0-9_] only: no quoting needed.
@@ -508,7 +740,7 @@ keep() {
         s.push_str("[ \"$global\" -eq 0 ] || { note 'a global OOM in a boot that must have none: its results cannot be trusted'; fail=1; }\n");
     }
     // The guest's kernel log, for `oomtrace explain` fixtures (6.1, cgroup v2).
-    let log = if global_ok { "global" } else { "main" };
+    let log = guest.log;
     s.push_str(&format!(
         "dmesg > \"$artifacts/dmesg-{log}.txt\"\ntimeout 1 cat /dev/kmsg > \"$artifacts/kmsg-{log}.txt\"\n"
     ));
@@ -518,12 +750,122 @@ keep() {
     s
 }
 
-/// Boots the 6.1 kernel once and runs every pass; Err unless the guest
-/// printed the pass sentinel.
+/// How one boot's guest is set up.
+struct Guest {
+    cgroups: Cgroups,
+    /// The artifacts' `dmesg-<log>.txt` and `kmsg-<log>.txt`.
+    log: &'static str,
+    /// This boot causes a global OOM on purpose (else one is a failure: it
+    /// kills test processes at random).
+    global_ok: bool,
+}
+
+/// The prefix of the guest's line with `oomtrace doctor --format json`.
+const DOCTOR: &str = "OOMTRACE-DOCTOR: ";
+
+/// The hook doctor chose for each family of `expect` (`FAMILY=KIND,...`,
+/// `none` where no kind attached), from the doctor JSON line among
+/// `lines`, and the mismatches against `expect`.
+fn check_doctor(lines: &[String], expect: &str) -> anyhow::Result<String> {
+    let json = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(DOCTOR.trim_end()))
+        .context("the guest printed no `oomtrace doctor --format json` line")?;
+    let report: serde_json::Value = serde_json::from_str(json.trim())
+        .with_context(|| format!("doctor's output is not JSON: {json}"))?;
+    let hooks = report["hooks"]
+        .as_array()
+        .context("doctor's JSON has no `hooks` array")?;
+    let chosen = |family: &str| -> Option<String> {
+        hooks
+            .iter()
+            .find(|h| h["family"] == family)
+            .map(|h| h["chosen"].as_str().unwrap_or("none").to_string())
+    };
+    let mut got = Vec::new();
+    let mut wrong = Vec::new();
+    for pair in expect.split(',') {
+        let (family, kind) = pair
+            .split_once('=')
+            .with_context(|| format!("`{pair}` is not FAMILY=KIND"))?;
+        let took = chosen(family).unwrap_or_else(|| "missing".into());
+        if took != kind {
+            wrong.push(format!("{family}: {took}, expected {kind}"));
+        }
+        got.push(format!("{family}={took}"));
+    }
+    if !wrong.is_empty() {
+        bail!(
+            "oomtrace doctor chose other hooks than expected ({}); its report: {json}",
+            wrong.join("; ")
+        );
+    }
+    Ok(got.join(","))
+}
+
+/// Each run's label and seconds, from the guest's `vm: ==== <label>` and
+/// `vm: exit N after S s` lines.
+fn run_times(lines: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut label = None;
+    for l in lines {
+        let l = l.trim();
+        if let Some(rest) = l.strip_prefix("vm: ==== ") {
+            label = Some(rest.to_string());
+        } else if let Some(rest) = l.strip_prefix("vm: exit ") {
+            if let Some(label) = label.take() {
+                out.push((label, rest.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The boots `OOMTRACE_VM_BOOTS` may name: each kernel's, the global OOM
+/// and the stall self-check.
+fn boot_names() -> Vec<&'static str> {
+    KERNELS
+        .iter()
+        .map(|k| k.boot)
+        .chain(["global", "stall"])
+        .collect()
+}
+
+/// Boots each kernel once and runs its passes, then the global-OOM boot
+/// and the stall self-check (on 6.1); Err unless every guest printed the
+/// pass sentinel and doctor chose each kernel's best hooks.
 pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow::Result<()> {
     let started = Instant::now();
+    // `OOMTRACE_VM_BOOTS=5.10-v1`, `=6.1,global`, ... (`main` is 6.1's):
+    // some of the boots only (local iteration); default all.
+    let boots = std::env::var("OOMTRACE_VM_BOOTS").unwrap_or_else(|_| boot_names().join(","));
+    let names = boot_names();
+    let wanted: Vec<&str> = boots
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| if w == "main" { "6.1" } else { w })
+        .collect();
+    if let Some(bad) = wanted.iter().find(|w| !names.contains(w)) {
+        bail!("OOMTRACE_VM_BOOTS names `{bad}`; the boots are {names:?} (and `main` for 6.1)");
+    }
+    let want = |b: &str| wanted.contains(&b);
     ensure()?;
-    let kernel = kernel()?;
+    let host_kernel = kernel()?;
+    // Every kernel at hand before the first boot: a failed download ends
+    // the run at once, not after the boots before it.
+    let mut images = Vec::new();
+    // In the order asked for (iteration: the boot of interest first).
+    for k in wanted
+        .iter()
+        .filter_map(|w| KERNELS.iter().find(|k| k.boot == *w))
+    {
+        let image = match &k.package {
+            Some(p) => kernels::image(p)?,
+            None => host_kernel.clone(),
+        };
+        images.push((k, image));
+    }
     let built = test_executables(root, env)?;
     // The guest sees the host's files read-only: the script lives in
     // target/vm, and only target/vm/artifacts is writable from the guest.
@@ -544,49 +886,63 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
         .unwrap_or(BOOT_TIMEOUT);
-    // `OOMTRACE_VM_BOOTS=main`, `=global` or `=stall` (the stall path's
-    // self-check): some of the boots only (local iteration); default all.
-    let boots = std::env::var("OOMTRACE_VM_BOOTS").unwrap_or_else(|_| "main,global,stall".into());
-    let want = |b: &str| boots.split(',').any(|w| w.trim() == b);
     let mut failed = Vec::new();
+    let mut summary = Vec::new();
+    let mut wrong_hooks = Vec::new();
     // One boot running `runs`: the script written, the boot logged (and
     // booted once more if the guest stalled); a failure noted. The guest's
     // lines back.
     let mut boot = |name: &str,
-                    file: &str,
+                    kernel: &Path,
                     memory: &str,
                     purpose: &str,
                     runs: &[Run],
-                    global_ok: bool|
+                    guest: &Guest|
      -> anyhow::Result<Vec<String>> {
         let script = write_script(
-            &dir.join(file),
-            &guest_script(&oomtrace, runs, &artifacts, global_ok),
+            &dir.join(format!("guest-{name}.sh")),
+            &guest_script(&oomtrace, runs, &artifacts, guest),
         )?;
         eprintln!(
-            "vm: booting {} (TCG, 2 cpus, {memory}) for {purpose}, at most {} s",
+            "vm: booting {} (TCG, 2 cpus, {memory}, cgroup {:?}) for {purpose}, at most {} s",
             kernel.display(),
+            guest.cgroups,
             timeout.as_secs()
         );
         let t = Instant::now();
         let (result, lines, _) =
-            boot_once_more_if_stalled(&kernel, &script, &artifacts, memory, timeout, STALL)?;
-        eprintln!("vm: {name} boot: {result} in {} s", t.elapsed().as_secs());
+            boot_once_more_if_stalled(kernel, &script, &artifacts, memory, timeout, STALL)?;
+        let secs = t.elapsed().as_secs();
+        eprintln!("vm: {name} boot: {result} in {secs} s");
+        summary.push(format!("vm: {name} boot: {result} in {secs} s"));
+        for (label, exit) in run_times(&lines) {
+            summary.push(format!("vm:     {label}: exit {exit}"));
+        }
         if result != "pass" {
             failed.push(format!("{name} boot: {result}"));
         }
         Ok(lines)
     };
 
-    if want("main") {
-        boot(
-            "main",
-            "guest.sh",
+    for (k, image) in &images {
+        let runs = pass_runs(k, &exes, test_args);
+        let lines = boot(
+            k.boot,
+            image,
             "2G",
-            &format!("{} pass(es)", PASSES.len()),
-            &pass_runs(&exes, test_args),
-            false,
+            &format!("{} pass(es), {} run(s)", k.passes.len(), runs.len()),
+            &runs,
+            &Guest {
+                cgroups: k.cgroups,
+                // 6.1's keeps its name: explain's fixtures are made from it.
+                log: if k.package.is_none() { "main" } else { k.boot },
+                global_ok: false,
+            },
         )?;
+        match check_doctor(&lines, k.passes[0].expect) {
+            Ok(hooks) => eprintln!("vm: {} doctor: {hooks}", k.boot),
+            Err(e) => wrong_hooks.push(format!("{} doctor: {e:#}", k.boot)),
+        }
     }
     if want("global") {
         let vm_exe = exes
@@ -601,8 +957,7 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             label: format!("==== global OOM in {GLOBAL_OOM_MEMORY}, best hooks"),
             tag: "global_oom".into(),
             hooks: "",
-            expect: PASSES[0].expect,
-            cgroupns: false,
+            expect: BEST_6,
             exe: vm_exe.clone(),
             args: [GLOBAL_OOM_TEST, "--exact", "--ignored", "--nocapture"]
                 .map(String::from)
@@ -610,11 +965,15 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
         }];
         let lines = boot(
             "global-OOM",
-            "guest-global.sh",
+            &host_kernel,
             GLOBAL_OOM_MEMORY,
             "the global OOM (no memcg limit)",
             &runs,
-            true,
+            &Guest {
+                cgroups: Cgroups::V2,
+                log: "global",
+                global_ok: true,
+            },
         )?;
         if let Some(line) = lines
             .iter()
@@ -626,28 +985,37 @@ pub fn test(root: &Path, env: &setup::BuildEnv, test_args: &[String]) -> anyhow:
             eprintln!("vm: the system_oom verdict is in {}", keep.display());
         }
     }
-    // The guest's kernel logs, kept next to system_oom.json.
-    for log in [
-        "dmesg-main.txt",
-        "kmsg-main.txt",
-        "dmesg-global.txt",
-        "kmsg-global.txt",
-    ] {
-        if fs::copy(artifacts.join(log), dir.join(log)).is_ok() {
+    // The guests' kernel logs, kept next to system_oom.json.
+    for log in KERNELS
+        .iter()
+        .map(|k| if k.package.is_none() { "main" } else { k.boot })
+        .chain(["global"])
+        .flat_map(|l| [format!("dmesg-{l}.txt"), format!("kmsg-{l}.txt")])
+    {
+        if fs::copy(artifacts.join(&log), dir.join(&log)).is_ok() {
             eprintln!(
                 "vm: the guest's kernel log is in {}",
-                dir.join(log).display()
+                dir.join(&log).display()
             );
         }
     }
+    failed.extend(wrong_hooks);
     if want("stall") {
-        if let Err(e) = stall_self_check(&kernel, &dir, &artifacts) {
+        let t = Instant::now();
+        if let Err(e) = stall_self_check(&host_kernel, &dir, &artifacts) {
             failed.push(format!("{e:#}"));
         }
+        summary.push(format!(
+            "vm: stall self-check in {} s",
+            t.elapsed().as_secs()
+        ));
+    }
+    for line in &summary {
+        eprintln!("{line}");
     }
     eprintln!("vm: done in {} s", started.elapsed().as_secs());
     if !failed.is_empty() {
-        bail!("the end-to-end scenarios failed on Debian's 6.1 kernel ({}); the guest's output is above, failed tests' recordings under {}", failed.join("; "), artifacts.display());
+        bail!("the end-to-end scenarios failed in the VM ({}); the guest's output is above, failed tests' recordings under {}", failed.join("; "), artifacts.display());
     }
     Ok(())
 }
@@ -982,10 +1350,158 @@ mod tests {
     }
 
     #[test]
+    fn doctor_is_held_to_the_best_pass() {
+        let report = r#"{"verdict":"degraded","hooks":[{"family":"oom","chosen":"fentry","skipped":[]},{"family":"victim","chosen":null,"skipped":[]},{"family":"cgroup","chosen":"tp_btf","skipped":[]}]}"#;
+        let l = lines(&format!(
+            "vm: ==== oomtrace doctor\n{DOCTOR}{report}\nvm: doctor exit 3"
+        ));
+        assert_eq!(
+            check_doctor(&l, "oom=fentry,victim=none,cgroup=tp_btf").expect("as expected"),
+            "oom=fentry,victim=none,cgroup=tp_btf"
+        );
+        let e = check_doctor(&l, "oom=fentry,victim=tp_btf").expect_err("victim differs");
+        assert!(
+            format!("{e:#}").contains("victim: none, expected tp_btf"),
+            "{e:#}"
+        );
+        let e = check_doctor(&l, "signal=tp_btf").expect_err("no such family in the report");
+        assert!(format!("{e:#}").contains("signal: missing"), "{e:#}");
+        assert!(check_doctor(&lines("vm: doctor exit 1"), "oom=fentry").is_err());
+        assert!(check_doctor(&lines(&format!("{DOCTOR}not json")), "oom=fentry").is_err());
+    }
+
+    #[test]
+    fn every_kernels_best_pass_runs_the_suites_the_issue_names() {
+        for k in KERNELS {
+            let best = &k.passes[0];
+            assert!(best.hooks.is_empty(), "{}: the first pass is auto", k.boot);
+            for t in ["foundation", "storm", "cri_verdicts"] {
+                assert!(best.targets.contains(&t), "{}: {t}", k.boot);
+            }
+            assert_eq!(
+                best.targets.contains(&"daemon"),
+                ["6.1", "5.10-v1"].contains(&k.boot),
+                "{}: daemon once per set of best hooks",
+                k.boot
+            );
+            // `vm` needs cgroup v2 (memory.oom.group).
+            assert_eq!(
+                best.targets.contains(&"vm"),
+                k.cgroups == Cgroups::V2,
+                "{}",
+                k.boot
+            );
+            for p in k.passes {
+                assert!(
+                    p.targets.iter().all(|t| E2E_TARGETS.contains(t)),
+                    "{}: {}",
+                    k.boot,
+                    p.label
+                );
+                // Heavy suites run once per kernel, with the best hooks.
+                if !std::ptr::eq(p, best) {
+                    assert!(!p.targets.contains(&"storm"), "{}: {}", k.boot, p.label);
+                    assert!(!p.targets.contains(&"cri"), "{}: {}", k.boot, p.label);
+                }
+            }
+        }
+        let names = boot_names();
+        assert_eq!(
+            names.len(),
+            names
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        );
+    }
+
+    #[test]
+    fn each_kernels_runs_carry_its_passes_hooks_and_skips() {
+        let exes: Vec<PathBuf> = E2E_TARGETS
+            .iter()
+            .map(|t| PathBuf::from(format!("/x/deps/{t}-0123abcd")))
+            .collect();
+        let kernel = |b: &str| KERNELS.iter().find(|k| k.boot == b).expect(b);
+        let six_one = pass_runs(kernel("6.1"), &exes, &[]);
+        assert_eq!(six_one.len(), E2E_TARGETS.len() + 2 * FALLBACK_61.len());
+        assert!(six_one
+            .iter()
+            .filter(|r| r.tag.ends_with("_storm"))
+            .all(|r| r.hooks.is_empty()));
+        let fallback_foundation = six_one
+            .iter()
+            .find(|r| r.hooks == KPROBE_RAW_TP && r.tag.ends_with("_foundation"))
+            .expect("foundation with kprobe + raw_tp");
+        assert_eq!(fallback_foundation.expect, KPROBE_RAW_TP_EXPECT);
+        for t in [
+            "a_burst_of_kills",
+            "forced_tracepoint_fallback",
+            "kernel_log_mode",
+        ] {
+            assert!(
+                fallback_foundation.args.iter().any(|a| a == t),
+                "{:?}",
+                fallback_foundation.args
+            );
+        }
+        let v1 = pass_runs(kernel("5.10-v1"), &exes, &["pod_limit".to_string()]);
+        assert!(v1.iter().all(|r| !r.tag.ends_with("_vm")));
+        let cri = v1
+            .iter()
+            .find(|r| r.tag.ends_with("_cri_verdicts"))
+            .expect("cri_verdicts on 5.10 v1");
+        assert_eq!(cri.args[0], "pod_limit", "the caller's filter first");
+        assert!(cri.args.iter().any(|a| a == "eviction"), "{:?}", cri.args);
+        assert!(v1.iter().any(|r| r.hooks == "victim=off"));
+    }
+
+    #[test]
+    fn a_v1_boot_mounts_v1_memory_and_no_v2_memory() {
+        assert!(PREAMBLE_V1.contains("mount -t cgroup -o $c cgroup"));
+        assert!(!PREAMBLE_V1.contains("+memory"));
+        assert!(PREAMBLE.contains("echo +memory > /sys/fs/cgroup/cgroup.subtree_control"));
+        for p in [PREAMBLE, PREAMBLE_V1] {
+            assert!(p.starts_with("#!/bin/sh\n") && p.contains("heartbeat=$!"));
+        }
+    }
+
+    #[test]
+    fn run_times_pair_each_label_with_its_exit() {
+        let l = lines(
+            "vm: ==== 6.1: foundation-x, best hooks\ntest a ... ok\nvm: exit 0 after 12 s\nvm: ==== 6.1: vm-y, kprobe\nvm: exit 101 after 3 s",
+        );
+        assert_eq!(
+            run_times(&l),
+            [
+                (
+                    "6.1: foundation-x, best hooks".to_string(),
+                    "0 after 12 s".to_string()
+                ),
+                ("6.1: vm-y, kprobe".to_string(), "101 after 3 s".to_string()),
+            ]
+        );
+    }
+
+    #[test]
     fn a_global_oom_fails_the_main_boot() {
-        let main = guest_script(Path::new("/x/oomtrace"), &[], Path::new("/x/a"), false);
+        let guest = |global_ok| Guest {
+            cgroups: Cgroups::V2,
+            log: "main",
+            global_ok,
+        };
+        let main = guest_script(
+            Path::new("/x/oomtrace"),
+            &[],
+            Path::new("/x/a"),
+            &guest(false),
+        );
         assert!(main.contains("[ \"$global\" -eq 0 ] || {"), "{main}");
-        let global = guest_script(Path::new("/x/oomtrace"), &[], Path::new("/x/a"), true);
+        let global = guest_script(
+            Path::new("/x/oomtrace"),
+            &[],
+            Path::new("/x/a"),
+            &guest(true),
+        );
         assert!(global.contains("[ \"$global\" -gt 0 ] || {"), "{global}");
     }
 }
