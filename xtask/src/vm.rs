@@ -352,26 +352,15 @@ const KERNELS: &[Kernel] = &[
             image: "vmlinuz-6.12.117+deb13-amd64",
         }),
         cgroups: Cgroups::V2,
-        passes: &[
-            Pass {
-                label: "best hooks",
-                hooks: "",
-                expect: BEST_6,
-                targets: EVERY_KERNEL_V2,
-            },
-            Pass {
-                label: "kprobe + raw_tp",
-                hooks: KPROBE_RAW_TP,
-                expect: KPROBE_RAW_TP_EXPECT,
-                targets: FALLBACK,
-            },
-            Pass {
-                label: CLASSIC_LABEL,
-                hooks: CLASSIC,
-                expect: CLASSIC_EXPECT,
-                targets: FALLBACK,
-            },
-        ],
+        // Its best hooks only: its fallbacks are 6.1's rows on the same
+        // tracepoints and functions (6.1's boot walks them), and the whole
+        // command stays within CI's time with four kernels.
+        passes: &[Pass {
+            label: "best hooks",
+            hooks: "",
+            expect: BEST_6,
+            targets: EVERY_KERNEL_V2,
+        }],
         skip: &[CRI_ON_61_ONLY, BURST],
     },
 ];
