@@ -1084,7 +1084,15 @@ fn after_stall(lines: &[String]) -> Option<Outcome> {
     first_failure(lines).map(|l| Outcome::StalledAfterFailure(l.to_string()))
 }
 
-/// [`boot`], and once more when the guest stalled: a stall is the emulator
+/// Whether a boot that ended so is booted once more: a stall, or a guest
+/// that died (vng ended without the sentinel: seen once on 6.12 within
+/// seconds of its first test, the console quiet), when no failure was
+/// printed before. A printed failure always stands.
+fn boot_again(outcome: &Outcome, lines: &[String]) -> bool {
+    matches!(outcome, Outcome::Stalled | Outcome::NoSentinel(_)) && first_failure(lines).is_none()
+}
+
+/// [`boot`], and once more when the guest stalled or died: a stall is the emulator
 /// or the guest kernel stopping as a whole, not a test failing (a failing or
 /// hung test is still answered by the guest: its heartbeat goes on, and the
 /// run's own timeout ends it). Said loudly, never silently. A boot that
@@ -1099,12 +1107,14 @@ fn boot_once_more_if_stalled(
     stall: Duration,
 ) -> anyhow::Result<(Outcome, Vec<String>, u32)> {
     let (outcome, lines) = boot_stalling_after(kernel, script, artifacts, memory, timeout, stall)?;
-    if outcome != Outcome::Stalled {
+    if !boot_again(&outcome, &lines) {
+        if outcome == Outcome::Stalled {
+            if let Some(failed) = after_stall(&lines) {
+                eprintln!("vm: {failed}; not booting again");
+                return Ok((failed, lines, 1));
+            }
+        }
         return Ok((outcome, lines, 1));
-    }
-    if let Some(failed) = after_stall(&lines) {
-        eprintln!("vm: {failed}; not booting again");
-        return Ok((failed, lines, 1));
     }
     eprintln!(
         "vm: WARNING: {outcome}; the last lines are above. Booting once more, from the start"
@@ -1310,6 +1320,25 @@ mod tests {
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_guest_that_died_is_booted_once_more_unless_it_printed_a_failure() {
+        let died = Outcome::NoSentinel("exit status: 255".into());
+        assert!(boot_again(
+            &died,
+            &lines("vm: ==== 6.12: foundation\nrunning 11 tests")
+        ));
+        assert!(!boot_again(
+            &died,
+            &lines("test a ... FAILED\ntest result: FAILED. 0 passed; 1 failed")
+        ));
+        assert!(!boot_again(&Outcome::Sentinel("fail".into()), &lines("")));
+        assert!(!boot_again(
+            &Outcome::TimedOut(Duration::from_secs(1)),
+            &lines("")
+        ));
+        assert!(boot_again(&Outcome::Stalled, &lines("vm: heartbeat")));
     }
 
     #[test]
