@@ -184,27 +184,9 @@ format:
 print fmt: \"pid=%d\", REC->pid
 ";
 
-    /// 6.9 and later (copied from 6.18): comm and the memory too.
-    const MARK_VICTIM_6_18: &str = "name: mark_victim
-ID: 609
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-\tfield:int pid;\toffset:8;\tsize:4;\tsigned:1;
-\tfield:__data_loc char[] comm;\toffset:12;\tsize:4;\tsigned:0;
-\tfield:unsigned long total_vm;\toffset:16;\tsize:8;\tsigned:0;
-\tfield:unsigned long anon_rss;\toffset:24;\tsize:8;\tsigned:0;
-\tfield:unsigned long file_rss;\toffset:32;\tsize:8;\tsigned:0;
-\tfield:unsigned long shmem_rss;\toffset:40;\tsize:8;\tsigned:0;
-\tfield:uid_t uid;\toffset:48;\tsize:4;\tsigned:0;
-\tfield:unsigned long pgtables;\toffset:56;\tsize:8;\tsigned:0;
-\tfield:short oom_score_adj;\toffset:64;\tsize:2;\tsigned:1;
-
-print fmt: \"pid=%d comm=%s\", REC->pid, __get_str(comm)
-";
+    /// 6.9 and later (6.18's, as the tracefs parser's tests hold it):
+    /// comm and the memory too.
+    use crate::kernel::tracefs::tests::MARK_VICTIM as MARK_VICTIM_6_18;
 
     fn globals(text: &str) -> Vec<Global> {
         let f = tracefs::parse_format(text).expect("a format file");

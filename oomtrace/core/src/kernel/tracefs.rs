@@ -352,12 +352,12 @@ fn check_name(what: &'static str, name: &str) -> Result<(), FormatError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     // Copied from kernel 6.18 (/sys/kernel/tracing/events/*/*/format), so the
     // parser is exercised on real text where no tracefs is mounted.
-    const MARK_VICTIM: &str = "name: mark_victim
+    pub(crate) const MARK_VICTIM: &str = "name: mark_victim
 ID: 609
 format:
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
