@@ -203,6 +203,8 @@ struct Daemon {
     recorder: Option<Recorder>,
     /// What the next run needs to report kills made while this one is down.
     position: state::State,
+    /// Whether `position` moved since it was last saved.
+    position_unsaved: bool,
     charge: Option<ChargeHook>,
     drops: PerCpuArray<MapData, u64>,
     drops_sent: [u64; HOOK_COUNT as usize],
@@ -322,7 +324,7 @@ impl Daemon {
     ) -> anyhow::Result<(
         Daemon,
         AsyncFd<RingBuf<MapData>>,
-        mpsc::Receiver<kmsg::Seen>,
+        mpsc::Receiver<kmsg::FromLog>,
     )> {
         let mut loaded = load_hooks(&config)?;
         let ring = RingBuf::try_from(
@@ -382,7 +384,7 @@ impl Daemon {
             .map(|n| n.pid_ns)
             .unwrap_or(0);
         let (containers, container_pids) = running_containers(&tree, &mut live, host_pid_ns);
-        let (kmsg_tx, kmsg_rx) = mpsc::channel::<kmsg::Seen>(1024);
+        let (kmsg_tx, kmsg_rx) = mpsc::channel::<kmsg::FromLog>(1024);
         let (kernel_log, kmsg_nudge) = match kmsg::spawn_reader(kmsg_tx) {
             Ok(nudge) => ("reading".to_string(), Some(nudge)),
             Err(e) => (format!("unavailable: {e}"), None),
@@ -473,6 +475,7 @@ impl Daemon {
                 kmsg_seq: None,
                 oom_kill: state::vmstat_oom_kill(),
             },
+            position_unsaved: false,
             charge,
             drops,
             drops_sent: [0; HOOK_COUNT as usize],
@@ -562,7 +565,7 @@ impl Daemon {
         // A victim's report is already in the kernel log: read it now, not
         // at the kernel's next lazy wake-up of log readers.
         if let (false, Some(n)) = (batch.is_empty(), &self.kmsg_nudge) {
-            n.now();
+            n.now(observe::boot_ns());
         }
         if tracing::enabled!(target: TIMING, tracing::Level::DEBUG) {
             let now = observe::boot_ns();
@@ -628,12 +631,18 @@ impl Daemon {
         }
     }
 
-    fn on_kmsg(&mut self, seen: kmsg::Seen) -> anyhow::Result<()> {
-        self.position.kmsg_seq = Some(seen.seq);
-        self.position.oom_kill = state::vmstat_oom_kill();
-        if let Err(e) = state::save(&self.config.state_file, &self.position) {
-            tracing::warn!("{e}");
-        }
+    fn on_kmsg(&mut self, read: kmsg::FromLog) -> anyhow::Result<()> {
+        let seen = match read {
+            kmsg::FromLog::Line(seen) => seen,
+            kmsg::FromLog::Drained(through_ns) => {
+                tracing::debug!(
+                    target: TIMING,
+                    "kernel log drained through_ns={through_ns} arrived_ns={}",
+                    observe::boot_ns()
+                );
+                return self.feed(Input::KmsgDrained(through_ns));
+            }
+        };
         if let OomLine::Summary(summary) = &seen.line {
             tracing::debug!(
                 target: TIMING,
@@ -642,7 +651,8 @@ impl Daemon {
                 observe::boot_ns()
             );
         }
-        match seen.line {
+        let seq = seen.seq;
+        let judged = match seen.line {
             OomLine::Summary(summary) => self.feed(Input::Kmsg(summary)),
             // Kernel-log mode: the line is the kill, judged from the log.
             OomLine::Kill(kill) if self.kills.why.is_some() => self.feed(Input::LoggedKill {
@@ -654,10 +664,31 @@ impl Daemon {
             OomLine::Kill(kill) => self.feed(Input::KmsgKilled(kill)),
             // The reader sends only summaries and kills.
             OomLine::Start | OomLine::Unfinished(_) => Ok(()),
+        };
+        // The position moves only past a line already judged (a crash before
+        // the save replays it at the next start rather than losing it), and
+        // is saved at the next tick: the save's fsync took milliseconds, and
+        // stood between a kill's report and its verdict (cargo xtask bench,
+        // latency steps).
+        self.position.kmsg_seq = Some(seq);
+        self.position.oom_kill = state::vmstat_oom_kill();
+        self.position_unsaved = true;
+        judged
+    }
+
+    /// The position saved, if it moved since the last save.
+    fn save_position(&mut self) {
+        if !self.position_unsaved {
+            return;
+        }
+        self.position_unsaved = false;
+        if let Err(e) = state::save(&self.config.state_file, &self.position) {
+            tracing::warn!("{e}");
         }
     }
 
     fn on_tick(&mut self) -> anyhow::Result<()> {
+        self.save_position();
         let now = observe::boot_ns();
         self.disarm_quiet_charges(now);
         self.feed(Input::Tick(now))
@@ -768,7 +799,7 @@ async fn pipeline(
                 }
                 Err(e) => Err(e.into()),
             },
-            Some(seen) = kmsg_rx.recv() => daemon.on_kmsg(seen),
+            Some(read) = kmsg_rx.recv() => daemon.on_kmsg(read),
             _ = tokio::time::sleep_until(next_tick) => {
                 next_tick = tokio::time::Instant::now() + tick;
                 // A reader that went away is noticed within a tick, not at

@@ -58,6 +58,23 @@ fn assert_pod_limit(v: &Json, pid: u32, uid: &str, cid: &str, limit_cgroup: &str
 fn assert_memory_at_the_kill(v: &Json, limit_cgroup: &str) {
     let m = &v["memory"];
     let usage = m["usage_bytes"].as_u64();
+    // The kernel prints a kill's report before it marks the victim; the
+    // daemon stops waiting for one once it has read the log past the kill.
+    // A report the kernel printed (not rate-limited away) was read by then,
+    // so the memory is the report's.
+    let pid = v["victim"]["pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok());
+    // Of this kill: its cgroup is this test's alone (a pid may be reused).
+    let printed = pid
+        .and_then(|p| oomtrace_e2e::kmsg::oom_summary(p, Duration::ZERO))
+        .filter(|s| s.task_memcg.as_deref() == v["victim"]["cgroup"].as_str());
+    if let Some(summary) = printed {
+        assert_eq!(
+            m["source"], "kernel_oom_report",
+            "the kernel printed its report ({summary:?}), the verdict did not use it: {v}"
+        );
+    }
     match m["source"].as_str() {
         Some("kernel_oom_report") => {
             assert_eq!(m["cgroup"], limit_cgroup, "{v}");

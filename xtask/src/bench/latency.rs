@@ -100,6 +100,9 @@ fn latency_pass(b: &Bench, n: usize, realtime: bool) -> anyhow::Result<(Vec<f64>
 struct Steps {
     record: Option<f64>,
     report: Option<f64>,
+    /// /dev/kmsg read to its end after the record (the report, if the
+    /// kernel printed one, was among what was read).
+    drained: Option<f64>,
     judged: Option<f64>,
     written: Option<f64>,
 }
@@ -117,8 +120,18 @@ fn parse_steps(log: &str) -> HashMap<u64, Steps> {
     let mut kill_ns: HashMap<u64, u64> = HashMap::new();
     let mut report_ns: HashMap<u64, u64> = HashMap::new();
     let mut steps: HashMap<u64, Steps> = HashMap::new();
+    // (read through, arrived) of each drain, in the log's order.
+    let mut drains: Vec<(u64, u64)> = Vec::new();
     let ms = |at: u64, kill: u64| at.saturating_sub(kill) as f64 / 1e6;
     for line in log.lines() {
+        if line.contains("kernel log drained through_ns=") {
+            if let (Some(through), Some(at)) =
+                (field(line, "through_ns="), field(line, "arrived_ns="))
+            {
+                drains.push((through, at));
+            }
+            continue;
+        }
         let Some(pid) = field(line, " pid=") else {
             continue;
         };
@@ -149,6 +162,12 @@ fn parse_steps(log: &str) -> HashMap<u64, Steps> {
                 s.judged = Some(ms(j, k));
                 s.written = Some(ms(w, k));
             }
+        }
+    }
+    // A kill's drain: the first read through its stamp.
+    for (pid, &k) in &kill_ns {
+        if let Some(&(_, at)) = drains.iter().find(|(through, _)| *through >= k) {
+            steps.entry(*pid).or_default().drained = Some(ms(at, k));
         }
     }
     steps
@@ -363,7 +382,7 @@ fn steps_table(steps: &[Steps], lat: &[f64]) -> String {
         steps.len()
     );
     type Pick = fn(&Steps) -> Option<f64>;
-    let rows: [(&str, Pick); 4] = [
+    let rows: [(&str, Pick); 5] = [
         (
             "the victim record reaches the daemon (ring buffer wake-up)",
             |s| s.record,
@@ -371,6 +390,10 @@ fn steps_table(steps: &[Steps], lat: &[f64]) -> String {
         (
             "the kernel's OOM report reaches the daemon (/dev/kmsg, one record a read)",
             |s| s.report,
+        ),
+        (
+            "/dev/kmsg read to its end past the kill (the report, when printed, is before the kill: a report not read by then is rate-limited, not late)",
+            |s| s.drained,
         ),
         (
             "judged: the engine done (the wait for the report, the reads, the verdict)",
@@ -406,17 +429,19 @@ fn steps_table(steps: &[Steps], lat: &[f64]) -> String {
 
 /// What holds the quiet median, from the steps' medians.
 fn steps_cause(steps: &[Steps]) -> String {
-    match (
-        step_p50(steps, |s| s.record),
-        step_p50(steps, |s| s.report),
-        step_p50(steps, |s| s.judged),
-    ) {
-        (Some(rec), Some(rep), Some(judged)) => format!(
-            "the victim record reaches the daemon at {rec:.3} ms (p50), the kernel's report at {rep:.3} ms: \
-             the verdict waits for the report (oom_memcg and the memory at the kill), judged at {judged:.3} ms"
-        ),
-        _ => "the steps' table below".to_string(),
-    }
+    let (Some(rec), Some(judged)) = (step_p50(steps, |s| s.record), step_p50(steps, |s| s.judged))
+    else {
+        return "the steps' table below".to_string();
+    };
+    let drained = step_p50(steps, |s| s.drained)
+        .map(|d| format!(", /dev/kmsg read past the kill at {d:.3} ms"))
+        .unwrap_or_default();
+    let reported = steps.iter().filter(|s| s.report.is_some()).count();
+    format!(
+        "the victim record reaches the daemon at {rec:.3} ms (p50){drained}, judged at {judged:.3} ms \
+         ({reported} of {} kills had a report: the kernel rate-limits them)",
+        steps.len()
+    )
 }
 
 #[cfg(test)]
@@ -445,6 +470,9 @@ mod tests {
 2026-12-07T18:01:38.188618Z DEBUG oomtrace::timing: victim record pid=9 kill_ns=2000000 arrived_ns=2100000
 2026-12-07T18:01:38.189590Z DEBUG oomtrace::timing: kernel report pid=9 arrived_ns=2400000
 2026-12-07T18:01:38.189590Z DEBUG oomtrace::timing: verdict pid=9 judged_ns=2500000 written_ns=2600000
+2026-12-07T18:01:38.288618Z DEBUG oomtrace::timing: victim record pid=11 kill_ns=3000000 arrived_ns=3100000
+2026-12-07T18:01:38.288700Z DEBUG oomtrace::timing: kernel log drained through_ns=2900000 arrived_ns=3150000
+2026-12-07T18:01:38.288800Z DEBUG oomtrace::timing: kernel log drained through_ns=3110000 arrived_ns=3300000
 ";
         let s = parse_steps(log);
         let seven = s.get(&7).copied().unwrap_or_default();
@@ -454,6 +482,9 @@ mod tests {
         );
         let nine = s.get(&9).copied().unwrap_or_default();
         assert_eq!((nine.record, nine.report), (Some(0.1), Some(0.4)));
+        // A drain through a moment before the kill is not the kill's.
+        let eleven = s.get(&11).copied().unwrap_or_default();
+        assert_eq!((eleven.report, eleven.drained), (None, Some(0.3)));
     }
 
     #[test]

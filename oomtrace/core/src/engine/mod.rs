@@ -49,8 +49,9 @@ use signals::PendingEviction;
 /// names the cgroup at its limit where no per-OOM hook read it, and its
 /// stats are the memory at the kill) before it is judged without it. The
 /// report is printed before the victim is marked; a slow or loaded node
-/// reads /dev/kmsg a few hundred ms late. The wait ends early at the kill's
-/// own `Killed process` line (a rate-limited report: none will come); an
+/// reads /dev/kmsg a few hundred ms late. The wait ends early once the log
+/// has been read past the kill ([`Input::KmsgDrained`]) or at the kill's own
+/// `Killed process` line (a rate-limited report: none will come); an
 /// oom.group member has none of its own and waits for none.
 const KMSG_WAIT_NS: u64 = 1_000_000_000;
 /// Reports kept for the later victims of their OOM invocation.
@@ -84,6 +85,11 @@ pub enum Input {
         ts_us: u64,
         kill: crate::logs::oom_report::OomKill,
     },
+    /// /dev/kmsg was read to its end after this CLOCK_BOOTTIME ns: a
+    /// victim marked by then whose report was not read has none (the
+    /// kernel prints the report before it marks the victim), so its verdict
+    /// waits no more for one.
+    KmsgDrained(u64),
     /// Time passes (CLOCK_BOOTTIME ns).
     Tick(u64),
     /// Per-hook totals of ring-buffer reservation failures.
@@ -391,6 +397,7 @@ impl Engine {
                 self.flush_waiting(obs, &mut out);
             }
             Input::KmsgKill(pid) => self.on_kill_line(pid, obs, &mut out),
+            Input::KmsgDrained(through_ns) => self.on_drained(through_ns, obs, &mut out),
             Input::KmsgKilled(kill) => {
                 let pid = kill.pid;
                 if self.kill_lines.len() > 4096 {
@@ -576,6 +583,27 @@ impl Engine {
             }
             self.unreported.insert(pid);
             self.log_seen.push_back((self.now, pid));
+        }
+        self.flush_waiting(obs, out);
+    }
+
+    /// The kernel log read through `through_ns`: waiting victims marked by
+    /// then without a report have none to wait for.
+    fn on_drained(&mut self, through_ns: u64, obs: &mut dyn Observe, out: &mut Vec<Line>) {
+        let unreported: Vec<u32> = self
+            .waiting
+            .iter()
+            .filter(|(_, v, _)| v.header.boot_ns <= through_ns)
+            .map(|(_, v, _)| v.victim.tgid)
+            .filter(|pid| !self.kmsg.contains_key(pid))
+            .collect();
+        for pid in unreported {
+            if self.unreported.len() > 4096 {
+                self.unreported.clear();
+            }
+            if self.unreported.insert(pid) {
+                self.log_seen.push_back((self.now, pid));
+            }
         }
         self.flush_waiting(obs, out);
     }

@@ -606,6 +606,38 @@ fn a_rate_limited_report_leaves_the_page_counter_and_no_wait() {
 }
 
 #[test]
+fn a_log_read_past_the_kill_without_its_report_ends_the_wait() {
+    // The kernel stores a kill's report before it marks the victim: once
+    // /dev/kmsg has been read to its end after the victim record arrived,
+    // a report not among what was read will not come.
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    assert!(e.handle(killed(100, 100, 2 * S), &mut k).is_empty());
+    // Read through a moment before the kill: the report may still come.
+    let out = e.handle(Input::KmsgDrained(2 * S - 1), &mut k);
+    assert!(out.is_empty() && e.waiting(), "{out:?}");
+    let out = e.handle(Input::KmsgDrained(2 * S + 1), &mut k);
+    let m = only_verdict(&out).memory.clone().expect("memory");
+    assert_eq!(m.source, MemorySource::PageCounter);
+    assert!(!e.waiting());
+    // A report read before the drain is the verdict's, as ever.
+    assert!(e.handle(killed(101, 101, 3 * S), &mut k).is_empty());
+    let report = MemcgReport {
+        cgroup: format!("{POD_A}/{CID_A}"),
+        usage_kb: Some(16384),
+        limit_kb: Some(16384),
+        stats: [("anon".to_owned(), 15 << 20)].into_iter().collect(),
+    };
+    // The summary came in the same drain: its line is handed on first.
+    let out = e.handle(Input::Kmsg(summary_for(101, Some(report))), &mut k);
+    let m = only_verdict(&out).memory.clone().expect("memory");
+    assert_eq!(m.source, MemorySource::KernelOomReport);
+    let out = e.handle(Input::KmsgDrained(3 * S + 1), &mut k);
+    assert!(out.is_empty(), "judged twice: {out:?}");
+}
+
+#[test]
 fn without_the_kernel_log_nothing_waits_for_it() {
     // A non-privileged container has no /dev/kmsg: the page counter at
     // once, not a second's wait per kill for a report that cannot come.

@@ -10,7 +10,10 @@ use std::{
     fs::OpenOptions,
     io::{Read, Seek, SeekFrom},
     os::{fd::OwnedFd, unix::fs::OpenOptionsExt},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use serde::{Deserialize, Serialize};
@@ -38,30 +41,53 @@ pub struct PastKill {
     pub summary: Option<OomSummary>,
 }
 
+/// What the reader hands the pipeline.
+#[derive(Clone, Debug)]
+pub enum FromLog {
+    /// A summary or kill line.
+    Line(Seen),
+    /// Every record the log held when a [`Nudge`] stamped at this
+    /// CLOCK_BOOTTIME ns was taken has been read (and its lines sent before
+    /// this). The kernel stores a kill's OOM report before it marks the
+    /// victim, so a victim marked by then whose report was not among them
+    /// has none: the kernel rate-limited it.
+    Drained(u64),
+}
+
 /// Wakes the reader to drain /dev/kmsg now. The kernel wakes its readers
 /// lazily (on the next timer tick, milliseconds later), but the OOM report a
 /// victim's verdict waits for is in the log before the victim record leaves
-/// the kernel: the daemon nudges the reader whenever records arrive.
+/// the kernel: the daemon nudges the reader whenever records arrive, and the
+/// reader answers with [`FromLog::Drained`] once it has read to the end.
 #[derive(Clone)]
-pub struct Nudge(Arc<OwnedFd>);
+pub struct Nudge {
+    fd: Arc<OwnedFd>,
+    through_ns: Arc<AtomicU64>,
+}
 
 impl Nudge {
-    pub fn now(&self) {
-        let _ = rustix::io::write(&*self.0, &1u64.to_ne_bytes());
+    /// `through_ns`: a CLOCK_BOOTTIME stamp taken after the records that
+    /// ask for the drain were read.
+    pub fn now(&self, through_ns: u64) {
+        self.through_ns.fetch_max(through_ns, Ordering::AcqRel);
+        let _ = rustix::io::write(&*self.fd, &1u64.to_ne_bytes());
     }
 }
 
-pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
+pub fn spawn_reader(tx: Sender<FromLog>) -> std::io::Result<Nudge> {
     let mut file = OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open("/dev/kmsg")?;
     // /dev/kmsg seeks to the end of the ring: only what happens from now on.
     file.seek(SeekFrom::End(0))?;
-    let nudge = Arc::new(rustix::event::eventfd(
-        0,
-        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-    )?);
+    let nudge = Nudge {
+        fd: Arc::new(rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?),
+        through_ns: Arc::new(AtomicU64::new(0)),
+    };
     let woken = nudge.clone();
     std::thread::Builder::new()
         .name("kmsg".into())
@@ -69,6 +95,8 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
             // One read returns exactly one record; 8 KiB is the kernel's maximum.
             let mut buf = vec![0u8; 8192];
             let mut reports = ReportReader::default();
+            // The stamp of the nudge this drain answers.
+            let mut asked: Option<u64> = None;
             loop {
                 // Everything there is, then wait for more or a nudge.
                 loop {
@@ -85,14 +113,12 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
                                 if !matches!(line, OomLine::Summary(_) | OomLine::Kill(_)) {
                                     continue;
                                 }
-                                if tx
-                                    .blocking_send(Seen {
-                                        seq: record.seq,
-                                        ts_us: record.ts_us,
-                                        line,
-                                    })
-                                    .is_err()
-                                {
+                                let seen = Seen {
+                                    seq: record.seq,
+                                    ts_us: record.ts_us,
+                                    line,
+                                };
+                                if tx.blocking_send(FromLog::Line(seen)).is_err() {
                                     return;
                                 }
                             }
@@ -107,9 +133,14 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
                         }
                     }
                 }
+                if let Some(through) = asked.take() {
+                    if tx.blocking_send(FromLog::Drained(through)).is_err() {
+                        return;
+                    }
+                }
                 let mut fds = [
                     rustix::event::PollFd::new(&file, rustix::event::PollFlags::IN),
-                    rustix::event::PollFd::new(&*woken, rustix::event::PollFlags::IN),
+                    rustix::event::PollFd::new(&*woken.fd, rustix::event::PollFlags::IN),
                 ];
                 match rustix::event::poll(&mut fds, None) {
                     Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -120,11 +151,14 @@ pub fn spawn_reader(tx: Sender<Seen>) -> std::io::Result<Nudge> {
                 }
                 if !fds[1].revents().is_empty() {
                     let mut count = [0u8; 8];
-                    let _ = rustix::io::read(&*woken, &mut count);
+                    let _ = rustix::io::read(&*woken.fd, &mut count);
+                    // Loaded after the eventfd is read, before the drain:
+                    // every record stored before the stamp is read next.
+                    asked = Some(woken.through_ns.load(Ordering::Acquire));
                 }
             }
         })?;
-    Ok(Nudge(nudge))
+    Ok(nudge)
 }
 
 /// The kills in the log after sequence number `after` (all of them when
