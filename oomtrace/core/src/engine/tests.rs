@@ -1118,7 +1118,7 @@ fn without_a_victim_hook_the_live_kernel_log_gives_the_verdict() {
     assert_eq!(v.source, "kernel_log");
     assert_eq!(v.evidence.basis, Some("kernel_log"));
     let victim = v.victim.as_ref().expect("victim");
-    assert_eq!((victim.pid, victim.comm.as_str()), (100, "worker"));
+    assert_eq!((victim.pid, victim.comm.as_deref()), (100, Some("worker")));
     assert_eq!(victim.rss_bytes, Some((32_512 + 6_652) * 1024));
     // What the log does not say stays null: no namespaces, so no init.
     assert_eq!((victim.ns_pid, v.kubelet_reports), (None, None));
@@ -1753,7 +1753,10 @@ fn earlyooms_sigterm_then_sigkill_of_a_containers_init_is_one_verdict() {
         )
     );
     let killer = v.killer.as_ref().expect("the killer");
-    assert_eq!((killer.pid, killer.comm.as_str()), (300, "earlyoom"));
+    assert_eq!(
+        (killer.pid, killer.comm.as_deref()),
+        (300, Some("earlyoom"))
+    );
     assert_eq!(killer.exe.as_deref(), Some("/usr/bin/earlyoom"));
     assert_eq!(
         (killer.known_as.as_str(), killer.matched_by),
@@ -2068,7 +2071,7 @@ fn a_pid_only_victim_is_named_by_the_kernels_report() {
     let out = e.handle(Input::KmsgKilled(kill_line(100, "python3")), &mut k);
     let v = only_verdict(&out);
     let victim = v.victim.as_ref().expect("a victim");
-    assert_eq!(victim.comm, "python3");
+    assert_eq!(victim.comm.as_deref(), Some("python3"));
     assert_eq!(victim.cgroup.as_deref(), Some(&*format!("{POD_A}/{CID_A}")));
     // The kill line's numbers, in bytes; no namespace (no line names one).
     assert_eq!(victim.anon_rss_bytes, Some(32512 << 10));
@@ -2085,7 +2088,10 @@ fn a_pid_only_victim_is_named_by_the_kernels_report() {
     assert!(out.is_empty());
     let out = e.handle(Input::KmsgKilled(kill_line(101, "worker2")), &mut k);
     let v = only_verdict(&out);
-    assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some("worker2"));
+    assert_eq!(
+        v.victim.as_ref().and_then(|x| x.comm.as_deref()),
+        Some("worker2")
+    );
 
     // Neither line came (the reader fell behind): judged at the deadline,
     // and no name is made up.
@@ -2094,8 +2100,12 @@ fn a_pid_only_victim_is_named_by_the_kernels_report() {
     let out = ticks(&mut e, &mut k, 4, 6);
     let v = only_verdict(&out);
     let victim = v.victim.as_ref().expect("a victim");
-    assert_eq!((victim.comm.as_str(), victim.rss_bytes), ("", None));
+    assert_eq!((victim.comm.as_deref(), victim.rss_bytes), (None, None));
     assert!(v.summary.contains("a process (pid 102)"), "{}", v.summary);
+    // Null in the JSON a user reads, not an empty name.
+    let json = serde_json::to_value(v).expect("a verdict serializes");
+    assert_eq!(json["victim"]["comm"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["victim"]["pid"], 102);
 }
 
 /// `Killed process <pid> (<comm>) total-vm:278712kB, anon-rss:32512kB,
@@ -2138,7 +2148,10 @@ fn a_victim_from_mark_oom_victim_names_its_hook() {
         let out = e.handle(Input::KmsgKill(100), &mut k);
         let v = only_verdict(&out);
         assert_eq!(v.evidence.victim_hook, name);
-        assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some("worker"));
+        assert_eq!(
+            v.victim.as_ref().and_then(|x| x.comm.as_deref()),
+            Some("worker")
+        );
         assert_eq!(v.evidence.pid_ns, Some(99));
     }
 }

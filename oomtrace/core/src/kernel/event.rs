@@ -10,7 +10,7 @@ use std::{fmt::Write as _, mem::size_of};
 use bytemuck::Pod;
 use oomtrace_common::{
     AttachEvent, CgroupEvent, Header, Kind, LimitWriteEvent, OomEvent, PressureEvent, SignalEvent,
-    VictimEvent, COMM_LEN, WIRE_VERSION,
+    TaskInfo, VictimEvent, COMM_LEN, WIRE_VERSION,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +113,20 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 pub fn comm(raw: &[u8; COMM_LEN]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     escape_bytes(&raw[..end])
+}
+
+/// A task's pid for the output fields that always hold one. The kernel
+/// takes it by helper (`current`) or from a tracepoint's own record, so it
+/// is unset only where a probe's read of `task->tgid` failed: 0 then, no
+/// process's pid, which matches no kernel log line and no /proc entry.
+pub fn pid(task: &TaskInfo) -> u32 {
+    task.tgid().unwrap_or(0)
+}
+
+/// A comm read through its record's accessor: `None` (null in the output)
+/// when the kernel could not read it, never an empty name.
+pub fn known_comm(raw: Option<&[u8; COMM_LEN]>) -> Option<String> {
+    raw.map(comm)
 }
 
 /// A path copied by `bpf_probe_read_kernel_str`, bounded by its reported

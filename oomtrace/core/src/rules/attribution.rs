@@ -173,7 +173,8 @@ pub struct Attributor {
 const RECENT_VICTIMS: usize = 64;
 
 struct LastVictim {
-    trigger_tid: u32,
+    /// `None` where the kernel could not read it: then it matches no other.
+    trigger_tid: Option<u32>,
     limit: Option<u64>,
     boot_ns: u64,
     incident: String,
@@ -250,23 +251,22 @@ pub(super) struct Decision {
 
 /// The victim's command: the hook's, else (a `mark_victim` record holding
 /// only the pid, before 6.9) the kernel's report of the kill or its
-/// `Killed process` line, else empty: never a name the evidence lacks.
+/// `Killed process` line, else `None`: never a name the evidence lacks.
 fn victim_comm(
     ev: &VictimEvent,
     snap: &Snapshot<'_>,
     line: Option<&crate::logs::oom_report::OomKill>,
-) -> String {
-    if ev.victim.comm().is_some() {
-        return event::comm(&ev.victim.comm);
+) -> Option<String> {
+    if let Some(c) = event::known_comm(ev.victim.comm()) {
+        return Some(c);
     }
+    let pid = ev.victim.tgid()?;
     snap.kmsg
-        .get(&ev.victim.tgid)
+        .get(&pid)
         .map(|s| s.task.clone())
-        .or_else(|| {
-            line.filter(|k| k.pid == ev.victim.tgid)
-                .map(|k| k.comm.clone())
-        })
-        .unwrap_or_default()
+        .or_else(|| line.filter(|k| k.pid == pid).map(|k| k.comm.clone()))
+        // The kernel prints an empty `task=` for a task without a name.
+        .filter(|c| !c.is_empty())
 }
 
 pub(super) fn decide_identity(
@@ -300,7 +300,9 @@ pub(super) fn decide_identity(
 
 impl Attributor {
     pub fn on_oom(&mut self, ev: &OomEvent) {
-        self.pending.insert(ev.trigger.tid, *ev);
+        if let Some(tid) = ev.trigger.tid() {
+            self.pending.insert(tid, *ev);
+        }
     }
 
     /// One victim of the OOM killer, as the hooks saw it.
@@ -311,9 +313,10 @@ impl Attributor {
         hints: &Hints<'_>,
     ) -> Assessment {
         let boot_ns = ev.header.boot_ns;
-        let oom = self
-            .pending
-            .get(&ev.trigger.tid)
+        let oom = ev
+            .trigger
+            .tid()
+            .and_then(|tid| self.pending.get(&tid))
             .filter(|o| boot_ns.saturating_sub(o.header.boot_ns) < OOM_RECORD_WINDOW_NS)
             .copied();
         let scope = scope(ev, oom.as_ref(), snap);
@@ -324,7 +327,7 @@ impl Attributor {
             .or_else(|| hints.victim_cgroup.map(str::to_owned))
             .or_else(|| {
                 snap.kmsg
-                    .get(&ev.victim.tgid)
+                    .get(&ev.victim.tgid()?)
                     .and_then(|s| s.task_memcg.clone())
             });
         let trigger_cgroup = leaf(&ev.trigger).and_then(|id| snap.tree.path(id).map(str::to_owned));
@@ -348,10 +351,10 @@ impl Attributor {
         let bytes = |pages: Option<u64>| pages.map(|p| p.saturating_mul(page));
         // The kill line's numbers, for a record without the victim's (a
         // pid-only mark_victim): the kernel's own, for this pid.
-        let line = hints.kill_line.filter(|k| k.pid == ev.victim.tgid);
+        let line = hints.kill_line.filter(|k| Some(k.pid) == ev.victim.tgid());
         let kb = |x: Option<u64>| x.map(|k| k.saturating_mul(1024));
         let victim = Victim {
-            pid: ev.victim.tgid,
+            pid: event::pid(&ev.victim),
             comm: victim_comm(ev, snap, hints.kill_line),
             oom_score_adj: ev.oom_score_adj().or_else(|| {
                 line.and_then(|k| k.oom_score_adj)
@@ -376,8 +379,8 @@ impl Attributor {
             time: Some(wall_time(boot_ns, snap.boot_to_wall_ns)),
             victim,
             trigger: Some(Trigger {
-                pid: ev.trigger.tgid,
-                comm: event::comm(&ev.trigger.comm),
+                pid: event::pid(&ev.trigger),
+                comm: event::known_comm(ev.trigger.comm()),
                 cgroup: trigger_cgroup,
             }),
             limit: scope.limit.as_ref().map(|l| l.limit(page)),
@@ -420,7 +423,8 @@ impl Attributor {
         let boot_ns = ev.header.boot_ns;
         let limit = scope.limit.as_ref().and_then(|l| l.id).map(|c| c.0);
         let same = self.recent.iter().rev().find(|last| {
-            last.trigger_tid == ev.trigger.tid
+            last.trigger_tid.is_some()
+                && last.trigger_tid == ev.trigger.tid()
                 && last.limit == limit
                 && boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
         });
@@ -433,7 +437,7 @@ impl Attributor {
             self.recent.pop_front();
         }
         self.recent.push_back(LastVictim {
-            trigger_tid: ev.trigger.tid,
+            trigger_tid: ev.trigger.tid(),
             limit,
             boot_ns,
             incident: incident.clone(),
@@ -446,7 +450,8 @@ impl Attributor {
     /// the same trigger, moments before.
     fn follows(&self, ev: &VictimEvent) -> Option<&LastVictim> {
         self.recent.iter().rev().find(|last| {
-            last.trigger_tid == ev.trigger.tid
+            last.trigger_tid.is_some()
+                && last.trigger_tid == ev.trigger.tid()
                 && ev.header.boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
         })
     }
@@ -486,7 +491,7 @@ impl Attributor {
         };
         let vict = chain(&ev.victim);
         let inside = vict.is_empty() || vict.iter().any(is_limit);
-        (last.trigger_tid == ev.trigger.tid
+        (last.trigger_tid == ev.trigger.tid()
             && last.scope.constraint == Some(Constraint::Memcg)
             && matches!(
                 last.scope.source,
@@ -598,7 +603,7 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
     // chain holds that cgroup, else from the victim's, always inside it (a
     // write of memory.max below usage runs the OOM killer in the writer,
     // who may be outside).
-    if let Some(s) = snap.kmsg.get(&ev.victim.tgid) {
+    if let Some(s) = ev.victim.tgid().and_then(|pid| snap.kmsg.get(&pid)) {
         let limit = s.oom_memcg.clone().map(|path| {
             let level = trig
                 .iter()

@@ -20,7 +20,7 @@ fn pod(ns: &str, name: &str) -> Pod {
 fn kill(source: &'static str, time: &str, ns: &str, name: &str) -> Verdict {
     let mut victim = Victim::unread(
         4242,
-        "python".into(),
+        Some("python".into()),
         Some(format!("/kubepods/pod{UID}/{CID}")),
     );
     victim.rss_bytes = Some(63 << 20);
@@ -49,7 +49,7 @@ fn stop() -> Stopped {
         time: "2026-12-07T13:00:05.000000000Z".into(),
         process: Process {
             pid: 77,
-            comm: "sleep".into(),
+            comm: Some("sleep".into()),
         },
         cgroup: None,
         pod: Some(pod("shop", "web-6f9c4-x2x8z")),
@@ -59,7 +59,7 @@ fn stop() -> Stopped {
             number: 15,
             sender: Process {
                 pid: 21698,
-                comm: "bash".into(),
+                comm: Some("bash".into()),
             },
         },
         node_memory: None,
@@ -271,7 +271,7 @@ fn a_backlog_kill_with_no_place_is_named_by_its_process() {
     v.verdict = VerdictKind::CgroupLimit;
     v.pod = None;
     v.container = None;
-    v.victim = Some(Victim::unread(141313, "mount".into(), None));
+    v.victim = Some(Victim::unread(141313, Some("mount".into()), None));
     let out = written(
         opts(Filter::default(), Backlog::Summary),
         ColorChoice::Never,
