@@ -312,14 +312,15 @@ mod tests {
         o.header = header(Kind::OomInvocation);
         o.memcg.usage_pages = 5;
         o.memcg.max_pages = 5;
-        o.valid = valid::OOM_MEMCG | valid::OOM_MEMCG_COUNTERS | valid::OOM_TOTALPAGES;
+        o.constraint = 3;
+        o.valid = valid::OOM_MEMCG | valid::OOM_MEMCG_COUNTERS;
         let Ok(Event::Oom(back)) = decode(&bytes_of(&o)) else {
             panic!("not an oom record")
         };
         assert_eq!(back.global(), Some(false));
         let m = back.memcg().expect("a memcg OOM");
         assert_eq!((m.id, m.usage_pages, m.max_pages), (None, Some(5), Some(5)));
-        assert_eq!((back.constraint(), back.chosen_tgid()), (None, None));
+        assert_eq!(back.constraint(), None, "a value without its bit is unread");
         o.valid = valid::OOM_MEMCG | valid::OOM_GLOBAL;
         assert_eq!((o.global(), o.memcg()), (Some(true), None));
         o.valid = 0;

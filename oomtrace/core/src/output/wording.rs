@@ -333,11 +333,17 @@ fn sentence(v: &Verdict) -> String {
             } else {
                 format!(" in {place}")
             };
+            // A cpuset or memory policy confined the allocation to some
+            // NUMA nodes: those ran out, not necessarily the node.
+            let what = match v.evidence.constraint {
+                Some(crate::output::verdict::Constraint::Other) => {
+                    "The memory nodes an allocation's cpuset or memory policy allowed ran out (a constrained OOM, not the node's memory as a whole)"
+                }
+                _ => "The node ran out of memory (global OOM)",
+            };
             match who {
-                Some(who) => format!(
-                    "The node ran out of memory (global OOM); the kernel killed {who}{place}."
-                ),
-                None => format!("The node ran out of memory (global OOM){place}; {UNNAMED}."),
+                Some(who) => format!("{what}; the kernel killed {who}{place}."),
+                None => format!("{what}{place}; {UNNAMED}."),
             }
         }
         (VerdictKind::EscapedProcess, _) => format!(

@@ -559,6 +559,23 @@ fn chain(t: &TaskInfo) -> Vec<MemcgRead> {
     t.memcg_chain().collect()
 }
 
+/// `oc->constraint` as the report's summary line would name it: the
+/// values of `enum oom_constraint` (mm/oom_kill.c), whose order the BTF
+/// test checks against the running kernel. So the per-OOM record and the
+/// kernel's log count a constraint the same way ([`kmsg_constraint`]).
+fn oom_control_constraint(value: u32) -> KmsgConstraint {
+    match value {
+        0 => KmsgConstraint::None,
+        1 => KmsgConstraint::Cpuset,
+        2 => KmsgConstraint::MemoryPolicy,
+        3 => KmsgConstraint::Memcg,
+        other => KmsgConstraint::Other(format!("oom_constraint {other}")),
+    }
+}
+
+/// A cpuset- or mempolicy-constrained OOM (and a constraint this build
+/// does not know) is `Other`: the allowed NUMA nodes ran out, which is not
+/// the node's memory exhausted nor a cgroup's limit.
 pub(super) fn kmsg_constraint(c: &KmsgConstraint) -> Constraint {
     match c {
         KmsgConstraint::Memcg => Constraint::Memcg,
@@ -571,8 +588,20 @@ pub(super) fn kmsg_constraint(c: &KmsgConstraint) -> Constraint {
 fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope {
     let path_of = |id: u64| snap.tree.path(CgroupId(id)).map(str::to_owned);
     // `struct oom_control` decides when the hook read it; a part it could
-    // not read falls through to the next source.
+    // not read falls through to the next source. Its constraint names a
+    // cpuset or memory policy where `oc->memcg` alone would say global.
+    let constraint = oom
+        .and_then(OomEvent::constraint)
+        .map(oom_control_constraint)
+        .map(|c| kmsg_constraint(&c));
     match oom.map(|o| (o.global(), o.memcg())) {
+        Some(_) if constraint == Some(Constraint::Other) => {
+            return Scope {
+                constraint,
+                source: Some(ConstraintSource::OomControl),
+                limit: None,
+            };
+        }
         Some((Some(true), _)) => {
             return Scope {
                 constraint: Some(Constraint::Global),
@@ -1446,6 +1475,122 @@ mod tests {
             v.evidence.constraint_source,
             Some(ConstraintSource::KernelLog)
         );
+    }
+
+    /// A per-OOM record of a global OOM (`oc->memcg` NULL) whose
+    /// `oc->constraint` is `value`, or unread.
+    fn global_oom(trigger_tid: u32, value: Option<u32>) -> OomEvent {
+        let mut o = <OomEvent as bytemuck::Zeroable>::zeroed();
+        o.header = Header {
+            version: WIRE_VERSION,
+            kind: Kind::OomInvocation as u16,
+            cpu: 0,
+            boot_ns: 500,
+        };
+        o.trigger = task(trigger_tid, 3, &[]);
+        o.valid = valid::OOM_MEMCG | valid::OOM_GLOBAL;
+        if let Some(v) = value {
+            o.constraint = v;
+            o.valid |= valid::OOM_CONSTRAINT;
+        }
+        o
+    }
+
+    #[test]
+    fn a_cpuset_or_mempolicy_oom_from_the_per_oom_record_is_not_the_node_out_of_memory() {
+        let c = chain_container(100, 16_384, 100, UNLIMITED);
+        let judge_with = |value: Option<u32>| {
+            with_snapshot(|snap| {
+                let mut a = Attributor::default();
+                a.on_oom(&global_oom(12, value));
+                on(
+                    &mut a,
+                    &victim(task(10, 1, &c), task(12, 3, &c)),
+                    snap,
+                    &Hints::default(),
+                )
+            })
+        };
+        // CONSTRAINT_CPUSET, CONSTRAINT_MEMORY_POLICY, and a value this
+        // build does not know: as the kernel log's line counts them.
+        for value in [1, 2, 9] {
+            let v = judge_with(Some(value));
+            assert_eq!(v.evidence.constraint, Some(Constraint::Other), "{value}");
+            assert_eq!(
+                v.evidence.constraint_source,
+                Some(ConstraintSource::OomControl)
+            );
+            assert_eq!(
+                (v.verdict, v.kind),
+                (VerdictKind::NodePressure, Some(PressureKind::SystemOom))
+            );
+            assert!(v.limit.is_none(), "no cgroup's limit: {:?}", v.limit);
+            assert!(
+                v.summary.contains("cpuset or memory policy") && !v.summary.contains("global OOM"),
+                "{}",
+                v.summary
+            );
+        }
+        // CONSTRAINT_NONE, or the constraint unread: `oc->memcg` NULL is a
+        // global OOM, as before.
+        for value in [Some(0), None] {
+            let v = judge_with(value);
+            assert_eq!(v.evidence.constraint, Some(Constraint::Global), "{value:?}");
+            assert!(v.summary.contains("global OOM"), "{}", v.summary);
+        }
+    }
+
+    #[test]
+    fn a_cpuset_or_mempolicy_oom_from_the_kernel_log_is_not_the_node_out_of_memory() {
+        let c = chain_container(100, 16_384, 100, UNLIMITED);
+        let tree = tree();
+        for (constraint, want) in [
+            (KmsgConstraint::Cpuset, Constraint::Other),
+            (KmsgConstraint::MemoryPolicy, Constraint::Other),
+            (
+                KmsgConstraint::Other("CONSTRAINT_FUTURE".into()),
+                Constraint::Other,
+            ),
+            (KmsgConstraint::None, Constraint::Global),
+        ] {
+            let mut kmsg = HashMap::new();
+            kmsg.insert(
+                10,
+                OomSummary {
+                    constraint: constraint.clone(),
+                    oom_memcg: None,
+                    task_memcg: Some(format!("{POD}/{CID}")),
+                    task: "worker".into(),
+                    pid: 10,
+                    uid: Some(0),
+                    report: None,
+                },
+            );
+            let snap = Snapshot {
+                tree: &tree,
+                page_size: 4096,
+                boot_to_wall_ns: 0,
+                kmsg: &kmsg,
+                host_pid_ns: 0,
+            };
+            let v = on(
+                &mut Attributor::default(),
+                &victim(task(10, 1, &c), task(12, 3, &c)),
+                &snap,
+                &Hints::default(),
+            );
+            assert_eq!(v.evidence.constraint, Some(want), "{constraint:?}");
+            assert_eq!(
+                v.evidence.constraint_source,
+                Some(ConstraintSource::KernelLog)
+            );
+            assert_eq!(
+                v.summary.contains("cpuset or memory policy"),
+                want == Constraint::Other,
+                "{}",
+                v.summary
+            );
+        }
     }
 
     #[test]
