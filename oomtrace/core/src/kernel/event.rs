@@ -199,73 +199,35 @@ pub fn bytes_of<T: Pod>(v: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::test_kit as kit;
     use bytemuck::Zeroable;
-    use oomtrace_common::{
-        valid, LimitWriteEvent, MemcgLevel, TaskInfo, VictimSource, MEMCG_DEPTH, PATH_LEN,
-    };
+    use oomtrace_common::{valid, LimitWriteEvent, MemcgLevel, TaskInfo, PATH_LEN};
 
-    pub fn header(kind: Kind) -> Header {
-        Header {
-            version: WIRE_VERSION,
-            kind: kind as u16,
-            cpu: 1,
-            boot_ns: 42,
-        }
+    fn header(kind: Kind) -> Header {
+        kit::header(kind, 42)
     }
 
+    /// A task with a comm that is not UTF-8 and two memcg levels read.
     fn task(tgid: u32) -> TaskInfo {
-        let mut comm = [0u8; COMM_LEN];
-        comm[..4].copy_from_slice(b"hog\xff");
-        TaskInfo {
-            tgid,
-            tid: tgid + 1,
-            comm,
-            memcg_depth: 2,
-            ns_pid: 1,
-            pid_ns: 4026531836,
-            mnt_ns: 4026531841,
-            valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(2),
-            memcg: {
-                let mut m = [MemcgLevel::default(); MEMCG_DEPTH];
-                m[0] = MemcgLevel {
-                    id: 7,
-                    usage_pages: 10,
-                    max_pages: 11,
-                };
-                m[1] = MemcgLevel {
-                    id: 1,
-                    usage_pages: 99,
-                    max_pages: u64::MAX,
-                };
-                m
-            },
-        }
+        let mut t = kit::task(tgid, 1, "hog", &[(7, 10, 11), (1, 99, u64::MAX)]);
+        t.comm[3] = 0xff;
+        t
     }
 
     #[test]
     fn victim_round_trip() {
-        let ev = VictimEvent {
-            header: header(Kind::Victim),
-            victim: task(100),
-            trigger: task(200),
-            total_vm_pages: 1,
-            anon_rss_pages: 2,
-            file_rss_pages: 3,
-            shmem_rss_pages: 4,
-            oom_score_adj: -998,
-            _pad: [0; 2],
-            source: VictimSource::TpBtf as u32,
-            valid: valid::VICTIM_ALL & !valid::VICTIM_SHMEM_RSS,
-            _pad2: 0,
-        };
+        let mut ev = kit::victim(task(100), task(200), 42);
+        (ev.total_vm_pages, ev.anon_rss_pages) = (1, 2);
+        (ev.file_rss_pages, ev.shmem_rss_pages) = (3, 4);
+        ev.oom_score_adj = -998;
+        ev.valid = valid::VICTIM_ALL & !valid::VICTIM_SHMEM_RSS;
         let mut bytes = vec![0u8; 3];
         bytes.extend(bytes_of(&ev));
         // Decoding from an unaligned slice must work.
         let Ok(Event::Victim(back)) = decode(&bytes[3..]) else {
             panic!("not a victim")
         };
-        assert_eq!(back.victim.tgid, 100);
+        assert_eq!(back.victim.tgid(), Some(100));
         assert_eq!(
             back.trigger.memcg[0],
             MemcgLevel {
@@ -280,7 +242,7 @@ mod tests {
         assert_eq!(back.rss_pages(), None);
         assert_eq!(back.victim.ns_pid(), Some(1));
         assert_eq!(back.victim.leaf_memcg_id(), Some(7));
-        assert_eq!(comm(&back.victim.comm), "hog\\xff");
+        assert_eq!(known_comm(back.victim.comm()).as_deref(), Some("hog\\xff"));
     }
 
     #[test]

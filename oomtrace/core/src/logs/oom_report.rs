@@ -656,6 +656,24 @@ pub struct OomKill {
     pub group: Option<OomGroup>,
 }
 
+impl OomKill {
+    /// A kill known by its process alone: none of its numbers read.
+    pub fn unread(memcg: bool, pid: u32, comm: String) -> OomKill {
+        OomKill {
+            memcg,
+            pid,
+            comm,
+            total_vm_kb: None,
+            anon_rss_kb: None,
+            file_rss_kb: None,
+            shmem_rss_kb: None,
+            oom_score_adj: None,
+            chosen: None,
+            group: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OomLine {
     /// `… invoked oom-killer:`: a report begins.
@@ -781,18 +799,7 @@ fn kill_body(rest: &str, memcg: bool) -> Option<OomKill> {
         .filter_map(|end| rest.rfind(end))
         .max()?;
     let (comm, stats) = (rest.get(..at)?, rest.get(at + 1..)?);
-    let mut kill = OomKill {
-        memcg,
-        pid,
-        comm: comm.to_owned(),
-        total_vm_kb: None,
-        anon_rss_kb: None,
-        file_rss_kb: None,
-        shmem_rss_kb: None,
-        oom_score_adj: None,
-        chosen: None,
-        group: None,
-    };
+    let mut kill = OomKill::unread(memcg, pid, comm.to_owned());
     for token in stats.split([',', ' ']).filter(|t| !t.is_empty()) {
         let Some((key, value)) = token.split_once(':') else {
             continue;

@@ -755,12 +755,10 @@ fn decide(
 mod tests {
     use std::collections::HashMap;
 
-    use oomtrace_common::{
-        valid, Header, Kind, MemcgLevel, SignalEvent, TaskInfo, VictimEvent, VictimSource,
-        MEMCG_DEPTH, WIRE_VERSION,
-    };
+    use oomtrace_common::{valid, SignalEvent, TaskInfo, VictimEvent, VictimSource};
 
     use super::*;
+    use crate::kernel::test_kit as kit;
     use crate::logs::kmsg::PastKill;
     use crate::node::cgroup::{CgroupId, CgroupTree};
     use crate::node::{kubelet::HARD_EVICTION_GRACE_NS, pods::is_runtime};
@@ -786,50 +784,14 @@ mod tests {
         )
     }
 
-    /// A task whose memcg chain is `levels` (leaf first): (id, usage, max).
+    /// A task named `worker` whose memcg chain is `levels` (leaf first):
+    /// (id, usage, max).
     fn task(pid: u32, ns_pid: u32, levels: &[(u64, u64, u64)]) -> TaskInfo {
-        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
-        for (i, &(id, usage_pages, max_pages)) in levels.iter().enumerate() {
-            memcg[i] = MemcgLevel {
-                id,
-                usage_pages,
-                max_pages,
-            };
-        }
-        TaskInfo {
-            tgid: pid,
-            tid: pid,
-            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
-            memcg_depth: levels.len() as u32,
-            ns_pid,
-            pid_ns: 99,
-            mnt_ns: 98,
-            valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(levels.len()),
-            memcg,
-        }
+        kit::task(pid, ns_pid, "worker", levels)
     }
 
     fn victim(v: TaskInfo, t: TaskInfo) -> VictimEvent {
-        VictimEvent {
-            header: Header {
-                version: WIRE_VERSION,
-                kind: Kind::Victim as u16,
-                cpu: 0,
-                boot_ns: 1_000,
-            },
-            victim: v,
-            trigger: t,
-            total_vm_pages: 100,
-            anon_rss_pages: 90,
-            file_rss_pages: 5,
-            shmem_rss_pages: 0,
-            oom_score_adj: 0,
-            _pad: [0; 2],
-            source: VictimSource::TpBtf as u32,
-            valid: valid::VICTIM_ALL,
-            _pad2: 0,
-        }
+        kit::victim(v, t, 1_000)
     }
 
     /// Runs `f` on a snapshot of the test tree with no kernel-log summaries.
@@ -848,6 +810,34 @@ mod tests {
     /// The verdict of one victim with nothing read from the node.
     fn on(a: &mut Attributor, ev: &VictimEvent, snap: &Snapshot<'_>, hints: &Hints<'_>) -> Verdict {
         verdict(a.assess(ev, snap, hints), Observed::default())
+    }
+
+    /// The kernel's summary line of the kill of `pid`, a `worker` in the
+    /// test pod's container, in an OOM of `oom_memcg` (none: global).
+    fn summary_of(pid: u32, constraint: KmsgConstraint, oom_memcg: Option<&str>) -> OomSummary {
+        OomSummary {
+            constraint,
+            oom_memcg: oom_memcg.map(str::to_owned),
+            task_memcg: Some(format!("{POD}/{CID}")),
+            task: "worker".into(),
+            pid,
+            uid: Some(0),
+            report: None,
+        }
+    }
+
+    /// The verdict of one victim after the kernel's summary line of its kill.
+    fn judge_after(summary: OomSummary, ev: &VictimEvent) -> Verdict {
+        let tree = tree();
+        let kmsg = HashMap::from([(summary.pid, summary)]);
+        let snap = Snapshot {
+            tree: &tree,
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            kmsg: &kmsg,
+            host_pid_ns: 0,
+        };
+        on(&mut Attributor::default(), ev, &snap, &Hints::default())
     }
 
     fn judge(ev: &VictimEvent, hints: &Hints<'_>) -> Verdict {
@@ -1129,33 +1119,10 @@ mod tests {
         );
     }
 
-    fn comm16(name: &str) -> [u8; 16] {
-        let mut c = [0u8; 16];
-        c[..name.len()].copy_from_slice(name.as_bytes());
-        c
-    }
-
     /// A userspace signal at `at_ms` to pid 10 in the test pod's container.
     fn signal(sig: u32, sender: &str, at_ms: u64) -> SignalEvent {
         let c = chain_container(100, UNLIMITED, 100, UNLIMITED);
-        SignalEvent {
-            header: Header {
-                version: WIRE_VERSION,
-                kind: Kind::Signal as u16,
-                cpu: 0,
-                boot_ns: at_ms * 1_000_000,
-            },
-            sig,
-            code: 0,
-            result: 0,
-            source: VictimSource::TpBtf as u32,
-            sender_tgid: 77,
-            sender_tid: 77,
-            sender_comm: comm16(sender),
-            valid: valid::SIGNAL_ALL,
-            _pad: 0,
-            target: task(10, 1, &c),
-        }
+        kit::signal(sig, (sender, 77), task(10, 1, &c), 0, at_ms * 1_000_000)
     }
 
     fn node(pressure: bool) -> NodeMemory {
@@ -1436,33 +1403,8 @@ mod tests {
         // Seen in the 6.1 VM (tracepoint-only hooks, CRI pod): neither level
         // at its max when read; the kernel's line named the pod.
         let c = chain_container(66_527_232 / 4096, 16_384, 16_300, 16_384);
-        let tree = tree();
-        let mut kmsg = HashMap::new();
-        kmsg.insert(
-            10,
-            OomSummary {
-                constraint: KmsgConstraint::Memcg,
-                oom_memcg: Some(POD.to_string()),
-                task_memcg: Some(format!("{POD}/{CID}")),
-                task: "oomtrace-hog".into(),
-                pid: 10,
-                uid: Some(0),
-                report: None,
-            },
-        );
-        let snap = Snapshot {
-            tree: &tree,
-            page_size: 4096,
-            boot_to_wall_ns: 0,
-            kmsg: &kmsg,
-            host_pid_ns: 0,
-        };
-        let v = on(
-            &mut Attributor::default(),
-            &victim(task(10, 1, &c), task(10, 1, &c)),
-            &snap,
-            &Hints::default(),
-        );
+        let summary = summary_of(10, KmsgConstraint::Memcg, Some(POD));
+        let v = judge_after(summary, &victim(task(10, 1, &c), task(10, 1, &c)));
         let limit = v.limit.expect("a limit");
         assert_eq!(limit.cgroup.as_deref(), Some(POD));
         assert_eq!(
@@ -1480,14 +1422,7 @@ mod tests {
     /// A per-OOM record of a global OOM (`oc->memcg` NULL) whose
     /// `oc->constraint` is `value`, or unread.
     fn global_oom(trigger_tid: u32, value: Option<u32>) -> OomEvent {
-        let mut o = <OomEvent as bytemuck::Zeroable>::zeroed();
-        o.header = Header {
-            version: WIRE_VERSION,
-            kind: Kind::OomInvocation as u16,
-            cpu: 0,
-            boot_ns: 500,
-        };
-        o.trigger = task(trigger_tid, 3, &[]);
+        let mut o = kit::oom(task(trigger_tid, 3, &[]), 500);
         o.valid = valid::OOM_MEMCG | valid::OOM_GLOBAL;
         if let Some(v) = value {
             o.constraint = v;
@@ -1543,7 +1478,6 @@ mod tests {
     #[test]
     fn a_cpuset_or_mempolicy_oom_from_the_kernel_log_is_not_the_node_out_of_memory() {
         let c = chain_container(100, 16_384, 100, UNLIMITED);
-        let tree = tree();
         for (constraint, want) in [
             (KmsgConstraint::Cpuset, Constraint::Other),
             (KmsgConstraint::MemoryPolicy, Constraint::Other),
@@ -1553,32 +1487,8 @@ mod tests {
             ),
             (KmsgConstraint::None, Constraint::Global),
         ] {
-            let mut kmsg = HashMap::new();
-            kmsg.insert(
-                10,
-                OomSummary {
-                    constraint: constraint.clone(),
-                    oom_memcg: None,
-                    task_memcg: Some(format!("{POD}/{CID}")),
-                    task: "worker".into(),
-                    pid: 10,
-                    uid: Some(0),
-                    report: None,
-                },
-            );
-            let snap = Snapshot {
-                tree: &tree,
-                page_size: 4096,
-                boot_to_wall_ns: 0,
-                kmsg: &kmsg,
-                host_pid_ns: 0,
-            };
-            let v = on(
-                &mut Attributor::default(),
-                &victim(task(10, 1, &c), task(12, 3, &c)),
-                &snap,
-                &Hints::default(),
-            );
+            let summary = summary_of(10, constraint.clone(), None);
+            let v = judge_after(summary, &victim(task(10, 1, &c), task(12, 3, &c)));
             assert_eq!(v.evidence.constraint, Some(want), "{constraint:?}");
             assert_eq!(
                 v.evidence.constraint_source,

@@ -204,10 +204,7 @@ impl Track {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        node::pods::PodUid,
-        output::verdict::{Container, Pod, VerdictKind, Victim},
-    };
+    use crate::output::{test_kit as kit, verdict::Victim};
 
     const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
 
@@ -226,20 +223,8 @@ mod tests {
         victim.ns_pid = Some(if init { 1 } else { 7 });
         Verdict {
             time: Some("2026-11-28T12:03:44Z".into()),
-            victim: Some(victim),
-            pod: Some(Pod {
-                uid: Some(PodUid::parse(UID).expect("uid")),
-                namespace: None,
-                name: None,
-                qos: None,
-            }),
-            container: Some(Container {
-                id: ContainerId::parse(&id(c)).expect("id"),
-                name: None,
-                runtime: None,
-            }),
             kubelet_reports: Some(init),
-            ..Verdict::unread(VerdictKind::PodLimit, "bpf", format!("oom-{pid}"), "tp_btf")
+            ..kit::pod_kill("bpf", format!("oom-{pid}"), victim, UID, &id(c))
         }
     }
 
