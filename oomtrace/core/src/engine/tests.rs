@@ -917,15 +917,22 @@ fn kills_without_a_verdict_are_missed_once_after_the_deadline() {
     );
 }
 
-#[test]
-fn an_oom_group_kill_is_counted_right() {
+/// An audited engine, past its first ticks, on a node whose container
+/// has memory.oom.group set.
+fn grouped_and_audited() -> (Engine, Fake, Vec<Line>) {
     let mut e = audited(true);
     let mut k = Fake {
         oom_kill: BASE,
         groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
         ..Fake::default()
     };
-    let mut out = ticks(&mut e, &mut k, 2, 3);
+    let out = ticks(&mut e, &mut k, 2, 3);
+    (e, k, out)
+}
+
+#[test]
+fn an_oom_group_kill_is_counted_right() {
+    let (mut e, mut k, mut out) = grouped_and_audited();
     // One invocation kills the container's three processes; the kernel
     // counts the chosen one twice: 4.
     k.oom_kill += 4;
@@ -1085,13 +1092,7 @@ fn a_live_kill_line_without_its_report_names_the_pod_it_was_seen_in_not_the_limi
 
 #[test]
 fn a_live_log_line_the_backlog_judged_and_a_group_kills_repeat_are_one_verdict() {
-    let mut e = audited(true);
-    let mut k = Fake {
-        oom_kill: BASE,
-        groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
-        ..Fake::default()
-    };
-    let mut out = ticks(&mut e, &mut k, 2, 3);
+    let (mut e, mut k, mut out) = grouped_and_audited();
     // Logged after the live reader started, before the backlog was read:
     // both hold it; the kernel counted it after the audit's base.
     k.oom_kill += 1;
