@@ -2,12 +2,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oomtrace_fuzz::logs::oom_report as kmsg;
+use oomtrace_fuzz::logs::{kmsg, oom_report};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = kmsg::parse_oom_line(&text);
+    let _ = oom_report::parse_oom_line(&text);
     if let Ok(rec) = kmsg::parse_record(&text) {
-        let _ = kmsg::parse_oom_line(&rec.text);
+        let _ = oom_report::parse_oom_line(&rec.text);
     }
 });

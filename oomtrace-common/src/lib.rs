@@ -82,10 +82,10 @@ pub mod valid {
     pub const OOM_MEMCG_ID: u32 = 1 << 1;
     /// `memcg.usage_pages` and `memcg.max_pages` of a memcg OOM.
     pub const OOM_MEMCG_COUNTERS: u32 = 1 << 2;
-    pub const OOM_TOTALPAGES: u32 = 1 << 3;
+    // Bits 3, 5 and 6 were `totalpages`, `chosen` and `order`, read but
+    // never used: retired with their reads, never to be reused.
+    /// `OomEvent::constraint` was read.
     pub const OOM_CONSTRAINT: u32 = 1 << 4;
-    pub const OOM_CHOSEN: u32 = 1 << 5;
-    pub const OOM_ORDER: u32 = 1 << 6;
     /// With `OOM_MEMCG`: `oc->memcg` was NULL, a global OOM (`memcg` all 0).
     pub const OOM_GLOBAL: u32 = 1 << 7;
 
@@ -358,11 +358,15 @@ pub struct OomEvent {
     pub trigger: TaskInfo,
     /// The OOMing memcg (`oc->memcg`); id 0 for a global OOM.
     pub memcg: MemcgLevel,
-    pub totalpages: u64,
-    /// `enum oom_constraint` value; userspace maps it by name through BTF.
+    /// Was `oc->totalpages`, never used: kept so the layout stays; 0.
+    pub _reserved: u64,
+    /// `oc->constraint`, an `enum oom_constraint` value (mm/oom_kill.c:
+    /// 0 none, 1 cpuset, 2 memory policy, 3 memcg; the daemon's BTF test
+    /// checks that order against the running kernel).
     pub constraint: u32,
-    pub chosen_tgid: u32,
-    pub order: i32,
+    /// Were `oc->chosen`'s tgid and `oc->order`, never used: kept so the
+    /// layout stays; 0.
+    pub _reserved2: [u32; 2],
     /// `valid::OOM_*` bits.
     pub valid: u32,
 }
@@ -386,17 +390,9 @@ impl OomEvent {
             max_pages: counters.then_some(self.memcg.max_pages),
         })
     }
-    pub fn totalpages(&self) -> Option<u64> {
-        bit(self.valid, valid::OOM_TOTALPAGES, self.totalpages)
-    }
+    /// The raw `enum oom_constraint` value (see the field).
     pub fn constraint(&self) -> Option<u32> {
         bit(self.valid, valid::OOM_CONSTRAINT, self.constraint)
-    }
-    pub fn chosen_tgid(&self) -> Option<u32> {
-        bit(self.valid, valid::OOM_CHOSEN, self.chosen_tgid)
-    }
-    pub fn order(&self) -> Option<i32> {
-        bit(self.valid, valid::OOM_ORDER, self.order)
     }
 }
 

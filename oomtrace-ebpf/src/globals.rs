@@ -96,13 +96,7 @@ pub static PC_MAX: u32 = 0;
 #[no_mangle]
 pub static OC_MEMCG: u32 = 0;
 #[no_mangle]
-pub static OC_CHOSEN: u32 = 0;
-#[no_mangle]
 pub static OC_CONSTRAINT: u32 = 0;
-#[no_mangle]
-pub static OC_TOTALPAGES: u32 = 0;
-#[no_mangle]
-pub static OC_ORDER: u32 = 0;
 
 // Tracepoint field offsets (tracefs `format`); `FIELD_ABSENT` for a field
 // the running kernel's record does not have.

@@ -42,11 +42,7 @@ fn emit<C: EbpfContext>(ctx: &C, oc: *const u8) {
         (*ev).header = header(Kind::OomInvocation);
         current_task_info(&mut (*ev).trigger);
         let mut ok = 0;
-        let mut expect = valid::OOM_MEMCG
-            | valid::OOM_TOTALPAGES
-            | valid::OOM_CONSTRAINT
-            | valid::OOM_CHOSEN
-            | valid::OOM_ORDER;
+        let mut expect = valid::OOM_MEMCG | valid::OOM_CONSTRAINT;
         (*ev).memcg = MemcgLevel::default();
         if let Ok(memcg) = read::<*const u8>(oc, get(&g::OC_MEMCG)) {
             ok |= valid::OOM_MEMCG;
@@ -73,27 +69,13 @@ fn emit<C: EbpfContext>(ctx: &C, oc: *const u8) {
                 }
             }
         }
-        (*ev).totalpages = 0;
-        if let Ok(v) = read::<u64>(oc, get(&g::OC_TOTALPAGES)) {
-            (*ev).totalpages = v;
-            ok |= valid::OOM_TOTALPAGES;
-        }
+        // Ring-buffer memory is not zeroed: the reserved words are.
+        (*ev)._reserved = 0;
+        (*ev)._reserved2 = [0; 2];
         (*ev).constraint = 0;
         if let Ok(v) = read::<u32>(oc, get(&g::OC_CONSTRAINT)) {
             (*ev).constraint = v;
             ok |= valid::OOM_CONSTRAINT;
-        }
-        (*ev).chosen_tgid = 0;
-        if let Ok(v) = read::<*const u8>(oc, get(&g::OC_CHOSEN))
-            .and_then(|chosen| read::<u32>(chosen, get(&g::TASK_TGID)))
-        {
-            (*ev).chosen_tgid = v;
-            ok |= valid::OOM_CHOSEN;
-        }
-        (*ev).order = 0;
-        if let Ok(v) = read::<i32>(oc, get(&g::OC_ORDER)) {
-            (*ev).order = v;
-            ok |= valid::OOM_ORDER;
         }
         (*ev).valid = ok;
         (task_missing(&(*ev).trigger, task_expect()), expect & !ok)
@@ -104,15 +86,12 @@ fn emit<C: EbpfContext>(ctx: &C, oc: *const u8) {
     if missing != 0 || t.fields != 0 || t.memcg != 0 {
         debug!(
             ctx,
-            "oom_control of pid {}: kernel reads failed (1): memcg {} memcg id {} memcg counters {} totalpages {} constraint {} chosen {} order {}; trigger task: pid {} comm {} ns_pid {} pid_ns {} mnt_ns {} memcg_chain {} (after {} levels), memcg levels without id {:x}, without page counters {:x}",
+            "oom_control of pid {}: kernel reads failed (1): memcg {} memcg id {} memcg counters {} constraint {}; trigger task: pid {} comm {} ns_pid {} pid_ns {} mnt_ns {} memcg_chain {} (after {} levels), memcg levels without id {:x}, without page counters {:x}",
             t.tgid,
             flag(missing, valid::OOM_MEMCG),
             flag(missing, valid::OOM_MEMCG_ID),
             flag(missing, valid::OOM_MEMCG_COUNTERS),
-            flag(missing, valid::OOM_TOTALPAGES),
             flag(missing, valid::OOM_CONSTRAINT),
-            flag(missing, valid::OOM_CHOSEN),
-            flag(missing, valid::OOM_ORDER),
             flag(t.fields, valid::TASK_PID),
             flag(t.fields, valid::TASK_COMM),
             flag(t.fields, valid::TASK_NS_PID),

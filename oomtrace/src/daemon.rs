@@ -576,7 +576,7 @@ impl Daemon {
                     tracing::debug!(
                         target: TIMING,
                         "victim record pid={} kill_ns={} arrived_ns={now}",
-                        v.victim.tgid,
+                        oomtrace_core::kernel::event::pid(&v.victim),
                         v.header.boot_ns
                     );
                 }

@@ -663,7 +663,7 @@ fn hook_check(c: &Choice, log_problem: Option<&str>) -> Check {
             name,
             Status::Warn,
             match c.family {
-                Family::Oom => "none: the constraint and the OOMing cgroup come from the memcg counters read at each kill, then the kernel log",
+                Family::Oom => "none: the constraint and the OOMing cgroup come from the kernel log's summary line of each kill, else the memcg counters read at the kill (a cpuset or mempolicy constraint only from the log)",
                 Family::Limit => "none: a limit lowered before a kill is known from readings of it only (the start-up scan, the near_oom sampler, reclaim records), so how long before the kill is a bound (\"at most\"), not the write's moment",
                 _ => "none: what it reports is missing",
             },

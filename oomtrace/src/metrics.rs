@@ -670,10 +670,10 @@ mod tests {
         Line::Verdict(Box::new(Verdict {
             kind,
             time: Some("2026-11-23T06:51:44.615662573Z".into()),
-            victim: Some(Victim::unread(1, "x".into(), None)),
+            victim: Some(Victim::unread(1, Some("x".into()), None)),
             trigger: Some(Trigger {
                 pid: 1,
-                comm: "x".into(),
+                comm: Some("x".into()),
                 cgroup: None,
             }),
             container: pod.as_ref().map(|_| Container {

@@ -57,7 +57,7 @@ const TARGETS: &[Target] = &[
     },
     Target {
         name: "kmsg",
-        what: "`kmsg::parse_record` + `kmsg::parse_oom_line`: /dev/kmsg records",
+        what: "`kmsg::parse_record` + `oom_report::parse_oom_line`: /dev/kmsg records",
         max_len: 2048,
     },
     Target {

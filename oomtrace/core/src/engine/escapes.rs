@@ -133,7 +133,8 @@ impl Engine {
             container: identity.container,
             process: Some(Process {
                 pid,
-                comm: comm.to_string(),
+                // From the attach tracepoint's own record: always read.
+                comm: Some(comm.to_string()),
             }),
             pod_cgroup: Some(owner),
             ..Finding::new(

@@ -39,7 +39,7 @@ impl Engine {
     /// will come (the deadline aside): an oom.group member gets none of its own (its
     /// invocation's first victim, judged, had it).
     pub(super) fn report_read(&self, v: &oomtrace_common::VictimEvent) -> bool {
-        let pid = v.victim.tgid;
+        let pid = crate::kernel::event::pid(&v.victim);
         // A record without the victim's command (a pid-only mark_victim)
         // waits for the `Killed process` line, printed after the report,
         // which names the command and the memory.
@@ -67,19 +67,20 @@ impl Engine {
             kmsg: &self.kmsg,
             host_pid_ns: self.start.host_pid_ns,
         };
+        let pid = crate::kernel::event::pid(&v.victim);
         let victim_owner = self
             .owner_of(v.victim.pid_ns())
-            .or_else(|| self.escaped_by_pid.get(&v.victim.tgid).map(String::as_str))
+            .or_else(|| self.escaped_by_pid.get(&pid).map(String::as_str))
             .map(str::to_owned);
         let trigger_owner = self.owner_of(v.trigger.pid_ns()).map(str::to_owned);
         let hints = Hints {
             victim_cgroup: hint.as_deref(),
             victim_owner: victim_owner.as_deref(),
             trigger_owner: trigger_owner.as_deref(),
-            kill_line: self.kill_lines.get(&v.victim.tgid),
+            kill_line: self.kill_lines.get(&pid),
         };
         let mut a = self.attributor.assess(v, &snap, &hints);
-        if let Some(r) = self.kmsg.get(&v.victim.tgid).and_then(|s| s.report.clone()) {
+        if let Some(r) = self.kmsg.get(&pid).and_then(|s| s.report.clone()) {
             // A limit no chain read held (a writer outside the cgroup, the
             // victim's chain unread): the report's numbers are that cgroup's.
             if let Some(l) = a.limit.as_mut().filter(|l| {
@@ -97,9 +98,9 @@ impl Engine {
         let (mut seen, group) = self.observe_kill(&a, v, obs);
         seen.limit_lowered = self.limit_lowered(&a);
         // Its lines are spent: a later process with the same pid has its own.
-        self.kmsg.remove(&v.victim.tgid);
-        self.unreported.remove(&v.victim.tgid);
-        self.kill_lines.remove(&v.victim.tgid);
+        self.kmsg.remove(&pid);
+        self.unreported.remove(&pid);
+        self.kill_lines.remove(&pid);
         let group_kill = self.group_kill(&a, group);
         if let Some(audit) = self.audit.as_mut() {
             audit.verdict(group_kill);
@@ -230,7 +231,7 @@ impl Engine {
     ) -> Option<Memory> {
         let report = self
             .kmsg
-            .get(&v.victim.tgid)
+            .get(&crate::kernel::event::pid(&v.victim))
             .and_then(|s| s.report.as_ref())
             .or_else(|| {
                 self.reports

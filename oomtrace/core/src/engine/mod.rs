@@ -527,7 +527,7 @@ impl Engine {
             Event::Oom(o) => self.attributor.on_oom(&o),
             Event::Victim(v) => {
                 let hint = if v.victim.memcg_depth() == 0 {
-                    self.cgroup_of_live_pid(v.victim.tgid, obs)
+                    self.cgroup_of_live_pid(event::pid(&v.victim), obs)
                 } else {
                     None
                 };

@@ -53,7 +53,7 @@ impl Engine {
         self.init_signal(s, obs, out);
         if self
             .signalled
-            .get(&s.target.tgid)
+            .get(&event::pid(&s.target))
             .is_some_and(|&t| s.header.boot_ns.saturating_sub(t) < SIGNAL_DEDUP_NS)
         {
             return;
@@ -61,7 +61,7 @@ impl Engine {
         // Read in the kernel at the signal (tp_btf) when it could be; the
         // process may already be gone when this runs.
         let target_cgroup = leaf_path(&self.tree, &s.target)
-            .or_else(|| self.cgroup_of_live_pid(s.target.tgid, obs));
+            .or_else(|| self.cgroup_of_live_pid(event::pid(&s.target), obs));
         if self.userspace_killer_signal(s, target_cgroup.as_deref(), obs, out) {
             return;
         }
@@ -94,7 +94,10 @@ impl Engine {
                 || soft
                     .as_ref()
                     .is_some_and(|t| n.memory_available_bytes < t.bytes);
-            if under && crate::node::pods::is_runtime(&event::comm(&s.sender_comm)) {
+            if under
+                && s.sender_comm()
+                    .is_some_and(|c| crate::node::pods::is_runtime(&event::comm(c)))
+            {
                 n.breakdown = worded_breakdown(obs);
             }
         }
@@ -106,7 +109,7 @@ impl Engine {
             follow_long_stops: self.start.follow_long_stops,
             hard_grace_ns: 2_000_000_000 + self.start.runtime_slack_ns,
         };
-        let earlier = self.pending_stops.remove(&s.target.tgid);
+        let earlier = self.pending_stops.remove(&event::pid(&s.target));
         let Some(step) = stops::on_signal(s, &cx, earlier.as_ref()) else {
             if let Some(p) = earlier {
                 self.pending_stops.insert(p.pid, p);
@@ -140,15 +143,15 @@ impl Engine {
             return;
         };
         let process = Process {
-            pid: s.target.tgid,
-            comm: event::comm(&s.target.comm),
+            pid: event::pid(&s.target),
+            comm: event::known_comm(s.target.comm()),
         };
         let signal = Signal {
             name,
             number: s.sig,
             sender: Process {
                 pid: s.sender_tgid,
-                comm: event::comm(&s.sender_comm),
+                comm: event::known_comm(s.sender_comm()),
             },
         };
         if let Some(m) = self.misreports.on_init_signal(&cgroup, process, signal) {

@@ -5,11 +5,11 @@ use std::{
 
 use crate::node::observe::ProcStart;
 
-use oomtrace_common::{AttachEvent, Kind, COMM_LEN, PATH_LEN, WIRE_VERSION};
+use oomtrace_common::{AttachEvent, Kind, PATH_LEN};
 
 use super::*;
 use crate::{
-    kernel::event::bytes_of,
+    kernel::{event::bytes_of, test_kit as kit},
     node::cgroup::Version,
     node::kubelet::Threshold,
     node::observe::{Charges, MemoryStat, Namespaces, NodeAvailable},
@@ -46,21 +46,15 @@ fn attach_to(pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
 /// An attach in hierarchy `root` (0: cgroup v2's).
 fn attach_in(root: u32, pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Input {
     let mut ev = AttachEvent {
-        header: oomtrace_common::Header {
-            version: WIRE_VERSION,
-            kind: Kind::CgroupAttach as u16,
-            cpu: 0,
-            boot_ns,
-        },
+        header: kit::header(Kind::CgroupAttach, boot_ns),
         dst_root: root,
         dst_level: 0,
         dst_id,
         pid,
         path_len: path.len() as u32,
-        comm: [0; COMM_LEN],
+        comm: kit::comm("sh"),
         path: [0; PATH_LEN],
     };
-    ev.comm[..4].copy_from_slice(b"sh\0\0");
     ev.path[..path.len()].copy_from_slice(path.as_bytes());
     Input::Kernel(Bytes::from(bytes_of(&ev)))
 }
@@ -217,12 +211,7 @@ fn a_pid_namespace_whose_container_cgroup_is_gone_makes_no_escape() {
     let dead = format!("{POD_A}/{CID_A}");
     engine.handle(attach_to(10, &dead, 101, 1), &mut obs);
     let mut rmdir = oomtrace_common::CgroupEvent {
-        header: oomtrace_common::Header {
-            version: WIRE_VERSION,
-            kind: Kind::CgroupRmdir as u16,
-            cpu: 0,
-            boot_ns: 2,
-        },
+        header: kit::header(Kind::CgroupRmdir, 2),
         root: 4,
         level: 5,
         id: 101,
@@ -417,48 +406,11 @@ fn killed_by(
     trigger_chain: &[(u64, u64, u64)],
     boot_ns: u64,
 ) -> Input {
-    use oomtrace_common::{valid, MemcgLevel, TaskInfo, VictimEvent, VictimSource, MEMCG_DEPTH};
-    let task = |pid: u32, chain: &[(u64, u64, u64)]| {
-        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
-        for (i, &(id, usage_pages, max_pages)) in chain.iter().enumerate() {
-            memcg[i] = MemcgLevel {
-                id,
-                usage_pages,
-                max_pages,
-            };
-        }
-        TaskInfo {
-            tgid: pid,
-            tid: pid,
-            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
-            memcg_depth: chain.len() as u32,
-            ns_pid: 7,
-            pid_ns: 99,
-            mnt_ns: 98,
-            valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(chain.len()),
-            memcg,
-        }
-    };
-    let ev = VictimEvent {
-        header: oomtrace_common::Header {
-            version: WIRE_VERSION,
-            kind: Kind::Victim as u16,
-            cpu: 0,
-            boot_ns,
-        },
-        victim: task(pid, victim_chain),
-        trigger: task(trigger, trigger_chain),
-        total_vm_pages: 100,
-        anon_rss_pages: 90,
-        file_rss_pages: 5,
-        shmem_rss_pages: 0,
-        oom_score_adj: 0,
-        _pad: [0; 2],
-        source: VictimSource::TpBtf as u32,
-        valid: valid::VICTIM_ALL,
-        _pad2: 0,
-    };
+    let ev = kit::victim(
+        kit::task(pid, 7, "worker", victim_chain),
+        kit::task(trigger, 7, "worker", trigger_chain),
+        boot_ns,
+    );
     Input::Kernel(Bytes::from(bytes_of(&ev)))
 }
 
@@ -707,12 +659,18 @@ fn a_kill_inside_a_limit_write_is_the_limits_as_the_kernels_report_says() {
     // A second victim of the same write, marked before its report is read,
     // is of the same OOM: not a global one.
     let out = e.handle(killed_by_a_limit_write(101, 2 * S + 5_000_000), &mut k);
-    let two = only_verdict(&out);
-    assert_eq!(two.verdict, VerdictKind::PodLimit);
-    assert_eq!(two.incident, v.incident);
+    assert_same_oom(only_verdict(&out), v, &container);
+}
+
+/// `two`, judged before its own report, is of `one`'s memcg OOM at
+/// `limit`'s limit.
+fn assert_same_oom(two: &Verdict, one: &Verdict, limit: &str) {
+    assert_eq!(two.verdict, VerdictKind::PodLimit, "{two:?}");
+    assert_eq!(two.evidence.constraint, Some(Constraint::Memcg), "{two:?}");
+    assert_eq!(two.incident, one.incident);
     assert_eq!(
         two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
-        Some(container.as_str())
+        Some(limit)
     );
 }
 
@@ -752,13 +710,7 @@ fn a_limit_write_seen_without_the_victims_chain_keeps_the_reports_scope() {
         killed_by(101, &[], WRITER, &writer, 2 * S + 5_000_000),
         &mut k,
     );
-    let two = only_verdict(&out);
-    assert_eq!(two.evidence.constraint, Some(Constraint::Memcg), "{two:?}");
-    assert_eq!(two.incident, one.incident);
-    assert_eq!(
-        two.limit.as_ref().and_then(|l| l.cgroup.as_deref()),
-        Some(container.as_str())
-    );
+    assert_same_oom(only_verdict(&out), one, &container);
 }
 
 #[test]
@@ -872,37 +824,10 @@ fn near_oom_is_one_finding_before_the_kill_which_says_so() {
 /// A memcg-pressure record of a task in the container (cgroup 5) whose
 /// page counter is at `usage` of `max` pages.
 fn pressure(boot_ns: u64, usage: u64, max: u64) -> Input {
-    use oomtrace_common::{valid, MemcgLevel, PressureEvent, TaskInfo, MEMCG_DEPTH};
-    let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
-    for (i, (id, u, m)) in [(5, usage, max), (4, usage, 1 << 51), (1, usage, 1 << 51)]
-        .into_iter()
-        .enumerate()
-    {
-        memcg[i] = MemcgLevel {
-            id,
-            usage_pages: u,
-            max_pages: m,
-        };
-    }
-    let ev = PressureEvent {
-        header: oomtrace_common::Header {
-            version: WIRE_VERSION,
-            kind: Kind::Pressure as u16,
-            cpu: 0,
-            boot_ns,
-        },
-        task: TaskInfo {
-            tgid: 100,
-            tid: 100,
-            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
-            memcg_depth: 3,
-            ns_pid: 7,
-            pid_ns: 99,
-            mnt_ns: 98,
-            valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(3),
-            memcg,
-        },
+    let chain = [(5, usage, max), (4, usage, 1 << 51), (1, usage, 1 << 51)];
+    let ev = oomtrace_common::PressureEvent {
+        header: kit::header(Kind::Pressure, boot_ns),
+        task: kit::task(100, 7, "worker", &chain),
     };
     Input::Kernel(Bytes::from(bytes_of(&ev)))
 }
@@ -1024,15 +949,22 @@ fn kills_without_a_verdict_are_missed_once_after_the_deadline() {
     );
 }
 
-#[test]
-fn an_oom_group_kill_is_counted_right() {
+/// An audited engine, past its first ticks, on a node whose container
+/// has memory.oom.group set.
+fn grouped_and_audited() -> (Engine, Fake, Vec<Line>) {
     let mut e = audited(true);
     let mut k = Fake {
         oom_kill: BASE,
         groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
         ..Fake::default()
     };
-    let mut out = ticks(&mut e, &mut k, 2, 3);
+    let out = ticks(&mut e, &mut k, 2, 3);
+    (e, k, out)
+}
+
+#[test]
+fn an_oom_group_kill_is_counted_right() {
+    let (mut e, mut k, mut out) = grouped_and_audited();
     // One invocation kills the container's three processes; the kernel
     // counts the chosen one twice: 4.
     k.oom_kill += 4;
@@ -1076,18 +1008,7 @@ fn kills_from_before_start_are_not_counted() {
     let past = crate::logs::kmsg::PastKill {
         seq: 7,
         ts_us: 500_000,
-        kill: crate::logs::oom_report::OomKill {
-            memcg: true,
-            pid: 42,
-            comm: "old".into(),
-            total_vm_kb: None,
-            anon_rss_kb: None,
-            file_rss_kb: None,
-            shmem_rss_kb: None,
-            oom_score_adj: None,
-            chosen: None,
-            group: None,
-        },
+        kill: crate::logs::oom_report::OomKill::unread(true, 42, "old".into()),
         summary: None,
     };
     let mut out = e.handle(Input::PastKills(vec![past]), &mut k);
@@ -1109,19 +1030,12 @@ fn logged_kill(seq: u64, pid: u32, group: bool) -> Input {
         seq,
         ts_us: 3_000_000 + seq,
         kill: crate::logs::oom_report::OomKill {
-            memcg: true,
-            pid,
-            comm: "worker".into(),
-            total_vm_kb: Some(278_712),
-            anon_rss_kb: Some(32_512),
-            file_rss_kb: Some(6_652),
-            shmem_rss_kb: Some(0),
             oom_score_adj: Some(0),
-            chosen: None,
             group: group.then(|| crate::logs::oom_report::OomGroup {
                 cgroup: format!("{POD_A}/{CID_A}"),
                 oom_memcg: Some(format!("{POD_A}/{CID_A}")),
             }),
+            ..kill_line(pid, "worker")
         },
     }
 }
@@ -1150,7 +1064,7 @@ fn without_a_victim_hook_the_live_kernel_log_gives_the_verdict() {
     assert_eq!(v.source, "kernel_log");
     assert_eq!(v.evidence.basis, Some("kernel_log"));
     let victim = v.victim.as_ref().expect("victim");
-    assert_eq!((victim.pid, victim.comm.as_str()), (100, "worker"));
+    assert_eq!((victim.pid, victim.comm.as_deref()), (100, Some("worker")));
     assert_eq!(victim.rss_bytes, Some((32_512 + 6_652) * 1024));
     // What the log does not say stays null: no namespaces, so no init.
     assert_eq!((victim.ns_pid, v.kubelet_reports), (None, None));
@@ -1210,13 +1124,7 @@ fn a_live_kill_line_without_its_report_names_the_pod_it_was_seen_in_not_the_limi
 
 #[test]
 fn a_live_log_line_the_backlog_judged_and_a_group_kills_repeat_are_one_verdict() {
-    let mut e = audited(true);
-    let mut k = Fake {
-        oom_kill: BASE,
-        groups: HashSet::from([format!("{POD_A}/{CID_A}")]),
-        ..Fake::default()
-    };
-    let mut out = ticks(&mut e, &mut k, 2, 3);
+    let (mut e, mut k, mut out) = grouped_and_audited();
     // Logged after the live reader started, before the backlog was read:
     // both hold it; the kernel counted it after the audit's base.
     k.oom_kill += 1;
@@ -1309,47 +1217,9 @@ fn signalled(sig: u32, sender: &str, at_ns: u64) -> Input {
 /// (pid, its pid in the pod's pid namespace) in the pod's container;
 /// `result` 1: the target ignored it.
 fn signal_to(sig: u32, sender: (&str, u32), target: (u32, u32), result: i32, at_ns: u64) -> Input {
-    let (sender, sender_pid) = sender;
-    use oomtrace_common::{valid, MemcgLevel, SignalEvent, TaskInfo, VictimSource, MEMCG_DEPTH};
-    let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
-    for (i, id) in [5, 4, 3, 2, 1].into_iter().enumerate() {
-        memcg[i] = MemcgLevel {
-            id,
-            usage_pages: 100,
-            max_pages: 1 << 51,
-        };
-    }
-    let mut sender_comm = [0u8; COMM_LEN];
-    sender_comm[..sender.len()].copy_from_slice(sender.as_bytes());
-    let ev = SignalEvent {
-        header: oomtrace_common::Header {
-            version: WIRE_VERSION,
-            kind: Kind::Signal as u16,
-            cpu: 0,
-            boot_ns: at_ns,
-        },
-        sig,
-        code: 0,
-        result,
-        source: VictimSource::TpBtf as u32,
-        sender_tgid: sender_pid,
-        sender_tid: sender_pid,
-        sender_comm,
-        valid: valid::SIGNAL_ALL,
-        _pad: 0,
-        target: TaskInfo {
-            tgid: target.0,
-            tid: target.0,
-            comm: *b"sleep\0\0\0\0\0\0\0\0\0\0\0",
-            memcg_depth: 5,
-            ns_pid: target.1,
-            pid_ns: 99,
-            mnt_ns: 98,
-            valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(5),
-            memcg,
-        },
-    };
+    let chain = [5, 4, 3, 2, 1].map(|id| (id, 100, 1 << 51));
+    let target = kit::task(target.0, target.1, "sleep", &chain);
+    let ev = kit::signal(sig, sender, target, result, at_ns);
     Input::Kernel(Bytes::from(bytes_of(&ev)))
 }
 
@@ -1512,12 +1382,7 @@ fn a_recording_from_before_long_stops_were_followed_replays_the_old_rule() {
 /// hierarchy `root` (0: v2).
 fn cgroup_event(kind: Kind, root: u32, id: u64, path: &str, boot_ns: u64) -> Input {
     let mut ev = oomtrace_common::CgroupEvent {
-        header: oomtrace_common::Header {
-            version: WIRE_VERSION,
-            kind: kind as u16,
-            cpu: 0,
-            boot_ns,
-        },
+        header: kit::header(kind, boot_ns),
         root,
         level: path.matches('/').count() as u32,
         id,
@@ -1785,7 +1650,10 @@ fn earlyooms_sigterm_then_sigkill_of_a_containers_init_is_one_verdict() {
         )
     );
     let killer = v.killer.as_ref().expect("the killer");
-    assert_eq!((killer.pid, killer.comm.as_str()), (300, "earlyoom"));
+    assert_eq!(
+        (killer.pid, killer.comm.as_deref()),
+        (300, Some("earlyoom"))
+    );
     assert_eq!(killer.exe.as_deref(), Some("/usr/bin/earlyoom"));
     assert_eq!(
         (killer.known_as.as_str(), killer.matched_by),
@@ -2100,7 +1968,7 @@ fn a_pid_only_victim_is_named_by_the_kernels_report() {
     let out = e.handle(Input::KmsgKilled(kill_line(100, "python3")), &mut k);
     let v = only_verdict(&out);
     let victim = v.victim.as_ref().expect("a victim");
-    assert_eq!(victim.comm, "python3");
+    assert_eq!(victim.comm.as_deref(), Some("python3"));
     assert_eq!(victim.cgroup.as_deref(), Some(&*format!("{POD_A}/{CID_A}")));
     // The kill line's numbers, in bytes; no namespace (no line names one).
     assert_eq!(victim.anon_rss_bytes, Some(32512 << 10));
@@ -2117,7 +1985,10 @@ fn a_pid_only_victim_is_named_by_the_kernels_report() {
     assert!(out.is_empty());
     let out = e.handle(Input::KmsgKilled(kill_line(101, "worker2")), &mut k);
     let v = only_verdict(&out);
-    assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some("worker2"));
+    assert_eq!(
+        v.victim.as_ref().and_then(|x| x.comm.as_deref()),
+        Some("worker2")
+    );
 
     // Neither line came (the reader fell behind): judged at the deadline,
     // and no name is made up.
@@ -2126,24 +1997,24 @@ fn a_pid_only_victim_is_named_by_the_kernels_report() {
     let out = ticks(&mut e, &mut k, 4, 6);
     let v = only_verdict(&out);
     let victim = v.victim.as_ref().expect("a victim");
-    assert_eq!((victim.comm.as_str(), victim.rss_bytes), ("", None));
+    assert_eq!((victim.comm.as_deref(), victim.rss_bytes), (None, None));
     assert!(v.summary.contains("a process (pid 102)"), "{}", v.summary);
+    // Null in the JSON a user reads, not an empty name.
+    let json = serde_json::to_value(v).expect("a verdict serializes");
+    assert_eq!(json["victim"]["comm"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["victim"]["pid"], 102);
 }
 
 /// `Killed process <pid> (<comm>) total-vm:278712kB, anon-rss:32512kB,
 /// file-rss:6652kB, shmem-rss:0kB, UID:0 pgtables:120kB oom_score_adj:-997`.
 fn kill_line(pid: u32, comm: &str) -> crate::logs::oom_report::OomKill {
     crate::logs::oom_report::OomKill {
-        memcg: true,
-        pid,
-        comm: comm.into(),
         total_vm_kb: Some(278712),
         anon_rss_kb: Some(32512),
         file_rss_kb: Some(6652),
         shmem_rss_kb: Some(0),
         oom_score_adj: Some(-997),
-        chosen: None,
-        group: None,
+        ..crate::logs::oom_report::OomKill::unread(true, pid, comm.into())
     }
 }
 
@@ -2170,7 +2041,10 @@ fn a_victim_from_mark_oom_victim_names_its_hook() {
         let out = e.handle(Input::KmsgKill(100), &mut k);
         let v = only_verdict(&out);
         assert_eq!(v.evidence.victim_hook, name);
-        assert_eq!(v.victim.as_ref().map(|x| x.comm.as_str()), Some("worker"));
+        assert_eq!(
+            v.victim.as_ref().and_then(|x| x.comm.as_deref()),
+            Some("worker")
+        );
         assert_eq!(v.evidence.pid_ns, Some(99));
     }
 }
@@ -2180,12 +2054,7 @@ fn limit_write(boot_ns: u64, id: u64, old_pages: u64, text: &str) -> Input {
     use bytemuck::Zeroable;
     use oomtrace_common::{valid, LimitWriteEvent};
     let mut ev = LimitWriteEvent::zeroed();
-    ev.header = oomtrace_common::Header {
-        version: WIRE_VERSION,
-        kind: Kind::LimitWrite as u16,
-        cpu: 0,
-        boot_ns,
-    };
+    ev.header = kit::header(Kind::LimitWrite, boot_ns);
     ev.memcg_id = id;
     ev.old_max_pages = old_pages;
     ev.text[..text.len()].copy_from_slice(text.as_bytes());

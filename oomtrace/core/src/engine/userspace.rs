@@ -29,7 +29,7 @@ impl Engine {
             return false;
         }
         let now = s.header.boot_ns;
-        let pid = s.target.tgid;
+        let pid = event::pid(&s.target);
         if let Some(p) = self.pending_kills.remove(&pid) {
             // Only the killer's own later signals continue its kill.
             if p.killer_pid() == Some(s.sender_tgid) {
@@ -43,7 +43,8 @@ impl Engine {
             self.pending_kills.insert(pid, p);
             return false;
         }
-        let comm = event::comm(&s.sender_comm);
+        // An unread comm is no name: only the exe can then recognise it.
+        let comm = event::known_comm(s.sender_comm()).unwrap_or_default();
         if pods::is_runtime(&comm) {
             return false;
         }

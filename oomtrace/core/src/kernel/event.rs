@@ -10,7 +10,7 @@ use std::{fmt::Write as _, mem::size_of};
 use bytemuck::Pod;
 use oomtrace_common::{
     AttachEvent, CgroupEvent, Header, Kind, LimitWriteEvent, OomEvent, PressureEvent, SignalEvent,
-    VictimEvent, COMM_LEN, WIRE_VERSION,
+    TaskInfo, VictimEvent, COMM_LEN, WIRE_VERSION,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -115,6 +115,20 @@ pub fn comm(raw: &[u8; COMM_LEN]) -> String {
     escape_bytes(&raw[..end])
 }
 
+/// A task's pid for the output fields that always hold one. The kernel
+/// takes it by helper (`current`) or from a tracepoint's own record, so it
+/// is unset only where a probe's read of `task->tgid` failed: 0 then, no
+/// process's pid, which matches no kernel log line and no /proc entry.
+pub fn pid(task: &TaskInfo) -> u32 {
+    task.tgid().unwrap_or(0)
+}
+
+/// A comm read through its record's accessor: `None` (null in the output)
+/// when the kernel could not read it, never an empty name.
+pub fn known_comm(raw: Option<&[u8; COMM_LEN]>) -> Option<String> {
+    raw.map(comm)
+}
+
 /// A path copied by `bpf_probe_read_kernel_str`, bounded by its reported
 /// length; invalid UTF-8 escaped (see [`escape_bytes`]).
 pub fn path(raw: &[u8], len: u32) -> String {
@@ -185,73 +199,35 @@ pub fn bytes_of<T: Pod>(v: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::test_kit as kit;
     use bytemuck::Zeroable;
-    use oomtrace_common::{
-        valid, LimitWriteEvent, MemcgLevel, TaskInfo, VictimSource, MEMCG_DEPTH, PATH_LEN,
-    };
+    use oomtrace_common::{valid, LimitWriteEvent, MemcgLevel, TaskInfo, PATH_LEN};
 
-    pub fn header(kind: Kind) -> Header {
-        Header {
-            version: WIRE_VERSION,
-            kind: kind as u16,
-            cpu: 1,
-            boot_ns: 42,
-        }
+    fn header(kind: Kind) -> Header {
+        kit::header(kind, 42)
     }
 
+    /// A task with a comm that is not UTF-8 and two memcg levels read.
     fn task(tgid: u32) -> TaskInfo {
-        let mut comm = [0u8; COMM_LEN];
-        comm[..4].copy_from_slice(b"hog\xff");
-        TaskInfo {
-            tgid,
-            tid: tgid + 1,
-            comm,
-            memcg_depth: 2,
-            ns_pid: 1,
-            pid_ns: 4026531836,
-            mnt_ns: 4026531841,
-            valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(2),
-            memcg: {
-                let mut m = [MemcgLevel::default(); MEMCG_DEPTH];
-                m[0] = MemcgLevel {
-                    id: 7,
-                    usage_pages: 10,
-                    max_pages: 11,
-                };
-                m[1] = MemcgLevel {
-                    id: 1,
-                    usage_pages: 99,
-                    max_pages: u64::MAX,
-                };
-                m
-            },
-        }
+        let mut t = kit::task(tgid, 1, "hog", &[(7, 10, 11), (1, 99, u64::MAX)]);
+        t.comm[3] = 0xff;
+        t
     }
 
     #[test]
     fn victim_round_trip() {
-        let ev = VictimEvent {
-            header: header(Kind::Victim),
-            victim: task(100),
-            trigger: task(200),
-            total_vm_pages: 1,
-            anon_rss_pages: 2,
-            file_rss_pages: 3,
-            shmem_rss_pages: 4,
-            oom_score_adj: -998,
-            _pad: [0; 2],
-            source: VictimSource::TpBtf as u32,
-            valid: valid::VICTIM_ALL & !valid::VICTIM_SHMEM_RSS,
-            _pad2: 0,
-        };
+        let mut ev = kit::victim(task(100), task(200), 42);
+        (ev.total_vm_pages, ev.anon_rss_pages) = (1, 2);
+        (ev.file_rss_pages, ev.shmem_rss_pages) = (3, 4);
+        ev.oom_score_adj = -998;
+        ev.valid = valid::VICTIM_ALL & !valid::VICTIM_SHMEM_RSS;
         let mut bytes = vec![0u8; 3];
         bytes.extend(bytes_of(&ev));
         // Decoding from an unaligned slice must work.
         let Ok(Event::Victim(back)) = decode(&bytes[3..]) else {
             panic!("not a victim")
         };
-        assert_eq!(back.victim.tgid, 100);
+        assert_eq!(back.victim.tgid(), Some(100));
         assert_eq!(
             back.trigger.memcg[0],
             MemcgLevel {
@@ -266,7 +242,7 @@ mod tests {
         assert_eq!(back.rss_pages(), None);
         assert_eq!(back.victim.ns_pid(), Some(1));
         assert_eq!(back.victim.leaf_memcg_id(), Some(7));
-        assert_eq!(comm(&back.victim.comm), "hog\\xff");
+        assert_eq!(known_comm(back.victim.comm()).as_deref(), Some("hog\\xff"));
     }
 
     #[test]
@@ -298,14 +274,15 @@ mod tests {
         o.header = header(Kind::OomInvocation);
         o.memcg.usage_pages = 5;
         o.memcg.max_pages = 5;
-        o.valid = valid::OOM_MEMCG | valid::OOM_MEMCG_COUNTERS | valid::OOM_TOTALPAGES;
+        o.constraint = 3;
+        o.valid = valid::OOM_MEMCG | valid::OOM_MEMCG_COUNTERS;
         let Ok(Event::Oom(back)) = decode(&bytes_of(&o)) else {
             panic!("not an oom record")
         };
         assert_eq!(back.global(), Some(false));
         let m = back.memcg().expect("a memcg OOM");
         assert_eq!((m.id, m.usage_pages, m.max_pages), (None, Some(5), Some(5)));
-        assert_eq!((back.constraint(), back.chosen_tgid()), (None, None));
+        assert_eq!(back.constraint(), None, "a value without its bit is unread");
         o.valid = valid::OOM_MEMCG | valid::OOM_GLOBAL;
         assert_eq!((o.global(), o.memcg()), (Some(true), None));
         o.valid = 0;

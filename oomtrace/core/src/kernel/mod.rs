@@ -6,4 +6,6 @@ pub mod clock;
 pub mod event;
 pub mod hooks;
 pub mod offsets;
+#[cfg(test)]
+pub mod test_kit;
 pub mod tracefs;

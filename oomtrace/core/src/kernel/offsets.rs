@@ -65,10 +65,7 @@ pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> 
         ("PC_MAX", m("page_counter", "max")?),
         ("KSI_CODE", m("kernel_siginfo", "si_code")?),
         ("OC_MEMCG", m("oom_control", "memcg")?),
-        ("OC_CHOSEN", m("oom_control", "chosen")?),
         ("OC_CONSTRAINT", m("oom_control", "constraint")?),
-        ("OC_TOTALPAGES", m("oom_control", "totalpages")?),
-        ("OC_ORDER", m("oom_control", "order")?),
         ("BTF_READY", 1),
     ])
 }

@@ -6,121 +6,7 @@
 //! chosen by the process being killed, so every parser here assumes the comm
 //! may try to look like the surrounding syntax.
 
-use std::{collections::BTreeMap, fmt};
-
-/// One `/dev/kmsg` record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KmsgRecord {
-    pub seq: u64,
-    /// Microseconds since boot (CLOCK_MONOTONIC, not wall time).
-    pub ts_us: u64,
-    /// The message with the kernel's `\xNN` escapes decoded, so task names
-    /// and cgroup paths compare equal to what tracepoints and cgroupfs show.
-    pub text: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeaderField {
-    Priority,
-    Sequence,
-    Timestamp,
-    Flags,
-}
-
-impl fmt::Display for HeaderField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HeaderField::Priority => "priority",
-            HeaderField::Sequence => "sequence number",
-            HeaderField::Timestamp => "timestamp",
-            HeaderField::Flags => "flags",
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KmsgError {
-    /// A ` KEY=VALUE` dictionary line that follows a record; callers skip it.
-    #[error("dictionary continuation line, not a record")]
-    Continuation,
-    #[error("empty record")]
-    Empty,
-    #[error("record has no `;` before its text")]
-    NoText,
-    #[error("record header has no {0}")]
-    MissingField(HeaderField),
-    #[error("record {field} is not a number: {value:?}")]
-    BadNumber { field: HeaderField, value: String },
-}
-
-/// Parses `pri,seq,ts_us,flags[,more];text`. Input may be a whole `read()`
-/// from `/dev/kmsg`: anything after the first newline (the dictionary) is
-/// ignored.
-pub fn parse_record(line: &str) -> Result<KmsgRecord, KmsgError> {
-    let line = line.split('\n').next().unwrap_or_default();
-    if line.starts_with(' ') {
-        return Err(KmsgError::Continuation);
-    }
-    if line.trim().is_empty() {
-        return Err(KmsgError::Empty);
-    }
-    let (header, text) = line.split_once(';').ok_or(KmsgError::NoText)?;
-    // Later kernels append fields (e.g. `caller=T1`); the first four are fixed.
-    let mut fields = header.split(',');
-    let mut next = |which| fields.next().ok_or(KmsgError::MissingField(which));
-    let priority = next(HeaderField::Priority)?;
-    let seq = next(HeaderField::Sequence)?;
-    let ts_us = next(HeaderField::Timestamp)?;
-    let flags = next(HeaderField::Flags)?;
-    number::<u32>(HeaderField::Priority, priority)?;
-    if flags.is_empty() {
-        return Err(KmsgError::MissingField(HeaderField::Flags));
-    }
-    Ok(KmsgRecord {
-        seq: number(HeaderField::Sequence, seq)?,
-        ts_us: number(HeaderField::Timestamp, ts_us)?,
-        text: unescape(text.strip_suffix('\r').unwrap_or(text)),
-    })
-}
-
-fn number<T: std::str::FromStr>(field: HeaderField, value: &str) -> Result<T, KmsgError> {
-    value.parse().map_err(|_| KmsgError::BadNumber {
-        field,
-        value: value.to_owned(),
-    })
-}
-
-/// The kernel writes bytes below space, at or above 127, and `\` itself as
-/// `\xNN`; multi-byte UTF-8 therefore arrives as several escapes.
-pub(crate) fn unescape(text: &str) -> String {
-    if !text.contains('\\') {
-        return text.to_owned();
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2..i + 4)) {
-            (b'\\', Some(b'x'), Some(hex)) => std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok()),
-            _ => None,
-        };
-        match escaped {
-            Some(decoded) => {
-                out.push(decoded);
-                i += 4;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    // Bytes that are not UTF-8 read as they do from the ring buffer and
-    // cgroupfs (`\xNN`), so paths from the three sources compare equal.
-    crate::kernel::event::escape_bytes(&out)
-}
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Constraint {
@@ -656,6 +542,24 @@ pub struct OomKill {
     pub group: Option<OomGroup>,
 }
 
+impl OomKill {
+    /// A kill known by its process alone: none of its numbers read.
+    pub fn unread(memcg: bool, pid: u32, comm: String) -> OomKill {
+        OomKill {
+            memcg,
+            pid,
+            comm,
+            total_vm_kb: None,
+            anon_rss_kb: None,
+            file_rss_kb: None,
+            shmem_rss_kb: None,
+            oom_score_adj: None,
+            chosen: None,
+            group: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OomLine {
     /// `… invoked oom-killer:`: a report begins.
@@ -781,18 +685,7 @@ fn kill_body(rest: &str, memcg: bool) -> Option<OomKill> {
         .filter_map(|end| rest.rfind(end))
         .max()?;
     let (comm, stats) = (rest.get(..at)?, rest.get(at + 1..)?);
-    let mut kill = OomKill {
-        memcg,
-        pid,
-        comm: comm.to_owned(),
-        total_vm_kb: None,
-        anon_rss_kb: None,
-        file_rss_kb: None,
-        shmem_rss_kb: None,
-        oom_score_adj: None,
-        chosen: None,
-        group: None,
-    };
+    let mut kill = OomKill::unread(memcg, pid, comm.to_owned());
     for token in stats.split([',', ' ']).filter(|t| !t.is_empty()) {
         let Some((key, value)) = token.split_once(':') else {
             continue;
@@ -813,6 +706,7 @@ fn kill_body(rest: &str, memcg: bool) -> Option<OomKill> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::kmsg::{parse_record, KmsgRecord};
 
     // Seen on this machine (6.18, cgroup v1 memcg with a 32 MiB limit).
     const REAL_SUMMARY: &str = "6,419,367390370,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/parsework-test,task_memcg=/parsework-test,task=python3,pid=6979,uid=0";
@@ -902,65 +796,6 @@ mod tests {
         // Bytes that are not UTF-8 do not fail the record, and read as
         // the ring buffer's and cgroupfs's names do.
         assert_eq!(record("6,1,1,-;bad \\xff end").text, "bad \\xff end");
-    }
-
-    #[test]
-    fn record_shapes() {
-        let with_dict = "6,190,187467,-;acpi PNP0A08:00: _OSC: OS supports [ExtendedConfig]\n SUBSYSTEM=acpi\n DEVICE=+acpi:PNP0A08:00\n";
-        let r = record(with_dict);
-        assert_eq!(
-            r.text,
-            "acpi PNP0A08:00: _OSC: OS supports [ExtendedConfig]"
-        );
-        assert_eq!((r.seq, r.ts_us), (190, 187_467));
-        // CONFIG_PRINTK_CALLER adds a field; a `;` in the text is text.
-        let r = record("4,339,5140900,-,caller=T1;a;b");
-        assert_eq!((r.seq, r.text.as_str()), (339, "a;b"));
-        assert_eq!(record("12,0,0,c;").text, "");
-    }
-
-    #[test]
-    fn malformed_records() {
-        let cases: [(&str, KmsgError); 11] = [
-            (" SUBSYSTEM=acpi", KmsgError::Continuation),
-            ("", KmsgError::Empty),
-            ("\n", KmsgError::Empty),
-            ("6,1,2,-", KmsgError::NoText),
-            ("6,1,2;x", KmsgError::MissingField(HeaderField::Flags)),
-            ("6,1;x", KmsgError::MissingField(HeaderField::Timestamp)),
-            ("6,1,2,;x", KmsgError::MissingField(HeaderField::Flags)),
-            (
-                "x,1,2,-;t",
-                KmsgError::BadNumber {
-                    field: HeaderField::Priority,
-                    value: "x".into(),
-                },
-            ),
-            (
-                "6,-1,2,-;t",
-                KmsgError::BadNumber {
-                    field: HeaderField::Sequence,
-                    value: "-1".into(),
-                },
-            ),
-            (
-                "6,1,99999999999999999999999,-;t",
-                KmsgError::BadNumber {
-                    field: HeaderField::Timestamp,
-                    value: "99999999999999999999999".into(),
-                },
-            ),
-            (
-                "6,1,ünï,-;t",
-                KmsgError::BadNumber {
-                    field: HeaderField::Timestamp,
-                    value: "ünï".into(),
-                },
-            ),
-        ];
-        for (line, want) in cases {
-            assert_eq!(parse_record(line), Err(want), "{line:?}");
-        }
     }
 
     #[test]

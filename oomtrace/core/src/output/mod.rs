@@ -2,5 +2,7 @@
 //! sinks that write them.
 
 pub mod sink;
+#[cfg(test)]
+pub mod test_kit;
 pub mod verdict;
 pub mod wording;

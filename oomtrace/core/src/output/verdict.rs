@@ -61,7 +61,9 @@ pub enum ConstraintSource {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Victim {
     pub pid: u32,
-    pub comm: String,
+    /// Null when neither the hook nor the kernel's log named it (a
+    /// `mark_victim` record holding only the pid).
+    pub comm: Option<String>,
     pub oom_score_adj: Option<i16>,
     pub rss_bytes: Option<u64>,
     pub anon_rss_bytes: Option<u64>,
@@ -166,7 +168,8 @@ pub struct NodeMemory {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Process {
     pub pid: u32,
-    pub comm: String,
+    /// Null when the kernel's read of it failed.
+    pub comm: Option<String>,
 }
 
 /// A kill by signal from userspace (eviction).
@@ -194,7 +197,8 @@ impl Signal {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Killer {
     pub pid: u32,
-    pub comm: String,
+    /// Null when the kernel's read of it failed (then `exe` named it).
+    pub comm: Option<String>,
     /// /proc/PID/exe of the sender at its signal; null when unreadable
     /// (gone, or a host process's killer, known by its comm alone).
     pub exe: Option<String>,
@@ -241,7 +245,8 @@ pub struct Consumer {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Trigger {
     pub pid: u32,
-    pub comm: String,
+    /// Null when the kernel's read of it failed.
+    pub comm: Option<String>,
     pub cgroup: Option<String>,
 }
 
@@ -557,7 +562,7 @@ impl Identity {
 
 impl Victim {
     /// A victim known only by pid, name and cgroup (a signal's target).
-    pub fn unread(pid: u32, comm: String, cgroup: Option<String>) -> Victim {
+    pub fn unread(pid: u32, comm: Option<String>, cgroup: Option<String>) -> Victim {
         Victim {
             pid,
             comm,

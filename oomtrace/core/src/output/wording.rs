@@ -144,8 +144,8 @@ pub fn summary_from_log(v: &Verdict) -> String {
         .as_ref()
         .map(|c| {
             format!(
-                " The kernel chose {} (pid {}) and killed this child of it instead.",
-                c.comm, c.pid
+                " The kernel chose {} and killed this child of it instead.",
+                process(c.comm.as_deref(), c.pid)
             )
         })
         .unwrap_or_default();
@@ -199,15 +199,21 @@ fn whose_limit(v: &Verdict) -> &'static str {
     }
 }
 
+/// A process by its command, or as `a process` where the evidence has no
+/// name for it: never an empty name.
+pub fn name(comm: Option<&str>) -> &str {
+    comm.filter(|c| !c.is_empty()).unwrap_or("a process")
+}
+
+/// `comm (pid N)`, or `a process (pid N)` without a command.
+pub fn process(comm: Option<&str>, pid: u32) -> String {
+    format!("{} (pid {pid})", name(comm))
+}
+
 fn sentence(v: &Verdict) -> String {
     let victim = v.victim.as_ref();
     let who = victim.map(|x| {
-        // A command neither the hook nor the kernel's report named.
-        let comm = if x.comm.is_empty() {
-            "a process"
-        } else {
-            &x.comm
-        };
+        let comm = name(x.comm.as_deref());
         match x.rss_bytes {
             Some(rss) => format!("{comm} (pid {}, rss {})", x.pid, human_bytes(rss)),
             None => format!("{comm} (pid {})", x.pid),
@@ -268,7 +274,10 @@ fn sentence(v: &Verdict) -> String {
             let by = v
                 .signal
                 .as_ref()
-                .map(|s| format!("{} from {} (pid {})", s.name, s.sender.comm, s.sender.pid))
+                .map(|s| {
+                    let sender = process(s.sender.comm.as_deref(), s.sender.pid);
+                    format!("{} from {sender}", s.name)
+                })
                 .unwrap_or_default();
             // The threshold beside the reading, when the verdict has it:
             // how far under it the node was is the story.
@@ -324,11 +333,17 @@ fn sentence(v: &Verdict) -> String {
             } else {
                 format!(" in {place}")
             };
+            // A cpuset or memory policy confined the allocation to some
+            // NUMA nodes: those ran out, not necessarily the node.
+            let what = match v.evidence.constraint {
+                Some(crate::output::verdict::Constraint::Other) => {
+                    "The memory nodes an allocation's cpuset or memory policy allowed ran out (a constrained OOM, not the node's memory as a whole)"
+                }
+                _ => "The node ran out of memory (global OOM)",
+            };
             match who {
-                Some(who) => format!(
-                    "The node ran out of memory (global OOM); the kernel killed {who}{place}."
-                ),
-                None => format!("The node ran out of memory (global OOM){place}; {UNNAMED}."),
+                Some(who) => format!("{what}; the kernel killed {who}{place}."),
+                None => format!("{what}{place}; {UNNAMED}."),
             }
         }
         (VerdictKind::EscapedProcess, _) => format!(
@@ -377,10 +392,9 @@ fn userspace_killer(v: &Verdict, who: &str) -> String {
             )),
         }
     }
-    let name = if k.comm == k.known_as {
-        k.comm.clone()
-    } else {
-        format!("{} ({})", k.known_as, k.comm)
+    let name = match k.comm.as_deref() {
+        Some(c) if c != k.known_as => format!("{} ({c})", k.known_as),
+        _ => k.known_as.clone(),
     };
     let mem = v
         .node_memory
@@ -440,13 +454,11 @@ fn userspace_killer(v: &Verdict, who: &str) -> String {
 /// `eviction_or_deletion` then says instead of where to look).
 pub fn stopped(s: &Stopped, kubelet_log_read: bool) -> String {
     let sent = format!(
-        "{} (pid {}) of {} was sent {} by {} (pid {})",
-        s.process.comm,
-        s.process.pid,
+        "{} of {} was sent {} by {}",
+        process(s.process.comm.as_deref(), s.process.pid),
         describe(s.pod.as_ref(), s.container.as_ref()),
         s.signal.name,
-        s.signal.sender.comm,
-        s.signal.sender.pid
+        process(s.signal.sender.comm.as_deref(), s.signal.sender.pid),
     );
     if s.reason == StopReason::EvictionOrDeletion {
         // Not "a deletion": kubelets with kubernetes#115819 (and #124405)
@@ -520,16 +532,17 @@ pub fn oomkilled_misreport(
     let init = m
         .process
         .as_ref()
-        .map(|p| format!("its init {} (pid {})", p.comm, p.pid))
+        .map(|p| format!("its init {}", process(p.comm.as_deref(), p.pid)))
         .unwrap_or_else(|| "its init".to_string());
     let how = match (m.exit.signal, m.exit.sender.as_ref()) {
         (Some(sig), Some(s)) => {
-            let what = if crate::node::pods::is_runtime(&s.comm) {
+            let what = if s.comm.as_deref().is_some_and(crate::node::pods::is_runtime) {
                 "a stop"
             } else {
                 "not the runtime"
             };
-            format!("ended by {sig} from {} (pid {}), {what}", s.comm, s.pid)
+            let sender = process(s.comm.as_deref(), s.pid);
+            format!("ended by {sig} from {sender}, {what}")
         }
         _ => "ended without the OOM killer (by its own exit or a signal oomtrace did not see)"
             .to_string(),
@@ -540,9 +553,8 @@ pub fn oomkilled_misreport(
         .take(3)
         .map(|k| {
             format!(
-                "{} (pid {}){}",
-                k.victim.comm,
-                k.victim.pid,
+                "{}{}",
+                process(k.victim.comm.as_deref(), k.victim.pid),
                 k.time
                     .as_deref()
                     .map(|t| format!(" at {t}"))

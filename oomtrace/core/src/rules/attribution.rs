@@ -173,7 +173,8 @@ pub struct Attributor {
 const RECENT_VICTIMS: usize = 64;
 
 struct LastVictim {
-    trigger_tid: u32,
+    /// `None` where the kernel could not read it: then it matches no other.
+    trigger_tid: Option<u32>,
     limit: Option<u64>,
     boot_ns: u64,
     incident: String,
@@ -250,23 +251,22 @@ pub(super) struct Decision {
 
 /// The victim's command: the hook's, else (a `mark_victim` record holding
 /// only the pid, before 6.9) the kernel's report of the kill or its
-/// `Killed process` line, else empty: never a name the evidence lacks.
+/// `Killed process` line, else `None`: never a name the evidence lacks.
 fn victim_comm(
     ev: &VictimEvent,
     snap: &Snapshot<'_>,
     line: Option<&crate::logs::oom_report::OomKill>,
-) -> String {
-    if ev.victim.comm().is_some() {
-        return event::comm(&ev.victim.comm);
+) -> Option<String> {
+    if let Some(c) = event::known_comm(ev.victim.comm()) {
+        return Some(c);
     }
+    let pid = ev.victim.tgid()?;
     snap.kmsg
-        .get(&ev.victim.tgid)
+        .get(&pid)
         .map(|s| s.task.clone())
-        .or_else(|| {
-            line.filter(|k| k.pid == ev.victim.tgid)
-                .map(|k| k.comm.clone())
-        })
-        .unwrap_or_default()
+        .or_else(|| line.filter(|k| k.pid == pid).map(|k| k.comm.clone()))
+        // The kernel prints an empty `task=` for a task without a name.
+        .filter(|c| !c.is_empty())
 }
 
 pub(super) fn decide_identity(
@@ -300,7 +300,9 @@ pub(super) fn decide_identity(
 
 impl Attributor {
     pub fn on_oom(&mut self, ev: &OomEvent) {
-        self.pending.insert(ev.trigger.tid, *ev);
+        if let Some(tid) = ev.trigger.tid() {
+            self.pending.insert(tid, *ev);
+        }
     }
 
     /// One victim of the OOM killer, as the hooks saw it.
@@ -311,9 +313,10 @@ impl Attributor {
         hints: &Hints<'_>,
     ) -> Assessment {
         let boot_ns = ev.header.boot_ns;
-        let oom = self
-            .pending
-            .get(&ev.trigger.tid)
+        let oom = ev
+            .trigger
+            .tid()
+            .and_then(|tid| self.pending.get(&tid))
             .filter(|o| boot_ns.saturating_sub(o.header.boot_ns) < OOM_RECORD_WINDOW_NS)
             .copied();
         let scope = scope(ev, oom.as_ref(), snap);
@@ -324,7 +327,7 @@ impl Attributor {
             .or_else(|| hints.victim_cgroup.map(str::to_owned))
             .or_else(|| {
                 snap.kmsg
-                    .get(&ev.victim.tgid)
+                    .get(&ev.victim.tgid()?)
                     .and_then(|s| s.task_memcg.clone())
             });
         let trigger_cgroup = leaf(&ev.trigger).and_then(|id| snap.tree.path(id).map(str::to_owned));
@@ -348,10 +351,10 @@ impl Attributor {
         let bytes = |pages: Option<u64>| pages.map(|p| p.saturating_mul(page));
         // The kill line's numbers, for a record without the victim's (a
         // pid-only mark_victim): the kernel's own, for this pid.
-        let line = hints.kill_line.filter(|k| k.pid == ev.victim.tgid);
+        let line = hints.kill_line.filter(|k| Some(k.pid) == ev.victim.tgid());
         let kb = |x: Option<u64>| x.map(|k| k.saturating_mul(1024));
         let victim = Victim {
-            pid: ev.victim.tgid,
+            pid: event::pid(&ev.victim),
             comm: victim_comm(ev, snap, hints.kill_line),
             oom_score_adj: ev.oom_score_adj().or_else(|| {
                 line.and_then(|k| k.oom_score_adj)
@@ -376,8 +379,8 @@ impl Attributor {
             time: Some(wall_time(boot_ns, snap.boot_to_wall_ns)),
             victim,
             trigger: Some(Trigger {
-                pid: ev.trigger.tgid,
-                comm: event::comm(&ev.trigger.comm),
+                pid: event::pid(&ev.trigger),
+                comm: event::known_comm(ev.trigger.comm()),
                 cgroup: trigger_cgroup,
             }),
             limit: scope.limit.as_ref().map(|l| l.limit(page)),
@@ -420,7 +423,8 @@ impl Attributor {
         let boot_ns = ev.header.boot_ns;
         let limit = scope.limit.as_ref().and_then(|l| l.id).map(|c| c.0);
         let same = self.recent.iter().rev().find(|last| {
-            last.trigger_tid == ev.trigger.tid
+            last.trigger_tid.is_some()
+                && last.trigger_tid == ev.trigger.tid()
                 && last.limit == limit
                 && boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
         });
@@ -433,7 +437,7 @@ impl Attributor {
             self.recent.pop_front();
         }
         self.recent.push_back(LastVictim {
-            trigger_tid: ev.trigger.tid,
+            trigger_tid: ev.trigger.tid(),
             limit,
             boot_ns,
             incident: incident.clone(),
@@ -446,7 +450,8 @@ impl Attributor {
     /// the same trigger, moments before.
     fn follows(&self, ev: &VictimEvent) -> Option<&LastVictim> {
         self.recent.iter().rev().find(|last| {
-            last.trigger_tid == ev.trigger.tid
+            last.trigger_tid.is_some()
+                && last.trigger_tid == ev.trigger.tid()
                 && ev.header.boot_ns.saturating_sub(last.boot_ns) < SAME_INCIDENT_NS
         })
     }
@@ -486,7 +491,7 @@ impl Attributor {
         };
         let vict = chain(&ev.victim);
         let inside = vict.is_empty() || vict.iter().any(is_limit);
-        (last.trigger_tid == ev.trigger.tid
+        (last.trigger_tid == ev.trigger.tid()
             && last.scope.constraint == Some(Constraint::Memcg)
             && matches!(
                 last.scope.source,
@@ -554,6 +559,23 @@ fn chain(t: &TaskInfo) -> Vec<MemcgRead> {
     t.memcg_chain().collect()
 }
 
+/// `oc->constraint` as the report's summary line would name it: the
+/// values of `enum oom_constraint` (mm/oom_kill.c), whose order the BTF
+/// test checks against the running kernel. So the per-OOM record and the
+/// kernel's log count a constraint the same way ([`kmsg_constraint`]).
+fn oom_control_constraint(value: u32) -> KmsgConstraint {
+    match value {
+        0 => KmsgConstraint::None,
+        1 => KmsgConstraint::Cpuset,
+        2 => KmsgConstraint::MemoryPolicy,
+        3 => KmsgConstraint::Memcg,
+        other => KmsgConstraint::Other(format!("oom_constraint {other}")),
+    }
+}
+
+/// A cpuset- or mempolicy-constrained OOM (and a constraint this build
+/// does not know) is `Other`: the allowed NUMA nodes ran out, which is not
+/// the node's memory exhausted nor a cgroup's limit.
 pub(super) fn kmsg_constraint(c: &KmsgConstraint) -> Constraint {
     match c {
         KmsgConstraint::Memcg => Constraint::Memcg,
@@ -566,8 +588,20 @@ pub(super) fn kmsg_constraint(c: &KmsgConstraint) -> Constraint {
 fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope {
     let path_of = |id: u64| snap.tree.path(CgroupId(id)).map(str::to_owned);
     // `struct oom_control` decides when the hook read it; a part it could
-    // not read falls through to the next source.
+    // not read falls through to the next source. Its constraint names a
+    // cpuset or memory policy where `oc->memcg` alone would say global.
+    let constraint = oom
+        .and_then(OomEvent::constraint)
+        .map(oom_control_constraint)
+        .map(|c| kmsg_constraint(&c));
     match oom.map(|o| (o.global(), o.memcg())) {
+        Some(_) if constraint == Some(Constraint::Other) => {
+            return Scope {
+                constraint,
+                source: Some(ConstraintSource::OomControl),
+                limit: None,
+            };
+        }
         Some((Some(true), _)) => {
             return Scope {
                 constraint: Some(Constraint::Global),
@@ -598,7 +632,7 @@ fn scope(ev: &VictimEvent, oom: Option<&OomEvent>, snap: &Snapshot<'_>) -> Scope
     // chain holds that cgroup, else from the victim's, always inside it (a
     // write of memory.max below usage runs the OOM killer in the writer,
     // who may be outside).
-    if let Some(s) = snap.kmsg.get(&ev.victim.tgid) {
+    if let Some(s) = ev.victim.tgid().and_then(|pid| snap.kmsg.get(&pid)) {
         let limit = s.oom_memcg.clone().map(|path| {
             let level = trig
                 .iter()
@@ -721,12 +755,10 @@ fn decide(
 mod tests {
     use std::collections::HashMap;
 
-    use oomtrace_common::{
-        valid, Header, Kind, MemcgLevel, SignalEvent, TaskInfo, VictimEvent, VictimSource,
-        MEMCG_DEPTH, WIRE_VERSION,
-    };
+    use oomtrace_common::{valid, SignalEvent, TaskInfo, VictimEvent, VictimSource};
 
     use super::*;
+    use crate::kernel::test_kit as kit;
     use crate::logs::kmsg::PastKill;
     use crate::node::cgroup::{CgroupId, CgroupTree};
     use crate::node::{kubelet::HARD_EVICTION_GRACE_NS, pods::is_runtime};
@@ -752,50 +784,14 @@ mod tests {
         )
     }
 
-    /// A task whose memcg chain is `levels` (leaf first): (id, usage, max).
+    /// A task named `worker` whose memcg chain is `levels` (leaf first):
+    /// (id, usage, max).
     fn task(pid: u32, ns_pid: u32, levels: &[(u64, u64, u64)]) -> TaskInfo {
-        let mut memcg = [MemcgLevel::default(); MEMCG_DEPTH];
-        for (i, &(id, usage_pages, max_pages)) in levels.iter().enumerate() {
-            memcg[i] = MemcgLevel {
-                id,
-                usage_pages,
-                max_pages,
-            };
-        }
-        TaskInfo {
-            tgid: pid,
-            tid: pid,
-            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
-            memcg_depth: levels.len() as u32,
-            ns_pid,
-            pid_ns: 99,
-            mnt_ns: 98,
-            valid: valid::TASK_ALL,
-            memcg_valid: valid::memcg_all(levels.len()),
-            memcg,
-        }
+        kit::task(pid, ns_pid, "worker", levels)
     }
 
     fn victim(v: TaskInfo, t: TaskInfo) -> VictimEvent {
-        VictimEvent {
-            header: Header {
-                version: WIRE_VERSION,
-                kind: Kind::Victim as u16,
-                cpu: 0,
-                boot_ns: 1_000,
-            },
-            victim: v,
-            trigger: t,
-            total_vm_pages: 100,
-            anon_rss_pages: 90,
-            file_rss_pages: 5,
-            shmem_rss_pages: 0,
-            oom_score_adj: 0,
-            _pad: [0; 2],
-            source: VictimSource::TpBtf as u32,
-            valid: valid::VICTIM_ALL,
-            _pad2: 0,
-        }
+        kit::victim(v, t, 1_000)
     }
 
     /// Runs `f` on a snapshot of the test tree with no kernel-log summaries.
@@ -814,6 +810,34 @@ mod tests {
     /// The verdict of one victim with nothing read from the node.
     fn on(a: &mut Attributor, ev: &VictimEvent, snap: &Snapshot<'_>, hints: &Hints<'_>) -> Verdict {
         verdict(a.assess(ev, snap, hints), Observed::default())
+    }
+
+    /// The kernel's summary line of the kill of `pid`, a `worker` in the
+    /// test pod's container, in an OOM of `oom_memcg` (none: global).
+    fn summary_of(pid: u32, constraint: KmsgConstraint, oom_memcg: Option<&str>) -> OomSummary {
+        OomSummary {
+            constraint,
+            oom_memcg: oom_memcg.map(str::to_owned),
+            task_memcg: Some(format!("{POD}/{CID}")),
+            task: "worker".into(),
+            pid,
+            uid: Some(0),
+            report: None,
+        }
+    }
+
+    /// The verdict of one victim after the kernel's summary line of its kill.
+    fn judge_after(summary: OomSummary, ev: &VictimEvent) -> Verdict {
+        let tree = tree();
+        let kmsg = HashMap::from([(summary.pid, summary)]);
+        let snap = Snapshot {
+            tree: &tree,
+            page_size: 4096,
+            boot_to_wall_ns: 0,
+            kmsg: &kmsg,
+            host_pid_ns: 0,
+        };
+        on(&mut Attributor::default(), ev, &snap, &Hints::default())
     }
 
     fn judge(ev: &VictimEvent, hints: &Hints<'_>) -> Verdict {
@@ -1095,33 +1119,10 @@ mod tests {
         );
     }
 
-    fn comm16(name: &str) -> [u8; 16] {
-        let mut c = [0u8; 16];
-        c[..name.len()].copy_from_slice(name.as_bytes());
-        c
-    }
-
     /// A userspace signal at `at_ms` to pid 10 in the test pod's container.
     fn signal(sig: u32, sender: &str, at_ms: u64) -> SignalEvent {
         let c = chain_container(100, UNLIMITED, 100, UNLIMITED);
-        SignalEvent {
-            header: Header {
-                version: WIRE_VERSION,
-                kind: Kind::Signal as u16,
-                cpu: 0,
-                boot_ns: at_ms * 1_000_000,
-            },
-            sig,
-            code: 0,
-            result: 0,
-            source: VictimSource::TpBtf as u32,
-            sender_tgid: 77,
-            sender_tid: 77,
-            sender_comm: comm16(sender),
-            valid: valid::SIGNAL_ALL,
-            _pad: 0,
-            target: task(10, 1, &c),
-        }
+        kit::signal(sig, (sender, 77), task(10, 1, &c), 0, at_ms * 1_000_000)
     }
 
     fn node(pressure: bool) -> NodeMemory {
@@ -1402,33 +1403,8 @@ mod tests {
         // Seen in the 6.1 VM (tracepoint-only hooks, CRI pod): neither level
         // at its max when read; the kernel's line named the pod.
         let c = chain_container(66_527_232 / 4096, 16_384, 16_300, 16_384);
-        let tree = tree();
-        let mut kmsg = HashMap::new();
-        kmsg.insert(
-            10,
-            OomSummary {
-                constraint: KmsgConstraint::Memcg,
-                oom_memcg: Some(POD.to_string()),
-                task_memcg: Some(format!("{POD}/{CID}")),
-                task: "oomtrace-hog".into(),
-                pid: 10,
-                uid: Some(0),
-                report: None,
-            },
-        );
-        let snap = Snapshot {
-            tree: &tree,
-            page_size: 4096,
-            boot_to_wall_ns: 0,
-            kmsg: &kmsg,
-            host_pid_ns: 0,
-        };
-        let v = on(
-            &mut Attributor::default(),
-            &victim(task(10, 1, &c), task(10, 1, &c)),
-            &snap,
-            &Hints::default(),
-        );
+        let summary = summary_of(10, KmsgConstraint::Memcg, Some(POD));
+        let v = judge_after(summary, &victim(task(10, 1, &c), task(10, 1, &c)));
         let limit = v.limit.expect("a limit");
         assert_eq!(limit.cgroup.as_deref(), Some(POD));
         assert_eq!(
@@ -1441,6 +1417,90 @@ mod tests {
             v.evidence.constraint_source,
             Some(ConstraintSource::KernelLog)
         );
+    }
+
+    /// A per-OOM record of a global OOM (`oc->memcg` NULL) whose
+    /// `oc->constraint` is `value`, or unread.
+    fn global_oom(trigger_tid: u32, value: Option<u32>) -> OomEvent {
+        let mut o = kit::oom(task(trigger_tid, 3, &[]), 500);
+        o.valid = valid::OOM_MEMCG | valid::OOM_GLOBAL;
+        if let Some(v) = value {
+            o.constraint = v;
+            o.valid |= valid::OOM_CONSTRAINT;
+        }
+        o
+    }
+
+    #[test]
+    fn a_cpuset_or_mempolicy_oom_from_the_per_oom_record_is_not_the_node_out_of_memory() {
+        let c = chain_container(100, 16_384, 100, UNLIMITED);
+        let judge_with = |value: Option<u32>| {
+            with_snapshot(|snap| {
+                let mut a = Attributor::default();
+                a.on_oom(&global_oom(12, value));
+                on(
+                    &mut a,
+                    &victim(task(10, 1, &c), task(12, 3, &c)),
+                    snap,
+                    &Hints::default(),
+                )
+            })
+        };
+        // CONSTRAINT_CPUSET, CONSTRAINT_MEMORY_POLICY, and a value this
+        // build does not know: as the kernel log's line counts them.
+        for value in [1, 2, 9] {
+            let v = judge_with(Some(value));
+            assert_eq!(v.evidence.constraint, Some(Constraint::Other), "{value}");
+            assert_eq!(
+                v.evidence.constraint_source,
+                Some(ConstraintSource::OomControl)
+            );
+            assert_eq!(
+                (v.verdict, v.kind),
+                (VerdictKind::NodePressure, Some(PressureKind::SystemOom))
+            );
+            assert!(v.limit.is_none(), "no cgroup's limit: {:?}", v.limit);
+            assert!(
+                v.summary.contains("cpuset or memory policy") && !v.summary.contains("global OOM"),
+                "{}",
+                v.summary
+            );
+        }
+        // CONSTRAINT_NONE, or the constraint unread: `oc->memcg` NULL is a
+        // global OOM, as before.
+        for value in [Some(0), None] {
+            let v = judge_with(value);
+            assert_eq!(v.evidence.constraint, Some(Constraint::Global), "{value:?}");
+            assert!(v.summary.contains("global OOM"), "{}", v.summary);
+        }
+    }
+
+    #[test]
+    fn a_cpuset_or_mempolicy_oom_from_the_kernel_log_is_not_the_node_out_of_memory() {
+        let c = chain_container(100, 16_384, 100, UNLIMITED);
+        for (constraint, want) in [
+            (KmsgConstraint::Cpuset, Constraint::Other),
+            (KmsgConstraint::MemoryPolicy, Constraint::Other),
+            (
+                KmsgConstraint::Other("CONSTRAINT_FUTURE".into()),
+                Constraint::Other,
+            ),
+            (KmsgConstraint::None, Constraint::Global),
+        ] {
+            let summary = summary_of(10, constraint.clone(), None);
+            let v = judge_after(summary, &victim(task(10, 1, &c), task(12, 3, &c)));
+            assert_eq!(v.evidence.constraint, Some(want), "{constraint:?}");
+            assert_eq!(
+                v.evidence.constraint_source,
+                Some(ConstraintSource::KernelLog)
+            );
+            assert_eq!(
+                v.summary.contains("cpuset or memory policy"),
+                want == Constraint::Other,
+                "{}",
+                v.summary
+            );
+        }
     }
 
     #[test]

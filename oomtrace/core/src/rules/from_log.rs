@@ -55,7 +55,8 @@ pub fn from_kernel_log_seen(
     };
     let victim = Victim {
         pid: k.pid,
-        comm: k.comm.clone(),
+        // The kernel prints an empty name for a task without one.
+        comm: Some(k.comm.clone()).filter(|c| !c.is_empty()),
         oom_score_adj: k.oom_score_adj.and_then(|a| i16::try_from(a).ok()),
         rss_bytes: rss,
         anon_rss_bytes: kib(k.anon_rss_kb),
@@ -75,7 +76,7 @@ pub fn from_kernel_log_seen(
     a.incident = format!("kmsg-{}", past.seq);
     a.evidence.chosen = k.chosen.as_ref().map(|c| Process {
         pid: c.pid,
-        comm: c.comm.clone(),
+        comm: Some(c.comm.clone()).filter(|c| !c.is_empty()),
     });
     a
 }
@@ -176,7 +177,7 @@ pub fn verdict_from_unfinished(r: &crate::logs::explain::LoggedReport, seen: Obs
     let mut a = logged_oom(
         u.constraint.as_ref().map(kmsg_constraint),
         u.oom_memcg.clone(),
-        Victim::unread(0, String::new(), u.task_memcg.clone()),
+        Victim::unread(0, None, u.task_memcg.clone()),
         r.since_boot_us.unwrap_or(0).saturating_mul(1000),
         0,
     );

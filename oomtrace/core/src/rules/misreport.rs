@@ -204,10 +204,7 @@ impl Track {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        node::pods::PodUid,
-        output::verdict::{Container, Pod, VerdictKind, Victim},
-    };
+    use crate::output::{test_kit as kit, verdict::Victim};
 
     const UID: &str = "6f1c2a9e-3b7d-4c11-9e0a-2b8f5d4c7a10";
 
@@ -222,24 +219,12 @@ mod tests {
     /// An OOM-kill verdict of `pid` in container `c`; `init`: the kubelet
     /// reports it (the init died).
     fn kill(c: char, pid: u32, init: bool) -> Verdict {
-        let mut victim = Victim::unread(pid, "php-fpm".into(), Some(cgroup(c)));
+        let mut victim = Victim::unread(pid, Some("php-fpm".into()), Some(cgroup(c)));
         victim.ns_pid = Some(if init { 1 } else { 7 });
         Verdict {
             time: Some("2026-11-28T12:03:44Z".into()),
-            victim: Some(victim),
-            pod: Some(Pod {
-                uid: Some(PodUid::parse(UID).expect("uid")),
-                namespace: None,
-                name: None,
-                qos: None,
-            }),
-            container: Some(Container {
-                id: ContainerId::parse(&id(c)).expect("id"),
-                name: None,
-                runtime: None,
-            }),
             kubelet_reports: Some(init),
-            ..Verdict::unread(VerdictKind::PodLimit, "bpf", format!("oom-{pid}"), "tp_btf")
+            ..kit::pod_kill("bpf", format!("oom-{pid}"), victim, UID, &id(c))
         }
     }
 
@@ -249,7 +234,7 @@ mod tests {
             number,
             sender: Process {
                 pid: 500,
-                comm: sender.into(),
+                comm: Some(sender.into()),
             },
         }
     }
@@ -257,7 +242,7 @@ mod tests {
     fn init() -> Process {
         Process {
             pid: 40,
-            comm: "sh".into(),
+            comm: Some("sh".into()),
         }
     }
 
@@ -273,7 +258,7 @@ mod tests {
         let f = m.on_removed(&cgroup('a')).expect("the finding at the end");
         assert_eq!(f.exit.signal, Some("SIGTERM"));
         assert_eq!(
-            f.exit.sender.as_ref().map(|s| s.comm.as_str()),
+            f.exit.sender.as_ref().and_then(|s| s.comm.as_deref()),
             Some("runc")
         );
         assert_eq!(f.process, Some(init()));
@@ -430,7 +415,7 @@ mod tests {
             m.on_verdict(&in_unit(c, &own, 812));
             let systemd = Process {
                 pid: 40,
-                comm: "systemd".into(),
+                comm: Some("systemd".into()),
             };
             let f = m
                 .on_init_signal(

@@ -188,8 +188,10 @@ pub fn on_signal(
     }
     let kube = cx.target_cgroup.and_then(pods::parse_cgroup_path)?;
     kube.pod.as_ref()?;
-    let sender_comm = event::comm(&ev.sender_comm);
-    let runtime = crate::node::pods::is_runtime(&sender_comm);
+    let sender_comm = event::known_comm(ev.sender_comm());
+    let runtime = sender_comm
+        .as_deref()
+        .is_some_and(crate::node::pods::is_runtime);
     let signal = Signal {
         name,
         number: ev.sig,
@@ -202,8 +204,8 @@ pub fn on_signal(
     let stop = Stop {
         time: wall_time(boot_ns, cx.boot_to_wall_ns),
         process: Process {
-            pid: ev.target.tgid,
-            comm: event::comm(&ev.target.comm),
+            pid: event::pid(&ev.target),
+            comm: event::known_comm(ev.target.comm()),
         },
         cgroup: cx.target_cgroup.map(str::to_owned),
         identity: Identity::of(&kube),
@@ -271,7 +273,7 @@ pub fn on_signal(
         boot_ns,
         deadline_ns,
         check_ns: deadline_ns,
-        pid: ev.target.tgid,
+        pid: event::pid(&ev.target),
         threshold,
         stop,
         follow: cx.follow_long_stops,

@@ -186,7 +186,7 @@ pub fn on_killer_signal(
                 number: ev.sig,
                 sender: Process {
                     pid: ev.sender_tgid,
-                    comm: event::comm(&ev.sender_comm),
+                    comm: event::known_comm(ev.sender_comm()),
                 },
             });
             p
@@ -213,12 +213,16 @@ fn first(
     let boot_ns = ev.header.boot_ns;
     let sender = Process {
         pid: ev.sender_tgid,
-        comm: event::comm(&ev.sender_comm),
+        comm: event::known_comm(ev.sender_comm()),
     };
     let cgroup = cx.target_cgroup.map(str::to_owned);
     let identity = cx.target_cgroup.map(Identity::of_path).unwrap_or_default();
     let pid_ns = ev.target.pid_ns().filter(|&ns| ns != 0);
-    let mut victim = Victim::unread(ev.target.tgid, event::comm(&ev.target.comm), cgroup);
+    let mut victim = Victim::unread(
+        event::pid(&ev.target),
+        event::known_comm(ev.target.comm()),
+        cgroup,
+    );
     victim.ns_pid = ev.target.ns_pid().filter(|&p| p != 0);
     let a = Assessment {
         verdict: VerdictKind::NodePressure,
@@ -257,7 +261,7 @@ fn first(
         host_pid_ns: pid_ns.is_none_or(|ns| ns == cx.host_pid_ns),
     };
     PendingKill {
-        pid: ev.target.tgid,
+        pid: event::pid(&ev.target),
         first_ns: boot_ns,
         check_ns: boot_ns,
         a,
@@ -286,7 +290,7 @@ pub fn after_wait(mut p: PendingKill, alive: bool, now_ns: u64) -> KillStep {
         number: 15,
         sender: Process {
             pid: a.victim.pid,
-            comm: String::new(),
+            comm: None,
         },
     });
     KillStep::Survived(Box::new(Stop {

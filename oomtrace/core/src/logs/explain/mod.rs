@@ -434,18 +434,11 @@ impl Explainer {
     /// summary names the victim, its memcg and the limit's.
     fn flush_summaries(&mut self, out: &mut Vec<Logged>) {
         for (sum, s, line_no, incident) in std::mem::take(&mut self.summaries) {
-            let kill = OomKill {
-                memcg: sum.constraint == Constraint::Memcg,
-                pid: sum.pid,
-                comm: sum.task.clone(),
-                total_vm_kb: None,
-                anon_rss_kb: None,
-                file_rss_kb: None,
-                shmem_rss_kb: None,
-                oom_score_adj: None,
-                chosen: None,
-                group: None,
-            };
+            let kill = OomKill::unread(
+                sum.constraint == Constraint::Memcg,
+                sum.pid,
+                sum.task.clone(),
+            );
             self.kill(kill, Some(sum), &s, line_no, incident, true, out);
         }
     }

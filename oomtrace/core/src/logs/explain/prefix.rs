@@ -5,7 +5,7 @@
 //! records, `grep` output over several files, and text quoted in a ticket
 //! (`> `, indentation). The stamps say when, when they can.
 
-use crate::logs::oom_report;
+use crate::logs::kmsg;
 
 /// One input line: where the kernel's text starts, and what its prefix said.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
             return Some(s);
         }
     }
-    if let Ok(r) = oom_report::parse_record(line) {
+    if let Ok(r) = kmsg::parse_record(line) {
         return Some(Stamped {
             seq: Some(r.seq),
             since_boot_us: Some(r.ts_us),
@@ -89,7 +89,7 @@ pub fn strip(line: &str, opts: Options) -> Option<Stamped> {
     }
     rest = caller_id(rest);
     // Continuation lines (journalctl, dmesg) and pasted blocks are indented.
-    s.text = oom_report::unescape(rest.trim_start());
+    s.text = kmsg::unescape(rest.trim_start());
     Some(s)
 }
 
@@ -159,7 +159,7 @@ fn grep_file(line: &str) -> Option<&str> {
         let known = syslog_prefix(rest).is_some()
             || boot_stamp(rest).is_some()
             || ctime_stamp(rest).is_some()
-            || oom_report::parse_record(rest).is_ok();
+            || kmsg::parse_record(rest).is_ok();
         if known {
             return Some(rest);
         }

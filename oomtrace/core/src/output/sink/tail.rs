@@ -672,7 +672,7 @@ impl<W: RawStream + AsLockedWrite> Sink for TailSink<W> {
                             ("-", "-") => v
                                 .victim
                                 .as_ref()
-                                .map(|x| format!("{} (pid {})", x.comm, x.pid))
+                                .map(|x| crate::output::wording::process(x.comm.as_deref(), x.pid))
                                 .unwrap_or_default(),
                             ("-", _) => at,
                             (c, _) => format!("{at} ({c})"),

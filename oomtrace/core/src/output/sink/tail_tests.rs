@@ -1,7 +1,7 @@
 use super::*;
 use crate::{
-    node::pods::{ContainerId, PodUid},
     output::sink::Lost,
+    output::test_kit as kit,
     output::verdict::{Limit, NodeMemory, Process, Signal, StopReason, Victim},
 };
 
@@ -10,23 +10,21 @@ const CID: &str = "5213e7570ed4ce6b2e12a9ae8f349b5287d918d3d76d0593d7e1c4e44370d
 
 fn pod(ns: &str, name: &str) -> Pod {
     Pod {
-        uid: Some(PodUid::parse(UID).expect("uid")),
         namespace: Some(ns.into()),
         name: Some(name.into()),
-        qos: None,
+        ..kit::pod(UID)
     }
 }
 
 fn kill(source: &'static str, time: &str, ns: &str, name: &str) -> Verdict {
     let mut victim = Victim::unread(
         4242,
-        "python".into(),
+        Some("python".into()),
         Some(format!("/kubepods/pod{UID}/{CID}")),
     );
     victim.rss_bytes = Some(63 << 20);
     Verdict {
         time: Some(time.into()),
-        victim: Some(victim),
         limit: Some(Limit {
             cgroup: Some(format!("/kubepods/pod{UID}/{CID}")),
             limit_bytes: Some(64 << 20),
@@ -34,13 +32,12 @@ fn kill(source: &'static str, time: &str, ns: &str, name: &str) -> Verdict {
         }),
         pod: Some(pod(ns, name)),
         container: Some(Container {
-            id: ContainerId::parse(CID).expect("id"),
             name: Some("app".into()),
-            runtime: None,
+            ..kit::container(CID)
         }),
         kubelet_reports: Some(true),
         summary: "Container app of pod shop/web-6f9c4-x2x8z hit its memory limit of 64Mi; the kernel killed python (pid 4242, rss 63Mi). The kubelet reports OOMKilled.".into(),
-        ..Verdict::unread(VerdictKind::PodLimit, source, "oom-1".into(), "tp_btf")
+        ..kit::pod_kill(source, "oom-1".into(), victim, UID, CID)
     }
 }
 
@@ -49,7 +46,7 @@ fn stop() -> Stopped {
         time: "2026-12-07T13:00:05.000000000Z".into(),
         process: Process {
             pid: 77,
-            comm: "sleep".into(),
+            comm: Some("sleep".into()),
         },
         cgroup: None,
         pod: Some(pod("shop", "web-6f9c4-x2x8z")),
@@ -59,7 +56,7 @@ fn stop() -> Stopped {
             number: 15,
             sender: Process {
                 pid: 21698,
-                comm: "bash".into(),
+                comm: Some("bash".into()),
             },
         },
         node_memory: None,
@@ -271,7 +268,7 @@ fn a_backlog_kill_with_no_place_is_named_by_its_process() {
     v.verdict = VerdictKind::CgroupLimit;
     v.pod = None;
     v.container = None;
-    v.victim = Some(Victim::unread(141313, "mount".into(), None));
+    v.victim = Some(Victim::unread(141313, Some("mount".into()), None));
     let out = written(
         opts(Filter::default(), Backlog::Summary),
         ColorChoice::Never,
