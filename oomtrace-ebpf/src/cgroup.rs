@@ -26,7 +26,7 @@ use oomtrace_common::{AttachEvent, CgroupEvent, Hook, Kind, COMM_LEN, PATH_LEN};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, data_loc, header, lazy_wakeup, read, read_str, try_read_str},
+    kernel::{count_drop, data_loc, header, read, read_str, try_read_str},
     EVENTS,
 };
 
@@ -117,7 +117,7 @@ pub fn cg_attach_btf(ctx: BtfTracePointContext) -> i32 {
         );
         (*ev).path_len = read_str(path, (*ev).path.as_mut_ptr(), PATH_LEN);
     }
-    entry.submit(lazy_wakeup());
+    entry.submit(0);
     0
 }
 
@@ -271,5 +271,5 @@ fn emit_attach(rec: *const u8) {
         let src = data_loc(rec, get(&g::TP_AT_DST_PATH)).unwrap_or(core::ptr::null());
         (*ev).path_len = read_str(src, (*ev).path.as_mut_ptr(), PATH_LEN);
     }
-    entry.submit(lazy_wakeup());
+    entry.submit(0);
 }

@@ -166,13 +166,6 @@ pub static ITEM_SHMEM: u32 = u32::MAX;
 #[no_mangle]
 pub static MEMORY_HIERARCHY: u32 = u32::MAX;
 
-/// Bytes waiting in the ring buffer from which a record nobody waits for
-/// (a process moving between cgroups) wakes the daemon after all; below
-/// it such a record waits for the next wake-up or the daemon's tick.
-/// 0 (not told): every record wakes it.
-#[no_mangle]
-pub static LAZY_WAKE_BYTES: u32 = 0;
-
 /// `kernel_siginfo.si_code`.
 #[no_mangle]
 pub static KSI_CODE: u32 = 0;

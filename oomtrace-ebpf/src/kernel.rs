@@ -7,7 +7,6 @@
 //! failure path.
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
         generated::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
@@ -21,28 +20,13 @@ use oomtrace_common::{
 
 use crate::{
     globals::{self as g, get},
-    DROPS, EVENTS,
+    DROPS,
 };
 
 #[inline(always)]
 pub fn count_drop(hook: Hook) {
     if let Some(slot) = DROPS.get_ptr_mut(hook as u32) {
         unsafe { *slot += 1 };
-    }
-}
-
-/// The submit flags of a record nobody waits for: no wake-up of the daemon
-/// (a wake-up is an interrupt and a context switch on the CPU that moved
-/// the process, several µs per move: cargo xtask bench, overhead), unless
-/// the ring is filling up. The daemon reads such records at its next
-/// wake-up, whose records they precede, or at its tick.
-#[inline(always)]
-pub fn lazy_wakeup() -> u64 {
-    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    if waiting >= get(&g::LAZY_WAKE_BYTES) as u64 {
-        BPF_RB_FORCE_WAKEUP as u64
-    } else {
-        BPF_RB_NO_WAKEUP as u64
     }
 }
 

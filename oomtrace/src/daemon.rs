@@ -807,9 +807,7 @@ async fn pipeline(
                 if stdout_closed() {
                     break;
                 }
-                // Moves between cgroups are submitted without a wake-up
-                // (oomtrace-ebpf's `lazy_wakeup`): read at the latest here.
-                daemon.drain(ring.get_mut()).and_then(|()| daemon.on_tick())
+                daemon.on_tick()
             }
             _ = drops_tick.tick() => daemon.on_drops(),
             _ = sample_tick.tick(), if daemon.sampler.is_some() => daemon.on_sample(),

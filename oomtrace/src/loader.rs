@@ -214,10 +214,6 @@ pub fn load(
     loader.map_max_entries("EVENTS", ring_buffer_bytes);
     let memory_hierarchy = memory_hierarchy.unwrap_or(u32::MAX);
     loader.override_global("MEMORY_HIERARCHY", &memory_hierarchy, true);
-    // Moves between cgroups wake the daemon only once a quarter of the ring
-    // waits: the daemon drains it at every tick besides.
-    let lazy_wake_bytes = ring_buffer_bytes / 4;
-    loader.override_global("LAZY_WAKE_BYTES", &lazy_wake_bytes, true);
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }
