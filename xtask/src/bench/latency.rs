@@ -20,6 +20,7 @@ use super::{
 
 /// The kernel's log levels: console, default message, minimum console, boot default.
 const PRINTK: &str = "/proc/sys/kernel/printk";
+const DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 
 /// `2026-11-23T06:51:44.615662573Z` → ns since the epoch.
 pub(crate) fn parse_rfc3339_ns(s: &str) -> Option<i128> {
@@ -230,19 +231,29 @@ const CONSOLE_PROBE: &str = "<3>oomtrace bench: the console's own print of a lin
 /// prints the kill line in the OOM killer's), `n` times, 20 ms apart (ms).
 fn console_print_ms(n: usize) -> anyhow::Result<Vec<f64>> {
     use std::io::Write as _;
-    let mut kmsg = fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/kmsg")
-        .context("opening /dev/kmsg to time the console")?;
-    let mut took = Vec::with_capacity(n);
-    for _ in 0..n {
-        let at = std::time::Instant::now();
-        kmsg.write_all(CONSOLE_PROBE.as_bytes())
-            .context("writing to /dev/kmsg")?;
-        took.push(at.elapsed().as_secs_f64() * 1e3);
-        std::thread::sleep(Duration::from_millis(20));
+    // Writes to /dev/kmsg are rate-limited (10 per 5 s) unless this says
+    // `on`: a dropped line prints nothing and would time as a few µs.
+    let devkmsg = fs::read_to_string(DEVKMSG).context("reading printk_devkmsg")?;
+    fs::write(DEVKMSG, "on\n").context("letting every /dev/kmsg write through")?;
+    let timed = (|| {
+        let mut kmsg = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/kmsg")
+            .context("opening /dev/kmsg to time the console")?;
+        let mut took = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = std::time::Instant::now();
+            kmsg.write_all(CONSOLE_PROBE.as_bytes())
+                .context("writing to /dev/kmsg")?;
+            took.push(at.elapsed().as_secs_f64() * 1e3);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        anyhow::Ok(sorted(took))
+    })();
+    if let Err(e) = fs::write(DEVKMSG, format!("{}\n", devkmsg.trim())) {
+        eprintln!("bench: restoring {DEVKMSG} to {}: {e}", devkmsg.trim());
     }
-    Ok(sorted(took))
+    timed
 }
 
 pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
@@ -353,7 +364,8 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
          the median is {q50:.3} ms and p99 {q99:.3} ms, against {p50:.3} ms and {p99:.3} ms by default: \
          the console print accounts for {:+.3} ms of the median and {:+.3} ms of p99 in this run. \
          The console's own print, apart from any kill: a line as long as the kill line, at its level, \
-         written to /dev/kmsg {} times at the default console level, each write timed (the kernel prints \
+         written to /dev/kmsg {} times at the default console level (`printk_devkmsg` set to `on` meanwhile, so that \
+         no write is rate-limited away, and restored), each write timed (the kernel prints \
          to its consoles in the writer's context, as it prints the kill line in the OOM killer's, with the \
          CPU's interrupts off, so the ring buffer's wake-up of the daemon waits for it): p50 {c50:.3} ms, \
          p90 {:.3} ms.",
@@ -384,17 +396,24 @@ pub(super) fn run(b: &Bench) -> anyhow::Result<Report> {
         quiet_target,
         {
             let bound = c50 + 0.3;
-            Target::new(
+            let wide = pct(&console_ms, 90.0) + 0.3;
+            let t = Target::new(
                 "latency p50",
                 format!("≤ the console's own print + 0.3 ms ({bound:.3} ms here)"),
                 format!("{p50:.3} ms"),
                 p50 <= bound,
-            )
-            .note(if p50 <= bound {
-                String::new()
+            );
+            if p50 <= bound {
+                t
+            } else if p50 <= wide {
+                t.inconclusive().note(format!(
+                    "the console's own print spread from {c50:.3} ms (p50) to {:.3} ms (p90): the bound with it, \
+                     {bound:.3} to {wide:.3} ms, straddles the median",
+                    pct(&console_ms, 90.0)
+                ))
             } else {
-                miss_cause("median", p50, rt50, q50, pct(&s_reads, 50.0))
-            })
+                t.note(miss_cause("median", p50, rt50, q50, pct(&s_reads, 50.0)))
+            }
         },
         Target::new(
             "latency p99",
