@@ -449,6 +449,14 @@ fn dying_cgroups_growing_every_minute_are_a_finding_once() {
 
 /// Every line of ticks at `from..=to` s (every 50 ms too, as while
 /// victims wait: vmstat is still read about once a second).
+/// An engine without the audit, ticked through its first two seconds.
+fn two_seconds_in() -> (Engine, Fake) {
+    let mut e = audited(false);
+    let mut k = Fake::default();
+    ticks(&mut e, &mut k, 1, 2);
+    (e, k)
+}
+
 fn ticks(e: &mut Engine, k: &mut Fake, from: u64, to: u64) -> Vec<Line> {
     (from * 20..=to * 20)
         .flat_map(|t| e.handle(Input::Tick(t * S / 20), k))
@@ -510,9 +518,7 @@ fn summary_for(pid: u32, report: Option<MemcgReport>) -> OomSummary {
 
 #[test]
 fn the_memory_is_the_kernels_report_at_the_kill() {
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     // The victim record first: it waits for the report.
     let out = e.handle(killed(100, 100, 2 * S), &mut k);
     assert!(out.is_empty() && e.waiting(), "{out:?}");
@@ -536,9 +542,7 @@ fn the_memory_is_the_kernels_report_at_the_kill() {
 
 #[test]
 fn a_rate_limited_report_leaves_the_page_counter_and_no_wait() {
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     assert!(e.handle(killed(100, 100, 2 * S), &mut k).is_empty());
     // The kill line without a summary before it: no report will come.
     let out = e.handle(Input::KmsgKill(100), &mut k);
@@ -562,9 +566,7 @@ fn a_log_read_past_the_kill_without_its_report_ends_the_wait() {
     // The kernel stores a kill's report before it marks the victim: once
     // /dev/kmsg has been read to its end after the victim record arrived,
     // a report not among what was read will not come.
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     assert!(e.handle(killed(100, 100, 2 * S), &mut k).is_empty());
     // Read through a moment before the kill: the report may still come.
     let out = e.handle(Input::KmsgDrained(2 * S - 1), &mut k);
@@ -637,9 +639,7 @@ fn memcg_summary(pid: u32, oom_memcg: &str) -> OomSummary {
 fn a_kill_inside_a_limit_write_is_the_limits_as_the_kernels_report_says() {
     // No per-OOM record: the writer's chain holds no limit, and the
     // victim's report names the container's.
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     assert!(e
         .handle(killed_by_a_limit_write(100, 2 * S), &mut k)
         .is_empty());
@@ -679,9 +679,7 @@ fn a_limit_write_seen_without_the_victims_chain_keeps_the_reports_scope() {
     // The victims' chains unread (the classic tracepoint): the report's
     // cgroup is in no chain read, known by its path alone. The write's next
     // victim, before its own report, is still of that OOM.
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     let writer = [(1, 50_000, 1 << 51)];
     assert!(e
         .handle(killed_by(100, &[], WRITER, &writer, 2 * S), &mut k)
@@ -715,9 +713,7 @@ fn a_limit_write_seen_without_the_victims_chain_keeps_the_reports_scope() {
 
 #[test]
 fn a_kill_inside_a_write_to_the_kubepods_limit_is_allocatable() {
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     assert!(e
         .handle(killed_by_a_limit_write(100, 2 * S), &mut k)
         .is_empty());
@@ -741,9 +737,7 @@ fn a_limit_write_kill_without_its_report_claims_no_global_oom() {
     // The report never comes (rate-limited, then the deadline): the
     // victim's container is over its limit, the trigger outside it. The
     // OOM may be that limit's, written from outside: no global claim.
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     assert!(e
         .handle(killed_by_a_limit_write(100, 2 * S), &mut k)
         .is_empty());
@@ -1948,9 +1942,7 @@ fn killed_pid_only(pid: u32, trigger: u32, boot_ns: u64) -> Input {
 /// oom_score_adj, namespaces) stays null.
 #[test]
 fn a_pid_only_victim_is_named_by_the_kernels_report() {
-    let mut e = audited(false);
-    let mut k = Fake::default();
-    ticks(&mut e, &mut k, 1, 2);
+    let (mut e, mut k) = two_seconds_in();
     let out = e.handle(killed_pid_only(100, 100, 2 * S), &mut k);
     assert!(
         out.is_empty() && e.waiting(),
