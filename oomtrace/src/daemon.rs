@@ -665,14 +665,17 @@ impl Daemon {
             // The reader sends only summaries and kills.
             OomLine::Start | OomLine::Unfinished(_) => Ok(()),
         };
-        // The position moves only past a line already judged (a crash before
-        // the save replays it at the next start rather than losing it), and
+        // The position moves only past a line judged and written (a crash
+        // before the save replays it at the next start rather than losing
+        // it, and so does a line whose write failed), and
         // is saved at the next tick: the save's fsync took milliseconds, and
         // stood between a kill's report and its verdict (cargo xtask bench,
         // latency steps).
-        self.position.kmsg_seq = Some(seq);
-        self.position.oom_kill = state::vmstat_oom_kill();
-        self.position_unsaved = true;
+        if judged.is_ok() {
+            self.position.kmsg_seq = Some(seq);
+            self.position.oom_kill = state::vmstat_oom_kill();
+            self.position_unsaved = true;
+        }
         judged
     }
 
