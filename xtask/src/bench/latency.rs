@@ -98,7 +98,7 @@ fn latency_pass(b: &Bench, n: usize, realtime: bool) -> anyhow::Result<(Vec<f64>
 /// The kill path's steps for one kill, ms after the kill (CLOCK_BOOTTIME
 /// on both ends, from the daemon's `oomtrace::timing` log).
 #[derive(Default, Clone, Copy)]
-struct Steps {
+pub(crate) struct Steps {
     record: Option<f64>,
     report: Option<f64>,
     /// /dev/kmsg read to its end after the record (the report, if the
@@ -109,7 +109,7 @@ struct Steps {
 }
 
 /// The `oomtrace::timing` lines of a daemon's log → steps per victim pid.
-fn parse_steps(log: &str) -> HashMap<u64, Steps> {
+pub(crate) fn parse_steps(log: &str) -> HashMap<u64, Steps> {
     let field = |line: &str, key: &str| -> Option<u64> {
         let at = line.find(key)? + key.len();
         let digits: String = line[at..]
@@ -438,13 +438,19 @@ fn step_p50(steps: &[Steps], f: impl Fn(&Steps) -> Option<f64>) -> Option<f64> {
 
 /// Where the time of the timed pass goes, step by step.
 fn steps_table(steps: &[Steps], lat: &[f64]) -> String {
-    let mut t = format!(
+    let intro = format!(
         "The kill → line path, step by step: a fourth pass (console quiet, as the third) with the daemon \
          logging its steps (`OOMTRACE_LOG=oomtrace::timing=debug`, stderr to a file: a few log writes per \
-         kill), each in CLOCK_BOOTTIME ns after the kill (the victim hook's stamp), {} kills:\n\n\
-         | step | p50 | p90 | max |\n| --- | --- | --- | --- |\n",
+         kill), each in CLOCK_BOOTTIME ns after the kill (the victim hook's stamp), {} kills:",
         steps.len()
     );
+    steps_rows(&intro, steps, lat, "the bench")
+}
+
+/// `intro`, then a table of each step's p50/p90/max over `steps`, and last
+/// the line's arrival at `reader` (`lat`, kill → line, ms).
+pub(crate) fn steps_rows(intro: &str, steps: &[Steps], lat: &[f64], reader: &str) -> String {
+    let mut t = format!("{intro}\n\n| step | p50 | p90 | max |\n| --- | --- | --- | --- |\n");
     type Pick = fn(&Steps) -> Option<f64>;
     let rows: [(&str, Pick); 5] = [
         (
@@ -482,7 +488,7 @@ fn steps_table(steps: &[Steps], lat: &[f64]) -> String {
     if !lat.is_empty() {
         let _ = writeln!(
             t,
-            "| the line read by the bench (kill → line) | {:.3} ms | {:.3} ms | {:.3} ms |",
+            "| the line read by {reader} (kill → line) | {:.3} ms | {:.3} ms | {:.3} ms |",
             pct(lat, 50.0),
             pct(lat, 90.0),
             lat[lat.len() - 1]
