@@ -20,8 +20,9 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped whenever any wire layout below changes. 4: validity masks
 /// (`TaskInfo::valid`/`memcg_valid`, `VictimEvent::valid`, `OomEvent::valid`,
-/// `SignalEvent::valid`).
-pub const WIRE_VERSION: u16 = 4;
+/// `SignalEvent::valid`). 5: `AttachEvent` carries the moved task's pid
+/// namespace and start times.
+pub const WIRE_VERSION: u16 = 5;
 
 /// Depth of the memory-cgroup ancestry carried per task (leaf first). A
 /// kubelet node needs five levels (root, kubepods, QoS, pod, container).
@@ -103,6 +104,13 @@ pub mod valid {
     /// `text`: what was written.
     pub const LIMIT_TEXT: u32 = 1 << 2;
     pub const LIMIT_ALL: u32 = (1 << 3) - 1;
+
+    // `AttachEvent::valid`.
+    /// `pid_ns`, `start_ns`, `ppid` and `parent_start_ns`, all read in the
+    /// kernel at the move (the tp_btf form; the classic tracepoint's record
+    /// has no task). With it the daemon needs nothing from /proc for the
+    /// move, so the record is submitted without a wake-up.
+    pub const ATTACH_TASK: u32 = 1 << 0;
 }
 
 #[inline(always)]
@@ -421,8 +429,44 @@ pub struct AttachEvent {
     pub dst_id: u64,
     pub pid: u32,
     pub path_len: u32,
+    /// The moved task's pid namespace (inode number), with
+    /// [`valid::ATTACH_TASK`] like the three below.
+    pub pid_ns: u32,
+    /// Its real parent's tgid.
+    pub ppid: u32,
+    /// Its start (`start_boottime`, CLOCK_BOOTTIME ns).
+    pub start_ns: u64,
+    /// Its real parent's thread-group leader's start, as
+    /// `/proc/<ppid>/stat` gives it.
+    pub parent_start_ns: u64,
+    pub valid: u32,
+    pub _pad: u32,
     pub comm: [u8; COMM_LEN],
     pub path: [u8; PATH_LEN],
+}
+
+/// The moved task as the kernel saw it at the move (tp_btf form only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MovedTask {
+    pub pid_ns: u32,
+    pub ppid: u32,
+    pub start_ns: u64,
+    pub parent_start_ns: u64,
+}
+
+impl AttachEvent {
+    pub fn moved_task(&self) -> Option<MovedTask> {
+        bit(
+            self.valid,
+            valid::ATTACH_TASK,
+            MovedTask {
+                pid_ns: self.pid_ns,
+                ppid: self.ppid,
+                start_ns: self.start_ns,
+                parent_start_ns: self.parent_start_ns,
+            },
+        )
+    }
 }
 
 #[repr(C)]
@@ -509,7 +553,7 @@ const _: () = assert!(size_of::<TaskInfo>() == 48 + 24 * MEMCG_DEPTH);
 const _: () = assert!(size_of::<VictimEvent>() == 16 + 2 * 240 + 32 + 16);
 const _: () = assert!(size_of::<OomEvent>() == 16 + 240 + 24 + 8 + 16);
 const _: () = assert!(size_of::<CgroupEvent>() == 16 + 24 + PATH_LEN);
-const _: () = assert!(size_of::<AttachEvent>() == 16 + 24 + COMM_LEN + PATH_LEN);
+const _: () = assert!(size_of::<AttachEvent>() == 16 + 24 + 32 + COMM_LEN + PATH_LEN);
 const _: () = assert!(size_of::<SignalEvent>() == 16 + 24 + COMM_LEN + 8 + 240);
 const _: () = assert!(valid::memcg_all(MEMCG_DEPTH) == u16::MAX as u32);
 

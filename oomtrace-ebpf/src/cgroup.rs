@@ -22,11 +22,14 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
     EbpfContext,
 };
-use oomtrace_common::{AttachEvent, CgroupEvent, Hook, Kind, COMM_LEN, PATH_LEN};
+use oomtrace_common::{valid, AttachEvent, CgroupEvent, Hook, Kind, COMM_LEN, PATH_LEN};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, data_loc, header, read, read_str, try_read_str},
+    kernel::{
+        active_upid, count_drop, data_loc, header, lazy_wakeup, pid_ns_inum, read, read_str,
+        try_read_str, WAKE,
+    },
     EVENTS,
 };
 
@@ -116,9 +119,54 @@ pub fn cg_attach_btf(ctx: BtfTracePointContext) -> i32 {
             COMM_LEN,
         );
         (*ev).path_len = read_str(path, (*ev).path.as_mut_ptr(), PATH_LEN);
+        (*ev)._pad = 0;
+        (*ev).valid = 0;
+        if moved_task(task, ev) {
+            (*ev).valid = valid::ATTACH_TASK;
+        }
     }
-    entry.submit(0);
+    let flags = if get(&g::LAZY_WAKE_BYTES) != 0 && unsafe { (*ev).valid } != 0 {
+        lazy_wakeup()
+    } else {
+        WAKE
+    };
+    entry.submit(flags);
     0
+}
+
+/// What the daemon needs of a moved task, into `ev` (the pid namespace,
+/// the task's and its parent leader's starts, the parent's tgid): true when
+/// every read succeeded and the offsets are known.
+#[inline(always)]
+unsafe fn moved_task(task: *const u8, ev: *mut AttachEvent) -> bool {
+    if get(&g::BTF_READY) == 0 || get(&g::LAZY_WAKE_BYTES) == 0 {
+        return false;
+    }
+    let Some((pid, upid)) = active_upid(task) else {
+        return false;
+    };
+    let Ok(pid_ns) = pid_ns_inum(pid, upid) else {
+        return false;
+    };
+    let Ok(start) = read::<u64>(task, get(&g::TASK_START_BOOTTIME)) else {
+        return false;
+    };
+    let Ok(parent) = read::<*const u8>(task, get(&g::TASK_REAL_PARENT)) else {
+        return false;
+    };
+    let Ok(ppid) = read::<u32>(parent, get(&g::TASK_TGID)) else {
+        return false;
+    };
+    let Ok(parent_start) = read::<*const u8>(parent, get(&g::TASK_GROUP_LEADER))
+        .and_then(|leader| read::<u64>(leader, get(&g::TASK_START_BOOTTIME)))
+    else {
+        return false;
+    };
+    (*ev).pid_ns = pid_ns;
+    (*ev).start_ns = start;
+    (*ev).ppid = ppid;
+    (*ev).parent_start_ns = parent_start;
+    true
 }
 
 /// Whether a move into hierarchy `root` is one userspace reads: the memory
@@ -224,7 +272,7 @@ fn emit_btf(cgrp: *const u8, path: *const u8, kind: Kind) {
         (*ev)._pad = 0;
         (*ev).path_len = read_str(path, (*ev).path.as_mut_ptr(), PATH_LEN);
     }
-    entry.submit(0);
+    entry.submit(WAKE);
 }
 
 #[inline(always)]
@@ -243,7 +291,7 @@ fn emit(rec: *const u8, kind: Kind) {
         let src = data_loc(rec, get(&g::TP_CG_PATH)).unwrap_or(core::ptr::null());
         (*ev).path_len = read_str(src, (*ev).path.as_mut_ptr(), PATH_LEN);
     }
-    entry.submit(0);
+    entry.submit(WAKE);
 }
 
 #[inline(always)]
@@ -270,6 +318,13 @@ fn emit_attach(rec: *const u8) {
         read_str(comm, (*ev).comm.as_mut_ptr(), COMM_LEN);
         let src = data_loc(rec, get(&g::TP_AT_DST_PATH)).unwrap_or(core::ptr::null());
         (*ev).path_len = read_str(src, (*ev).path.as_mut_ptr(), PATH_LEN);
+        // No task here: the daemon reads the moved process from /proc, at once.
+        (*ev).valid = 0;
+        (*ev).pid_ns = 0;
+        (*ev).ppid = 0;
+        (*ev).start_ns = 0;
+        (*ev).parent_start_ns = 0;
+        (*ev)._pad = 0;
     }
-    entry.submit(0);
+    entry.submit(WAKE);
 }

@@ -32,6 +32,10 @@ pub static TASK_NSPROXY: u32 = 0;
 #[no_mangle]
 pub static TASK_REAL_PARENT: u32 = 0;
 #[no_mangle]
+pub static TASK_START_BOOTTIME: u32 = 0;
+#[no_mangle]
+pub static TASK_GROUP_LEADER: u32 = 0;
+#[no_mangle]
 pub static PID_LEVEL: u32 = 0;
 #[no_mangle]
 pub static PID_NUMBERS: u32 = 0;
@@ -165,6 +169,13 @@ pub static ITEM_SHMEM: u32 = u32::MAX;
 /// programs keep; `u32::MAX` (not told) keeps every hierarchy's.
 #[no_mangle]
 pub static MEMORY_HIERARCHY: u32 = u32::MAX;
+
+/// Bytes waiting in the ring buffer from which a move's record (which
+/// carries all the daemon needs of the move) wakes the daemon after all;
+/// below it the record waits for the next wake-up or the daemon's tick.
+/// 0 (not told: the start times' offsets are unknown): every move wakes it.
+#[no_mangle]
+pub static LAZY_WAKE_BYTES: u32 = 0;
 
 /// `kernel_siginfo.si_code`.
 #[no_mangle]

@@ -7,6 +7,7 @@
 //! failure path.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
         generated::{bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
@@ -20,8 +21,29 @@ use oomtrace_common::{
 
 use crate::{
     globals::{self as g, get},
-    DROPS,
+    DROPS, EVENTS,
 };
+
+/// The submit flags of a record the daemon waits for. Forced: the ring
+/// buffer's own (adaptive) wake-up fires only when the daemon has read
+/// every record before this one, and a move's record may wait unread
+/// before it ([`lazy_wakeup`]).
+pub const WAKE: u64 = BPF_RB_FORCE_WAKEUP as u64;
+
+/// The submit flags of a move's record that carries all the daemon needs
+/// of the move: no wake-up (a wake-up is an interrupt and a context switch
+/// on the CPU that moved the process, most of a move's cost: cargo xtask
+/// bench, overhead) unless the ring is filling up. The daemon reads such
+/// records at its next wake-up, whose records they precede, or at its tick.
+#[inline(always)]
+pub fn lazy_wakeup() -> u64 {
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    if waiting >= get(&g::LAZY_WAKE_BYTES) as u64 {
+        WAKE
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
 
 #[inline(always)]
 pub fn count_drop(hook: Hook) {
@@ -130,23 +152,14 @@ unsafe fn fill_namespaces(task: *const u8, out: *mut TaskInfo) {
     if get(&g::BTF_READY) == 0 || task.is_null() {
         return;
     }
-    if let Ok(pid) = read::<*const u8>(task, get(&g::TASK_THREAD_PID)) {
-        if let Ok(level) = read::<u32>(pid, get(&g::PID_LEVEL)) {
-            let level = level as usize;
-            // Bounded for the verifier; pid namespaces nest at most 32 deep.
-            if level < 32 {
-                let upid = get(&g::PID_NUMBERS) + level * get(&g::UPID_SIZE);
-                if let Ok(nr) = read::<u32>(pid, upid + get(&g::UPID_NR)) {
-                    (*out).ns_pid = nr;
-                    (*out).valid |= valid::TASK_NS_PID;
-                }
-                if let Ok(inum) = read::<*const u8>(pid, upid + get(&g::UPID_NS))
-                    .and_then(|ns| read::<u32>(ns, get(&g::PIDNS_INUM)))
-                {
-                    (*out).pid_ns = inum;
-                    (*out).valid |= valid::TASK_PID_NS;
-                }
-            }
+    if let Some((pid, upid)) = active_upid(task) {
+        if let Ok(nr) = read::<u32>(pid, upid + get(&g::UPID_NR)) {
+            (*out).ns_pid = nr;
+            (*out).valid |= valid::TASK_NS_PID;
+        }
+        if let Ok(inum) = pid_ns_inum(pid, upid) {
+            (*out).pid_ns = inum;
+            (*out).valid |= valid::TASK_PID_NS;
         }
     }
     if let Ok(inum) = read::<*const u8>(task, get(&g::TASK_NSPROXY))
@@ -156,6 +169,26 @@ unsafe fn fill_namespaces(task: *const u8, out: *mut TaskInfo) {
         (*out).mnt_ns = inum;
         (*out).valid |= valid::TASK_MNT_NS;
     }
+}
+
+/// The task's `struct pid` and the offset in it of its `upid` in its own
+/// (innermost) pid namespace: `thread_pid->numbers[thread_pid->level]`.
+#[inline(always)]
+pub fn active_upid(task: *const u8) -> Option<(*const u8, usize)> {
+    let pid = read::<*const u8>(task, get(&g::TASK_THREAD_PID)).ok()?;
+    let level = read::<u32>(pid, get(&g::PID_LEVEL)).ok()? as usize;
+    // Bounded for the verifier; pid namespaces nest at most 32 deep.
+    if level >= 32 {
+        return None;
+    }
+    Some((pid, get(&g::PID_NUMBERS) + level * get(&g::UPID_SIZE)))
+}
+
+/// The inode number of the pid namespace of `upid` (at that offset in `pid`).
+#[inline(always)]
+pub fn pid_ns_inum(pid: *const u8, upid: usize) -> Result<u32, i64> {
+    read::<*const u8>(pid, upid + get(&g::UPID_NS))
+        .and_then(|ns| read::<u32>(ns, get(&g::PIDNS_INUM)))
 }
 
 /// The task's memory cgroup and its ancestors, leaf first, each with its

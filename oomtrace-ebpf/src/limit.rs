@@ -14,7 +14,7 @@ use oomtrace_common::{valid, Hook, Kind, LimitWriteEvent, LIMIT_TEXT_LEN};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, flag, header, read, try_read_str},
+    kernel::{count_drop, flag, header, read, try_read_str, WAKE},
     EVENTS,
 };
 
@@ -76,7 +76,7 @@ fn emit<C: EbpfContext>(ctx: &C, of: *const u8, buf: *const u8) {
         (*ev).valid = ok;
         valid::LIMIT_ALL & !ok
     };
-    entry.submit(0);
+    entry.submit(WAKE);
     if missing != 0 {
         debug!(
             ctx,

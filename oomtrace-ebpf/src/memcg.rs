@@ -17,7 +17,9 @@ use oomtrace_common::{Hook, Kind, PressureEvent};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, current_task_info, header, log_task, read, task_expect, task_missing},
+    kernel::{
+        count_drop, current_task_info, header, log_task, read, task_expect, task_missing, WAKE,
+    },
     EVENTS,
 };
 
@@ -68,7 +70,7 @@ fn pressure<C: EbpfContext>(ctx: &C) {
         current_task_info(&mut (*ev).task);
         task_missing(&(*ev).task, task_expect())
     };
-    entry.submit(0);
+    entry.submit(WAKE);
     // Rate-limited above, and silent unless a read failed.
     log_task(ctx, "pressure task", missing);
 }

@@ -12,7 +12,7 @@ use oomtrace_common::{valid, Hook, Kind, MemcgLevel, OomEvent, MEMCG_DEPTH};
 
 use crate::{
     globals::{self as g, get},
-    kernel::{count_drop, current_task_info, flag, header, read, task_expect, task_missing},
+    kernel::{count_drop, current_task_info, flag, header, read, task_expect, task_missing, WAKE},
     EVENTS,
 };
 
@@ -80,7 +80,7 @@ fn emit<C: EbpfContext>(ctx: &C, oc: *const u8) {
         (*ev).valid = ok;
         (task_missing(&(*ev).trigger, task_expect()), expect & !ok)
     };
-    entry.submit(0);
+    entry.submit(WAKE);
     // Rare path, one log call per program (see `victim::log_victim`).
     let t = trigger;
     if missing != 0 || t.fields != 0 || t.memcg != 0 {

@@ -16,7 +16,7 @@ use crate::{
     globals::{self as g, get},
     kernel::{
         count_drop, flag, header, read, reset_task, task_expect, task_info, task_missing,
-        TaskMissing,
+        TaskMissing, WAKE,
     },
     EVENTS,
 };
@@ -54,7 +54,7 @@ pub fn signal_tp_btf(ctx: BtfTracePointContext) -> i32 {
         task_info(task, &mut (*ev).target);
         (task_missing(&(*ev).target, task_expect()), missing)
     };
-    entry.submit(0);
+    entry.submit(WAKE);
     log_signal(&ctx, missing, target);
     0
 }
@@ -89,7 +89,7 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
         }
         (task_missing(t, valid::TASK_PID | valid::TASK_COMM), missing)
     };
-    entry.submit(0);
+    entry.submit(WAKE);
     log_signal(&ctx, missing, target);
     0
 }

@@ -21,7 +21,7 @@ use crate::{
     globals::{self as g, get},
     kernel::{
         count_drop, current_task_info, data_loc, flag, header, read, reset_task, task_expect,
-        task_info, task_missing, try_read_str, TaskMissing,
+        task_info, task_missing, try_read_str, TaskMissing, WAKE,
     },
     EVENTS,
 };
@@ -130,7 +130,7 @@ fn emit_from_task<C: EbpfContext>(ctx: &C, task: *const u8, source: VictimSource
             valid::VICTIM_ALL & !ok,
         )
     };
-    entry.submit(0);
+    entry.submit(WAKE);
     log_victim(ctx, missing, victim, trigger);
 }
 
@@ -281,6 +281,6 @@ fn emit_from_record<C: EbpfContext>(ctx: &C, rec: *const u8) {
             },
         )
     };
-    entry.submit(0);
+    entry.submit(WAKE);
     log_victim(ctx, missing, victim, trigger);
 }

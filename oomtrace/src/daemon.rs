@@ -15,7 +15,7 @@ use aya::{
     programs::trace_point::TracePointLinkId,
 };
 use bytes::BytesMut;
-use oomtrace_common::{Hook, HOOK_COUNT};
+use oomtrace_common::{Hook, Kind, HOOK_COUNT};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
@@ -563,8 +563,12 @@ impl Daemon {
             batch.push(self.ring_buf.split().freeze());
         }
         // A victim's report is already in the kernel log: read it now, not
-        // at the kernel's next lazy wake-up of log readers.
-        if let (false, Some(n)) = (batch.is_empty(), &self.kmsg_nudge) {
+        // at the kernel's next lazy wake-up of log readers. (Moves alone
+        // need nothing of the log.)
+        let moves_only = batch
+            .iter()
+            .all(|b| oomtrace_core::kernel::event::kind(b) == Some(Kind::CgroupAttach));
+        if let (false, Some(n)) = (moves_only, &self.kmsg_nudge) {
             n.now(observe::boot_ns());
         }
         if tracing::enabled!(target: TIMING, tracing::Level::DEBUG) {
@@ -802,7 +806,11 @@ async fn pipeline(
                 }
                 Err(e) => Err(e.into()),
             },
-            Some(read) = kmsg_rx.recv() => daemon.on_kmsg(read),
+            // Moves' records wait unread in the ring (oomtrace-ebpf's
+            // `lazy_wakeup`): a kill judged from the log needs them first.
+            Some(read) = kmsg_rx.recv() => {
+                daemon.drain(ring.get_mut()).and_then(|()| daemon.on_kmsg(read))
+            }
             _ = tokio::time::sleep_until(next_tick) => {
                 next_tick = tokio::time::Instant::now() + tick;
                 // A reader that went away is noticed within a tick, not at
@@ -810,7 +818,9 @@ async fn pipeline(
                 if stdout_closed() {
                     break;
                 }
-                daemon.on_tick()
+                // Moves' records are submitted without a wake-up: read at
+                // the latest here.
+                daemon.drain(ring.get_mut()).and_then(|()| daemon.on_tick())
             }
             _ = drops_tick.tick() => daemon.on_drops(),
             _ = sample_tick.tick(), if daemon.sampler.is_some() => daemon.on_sample(),

@@ -165,6 +165,17 @@ pub fn load(
         Some(b) => match offsets::from_btf(b) {
             Ok(g) => {
                 globals.extend(g);
+                // Moves' records carry their task, and then wake the daemon
+                // only once a quarter of the ring waits: it reads them at
+                // its next wake-up or tick (a wake-up is most of a move's
+                // cost: cargo xtask bench, overhead).
+                match offsets::attach_task(b) {
+                    Ok(g) => {
+                        globals.extend(g);
+                        globals.push(("LAZY_WAKE_BYTES", ring_buffer_bytes / 4));
+                    }
+                    Err(e) => tracing::debug!("moves wake the daemon: {e}"),
+                }
                 None
             }
             Err(e) => Some(BtfProblem::Lacking(e)),

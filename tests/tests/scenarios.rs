@@ -85,6 +85,62 @@ fn escape_to_a_service(host_pid: bool) {
     daemon.finish();
 }
 
+/// A process that escapes and exits at once: its move's record is read at
+/// the daemon's next wake-up, when /proc no longer has the process, so the
+/// pod is found from what the kernel read at the move (the tp_btf attach
+/// program's task fields), in both pid-namespace cases.
+#[test]
+fn a_short_lived_escape_is_found_from_the_move_alone() {
+    for host_pid in [false, true] {
+        let daemon = Daemon::start(&[]);
+        assert_eq!(
+            daemon.hook("cgroup").as_deref(),
+            Some("tp_btf"),
+            "only the tp_btf attach program reads the moved task"
+        );
+        let service = Cgroup::create(&format!("system.slice/brief-{}.service", unique_uid()));
+        let (memory, _) = memory_root();
+        let procs = memory
+            .join(service.rel.trim_start_matches('/'))
+            .join("cgroup.procs")
+            .display()
+            .to_string();
+        let pod = Pod::new(Qos::Burstable);
+        let mut spec = pod
+            .container(&["sleep", "3600"])
+            .memory_limit(LIMIT)
+            .mount(host_cgroupfs_mount());
+        if host_pid {
+            spec = spec.host_pid();
+        }
+        let c = spec.start();
+        let mut brief = c.exec(&["oomtrace-hog", "--join", &procs, "--mib", "1"]);
+        assert_eq!(brief.wait(), Exit::Code(0), "joins, touches 1 MiB, exits");
+        let found = daemon.wait_for("escape_detected of a process already gone", |l| {
+            l["type"] == "finding"
+                && l["finding"] == "escape_detected"
+                && l["process"]["pid"] == brief.pid
+        });
+        assert_eq!(
+            found["pod"]["uid"],
+            pod.uid.as_str(),
+            "hostPID {host_pid}: {found}"
+        );
+        assert_eq!(
+            found["container"]["id"],
+            c.id.as_str(),
+            "hostPID {host_pid}: {found}"
+        );
+        assert_eq!(
+            found["cgroup"],
+            service.rel.as_str(),
+            "hostPID {host_pid}: {found}"
+        );
+        drop(c);
+        daemon.finish();
+    }
+}
+
 #[test]
 fn pod_cgroup_left_behind_is_a_leak_after_the_grace_period() {
     let daemon = Daemon::start(&["--leak-grace", "2s"]);

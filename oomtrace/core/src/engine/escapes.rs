@@ -25,12 +25,16 @@ impl Engine {
             .then_some(owner.as_str())
     }
 
+    /// `moved`: the task as the kernel read it at the move, when it could
+    /// (the record may be read a tick later, when /proc no longer has it).
+    #[expect(clippy::too_many_arguments, reason = "one move's facts, named")]
     pub(super) fn on_attach(
         &mut self,
         pid: u32,
         comm: &str,
         path: &str,
         boot_ns: u64,
+        moved: Option<MovedTask>,
         obs: &mut dyn Observe,
         out: &mut Vec<Line>,
     ) {
@@ -49,12 +53,16 @@ impl Engine {
         if in_pod && !in_container {
             return;
         }
-        let Some(ns) = obs.namespaces(pid) else {
-            return;
+        let pid_ns = match moved {
+            Some(m) => m.pid_ns,
+            None => match obs.namespaces(pid) {
+                Some(ns) => ns.pid_ns,
+                None => return,
+            },
         };
-        if ns.pid_ns == self.start.host_pid_ns {
+        if pid_ns == self.start.host_pid_ns {
             if !in_container {
-                if let Some(owner) = self.host_pid_owner(pid, obs) {
+                if let Some(owner) = self.host_pid_owner(pid, moved, obs) {
                     self.pod_of_pid.remove(&pid);
                     self.escaped_by_pid.insert(pid, owner.clone());
                     self.escape_detected(pid, comm, path, boot_ns, owner, obs, out);
@@ -67,10 +75,10 @@ impl Engine {
             // inode number once the namespace is gone, so an older entry
             // may name a dead container. (Containers sharing a pod's pid
             // namespace are in one pod either way.)
-            self.owners.insert(ns.pid_ns, own);
+            self.owners.insert(pid_ns, own);
             return;
         }
-        let Some(owner) = self.live_owner(ns.pid_ns).map(str::to_owned) else {
+        let Some(owner) = self.live_owner(pid_ns).map(str::to_owned) else {
             return;
         };
         self.escape_detected(pid, comm, path, boot_ns, owner, obs, out);
@@ -80,15 +88,32 @@ impl Engine {
     /// seen joining (or, for one forked there since, its parent's), when
     /// the process at that pid is still the one seen: a pid the kernel
     /// reused for a later process is no escape.
-    pub(super) fn host_pid_owner(&self, pid: u32, obs: &mut dyn Observe) -> Option<String> {
+    pub(super) fn host_pid_owner(
+        &self,
+        pid: u32,
+        moved: Option<MovedTask>,
+        obs: &mut dyn Observe,
+    ) -> Option<String> {
         // /proc's start time is in clock ticks (10 ms at most).
         const TICK_NS: u64 = 10_000_000;
-        let me = obs.proc_start(pid)?;
+        let me = match moved {
+            Some(m) => ProcStart {
+                start_ns: m.start_ns,
+                ppid: m.ppid,
+            },
+            None => obs.proc_start(pid)?,
+        };
         if let Some((cgroup, at)) = self.pod_of_pid.get(&pid) {
             return (me.start_ns <= at.saturating_add(TICK_NS)).then(|| cgroup.clone());
         }
         let (cgroup, at) = self.pod_of_pid.get(&me.ppid)?.clone();
-        let parent = obs.proc_start(me.ppid)?;
+        let parent = match moved {
+            Some(m) => ProcStart {
+                start_ns: m.parent_start_ns,
+                ppid: 0,
+            },
+            None => obs.proc_start(me.ppid)?,
+        };
         (parent.start_ns <= at.saturating_add(TICK_NS) && me.start_ns.saturating_add(TICK_NS) >= at)
             .then_some(cgroup)
     }

@@ -18,14 +18,14 @@ mod userspace;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
-use oomtrace_common::{Hook, HOOK_COUNT};
+use oomtrace_common::{Hook, MovedTask, HOOK_COUNT};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     kernel::event::{self, Event},
     logs::oom_report::{MemcgReport, OomSummary},
     node::cgroup::{CgroupId, CgroupTree, Layout, Version, UNLIMITED_PAGES},
-    node::observe::Observe,
+    node::observe::{Observe, ProcStart},
     node::pods::{self, Level},
     output::sink::{Heartbeat, Line, Lost},
     output::verdict::Misreport,
@@ -549,6 +549,7 @@ impl Engine {
                         &event::comm(&a.comm),
                         &event::path(&a.path, a.path_len),
                         a.header.boot_ns,
+                        a.moved_task(),
                         obs,
                         out,
                     );

@@ -5,7 +5,7 @@ use std::{
 
 use crate::node::observe::ProcStart;
 
-use oomtrace_common::{AttachEvent, Kind, PATH_LEN};
+use oomtrace_common::{AttachEvent, Kind, MovedTask, PATH_LEN};
 
 use super::*;
 use crate::{
@@ -52,11 +52,109 @@ fn attach_in(root: u32, pid: u32, path: &str, dst_id: u64, boot_ns: u64) -> Inpu
         dst_id,
         pid,
         path_len: path.len() as u32,
+        pid_ns: 0,
+        ppid: 0,
+        start_ns: 0,
+        parent_start_ns: 0,
+        valid: 0,
+        _pad: 0,
         comm: kit::comm("sh"),
         path: [0; PATH_LEN],
     };
     ev.path[..path.len()].copy_from_slice(path.as_bytes());
     Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+/// An attach (v1 memory hierarchy) whose record carries the moved task,
+/// as the tp_btf program reads it.
+fn attach_moved(pid: u32, path: &str, boot_ns: u64, moved: MovedTask) -> Input {
+    let Input::Kernel(bytes) = attach(pid, path, boot_ns) else {
+        unreachable!("attach() makes a kernel record")
+    };
+    let mut ev: AttachEvent = bytemuck::pod_read_unaligned(&bytes);
+    ev.pid_ns = moved.pid_ns;
+    ev.ppid = moved.ppid;
+    ev.start_ns = moved.start_ns;
+    ev.parent_start_ns = moved.parent_start_ns;
+    ev.valid = oomtrace_common::valid::ATTACH_TASK;
+    Input::Kernel(Bytes::from(bytes_of(&ev)))
+}
+
+#[test]
+fn a_move_whose_record_carries_its_task_needs_no_proc() {
+    // /proc knows none of these processes (the record was read a tick
+    // after the move, and they are gone): the record alone decides.
+    let mut obs = namespaced(HashMap::new(), HashMap::new());
+    let mut engine = Engine::new(start_in_host_ns());
+    let ms = 1_000_000;
+    let task = |pid_ns, ppid, start_ns, parent_start_ns| MovedTask {
+        pid_ns,
+        ppid,
+        start_ns,
+        parent_start_ns,
+    };
+    // A container's process learns its pid namespace's owner...
+    engine.handle(
+        attach_moved(
+            10,
+            &format!("{POD_A}/{CID_A}"),
+            100 * ms,
+            task(77, 1, 50 * ms, 0),
+        ),
+        &mut obs,
+    );
+    // ...so another process of that namespace leaving the pod escapes.
+    let out = engine.handle(
+        attach_moved(
+            11,
+            "/system.slice/demo.service",
+            200 * ms,
+            task(77, 10, 150 * ms, 50 * ms),
+        ),
+        &mut obs,
+    );
+    assert_eq!(escapes(&out).len(), 1, "a container process's escape");
+    // hostPID: a host-namespace process seen joining pod B, then its child
+    // (forked after) leaving every pod; and one forked before: no escape.
+    engine.handle(
+        attach_moved(
+            20,
+            &format!("{POD_B}/{CID_B}"),
+            300 * ms,
+            task(HOST_NS, 1, 250 * ms, 0),
+        ),
+        &mut obs,
+    );
+    let out = engine.handle(
+        attach_moved(
+            21,
+            "/system.slice/agent.service",
+            500 * ms,
+            task(HOST_NS, 20, 400 * ms, 250 * ms),
+        ),
+        &mut obs,
+    );
+    let found = escapes(&out);
+    assert_eq!(found.len(), 1, "the hostPID child forked in the pod");
+    assert_eq!(
+        found[0].pod_cgroup.as_deref(),
+        Some(format!("{POD_B}/{CID_B}").as_str())
+    );
+    let out = engine.handle(
+        attach_moved(
+            22,
+            "/system.slice/agent.service",
+            600 * ms,
+            task(HOST_NS, 20, 260 * ms, 250 * ms),
+        ),
+        &mut obs,
+    );
+    assert!(escapes(&out).is_empty(), "forked before its parent joined");
+    assert_eq!(
+        (obs.ns_reads, obs.start_reads),
+        (0, 0),
+        "no /proc read for a move"
+    );
 }
 
 fn start_in_host_ns() -> Start {
@@ -255,6 +353,7 @@ struct Fake {
     log_reads: usize,
     /// How often a process's namespaces were read.
     ns_reads: usize,
+    start_reads: usize,
     /// Every sender's executable (none: unread).
     exe: Option<String>,
     /// The node's memory PSI (none: unread).
@@ -315,6 +414,7 @@ impl Observe for Fake {
         self.evicted
     }
     fn proc_start(&mut self, pid: u32) -> Option<ProcStart> {
+        self.start_reads += 1;
         self.starts.get(&pid).copied()
     }
     fn vmstat_oom_kill(&mut self) -> Option<u64> {

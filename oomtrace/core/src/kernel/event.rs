@@ -13,11 +13,9 @@ use oomtrace_common::{
     TaskInfo, VictimEvent, COMM_LEN, WIRE_VERSION,
 };
 
+/// Decoded one at a time and handled at once: not boxed (the variants'
+/// sizes differ, but a box would allocate per record).
 #[derive(Clone, Copy, Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "decoded one at a time and handled at once; boxing would allocate per record"
-)]
 pub enum Event {
     Oom(OomEvent),
     Victim(VictimEvent),
@@ -75,6 +73,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         Kind::Pressure => Event::Pressure(copy(bytes, "pressure record")?),
         Kind::LimitWrite => Event::LimitWrite(copy(bytes, "limit write record")?),
     })
+}
+
+/// The record's kind, from its header alone (None: too short or unknown).
+pub fn kind(bytes: &[u8]) -> Option<Kind> {
+    let header: Header = copy(bytes, "header").ok()?;
+    Kind::from_u16(header.kind)
 }
 
 impl Event {

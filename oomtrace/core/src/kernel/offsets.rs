@@ -70,6 +70,18 @@ pub fn from_btf(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> 
     ])
 }
 
+/// What the tp_btf attach program reads of the moved task beyond
+/// [`from_btf`]'s (`AttachEvent::valid` `ATTACH_TASK`): its start and its
+/// parent's leader's. `start_boottime` came in Linux 5.5; without these the
+/// moves' records carry no task and wake the daemon, which reads /proc.
+pub fn attach_task(btf: &Btf) -> Result<Vec<Global>, crate::kernel::btf::BtfError> {
+    let m = |s: &str, p: &str| btf.member_offset(s, p);
+    Ok(vec![
+        ("TASK_START_BOOTTIME", m("task_struct", "start_boottime")?),
+        ("TASK_GROUP_LEADER", m("task_struct", "group_leader")?),
+    ])
+}
+
 /// From a limit file (`struct kernfs_open_file`) to its cgroup and memcg,
 /// for the limit-write family (`Need::BtfFields(Fields::LimitWrite)`).
 /// `kernfs_node.parent` became `__parent` in 6.15.

@@ -235,8 +235,19 @@ pub struct Live {
 
 impl Live {
     fn keep(&mut self, ask: impl FnOnce() -> Ask, reply: Reply) {
+        // Each read's end, at trace level of the kill path's timing log
+        // (`OOMTRACE_LOG=oomtrace::timing=trace`): the gaps between them are
+        // what each read cost.
+        let timed = tracing::enabled!(target: "oomtrace::timing", tracing::Level::TRACE);
+        if !timed && self.recorded.is_none() {
+            return;
+        }
+        let ask = ask();
+        if timed {
+            tracing::trace!(target: "oomtrace::timing", "read done_ns={} {ask:?}", boot_ns());
+        }
         if let Some(r) = self.recorded.as_mut() {
-            r.push(Answer { ask: ask(), reply });
+            r.push(Answer { ask, reply });
         }
     }
 
