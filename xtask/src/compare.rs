@@ -291,12 +291,17 @@ hog() {{
 }}
 note "tools: oomtrace $($O --version 2>&1), bcc $(dpkg-query -W -f='${{Version}}' bpfcc-tools), $(bpftrace --version)"
 {{ uname -r; $O --version; echo "bcc (bpfcc-tools) $(dpkg-query -W -f='${{Version}}' bpfcc-tools)"; bpftrace --version; }} > "$out/versions.txt" 2>&1
-# stamped NAME: a fifo whose lines reach $out/NAME behind the time they
-# were read (xtask stamp); its path in $fifo.
+# stamped NAME: a fifo whose lines reach $TMPDIR/NAME behind the time they
+# were read (xtask stamp); its path in $fifo. The stamped files stay in the
+# guest's RAM until the tools stop: $out is the host's, over 9p, where a
+# write costs milliseconds of a vCPU under TCG, which the tool woken after
+# the writer would pay.
+stamps=
 stamped() {{
     fifo="$TMPDIR/fifo.$1"
     mkfifo "$fifo"
-    $X stamp < "$fifo" > "$out/$1" &
+    $X stamp < "$fifo" > "$TMPDIR/$1" &
+    stamps="$stamps $!"
 }}
 OOMTRACE_RUN="run --node-name vm --backlog off --state-file $TMPDIR/state --heartbeat 0"
 # oomtrace logs its kill path's steps (a few writes a kill) for the table of steps.
@@ -308,9 +313,9 @@ stamped bcc.txt; PYTHONUNBUFFERED=1 /usr/sbin/oomkill-bpfcc > "$fifo" 2> "$out/b
 bcp=$!
 stamped bpftrace.txt; stdbuf -oL bpftrace /usr/sbin/oomkill.bt > "$fifo" 2> "$out/bpftrace.err" &
 btp=$!
-waitfor "$out/oomtrace.jsonl" '"state":"ready"' 120 || fail=1
-waitfor "$out/bcc.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bcc.err"; }}
-waitfor "$out/bpftrace.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bpftrace.err"; }}
+waitfor "$TMPDIR/oomtrace.jsonl" '"state":"ready"' 120 || fail=1
+waitfor "$TMPDIR/bcc.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bcc.err"; }}
+waitfor "$TMPDIR/bpftrace.txt" 'Tracing' 600 || {{ fail=1; cat "$out/bpftrace.err"; }}
 note "all three tools attached"
 
 note "scenario pod_limit"
@@ -377,11 +382,11 @@ echo "global_oom $a $b $c" >> "$out/scenarios.txt"
 # stop them.
 last=
 for pid in $(dmesg | sed -n 's/.*[Kk]illed process \([0-9]*\) .*/\1/p'); do
-    waitfor "$out/oomtrace.jsonl" "\"pid\":$pid," 60
+    waitfor "$TMPDIR/oomtrace.jsonl" "\"pid\":$pid," 60
     last=$pid
 done
-waitfor "$out/bcc.txt" "kill of PID $last " 60
-waitfor "$out/bpftrace.txt" "kill of PID $last " 60
+waitfor "$TMPDIR/bcc.txt" "kill of PID $last " 60
+waitfor "$TMPDIR/bpftrace.txt" "kill of PID $last " 60
 # SIGTERM: a non-interactive shell starts background jobs with SIGINT
 # ignored. bcc's output is unbuffered, bpftrace's line-buffered.
 kill -TERM $bcp $btp $otp
@@ -391,6 +396,9 @@ while kill -0 $bcp 2>/dev/null || kill -0 $btp 2>/dev/null || kill -0 $otp 2>/de
     sleep 0.2
 done
 wait $bcp $btp $otp 2>/dev/null
+# The stampers end at their fifo's end of file.
+wait $stamps 2>/dev/null
+cp "$TMPDIR/oomtrace.jsonl" "$TMPDIR/bcc.txt" "$TMPDIR/bpftrace.txt" "$out/"
 dmesg | grep -i 'killed process' > "$out/dmesg.txt"
 
 # The storms: no tool, then each tool alone between runs with none.
@@ -806,10 +814,142 @@ fn render_latency(
                 &crate::bench::stats::sorted(ours),
                 "`xtask stamp`",
             ));
+            // Woken after the peers: their probe fires before the kernel's
+            // report, oomtrace's victim record leaves after it.
+            let peer_ms = |tool: usize, p: &u32| -> Option<f64> {
+                Some((arrivals.get(tool)?.1.get(p)? - kill_ns.get(p)?) as f64 / 1e6)
+            };
+            let records = victim_records(&log);
+            let behind = pids
+                .iter()
+                .filter(|p| {
+                    let Some(rec) = records.get(p) else {
+                        return false;
+                    };
+                    (1..arrivals.len()).all(|t| peer_ms(t, p).is_some_and(|ms| ms < *rec))
+                })
+                .count();
+            let _ = writeln!(
+                d,
+                "\nIn {behind} of the {} kills oomtrace's victim record reached it after both peers' \
+                 lines had been read: their kprobe fires at `oom_kill_process`'s entry, before the \
+                 kernel's OOM report, and wakes them first; oomtrace's record leaves the kernel at \
+                 `mark_victim`, after the report, and the guest's two vCPUs run the woken in turn.",
+                pids.len()
+            );
+            let reads = read_costs(&log, &pids);
+            if !reads.is_empty() {
+                let _ = writeln!(
+                    d,
+                    "\nWhat oomtrace's own path spent between steps, from the same log (each read of \
+                     the node logs its end; a row is the time since the previous logged step, so it \
+                     holds that read and the work before it, and one log write):\n\n\
+                     | after | kills | p50 | max |\n| --- | --- | --- | --- |"
+                );
+                for (what, ms) in reads {
+                    let ms = crate::bench::stats::sorted(ms);
+                    let _ = writeln!(
+                        d,
+                        "| {what} | {} | {:.3} ms | {:.3} ms |",
+                        ms.len(),
+                        crate::bench::stats::pct(&ms, 50.0),
+                        ms.last().copied().unwrap_or(f64::NAN)
+                    );
+                }
+            }
         }
     }
     writeln!(d)?;
     Ok(())
+}
+
+/// Each victim's record arrival, ms after its kill, from the timing log.
+fn victim_records(log: &str) -> HashMap<u32, f64> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split("victim record pid=").nth(1)?;
+            let mut w = rest.split_whitespace();
+            let pid = w.next()?.parse().ok()?;
+            let kill: u64 = w.next()?.strip_prefix("kill_ns=")?.parse().ok()?;
+            let at: u64 = w.next()?.strip_prefix("arrived_ns=")?.parse().ok()?;
+            Some((pid, at.saturating_sub(kill) as f64 / 1e6))
+        })
+        .collect()
+}
+
+/// For each victim of `pids`, the time from each logged step of its kill
+/// path to the next (the record, the report, each read of the node by its
+/// `Ask` name, the judgement, the write), from its record to its verdict.
+fn read_costs(log: &str, pids: &[u32]) -> Vec<(String, Vec<f64>)> {
+    let num = |l: &str, key: &str| -> Option<u64> {
+        let at = l.find(key)? + key.len();
+        l[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut order: Vec<String> = Vec::new();
+    let mut costs: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut push = |what: String, ms: f64| {
+        if !order.contains(&what) {
+            order.push(what.clone());
+        }
+        costs.entry(what).or_default().push(ms);
+    };
+    let lines: Vec<&str> = log.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(pid) = num(l, "victim record pid=") else {
+            continue;
+        };
+        if !pids.contains(&(pid as u32)) {
+            continue;
+        }
+        let Some(mut prev) = num(l, "arrived_ns=") else {
+            continue;
+        };
+        let verdict = format!("verdict pid={pid} ");
+        for next in &lines[i + 1..] {
+            if let Some(done) = num(next, "read done_ns=") {
+                let what = next
+                    .split("read done_ns=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().nth(1))
+                    .unwrap_or("?");
+                push(
+                    format!("read `{what}`"),
+                    done.saturating_sub(prev) as f64 / 1e6,
+                );
+                prev = done;
+            } else if next.contains("kernel report pid=")
+                && num(next, "kernel report pid=") == Some(pid)
+            {
+                if let Some(at) = num(next, "arrived_ns=") {
+                    push(
+                        "the kernel's report read".into(),
+                        at.saturating_sub(prev) as f64 / 1e6,
+                    );
+                    prev = prev.max(at);
+                }
+            } else if next.contains(&verdict) {
+                if let (Some(j), Some(w)) = (num(next, "judged_ns="), num(next, "written_ns=")) {
+                    push(
+                        "judged (attribution, wording)".into(),
+                        j.saturating_sub(prev) as f64 / 1e6,
+                    );
+                    push(
+                        "written (JSON, the write)".into(),
+                        w.saturating_sub(j) as f64 / 1e6,
+                    );
+                }
+                break;
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|w| costs.remove(&w).map(|c| (w, c)))
+        .collect()
 }
 
 /// One storm run from `storms.txt`.
