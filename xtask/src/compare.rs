@@ -916,10 +916,12 @@ fn read_costs(log: &str, pids: &[u32]) -> Vec<(String, Vec<f64>)> {
                     .nth(1)
                     .and_then(|r| r.split_whitespace().nth(1))
                     .unwrap_or("?");
-                push(
-                    format!("read `{what}`"),
-                    done.saturating_sub(prev) as f64 / 1e6,
-                );
+                let row = match what {
+                    // The clock read that opens the node reads.
+                    "NowBootNs" => "the attribution, up to the node reads".to_string(),
+                    _ => format!("read `{what}`"),
+                };
+                push(row, done.saturating_sub(prev) as f64 / 1e6);
                 prev = done;
             } else if next.contains("kernel report pid=")
                 && num(next, "kernel report pid=") == Some(pid)
