@@ -7,8 +7,8 @@
 //! (cargo xtask test).
 
 use oomtrace_e2e::{
-    container::{host_cgroupfs_mount, Exit, Pod, Qos},
-    memory_root, unique_uid, wait_until, Cgroup, Daemon, DEADLINE,
+    container::{host_cgroupfs_mount, Container, Exit, Pod, Qos},
+    unique_uid, wait_until, Cgroup, Daemon, DEADLINE,
 };
 
 const LIMIT: u64 = 64 << 20;
@@ -34,21 +34,8 @@ fn escape_to_a_service(host_pid: bool) {
     let daemon = Daemon::start(&[]);
     let service = Cgroup::create(&format!("system.slice/escape-{}.service", unique_uid()));
     service.set_limit(128 << 20);
-    let (memory, _) = memory_root();
-    let procs = memory
-        .join(service.rel.trim_start_matches('/'))
-        .join("cgroup.procs")
-        .display()
-        .to_string();
-    let pod = Pod::new(Qos::Burstable);
-    let mut spec = pod
-        .container(&["sleep", "3600"])
-        .memory_limit(LIMIT)
-        .mount(host_cgroupfs_mount());
-    if host_pid {
-        spec = spec.host_pid();
-    }
-    let c = spec.start();
+    let procs = service.procs().display().to_string();
+    let (pod, c) = sleeper_seeing_the_host_cgroupfs(host_pid);
 
     let mut hog = c.exec(&["oomtrace-hog", "--join", &procs, "--mib", "256"]);
     let found = daemon.wait_for("escape_detected", |l| {
@@ -85,6 +72,23 @@ fn escape_to_a_service(host_pid: bool) {
     daemon.finish();
 }
 
+/// A burstable pod's sleeping container with the host's cgroupfs
+/// bind-mounted at its own path (as the Spin pods had it: a cgroup's
+/// `cgroup.procs` has the same path inside), in the host's pid namespace
+/// when `host_pid`.
+fn sleeper_seeing_the_host_cgroupfs(host_pid: bool) -> (Pod, Container) {
+    let pod = Pod::new(Qos::Burstable);
+    let mut spec = pod
+        .container(&["sleep", "3600"])
+        .memory_limit(LIMIT)
+        .mount(host_cgroupfs_mount());
+    if host_pid {
+        spec = spec.host_pid();
+    }
+    let c = spec.start();
+    (pod, c)
+}
+
 /// A process that escapes and exits at once: its move's record is read at
 /// the daemon's next wake-up, when /proc no longer has the process, so the
 /// pod is found from what the kernel read at the move (the tp_btf attach
@@ -99,21 +103,8 @@ fn a_short_lived_escape_is_found_from_the_move_alone() {
             "only the tp_btf attach program reads the moved task"
         );
         let service = Cgroup::create(&format!("system.slice/brief-{}.service", unique_uid()));
-        let (memory, _) = memory_root();
-        let procs = memory
-            .join(service.rel.trim_start_matches('/'))
-            .join("cgroup.procs")
-            .display()
-            .to_string();
-        let pod = Pod::new(Qos::Burstable);
-        let mut spec = pod
-            .container(&["sleep", "3600"])
-            .memory_limit(LIMIT)
-            .mount(host_cgroupfs_mount());
-        if host_pid {
-            spec = spec.host_pid();
-        }
-        let c = spec.start();
+        let procs = service.procs().display().to_string();
+        let (pod, c) = sleeper_seeing_the_host_cgroupfs(host_pid);
         let mut brief = c.exec(&["oomtrace-hog", "--join", &procs, "--mib", "1"]);
         assert_eq!(brief.wait(), Exit::Code(0), "joins, touches 1 MiB, exits");
         let found = daemon.wait_for("escape_detected of a process already gone", |l| {
